@@ -1,0 +1,130 @@
+"""Shared fixtures: isolated workspaces, a trained and registered model, and engine/browser checks.
+
+Tests that need a Docker engine or a browser skip with a message on a developer's machine that lacks
+them; with ``WORKBENCH_STRICT_TESTS=1`` (set by ``.ci/run``) a missing engine or browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+
+REPO = Path(__file__).resolve().parents[1]
+STRICT = os.environ.get("WORKBENCH_STRICT_TESTS") == "1"
+
+
+def need(available: bool, reason: str) -> None:
+    """Skip (or, under WORKBENCH_STRICT_TESTS=1, fail) when a tool the test drives is missing."""
+    if available:
+        return
+    if STRICT:
+        pytest.fail(f"{reason} (WORKBENCH_STRICT_TESTS=1: CI must provide it)")
+    pytest.skip(reason)
+
+
+def _use_workspace(home: Path) -> wb.Settings:
+    os.environ["WORKBENCH_HOME"] = str(home)
+    return wb.configure()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[wb.Settings]:
+    """One workspace for the whole session; tests use unique experiment and model names in it."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("WORKBENCH_")}
+    for key in [k for k in os.environ if k.startswith("WORKBENCH_") and k != "WORKBENCH_STRICT_TESTS"]:
+        del os.environ[key]
+    settings = _use_workspace(tmp_path_factory.mktemp("workspace"))
+    yield settings
+    os.environ.update(saved)
+
+
+@pytest.fixture()
+def fresh_workspace(tmp_path: Path, session_workspace: wb.Settings) -> Iterator[wb.Settings]:
+    """A new, empty workspace for one test (the session's is restored afterwards)."""
+    settings = _use_workspace(tmp_path / "workspace")
+    yield settings
+    _use_workspace(session_workspace.home)
+
+
+@pytest.fixture(scope="session")
+def credit_data():
+    """A small synthetic tabular classification set: 8 numeric features, 2 categorical, a label."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=1200, n_features=8, n_informative=5, random_state=3)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(8)])
+    rng = np.random.default_rng(3)
+    frame["region"] = rng.choice(["north", "south", "east", "west"], size=len(frame))
+    frame["tier"] = rng.choice(["gold", "silver"], size=len(frame))
+    return frame, pd.Series(y, name="label")
+
+
+@pytest.fixture(scope="session")
+def numeric_data():
+    """Numeric-only features, the shape most serving tests use."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=600, n_features=6, n_informative=4, random_state=5)
+    return pd.DataFrame(X, columns=[f"x{i}" for i in range(6)]), pd.Series(y, name="label")
+
+
+@pytest.fixture(scope="session")
+def registered_model(numeric_data) -> wb.ModelVersion:
+    """A RandomForest on numeric_data, logged with its profile, registered as 'fixture-rf' @champion."""
+    import mlflow
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = numeric_data
+    with wb.start_run(experiment="fixtures", run_name="fixture-rf"):
+        model = RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0).fit(X, y)
+        mlflow.log_metric("accuracy", model.score(X, y))
+        logged = wb.log_model(model, training_data=X, training_labels=y)
+    version = wb.register(logged, "fixture-rf")
+    wb.set_alias("fixture-rf", "champion", version.version)
+    return wb.get_version("fixture-rf", version.version)
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers on this machine."""
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    need(docker_available(), "no Docker engine answers: start dockerd (scripts/setup-system does)")
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Launch Debian's Chromium (Playwright cannot download its own browsers here)."""
+    need(Path(CHROMIUM).exists(), "Chromium is not installed: apt-get install chromium")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }

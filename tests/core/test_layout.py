@@ -1,0 +1,117 @@
+"""The project's shape: packaging, layering, the README's commands, CI, and conda parity."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+UI_LIBRARIES = {"panel", "bokeh", "ipywidgets", "tornado", "jupyter_server", "jupyterlab", "param"}
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _imported_top_level(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_core_never_imports_the_ui_stack() -> None:
+    offenders = {
+        str(path.relative_to(REPO)): sorted(_imported_top_level(path) & UI_LIBRARIES)
+        for path in (REPO / "workbench").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_widgets_use_only_the_core_public_api() -> None:
+    private = {}
+    for path in (REPO / "widgets").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("workbench"):
+                parts = node.module.split(".")
+                if any(p.startswith("_") for p in parts):
+                    private.setdefault(str(path.relative_to(REPO)), []).append(node.module)
+    assert private == {}
+
+
+def test_every_package_folder_is_listed_in_pyproject() -> None:
+    listed = set(_pyproject()["tool"]["setuptools"]["packages"])
+    found = set()
+    for init in (REPO / "workbench").rglob("__init__.py"):
+        found.add(".".join(init.parent.relative_to(REPO).parts))
+    for init in (REPO / "widgets").rglob("__init__.py"):
+        found.add(".".join(("workbench", "widgets", *init.parent.relative_to(REPO / "widgets").parts)))
+    assert listed == found
+
+
+def test_widgets_install_as_workbench_widgets_and_never_top_level(tmp_path: Path) -> None:
+    # From a folder outside the checkout, as a user's kernel sees the installed project.
+    probe = (
+        "import importlib.util as u, workbench.widgets as w; "
+        "print(u.find_spec('widgets') is None, w.__file__)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    top_level_absent, widgets_file = out.stdout.split()
+    assert top_level_absent == "True"
+    assert Path(widgets_file) == REPO / "widgets" / "__init__.py"
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_workbench_widgets_and_nothing_top_level_but_workbench(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("workbench-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"workbench", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
+    assert "workbench/widgets/__init__.py" in names
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject() -> None:
+    project = _pyproject()["project"]
+    wanted = set(_requirement_names(project["dependencies"]))
+    for extra in ("serve", "ui", "test"):
+        wanted |= _requirement_names(project["optional-dependencies"][extra])
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    conda = set()
+    pip: list[str] = []
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            pip.extend(dep.get("pip", []))
+        elif not dep.startswith(("python", "pip", "nodejs")):
+            conda.add(dep)
+    listed = _requirement_names(sorted(conda)) | _requirement_names([p for p in pip if not p.startswith("-e")])
+    assert listed == wanted
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_second() -> None:
+    lines = (REPO / "README.md").read_text().splitlines()
+    head = "\n".join(lines[:15])
+    commands = re.findall(r"^\s*(make \w+)\s*$", head, flags=re.M)
+    assert commands == ["make lab", "make test"]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert re.search(r"^\s*make test\b", ci, flags=re.M)

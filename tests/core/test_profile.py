@@ -1,0 +1,90 @@
+"""Reference profiles: what they record, and their round trip through files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.errors import InvalidInputError
+from workbench.profile import CategoricalProfile, NumericProfile, ReferenceProfile, data_hash
+
+
+@pytest.fixture()
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 5000
+    x = rng.normal(10, 2, n)
+    x[:50] = np.nan
+    return pd.DataFrame(
+        {
+            "x": x,
+            "k": rng.integers(0, 100, n),
+            "city": rng.choice(["paris", "lyon", "nice"], n, p=[0.5, 0.3, 0.2]),
+            "flag": rng.random(n) < 0.1,
+            "when": pd.date_range("2024-01-01", periods=n, freq="h"),
+        }
+    )
+
+
+def test_numeric_features_get_quantiles_histogram_and_missing_rate(frame: pd.DataFrame) -> None:
+    profile = ReferenceProfile.from_data(frame)
+    x = profile.features["x"]
+    assert isinstance(x, NumericProfile)
+    values = frame["x"].dropna().to_numpy()
+    assert x.count == 4950 and x.missing == 50
+    assert x.missing_rate == pytest.approx(0.01)
+    assert x.mean == pytest.approx(values.mean())
+    assert x.std == pytest.approx(values.std(ddof=1))
+    assert x.quantiles[500] == pytest.approx(np.median(values))
+    assert x.quantiles[0] == values.min() and x.quantiles[-1] == values.max()
+    assert x.bin_counts.sum() == 4950
+    assert np.isinf(x.bin_edges[0]) and np.isinf(x.bin_edges[-1])
+    # deciles: each bin holds about a tenth of the data
+    assert np.all(np.abs(x.bin_counts / 4950 - 0.1) < 0.01)
+    assert isinstance(profile.features["when"], NumericProfile)
+
+
+def test_categorical_features_get_counts(frame: pd.DataFrame) -> None:
+    profile = ReferenceProfile.from_data(frame, max_categories=2)
+    city = profile.features["city"]
+    assert isinstance(city, CategoricalProfile)
+    counts = frame["city"].value_counts()
+    assert dict(city.categories) == {"paris": counts["paris"], "lyon": counts["lyon"]}
+    assert city.other == counts["nice"]
+    assert isinstance(profile.features["flag"], CategoricalProfile)
+    assert set(profile.features["flag"].categories) == {"True", "False"}
+
+
+def test_sample_is_bounded_and_reproducible(frame: pd.DataFrame) -> None:
+    a = ReferenceProfile.from_data(frame, sample_size=300)
+    b = ReferenceProfile.from_data(frame, sample_size=300)
+    assert len(a.sample) == 300
+    pd.testing.assert_frame_equal(a.sample, b.sample)
+
+
+def test_round_trip_through_files(frame: pd.DataFrame, tmp_path: Path) -> None:
+    profile = ReferenceProfile.from_data(frame, target=pd.Series(frame["k"] > 50, name="y"))
+    loaded = ReferenceProfile.load(profile.save(tmp_path / "p"))
+    assert loaded.to_dict() == profile.to_dict()
+    assert loaded.target == "y" and loaded.feature_names == list(frame.columns)
+    pd.testing.assert_frame_equal(loaded.sample, profile.sample)
+    np.testing.assert_array_equal(loaded.features["x"].bin_edges, profile.features["x"].bin_edges)
+
+
+def test_data_hash_changes_with_content(frame: pd.DataFrame) -> None:
+    changed = frame.copy()
+    changed.loc[10, "k"] += 1
+    assert data_hash(frame) == data_hash(frame.copy())
+    assert data_hash(frame) != data_hash(changed)
+
+
+def test_bad_input_is_refused_with_a_reason(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="pandas DataFrame"):
+        ReferenceProfile.from_data(np.zeros((3, 2)))  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="duplicate column names"):
+        ReferenceProfile.from_data(pd.DataFrame([[1, 2]], columns=["a", "a"]))
+    with pytest.raises(InvalidInputError, match="no reference profile"):
+        ReferenceProfile.load(tmp_path)

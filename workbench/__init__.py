@@ -1,0 +1,113 @@
+"""Workbench: from a trained model to a deployed, monitored, explained endpoint, in the notebook.
+
+The public API is re-exported here and loaded lazily, so ``import workbench`` stays cheap (the
+inference server inside a model image imports only what serving needs)::
+
+    import workbench as wb
+
+    with wb.start_run(experiment="churn"):
+        model = RandomForestClassifier().fit(X, y)
+        logged = wb.log_model(model, training_data=X, training_labels=y)
+    version = wb.register(logged, "churn")
+    wb.set_alias("churn", "champion", version.version)
+    wb.load_model("models:/churn@champion").predict(X.head())
+
+Settings: :func:`configure`, :func:`get_settings`. Errors: :mod:`workbench.errors`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # settings
+    "Settings": "workbench.config",
+    "configure": "workbench.config",
+    "get_settings": "workbench.config",
+    # tracking
+    "Experiment": "workbench.tracking",
+    "LoggedModel": "workbench.tracking",
+    "RunSummary": "workbench.tracking",
+    "autolog": "workbench.tracking",
+    "best_run": "workbench.tracking",
+    "compare_runs": "workbench.tracking",
+    "experiments": "workbench.tracking",
+    "get_experiment": "workbench.tracking",
+    "get_run": "workbench.tracking",
+    "log_model": "workbench.tracking",
+    "metric_history": "workbench.tracking",
+    "runs": "workbench.tracking",
+    "start_run": "workbench.tracking",
+    # registry
+    "Lineage": "workbench.registry",
+    "ModelVersion": "workbench.registry",
+    "RegisteredModel": "workbench.registry",
+    "delete_alias": "workbench.registry",
+    "get_version": "workbench.registry",
+    "lineage": "workbench.registry",
+    "load_model": "workbench.registry",
+    "load_profile": "workbench.registry",
+    "models": "workbench.registry",
+    "register": "workbench.registry",
+    "resolve": "workbench.registry",
+    "set_alias": "workbench.registry",
+    "set_version_tag": "workbench.registry",
+    "versions": "workbench.registry",
+    # profiles
+    "ReferenceProfile": "workbench.profile",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from workbench.config import Settings, configure, get_settings
+    from workbench.profile import ReferenceProfile
+    from workbench.registry import (
+        Lineage,
+        ModelVersion,
+        RegisteredModel,
+        delete_alias,
+        get_version,
+        lineage,
+        load_model,
+        load_profile,
+        models,
+        register,
+        resolve,
+        set_alias,
+        set_version_tag,
+        versions,
+    )
+    from workbench.tracking import (
+        Experiment,
+        LoggedModel,
+        RunSummary,
+        autolog,
+        best_run,
+        compare_runs,
+        experiments,
+        get_experiment,
+        get_run,
+        log_model,
+        metric_history,
+        runs,
+        start_run,
+    )

@@ -1,0 +1,140 @@
+"""The seam between the workbench and MLflow: store set-up and error translation.
+
+Every core module reaches MLflow through :func:`client` (which points MLflow at the settings' store
+first) and wraps its calls in :func:`translated` so MLflow's errors surface as the workbench's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from workbench.config import Settings, get_settings
+from workbench.errors import (
+    InvalidInputError,
+    NotFoundError,
+    StoreUnavailableError,
+    WorkbenchError,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+_lock = threading.Lock()
+_ready_for: Settings | None = None
+
+
+def _init_embedded_store(settings: Settings) -> None:
+    """Create the workspace and its SQLite store once, safely across processes.
+
+    MLflow migrates a new SQLite file on first use; two processes doing that at once corrupt each
+    other's migration ("duplicate column name"), so the first use is serialised with a file lock.
+    WAL mode lets readers and writers proceed together, which the notebook kernel, served models
+    and background jobs all need.
+    """
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.artifact_root.mkdir(exist_ok=True)
+        lock_path = settings.home / ".store.lock"
+        with open(lock_path, "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            # MLflow logs each migration step at INFO: noise in a notebook cell's output.
+            db_logger = logging.getLogger("mlflow.store.db.utils")
+            level = db_logger.level
+            db_logger.setLevel(logging.WARNING)
+            try:
+                from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+                # Constructing the store runs MLflow's migrations and creates the default
+                # experiment with its artifacts inside the workspace (not ./mlruns).
+                SqlAlchemyStore(settings.store_uri, settings.artifact_root.as_uri())
+                with contextlib.closing(sqlite3.connect(settings.store_path, timeout=30)) as conn:
+                    conn.execute("PRAGMA journal_mode=WAL")
+            finally:
+                db_logger.setLevel(level)
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+    except OSError as exc:
+        raise StoreUnavailableError(
+            f"cannot create the workspace at {settings.home}: {exc.strerror or exc}. "
+            "Set WORKBENCH_HOME to a folder you can write to."
+        ) from exc
+    except WorkbenchError:
+        raise
+    except Exception as exc:
+        raise StoreUnavailableError(
+            f"cannot open the MLflow store {settings.store_uri}: {exc}. If the file is damaged, "
+            "move it away (or set WORKBENCH_HOME to a new folder) and try again."
+        ) from exc
+
+
+def ensure_ready(settings: Settings | None = None) -> Settings:
+    """Point MLflow at the store the settings name, creating the embedded store when needed."""
+    global _ready_for
+    settings = settings or get_settings()
+    with _lock:
+        if _ready_for == settings:
+            return settings
+        import mlflow
+
+        # Artifact progress bars are noise in notebooks and CLI output; users can turn them back on.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        if settings.embedded:
+            _init_embedded_store(settings)
+        mlflow.set_tracking_uri(settings.store_uri)
+        mlflow.set_registry_uri(settings.model_registry_uri)
+        _ready_for = settings
+    return settings
+
+
+def client() -> MlflowClient:
+    """An MLflow client on the store of the current settings."""
+    settings = ensure_ready()
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.store_uri, registry_uri=settings.model_registry_uri)
+
+
+@contextlib.contextmanager
+def translated(
+    not_found: type[NotFoundError] = NotFoundError, what: str | None = None
+) -> Iterator[None]:
+    """Turn MLflow and connection errors raised inside the block into workbench errors.
+
+    ``not_found`` is the error raised for MLflow's RESOURCE_DOES_NOT_EXIST, with ``what`` naming the
+    missing thing in the message.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except WorkbenchError:
+        raise
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        message = getattr(exc, "message", str(exc))
+        if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+            raise not_found(f"{what or 'resource'} not found: {message}") from exc
+        if code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS"):
+            raise InvalidInputError(message) from exc
+        if code in ("TEMPORARILY_UNAVAILABLE", "ENDPOINT_NOT_FOUND") or "Max retries" in message:
+            raise StoreUnavailableError(_unreachable(message)) from exc
+        raise WorkbenchError(f"MLflow failed: {message}") from exc
+    except (ConnectionError, OSError) as exc:
+        raise StoreUnavailableError(_unreachable(str(exc))) from exc
+
+
+def _unreachable(detail: str) -> str:
+    settings = get_settings()
+    where = settings.store_uri
+    hint = (
+        "check that the MLflow tracking server is running and WORKBENCH_TRACKING_URI is right"
+        if not settings.embedded
+        else "check that WORKBENCH_HOME is on a writable, local disk"
+    )
+    return f"the MLflow store {where} is unavailable ({detail}); {hint}"

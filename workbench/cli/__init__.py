@@ -1,0 +1,47 @@
+"""The ``workbench`` command.
+
+Subcommands live in the modules of this package, grouped by what they work on; each imports heavy
+libraries inside its function so ``workbench --help`` answers at once. Any :class:`WorkbenchError`
+prints as ``error: <message>`` (which says what to do) and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from workbench.errors import WorkbenchError
+
+__all__ = ["main"]
+
+
+class _WorkbenchGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_WorkbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="workbench")
+def main() -> None:
+    """Workbench: track, register, package, deploy, monitor and explain models.
+
+    State lives in the workspace folder (WORKBENCH_HOME, default ./.workbench); set
+    WORKBENCH_TRACKING_URI to work against a shared MLflow tracking server.
+    """
+
+
+def _register_commands() -> None:
+    from workbench.cli import apps, tracking
+
+    for module in (tracking, apps):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register_commands()

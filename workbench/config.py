@@ -1,0 +1,205 @@
+"""The workbench's one settings object.
+
+Settings come from the environment (``WORKBENCH_*`` variables) and can be replaced for a process with
+:func:`configure`. The embedded default keeps everything in one workspace folder::
+
+    $WORKBENCH_HOME (default ./.workbench)
+    ├── mlflow.db          MLflow tracking and registry store (SQLite, WAL mode)
+    ├── artifacts/         MLflow artifacts (models, reference profiles, reports)
+    ├── workbench.db       deployment records and the audit log
+    └── deployments/NAME/  per-deployment prediction logs and process logs
+
+Team mode points ``WORKBENCH_TRACKING_URI`` at an MLflow tracking server (PostgreSQL behind it);
+the workspace folder then only holds this machine's deployments.
+
+Example::
+
+    >>> import workbench
+    >>> workbench.configure(home="/tmp/wb-demo").store_uri
+    'sqlite:////tmp/wb-demo/mlflow.db'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import ConfigurationError
+
+__all__ = ["Settings", "configure", "get_settings"]
+
+_ENV_PREFIX = "WORKBENCH_"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(_ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{_ENV_PREFIX}{name}={raw!r} is not a whole number: set it to an integer or unset it"
+        ) from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(_ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{_ENV_PREFIX}{name}={raw!r} is not a number: set it to a number or unset it"
+        ) from exc
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry, e.g. a numeric UID in a container
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the workbench keeps its state, and the knobs of serving and packaging.
+
+    Build one with :func:`get_settings` (from the environment) or :func:`configure` (explicit values);
+    the fields mirror the ``WORKBENCH_*`` environment variables named in each comment.
+    """
+
+    #: Workspace folder (``WORKBENCH_HOME``, default ``./.workbench``), always absolute.
+    home: Path
+    #: MLflow tracking server URI (``WORKBENCH_TRACKING_URI``); ``None`` means the embedded store.
+    tracking_uri: str | None = None
+    #: MLflow registry URI when it differs from tracking (``WORKBENCH_REGISTRY_URI``).
+    registry_uri: str | None = None
+    #: Who is acting, recorded with runs, deployments and audit entries (``WORKBENCH_USER``).
+    user: str = "unknown"
+    #: Base image for model images (``WORKBENCH_BASE_IMAGE``); ``None``: ``python:<model's X.Y>-slim``.
+    base_image: str | None = None
+    #: Largest request body the inference server accepts (``WORKBENCH_MAX_BODY_BYTES``).
+    max_body_bytes: int = 16 * 1024 * 1024
+    #: Most rows predicted in one batch (``WORKBENCH_MAX_BATCH_SIZE``).
+    max_batch_size: int = 256
+    #: How long a batch may wait for more requests, in ms (``WORKBENCH_MAX_BATCH_WAIT_MS``); 0 means
+    #: only requests that arrived while the model was busy are batched.
+    max_batch_wait_ms: float = 0.0
+    #: Seconds a new deployment has to become ready (``WORKBENCH_HEALTH_TIMEOUT``).
+    health_timeout: float = 120.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
+        if self.max_body_bytes <= 0:
+            raise ConfigurationError("max_body_bytes must be positive")
+        if self.max_batch_size <= 0:
+            raise ConfigurationError("max_batch_size must be at least 1")
+        if self.max_batch_wait_ms < 0:
+            raise ConfigurationError("max_batch_wait_ms cannot be negative")
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the settings from ``WORKBENCH_*`` environment variables."""
+        return cls(
+            home=Path(os.environ.get(_ENV_PREFIX + "HOME") or ".workbench"),
+            tracking_uri=os.environ.get(_ENV_PREFIX + "TRACKING_URI") or None,
+            registry_uri=os.environ.get(_ENV_PREFIX + "REGISTRY_URI") or None,
+            user=os.environ.get(_ENV_PREFIX + "USER") or _default_user(),
+            base_image=os.environ.get(_ENV_PREFIX + "BASE_IMAGE") or None,
+            max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
+            max_batch_size=_env_int("MAX_BATCH_SIZE", cls.max_batch_size),
+            max_batch_wait_ms=_env_float("MAX_BATCH_WAIT_MS", cls.max_batch_wait_ms),
+            health_timeout=_env_float("HEALTH_TIMEOUT", cls.health_timeout),
+        )
+
+    @property
+    def embedded(self) -> bool:
+        """True when the MLflow store is the SQLite file in the workspace."""
+        return self.tracking_uri is None
+
+    @property
+    def store_path(self) -> Path:
+        """The embedded SQLite store file."""
+        return self.home / "mlflow.db"
+
+    @property
+    def store_uri(self) -> str:
+        """The MLflow tracking URI in effect."""
+        return self.tracking_uri or f"sqlite:///{self.store_path}"
+
+    @property
+    def model_registry_uri(self) -> str:
+        """The MLflow registry URI in effect."""
+        return self.registry_uri or self.store_uri
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where the embedded store keeps artifacts."""
+        return self.home / "artifacts"
+
+    @property
+    def workspace_db(self) -> Path:
+        """SQLite file of deployment records and the audit log."""
+        return self.home / "workbench.db"
+
+    @property
+    def deployments_dir(self) -> Path:
+        """Per-deployment folders (prediction logs, process logs)."""
+        return self.home / "deployments"
+
+    def as_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings in a child process."""
+        env = {_ENV_PREFIX + "HOME": str(self.home), _ENV_PREFIX + "USER": self.user}
+        optional = {
+            "TRACKING_URI": self.tracking_uri,
+            "REGISTRY_URI": self.registry_uri,
+            "BASE_IMAGE": self.base_image,
+        }
+        env.update({_ENV_PREFIX + k: v for k, v in optional.items() if v})
+        env[_ENV_PREFIX + "MAX_BODY_BYTES"] = str(self.max_body_bytes)
+        env[_ENV_PREFIX + "MAX_BATCH_SIZE"] = str(self.max_batch_size)
+        env[_ENV_PREFIX + "MAX_BATCH_WAIT_MS"] = str(self.max_batch_wait_ms)
+        env[_ENV_PREFIX + "HEALTH_TIMEOUT"] = str(self.health_timeout)
+        return env
+
+
+_lock = threading.Lock()
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The settings in effect: those given to :func:`configure`, else read once from the environment."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Settings.from_env()
+        return _current
+
+
+def configure(settings: Settings | None = None, **changes: Any) -> Settings:
+    """Replace the settings for this process and return them.
+
+    Pass a whole :class:`Settings`, or field values to change on the current ones
+    (``configure(home="/data/wb")``); ``configure()`` re-reads the environment.
+    """
+    global _current
+    unknown = set(changes) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise ConfigurationError(
+            f"unknown setting(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(Settings)]}"
+        )
+    if settings is None:
+        base = Settings.from_env() if not changes else get_settings()
+        settings = dataclasses.replace(base, **changes)
+    elif changes:
+        settings = dataclasses.replace(settings, **changes)
+    with _lock:
+        _current = settings
+    return settings

@@ -1,0 +1,384 @@
+"""Reference profiles: what the training data looked like, kept with the model.
+
+A :class:`ReferenceProfile` is computed once from the training data when a model is logged and stored
+inside the model's artifacts (``reference_profile/``), so monitoring and explanations never re-read the
+training data. It holds, per feature:
+
+- numeric: count, missing count, mean, std, min, max, a fine quantile sketch (1,001 points by default)
+  and a histogram on fixed bin edges;
+- categorical: the count of each category (up to a cap, the rest pooled) and the missing count;
+
+plus a bounded random sample of rows (for multivariate drift, outlier models and SHAP backgrounds) and
+a content hash of the data for lineage.
+
+Example::
+
+    >>> import pandas as pd
+    >>> from workbench.profile import ReferenceProfile
+    >>> profile = ReferenceProfile.from_data(pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]}))
+    >>> profile.features["c"].categories
+    {'a': 2, 'b': 1}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import InvalidInputError
+
+__all__ = [
+    "CategoricalProfile",
+    "FeatureProfile",
+    "NumericProfile",
+    "ReferenceProfile",
+    "data_hash",
+    "feature_kind",
+]
+
+PROFILE_FORMAT = 1
+PROFILE_DIR = "reference_profile"
+_SUMMARY_FILE = "profile.json"
+_SAMPLE_FILE = "sample.parquet"
+
+
+def feature_kind(series: pd.Series) -> Literal["numeric", "categorical"]:
+    """Whether a column is profiled (and drift-tested) as numeric or categorical.
+
+    Booleans, strings, categoricals and objects are categorical; integers and floats are numeric;
+    datetimes are numeric (seconds since the epoch).
+    """
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return "numeric"
+    return "categorical"
+
+
+def numeric_values(series: pd.Series) -> np.ndarray:
+    """A column's non-missing values as float64 (datetimes as seconds since the epoch)."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        values = series.dropna().astype("int64").to_numpy(dtype=np.float64) / 1e9
+        return values
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return values[np.isfinite(values)]
+
+
+def category_values(series: pd.Series) -> pd.Series:
+    """A column's non-missing values as strings, the form categories are counted in."""
+    return series.dropna().astype(str)
+
+
+def data_hash(data: pd.DataFrame) -> str:
+    """A SHA-256 of a DataFrame's content, column names and dtypes (row order matters, index not)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in data.dtypes.items()]).encode())
+    if len(data):
+        digest.update(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """Summary of one numeric feature of the reference data."""
+
+    name: str
+    dtype: str
+    count: int
+    missing: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    #: Values at ``np.linspace(0, 1, len(quantiles))``: a sketch of the whole distribution.
+    quantiles: np.ndarray = field(repr=False)
+    #: Histogram bin edges (reference deciles widened to +-inf) and the reference count in each bin.
+    bin_edges: np.ndarray = field(repr=False)
+    bin_counts: np.ndarray = field(repr=False)
+    kind: Literal["numeric"] = "numeric"
+
+    @property
+    def missing_rate(self) -> float:
+        """Share of rows where the feature is missing."""
+        total = self.count + self.missing
+        return self.missing / total if total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "dtype": self.dtype,
+            "count": self.count,
+            "missing": self.missing,
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.min,
+            "max": self.max,
+            "quantiles": self.quantiles.tolist(),
+            "bin_edges": [_json_float(x) for x in self.bin_edges],
+            "bin_counts": self.bin_counts.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NumericProfile:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=data["name"],
+            dtype=data["dtype"],
+            count=int(data["count"]),
+            missing=int(data["missing"]),
+            mean=float(data["mean"]),
+            std=float(data["std"]),
+            min=float(data["min"]),
+            max=float(data["max"]),
+            quantiles=np.asarray(data["quantiles"], dtype=np.float64),
+            bin_edges=np.asarray([float(x) for x in data["bin_edges"]], dtype=np.float64),
+            bin_counts=np.asarray(data["bin_counts"], dtype=np.int64),
+        )
+
+
+@dataclass(frozen=True)
+class CategoricalProfile:
+    """Summary of one categorical feature of the reference data."""
+
+    name: str
+    dtype: str
+    count: int
+    missing: int
+    #: Count of each category seen (the most frequent ones, up to the profile's cap).
+    categories: Mapping[str, int]
+    #: Count of rows whose category was pooled beyond the cap.
+    other: int = 0
+    kind: Literal["categorical"] = "categorical"
+
+    @property
+    def missing_rate(self) -> float:
+        """Share of rows where the feature is missing."""
+        total = self.count + self.missing
+        return self.missing / total if total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "dtype": self.dtype,
+            "count": self.count,
+            "missing": self.missing,
+            "categories": dict(self.categories),
+            "other": self.other,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CategoricalProfile:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=data["name"],
+            dtype=data["dtype"],
+            count=int(data["count"]),
+            missing=int(data["missing"]),
+            categories=MappingProxyType({str(k): int(v) for k, v in data["categories"].items()}),
+            other=int(data.get("other", 0)),
+        )
+
+
+FeatureProfile = NumericProfile | CategoricalProfile
+
+
+def _json_float(value: float) -> float | str:
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value)
+
+
+def _numeric_profile(name: str, series: pd.Series, n_quantiles: int, n_bins: int) -> NumericProfile:
+    values = numeric_values(series)
+    missing = int(len(series) - len(values))
+    if len(values) == 0:
+        nan = float("nan")
+        return NumericProfile(
+            name, str(series.dtype), 0, missing, nan, nan, nan, nan,
+            np.full(n_quantiles, np.nan), np.array([-np.inf, np.inf]), np.array([0]),
+        )
+    quantiles = np.quantile(values, np.linspace(0.0, 1.0, n_quantiles))
+    inner = np.unique(np.quantile(values, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
+    edges = np.concatenate([[-np.inf], inner, [np.inf]])
+    counts, _ = np.histogram(values, bins=edges)
+    return NumericProfile(
+        name=name,
+        dtype=str(series.dtype),
+        count=int(len(values)),
+        missing=missing,
+        mean=float(values.mean()),
+        std=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        min=float(values.min()),
+        max=float(values.max()),
+        quantiles=quantiles,
+        bin_edges=edges,
+        bin_counts=counts.astype(np.int64),
+    )
+
+
+def _categorical_profile(name: str, series: pd.Series, max_categories: int) -> CategoricalProfile:
+    values = category_values(series)
+    counts = values.value_counts(sort=True)
+    kept = counts.iloc[:max_categories]
+    return CategoricalProfile(
+        name=name,
+        dtype=str(series.dtype),
+        count=int(len(values)),
+        missing=int(len(series) - len(values)),
+        categories=MappingProxyType({str(k): int(v) for k, v in kept.items()}),
+        other=int(counts.iloc[max_categories:].sum()),
+    )
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """Per-feature sketches of a model's training data, plus a bounded sample of its rows."""
+
+    n_rows: int
+    features: Mapping[str, FeatureProfile]
+    sample: pd.DataFrame = field(repr=False)
+    data_hash: str = ""
+    created: str = ""
+    #: Name of the target column profiled alongside the features, if labels were given.
+    target: str | None = None
+
+    @classmethod
+    def from_data(
+        cls,
+        data: pd.DataFrame,
+        *,
+        target: pd.Series | None = None,
+        sample_size: int = 10_000,
+        n_quantiles: int = 1001,
+        n_bins: int = 10,
+        max_categories: int = 1000,
+        seed: int = 0,
+    ) -> ReferenceProfile:
+        """Profile a DataFrame of features (and optionally the target, profiled as one more column)."""
+        if not isinstance(data, pd.DataFrame):
+            raise InvalidInputError(
+                f"a reference profile needs a pandas DataFrame of features, got {type(data).__name__}; "
+                "wrap arrays with pd.DataFrame(X, columns=[...])"
+            )
+        if data.shape[1] == 0:
+            raise InvalidInputError("the training data has no columns to profile")
+        data = data.rename(columns=str)
+        if data.columns.duplicated().any():
+            dupes = sorted(set(data.columns[data.columns.duplicated()]))
+            raise InvalidInputError(f"the training data has duplicate column names {dupes}: rename them")
+        target_name = None
+        if target is not None:
+            target_name = str(target.name) if target.name is not None else "target"
+            if target_name in data.columns:
+                raise InvalidInputError(
+                    f"the target is named {target_name!r} like a feature column: give it another name"
+                )
+            full = data.assign(**{target_name: np.asarray(target)})
+        else:
+            full = data
+        features: dict[str, FeatureProfile] = {}
+        for name in full.columns:
+            series = full[name]
+            if feature_kind(series) == "numeric":
+                features[name] = _numeric_profile(name, series, n_quantiles, n_bins)
+            else:
+                features[name] = _categorical_profile(name, series, max_categories)
+        sample = full.sample(n=min(sample_size, len(full)), random_state=seed) if len(full) else full
+        return cls(
+            n_rows=int(len(full)),
+            features=MappingProxyType(features),
+            sample=sample.reset_index(drop=True),
+            data_hash=data_hash(data),
+            created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            target=target_name,
+        )
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The model's input features (the target excluded)."""
+        return [name for name in self.features if name != self.target]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form of everything but the sample."""
+        return {
+            "format": PROFILE_FORMAT,
+            "n_rows": self.n_rows,
+            "data_hash": self.data_hash,
+            "created": self.created,
+            "target": self.target,
+            "features": [f.to_dict() for f in self.features.values()],
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per feature: kind, dtype, count, missing rate and a short summary."""
+        rows = []
+        for f in self.features.values():
+            row: dict[str, Any] = {
+                "feature": f.name,
+                "kind": f.kind,
+                "dtype": f.dtype,
+                "count": f.count,
+                "missing_rate": round(f.missing_rate, 4),
+            }
+            if isinstance(f, NumericProfile):
+                row.update(mean=f.mean, std=f.std, min=f.min, max=f.max, categories=None)
+            else:
+                row.update(mean=None, std=None, min=None, max=None, categories=len(f.categories))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        return self.to_frame().to_html(index=False)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``profile.json`` and ``sample.parquet`` into ``directory`` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / _SUMMARY_FILE).write_text(json.dumps(self.to_dict()))
+        self.sample.to_parquet(directory / _SAMPLE_FILE, index=False)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ReferenceProfile:
+        """Read a profile written by :meth:`save`."""
+        directory = Path(directory)
+        summary_path = directory / _SUMMARY_FILE
+        if not summary_path.exists():
+            raise InvalidInputError(
+                f"no reference profile at {directory}: log the model with workbench.log_model(..., "
+                "training_data=X) so its profile is stored with it"
+            )
+        data = json.loads(summary_path.read_text())
+        if data.get("format") != PROFILE_FORMAT:
+            raise InvalidInputError(
+                f"reference profile format {data.get('format')!r} is not supported (expected "
+                f"{PROFILE_FORMAT}): re-log the model with this version of the workbench"
+            )
+        features: dict[str, FeatureProfile] = {}
+        for item in data["features"]:
+            profile_cls = NumericProfile if item["kind"] == "numeric" else CategoricalProfile
+            features[item["name"]] = profile_cls.from_dict(item)
+        sample_path = directory / _SAMPLE_FILE
+        sample = pd.read_parquet(sample_path) if sample_path.exists() else pd.DataFrame()
+        return cls(
+            n_rows=int(data["n_rows"]),
+            features=MappingProxyType(features),
+            sample=sample,
+            data_hash=data.get("data_hash", ""),
+            created=data.get("created", ""),
+            target=data.get("target"),
+        )

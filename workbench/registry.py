@@ -1,0 +1,427 @@
+"""Registered models, versions, aliases and lineage, on MLflow's model registry.
+
+Example::
+
+    import workbench as wb
+    version = wb.register(logged.model_uri, "churn")        # ModelVersion(name='churn', version='1', ...)
+    wb.set_alias("churn", "champion", version.version)
+    model = wb.load_model("models:/churn@champion")
+    wb.lineage("models:/churn@champion")                     # run, git commit, data hash, who, when
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pandas as pd
+
+from workbench import _mlflow
+from workbench.config import get_settings
+from workbench.errors import InvalidInputError, ModelNotFoundError, NotFoundError, WorkbenchError
+from workbench.profile import PROFILE_DIR, ReferenceProfile
+from workbench.tracking import (
+    TAG_DATA_HASH,
+    TAG_GIT_COMMIT,
+    TAG_RUN_ID,
+    TAG_USER,
+    LoggedModel,
+)
+
+__all__ = [
+    "Lineage",
+    "ModelVersion",
+    "RegisteredModel",
+    "delete_alias",
+    "get_version",
+    "lineage",
+    "load_model",
+    "load_profile",
+    "models",
+    "register",
+    "resolve",
+    "set_alias",
+    "set_version_tag",
+    "versions",
+]
+
+_ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,254}$")
+_REGISTRY_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))/?$")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One version of a registered model, with its lineage."""
+
+    name: str
+    version: str
+    #: Where MLflow keeps the model's files (``models:/m-...`` for MLflow 3 logged models).
+    source: str
+    run_id: str | None
+    status: str
+    aliases: tuple[str, ...]
+    created: pd.Timestamp
+    user: str
+    git_commit: str | None
+    data_hash: str | None
+    description: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        """``models:/<name>/<version>``: the URI that loads exactly this version."""
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registered model: its versions' aliases and the newest version number."""
+
+    name: str
+    description: str
+    latest_version: str | None
+    #: alias -> version number
+    aliases: Mapping[str, str]
+    created: pd.Timestamp
+    updated: pd.Timestamp
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model version came from: run, experiment, code commit, training data, person."""
+
+    name: str
+    version: str
+    source: str
+    run_id: str | None
+    experiment_id: str | None
+    run_name: str | None
+    git_commit: str | None
+    data_hash: str | None
+    registered_by: str
+    registered_at: pd.Timestamp
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "run_id": self.run_id,
+            "experiment_id": self.experiment_id,
+            "run_name": self.run_name,
+            "git_commit": self.git_commit,
+            "data_hash": self.data_hash,
+            "registered_by": self.registered_by,
+            "registered_at": self.registered_at.isoformat(),
+            "metrics": dict(self.metrics),
+            "params": dict(self.params),
+        }
+
+
+def _ts(ms: int | None) -> pd.Timestamp:
+    return pd.Timestamp(ms or 0, unit="ms", tz="UTC")
+
+
+def _to_version(mv: Any) -> ModelVersion:
+    tags = dict(mv.tags or {})
+    return ModelVersion(
+        name=mv.name,
+        version=str(mv.version),
+        source=mv.source,
+        run_id=mv.run_id or tags.get(TAG_RUN_ID),
+        status=str(mv.status),
+        aliases=tuple(sorted(mv.aliases or ())),
+        created=_ts(mv.creation_timestamp),
+        user=tags.get(TAG_USER) or mv.user_id or "",
+        git_commit=tags.get(TAG_GIT_COMMIT),
+        data_hash=tags.get(TAG_DATA_HASH),
+        description=mv.description or "",
+        tags=MappingProxyType(tags),
+    )
+
+
+def _find_logged_model(model_uri: str) -> Any:
+    """MLflow's LoggedModel behind ``models:/m-<id>`` or ``runs:/<run_id>/<name>``, else ``None``."""
+    client = _mlflow.client()
+    logged = None
+    with _mlflow.translated(ModelNotFoundError, f"logged model {model_uri!r}"):
+        if match := re.match(r"^models:/(m-[0-9a-f]+)/?$", model_uri):
+            logged = client.get_logged_model(match.group(1))
+        elif match := re.match(r"^runs:/([^/]+)/([^/]+)/?$", model_uri):
+            run_id, name = match.groups()
+            run = client.get_run(run_id)
+            found = client.search_logged_models(
+                [run.info.experiment_id],
+                filter_string=f"source_run_id = '{_quote(run_id)}' AND name = '{_quote(name)}'",
+                max_results=1,
+            )
+            logged = found[0] if found else None
+    return logged
+
+
+def register(
+    model: str | LoggedModel,
+    name: str,
+    *,
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> ModelVersion:
+    """Register a logged model (its URI or :class:`LoggedModel`) as a new version of ``name``.
+
+    The version records its lineage as tags: the run it came from, the git commit and the training
+    data's hash (when the model was logged with :func:`workbench.log_model`), and who registered it.
+    """
+    model_uri = model.model_uri if isinstance(model, LoggedModel) else model
+    if not isinstance(model_uri, str) or not model_uri:
+        raise InvalidInputError("register needs a model URI such as 'models:/m-...' or 'runs:/<id>/model'")
+    if not name or "/" in name or "@" in name:
+        raise InvalidInputError(f"{name!r} is not a usable model name: avoid '/' and '@'")
+    lineage_tags: dict[str, str] = {}
+    logged = _find_logged_model(model_uri)
+    if logged is not None:
+        model_uri = logged.model_uri  # register the logged model itself, not a run-relative path
+        lineage_tags = {
+            k: v for k, v in (logged.tags or {}).items() if k in (TAG_GIT_COMMIT, TAG_DATA_HASH)
+        }
+        if logged.source_run_id:
+            lineage_tags[TAG_RUN_ID] = logged.source_run_id
+    lineage_tags[TAG_USER] = get_settings().user
+    lineage_tags.update(tags or {})
+
+    import mlflow
+
+    _mlflow.ensure_ready()
+    with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
+        mv = mlflow.register_model(model_uri, name, tags=lineage_tags)
+        if description:
+            _mlflow.client().update_model_version(name, mv.version, description=description)
+    return get_version(name, mv.version)
+
+
+def models() -> list[RegisteredModel]:
+    """Every registered model, by name."""
+    client = _mlflow.client()
+    out = []
+    with _mlflow.translated(ModelNotFoundError, "registered models"):
+        found = client.search_registered_models(order_by=["name ASC"])
+        for rm in found:
+            latest = max((int(v.version) for v in rm.latest_versions or []), default=None)
+            out.append(
+                RegisteredModel(
+                    name=rm.name,
+                    description=rm.description or "",
+                    latest_version=str(latest) if latest is not None else None,
+                    aliases=MappingProxyType({a: str(v) for a, v in (rm.aliases or {}).items()}),
+                    created=_ts(rm.creation_timestamp),
+                    updated=_ts(rm.last_updated_timestamp),
+                    tags=MappingProxyType(dict(rm.tags or {})),
+                )
+            )
+    return out
+
+
+def _known_models_hint() -> str:
+    names = [m.name for m in models()]
+    return f"registered models: {', '.join(names)}" if names else "no model is registered yet"
+
+
+def versions(name: str) -> list[ModelVersion]:
+    """Every version of the registered model ``name``, newest first."""
+    client = _mlflow.client()
+    try:
+        with _mlflow.translated(ModelNotFoundError, f"registered model {name!r}"):
+            registered = client.get_registered_model(name)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(f"no registered model named {name!r} ({_known_models_hint()})") from exc
+    with _mlflow.translated(ModelNotFoundError, f"registered model {name!r}"):
+        found = client.search_model_versions(f"name = '{_quote(name)}'", order_by=["version_number DESC"])
+    # Version search results do not carry aliases; the registered model has the map.
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (registered.aliases or {}).items():
+        by_version.setdefault(str(version), []).append(alias)
+    return [
+        dataclasses.replace(v, aliases=tuple(sorted(by_version.get(v.version, []))))
+        for v in map(_to_version, found)
+    ]
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def get_version(name: str, version: str | int | None = None, *, alias: str | None = None) -> ModelVersion:
+    """One version of ``name``, by number or by alias (exactly one of the two)."""
+    if (version is None) == (alias is None):
+        raise InvalidInputError("give either a version number or an alias")
+    client = _mlflow.client()
+    try:
+        with _mlflow.translated(ModelNotFoundError, f"model {name!r}"):
+            if alias is not None:
+                mv = client.get_model_version_by_alias(name, alias)
+            else:
+                mv = client.get_model_version(name, str(version))
+    except (ModelNotFoundError, InvalidInputError) as exc:
+        what = f"alias @{alias}" if alias is not None else f"version {version}"
+        raise ModelNotFoundError(
+            f"model {name!r} has no {what} ({_known_models_hint()}); list versions with "
+            f"`workbench models` or workbench.versions({name!r})"
+        ) from exc
+    return _to_version(mv)
+
+
+def resolve(model_uri: str) -> ModelVersion:
+    """The registered version a ``models:/name/version`` or ``models:/name@alias`` URI points to."""
+    match = _REGISTRY_URI_RE.match(model_uri or "")
+    if not match:
+        raise InvalidInputError(
+            f"{model_uri!r} is not a registered model URI: use models:/<name>/<version> or "
+            "models:/<name>@<alias>"
+        )
+    if match.group("alias"):
+        return get_version(match.group("name"), alias=match.group("alias"))
+    return get_version(match.group("name"), match.group("version"))
+
+
+def set_alias(name: str, alias: str, version: str | int) -> ModelVersion:
+    """Point ``alias`` (e.g. ``champion``) of model ``name`` at ``version``; returns that version."""
+    if not _ALIAS_RE.match(alias or ""):
+        raise InvalidInputError(
+            f"{alias!r} is not a valid alias: start with a letter, then letters, digits, '-' or '_'"
+        )
+    if alias.lower() == "latest" or re.fullmatch(r"v\d+", alias.lower()):
+        raise InvalidInputError(f"{alias!r} is reserved by MLflow: choose another alias name")
+    get_version(name, version)
+    client = _mlflow.client()
+    with _mlflow.translated(ModelNotFoundError, f"model {name!r}"):
+        client.set_registered_model_alias(name, alias, str(version))
+    return get_version(name, version)
+
+
+def delete_alias(name: str, alias: str) -> None:
+    """Remove ``alias`` from model ``name``."""
+    get_version(name, alias=alias)
+    client = _mlflow.client()
+    with _mlflow.translated(ModelNotFoundError, f"model {name!r}"):
+        client.delete_registered_model_alias(name, alias)
+
+
+def set_version_tag(name: str, version: str | int, key: str, value: str) -> None:
+    """Set a tag on one model version."""
+    get_version(name, version)
+    client = _mlflow.client()
+    with _mlflow.translated(ModelNotFoundError, f"model {name!r}"):
+        client.set_model_version_tag(name, str(version), key, value)
+
+
+def _check_loadable_uri(model_uri: str) -> None:
+    """Fail early, with advice, on a registry URI or local path that cannot exist."""
+    if _REGISTRY_URI_RE.match(model_uri):
+        resolve(model_uri)  # a clear error naming the missing model, version or alias
+    elif ":/" not in model_uri and not Path(model_uri).exists():
+        raise ModelNotFoundError(
+            f"no model at {model_uri!r}: give a model folder, or a URI such as models:/<name>/<version>, "
+            "models:/<name>@<alias> or runs:/<run_id>/<path>"
+        )
+
+
+def _artifact_root(model_uri: str) -> str:
+    """Where the files of the model behind ``model_uri`` are stored (a URI or a local folder)."""
+    if ":/" not in model_uri:
+        return model_uri
+    with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
+        if model_uri.startswith("models:/"):
+            from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+            return str(ModelsArtifactRepository.get_underlying_uri(model_uri))
+        if model_uri.startswith("runs:/"):
+            logged = _find_logged_model(model_uri)
+            if logged is not None:
+                return str(logged.artifact_location)
+            from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+            return str(RunsArtifactRepository.get_underlying_uri(model_uri))
+    return model_uri
+
+
+def load_model(model_uri: str) -> Any:
+    """Load any model URI MLflow understands as a pyfunc model (``models:/name@alias`` and others)."""
+    import mlflow.pyfunc
+
+    _mlflow.ensure_ready()
+    _check_loadable_uri(model_uri)
+    with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
+        return mlflow.pyfunc.load_model(model_uri)
+
+
+def download_model(model_uri: str, dst: str | Path | None = None) -> Path:
+    """Download the files of any model URI into ``dst`` (a new temporary folder by default)."""
+    import mlflow.artifacts
+
+    _mlflow.ensure_ready()
+    _check_loadable_uri(model_uri)
+    local = Path(model_uri)
+    if local.is_dir():
+        return local
+    target = str(dst) if dst is not None else tempfile.mkdtemp(prefix="workbench-model-")
+    with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=target))
+
+
+def load_profile(model_uri: str) -> ReferenceProfile:
+    """The reference profile stored with a model (any model URI, or a local model folder)."""
+    import mlflow.artifacts
+
+    _mlflow.ensure_ready()
+    _check_loadable_uri(model_uri)
+    root = _artifact_root(model_uri)
+    if ":/" not in root:
+        return ReferenceProfile.load(Path(root) / PROFILE_DIR)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
+                path = mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{root.rstrip('/')}/{PROFILE_DIR}", dst_path=tmp
+                )
+        except WorkbenchError as exc:
+            raise ModelNotFoundError(
+                f"{model_uri!r} has no reference profile: log it with workbench.log_model(model, "
+                "training_data=X) so monitoring can compare live data against its training data"
+            ) from exc
+        return ReferenceProfile.load(path)
+
+
+def lineage(model_uri: str) -> Lineage:
+    """Where the version behind a registry URI came from: run, metrics, params, commit, data hash."""
+    mv = resolve(model_uri)
+    run = None
+    if mv.run_id:
+        from workbench.tracking import get_run
+
+        try:
+            run = get_run(mv.run_id)
+        except NotFoundError:  # the run was deleted; the version keeps what it recorded
+            run = None
+    return Lineage(
+        name=mv.name,
+        version=mv.version,
+        source=mv.source,
+        run_id=mv.run_id,
+        experiment_id=run.experiment_id if run else None,
+        run_name=run.name if run else None,
+        git_commit=mv.git_commit or (run.tags.get(TAG_GIT_COMMIT) if run else None),
+        data_hash=mv.data_hash,
+        registered_by=mv.user,
+        registered_at=mv.created,
+        metrics=run.metrics if run else MappingProxyType({}),
+        params=run.params if run else MappingProxyType({}),
+    )

@@ -1,0 +1,509 @@
+"""Experiments and runs, on MLflow.
+
+The workbench does not wrap MLflow's logging calls: inside :func:`start_run`, ``mlflow.log_param``,
+``mlflow.log_metric``, autologging and the rest work as usual against the workspace's store. What
+it adds: experiments created race-free with their artifacts in the workspace, :func:`log_model` that
+stores a signature, an input example and the training data's reference profile with every model,
+and run search and comparison as DataFrames.
+
+Example::
+
+    import workbench as wb
+    with wb.start_run(experiment="churn") as run:
+        mlflow.log_params({"n_estimators": 50})
+        model = RandomForestClassifier(50).fit(X, y)
+        mlflow.log_metric("accuracy", model.score(X_test, y_test))
+        logged = wb.log_model(model, training_data=X, training_labels=y)
+    wb.runs("churn")                       # DataFrame, one row per run
+    wb.best_run("churn", "accuracy")       # RunSummary of the best run
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from workbench import _mlflow
+from workbench.config import get_settings
+from workbench.errors import (
+    ExperimentNotFoundError,
+    InvalidInputError,
+    RunNotFoundError,
+)
+from workbench.profile import PROFILE_DIR, ReferenceProfile
+
+if TYPE_CHECKING:
+    import mlflow
+
+__all__ = [
+    "Experiment",
+    "LoggedModel",
+    "RunSummary",
+    "autolog",
+    "best_run",
+    "compare_runs",
+    "experiments",
+    "get_experiment",
+    "get_run",
+    "log_model",
+    "metric_history",
+    "runs",
+    "start_run",
+]
+
+#: Tags the workbench writes on runs, logged models and model versions.
+TAG_USER = "workbench.user"
+TAG_GIT_COMMIT = "workbench.git_commit"
+TAG_DATA_HASH = "workbench.data_hash"
+TAG_RUN_ID = "workbench.run_id"
+TAG_FLAVOR = "workbench.flavor"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An MLflow experiment."""
+
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run: identity, state, and its latest params, metrics and tags."""
+
+    run_id: str
+    experiment_id: str
+    name: str
+    status: str
+    start_time: pd.Timestamp | None
+    end_time: pd.Timestamp | None
+    user: str
+    params: Mapping[str, str]
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model logged to a run by :func:`log_model`."""
+
+    #: ``models:/<model_id>``, loadable with :func:`workbench.load_model`.
+    model_uri: str
+    model_id: str
+    run_id: str | None
+    flavor: str
+    #: The model signature as MLflow's JSON dict (``{"inputs": ..., "outputs": ...}``).
+    signature: Mapping[str, Any] | None
+    data_hash: str | None
+    git_commit: str | None
+
+
+def git_commit(path: str | os.PathLike[str] | None = None) -> str | None:
+    """The commit checked out in the git repository containing ``path`` (default: the cwd)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=path or os.getcwd(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) == 40 else None
+
+
+def _to_experiment(exp: Any) -> Experiment:
+    return Experiment(
+        experiment_id=exp.experiment_id,
+        name=exp.name,
+        artifact_location=exp.artifact_location,
+        lifecycle_stage=exp.lifecycle_stage,
+        tags=MappingProxyType(dict(exp.tags or {})),
+    )
+
+
+def get_experiment(name: str, *, create: bool = False) -> Experiment:
+    """The experiment called ``name``; with ``create=True`` it is made when missing.
+
+    Creation is safe when several processes ask at once: the loser of the race reads the winner's.
+    Embedded experiments keep their artifacts under the workspace's ``artifacts/`` folder.
+    """
+    if not name or not isinstance(name, str):
+        raise InvalidInputError("an experiment needs a non-empty name")
+    client = _mlflow.client()
+    with _mlflow.translated(ExperimentNotFoundError, f"experiment {name!r}"):
+        exp = client.get_experiment_by_name(name)
+        if exp is None and create:
+            settings = get_settings()
+            location = None
+            if settings.embedded:
+                safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+                location = (settings.artifact_root / safe).as_uri()
+            from mlflow.exceptions import MlflowException
+
+            try:
+                client.create_experiment(
+                    name, artifact_location=location, tags={TAG_USER: settings.user}
+                )
+            except MlflowException as exc:
+                if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            exp = client.get_experiment_by_name(name)
+    if exp is None:
+        known = ", ".join(e.name for e in experiments()) or "none yet"
+        raise ExperimentNotFoundError(
+            f"no experiment named {name!r} (known: {known}); start a run in it with "
+            f"workbench.start_run(experiment={name!r}) to create it"
+        )
+    return _to_experiment(exp)
+
+
+def experiments() -> list[Experiment]:
+    """All active experiments, most recently created first."""
+    client = _mlflow.client()
+    with _mlflow.translated(ExperimentNotFoundError, "experiments"):
+        found = client.search_experiments(order_by=["creation_time DESC"])
+    return [_to_experiment(e) for e in found]
+
+
+def start_run(
+    experiment: str | None = None,
+    *,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    nested: bool = False,
+    description: str | None = None,
+) -> mlflow.ActiveRun:
+    """Start an MLflow run in ``experiment`` (created when missing) and return MLflow's ActiveRun.
+
+    Use it as a context manager; everything MLflow logs inside goes to the workspace's store. The
+    acting user and the git commit (when in a repository) are recorded as tags.
+    """
+    import mlflow
+
+    exp = get_experiment(experiment or "Default", create=True)
+    settings = get_settings()
+    run_tags = {TAG_USER: settings.user}
+    commit = git_commit()
+    if commit:
+        run_tags[TAG_GIT_COMMIT] = commit
+    run_tags.update(tags or {})
+    with _mlflow.translated(ExperimentNotFoundError, f"experiment {exp.name!r}"):
+        return mlflow.start_run(
+            experiment_id=exp.experiment_id,
+            run_name=run_name,
+            tags=run_tags,
+            nested=nested,
+            description=description,
+        )
+
+
+def autolog(**kwargs: Any) -> None:
+    """MLflow autologging for every supported library (arguments go to ``mlflow.autolog``).
+
+    Models autologged this way carry no reference profile; log the final model with
+    :func:`log_model` for monitoring.
+    """
+    import mlflow
+
+    _mlflow.ensure_ready()
+    mlflow.autolog(**kwargs)
+
+
+def _flavor_of(model: Any) -> str:
+    import mlflow.pyfunc
+
+    if isinstance(model, mlflow.pyfunc.PythonModel):
+        return "pyfunc"
+    module = type(model).__module__.split(".", 1)[0]
+    known = {
+        "sklearn": "sklearn",
+        "xgboost": "xgboost",
+        "lightgbm": "lightgbm",
+        "catboost": "catboost",
+        "statsmodels": "statsmodels",
+        "torch": "pytorch",
+        "keras": "keras",
+        "tensorflow": "tensorflow",
+    }
+    if module in known:
+        return known[module]
+    if hasattr(model, "fit") and hasattr(model, "predict"):
+        return "sklearn"  # a scikit-learn compatible estimator from another package
+    raise InvalidInputError(
+        f"cannot tell how to log a {type(model).__module__}.{type(model).__qualname__}: pass "
+        "flavor='sklearn' (or another MLflow flavor name), or wrap it in an mlflow.pyfunc.PythonModel"
+    )
+
+
+def _sklearn_trusted_types(model: Any) -> list[str]:
+    # skops refuses to load types it does not know are safe. The model was just trained in this
+    # process, so the types it contains are the caller's own: trust exactly those.
+    import skops.io
+
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def log_model(
+    model: Any,
+    *,
+    name: str = "model",
+    training_data: pd.DataFrame | None = None,
+    training_labels: pd.Series | Sequence[Any] | None = None,
+    input_example: Any = None,
+    signature: Any = None,
+    flavor: str | None = None,
+    pip_requirements: Sequence[str] | None = None,
+    **flavor_kwargs: Any,
+) -> LoggedModel:
+    """Log a model to the active run with a signature, an input example and a reference profile.
+
+    ``training_data`` (a DataFrame of the model's input features) is profiled and stored with the
+    model, hashed for lineage, and used to infer the signature and an input example when those are
+    not given. ``flavor`` defaults to the one matching the model's library (``sklearn`` for
+    scikit-learn compatible estimators, ``pyfunc`` for :class:`mlflow.pyfunc.PythonModel`).
+    Starts a run in the Default experiment if none is active.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    _mlflow.ensure_ready()
+    flavor = flavor or _flavor_of(model)
+    try:
+        flavor_module = getattr(mlflow, flavor)
+    except AttributeError as exc:
+        raise InvalidInputError(f"MLflow has no flavor {flavor!r}: use e.g. 'sklearn' or 'pyfunc'") from exc
+
+    profile = None
+    if training_data is not None:
+        labels = None
+        if training_labels is not None:
+            labels = training_labels if isinstance(training_labels, pd.Series) else pd.Series(
+                list(training_labels), name="target"
+            )
+        profile = ReferenceProfile.from_data(training_data, target=labels)
+        if input_example is None:
+            input_example = training_data.head(5)
+        if signature is None and flavor != "pyfunc":
+            try:
+                predictions = model.predict(training_data.head(50))
+            except Exception as exc:
+                raise InvalidInputError(
+                    f"the model could not predict on the first rows of training_data ({exc}); pass "
+                    "the features the model was trained on, or give signature= explicitly"
+                ) from exc
+            signature = infer_signature(training_data.head(50), predictions)
+
+    kwargs: dict[str, Any] = dict(flavor_kwargs)
+    if flavor == "sklearn" and "skops_trusted_types" not in kwargs:
+        if kwargs.get("serialization_format", "skops") == "skops":
+            kwargs["skops_trusted_types"] = _sklearn_trusted_types(model)
+    model_arg = {"python_model": model} if flavor == "pyfunc" else {}
+    commit = git_commit()
+    tags = {TAG_USER: get_settings().user, TAG_FLAVOR: flavor}
+    if commit:
+        tags[TAG_GIT_COMMIT] = commit
+    if profile is not None:
+        tags[TAG_DATA_HASH] = profile.data_hash
+
+    active = mlflow.active_run()
+    with _mlflow.translated(RunNotFoundError, "run"):
+        if active is None:
+            with start_run():
+                info = _log(flavor_module, flavor, model, model_arg, name, signature,
+                            input_example, pip_requirements, tags, kwargs)
+        else:
+            info = _log(flavor_module, flavor, model, model_arg, name, signature,
+                        input_example, pip_requirements, tags, kwargs)
+        if profile is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                profile.save(Path(tmp) / PROFILE_DIR)
+                _mlflow.client().log_model_artifacts(info.model_id, tmp)
+    sig = info.signature.to_dict() if info.signature is not None else None
+    return LoggedModel(
+        model_uri=info.model_uri,
+        model_id=info.model_id,
+        run_id=info.run_id,
+        flavor=flavor,
+        signature=MappingProxyType(sig) if sig else None,
+        data_hash=profile.data_hash if profile else None,
+        git_commit=commit,
+    )
+
+
+def _log(flavor_module: Any, flavor: str, model: Any, model_arg: dict[str, Any], name: str,
+         signature: Any, input_example: Any, pip_requirements: Sequence[str] | None,
+         tags: dict[str, str], kwargs: dict[str, Any]) -> Any:
+    call = dict(kwargs)
+    if pip_requirements is not None:
+        call["pip_requirements"] = list(pip_requirements)
+    if model_arg:
+        return flavor_module.log_model(name=name, signature=signature, input_example=input_example,
+                                       tags=tags, **model_arg, **call)
+    return flavor_module.log_model(model, name=name, signature=signature,
+                                   input_example=input_example, tags=tags, **call)
+
+
+def _summary(run: Any) -> RunSummary:
+    info, data = run.info, run.data
+    return RunSummary(
+        run_id=info.run_id,
+        experiment_id=info.experiment_id,
+        name=info.run_name or "",
+        status=info.status,
+        start_time=pd.Timestamp(info.start_time, unit="ms", tz="UTC") if info.start_time else None,
+        end_time=pd.Timestamp(info.end_time, unit="ms", tz="UTC") if info.end_time else None,
+        user=data.tags.get(TAG_USER) or data.tags.get("mlflow.user") or "",
+        params=MappingProxyType(dict(data.params)),
+        metrics=MappingProxyType(dict(data.metrics)),
+        tags=MappingProxyType({k: v for k, v in data.tags.items() if not k.startswith("mlflow.")}),
+    )
+
+
+def get_run(run_id: str) -> RunSummary:
+    """The run with id ``run_id``."""
+    client = _mlflow.client()
+    with _mlflow.translated(RunNotFoundError, f"run {run_id!r}"):
+        return _summary(client.get_run(run_id))
+
+
+def iter_runs(
+    experiment: str,
+    *,
+    filter_string: str = "",
+    order_by: Sequence[str] | None = None,
+    page_size: int = 1000,
+) -> Iterator[pd.DataFrame]:
+    """Pages of :func:`runs` (``page_size`` runs each), fetched from MLflow as they are consumed.
+
+    A widget shows the first page while the rest loads.
+    """
+    exp = get_experiment(experiment)
+    client = _mlflow.client()
+    token: str | None = None
+    while True:
+        with _mlflow.translated(ExperimentNotFoundError, f"experiment {experiment!r}"):
+            page = client.search_runs(
+                [exp.experiment_id],
+                filter_string=filter_string,
+                order_by=list(order_by or ["attributes.start_time DESC"]),
+                max_results=page_size,
+                page_token=token,
+            )
+        yield _runs_frame(page)
+        token = page.token
+        if not token:
+            return
+
+
+_RUN_COLUMNS = ["run_id", "name", "status", "user", "start_time", "end_time"]
+
+
+def _runs_frame(found: Sequence[Any]) -> pd.DataFrame:
+    rows = []
+    for run in found:
+        summary = _summary(run)
+        row: dict[str, Any] = {
+            "run_id": summary.run_id,
+            "name": summary.name,
+            "status": summary.status,
+            "user": summary.user,
+            "start_time": summary.start_time,
+            "end_time": summary.end_time,
+        }
+        row.update({f"metrics.{k}": v for k, v in summary.metrics.items()})
+        row.update({f"params.{k}": v for k, v in summary.params.items()})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=None if rows else _RUN_COLUMNS)
+    metric_cols = sorted(c for c in frame.columns if c.startswith("metrics."))
+    param_cols = sorted(c for c in frame.columns if c.startswith("params."))
+    return frame[_RUN_COLUMNS + metric_cols + param_cols]
+
+
+def runs(
+    experiment: str,
+    *,
+    filter_string: str = "",
+    order_by: Sequence[str] | None = None,
+    max_results: int | None = None,
+) -> pd.DataFrame:
+    """Runs of an experiment as a DataFrame: one row per run, ``metrics.*`` and ``params.*`` columns.
+
+    ``filter_string`` and ``order_by`` use MLflow's search syntax (``"metrics.accuracy > 0.9"``,
+    ``["metrics.accuracy DESC"]``). Newest runs first by default.
+    """
+    pages = []
+    total = 0
+    for page in iter_runs(experiment, filter_string=filter_string, order_by=order_by):
+        pages.append(page)
+        total += len(page)
+        if max_results is not None and total >= max_results:
+            break
+    frame = pd.concat(pages, ignore_index=True) if len(pages) > 1 else pages[0]
+    return frame.head(max_results) if max_results is not None else frame
+
+
+def compare_runs(run_ids: Sequence[str]) -> pd.DataFrame:
+    """Metrics and params of the given runs side by side: one column per run, one row per key.
+
+    Rows are ``metrics.<key>`` then ``params.<key>``; a run without a key shows ``NaN``/``None``.
+    """
+    if not run_ids:
+        raise InvalidInputError("give at least one run id to compare")
+    summaries = [get_run(r) for r in run_ids]
+    columns: dict[str, dict[str, Any]] = {}
+    for s in summaries:
+        label = f"{s.name} ({s.run_id[:8]})" if s.name else s.run_id
+        col: dict[str, Any] = {f"metrics.{k}": v for k, v in s.metrics.items()}
+        col.update({f"params.{k}": v for k, v in s.params.items()})
+        columns[label] = col
+    frame = pd.DataFrame(columns)
+    order = sorted(frame.index, key=lambda k: (not k.startswith("metrics."), k))
+    return frame.loc[order]
+
+
+def best_run(
+    experiment: str, metric: str, mode: Literal["max", "min"] = "max"
+) -> RunSummary:
+    """The finished run of ``experiment`` with the highest (``mode="max"``) or lowest ``metric``."""
+    if mode not in ("max", "min"):
+        raise InvalidInputError(f"mode must be 'max' or 'min', not {mode!r}")
+    order = "DESC" if mode == "max" else "ASC"
+    found = runs(
+        experiment,
+        filter_string=f"attributes.status = 'FINISHED' and metrics.`{metric}` > -1e308",
+        order_by=[f"metrics.`{metric}` {order}"],
+        max_results=1,
+    )
+    if found.empty:
+        raise RunNotFoundError(
+            f"no finished run of experiment {experiment!r} has the metric {metric!r}; "
+            "log it with mlflow.log_metric inside workbench.start_run(...)"
+        )
+    return get_run(str(found.iloc[0]["run_id"]))
+
+
+def metric_history(run_id: str, key: str) -> pd.DataFrame:
+    """Every logged value of one metric of a run: columns ``step``, ``timestamp``, ``value``."""
+    client = _mlflow.client()
+    with _mlflow.translated(RunNotFoundError, f"run {run_id!r}"):
+        history = client.get_metric_history(run_id, key)
+    frame = pd.DataFrame(
+        [(m.step, pd.Timestamp(m.timestamp, unit="ms", tz="UTC"), m.value) for m in history],
+        columns=["step", "timestamp", "value"],
+    )
+    return frame.sort_values(["step", "timestamp"], ignore_index=True)
