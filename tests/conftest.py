@@ -128,3 +128,72 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
             "--no-first-run",
         ],
     }
+
+
+class ServerProcess:
+    """A `workbench serve` process on a free port, for tests that talk to it over HTTP."""
+
+    def __init__(self, model_uri: str, workdir: Path, *, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()) -> None:
+        import subprocess
+        import sys
+        import time
+
+        self.log_dir = workdir / "predictions"
+        port_file = workdir / "port"
+        self.output = workdir / "server.log"
+        full_env = {**os.environ, **(env or {})}
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "workbench"), "serve", model_uri, "--port", "0",
+             "--log-dir", str(self.log_dir), "--port-file", str(port_file), *args],
+            env=full_env, stdout=open(self.output, "w"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 90
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("server did not start:\n" + self.output.read_text())
+            time.sleep(0.1)
+        self.url = f"http://127.0.0.1:{port_file.read_text()}"
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, wait, and return the exit code."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(timeout=timeout)
+
+
+def _server_factory(make_dir) -> tuple:
+    started: list[ServerProcess] = []
+
+    def start(model_uri: str, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> ServerProcess:
+        server = ServerProcess(model_uri, make_dir(), env=env, args=args)
+        started.append(server)
+        return server
+
+    return start, started
+
+
+@pytest.fixture()
+def serve_model(tmp_path: Path) -> Iterator:
+    """Factory: ``serve_model(uri, env=..., args=...)`` starts a server, stopped after the test."""
+    counter = iter(range(1000))
+
+    def make_dir() -> Path:
+        path = tmp_path / f"server-{next(counter)}"
+        path.mkdir()
+        return path
+
+    start, started = _server_factory(make_dir)
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def serve_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Like ``serve_model``, for servers that many tests share; stopped at the end of the session."""
+    start, started = _server_factory(lambda: tmp_path_factory.mktemp("server"))
+    yield start
+    for server in started:
+        server.stop()

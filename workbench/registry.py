@@ -367,11 +367,11 @@ def download_model(model_uri: str, dst: str | Path | None = None) -> Path:
     """Download the files of any model URI into ``dst`` (a new temporary folder by default)."""
     import mlflow.artifacts
 
+    local = Path(model_uri)
+    if local.is_dir():  # no store needed: this is how the server inside an image loads its model
+        return local
     _mlflow.ensure_ready()
     _check_loadable_uri(model_uri)
-    local = Path(model_uri)
-    if local.is_dir():
-        return local
     target = str(dst) if dst is not None else tempfile.mkdtemp(prefix="workbench-model-")
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=target))

@@ -37,9 +37,9 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from workbench.cli import apps, tracking
+    from workbench.cli import apps, serving, tracking
 
-    for module in (tracking, apps):
+    for module in (tracking, serving, apps):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,30 @@
+"""``workbench serve``: the inference server in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("model_uri")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port (0: any free port).")
+@click.option("--name", help="Model name in V2 routes (default: the registered name).")
+@click.option("--model-version", "version", help="Version reported in V2 routes (default: the registry's).")
+@click.option("--log-dir", type=click.Path(path_type=Path), help="Prediction log folder.")
+@click.option("--port-file", type=click.Path(path_type=Path), hidden=True)
+def serve(model_uri: str, host: str, port: int, name: str | None, version: str | None,
+          log_dir: Path | None, port_file: Path | None) -> None:
+    """Serve MODEL_URI (models:/name@alias, models:/name/3, runs:/..., or a folder) over HTTP.
+
+    Open Inference Protocol V2 under /v2, MLflow's /invocations, Prometheus /metrics, the
+    prediction log under /workbench/predictions. Stops cleanly on Ctrl-C or SIGTERM.
+    """
+    from workbench.serving import serve as run
+
+    run(model_uri, host=host, port=port, name=name, version=version, log_dir=log_dir, port_file=port_file)
+
+
+COMMANDS = [serve]

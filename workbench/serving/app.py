@@ -1,0 +1,499 @@
+"""The inference server's HTTP application (Starlette): Open Inference Protocol V2, MLflow's
+``/invocations``, Prometheus ``/metrics``, the prediction log and the OpenAPI document.
+
+Build it with :func:`create_app` and run it with :func:`workbench.serving.serve`. Every error a
+request can cause is answered with a 4xx and a message naming the problem: V2 routes in the
+protocol's ``{"error": ...}`` form, ``/invocations`` in MLflow's ``{"error_code", "message"}`` form.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from workbench.config import Settings, get_settings
+from workbench.errors import InvalidInputError, NotFoundError, SchemaError, WorkbenchError
+from workbench.serving import codecs
+from workbench.serving.batching import Batcher, RequestInfo
+from workbench.serving.metrics import ServerMetrics
+from workbench.serving.model import ServedModel
+from workbench.serving.predlog import PredictionLog, read_predictions
+
+__all__ = ["ServerState", "create_app"]
+
+SERVER_NAME = "workbench"
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """The request body is over the configured limit."""
+
+    http_status = 413
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """The request's content type is not one the route reads."""
+
+    http_status = 415
+
+
+class _JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+@dataclass
+class ServerState:
+    """Everything the routes share: the model, its batcher, the log, the metrics, the settings."""
+
+    model: ServedModel
+    batcher: Batcher
+    log: PredictionLog
+    metrics: ServerMetrics
+    settings: Settings
+    ready: bool = False
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _v2_error(exc: WorkbenchError) -> Response:
+    return _JSON({"error": str(exc)}, status_code=exc.http_status)
+
+
+def _mlflow_error(exc: WorkbenchError) -> Response:
+    """An error body exactly as `mlflow models serve` writes it (its own exception's JSON)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE
+
+    # MLflow answers input that breaks the signature with 400 INVALID_PARAMETER_VALUE.
+    code = INVALID_PARAMETER_VALUE if exc.http_status == 422 else BAD_REQUEST
+    status = 400 if exc.http_status == 422 else exc.http_status
+    body = MlflowException(str(exc), error_code=code).serialize_as_json()
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    too_big = PayloadTooLargeError(
+        f"the request body is larger than the server's limit of {limit} bytes "
+        "(WORKBENCH_MAX_BODY_BYTES): send fewer rows per request"
+    )
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_big
+    if not body:
+        raise InvalidInputError("the request body is empty: send a JSON document")
+    return bytes(body)
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"the request body is not valid JSON: {exc}") from exc
+
+
+class _Routes:
+    """Route handlers bound to one :class:`ServerState`."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.model = state.model
+
+    # -- health and metadata --------------------------------------------------------------------
+
+    async def live(self, request: Request) -> Response:
+        return _JSON({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        return _JSON({"ready": self.state.ready}, status_code=200 if self.state.ready else 503)
+
+    async def server_metadata(self, request: Request) -> Response:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            server_version = version("workbench")
+        except PackageNotFoundError:
+            server_version = "unknown"
+        return _JSON({"name": SERVER_NAME, "version": server_version,
+                      "extensions": ["model_repository_readonly", "workbench_prediction_log", "explain"]})
+
+    def _check_model(self, request: Request) -> None:
+        name = request.path_params["model_name"]
+        version = request.path_params.get("model_version")
+        if name != self.model.name:
+            raise NotFoundError(f"model {name!r} is not served here; this server serves {self.model.name!r}")
+        if version is not None and self.model.version is not None and version != self.model.version:
+            raise NotFoundError(
+                f"model {name!r} version {version!r} is not served here; this server serves version "
+                f"{self.model.version!r}"
+            )
+
+    async def model_metadata(self, request: Request) -> Response:
+        try:
+            self._check_model(request)
+        except WorkbenchError as exc:
+            return _v2_error(exc)
+        return _JSON(self.model.metadata())
+
+    async def model_ready(self, request: Request) -> Response:
+        try:
+            self._check_model(request)
+        except WorkbenchError as exc:
+            return _v2_error(exc)
+        return _JSON({"name": self.model.name, "ready": self.state.ready},
+                     status_code=200 if self.state.ready else 503)
+
+    # -- inference ------------------------------------------------------------------------------
+
+    def _observe(self, info: RequestInfo, status: int) -> None:
+        labels = (self.model.name, self.model.version or "")
+        if status < 400:
+            self.state.metrics.infer_success.labels(*labels).inc()
+            self.state.metrics.infer_duration.labels(*labels).observe(time.perf_counter() - info.started)
+        else:
+            self.state.metrics.infer_failure.labels(*labels, str(status)).inc()
+
+    async def infer(self, request: Request) -> Response:
+        info = RequestInfo(protocol="v2")
+        try:
+            self._check_model(request)
+            body = _parse_json(await _read_body(request, self.state.settings.max_body_bytes))
+            response = await self._infer_v2(body, info)
+        except WorkbenchError as exc:
+            self._observe(info, exc.http_status)
+            return _v2_error(exc)
+        self._observe(info, 200)
+        return _JSON(response, headers={"x-request-id": response["id"]})
+
+    async def _infer_v2(self, body: Any, info: RequestInfo) -> dict[str, Any]:
+        if not isinstance(body, Mapping):
+            raise InvalidInputError("an inference request is a JSON object with an 'inputs' list")
+        raw_inputs = body.get("inputs")
+        if not isinstance(raw_inputs, list) or not raw_inputs:
+            raise InvalidInputError("the request needs a non-empty 'inputs' list of tensors")
+        request_id = body.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise InvalidInputError("'id' must be a string")
+        if request_id:
+            info = RequestInfo(protocol=info.protocol, request_id=request_id, started=info.started)
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, Mapping):
+            raise InvalidInputError("'parameters' must be an object")
+        requested = body.get("outputs") or []
+        if not isinstance(requested, list) or not all(
+            isinstance(o, Mapping) and isinstance(o.get("name"), str) for o in requested
+        ):
+            raise InvalidInputError("'outputs' must be a list of objects with a 'name'")
+        output_names = [o["name"] for o in requested]
+        params = self._model_params(parameters)
+        tensors = [codecs.decode_tensor(t) for t in raw_inputs]
+
+        if self.model.batchable:
+            batch = self.model.batch_from_tensors(tensors)
+            prediction = await self.state.batcher.infer(batch, info, output_names, params)
+            outputs = [codecs.encode_tensor(n, v) for n, v in prediction.outputs.items()]
+        else:
+            data: Any
+            if len(tensors) == 1:
+                data = tensors[0].data
+            else:
+                data = {t.name: t.data for t in tensors}
+            raw = await self.state.batcher.run_unbatched(data, info, params)
+            outputs = [codecs.encode_tensor(n, v) for n, v in _unbatched_outputs(raw).items()]
+            if output_names:
+                unknown = [n for n in output_names if n not in {o["name"] for o in outputs}]
+                if unknown:
+                    raise InvalidInputError(f"unknown output(s) {unknown}")
+                outputs = [o for o in outputs if o["name"] in output_names]
+        return {
+            "model_name": self.model.name,
+            "model_version": self.model.version,
+            "id": info.request_id,
+            "parameters": {},
+            "outputs": outputs,
+        }
+
+    def _model_params(self, parameters: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Request parameters the model declares in its signature; protocol hints are dropped."""
+        schema = self.model.params_schema
+        if schema is None:
+            return None
+        known = {p.name for p in schema.params}
+        chosen = {k: v for k, v in parameters.items() if k in known}
+        return chosen or None
+
+    async def invocations(self, request: Request) -> Response:
+        info = RequestInfo(protocol="invocations")
+        try:
+            content_type = request.headers.get("content-type", "")
+            mime = content_type.split(";")[0].strip().lower()
+            if mime not in ("application/json", "text/csv"):
+                raise UnsupportedMediaTypeError(
+                    f"content type {content_type or '(none)'!r} is not supported: send application/json "
+                    "(dataframe_split, dataframe_records, instances or inputs) or text/csv"
+                )
+            body = await _read_body(request, self.state.settings.max_body_bytes)
+            response = await self._invocations(body, mime, info)
+        except WorkbenchError as exc:
+            self._observe(info, exc.http_status)
+            return _mlflow_error(exc)
+        self._observe(info, 200)
+        return response
+
+    async def _invocations(self, body: bytes, mime: str, info: RequestInfo) -> Response:
+        params = None
+        if mime == "text/csv":
+            columns = _csv_columns(body)
+            payload: dict[str, Any] = {}
+        else:
+            payload = _parse_json(body)
+            if not isinstance(payload, dict):
+                raise InvalidInputError(
+                    "the JSON body must be an object with one of the keys dataframe_split, "
+                    "dataframe_records, instances or inputs"
+                )
+            raw_params = payload.get("params")
+            if raw_params is not None and not isinstance(raw_params, Mapping):
+                raise InvalidInputError("'params' must be an object")
+            params = self._model_params(raw_params or {})
+            columns = None
+        if self.model.batchable:
+            if columns is None:
+                columns = _json_columns(payload)
+            batch = self.model.to_batch(columns)
+            prediction = await self.state.batcher.infer(batch, info, (), params)
+            raw = prediction.raw
+        else:
+            data = _mlflow_parse(payload, self.model.input_schema) if columns is None else _frame(columns)
+            raw = await self.state.batcher.run_unbatched(data, info, params)
+        if isinstance(raw, np.ndarray) and raw.dtype.kind in "biuf":
+            return _JSON({"predictions": raw}, headers={"x-request-id": info.request_id})
+        from mlflow.pyfunc.scoring_server import predictions_to_json
+
+        out = io.StringIO()
+        predictions_to_json(raw, out)
+        return Response(out.getvalue(), media_type="application/json",
+                        headers={"x-request-id": info.request_id})
+
+    # -- operations -----------------------------------------------------------------------------
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(self.state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def predictions(self, request: Request) -> Response:
+        try:
+            since = _int_param(request, "since", 0, minimum=0, maximum=2**63 - 1)
+            limit = _int_param(request, "limit", 1000, minimum=1, maximum=10_000)
+            page = read_predictions(self.state.log.folder, since=since, limit=limit)
+        except WorkbenchError as exc:
+            return _v2_error(exc)
+        body = page.to_json()
+        body["replica"] = self.state.log.replica
+        return _JSON(body)
+
+    async def openapi(self, request: Request) -> Response:
+        from workbench.serving.openapi import openapi_document
+
+        return _JSON(openapi_document(self.model))
+
+    async def ping(self, request: Request) -> Response:
+        return Response("\n", media_type="application/json", status_code=200 if self.state.ready else 503)
+
+
+def _int_param(request: Request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise InvalidInputError(f"{name} must be a whole number, got {raw!r}") from exc
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise InvalidInputError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def _json_columns(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The column-oriented view of any of MLflow's JSON input formats."""
+    keys = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in payload]
+    if len(keys) != 1:
+        raise InvalidInputError(
+            "the JSON body needs exactly one of the keys dataframe_split, dataframe_records, instances "
+            f"or inputs; got {sorted(payload) or 'none'}"
+        )
+    key = keys[0]
+    value = payload[key]
+    if key == "dataframe_split":
+        names, rows = codecs.columns_from_split(value, key)
+        return codecs.rows_to_columns(names, rows)
+    if key == "dataframe_records":
+        return codecs.columns_from_records(value, key)
+    # instances / inputs: records, or one list per column
+    if isinstance(value, Mapping):
+        if not all(isinstance(v, list) for v in value.values()):
+            raise InvalidInputError(f"{key} as an object must map each column to a list of values")
+        return dict(value)
+    if isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
+        return codecs.columns_from_records(value, key)
+    raise SchemaError(
+        f"{key} must be a list of records or an object of columns for this model, whose inputs are named "
+        "columns; use dataframe_split for rows of values"
+    )
+
+
+def _csv_columns(body: bytes) -> dict[str, Any]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.BytesIO(body))
+    except Exception as exc:
+        raise InvalidInputError(f"the body is not a readable CSV table with a header row: {exc}") from exc
+    return {str(c): frame[c].to_numpy() for c in frame.columns}
+
+
+def _frame(columns: Mapping[str, Any]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(dict(columns))
+
+
+def _mlflow_parse(payload: Mapping[str, Any], schema: Any) -> Any:
+    """MLflow's own parsing, for models without a column signature (tensors, or none at all)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc.scoring_server import infer_and_parse_data
+
+    data = {k: v for k, v in payload.items() if k != "params"}
+    try:
+        return infer_and_parse_data(data, schema)
+    except MlflowException as exc:
+        raise InvalidInputError(exc.message) from exc
+    except Exception as exc:
+        raise InvalidInputError(f"cannot read the input: {exc}") from exc
+
+
+def _unbatched_outputs(raw: Any) -> dict[str, np.ndarray]:
+    import pandas as pd
+
+    if isinstance(raw, pd.DataFrame):
+        return {str(c): raw[c].to_numpy() for c in raw.columns}
+    if isinstance(raw, dict):
+        return {str(k): np.asarray(v) for k, v in raw.items()}
+    if isinstance(raw, pd.Series):
+        return {str(raw.name or "predict"): raw.to_numpy()}
+    return {"predict": np.asarray(raw)}
+
+
+def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | None = None,
+               replica: str | None = None) -> Starlette:
+    """The server application for one loaded model, logging predictions into ``log_dir``."""
+    settings = settings or get_settings()
+    metrics = ServerMetrics.create()
+    log = PredictionLog(log_dir, replica=replica or f"{socket.gethostname()}-{os.getpid()}")
+    batcher = Batcher(model, log, metrics, max_batch_size=settings.max_batch_size,
+                      max_wait_ms=settings.max_batch_wait_ms)
+    state = ServerState(model, batcher, log, metrics, settings)
+    routes = _Routes(state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        batcher.start()
+        state.ready = True
+        try:
+            yield
+        finally:
+            state.ready = False
+            await batcher.stop()  # in-flight requests finish first: uvicorn waits for them
+            log.close()
+            print(f"workbench: stopped cleanly, prediction log flushed to {log.path}", file=sys.stderr, flush=True)
+
+    model_path = "/v2/models/{model_name}"
+    versioned = "/v2/models/{model_name}/versions/{model_version}"
+    app = Starlette(
+        routes=[
+            Route("/v2/health/live", routes.live),
+            Route("/v2/health/ready", routes.ready),
+            Route("/v2", routes.server_metadata),
+            Route(model_path, routes.model_metadata),
+            Route(versioned, routes.model_metadata),
+            Route(f"{model_path}/ready", routes.model_ready),
+            Route(f"{versioned}/ready", routes.model_ready),
+            Route(f"{model_path}/infer", routes.infer, methods=["POST"]),
+            Route(f"{versioned}/infer", routes.infer, methods=["POST"]),
+            Route("/invocations", routes.invocations, methods=["POST"]),
+            Route("/ping", routes.ping),
+            Route("/health", routes.ping),
+            Route("/metrics", routes.metrics),
+            Route("/workbench/predictions", routes.predictions),
+            Route("/openapi.json", routes.openapi),
+        ],
+        lifespan=lifespan,
+        exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error},
+    )
+    app.state.workbench = state
+    app.add_middleware(_RequestMetrics, metrics=metrics)
+    return app
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _JSON({"error": f"no route {request.url.path!r}: see /openapi.json for the routes"}, status_code=404)
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return _JSON({"error": f"{request.method} is not allowed on {request.url.path}"}, status_code=405)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # Reached only by a bug: the request is refused, the server keeps serving.
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
+
+class _RequestMetrics:
+    """Counts and times every HTTP request by route template (not raw path: bounded label values)."""
+
+    def __init__(self, app: Any, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, path, str(status[0])).inc()
+            self.metrics.request_duration.labels(method, path).observe(time.perf_counter() - started)

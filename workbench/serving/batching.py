@@ -1,0 +1,280 @@
+"""Adaptive batching: requests that arrive while the model is busy are predicted together.
+
+One prediction runs at a time, on one worker thread (models are CPU-bound and not all are
+thread-safe). While it runs, new requests queue; when it finishes, everything queued that can go
+together (same requested outputs and parameters), up to ``max_batch_size`` rows, becomes the next
+batch. A lone request is predicted at once, so batching costs a single client nothing;
+``max_wait_ms > 0`` lets a batch wait that long for company instead.
+
+Each request's answer is released only after its prediction-log record is committed (see
+:mod:`workbench.serving.predlog`); committing happens on the log's own thread while the next batch
+is predicted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workbench.errors import InvalidInputError, SchemaError, StoreUnavailableError, WorkbenchError
+from workbench.serving.codecs import InputBatch
+from workbench.serving.metrics import ServerMetrics
+from workbench.serving.model import Prediction, ServedModel
+from workbench.serving.predlog import LogRecord, PredictionLog
+
+__all__ = ["Batcher", "RequestInfo"]
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """Who asked, how, and when: what the prediction log records besides the data."""
+
+    protocol: str
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Item:
+    batch: InputBatch
+    key: tuple[Any, ...]
+    outputs: tuple[str, ...]
+    params: Mapping[str, Any] | None
+    info: RequestInfo
+    future: asyncio.Future[Prediction]
+
+
+def _model_failed(exc: Exception) -> WorkbenchError:
+    if isinstance(exc, WorkbenchError):
+        return exc
+    return SchemaError(f"the model could not predict on this input: {type(exc).__name__}: {exc}")
+
+
+def _jsonable_outputs(outputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, values in outputs.items():
+        array = np.asarray(values)
+        out[name] = array if array.dtype.kind in "biuf" else [
+            v if isinstance(v, (str, int, float, bool)) or v is None else str(v) for v in array.tolist()
+        ]
+    return out
+
+
+class Batcher:
+    """Queues requests for one model, predicts them in batches, logs them, then answers them."""
+
+    def __init__(
+        self,
+        model: ServedModel,
+        log: PredictionLog,
+        metrics: ServerMetrics,
+        *,
+        max_batch_size: int = 256,
+        max_wait_ms: float = 0.0,
+    ) -> None:
+        self.model = model
+        self.log = log
+        self.metrics = metrics
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1000.0
+        self._pending: deque[_Item] = deque()
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self._task: asyncio.Task[None] | None = None
+        self._labels = (model.name, model.version or "")
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The model's one worker thread; other model work (explanations) runs here too."""
+        return self._executor
+
+    def start(self) -> None:
+        """Start the batching loop on the running event loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
+
+    async def stop(self) -> None:
+        """Finish every queued request, then stop the loop and the worker thread."""
+        while self._pending:
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    async def infer(
+        self,
+        batch: InputBatch,
+        info: RequestInfo,
+        outputs: Sequence[str] = (),
+        params: Mapping[str, Any] | None = None,
+    ) -> Prediction:
+        """Queue one request's rows; returns once they are predicted and logged."""
+        for name in outputs:
+            if name not in self.model.output_names:
+                raise InvalidInputError(f"unknown output {name!r}; this model offers {self.model.output_names}")
+        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        key = (tuple(outputs), repr(sorted((params or {}).items())))
+        self._pending.append(_Item(batch, key, tuple(outputs), params, info, future))
+        self.metrics.queue_depth.labels(*self._labels).set(len(self._pending))
+        self._wakeup.set()
+        return await future
+
+    async def run_unbatched(self, data: Any, info: RequestInfo, params: Mapping[str, Any] | None) -> Any:
+        """Predict data that cannot be batched (tensor or no signature) on the worker thread, log it."""
+        loop = asyncio.get_running_loop()
+        try:
+            raw = await loop.run_in_executor(self._executor, self.model.predict_unbatched, data, params)
+        except Exception as exc:
+            raise _model_failed(exc) from exc
+        n_rows = len(data) if hasattr(data, "__len__") else 1
+        columns, rows = _unbatched_inputs(data)
+        record = LogRecord(
+            request_id=info.request_id,
+            ts=time.time(),
+            model_name=self.model.name,
+            model_version=self.model.version,
+            protocol=info.protocol,
+            n_rows=n_rows,
+            latency_ms=(time.perf_counter() - info.started) * 1000,
+            inputs={"columns": columns, "data": rows},
+            outputs={"predict": _to_list(raw)},
+        )
+        done: asyncio.Future[None] = loop.create_future()
+        def committed(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, done, None, error)
+
+        self.log.submit([record], committed)
+        await done
+        return raw
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            if self.max_wait > 0:
+                deadline = self._pending[0].info.started + self.max_wait if self._pending else 0
+                while self._rows_pending() < self.max_batch_size and time.perf_counter() < deadline:
+                    await asyncio.sleep(min(0.0005, max(deadline - time.perf_counter(), 0)))
+            group = self._take_group()
+            if not self._pending:
+                self._wakeup.clear()
+            self.metrics.queue_depth.labels(*self._labels).set(len(self._pending))
+            if not group:
+                continue
+            await loop.run_in_executor(self._executor, self._predict_and_log, group, loop)
+
+    def _rows_pending(self) -> int:
+        return sum(item.batch.n_rows for item in self._pending)
+
+    def _take_group(self) -> list[_Item]:
+        if not self._pending:
+            return []
+        first = self._pending.popleft()
+        group, rows = [first], first.batch.n_rows
+        keep: deque[_Item] = deque()
+        while self._pending:
+            item = self._pending.popleft()
+            if item.key == first.key and rows + item.batch.n_rows <= self.max_batch_size:
+                group.append(item)
+                rows += item.batch.n_rows
+            else:
+                keep.append(item)
+        self._pending = keep
+        return group
+
+    # -- on the worker thread -------------------------------------------------------------------
+
+    def _predict_and_log(self, group: list[_Item], loop: asyncio.AbstractEventLoop) -> None:
+        first = group[0]
+        try:
+            predictions: list[Prediction | WorkbenchError] = list(
+                self.model.predict([i.batch for i in group], first.outputs, first.params)
+            )
+        except Exception as exc:
+            if len(group) == 1:
+                predictions = [_model_failed(exc)]
+            else:  # one bad request must not fail the others: predict each alone
+                predictions = []
+                for item in group:
+                    try:
+                        (p,) = self.model.predict([item.batch], item.outputs, item.params)
+                        predictions.append(p)
+                    except Exception as single:
+                        predictions.append(_model_failed(single))
+        now, wall = time.perf_counter(), time.time()
+        self.metrics.batch_size.labels(*self._labels).observe(len(group))
+        self.metrics.batch_rows.labels(*self._labels).observe(sum(i.batch.n_rows for i in group))
+
+        records, answered = [], []
+        for item, prediction in zip(group, predictions):
+            if isinstance(prediction, WorkbenchError):
+                loop.call_soon_threadsafe(_settle, item.future, None, prediction)
+                continue
+            columns, rows = item.batch.records()
+            records.append(
+                LogRecord(
+                    request_id=item.info.request_id,
+                    ts=wall,
+                    model_name=self.model.name,
+                    model_version=self.model.version,
+                    protocol=item.info.protocol,
+                    n_rows=item.batch.n_rows,
+                    latency_ms=(now - item.info.started) * 1000,
+                    inputs={"columns": columns, "data": rows},
+                    outputs=_jsonable_outputs(prediction.outputs),
+                )
+            )
+            answered.append((item, prediction))
+        if not answered:
+            return
+
+        def committed(error: BaseException | None) -> None:
+            if error is None:
+                self.metrics.log_records.labels(*self._labels).inc(len(answered))
+            else:
+                self.metrics.log_failures.labels(*self._labels).inc(len(answered))
+            failure = None if error is None else StoreUnavailableError(
+                f"the prediction log could not record this request ({error}), so the prediction is not "
+                f"returned: nothing is answered unlogged. Check free space and permissions of {self.log.folder}"
+            )
+            for item, prediction in answered:
+                loop.call_soon_threadsafe(_settle, item.future, prediction, failure)
+
+        self.log.submit(records, committed)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the client went away
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _to_list(raw: Any) -> Any:
+    if hasattr(raw, "to_dict") and hasattr(raw, "columns"):
+        return raw.to_dict(orient="list")
+    if hasattr(raw, "tolist"):
+        return raw.tolist()
+    return raw
+
+
+def _unbatched_inputs(data: Any) -> tuple[list[str], list[list[Any]]]:
+    if hasattr(data, "columns") and hasattr(data, "to_numpy"):
+        return [str(c) for c in data.columns], data.astype(object).where(data.notna(), None).values.tolist()
+    array = np.asarray(data) if not isinstance(data, dict) else None
+    if array is not None and array.ndim == 2:
+        return [f"input-{i}" for i in range(array.shape[1])], array.tolist()
+    return ["input"], [[_to_list(data)]]

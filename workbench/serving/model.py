@@ -1,0 +1,423 @@
+"""The model as the inference server sees it: loaded once, its signature turned into input checks.
+
+:class:`ServedModel` validates request data against the model signature (every failure a 4xx-mapped
+:class:`~workbench.errors.SchemaError` naming the column and the value), predicts a batch of many
+requests at once, and splits the results back per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import InvalidInputError, SchemaError
+from workbench.serving.codecs import InputBatch, Tensor, v2_datatype
+
+__all__ = ["InputColumn", "Prediction", "ServedModel"]
+
+#: Extra outputs a client may request from a scikit-learn model, besides ``predict``.
+SKLEARN_EXTRA_OUTPUTS = ("predict_proba", "predict_log_proba", "decision_function")
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """One column of a column-based signature."""
+
+    name: str
+    #: MLflow type name: double, float, long, integer, boolean, string, binary, datetime (or other).
+    type: str
+    required: bool = True
+
+    @property
+    def v2_datatype(self) -> str:
+        """The Open Inference Protocol datatype clients should send."""
+        return {
+            "double": "FP64",
+            "float": "FP32",
+            "long": "INT64",
+            "integer": "INT32",
+            "boolean": "BOOL",
+        }.get(self.type, "BYTES")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What one request gets back from a batch."""
+
+    #: Named outputs, each with one entry (first dimension) per input row.
+    outputs: Mapping[str, np.ndarray]
+    #: The model's own result for these rows (ndarray, Series, DataFrame, list), for /invocations.
+    raw: Any
+
+
+def _column_error(column: InputColumn, value: Any, expected: str) -> SchemaError:
+    return SchemaError(
+        f"column {column.name!r} expects {expected} ({column.type}); got {value!r} "
+        f"({type(value).__name__})"
+    )
+
+
+def convert_column(column: InputColumn, values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """One column's values as the numpy dtype its signature type calls for, or a SchemaError."""
+    array = values if isinstance(values, np.ndarray) else np.asarray(values)
+    kind = array.dtype.kind
+    if column.type in ("double", "float"):
+        real: type[np.floating[Any]] = np.float64 if column.type == "double" else np.float32
+        if kind in "iuf":
+            return array.astype(real, copy=False)
+        if kind == "O":
+            for v in array:
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    raise _column_error(column, v, "numbers")
+            return np.array([np.nan if v is None else v for v in array], dtype=real)
+        raise _column_error(column, array.flat[0] if array.size else None, "numbers")
+    if column.type in ("long", "integer"):
+        target: type[np.signedinteger[Any]] = np.int64 if column.type == "long" else np.int32
+        if kind in "iu":
+            info = np.iinfo(target)
+            if array.size and (array.min() < info.min or array.max() > info.max):
+                raise SchemaError(f"column {column.name!r} has values outside the {column.type} range")
+            return array.astype(target, copy=False)
+        if kind == "f":
+            bad = ~np.isfinite(array) | (array != np.round(array))
+            if bad.any():
+                raise _column_error(column, array[bad][0].item(), "whole numbers")
+            return array.astype(target)
+        if kind == "O":
+            for v in array:
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise _column_error(column, v, "whole numbers")
+            return convert_column(column, np.array(list(array), dtype=np.int64))
+        raise _column_error(column, array.flat[0] if array.size else None, "whole numbers")
+    if column.type == "boolean":
+        if kind == "b":
+            return array
+        bad = next((v for v in array.tolist() if not isinstance(v, bool)), None)
+        raise _column_error(column, bad, "true or false")
+    if column.type == "string":
+        if kind == "U":
+            return array.astype(object)
+        if kind == "O":
+            for v in array:
+                if v is not None and not isinstance(v, str):
+                    raise _column_error(column, v, "strings")
+            return array
+        raise _column_error(column, array.flat[0].item() if array.size else None, "strings")
+    if column.type == "binary":
+        out = []
+        for v in array.tolist():
+            if isinstance(v, bytes):
+                out.append(v)
+            elif isinstance(v, str):
+                try:
+                    out.append(base64.b64decode(v, validate=True))
+                except ValueError as exc:
+                    raise _column_error(column, v, "base64-encoded bytes") from exc
+            else:
+                raise _column_error(column, v, "base64-encoded bytes")
+        return np.array(out, dtype=object)
+    if column.type == "datetime":
+        try:
+            return pd.to_datetime(pd.Series(array), errors="raise").to_numpy()
+        except (ValueError, TypeError) as exc:
+            raise SchemaError(f"column {column.name!r} expects dates or times (ISO 8601): {exc}") from exc
+    return array.astype(object) if kind != "O" else array  # arrays, objects, maps: passed through
+
+
+@dataclass
+class ServedModel:
+    """A pyfunc model loaded for serving, with its name, version and input contract."""
+
+    name: str
+    version: str | None
+    uri: str
+    pyfunc: Any
+    flavor: str
+    #: Column contract from a column-based signature; ``None`` for tensor signatures or none at all.
+    columns: tuple[InputColumn, ...] | None
+    #: The scikit-learn estimator behind an sklearn-flavored model (predicted directly, for speed).
+    sklearn_model: Any = None
+    predict_fn: str = "predict"
+    input_schema: Any = None
+    output_schema: Any = None
+    params_schema: Any = None
+    run_id: str | None = None
+    model_dir: Path | None = None
+    #: Names and numpy dtypes of the outputs, learned from the input example at load time.
+    output_spec: dict[str, np.dtype[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, model_uri: str, *, name: str | None = None, version: str | None = None) -> ServedModel:
+        """Load any MLflow model URI (or folder); name and version default to the registry's."""
+        from workbench.registry import download_model, resolve
+
+        registry_version = None
+        if model_uri.startswith("models:/") and not model_uri.startswith("models:/m-"):
+            registry_version = resolve(model_uri)
+        local = download_model(model_uri)
+        import mlflow.pyfunc
+
+        try:
+            pyfunc = mlflow.pyfunc.load_model(str(local))
+        except Exception as exc:
+            raise InvalidInputError(f"cannot load the model at {model_uri!r} for serving: {exc}") from exc
+        meta = pyfunc.metadata
+        flavors = meta.flavors
+        flavor = "sklearn" if "sklearn" in flavors else next(
+            (f for f in flavors if f != "python_function"), "python_function"
+        )
+        input_schema = meta.get_input_schema()
+        columns = None
+        if input_schema is not None and not input_schema.is_tensor_spec():
+            columns = tuple(
+                InputColumn(
+                    name=str(spec.name),
+                    type=getattr(spec.type, "name", str(spec.type)),
+                    required=bool(getattr(spec, "required", True)),
+                )
+                for spec in input_schema.inputs
+            )
+            if any(c.name in (None, "None") for c in columns):
+                columns = None  # unnamed columns: nothing to match request fields against
+        sklearn_model = None
+        if flavor == "sklearn":
+            try:
+                sklearn_model = pyfunc.get_raw_model()
+            except Exception:
+                sklearn_model = None
+        default_name = registry_version.name if registry_version else (name or "model")
+        model = cls(
+            name=name or default_name,
+            version=version or (registry_version.version if registry_version else None),
+            uri=model_uri,
+            pyfunc=pyfunc,
+            flavor=flavor,
+            columns=columns,
+            sklearn_model=sklearn_model,
+            predict_fn=str(flavors.get("python_function", {}).get("predict_fn", "predict")),
+            input_schema=input_schema,
+            output_schema=meta.get_output_schema(),
+            params_schema=meta.get_params_schema(),
+            run_id=meta.run_id,
+            model_dir=Path(local),
+        )
+        model._learn_outputs()
+        return model
+
+    # -- contract -------------------------------------------------------------------------------
+
+    @property
+    def batchable(self) -> bool:
+        """Whether requests can be predicted together (column signatures only)."""
+        return self.columns is not None
+
+    @property
+    def output_names(self) -> list[str]:
+        """Outputs a client can request by name."""
+        names = list(self.output_spec) or ["predict"]
+        if self.sklearn_model is not None:
+            names += [m for m in SKLEARN_EXTRA_OUTPUTS if hasattr(self.sklearn_model, m) and m not in names]
+        return names
+
+    def _learn_outputs(self) -> None:
+        """Predict the logged input example once: checks the model works and names its outputs."""
+        if self.columns is None or self.model_dir is None:
+            return
+        example = self._input_example()
+        if example is None:
+            return
+        try:
+            batch = self.to_batch({c: example[c].tolist() for c in example.columns if c in self._column_names})
+            (prediction,) = self.predict([batch], ())
+        except Exception:  # a model whose example no longer predicts still serves; errors show per request
+            return
+        self.output_spec = {k: v.dtype for k, v in prediction.outputs.items()}
+
+    def _input_example(self) -> pd.DataFrame | None:
+        assert self.model_dir is not None
+        for name in ("input_example.json",):
+            path = self.model_dir / name
+            if path.exists():
+                try:
+                    data = json.loads(path.read_text())
+                    if isinstance(data, dict) and "columns" in data and "data" in data:
+                        return pd.DataFrame(data["data"], columns=data["columns"])
+                except (ValueError, TypeError):
+                    return None
+        return None
+
+    @property
+    def _column_names(self) -> set[str]:
+        return {c.name for c in self.columns or ()}
+
+    def metadata(self) -> dict[str, Any]:
+        """Model metadata in the Open Inference Protocol's form."""
+        inputs: list[dict[str, Any]]
+        if self.columns is not None:
+            inputs = [{"name": c.name, "datatype": c.v2_datatype, "shape": [-1]} for c in self.columns]
+        elif self.input_schema is not None:
+            inputs = [
+                {
+                    "name": str(spec.name or f"input-{i}"),
+                    "datatype": v2_datatype(np.dtype(spec.type)),
+                    "shape": list(spec.shape),
+                }
+                for i, spec in enumerate(self.input_schema.inputs)
+            ]
+        else:
+            inputs = []
+        outputs = [
+            {"name": n, "datatype": v2_datatype(d), "shape": [-1]} for n, d in self.output_spec.items()
+        ]
+        return {
+            "name": self.name,
+            "versions": [self.version] if self.version else [],
+            "platform": f"mlflow_{self.flavor}",
+            "inputs": inputs,
+            "outputs": outputs,
+            "parameters": {"run_id": self.run_id, "model_uri": self.uri},
+        }
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def to_batch(self, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> InputBatch:
+        """Check named columns against the signature and convert them; extra columns are ignored."""
+        assert self.columns is not None
+        missing = [c.name for c in self.columns if c.required and c.name not in columns]
+        if missing:
+            raise SchemaError(
+                f"missing input column(s) {missing}; the model expects {[c.name for c in self.columns]}"
+            )
+        lengths = {len(v) for k, v in columns.items() if k in self._column_names}
+        if len(lengths) > 1:
+            raise SchemaError(f"input columns have different lengths {sorted(lengths)}: send one value per row")
+        n_rows = lengths.pop() if lengths else 0
+        if n_rows == 0:
+            raise InvalidInputError("the request has no rows: send at least one")
+        converted = {}
+        for column in self.columns:
+            if column.name in columns:
+                converted[column.name] = convert_column(column, columns[column.name])
+            else:  # optional column left out
+                converted[column.name] = np.full(n_rows, None, dtype=object)
+        return InputBatch(converted, n_rows)
+
+    def batch_from_tensors(self, tensors: Sequence[Tensor]) -> InputBatch:
+        """V2 inputs -> a column batch: one tensor per column, or one [rows, columns] tensor."""
+        assert self.columns is not None
+        names = [c.name for c in self.columns]
+        by_name = {t.name: t for t in tensors}
+        if len(by_name) != len(tensors):
+            raise InvalidInputError("two inputs have the same name")
+        if len(tensors) == 1 and tensors[0].name not in self._column_names:
+            tensor = tensors[0]
+            if tensor.data.ndim != 2 or tensor.shape[1] != len(names):
+                raise SchemaError(
+                    f"input {tensor.name!r} with shape {list(tensor.shape)} matches no column; send one "
+                    f"input per column ({names}) or one input of shape [rows, {len(names)}]"
+                )
+            return self.to_batch({n: tensor.data[:, i] for i, n in enumerate(names)})
+        unknown = [t.name for t in tensors if t.name not in self._column_names]
+        if unknown:
+            raise SchemaError(f"unknown input(s) {unknown}; the model's inputs are {names}")
+        columns = {}
+        for t in tensors:
+            if t.data.ndim > 2 or t.data.ndim == 2 and t.shape[1] != 1:
+                raise SchemaError(
+                    f"input {t.name!r} has shape {list(t.shape)}; a column input has shape [rows] or [rows, 1]"
+                )
+            columns[t.name] = t.data.reshape(-1)
+        return self.to_batch(columns)
+
+    # -- predicting -----------------------------------------------------------------------------
+
+    def frame(self, batches: Sequence[InputBatch]) -> pd.DataFrame:
+        """The batches stacked into one DataFrame with the signature's column order."""
+        assert self.columns is not None
+        if len(batches) == 1:
+            return pd.DataFrame(dict(batches[0].columns), copy=False)
+        return pd.DataFrame(
+            {c.name: np.concatenate([b.columns[c.name] for b in batches]) for c in self.columns},
+            copy=False,
+        )
+
+    def predict(
+        self, batches: Sequence[InputBatch], outputs: Sequence[str], params: Mapping[str, Any] | None = None
+    ) -> list[Prediction]:
+        """Predict several requests' rows at once; one :class:`Prediction` per batch, in order."""
+        frame = self.frame(batches)
+        raw, named = self._predict_frame(frame, outputs, params)
+        if len(batches) == 1:
+            return [Prediction(named, raw)]
+        results = []
+        start = 0
+        for b in batches:
+            stop = start + b.n_rows
+            results.append(Prediction({k: v[start:stop] for k, v in named.items()}, _slice(raw, start, stop)))
+            start = stop
+        return results
+
+    def _predict_frame(
+        self, frame: pd.DataFrame, outputs: Sequence[str], params: Mapping[str, Any] | None
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        n = len(frame)
+        if self.sklearn_model is not None and not params:
+            raw = getattr(self.sklearn_model, self.predict_fn)(frame)
+        else:
+            raw = self.pyfunc.predict(frame, params=dict(params) if params else None)
+        named = _named_outputs(raw, n, self.output_schema)
+        for name in outputs:
+            if name in named:
+                continue
+            if self.sklearn_model is not None and name in SKLEARN_EXTRA_OUTPUTS and hasattr(self.sklearn_model, name):
+                named[name] = np.asarray(getattr(self.sklearn_model, name)(frame))
+            else:
+                raise InvalidInputError(f"unknown output {name!r}; this model offers {self.output_names}")
+        if outputs:
+            named = {k: v for k, v in named.items() if k in outputs}
+        return raw, named
+
+    def predict_unbatched(self, data: Any, params: Mapping[str, Any] | None = None) -> Any:
+        """Predict data the model takes as is (tensor signatures, no signature); MLflow checks it."""
+        return self.pyfunc.predict(data, params=dict(params) if params else None)
+
+
+def _slice(raw: Any, start: int, stop: int) -> Any:
+    if isinstance(raw, (pd.DataFrame, pd.Series)):
+        return raw.iloc[start:stop]
+    if isinstance(raw, np.ndarray):
+        return raw[start:stop]
+    if isinstance(raw, list):
+        return raw[start:stop]
+    if isinstance(raw, dict):
+        return {k: _slice(v, start, stop) for k, v in raw.items()}
+    return raw
+
+
+def _named_outputs(raw: Any, n_rows: int, output_schema: Any) -> dict[str, np.ndarray]:
+    """Name a model's result by output, checking there is one entry per input row."""
+    if isinstance(raw, pd.DataFrame):
+        named = {str(c): raw[c].to_numpy() for c in raw.columns}
+    elif isinstance(raw, pd.Series):
+        named = {str(raw.name) if raw.name is not None else "predict": raw.to_numpy()}
+    elif isinstance(raw, dict):
+        named = {str(k): np.asarray(v) for k, v in raw.items()}
+    else:
+        array = np.asarray(raw)
+        name = "predict"
+        if output_schema is not None and not output_schema.is_tensor_spec():
+            names = output_schema.input_names()
+            if len(names) == 1 and names[0] not in (None, 0, "0"):
+                name = str(names[0])
+        named = {name: array}
+    for key, value in named.items():
+        if value.ndim == 0 or value.shape[0] != n_rows:
+            raise ValueError(f"output {key!r} has {value.shape} for {n_rows} rows: not row-aligned")
+    return named

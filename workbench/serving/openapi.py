@@ -1,0 +1,170 @@
+"""The OpenAPI 3 document of the inference server (served at ``/openapi.json``).
+
+Request bodies are described precisely enough for a property-based tester (schemathesis) to generate
+valid and invalid requests for every route; the served model's input names and datatypes are filled
+into the examples.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.serving.codecs import V2_DATATYPES
+from workbench.serving.model import ServedModel
+
+__all__ = ["openapi_document"]
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_MLFLOW_ERROR = {
+    "type": "object",
+    "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
+    "required": ["error_code", "message"],
+}
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "datatype", "data"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string", "enum": list(V2_DATATYPES)},
+        "parameters": {"type": "object"},
+        "data": {"type": "array"},
+    },
+}
+_INFER_REQUEST = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/RequestInput"}},
+        "outputs": {
+            "type": "array",
+            "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"},
+                                                                             "parameters": {"type": "object"}}},
+        },
+    },
+}
+_INFER_RESPONSE = {
+    "type": "object",
+    "required": ["model_name", "outputs"],
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": ["string", "null"]},
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/ResponseOutput"}},
+    },
+}
+_INVOCATIONS = {
+    "type": "object",
+    "description": "Exactly one of dataframe_split, dataframe_records, instances, inputs; optional params.",
+    "properties": {
+        "dataframe_split": {
+            "type": "object",
+            "properties": {"columns": {"type": "array", "items": {"type": "string"}},
+                           "data": {"type": "array", "items": {"type": "array"}}},
+        },
+        "dataframe_records": {"type": "array", "items": {"type": "object"}},
+        "instances": {},
+        "inputs": {},
+        "params": {"type": "object"},
+    },
+}
+
+
+def _json(schema: Any) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _responses(ok: Any, *errors: int, error_schema: Any = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"200": {"description": "OK", "content": _json(ok)}}
+    for code in errors:
+        out[str(code)] = {"description": "Error", "content": _json(error_schema or {"$ref": "#/components/schemas/Error"})}
+    return out
+
+
+def openapi_document(model: ServedModel) -> dict[str, Any]:
+    """The OpenAPI document for a server of ``model``."""
+    model_params = [{"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"},
+                     "example": model.name}]
+    version_params = [*model_params, {"name": "model_version", "in": "path", "required": True,
+                                      "schema": {"type": "string"}, "example": model.version or "1"}]
+    example_inputs = [
+        {"name": c.name, "shape": [1], "datatype": c.v2_datatype,
+         "data": [0.0 if c.v2_datatype.startswith("FP") else 0 if c.v2_datatype.startswith("INT") else
+                  False if c.v2_datatype == "BOOL" else "a"]}
+        for c in model.columns or ()
+    ]
+    infer_body = {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/InferenceRequest"},
+        **({"example": {"inputs": example_inputs}} if example_inputs else {}),
+    }}}
+
+    def infer_op(params: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"post": {
+            "summary": "Predict (Open Inference Protocol V2)",
+            "operationId": "infer" + ("_version" if len(params) > 1 else ""),
+            "parameters": params,
+            "requestBody": infer_body,
+            "responses": _responses({"$ref": "#/components/schemas/InferenceResponse"}, 400, 404, 413, 422, 503),
+        }}
+
+    def get_op(op_id: str, summary: str, ok: Any, params: list[dict[str, Any]] | None = None,
+               errors: tuple[int, ...] = ()) -> dict[str, Any]:
+        op: dict[str, Any] = {"summary": summary, "operationId": op_id, "responses": _responses(ok, *errors)}
+        if params:
+            op["parameters"] = params
+        return {"get": op}
+
+    metadata = {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "versions": {"type": "array"}, "platform": {"type": "string"},
+        "inputs": {"type": "array"}, "outputs": {"type": "array"}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": f"Workbench inference server: {model.name}", "version": model.version or "0"},
+        "paths": {
+            "/v2/health/live": get_op("live", "Liveness", {"type": "object"}),
+            "/v2/health/ready": get_op("ready", "Readiness", {"type": "object"}, errors=(503,)),
+            "/v2": get_op("server_metadata", "Server metadata", {"type": "object"}),
+            "/v2/models/{model_name}": get_op("model_metadata", "Model metadata", metadata, model_params, (404,)),
+            "/v2/models/{model_name}/versions/{model_version}": get_op(
+                "model_version_metadata", "Model version metadata", metadata, version_params, (404,)),
+            "/v2/models/{model_name}/ready": get_op("model_ready", "Model readiness", {"type": "object"},
+                                                    model_params, (404, 503)),
+            "/v2/models/{model_name}/versions/{model_version}/ready": get_op(
+                "model_version_ready", "Model version readiness", {"type": "object"}, version_params, (404, 503)),
+            "/v2/models/{model_name}/infer": infer_op(model_params),
+            "/v2/models/{model_name}/versions/{model_version}/infer": infer_op(version_params),
+            "/invocations": {"post": {
+                "summary": "Predict (MLflow scoring protocol)",
+                "operationId": "invocations",
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Invocations"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                }},
+                "responses": _responses({"type": "object", "properties": {"predictions": {}}},
+                                        400, 413, 415, 422, 503, error_schema={"$ref": "#/components/schemas/MlflowError"}),
+            }},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
+                                 "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/workbench/predictions": {"get": {
+                "summary": "Prediction log records after a cursor",
+                "operationId": "predictions",
+                "parameters": [
+                    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                ],
+                "responses": _responses({"type": "object", "required": ["records", "next_since"]}, 400, 404),
+            }},
+        },
+        "components": {"schemas": {
+            "Error": _ERROR,
+            "MlflowError": _MLFLOW_ERROR,
+            "RequestInput": _TENSOR,
+            "ResponseOutput": _TENSOR,
+            "InferenceRequest": _INFER_REQUEST,
+            "InferenceResponse": _INFER_RESPONSE,
+            "Invocations": _INVOCATIONS,
+        }},
+    }

@@ -1,0 +1,267 @@
+"""The prediction log: every answered request, appended durably, read back incrementally.
+
+Each server process appends to ``predictions.db`` (SQLite in WAL mode) in its log folder: the
+deployment's folder for local deploys, a volume for containers. A writer thread commits records in
+groups, and a request is answered only once its record is committed, so an acknowledged prediction
+survives a crash or restart of the server; the group commit keeps that cheap (one commit for all the
+requests that arrived together).
+
+Readers take pages after a cursor (``since``), from the file directly (:func:`read_predictions`) or
+from a running server over HTTP (``GET /workbench/predictions?since=N``), so monitoring can follow
+every replica without re-reading what it has seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from workbench.errors import InvalidInputError, NotFoundError
+
+__all__ = ["LogRecord", "PredictionLog", "PredictionPage", "read_predictions"]
+
+LOG_FILE = "predictions.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT,
+    protocol TEXT NOT NULL,
+    n_rows INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    inputs BLOB NOT NULL,
+    outputs BLOB NOT NULL,
+    replica TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
+CREATE INDEX IF NOT EXISTS predictions_request ON predictions (request_id);
+"""
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One answered request."""
+
+    request_id: str
+    ts: float
+    model_name: str
+    model_version: str | None
+    protocol: str
+    n_rows: int
+    latency_ms: float
+    #: ``{"columns": [...], "data": [[...], ...]}``
+    inputs: dict[str, Any]
+    #: output name -> list of values, one per row
+    outputs: dict[str, Any]
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit survives the process crashing (not the machine losing power)
+    # without an fsync per commit.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class PredictionLog:
+    """Appends records from any thread; each ``append`` returns once its record is committed.
+
+    ``PredictionLog(folder)`` opens (or creates) ``folder/predictions.db``. Call :meth:`close` to
+    flush and stop the writer thread.
+    """
+
+    def __init__(self, folder: str | Path, *, replica: str | None = None, max_group: int = 512) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / LOG_FILE
+        self.replica = replica or uuid.uuid4().hex[:12]
+        self._max_group = max_group
+        conn = _connect(self.path)
+        conn.executescript(_SCHEMA)
+        conn.close()
+        self._queue: queue.SimpleQueue[tuple[list[LogRecord], Callable[[BaseException | None], None]] | None]
+        self._queue = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: Sequence[LogRecord], done: Callable[[BaseException | None], None]) -> None:
+        """Queue records; ``done(None)`` is called from the writer thread once they are committed
+        (``done(error)`` if they could not be)."""
+        if self._closed:
+            done(RuntimeError("the prediction log is closed"))
+            return
+        self._queue.put((list(records), done))
+
+    def append(self, records: Sequence[LogRecord], timeout: float = 30.0) -> None:
+        """Append and wait for the commit (for callers outside the server's event loop)."""
+        finished = threading.Event()
+        failure: list[BaseException | None] = [None]
+
+        def done(error: BaseException | None) -> None:
+            failure[0] = error
+            finished.set()
+
+        self.submit(records, done)
+        if not finished.wait(timeout):
+            raise TimeoutError("the prediction log did not commit in time")
+        if failure[0] is not None:
+            raise failure[0]
+
+    def _run(self) -> None:
+        conn = _connect(self.path)
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                group = [item]
+                # Take everything already waiting: one commit for all of it.
+                while len(group) < self._max_group:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self._commit(conn, group)
+                        return
+                    group.append(nxt)
+                self._commit(conn, group)
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, group: list[Any]) -> None:
+        rows = [
+            (r.request_id, r.ts, r.model_name, r.model_version, r.protocol, r.n_rows, r.latency_ms,
+             _dumps(r.inputs), _dumps(r.outputs), self.replica)
+            for records, _ in group
+            for r in records
+        ]
+        error: BaseException | None = None
+        for attempt in range(5):
+            try:
+                with conn:  # BEGIN ... COMMIT, rolled back on error
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany(
+                        "INSERT INTO predictions (request_id, ts, model_name, model_version, protocol, "
+                        "n_rows, latency_ms, inputs, outputs, replica) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        rows,
+                    )
+                error = None
+                break
+            except sqlite3.OperationalError as exc:  # e.g. busy beyond the timeout, disk full
+                error = exc
+                time.sleep(0.05 * (attempt + 1))
+            except Exception as exc:  # never let the writer thread die
+                error = exc
+                break
+        for _, done in group:
+            with contextlib.suppress(Exception):
+                done(error)
+
+    def close(self) -> None:
+        """Commit everything queued, then stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+
+    def read(self, since: int = 0, limit: int | None = 1000) -> PredictionPage:
+        """Records after cursor ``since`` (see :func:`read_predictions`)."""
+        return read_predictions(self.folder, since=since, limit=limit)
+
+
+@dataclass(frozen=True)
+class PredictionPage:
+    """A page of the prediction log and the cursor to continue from."""
+
+    #: One row per request: seq, request_id, ts, model_name, model_version, protocol, n_rows,
+    #: latency_ms, inputs, outputs, replica.
+    records: pd.DataFrame
+    #: Pass as ``since`` to get what comes after this page.
+    next_since: int
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def rows(self) -> pd.DataFrame:
+        """One row per predicted input row: the input columns, then each output as a column,
+        plus ``request_id``, ``ts``, ``model_version`` and ``seq``."""
+        frames = []
+        for rec in self.records.itertuples(index=False):
+            inputs = rec.inputs
+            frame = pd.DataFrame(inputs["data"], columns=inputs["columns"])
+            for name, values in rec.outputs.items():
+                column = name if name not in frame.columns else f"output.{name}"
+                frame[column] = list(values) if len(values) == len(frame) else [values] * len(frame)
+            frame["request_id"] = rec.request_id
+            frame["ts"] = rec.ts
+            frame["model_version"] = rec.model_version
+            frame["seq"] = rec.seq
+            frames.append(frame)
+        if not frames:
+            return pd.DataFrame(columns=["request_id", "ts", "model_version", "seq"])
+        return pd.concat(frames, ignore_index=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The HTTP route's body: ``{"records": [...], "next_since": N}``."""
+        return {
+            "records": [
+                {k: (v if not hasattr(v, "item") else v.item()) for k, v in rec.items()}
+                for rec in self.records.to_dict(orient="records")
+            ],
+            "next_since": self.next_since,
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> PredictionPage:
+        """Inverse of :meth:`to_json` (what a client of the HTTP route gets)."""
+        return cls(pd.DataFrame(body["records"], columns=_COLUMNS), int(body["next_since"]))
+
+
+_COLUMNS = ["seq", "request_id", "ts", "model_name", "model_version", "protocol", "n_rows",
+            "latency_ms", "inputs", "outputs", "replica"]
+
+
+def read_predictions(folder: str | Path, since: int = 0, limit: int | None = 1000) -> PredictionPage:
+    """Records with ``seq > since`` from the log in ``folder``, oldest first, at most ``limit``."""
+    if since < 0 or (limit is not None and limit <= 0):
+        raise InvalidInputError("since must be >= 0 and limit > 0")
+    path = Path(folder) / LOG_FILE
+    if not path.exists():
+        raise NotFoundError(f"no prediction log at {path}: has the server answered a request yet?")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM predictions WHERE seq > ? ORDER BY seq"
+        args: tuple[Any, ...] = (since,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args = (since, limit)
+        rows = conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+    decoded = [
+        (*row[:8], orjson.loads(row[8]), orjson.loads(row[9]), row[10]) for row in rows
+    ]
+    frame = pd.DataFrame(decoded, columns=_COLUMNS)
+    return PredictionPage(frame, int(rows[-1][0]) if rows else since)

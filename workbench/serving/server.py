@@ -1,0 +1,96 @@
+"""Run the inference server: load a model, bind a port, serve until SIGTERM, drain, flush."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from workbench.config import Settings, get_settings
+from workbench.errors import PortInUseError
+from workbench.serving.app import create_app
+from workbench.serving.model import ServedModel
+
+__all__ = ["bind", "serve"]
+
+_log = logging.getLogger("workbench.serving")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0 picks a free one); a busy port is a clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUseError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port with --port "
+            "(or --port 0 for any free one)"
+        ) from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def default_log_dir(name: str, settings: Settings) -> Path:
+    """Where ``workbench serve`` logs predictions when no folder is given."""
+    return settings.home / "serving" / name / "predictions"
+
+
+def serve(
+    model_uri: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    name: str | None = None,
+    version: str | None = None,
+    log_dir: str | Path | None = None,
+    port_file: str | Path | None = None,
+    settings: Settings | None = None,
+) -> None:
+    """Serve ``model_uri`` until SIGTERM or Ctrl-C; in-flight requests finish and the log is flushed.
+
+    ``port_file``, when given, receives the bound port once the server accepts connections (useful
+    with ``port=0``).
+    """
+    import uvicorn
+
+    settings = settings or get_settings()
+    sock = bind(host, port)  # before loading: a busy port fails fast
+    model = ServedModel.load(model_uri, name=name, version=version)
+    folder = Path(log_dir) if log_dir else default_log_dir(model.name, settings)
+    app = create_app(model, log_dir=folder, settings=settings)
+    bound_port = sock.getsockname()[1]
+
+    config = uvicorn.Config(
+        app,
+        log_level=os.environ.get("WORKBENCH_SERVER_LOG_LEVEL", "warning"),
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+
+    if port_file is not None:
+        # Written once uvicorn has started: whoever waits for the file can connect at once.
+        original_startup = server.startup
+
+        async def startup(sockets: list[socket.socket] | None = None) -> None:
+            await original_startup(sockets=sockets)
+            tmp = Path(f"{port_file}.tmp")
+            tmp.write_text(str(bound_port))
+            tmp.replace(port_file)
+
+        server.startup = startup  # type: ignore[method-assign]
+
+    print(
+        f"workbench: serving {model.name} version {model.version or '-'} ({model_uri}) on "
+        f"http://{host}:{bound_port}; predictions logged in {folder}",
+        file=sys.stderr,
+        flush=True,
+    )
+    server.run(sockets=[sock])
