@@ -57,8 +57,22 @@ _EXPORTS: dict[str, str] = {
     "set_alias": "workbench.registry",
     "set_version_tag": "workbench.registry",
     "versions": "workbench.registry",
+    "registered_version": "workbench.registry",
     # profiles
     "ReferenceProfile": "workbench.profile",
+    # packaging
+    "ImageRecord": "workbench.packaging",
+    "package": "workbench.packaging",
+    # deploying
+    "Deployment": "workbench.deployment",
+    "deploy": "workbench.deployment",
+    "deployment_history": "workbench.deployment",
+    "deployments": "workbench.deployment",
+    "get_deployment": "workbench.deployment",
+    "logs": "workbench.deployment",
+    "rollback": "workbench.deployment",
+    "stop": "workbench.deployment",
+    "update": "workbench.deployment",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -79,6 +93,18 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from workbench.config import Settings, configure, get_settings
+    from workbench.deployment import (
+        Deployment,
+        deploy,
+        deployment_history,
+        deployments,
+        get_deployment,
+        logs,
+        rollback,
+        stop,
+        update,
+    )
+    from workbench.packaging import ImageRecord, package
     from workbench.profile import ReferenceProfile
     from workbench.registry import (
         Lineage,
@@ -91,6 +117,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         load_profile,
         models,
         register,
+        registered_version,
         resolve,
         set_alias,
         set_version_tag,

@@ -45,6 +45,7 @@ __all__ = [
     "load_profile",
     "models",
     "register",
+    "registered_version",
     "resolve",
     "set_alias",
     "set_version_tag",
@@ -290,6 +291,12 @@ def resolve(model_uri: str) -> ModelVersion:
     if match.group("alias"):
         return get_version(match.group("name"), alias=match.group("alias"))
     return get_version(match.group("name"), match.group("version"))
+
+
+def registered_version(model_uri: str) -> ModelVersion | None:
+    """The registered version behind a ``models:/name/version`` or ``models:/name@alias`` URI;
+    ``None`` for any other kind of model URI (logged models, runs, folders)."""
+    return resolve(model_uri) if _REGISTRY_URI_RE.match(model_uri or "") else None
 
 
 def set_alias(name: str, alias: str, version: str | int) -> ModelVersion:

@@ -156,16 +156,15 @@ class ServedModel:
     @classmethod
     def load(cls, model_uri: str, *, name: str | None = None, version: str | None = None) -> ServedModel:
         """Load any MLflow model URI (or folder); name and version default to the registry's."""
-        from workbench.registry import download_model, resolve
+        from workbench.registry import download_model, registered_version
 
-        registry_version = None
-        if model_uri.startswith("models:/") and not model_uri.startswith("models:/m-"):
-            registry_version = resolve(model_uri)
+        registry_version = registered_version(model_uri)
         local = download_model(model_uri)
         import mlflow.pyfunc
 
         try:
-            pyfunc = mlflow.pyfunc.load_model(str(local))
+            # The image holds serving requirements only: MLflow need not warn about dev packages missing.
+            pyfunc = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
         except Exception as exc:
             raise InvalidInputError(f"cannot load the model at {model_uri!r} for serving: {exc}") from exc
         meta = pyfunc.metadata

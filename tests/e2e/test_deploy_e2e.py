@@ -1,0 +1,262 @@
+"""From a trained model to a deployment and back, on the local and the Docker targets.
+
+Each run trains two versions, registers them, deploys the first (packaging it for Docker), predicts
+through both protocols, reads the prediction log, updates to the second version, rolls back, and
+stops; then checks that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import docker
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+
+import workbench as wb
+from workbench.deployment.docker import volume_name
+from workbench.errors import (
+    DeploymentNotFoundError,
+    EngineUnavailableError,
+    HealthCheckError,
+    InvalidInputError,
+    NameTakenError,
+    PortInUseError,
+)
+
+
+@pytest.fixture(scope="module")
+def two_versions(numeric_data) -> tuple[wb.ModelVersion, wb.ModelVersion]:
+    X, y = numeric_data
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    versions = []
+    for model in (RandomForestClassifier(n_estimators=15, random_state=0), GradientBoostingClassifier(random_state=0)):
+        with wb.start_run(experiment="e2e-deploy"):
+            model.fit(X, y)
+            mlflow.log_metric("accuracy", model.score(X, y))
+            logged = wb.log_model(model, training_data=X, training_labels=y)
+        versions.append(wb.register(logged, name))
+    wb.set_alias(name, "champion", versions[0].version)
+    return versions[0], versions[1]
+
+
+def _full_cycle(target: str, two_versions, numeric_data) -> None:
+    v1, v2 = two_versions
+    X, _ = numeric_data
+    rows = X.head(8)
+    local_v1 = wb.load_model(v1.uri).predict(rows).tolist()
+    local_v2 = wb.load_model(v2.uri).predict(rows).tolist()
+    name = f"{target}-{uuid.uuid4().hex[:6]}"
+
+    dep = wb.deploy(f"models:/{v1.name}@champion", target=target, name=name)
+    assert dep.state == "running" and dep.healthy
+    assert (dep.model_uri, dep.model_version) == (v1.uri, v1.version)  # the alias was pinned
+
+    # both protocols
+    assert dep.predict(rows) == local_v1
+    v2_body = httpx.post(f"{dep.url}/v2/models/{v1.name}/infer", json={"inputs": [
+        {"name": c, "shape": [8], "datatype": "FP64", "data": rows[c].tolist()} for c in rows]}).json()
+    assert v2_body["outputs"][0]["data"] == local_v1
+
+    # the prediction log
+    page = dep.predictions()
+    assert len(page) == 2
+    logged_rows = page.rows()
+    assert logged_rows["predict"].tolist() == local_v1 * 2
+    np.testing.assert_allclose(logged_rows[list(rows.columns)].to_numpy()[:8], rows.to_numpy())
+
+    # update: the new version serves, the log continues
+    updated = wb.update(name, v2.uri)
+    assert (updated.model_version, updated.revision, updated.healthy) == (v2.version, 2, True)
+    assert updated.predict(rows) == local_v2
+    assert len(updated.predictions()) == 3
+
+    # the old server is gone
+    assert dep.url == updated.url or not _answers(dep.url)
+
+    # rollback
+    back = wb.rollback(name)
+    assert (back.model_version, back.revision) == (v1.version, 3)
+    assert back.predict(rows) == local_v1
+    assert [h.action for h in wb.deployment_history(name)] == ["deploy", "update", "rollback"]
+    assert len(back.predictions(limit=100)) == 4
+
+    # logs of the server process
+    assert "serving" in wb.logs(name)
+
+    # a new process sees the same deployments and their real state
+    out = subprocess.run([str(Path(sys.executable).parent / "workbench"), "deployments", "--json"],
+                         capture_output=True, text=True, env=os.environ.copy(), check=True).stdout
+    assert f'"name": "{name}"' in out and '"healthy": true' in out
+
+    wb.stop(name)
+    assert not _answers(back.url)
+    with pytest.raises(DeploymentNotFoundError, match=f"no deployment named '{name}'"):
+        wb.get_deployment(name)
+    assert [h.action for h in wb.deployment_history(name)][-1] == "stop"
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(f"{url}/v2/health/live", timeout=2)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+def test_local_target_full_cycle(two_versions, numeric_data) -> None:
+    _full_cycle("local", two_versions, numeric_data)
+
+
+@pytest.mark.docker
+def test_docker_target_full_cycle(two_versions, numeric_data, docker_engine) -> None:
+    _full_cycle("docker", two_versions, numeric_data)
+
+
+@pytest.mark.docker
+def test_a_container_removed_behind_our_back_shows_as_gone(two_versions, docker_engine) -> None:
+    v1, _ = two_versions
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    dep = wb.deploy(v1.uri, target="docker", name=name)
+    docker.from_env().containers.get(dep.handle["container_id"]).remove(force=True)
+    assert wb.get_deployment(name).state == "gone"
+    wb.stop(name)  # stopping a gone deployment just removes its record
+    docker.from_env().volumes.get(volume_name(name)).remove()
+
+
+def test_a_killed_local_server_shows_as_gone(two_versions) -> None:
+    v1, _ = two_versions
+    name = f"killed-{uuid.uuid4().hex[:6]}"
+    dep = wb.deploy(v1.uri, name=name)
+    os.kill(int(dep.handle["pid"]), 9)
+    os.waitpid(int(dep.handle["pid"]), 0)
+    assert wb.get_deployment(name).state == "gone"
+    wb.stop(name)
+
+
+# -- bad input: a clear error, and nothing half-created ----------------------------------------
+
+
+def _nothing_left(name: str) -> None:
+    assert name not in {d.name for d in wb.deployments()}
+
+
+def test_a_model_without_signature_is_refused(numeric_data) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = numeric_data
+    with wb.start_run(experiment="e2e-deploy"):
+        logged = wb.log_model(LogisticRegression().fit(X, y))
+    with pytest.raises(InvalidInputError, match="has no signature"):
+        wb.deploy(logged.model_uri, name="unsigned")
+    _nothing_left("unsigned")
+
+
+def test_a_name_already_taken_is_refused(two_versions) -> None:
+    v1, _ = two_versions
+    name = f"taken-{uuid.uuid4().hex[:6]}"
+    wb.deploy(v1.uri, name=name)
+    try:
+        with pytest.raises(NameTakenError, match=f"`workbench update {name} MODEL_URI`"):
+            wb.deploy(v1.uri, name=name)
+        assert len([d for d in wb.deployments() if d.name == name]) == 1
+    finally:
+        wb.stop(name)
+
+
+def test_a_busy_port_is_refused(two_versions) -> None:
+    v1, _ = two_versions
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        with pytest.raises(PortInUseError, match=f"127.0.0.1:{port}"):
+            wb.deploy(v1.uri, name="busy-port", port=port)
+    _nothing_left("busy-port")
+
+
+@pytest.mark.docker
+def test_an_image_that_does_not_exist_is_refused(two_versions, docker_engine) -> None:
+    v1, _ = two_versions
+    with pytest.raises(InvalidInputError, match="does not exist on this Docker engine: build it with"):
+        wb.deploy(v1.uri, target="docker", name="no-image", image="workbench-test/nothing:404")
+    _nothing_left("no-image")
+
+
+def test_no_docker_engine_says_how_to_start_one(two_versions, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    v1, _ = two_versions
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    with pytest.raises(EngineUnavailableError, match="no Docker engine answers.*Start one"):
+        wb.deploy(v1.uri, target="docker", name="no-engine", image="x:y")
+    _nothing_left("no-engine")
+
+
+def test_unknown_target_and_bad_names(two_versions) -> None:
+    v1, _ = two_versions
+    with pytest.raises(InvalidInputError, match="unknown deployment target 'moon'; available: .*docker.*local"):
+        wb.deploy(v1.uri, target="moon")
+    with pytest.raises(InvalidInputError, match="not a valid deployment name"):
+        wb.deploy(v1.uri, name="Bad_Name")
+
+
+def test_a_failed_update_keeps_the_old_version_serving(two_versions, numeric_data, tmp_path, monkeypatch) -> None:
+    v1, _ = two_versions
+    X, _ = numeric_data
+    name = f"keep-{uuid.uuid4().hex[:6]}"
+    dep = wb.deploy(v1.uri, name=name)
+    # a model that loads but whose server never becomes ready in time
+    broken = tmp_path / "broken.py"
+    broken.write_text(
+        "import time, mlflow.pyfunc\n"
+        "class Broken(mlflow.pyfunc.PythonModel):\n"
+        "    def load_context(self, context):\n"
+        "        time.sleep(30)\n"
+        "    def predict(self, context, model_input, params=None):\n"
+        "        return model_input\n"
+        "mlflow.models.set_model(Broken())\n"
+    )
+    from mlflow.models import infer_signature
+
+    with wb.start_run(experiment="e2e-deploy"):
+        logged = wb.log_model(str(broken), flavor="pyfunc", name="broken",
+                              signature=infer_signature(X.head(), X.head()))
+    wb.configure(health_timeout=5)
+    try:
+        with pytest.raises(HealthCheckError):
+            wb.update(name, logged.model_uri)
+    finally:
+        wb.configure(health_timeout=120)
+    still = wb.get_deployment(name)
+    assert (still.url, still.model_uri, still.revision, still.healthy) == (dep.url, v1.uri, 1, True)
+    assert still.predict(X.head(2)) == wb.load_model(v1.uri).predict(X.head(2)).tolist()
+    wb.stop(name)
+
+
+def test_cli_deploy_update_rollback_stop(two_versions) -> None:
+    v1, v2 = two_versions
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    cli = str(Path(sys.executable).parent / "workbench")
+
+    def run(*args: str) -> str:
+        result = subprocess.run([cli, *args], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "running" in run("deploy", v1.uri, "--name", name)
+    listed = run("deployments")
+    assert name in listed and "True" in listed
+    assert f"model_version  {v2.version}" in run("update", name, v2.uri)
+    assert f"model_version  {v1.version}" in run("rollback", name)
+    assert "serving" in run("logs", name, "--tail", "5")
+    assert f"stopped {name}" in run("stop", name)
+    result = subprocess.run([cli, "stop", name], capture_output=True, text=True, env=os.environ.copy())
+    assert result.returncode == 1 and f"no deployment named '{name}'" in result.stderr

@@ -1,0 +1,5 @@
+"""``python -m workbench``: the ``workbench`` command (what model images run)."""
+
+from workbench.cli import main
+
+main()

@@ -1,0 +1,135 @@
+"""``workbench package``, ``deploy``, ``deployments``, ``logs``, ``stop``, ``update``, ``rollback``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.cli._output import emit, json_option
+
+
+def _build_progress(enabled: bool) -> tuple[Callable[[Any], None] | None, Callable[[], None]]:
+    """A terminal progress bar over build steps (on stderr), and a function that closes it."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=1, unit="step", file=sys.stderr, bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} steps")
+
+    def on_event(event: Any) -> None:
+        if event.kind == "step" and event.total_steps:
+            bar.total = event.total_steps
+            bar.n = event.step
+            bar.set_description_str(f"building: {event.message[:40]}")
+            bar.refresh()
+        elif event.kind == "context":
+            bar.set_description_str(event.message)
+
+    return on_event, bar.close
+
+
+@click.command()
+@click.argument("model_uri")
+@click.option("--tag", help="Image tag (default: workbench/<model>:<version>).")
+@click.option("--base-image", help="Base image (default: python:<model's X.Y>-slim or WORKBENCH_BASE_IMAGE).")
+@click.option("--offline", is_flag=True, help="Download wheels here and build with no network.")
+@click.option("--bytecode", is_flag=True, help="Precompile what serving imports: faster start, larger image.")
+@click.option("--context-dir", type=click.Path(path_type=Path), help="Where to write the build context.")
+@json_option
+def package(model_uri: str, tag: str | None, base_image: str | None, offline: bool, bytecode: bool,
+            context_dir: Path | None, as_json: bool) -> None:
+    """Package MODEL_URI into a container image (Docker SDK), showing build progress."""
+    import workbench as wb
+
+    on_event, close = _build_progress(not as_json and sys.stderr.isatty())
+    try:
+        record = wb.package(model_uri, tag=tag, base_image=base_image, offline=offline, bytecode=bytecode,
+                            context_dir=context_dir, on_event=on_event)
+    finally:
+        close()
+    data = record.to_dict()
+    if not as_json:
+        data = {k: v for k, v in data.items() if k not in ("labels", "size_bytes")}
+    emit(data, as_json)
+
+
+@click.command()
+@click.argument("model_uri")
+@click.option("--target", default="local", show_default=True, help="local, docker, or a target URI.")
+@click.option("--name", help="Deployment name (default: from the model name).")
+@click.option("--port", type=int, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--image", help="docker: run this image instead of packaging the model.")
+@json_option
+def deploy(model_uri: str, target: str, name: str | None, port: int | None, image: str | None,
+           as_json: bool) -> None:
+    """Deploy MODEL_URI to TARGET and wait until it answers."""
+    import workbench as wb
+
+    on_event, close = _build_progress(not as_json and sys.stderr.isatty() and target.startswith("docker"))
+    try:
+        dep = wb.deploy(model_uri, target=target, name=name, port=port, image=image, on_event=on_event)
+    finally:
+        close()
+    emit(dep.to_dict(), as_json)
+
+
+@click.command()
+@json_option
+def deployments(as_json: bool) -> None:
+    """List deployments with their live state and health."""
+    import workbench as wb
+
+    emit(
+        [d.to_dict() for d in wb.deployments()],
+        as_json,
+        columns=["name", "target", "model_name", "model_version", "url", "state", "healthy", "revision"],
+        empty="no deployments: start one with `workbench deploy MODEL_URI`",
+    )
+
+
+@click.command()
+@click.argument("name")
+@click.option("--tail", type=int, default=100, show_default=True, help="How many lines.")
+def logs(name: str, tail: int) -> None:
+    """Show the last lines the deployment's server wrote."""
+    import workbench as wb
+
+    click.echo(wb.logs(name, tail=tail))
+
+
+@click.command()
+@click.argument("name")
+def stop(name: str) -> None:
+    """Stop deployment NAME (its prediction log is kept)."""
+    import workbench as wb
+
+    wb.stop(name)
+    click.echo(f"stopped {name}")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("model_uri")
+@json_option
+def update(name: str, model_uri: str, as_json: bool) -> None:
+    """Serve MODEL_URI under deployment NAME; the old model serves until the new one is ready."""
+    import workbench as wb
+
+    emit(wb.update(name, model_uri).to_dict(), as_json)
+
+
+@click.command()
+@click.argument("name")
+@json_option
+def rollback(name: str, as_json: bool) -> None:
+    """Serve again the version deployment NAME served before."""
+    import workbench as wb
+
+    emit(wb.rollback(name).to_dict(), as_json)
+
+
+COMMANDS = [package, deploy, deployments, logs, stop, update, rollback]

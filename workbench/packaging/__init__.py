@@ -1,0 +1,55 @@
+"""Packaging: a registered model -> a slim, readable build context -> a container image.
+
+Example::
+
+    import workbench as wb
+    image = wb.package("models:/churn@champion")          # ImageRecord(tag='workbench/churn:3', ...)
+    image = wb.package("models:/churn/3", offline=True)   # no network during the build
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from pathlib import Path
+
+from workbench.packaging.build import BuildEvent, ImageRecord, build_image
+from workbench.packaging.context import BuildContext, default_tag, prepare_context, serving_requirements
+
+__all__ = [
+    "BuildContext",
+    "BuildEvent",
+    "ImageRecord",
+    "build_image",
+    "package",
+    "prepare_context",
+    "serving_requirements",
+]
+
+
+def package(
+    model_uri: str,
+    *,
+    tag: str | None = None,
+    base_image: str | None = None,
+    offline: bool = False,
+    bytecode: bool = False,
+    context_dir: str | Path | None = None,
+    on_event: Callable[[BuildEvent], None] | None = None,
+) -> ImageRecord:
+    """Package ``model_uri`` into an image and return its record.
+
+    The build context is written to ``context_dir`` (default: a new folder under the workspace's
+    ``builds/``) and kept, so the image can be rebuilt by hand. ``tag`` defaults to
+    ``workbench/<model>:<version>``; ``base_image`` to the settings' or ``python:<model's X.Y>-slim``;
+    ``offline=True`` downloads a wheelhouse on this machine and builds with no network;
+    ``bytecode=True`` precompiles the modules serving imports (faster start, larger image).
+    """
+    from workbench.config import get_settings
+
+    if context_dir is None:
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
+        context_dir = get_settings().home / "builds" / stamp
+    context = prepare_context(model_uri, context_dir, base_image=base_image, offline=offline,
+                              bytecode=bytecode)
+    return build_image(context, tag or default_tag(context.model_name, context.model_version), on_event=on_event)

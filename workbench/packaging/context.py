@@ -1,0 +1,298 @@
+"""Model URI -> a Docker build context the user can read, keep and build by hand.
+
+The context holds the model, its serving requirements (the model's own MLflow environment, trimmed
+to what serving needs), the workbench core as the inference server, a ``.dockerignore`` and a
+multi-stage ``Dockerfile``:
+
+- stage ``deps`` installs the requirements into a virtual environment (from a host-side wheelhouse
+  with no network when ``offline``), so the wheels never reach the final image;
+- the final stage copies that environment, then the server, then the model: a retrained model with
+  unchanged requirements rebuilds from cache in seconds;
+- it runs as a non-root user, checks ``/v2/health/ready`` as its HEALTHCHECK and carries OCI labels
+  (model name, version, run id, git commit, created).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import yaml
+
+from workbench.errors import InvalidInputError, PackagingError
+
+__all__ = ["BuildContext", "prepare_context", "serving_requirements"]
+
+#: Where things live inside a model image.
+MODEL_DIR = "/opt/model"
+LOG_DIR = "/var/lib/workbench/predictions"
+SERVER_PORT = 8080
+USER_ID = 10001
+
+# Installed as dependencies of mlflow-skinny's dependencies but never imported when a model is
+# loaded and served (measured by tracing the server's imports): removed to keep images small.
+_INSTALLED_NOT_IMPORTED = {"cryptography", "gitpython", "gitdb", "smmap", "wcwidth", "pyasn1",
+                           "pyasn1-modules", "rsa"}
+
+# Packages MLflow records because they were imported while the model was logged, which serving
+# never needs (test runners, notebook and terminal tooling).
+_NOT_FOR_SERVING = {"pytest", "rich", "ipython", "ipykernel", "jupyter", "jupyterlab", "notebook",
+                    "psutil", "matplotlib", "panel", "bokeh", "ipywidgets"}
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """A prepared build context: the folder and what went into it."""
+
+    path: Path
+    model_uri: str
+    model_name: str
+    model_version: str | None
+    run_id: str | None
+    git_commit: str | None
+    python_version: str
+    base_image: str
+    requirements: tuple[str, ...]
+    offline: bool
+    #: Precompile the modules serving imports: ~2 s faster start, ~45 MB larger image.
+    bytecode: bool = False
+    #: The module MLflow loads the model with (``mlflow.sklearn``, ``mlflow.pyfunc.model``, ...).
+    loader_module: str = "mlflow.pyfunc"
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def dockerfile(self) -> Path:
+        """The generated Dockerfile."""
+        return self.path / "Dockerfile"
+
+
+def _requirement_name(line: str) -> str:
+    return re.split(r"[<>=!~\[ ;@]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def serving_requirements(model_requirements: list[str]) -> list[str]:
+    """The model's requirements trimmed for serving, plus what the inference server needs.
+
+    ``mlflow`` becomes ``mlflow-skinny`` at the same version (no tracking server, UI or SQL store in
+    the image); packages only used while developing are dropped.
+    """
+    from importlib.metadata import requires
+
+    out: dict[str, str] = {}
+    for line in model_requirements:
+        line = line.strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        name = _requirement_name(line)
+        if name in _NOT_FOR_SERVING:
+            continue
+        if name == "mlflow":
+            line = "mlflow-skinny" + line[len("mlflow"):]
+            name = "mlflow-skinny"
+        out[name] = line
+    for req in requires("workbench") or []:
+        if 'extra == "serve"' not in req:
+            continue
+        spec = req.split(";")[0].strip()
+        name = _requirement_name(spec)
+        out.setdefault(name, spec)  # the model's own pin wins
+    return sorted(out.values(), key=_requirement_name)
+
+
+def _copy_server(dest: Path) -> None:
+    """The workbench core (the inference server's code), without the UI packages."""
+    import workbench
+
+    source = Path(workbench.__file__).parent
+    shutil.copytree(
+        source,
+        dest / "workbench",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "widgets"),
+    )
+
+
+def _image_tag_part(value: str) -> str:
+    part = re.sub(r"[^a-z0-9_.-]+", "-", value.lower()).strip("-.")
+    return part or "model"
+
+
+def default_tag(model_name: str, version: str | None) -> str:
+    """``workbench/<model>:<version>`` (``latest`` when the model is not a registered version)."""
+    return f"workbench/{_image_tag_part(model_name)}:{version or 'latest'}"
+
+
+def _dockerfile(ctx: BuildContext, offline: bool) -> str:
+    pip_source = "--no-index --find-links /tmp/wheels" if offline else ""
+    not_at_runtime = " ".join(sorted(_INSTALLED_NOT_IMPORTED))
+    if ctx.bytecode:
+        warmup = f"/opt/venv-model/bin/python /tmp/warmup.py {ctx.loader_module}"
+        bytecode_note = "warmup.py then imports what serving uses, so exactly those modules get .pyc."
+    else:
+        warmup = "true"
+        bytecode_note = "the smallest image; modules compile in memory as the server starts."
+    copy_wheels = "COPY wheels/ /tmp/wheels/\n" if offline else ""
+    labels = "\n".join(f'      {k}="{_escape(v)}" \\' for k, v in ctx.labels.items()).rstrip(" \\")
+    return f"""\
+# Model image for {ctx.model_name} (version {ctx.model_version or '-'}), made by `workbench package`.
+# Build it by hand with:  docker build -t IMAGE .   (add --network host if the base needs a proxy)
+ARG BASE_IMAGE={ctx.base_image}
+
+# Stage 1: the model's dependencies in a virtual environment. Only requirements.txt (and the
+# warm-up script) are copied first, so this layer is reused from cache until the requirements change.
+# Installed without bytecode: {bytecode_note}
+FROM ${{BASE_IMAGE}} AS deps
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+{copy_wheels}COPY requirements.txt warmup.py /tmp/
+RUN python -m venv /opt/venv-model \\
+ && /opt/venv-model/bin/pip install --no-compile {pip_source} -r /tmp/requirements.txt \\
+ && {{ /opt/venv-model/bin/pip uninstall -y -q {not_at_runtime} >/dev/null 2>&1 || true; }} \\
+ && find /opt/venv-model -depth -type d -name tests -path '*/site-packages/*/*' -exec rm -rf {{}} + \\
+ && find /opt/venv-model -type f \\( -name '*.pyi' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.c' \\
+      -o -name '*.cpp' -o -name '*.h' \\) -delete \\
+ && {{ /opt/venv-model/bin/pip uninstall -y -q pip setuptools wheel >/dev/null 2>&1 || true; }} \\
+ && {warmup}
+
+# Stage 2: the runtime. Dependencies, then the server, then the model: a retrained model with the
+# same requirements rebuilds only the last layers.
+FROM ${{BASE_IMAGE}}
+RUN useradd --uid {USER_ID} --create-home --shell /usr/sbin/nologin workbench \\
+ && mkdir -p {LOG_DIR} && chown {USER_ID}:{USER_ID} {LOG_DIR}
+COPY --from=deps /opt/venv-model /opt/venv-model
+COPY workbench /opt/workbench/workbench
+ENV PATH=/opt/venv-model/bin:$PATH \\
+    PYTHONPATH=/opt/workbench \\
+    PYTHONUNBUFFERED=1 \\
+    PYTHONDONTWRITEBYTECODE=1 \\
+    WORKBENCH_HOME=/tmp/workbench \\
+    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false
+VOLUME {LOG_DIR}
+USER {USER_ID}
+EXPOSE {SERVER_PORT}
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \\
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{SERVER_PORT}/v2/health/ready', timeout=2)"]
+ENTRYPOINT ["python", "-m", "workbench", "serve", "{MODEL_DIR}", "--host", "0.0.0.0", "--port", "{SERVER_PORT}", "--log-dir", "{LOG_DIR}"]
+CMD ["--name", "{ctx.model_name}"{', "--model-version", "' + ctx.model_version + '"' if ctx.model_version else ''}]
+COPY model {MODEL_DIR}
+LABEL {labels.lstrip()}
+"""
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+_DOCKERIGNORE = """\
+# Everything in this folder is meant for the image; editors and caches are not.
+**/__pycache__
+**/*.pyc
+**/.ipynb_checkpoints
+.git
+"""
+
+
+def _download_wheelhouse(requirements: Path, dest: Path, python_version: str) -> None:
+    """Wheels for every requirement, for the image's Python and platform, into ``dest``."""
+    major_minor = ".".join(python_version.split(".")[:2])
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+        "--python-version", major_minor, "--implementation", "cp",
+        "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64",
+        "--platform", "manylinux_2_17_x86_64", "--platform", "linux_x86_64",
+        "-d", str(dest), "-r", str(requirements),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PackagingError(
+            "could not download the wheelhouse for an offline build: every requirement needs a wheel "
+            "for this Python and platform; check the package index settings of pip on this machine",
+            step="pip download",
+            log_tail="\n".join(result.stderr.strip().splitlines()[-15:]),
+        )
+
+
+def prepare_context(
+    model_uri: str,
+    dest: str | Path,
+    *,
+    base_image: str | None = None,
+    offline: bool = False,
+    bytecode: bool = False,
+) -> BuildContext:
+    """Write a build context for ``model_uri`` into ``dest`` (which must be empty or absent)."""
+    from workbench.config import get_settings
+    from workbench.registry import download_model, registered_version
+
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise InvalidInputError(f"the build context folder {dest} is not empty: choose a new folder")
+    dest.mkdir(parents=True, exist_ok=True)
+
+    version = registered_version(model_uri)
+    # Copied, never moved: a local model folder given by the user stays where it is.
+    shutil.copytree(download_model(model_uri, dest / ".download"), dest / "model")
+    shutil.rmtree(dest / ".download", ignore_errors=True)
+    mlmodel = yaml.safe_load((dest / "model" / "MLmodel").read_text())
+    if not mlmodel.get("signature"):
+        shutil.rmtree(dest)
+        raise InvalidInputError(
+            f"{model_uri} has no signature, so the server could not check its input: log it with "
+            "workbench.log_model(model, training_data=X) (or give signature=)"
+        )
+    python_version = str(mlmodel.get("flavors", {}).get("python_function", {}).get("python_version", ""))
+    if not python_version:
+        python_version = ".".join(map(str, sys.version_info[:3]))
+    req_file = dest / "model" / "requirements.txt"
+    model_requirements = req_file.read_text().splitlines() if req_file.exists() else ["mlflow"]
+    requirements = serving_requirements(model_requirements)
+    (dest / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    _copy_server(dest)
+    shutil.copy(Path(__file__).with_name("warmup.py"), dest / "warmup.py")
+    (dest / ".dockerignore").write_text(_DOCKERIGNORE)
+    if offline:
+        _download_wheelhouse(dest / "requirements.txt", dest / "wheels", python_version)
+
+    major_minor = ".".join(python_version.split(".")[:2])
+    settings = get_settings()
+    base = base_image or settings.base_image or f"python:{major_minor}-slim"
+    name = version.name if version else Path(model_uri.rstrip("/")).name or "model"
+    created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    run_id = (version.run_id if version else None) or mlmodel.get("run_id")
+    commit = version.git_commit if version else None
+    labels: dict[str, Any] = {
+        "org.opencontainers.image.title": name,
+        "org.opencontainers.image.version": version.version if version else "",
+        "org.opencontainers.image.created": created,
+        "org.opencontainers.image.revision": commit or "",
+        "org.opencontainers.image.description": f"MLflow model {model_uri} served by workbench",
+        "org.opencontainers.image.base.name": base,
+        "io.workbench.model.name": name,
+        "io.workbench.model.version": version.version if version else "",
+        "io.workbench.model.uri": model_uri,
+        "io.workbench.model.run_id": run_id or "",
+        "io.workbench.model.git_commit": commit or "",
+        "io.workbench.model.data_hash": (version.data_hash if version else None) or "",
+    }
+    ctx = BuildContext(
+        path=dest,
+        model_uri=model_uri,
+        model_name=name,
+        model_version=version.version if version else None,
+        run_id=run_id,
+        git_commit=commit,
+        python_version=python_version,
+        base_image=base,
+        requirements=tuple(requirements),
+        offline=offline,
+        bytecode=bytecode,
+        loader_module=str(mlmodel.get("flavors", {}).get("python_function", {}).get("loader_module", "mlflow.pyfunc")),
+        labels=MappingProxyType({k: str(v) for k, v in labels.items()}),
+    )
+    ctx.dockerfile.write_text(_dockerfile(ctx, offline))
+    return ctx
