@@ -98,6 +98,12 @@ class PredictionLog:
         conn = _connect(self.path)
         conn.executescript(_SCHEMA)
         conn.close()
+        self._stop = threading.Event()
+        # Checkpoints (copying the WAL into the database, with an fsync) run on their own thread:
+        # done by the writer they would stall commits, and so answers, for tens of milliseconds.
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="prediction-log-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
         self._queue: queue.SimpleQueue[tuple[list[LogRecord], Callable[[BaseException | None], None]] | None]
         self._queue = queue.SimpleQueue()
         self._closed = False
@@ -127,8 +133,20 @@ class PredictionLog:
         if failure[0] is not None:
             raise failure[0]
 
+    def _checkpoint_loop(self, every: float = 1.0) -> None:
+        conn = _connect(self.path)
+        try:
+            while not self._stop.wait(every):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
     def _run(self) -> None:
         conn = _connect(self.path)
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         try:
             while True:
                 item = self._queue.get()
@@ -185,6 +203,8 @@ class PredictionLog:
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=60)
+        self._stop.set()
+        self._checkpointer.join(timeout=60)
 
     def read(self, since: int = 0, limit: int | None = 1000) -> PredictionPage:
         """Records after cursor ``since`` (see :func:`read_predictions`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -65,6 +66,10 @@ def serve(
     folder = Path(log_dir) if log_dir else default_log_dir(model.name, settings)
     app = create_app(model, log_dir=folder, settings=settings)
     bound_port = sock.getsockname()[1]
+    # Everything loaded so far lives as long as the server: keep it out of the garbage collector's
+    # full collections, which otherwise pause every request for tens of milliseconds now and then.
+    gc.collect()
+    gc.freeze()
 
     config = uvicorn.Config(
         app,
