@@ -60,6 +60,17 @@ _EXPORTS: dict[str, str] = {
     "registered_version": "workbench.registry",
     # profiles
     "ReferenceProfile": "workbench.profile",
+    # monitoring
+    "ConfidenceBasedEstimator": "workbench.monitor",
+    "DriftReport": "workbench.monitor",
+    "DriftSettings": "workbench.monitor",
+    "LiveMonitor": "workbench.monitor",
+    "MonitorReport": "workbench.monitor",
+    "OutlierDetector": "workbench.monitor",
+    "Window": "workbench.monitor",
+    "check_quality": "workbench.monitor",
+    "detect_drift": "workbench.monitor",
+    "evaluate_performance": "workbench.monitor",
     # packaging
     "ImageRecord": "workbench.packaging",
     "package": "workbench.packaging",
@@ -103,6 +114,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         rollback,
         stop,
         update,
+    )
+    from workbench.monitor import (
+        ConfidenceBasedEstimator,
+        DriftReport,
+        DriftSettings,
+        LiveMonitor,
+        MonitorReport,
+        OutlierDetector,
+        Window,
+        check_quality,
+        detect_drift,
+        evaluate_performance,
     )
     from workbench.packaging import ImageRecord, package
     from workbench.profile import ReferenceProfile

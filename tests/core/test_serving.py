@@ -454,12 +454,12 @@ def test_openapi_document_lists_every_route(rf_server) -> None:
 
 
 @pytest.mark.slow
-def test_fuzzing_the_openapi_document_finds_no_server_error(mixed_server) -> None:
+def test_fuzzing_the_openapi_document_finds_no_server_error(mixed_server, tmp_path) -> None:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "schemathesis"), "run", f"{mixed_server.url}/openapi.json",
          "--checks", "not_a_server_error", "--max-examples", "40", "--seed", "7", "--no-color",
          "--phases", "examples,coverage,fuzzing"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,  # its example cache goes there
     )
     assert result.returncode == 0, result.stdout[-5000:]
     assert httpx.get(f"{mixed_server.url}/v2/health/ready").status_code == 200

@@ -37,9 +37,9 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from workbench.cli import apps, deploy, serving, tracking
+    from workbench.cli import apps, deploy, monitor, serving, tracking
 
-    for module in (tracking, serving, deploy, apps):
+    for module in (tracking, serving, deploy, monitor, apps):
         for command in module.COMMANDS:
             main.add_command(command)
 

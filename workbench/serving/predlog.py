@@ -14,22 +14,24 @@ every replica without re-reading what it has seen.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
 from workbench.errors import InvalidInputError, NotFoundError
 
-__all__ = ["LogRecord", "PredictionLog", "PredictionPage", "read_predictions"]
+__all__ = ["LogRecord", "PredictionLog", "PredictionPage", "page_rows", "read_predictions"]
 
 LOG_FILE = "predictions.db"
 
@@ -226,22 +228,8 @@ class PredictionPage:
 
     def rows(self) -> pd.DataFrame:
         """One row per predicted input row: the input columns, then each output as a column,
-        plus ``request_id``, ``ts``, ``model_version`` and ``seq``."""
-        frames = []
-        for rec in self.records.itertuples(index=False):
-            inputs = rec.inputs
-            frame = pd.DataFrame(inputs["data"], columns=inputs["columns"])
-            for name, values in rec.outputs.items():
-                column = name if name not in frame.columns else f"output.{name}"
-                frame[column] = list(values) if len(values) == len(frame) else [values] * len(frame)
-            frame["request_id"] = rec.request_id
-            frame["ts"] = rec.ts
-            frame["model_version"] = rec.model_version
-            frame["seq"] = rec.seq
-            frames.append(frame)
-        if not frames:
-            return pd.DataFrame(columns=["request_id", "ts", "model_version", "seq"])
-        return pd.concat(frames, ignore_index=True)
+        plus ``request_id``, ``ts``, ``model_version`` and ``seq`` (see :func:`page_rows`)."""
+        return page_rows(self.records)[0]
 
     def to_json(self) -> dict[str, Any]:
         """The HTTP route's body: ``{"records": [...], "next_since": N}``."""
@@ -258,6 +246,67 @@ class PredictionPage:
         """Inverse of :meth:`to_json` (what a client of the HTTP route gets)."""
         return cls(pd.DataFrame(body["records"], columns=_COLUMNS), int(body["next_since"]))
 
+
+def page_rows(records: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...], tuple[str, ...]]:
+    """One row per predicted input row of log records, and the input and output column names.
+
+    Built column-wise in one pass (not one DataFrame per request): reading 10k logged rows costs
+    milliseconds. Outputs whose name clashes with an input column are named ``output.<name>``.
+    """
+    if not len(records):
+        return pd.DataFrame(columns=list(_ROW_META)), (), ()
+    inputs = records["inputs"].tolist()
+    outputs = records["outputs"].tolist()
+    input_names: list[str] = []
+    for item in inputs:
+        for name in item["columns"]:
+            if name not in input_names:
+                input_names.append(name)
+    n_rows = np.fromiter((len(item["data"]) for item in inputs), dtype=np.int64, count=len(inputs))
+    total = int(n_rows.sum())
+    columns: dict[str, Any] = {}
+    uniform = all(item["columns"] == input_names for item in inputs)
+    if uniform:
+        flat = itertools.chain.from_iterable(item["data"] for item in inputs)
+        transposed = list(zip(*flat)) if total else [() for _ in input_names]  # one C-level pass
+        columns.update(zip(input_names, transposed))
+    else:  # requests with different column sets: align by name, missing as None
+        for name in input_names:
+            values: list[Any] = []
+            for item in inputs:
+                if name in item["columns"]:
+                    j = item["columns"].index(name)
+                    values.extend(row[j] for row in item["data"])
+                else:
+                    values.extend([None] * len(item["data"]))
+            columns[name] = values
+    output_names: list[str] = []
+    for item in outputs:
+        for name in item:
+            if name not in output_names:
+                output_names.append(name)
+    out_columns = []
+    for name in output_names:
+        column = name if name not in columns else f"output.{name}"
+        out_columns.append(column)
+        columns[column] = list(itertools.chain.from_iterable(
+            _per_row(item.get(name), count) for item, count in zip(outputs, n_rows.tolist())
+        ))
+    frame = pd.DataFrame(columns)
+    frame["request_id"] = np.repeat(records["request_id"].to_numpy(), n_rows)
+    frame["ts"] = np.repeat(records["ts"].to_numpy(dtype=np.float64), n_rows)
+    frame["model_version"] = np.repeat(records["model_version"].to_numpy(), n_rows)
+    frame["seq"] = np.repeat(records["seq"].to_numpy(dtype=np.int64), n_rows)
+    return frame, tuple(input_names), tuple(out_columns)
+
+
+def _per_row(values: Any, count: int) -> Iterable[Any]:
+    if isinstance(values, list) and len(values) == count:
+        return values
+    return [values] * count
+
+
+_ROW_META = ("request_id", "ts", "model_version", "seq")
 
 _COLUMNS = ["seq", "request_id", "ts", "model_name", "model_version", "protocol", "n_rows",
             "latency_ms", "inputs", "outputs", "replica"]

@@ -1,0 +1,294 @@
+"""Drift benchmark: the workbench's drift detection side by side with Evidently's DataDriftPreset.
+
+Same data for both (written once as Parquet): 20 numeric + 5 categorical features (10 levels),
+reference and current of 10k, 100k and 1M rows, the current shifted by 0.3 sd on the first 5 numeric
+columns. Each side runs in its own fresh process, one size at a time, and reports:
+
+- seconds to compute the drift result from data already in memory (loading is timed apart),
+- peak resident memory of the whole process (``ru_maxrss``: imports, data and computation),
+- the columns it flags.
+
+The workbench side reads the reference *profile* (precomputed once, as ``log_model`` stores it with a
+model) and the current data; Evidently reads both data sets. Evidently 0.7.23 does not import with
+pandas 3, so it runs from its own virtual environment (benchmarks/.envs/evidently, made on first run).
+
+Also measured: one incremental update of a live monitor (:class:`workbench.monitor.LiveMonitor`) with
+10k new rows, given directly and pulled from a prediction-log folder.
+
+Run: .venv/bin/python benchmarks/drift/run.py [--sizes 10000,100000,1000000] [--reuse-evidently]
+The 1M-row Evidently run takes about 3 minutes and 2 GB: ``--reuse-evidently`` keeps earlier
+Evidently figures from benchmarks/results/drift.json instead of running it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BENCH))
+
+N_NUMERIC, N_CATEGORICAL, N_LEVELS, N_SHIFTED, SHIFT = 20, 5, 10, 5, 0.3
+NUMERIC = [f"num_{i:02d}" for i in range(N_NUMERIC)]
+CATEGORICAL = [f"cat_{i}" for i in range(N_CATEGORICAL)]
+SHIFTED = NUMERIC[:N_SHIFTED]
+EVIDENTLY = ["evidently==0.7.23", "pandas<3"]
+
+
+def data_dir(rows: int) -> Path:
+    return BENCH / "results" / "drift-data" / str(rows)
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+# -- workers (each runs in its own process) -------------------------------------------------------
+
+
+def worker_prepare(rows: int) -> dict[str, Any]:
+    """Write reference.parquet, current.parquet and the reference profile (once per size)."""
+    import numpy as np
+    import pandas as pd
+
+    from workbench.profile import ReferenceProfile
+
+    folder = data_dir(rows)
+    if (folder / "profile" / "profile.json").exists():
+        return {"prepared": False}
+    folder.mkdir(parents=True, exist_ok=True)
+    levels = np.array([f"level_{k}" for k in range(N_LEVELS)])
+    for name, seed, shift in (("reference", 1, 0.0), ("current", 2, SHIFT)):
+        rng = np.random.default_rng(seed)
+        frame = pd.DataFrame({c: rng.normal(5.0 * i, 1.0 + i / 10, rows) for i, c in enumerate(NUMERIC)})
+        for i, c in enumerate(SHIFTED):
+            frame[c] += shift * (1.0 + i / 10)  # 0.3 of that column's sd
+        for c in CATEGORICAL:
+            frame[c] = levels[rng.integers(0, N_LEVELS, rows)]
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    start = time.perf_counter()
+    profile = ReferenceProfile.from_data(pd.read_parquet(folder / "reference.parquet"))
+    seconds = time.perf_counter() - start
+    profile.save(folder / "profile")
+    return {"prepared": True, "profile_seconds": seconds}
+
+
+def worker_workbench(rows: int, multivariate: bool) -> dict[str, Any]:
+    start = time.perf_counter()
+    import pandas as pd
+
+    from workbench.monitor import detect_drift
+    from workbench.profile import ReferenceProfile
+
+    folder = data_dir(rows)
+    profile = ReferenceProfile.load(folder / "profile")
+    current = pd.read_parquet(folder / "current.parquet")
+    loaded = time.perf_counter()
+    report = detect_drift(profile, current, multivariate=multivariate)
+    done = time.perf_counter()
+    return {
+        "seconds": done - loaded,
+        "load_seconds": loaded - start,
+        "peak_mb": peak_mb(),
+        "drifted": report.drifted_features,
+        "tests": sorted({f.test for f in report.features if f.test}),
+        "dataset_drifted": report.drifted,
+        "multivariate_auc": report.multivariate.statistic if report.multivariate else None,
+    }
+
+
+def worker_evidently(rows: int) -> dict[str, Any]:
+    start = time.perf_counter()
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    folder = data_dir(rows)
+    reference = pd.read_parquet(folder / "reference.parquet")
+    current = pd.read_parquet(folder / "current.parquet")
+    loaded = time.perf_counter()
+    definition = DataDefinition(numerical_columns=NUMERIC, categorical_columns=CATEGORICAL)
+    snapshot = Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
+    result = snapshot.dict()
+    done = time.perf_counter()
+    drifted, tests = [], set()
+    for metric in result["metrics"]:
+        config = metric["config"]
+        if not config.get("type", "").endswith("ValueDrift"):
+            continue
+        method, threshold, value = config["method"], config["threshold"], metric["value"]
+        tests.add(method)
+        is_p_value = "p_value" in method
+        if (value < threshold) if is_p_value else (value >= threshold):
+            drifted.append(config["column"])
+    share = next(m["value"]["share"] for m in result["metrics"] if "DriftedColumnsCount" in m["metric_name"])
+    return {
+        "seconds": done - loaded,
+        "load_seconds": loaded - start,
+        "peak_mb": peak_mb(),
+        "drifted": sorted(drifted, key=(NUMERIC + CATEGORICAL).index),
+        "tests": sorted(tests),
+        "dataset_drifted": share >= 0.5,
+    }
+
+
+def worker_live(rows: int) -> dict[str, Any]:
+    """Live monitor: updates with 10k new rows, given directly and pulled from a log folder."""
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+
+    from workbench.monitor import LiveMonitor, LogFolderSource
+    from workbench.profile import ReferenceProfile
+    from workbench.serving.predlog import LogRecord, PredictionLog
+
+    folder = data_dir(rows)
+    profile = ReferenceProfile.load(folder / "profile")
+    current = pd.read_parquet(folder / "current.parquet")
+    batch = 10_000
+    out: dict[str, Any] = {"rows_per_update": batch, "window": batch}
+
+    # 1. Rows handed to the monitor (e.g. from a stream consumer): window = the last 10k rows.
+    monitor = LiveMonitor(profile, window=batch, multivariate_every=0)
+    monitor.update(current.iloc[:batch])
+    times = []
+    chunks = max(len(current) // batch, 1)
+    for k in range(1, 21):
+        # New rows each time (cycling through the file when it holds fewer than 21 batches).
+        chunk = current.iloc[(k % chunks) * batch:(k % chunks + 1) * batch].assign(ts=time.time())
+        start = time.perf_counter()
+        monitor.update(chunk)
+        times.append(time.perf_counter() - start)
+    out["update_ms_median"] = statistics.median(times) * 1000
+    out["update_ms_p90"] = sorted(times)[int(0.9 * len(times))] * 1000
+
+    # 2. The same through a prediction log folder: 1,000 logged requests of 10 rows each.
+    with tempfile.TemporaryDirectory() as tmp:
+        log = PredictionLog(tmp)
+        chunk = current.iloc[:batch]
+        columns = list(chunk.columns)
+        values = chunk.to_numpy(dtype=object)
+        now = time.time()
+        records = [
+            LogRecord(f"req-{i}", now, "bench", "1", "invocations", 10, 1.0,
+                      {"columns": columns, "data": values[i * 10:(i + 1) * 10].tolist()},
+                      {"predict": [0] * 10})
+            for i in range(batch // 10)
+        ]
+        log.append(records)
+        source = LogFolderSource(tmp)
+        pulled = LiveMonitor(profile, [source], window=batch, multivariate_every=0)
+        start = time.perf_counter()
+        new = pulled.pull()
+        pull_seconds = time.perf_counter() - start
+        assert len(new) == batch
+        start = time.perf_counter()
+        pulled.update(new)
+        out["pull_ms"] = pull_seconds * 1000
+        out["update_after_pull_ms"] = (time.perf_counter() - start) * 1000
+        # For scale: the prediction log's own per-request row builder on the same page.
+        page = source.fetch(0, batch)
+        start = time.perf_counter()
+        page.rows()
+        out["predictionpage_rows_ms"] = (time.perf_counter() - start) * 1000
+        log.close()
+
+    # 3. One update that also runs the multivariate test.
+    heavy = LiveMonitor(profile, window=batch, multivariate_every=1)
+    start = time.perf_counter()
+    heavy.update(current.iloc[:batch])
+    out["update_with_multivariate_ms"] = (time.perf_counter() - start) * 1000
+    return out
+
+
+WORKERS = {"prepare": worker_prepare, "workbench": worker_workbench, "evidently": worker_evidently,
+           "live": worker_live}
+
+
+# -- orchestration ---------------------------------------------------------------------------------
+
+
+def spawn(python: str, worker: str, rows: int, *extra: str) -> dict[str, Any]:
+    proc = subprocess.run([python, __file__, "--worker", worker, "--rows", str(rows), *extra],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{worker} worker failed for {rows} rows:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--reuse-evidently", action="store_true")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--multivariate", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        worker = WORKERS[args.worker]
+        result = worker(args.rows, args.multivariate) if args.worker == "workbench" else worker(args.rows)
+        print(json.dumps(result))
+        return
+
+    from _common import RESULTS, save, side_env, table
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    previous: dict[str, Any] = {}
+    if (RESULTS / "drift.json").exists():
+        previous = json.loads((RESULTS / "drift.json").read_text())
+    evidently_python = str(side_env("evidently", EVIDENTLY) / "bin" / "python")
+
+    results: dict[str, Any] = {"sizes": {}, "shifted": SHIFTED}
+    rows_out = []
+    for rows in sizes:
+        prepared = spawn(sys.executable, "prepare", rows)
+        ours = spawn(sys.executable, "workbench", rows)
+        ours_mv = spawn(sys.executable, "workbench", rows, "--multivariate")
+        old = previous.get("sizes", {}).get(str(rows), {}).get("evidently")
+        evidently = old if (args.reuse_evidently and old) else spawn(evidently_python, "evidently", rows)
+        results["sizes"][str(rows)] = {"prepare": prepared, "workbench": ours, "workbench_multivariate": ours_mv,
+                                       "evidently": evidently}
+        for name, r in (("evidently DataDriftPreset", evidently), ("workbench (per feature)", ours),
+                        ("workbench (+ multivariate)", ours_mv)):
+            rows_out.append({
+                "rows": f"{rows:,}", "tool": name, "seconds": r["seconds"], "load s": r["load_seconds"],
+                "peak MB": r["peak_mb"],
+                "speed-up": evidently["seconds"] / r["seconds"], "memory ratio": r["peak_mb"] / evidently["peak_mb"],
+                "flags shifted only": r["drifted"] == SHIFTED, "flagged": ",".join(r["drifted"]),
+            })
+        print(table(rows_out[-3:], list(rows_out[-1])), flush=True)
+    print("\nDrift: reference = current rows; current shifted by 0.3 sd on", ", ".join(SHIFTED))
+    print(table(rows_out, ["rows", "tool", "seconds", "load s", "peak MB", "speed-up", "memory ratio",
+                           "flags shifted only"]))
+
+    live = spawn(sys.executable, "live", max(s for s in sizes if s >= 100_000) if any(s >= 100_000 for s in sizes)
+                 else sizes[-1])
+    results["live"] = live
+    print("\nLive monitor, 25 features, window of 10k rows:")
+    print(table([{
+        "10k rows given (median ms)": live["update_ms_median"],
+        "p90 ms": live["update_ms_p90"],
+        "pull 10k rows from a log folder (ms)": live["pull_ms"],
+        "update after pull (ms)": live["update_after_pull_ms"],
+        "PredictionPage.rows() on that page (ms)": live["predictionpage_rows_ms"],
+        "update with multivariate (ms)": live["update_with_multivariate_ms"],
+    }], ["10k rows given (median ms)", "p90 ms", "pull 10k rows from a log folder (ms)", "update after pull (ms)",
+         "PredictionPage.rows() on that page (ms)", "update with multivariate (ms)"]))
+    path = save("drift", results)
+    print(f"\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()

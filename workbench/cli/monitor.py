@@ -1,0 +1,129 @@
+"""``workbench drift``: data drift of a file or a running deployment's recent window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.cli._output import emit, json_option
+
+_DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def _read_table(path: Path) -> Any:
+    import pandas as pd
+
+    from workbench.errors import InvalidInputError
+
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except (OSError, ValueError, ImportError) as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc}") from exc
+
+
+def _reference(spec: str) -> Any:
+    from workbench.errors import InvalidInputError
+    from workbench.profile import ReferenceProfile
+
+    path = Path(spec)
+    if path.suffix.lower() in _DATA_SUFFIXES:
+        if not path.exists():
+            raise InvalidInputError(f"no reference file {spec}: give a CSV or Parquet file, or a model URI")
+        return ReferenceProfile.from_data(_read_table(path))
+    if path.is_dir():
+        from workbench.registry import load_profile
+
+        return load_profile(str(path))  # a local model folder
+    if ":/" not in spec:
+        raise InvalidInputError(
+            f"{spec!r} is neither a data file (.csv, .parquet) nor a model URI such as models:/name@champion"
+        )
+    from workbench.registry import load_profile
+
+    return load_profile(spec)
+
+
+@click.command()
+@click.option("--reference", "reference", required=True, metavar="REF",
+              help="Reference: a CSV/Parquet file, or a model URI (models:/name@alias) whose logged profile is used.")
+@click.option("--current", "current", type=click.Path(path_type=Path), metavar="CUR",
+              help="Current data: a CSV or Parquet file.")
+@click.option("--current-url", "current_url", metavar="URL",
+              help="Current data: the recent window of a running server (its base URL).")
+@click.option("--log-dir", "log_dir", type=click.Path(path_type=Path, file_okay=False), metavar="FOLDER",
+              help="Current data: the recent window of a prediction log folder.")
+@click.option("--window", "window", type=int, default=1000, show_default=True,
+              help="Rows of the recent window (with --current-url or --log-dir).")
+@click.option("--numeric-test", type=click.Choice(["ks", "wasserstein", "psi", "jensenshannon"]),
+              help="Test for numeric features (default: by sample size).")
+@click.option("--categorical-test", type=click.Choice(["chisquare", "jensenshannon", "psi"]),
+              help="Test for categorical features (default: by sample size).")
+@click.option("--threshold", "thresholds", multiple=True, metavar="TEST=VALUE",
+              help="Threshold of a test, e.g. psi=0.2 or ks=0.01 (repeatable).")
+@click.option("--correction", type=click.Choice(["bh", "bonferroni", "none"]), default="bh", show_default=True,
+              help="Multiple-testing correction of p-values.")
+@click.option("--drift-share", type=float, default=0.5, show_default=True,
+              help="Share of drifted features at which the dataset counts as drifted.")
+@click.option("--multivariate/--no-multivariate", default=True, show_default=True,
+              help="Also run the multivariate domain-classifier test.")
+@json_option
+def drift(reference: str, current: Path | None, current_url: str | None, log_dir: Path | None, window: int,
+          numeric_test: str | None, categorical_test: str | None, thresholds: tuple[str, ...], correction: str,
+          drift_share: float, multivariate: bool, as_json: bool) -> None:
+    """Test current data for drift against a reference (a data file or a model's logged profile).
+
+    Per feature: the test, its statistic, p-value or distance, threshold and drifted flag; then the
+    dataset-level verdict (share of drifted features, multivariate test).
+    """
+    from workbench.errors import InvalidInputError
+    from workbench.monitor.drift import DriftSettings, detect_drift
+
+    given = [name for name, value in (("--current", current), ("--current-url", current_url),
+                                      ("--log-dir", log_dir)) if value is not None]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --current, --current-url and --log-dir")
+    limits: dict[str, float] = {}
+    for item in thresholds:
+        name, _, value = item.partition("=")
+        try:
+            limits[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not TEST=VALUE, e.g. psi=0.2", param_hint="--threshold") from None
+    settings = DriftSettings(numeric_test=numeric_test, categorical_test=categorical_test, thresholds=limits,
+                             correction=correction, drift_share=drift_share,  # type: ignore[arg-type]
+                             multivariate=multivariate)
+    profile = _reference(reference)
+    if current is not None:
+        if not current.exists():
+            raise InvalidInputError(f"no current data file {current}")
+        frame = _read_table(current)
+        where = str(current)
+    else:
+        from workbench.monitor.sources import as_source, read_recent
+
+        source = as_source(current_url if current_url is not None else str(log_dir))
+        frame = read_recent(source, window).frame
+        where = f"the last {len(frame)} rows of {source.name}"
+        if not len(frame):
+            raise InvalidInputError(f"{source.name} has logged no predictions yet: nothing to test")
+    report = detect_drift(profile, frame, settings)
+    if as_json:
+        emit(report.to_dict(), True)
+        return
+    table = report.to_frame()
+    table["statistic"] = table["statistic"].map(lambda v: f"{v:.4g}" if v == v else "-")
+    for column in ("p_value", "p_value_adjusted"):
+        table[column] = table[column].map(lambda v: f"{v:.3g}" if v is not None and v == v else "-")
+    table["drifted"] = table["drifted"].map({True: "DRIFT", False: ""})
+    emit(table, False, columns=["feature", "kind", "test", "statistic", "p_value", "p_value_adjusted", "threshold",
+                                     "drifted", "note"])
+    click.echo("")
+    click.echo(f"current: {where}")
+    click.echo(report.summary())
+
+
+COMMANDS = [drift]

@@ -1,0 +1,532 @@
+"""Live monitoring of a deployment: pull its prediction log, test the latest window, raise alerts.
+
+::
+
+    import workbench as wb
+    from workbench.monitor import LiveMonitor, Window, NotebookAlerts, WebhookAlerts
+
+    monitor = LiveMonitor(
+        "models:/churn@champion",                       # its logged reference profile
+        sources=["http://127.0.0.1:8080", "/srv/replica-2/predictions"],
+        window=Window(rows=5000),                       # or Window(seconds=3600)
+        alerts=[NotebookAlerts(), WebhookAlerts("http://hooks.local/drift")],
+    )
+    report = monitor.update()        # pull what is new from every source, test the latest window
+    monitor.history_frame()          # every update's per-feature statistics, for plots
+    monitor.alerts                   # threshold crossings: time, feature, statistic, threshold
+    monitor.start(interval=10)       # or keep updating in a background thread
+
+Each update pulls only records after each source's cursor, appends them to the window buffer
+(trimmed to the window), and re-tests the window with tests fitted once on the profile, so an update
+costs milliseconds; the multivariate test (about a second) runs every ``multivariate_every`` updates.
+An alert is raised when a check *crosses* its threshold (it was fine in the previous update), not
+again on every update while it stays crossed.
+"""
+
+from __future__ import annotations
+
+import collections
+import html
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import InvalidInputError, MonitoringError
+from workbench.monitor._report import Report, clean
+from workbench.monitor.drift import DriftDetector, DriftReport, DriftSettings, as_profile
+from workbench.monitor.outliers import OutlierDetector
+from workbench.monitor.performance import (
+    ConfidenceBasedEstimator,
+    PerformanceEstimate,
+    PerformanceReport,
+    evaluate_performance,
+    join_labels,
+    probabilities,
+)
+from workbench.monitor.quality import QualityReport, check_quality
+from workbench.monitor.sources import META_COLUMNS, PredictionSource, as_source, log_rows
+from workbench.monitor.stattests import ColumnSample
+from workbench.monitor.windows import Window
+from workbench.profile import ReferenceProfile
+
+__all__ = ["Alert", "AlertCallback", "LiveMonitor", "MonitorReport", "NotebookAlerts", "WebhookAlerts"]
+
+_log = logging.getLogger(__name__)
+
+#: Column names the inference server gives model outputs (the rest of a row is inputs and log columns).
+_OUTPUT_NAMES = frozenset({"predict", "predict_proba", "predict_log_proba", "decision_function"})
+
+AlertKind = Literal["feature_drift", "dataset_drift", "multivariate_drift", "missing_rate", "schema",
+                    "outliers", "performance"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A threshold crossing: what crossed, when, by how much."""
+
+    time: pd.Timestamp
+    kind: AlertKind
+    #: The feature concerned, or ``None`` for dataset-level alerts.
+    feature: str | None
+    #: The test or check (``wasserstein``, ``share_drifted``, ``domain_classifier``, ...).
+    test: str
+    statistic: float
+    threshold: float
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what a webhook receives)."""
+        return clean({"time": self.time.isoformat(), "kind": self.kind, "feature": self.feature,
+                      "test": self.test, "statistic": self.statistic, "threshold": self.threshold,
+                      "message": self.message})
+
+
+#: Called once per alert, from the thread that runs the update.
+AlertCallback = Callable[[Alert], None]
+
+
+class NotebookAlerts:
+    """Alert callback that shows each alert in the notebook cell's output (printed elsewhere)."""
+
+    def __call__(self, alert: Alert) -> None:
+        text = f"[{alert.time:%H:%M:%S}] {alert.message}"
+        try:
+            from IPython import get_ipython
+            from IPython.display import HTML, display
+        except ImportError:
+            print(text)
+            return
+        if get_ipython() is None:
+            print(text)
+            return
+        display(HTML(f'<div style="color:#b00020"><strong>alert</strong> {html.escape(text)}</div>'))
+
+
+class WebhookAlerts:
+    """Alert callback that POSTs each alert as JSON to ``url`` (failures are logged, not raised)."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0, headers: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.headers = dict(headers or {})
+        #: Alerts that could not be delivered, with the reason.
+        self.failures: list[tuple[Alert, str]] = []
+
+    def __call__(self, alert: Alert) -> None:
+        import httpx
+
+        try:
+            response = httpx.post(self.url, json=alert.to_dict(), timeout=self.timeout, headers=self.headers)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            self.failures.append((alert, str(exc)))
+            _log.warning("could not deliver a drift alert to %s: %s", self.url, exc)
+
+
+@dataclass(frozen=True)
+class MonitorReport(Report):
+    """One update of a live monitor: the window's drift, data quality, outliers and estimates."""
+
+    time: pd.Timestamp
+    #: The window definition (``last 1000 rows``) and the rows it held.
+    window: str
+    n_rows: int
+    #: Rows that arrived with this update.
+    new_rows: int
+    drift: DriftReport
+    quality: QualityReport
+    #: Share of the new rows that are outliers, and the share expected on reference-like data.
+    outlier_share: float | None = None
+    expected_outlier_share: float | None = None
+    estimate: PerformanceEstimate | None = None
+    alerts: tuple[Alert, ...] = field(default=())
+
+    def summary(self) -> str:
+        """One line: time, window, and each part's verdict."""
+        parts = [f"{self.time:%Y-%m-%d %H:%M:%S} UTC, {self.window} ({self.n_rows} rows, {self.new_rows} new)",
+                 self.drift.summary(), self.quality.summary()]
+        if self.outlier_share is not None:
+            parts.append(f"outliers {self.outlier_share:.3f} (expected {self.expected_outlier_share:.3f})")
+        if self.estimate is not None:
+            parts.append(self.estimate.summary())
+        if self.alerts:
+            parts.append(f"{len(self.alerts)} new alerts")
+        return "; ".join(parts)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The window's per-feature drift table."""
+        return self.drift.to_frame()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "time": self.time.isoformat(),
+            "window": self.window,
+            "n_rows": self.n_rows,
+            "new_rows": self.new_rows,
+            "drift": self.drift.to_dict(),
+            "quality": self.quality.to_dict(),
+            "outlier_share": self.outlier_share,
+            "expected_outlier_share": self.expected_outlier_share,
+            "estimate": self.estimate.to_dict() if self.estimate else None,
+            "alerts": [a.to_dict() for a in self.alerts],
+        }
+
+    def mlflow_metrics(self) -> dict[str, float]:
+        """Drift, quality, outlier and estimate metrics of this update."""
+        metrics = {**self.drift.mlflow_metrics(), **self.quality.mlflow_metrics(), "window.rows": float(self.n_rows)}
+        if self.outlier_share is not None:
+            metrics["outliers.share"] = self.outlier_share
+        if self.estimate is not None:
+            metrics.update(self.estimate.mlflow_metrics())
+        return metrics
+
+
+class LiveMonitor:
+    """Follows one or more prediction-log sources and tests the latest window against a reference.
+
+    ``reference``: a :class:`ReferenceProfile`, a model URI (its logged profile) or a DataFrame.
+    ``sources``: log folders, server URLs or :class:`PredictionSource` objects (one per replica).
+    ``outliers=True`` scores new rows with an :class:`OutlierDetector`; ``estimator`` (a fitted
+    :class:`ConfidenceBasedEstimator`) estimates accuracy from the logged ``predict_proba``, or from
+    ``model`` (an object with ``predict_proba``, e.g. ``wb.load_model(uri).get_raw_model()``) applied
+    to the logged inputs when the log has no probabilities.
+    """
+
+    def __init__(
+        self,
+        reference: ReferenceProfile | pd.DataFrame | str,
+        sources: Sequence[PredictionSource | str | Path] = (),
+        *,
+        window: Window | int | str = 1000,
+        settings: DriftSettings | None = None,
+        multivariate_every: int = 10,
+        outliers: bool = False,
+        outlier_alert_factor: float = 3.0,
+        estimator: ConfidenceBasedEstimator | None = None,
+        model: Any = None,
+        accuracy_alert_drop: float = 0.05,
+        alerts: Sequence[AlertCallback] = (),
+        history: int = 1000,
+        page_size: int = 5000,
+        keep_predictions: int = 100_000,
+    ) -> None:
+        self.profile = as_profile(reference)
+        self.sources = [as_source(s) for s in sources]
+        self.window = Window.parse(window)
+        self.settings = settings or DriftSettings()
+        self.multivariate_every = multivariate_every
+        self.outlier_alert_factor = outlier_alert_factor
+        self.estimator = estimator
+        self.model = model
+        self.accuracy_alert_drop = accuracy_alert_drop
+        self.callbacks = list(alerts)
+        self.page_size = page_size
+        self.keep_predictions = keep_predictions
+        self.detector = DriftDetector(self.settings).fit(self.profile)
+        self.outlier_detector = OutlierDetector().fit(self.profile) if outliers else None
+        #: Cursor per source name: the last ``seq`` read from it.
+        self.cursors: dict[str, int] = {s.name: 0 for s in self.sources}
+        self._history: collections.deque[MonitorReport] = collections.deque(maxlen=history)
+        self._alerts: list[Alert] = []
+        self._buffer = pd.DataFrame()
+        self._outputs: tuple[str, ...] = ()
+        self._predictions = pd.DataFrame()
+        self._labelled = pd.DataFrame()
+        self._updates = 0
+        self._seq = 0
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def __repr__(self) -> str:
+        return (f"LiveMonitor({len(self.profile.feature_names)} features, {len(self.sources)} sources, "
+                f"{self.window}, {len(self._history)} reports, {len(self._alerts)} alerts)")
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def pull(self, max_rows: int = 1_000_000) -> pd.DataFrame:
+        """New rows from every source since its cursor (at most ``max_rows`` per source)."""
+        frames = []
+        for source in self.sources:
+            since = self.cursors.get(source.name, 0)
+            taken = 0
+            while taken < max_rows:
+                page = source.fetch(since, self.page_size)
+                if not len(page):
+                    break
+                rows = log_rows(page.records, source=source.name)
+                self._outputs = tuple(dict.fromkeys((*self._outputs, *rows.outputs)))
+                frames.append(rows.frame)
+                taken += len(rows)
+                since = page.next_since
+                self.cursors[source.name] = since
+                if len(page) < self.page_size:
+                    break
+        if not frames:
+            return pd.DataFrame()
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    # -- updating --------------------------------------------------------------------------------
+
+    def update(self, rows: pd.DataFrame | None = None) -> MonitorReport | None:
+        """Take new rows (pulled from the sources, or given), test the latest window, raise alerts.
+
+        Returns the new report, or ``None`` when nothing new arrived.
+        """
+        with self._lock:
+            new = self.pull() if rows is None else self._stamped(rows)
+            if not len(new):
+                return None
+            self._append(new)
+            window = self._buffer
+            self._updates += 1
+            run_mv = self.multivariate_every > 0 and (self._updates - 1) % self.multivariate_every == 0
+            samples = {
+                name: ColumnSample.from_values(window[name], self.profile.features[name].kind)
+                for name in self.detector.columns_ if name in window.columns
+            }
+            drift = self.detector.score(window, multivariate=run_mv and self.settings.multivariate, samples=samples)
+            if drift.multivariate is None and self._history and not run_mv:
+                drift = _with_multivariate(drift, self._history[-1].drift)
+            quality = check_quality(
+                self.profile, window, missing_rate_tolerance=self.settings.missing_rate_tolerance,
+                ignore=(*META_COLUMNS, *self._outputs), samples=samples,
+            )
+            outlier_share = expected = None
+            if self.outlier_detector is not None:
+                scored = self.outlier_detector.score(new)
+                outlier_share, expected = scored.share, scored.expected_share
+            estimate = self._estimate(window)
+            now = pd.Timestamp.now(tz="UTC")
+            report = MonitorReport(now, str(self.window), len(window), len(new), drift, quality,
+                                   outlier_share, expected, estimate)
+            alerts = self._crossings(report, self._history[-1] if self._history else None)
+            report = _replace(report, alerts=tuple(alerts))
+            self._history.append(report)
+            self._alerts.extend(alerts)
+        for alert in alerts:
+            for callback in self.callbacks:
+                try:
+                    callback(alert)
+                except Exception as exc:  # a broken sink must not stop monitoring
+                    _log.warning("alert callback %r failed: %s", callback, exc)
+        return report
+
+    def _stamped(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Rows given directly get the log's bookkeeping columns when they lack them."""
+        if not isinstance(rows, pd.DataFrame):
+            raise InvalidInputError(f"rows must be a DataFrame, not {type(rows).__name__}")
+        extra: dict[str, Any] = {}
+        if "ts" not in rows.columns:
+            extra["ts"] = time.time()
+        if "seq" not in rows.columns:
+            extra["seq"] = np.arange(self._seq + 1, self._seq + len(rows) + 1)
+            self._seq += len(rows)
+        if "source" not in rows.columns:
+            extra["source"] = "direct"
+        outputs = [c for c in rows.columns if c in _OUTPUT_NAMES or str(c).startswith("output.")]
+        self._outputs = tuple(dict.fromkeys((*self._outputs, *outputs)))
+        return rows.assign(**extra) if extra else rows
+
+    def _append(self, new: pd.DataFrame) -> None:
+        buffer = pd.concat([self._buffer, new], ignore_index=True) if len(self._buffer) else new.reset_index(drop=True)
+        start = self.window.start_of_latest(buffer["ts"].to_numpy(dtype=np.float64)) if "ts" in buffer else 0
+        self._buffer = buffer.iloc[start:].reset_index(drop=True) if start else buffer
+        if "request_id" in new.columns:
+            kept = [c for c in ("request_id", "ts", "seq", "source", *self._outputs) if c in new.columns]
+            # The row's position in its request tells apart the rows of one multi-row request.
+            fresh = new[kept].assign(_row_in_request=new.groupby(["source", "seq"], sort=False).cumcount())
+            predictions = pd.concat([self._predictions, fresh], ignore_index=True) if len(self._predictions) else fresh
+            self._predictions = predictions.iloc[-self.keep_predictions:].reset_index(drop=True)
+
+    def _estimate(self, window: pd.DataFrame) -> PerformanceEstimate | None:
+        if self.estimator is None:
+            return None
+        proba = probabilities(window)
+        if proba is None and self.model is not None:
+            features = [c for c in self.profile.feature_names if c in window.columns]
+            try:
+                proba = np.asarray(self.model.predict_proba(window[features]))
+            except Exception as exc:
+                raise MonitoringError(f"the model could not give probabilities for the window: {exc}") from exc
+        return self.estimator.estimate(proba) if proba is not None else None
+
+    def _crossings(self, report: MonitorReport, previous: MonitorReport | None) -> list[Alert]:
+        now = report.time
+        alerts: list[Alert] = []
+        before = {f.feature: f for f in previous.drift.features} if previous else {}
+        for f in report.drift.features:
+            old = before.get(f.feature)
+            if f.drifted and not (old and old.drifted):
+                shown = f"p={f.p_value_adjusted:.3g}" if f.p_value_adjusted is not None else f"{f.statistic:.3f}"
+                alerts.append(Alert(now, "feature_drift", f.feature, f.test or "", f.statistic, f.threshold,
+                                    f"feature {f.feature!r} drifted: {f.test} {shown} (threshold {f.threshold})"))
+            if f.missing_rate_jump and not (old and old.missing_rate_jump):
+                alerts.append(Alert(now, "missing_rate", f.feature, "missing_rate", f.current_missing_rate,
+                                    f.reference_missing_rate + self.settings.missing_rate_tolerance,
+                                    f"feature {f.feature!r} is missing in {f.current_missing_rate:.1%} of rows "
+                                    f"(reference {f.reference_missing_rate:.1%})"))
+        drift = report.drift
+        if drift.dataset_drifted and not (previous and previous.drift.dataset_drifted):
+            alerts.append(Alert(now, "dataset_drift", None, "share_drifted", drift.share_drifted, drift.drift_share,
+                                f"dataset drift: {drift.n_drifted} features drifted (share "
+                                f"{drift.share_drifted:.2f} >= {drift.drift_share:.2f})"))
+        mv, old_mv = drift.multivariate, previous.drift.multivariate if previous else None
+        if mv is not None and mv.drifted and not (old_mv and old_mv.drifted):
+            alerts.append(Alert(now, "multivariate_drift", None, mv.test, mv.statistic, mv.threshold,
+                                f"multivariate drift: a classifier tells the window from the reference with "
+                                f"AUC {mv.statistic:.3f} (p={mv.p_value:.2g})"))
+        old_errors = {(i.check, i.feature) for i in previous.quality.errors} if previous else set()
+        for issue in report.quality.errors:
+            if (issue.check, issue.feature) not in old_errors:
+                alerts.append(Alert(now, "schema", issue.feature, issue.check, issue.value, float("nan"),
+                                    f"schema: {issue.feature!r} {issue.detail}"))
+        if report.outlier_share is not None and report.expected_outlier_share is not None:
+            limit = report.expected_outlier_share * self.outlier_alert_factor
+            was = previous is not None and previous.outlier_share is not None and previous.outlier_share > limit
+            if report.outlier_share > limit and not was:
+                alerts.append(Alert(now, "outliers", None, "outlier_share", report.outlier_share, limit,
+                                    f"{report.outlier_share:.1%} of new rows are outliers (expected "
+                                    f"{report.expected_outlier_share:.1%})"))
+        if report.estimate is not None:
+            limit = report.estimate.reference_accuracy - self.accuracy_alert_drop
+            was = (previous is not None and previous.estimate is not None
+                   and previous.estimate.expected_accuracy < limit)
+            if report.estimate.expected_accuracy < limit and not was:
+                alerts.append(Alert(now, "performance", None, "estimated_accuracy",
+                                    report.estimate.expected_accuracy, limit,
+                                    f"estimated accuracy fell to {report.estimate.expected_accuracy:.3f} "
+                                    f"(reference {report.estimate.reference_accuracy:.3f})"))
+        return alerts
+
+    # -- labels and performance ------------------------------------------------------------------
+
+    def add_labels(self, labels: pd.DataFrame, *, label_column: str = "label") -> int:
+        """Join true labels (request_id, ``label_column``, optional ``row``) to the logged predictions
+        kept so far; returns how many predictions got a label."""
+        with self._lock:
+            if not len(self._predictions):
+                return 0
+            joined = join_labels(self._predictions, labels, label_column=label_column)
+            found = joined[joined[label_column].notna()]
+            if label_column != "label":
+                found = found.rename(columns={label_column: "label"})
+            labelled = pd.concat([self._labelled, found], ignore_index=True) if len(self._labelled) else found
+            self._labelled = labelled.drop_duplicates(["source", "seq", "_row_in_request"], keep="last").sort_values(
+                "seq", kind="stable").iloc[-self.keep_predictions:].reset_index(drop=True)
+            return len(found)
+
+    def performance(self, window: Window | int | str | None = None, **kwargs: Any) -> PerformanceReport:
+        """Measured performance of the labelled predictions, per window (default: the monitor's)."""
+        with self._lock:
+            labelled = self._labelled
+        if not len(labelled):
+            return PerformanceReport("classification", (), len(self._predictions))
+        return evaluate_performance(labelled, window=window if window is not None else self.window, **kwargs)
+
+    # -- history ---------------------------------------------------------------------------------
+
+    @property
+    def history(self) -> list[MonitorReport]:
+        """Every report kept (oldest first)."""
+        with self._lock:
+            return list(self._history)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """Every alert raised so far (oldest first)."""
+        with self._lock:
+            return list(self._alerts)
+
+    @property
+    def latest(self) -> MonitorReport | None:
+        """The newest report, if any."""
+        with self._lock:
+            return self._history[-1] if self._history else None
+
+    @property
+    def window_rows(self) -> pd.DataFrame:
+        """The rows of the current window (inputs, outputs and log columns)."""
+        with self._lock:
+            return self._buffer.copy()
+
+    def history_frame(self) -> pd.DataFrame:
+        """One row per (update, feature): time, test, statistic, adjusted p-value, threshold, drifted;
+        plus a ``__dataset__`` row per update with the share of drifted features."""
+        rows = []
+        for report in self.history:
+            for f in report.drift.features:
+                rows.append({"time": report.time, "feature": f.feature, "test": f.test, "statistic": f.statistic,
+                             "p_value": f.p_value_adjusted, "threshold": f.threshold, "drifted": f.drifted})
+            rows.append({"time": report.time, "feature": "__dataset__", "test": "share_drifted",
+                         "statistic": report.drift.share_drifted, "p_value": None,
+                         "threshold": report.drift.drift_share, "drifted": report.drift.drifted})
+        return pd.DataFrame(rows, columns=["time", "feature", "test", "statistic", "p_value", "threshold", "drifted"])
+
+    def alerts_frame(self) -> pd.DataFrame:
+        """Every alert as a row."""
+        return pd.DataFrame([a.to_dict() for a in self.alerts],
+                            columns=["time", "kind", "feature", "test", "statistic", "threshold", "message"])
+
+    def _repr_html_(self) -> str:
+        latest = self.latest
+        head = html.escape(repr(self))
+        return f"<div><strong>{head}</strong>{latest._repr_html_() if latest else ''}</div>"
+
+    def log_to_mlflow(self, run_id: str | None = None, *, experiment: str = "monitoring") -> str:
+        """Log every kept update's metrics (step = update number) and the latest report; returns the run id."""
+        reports = self.history
+        if not reports:
+            raise MonitoringError("the monitor has no reports yet: call update() first")
+        for step, report in enumerate(reports):
+            run_id = report.log_to_mlflow(run_id, experiment=experiment, step=step,
+                                          artifact_file="monitoring/latest.json")
+        assert run_id is not None
+        return run_id
+
+    # -- background updates ----------------------------------------------------------------------
+
+    def start(self, interval: float = 10.0) -> None:
+        """Update every ``interval`` seconds in a background thread until :meth:`stop`."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.update()
+                except Exception as exc:  # keep watching through a source's hiccup
+                    _log.warning("monitor update failed: %s", exc)
+                self._stop.wait(interval)
+
+        self._thread = threading.Thread(target=loop, name="workbench-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop background updates (waits for a running update to finish)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+def _replace(report: MonitorReport, **changes: Any) -> MonitorReport:
+    import dataclasses
+
+    return dataclasses.replace(report, **changes)
+
+
+def _with_multivariate(drift: DriftReport, previous: DriftReport) -> DriftReport:
+    """Carry the last multivariate result forward on updates that do not re-run it."""
+    import dataclasses
+
+    return dataclasses.replace(drift, multivariate=previous.multivariate) if previous.multivariate else drift
