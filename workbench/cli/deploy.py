@@ -39,16 +39,17 @@ def _build_progress(enabled: bool) -> tuple[Callable[[Any], None] | None, Callab
 @click.option("--offline", is_flag=True, help="Download wheels here and build with no network.")
 @click.option("--bytecode", is_flag=True, help="Precompile what serving imports: faster start, larger image.")
 @click.option("--context-dir", type=click.Path(path_type=Path), help="Where to write the build context.")
+@click.option("--no-cache", is_flag=True, help="Rebuild every layer instead of reusing the build cache.")
 @json_option
 def package(model_uri: str, tag: str | None, base_image: str | None, offline: bool, bytecode: bool,
-            context_dir: Path | None, as_json: bool) -> None:
+            context_dir: Path | None, no_cache: bool, as_json: bool) -> None:
     """Package MODEL_URI into a container image (Docker SDK), showing build progress."""
     import workbench as wb
 
     on_event, close = _build_progress(not as_json and sys.stderr.isatty())
     try:
         record = wb.package(model_uri, tag=tag, base_image=base_image, offline=offline, bytecode=bytecode,
-                            context_dir=context_dir, on_event=on_event)
+                            context_dir=context_dir, on_event=on_event, no_cache=no_cache)
     finally:
         close()
     data = record.to_dict()

@@ -36,6 +36,7 @@ def package(
     bytecode: bool = False,
     context_dir: str | Path | None = None,
     on_event: Callable[[BuildEvent], None] | None = None,
+    no_cache: bool = False,
 ) -> ImageRecord:
     """Package ``model_uri`` into an image and return its record.
 
@@ -43,7 +44,8 @@ def package(
     ``builds/``) and kept, so the image can be rebuilt by hand. ``tag`` defaults to
     ``workbench/<model>:<version>``; ``base_image`` to the settings' or ``python:<model's X.Y>-slim``;
     ``offline=True`` downloads a wheelhouse on this machine and builds with no network;
-    ``bytecode=True`` precompiles the modules serving imports (faster start, larger image).
+    ``bytecode=True`` precompiles the modules serving imports (faster start, larger image);
+    ``no_cache=True`` rebuilds every layer.
     """
     from workbench.config import get_settings
 
@@ -52,4 +54,5 @@ def package(
         context_dir = get_settings().home / "builds" / stamp
     context = prepare_context(model_uri, context_dir, base_image=base_image, offline=offline,
                               bytecode=bytecode)
-    return build_image(context, tag or default_tag(context.model_name, context.model_version), on_event=on_event)
+    return build_image(context, tag or default_tag(context.model_name, context.model_version),
+                       on_event=on_event, no_cache=no_cache)

@@ -130,8 +130,12 @@ def build_image(
     tag: str,
     *,
     on_event: Callable[[BuildEvent], None] | None = None,
+    no_cache: bool = False,
 ) -> ImageRecord:
-    """Build ``context`` into an image tagged ``tag``; ``on_event`` sees every build event."""
+    """Build ``context`` into an image tagged ``tag``; ``on_event`` sees every build event.
+
+    ``no_cache`` rebuilds every layer instead of reusing the engine's build cache.
+    """
     client = docker_client(timeout=1800)
     emit = on_event or (lambda event: None)
     started = time.monotonic()
@@ -149,6 +153,7 @@ def build_image(
             tag=tag,
             rm=True,
             forcerm=True,
+            nocache=no_cache,
             decode=True,
             buildargs={"BASE_IMAGE": context.base_image},
             # Offline builds get no network at all; others use the host's (builds on an engine

@@ -1,0 +1,142 @@
+"""Packaging benchmark: `workbench package` side by side with `mlflow models build-docker`.
+
+Same model (RandomForest, 50 trees, max depth 8, 20 float features), same engine and base image.
+Reports, for each tool: cold build time (no cached layers), rebuild time after retraining (same
+requirements, new model version), image size, and seconds from `docker run` to the first 200.
+
+`mlflow models build-docker` builds through the docker CLI with no network option, so on an engine
+started with --iptables=false its containers need a NAT rule to reach the package index: this
+script adds it (as root) when missing and says so. Its Dockerfile asks for python:<X.Y.Z>-slim,
+which is tagged from the local python:<X.Y>-slim when it cannot be pulled.
+
+Run: .venv/bin/python benchmarks/packaging/run.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import PYTHON, env_with_venv_path, free_port, save, table, wait_for  # noqa: E402
+
+import docker  # noqa: E402
+
+
+def train(version_seed: int) -> Any:
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+
+    import workbench as wb
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(5000, 20)), columns=[f"f{i}" for i in range(20)])
+    y = (X["f0"] + X["f1"] - X["f2"] > 0).astype(int)
+    model = RandomForestClassifier(n_estimators=50, max_depth=8, random_state=version_seed).fit(X, y)
+    with wb.start_run(experiment="packaging-benchmark"):
+        logged = wb.log_model(model, training_data=X, training_labels=y)
+    return wb.register(logged, "bench-package")
+
+
+def remove_images(client: docker.DockerClient, repository: str) -> None:
+    """Remove this benchmark's earlier images; their parent layers (the build cache) go with them."""
+    for image in client.images.list(name=repository):
+        client.images.remove(image.id, force=True)
+
+
+def first_200(client: docker.DockerClient, tag: str, path: str) -> float:
+    port = free_port()
+    start = time.monotonic()
+    container = client.containers.run(tag, detach=True, init=True, ports={"8080/tcp": ("127.0.0.1", port)})
+    try:
+        wait_for(f"http://127.0.0.1:{port}{path}", timeout=180)
+        return time.monotonic() - start
+    finally:
+        container.remove(force=True)
+
+
+def ensure_nat() -> str:
+    rule = ["-t", "nat", "-C", "POSTROUTING", "-s", "172.17.0.0/16", "!", "-o", "docker0", "-j", "MASQUERADE"]
+    if subprocess.run(["iptables", *rule], capture_output=True).returncode == 0:
+        return "present"
+    add = ["iptables", "-t", "nat", "-A", *rule[3:]]
+    subprocess.run(add, check=True)
+    return "added"
+
+
+def mlflow_build(model_uri: str, tag: str, env: dict[str, str]) -> float:
+    start = time.monotonic()
+    subprocess.run([str(Path(PYTHON).parent / "mlflow"), "models", "build-docker", "-m", model_uri, "-n", tag,
+                    "--env-manager", "local"], env=env, check=True, capture_output=True)
+    return time.monotonic() - start
+
+
+def main() -> None:
+    client = docker.from_env()
+    python_version = platform.python_version()
+    base = f"python:{'.'.join(python_version.split('.')[:2])}-slim"
+    mlflow_base = f"python:{python_version}-slim"
+    if not client.images.list(name=mlflow_base):
+        client.images.get(base).tag(*mlflow_base.split(":"))
+    print(f"NAT rule for the docker CLI's builds: {ensure_nat()}")
+
+    with tempfile.TemporaryDirectory(prefix="wb-bench-package-") as tmp:
+        os.environ["WORKBENCH_HOME"] = str(Path(tmp) / "workspace")
+        import workbench as wb
+
+        wb.configure()
+        v1 = train(0)
+        env = {**env_with_venv_path(), "MLFLOW_TRACKING_URI": wb.get_settings().store_uri}
+        results: dict[str, dict[str, Any]] = {}
+
+        print("cold builds ...", flush=True)
+        remove_images(client, "bench/workbench")
+        remove_images(client, "bench/mlflow")
+        ours = wb.package(v1.uri, tag="bench/workbench:1", no_cache=True)
+        results["workbench package"] = {"cold build s": ours.build_seconds, "image MB": ours.size_bytes / 1e6}
+        seconds = mlflow_build(v1.uri, "bench/mlflow:1", env)
+        size = client.images.get("bench/mlflow:1").attrs["Size"]
+        results["mlflow models build-docker"] = {"cold build s": seconds, "image MB": size / 1e6}
+
+        print("rebuilds after retraining ...", flush=True)
+        v2 = train(1)
+        ours2 = wb.package(v2.uri, tag="bench/workbench:2")
+        results["workbench package"]["rebuild s"] = ours2.build_seconds
+        results["mlflow models build-docker"]["rebuild s"] = mlflow_build(v2.uri, "bench/mlflow:2", env)
+
+        print("first 200 after start ...", flush=True)
+        results["workbench package"]["first 200 s"] = first_200(client, "bench/workbench:2", "/v2/health/ready")
+        results["mlflow models build-docker"]["first 200 s"] = first_200(client, "bench/mlflow:2", "/ping")
+        bytecode = wb.package(v2.uri, tag="bench/workbench:2-bytecode", bytecode=True)
+        results["workbench package --bytecode"] = {
+            "rebuild s": bytecode.build_seconds, "image MB": bytecode.size_bytes / 1e6,
+            "first 200 s": first_200(client, "bench/workbench:2-bytecode", "/v2/health/ready"),
+        }
+
+    rows = [{"tool": k, **v} for k, v in results.items()]
+    ours_r, theirs = results["workbench package"], results["mlflow models build-docker"]
+    ratios = {
+        "image size vs mlflow": ours_r["image MB"] / theirs["image MB"],
+        "cold build vs mlflow": ours_r["cold build s"] / theirs["cold build s"],
+        "rebuild vs mlflow": ours_r["rebuild s"] / theirs["rebuild s"],
+        "first 200 vs mlflow": ours_r["first 200 s"] / theirs["first 200 s"],
+    }
+    print()
+    print(table(rows, ["tool", "cold build s", "rebuild s", "image MB", "first 200 s"]))
+    print()
+    for key, value in ratios.items():
+        print(f"{key}: {value:.2f}")
+    print(f"results: {save('packaging', {'rows': rows, 'ratios': ratios})}")
+    print(json.dumps(ratios))
+
+
+if __name__ == "__main__":
+    main()
