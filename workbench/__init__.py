@@ -76,12 +76,18 @@ _EXPORTS: dict[str, str] = {
     "package": "workbench.packaging",
     # deploying
     "Deployment": "workbench.deployment",
+    "VersionComparison": "workbench.deployment",
+    "abort": "workbench.deployment",
+    "compare_versions": "workbench.deployment",
     "deploy": "workbench.deployment",
     "deployment_history": "workbench.deployment",
     "deployments": "workbench.deployment",
     "get_deployment": "workbench.deployment",
     "logs": "workbench.deployment",
+    "promote": "workbench.deployment",
     "rollback": "workbench.deployment",
+    "set_traffic": "workbench.deployment",
+    "start_challenger": "workbench.deployment",
     "stop": "workbench.deployment",
     "update": "workbench.deployment",
 }
@@ -106,12 +112,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from workbench.config import Settings, configure, get_settings
     from workbench.deployment import (
         Deployment,
+        VersionComparison,
+        abort,
+        compare_versions,
         deploy,
         deployment_history,
         deployments,
         get_deployment,
         logs,
+        promote,
         rollback,
+        set_traffic,
+        start_challenger,
         stop,
         update,
     )

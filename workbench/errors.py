@@ -79,9 +79,13 @@ class StoreUnavailableError(ConfigurationError):
 class MissingDependencyError(ConfigurationError, ImportError):
     """An optional dependency is not installed; the message names the package or extra to install."""
 
-    def __init__(self, feature: str, package: str, extra: str | None = None) -> None:
-        hint = f"pip install 'workbench[{extra}]'" if extra else f"pip install {package}"
-        super().__init__(f"{feature} needs the package {package!r}, which is not installed: {hint}")
+    # Over HTTP this is a capability the server lacks, not a crash: 501 Not Implemented.
+    http_status = 501
+
+    def __init__(self, feature: str, package: str, extra: str | None = None, *, hint: str | None = None) -> None:
+        install = f"pip install 'workbench[{extra}]'" if extra else f"pip install {package}"
+        message = f"{feature} needs the package {package!r}, which is not installed: {install}"
+        super().__init__(message + (f" ({hint})" if hint else ""))
         self.package = package
 
 

@@ -7,6 +7,7 @@ stops; then checks that nothing is left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -80,12 +81,13 @@ def _full_cycle(target: str, two_versions, numeric_data) -> None:
     assert updated.predict(rows) == local_v2
     assert len(updated.predictions()) == 3
 
-    # the old server is gone
-    assert dep.url == updated.url or not _answers(dep.url)
+    # the address did not move, and the old model server is gone
+    assert updated.url == dep.url
+    assert not _answers(dep.replica_urls[0])
 
     # rollback
     back = wb.rollback(name)
-    assert (back.model_version, back.revision) == (v1.version, 3)
+    assert (back.model_version, back.revision, back.url) == (v1.version, 3, dep.url)
     assert back.predict(rows) == local_v1
     assert [h.action for h in wb.deployment_history(name)] == ["deploy", "update", "rollback"]
     assert len(back.predictions(limit=100)) == 4
@@ -127,7 +129,7 @@ def test_a_container_removed_behind_our_back_shows_as_gone(two_versions, docker_
     v1, _ = two_versions
     name = f"gone-{uuid.uuid4().hex[:6]}"
     dep = wb.deploy(v1.uri, target="docker", name=name)
-    docker.from_env().containers.get(dep.handle["container_id"]).remove(force=True)
+    docker.from_env().containers.get(dep.handle["champion"]["handle"]["container_id"]).remove(force=True)
     assert wb.get_deployment(name).state == "gone"
     wb.stop(name)  # stopping a gone deployment just removes its record
     docker.from_env().volumes.get(volume_name(name)).remove()
@@ -137,8 +139,9 @@ def test_a_killed_local_server_shows_as_gone(two_versions) -> None:
     v1, _ = two_versions
     name = f"killed-{uuid.uuid4().hex[:6]}"
     dep = wb.deploy(v1.uri, name=name)
-    os.kill(int(dep.handle["pid"]), 9)
-    os.waitpid(int(dep.handle["pid"]), 0)
+    pid = int(dep.handle["champion"]["handle"]["pid"])
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
     assert wb.get_deployment(name).state == "gone"
     wb.stop(name)
 
@@ -237,6 +240,7 @@ def test_a_failed_update_keeps_the_old_version_serving(two_versions, numeric_dat
         wb.configure(health_timeout=120)
     still = wb.get_deployment(name)
     assert (still.url, still.model_uri, still.revision, still.healthy) == (dep.url, v1.uri, 1, True)
+    assert still.replica_urls == dep.replica_urls
     assert still.predict(X.head(2)) == wb.load_model(v1.uri).predict(X.head(2)).tolist()
     wb.stop(name)
 
@@ -254,8 +258,8 @@ def test_cli_deploy_update_rollback_stop(two_versions) -> None:
     assert "running" in run("deploy", v1.uri, "--name", name)
     listed = run("deployments")
     assert name in listed and "True" in listed
-    assert f"model_version  {v2.version}" in run("update", name, v2.uri)
-    assert f"model_version  {v1.version}" in run("rollback", name)
+    assert json.loads(run("update", name, v2.uri, "--json"))["model_version"] == v2.version
+    assert json.loads(run("rollback", name, "--json"))["model_version"] == v1.version
     assert "serving" in run("logs", name, "--tail", "5")
     assert f"stopped {name}" in run("stop", name)
     result = subprocess.run([cli, "stop", name], capture_output=True, text=True, env=os.environ.copy())

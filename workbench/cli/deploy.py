@@ -40,16 +40,17 @@ def _build_progress(enabled: bool) -> tuple[Callable[[Any], None] | None, Callab
 @click.option("--bytecode", is_flag=True, help="Precompile what serving imports: faster start, larger image.")
 @click.option("--context-dir", type=click.Path(path_type=Path), help="Where to write the build context.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer instead of reusing the build cache.")
+@click.option("--explain", is_flag=True, help="Include SHAP so the server can explain its predictions.")
 @json_option
 def package(model_uri: str, tag: str | None, base_image: str | None, offline: bool, bytecode: bool,
-            context_dir: Path | None, no_cache: bool, as_json: bool) -> None:
+            context_dir: Path | None, no_cache: bool, explain: bool, as_json: bool) -> None:
     """Package MODEL_URI into a container image (Docker SDK), showing build progress."""
     import workbench as wb
 
     on_event, close = _build_progress(not as_json and sys.stderr.isatty())
     try:
         record = wb.package(model_uri, tag=tag, base_image=base_image, offline=offline, bytecode=bytecode,
-                            context_dir=context_dir, on_event=on_event, no_cache=no_cache)
+                            context_dir=context_dir, on_event=on_event, no_cache=no_cache, explain=explain)
     finally:
         close()
     data = record.to_dict()
@@ -133,4 +134,65 @@ def rollback(name: str, as_json: bool) -> None:
     emit(wb.rollback(name).to_dict(), as_json)
 
 
-COMMANDS = [package, deploy, deployments, logs, stop, update, rollback]
+@click.command()
+@click.argument("name")
+@click.argument("model_uri")
+@click.option("--share", type=float, default=0.1, show_default=True, help="Share of requests for the challenger.")
+@click.option("--shadow", is_flag=True, help="Mirror every request to the challenger; only the champion answers.")
+@json_option
+def challenger(name: str, model_uri: str, share: float, shadow: bool, as_json: bool) -> None:
+    """Serve MODEL_URI as a challenger beside deployment NAME's champion."""
+    import workbench as wb
+
+    emit(wb.start_challenger(name, model_uri, share=share, shadow=shadow).to_dict(), as_json)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--share", type=float, help="New share of requests for the challenger.")
+@click.option("--shadow/--split", default=None, help="Mirror to the challenger, or split traffic.")
+@json_option
+def traffic(name: str, share: float | None, shadow: bool | None, as_json: bool) -> None:
+    """Change how deployment NAME shares traffic with its challenger."""
+    import workbench as wb
+
+    emit(wb.set_traffic(name, share=share, shadow=shadow).to_dict(), as_json)
+
+
+@click.command()
+@click.argument("name")
+@json_option
+def promote(name: str, as_json: bool) -> None:
+    """Make deployment NAME's challenger its champion (the old champion stops)."""
+    import workbench as wb
+
+    emit(wb.promote(name).to_dict(), as_json)
+
+
+@click.command()
+@click.argument("name")
+@json_option
+def abort(name: str, as_json: bool) -> None:
+    """Stop deployment NAME's challenger; the champion takes all traffic."""
+    import workbench as wb
+
+    emit(wb.abort(name).to_dict(), as_json)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--window", type=int, default=10_000, show_default=True, help="Logged requests per version.")
+@json_option
+def compare(name: str, window: int, as_json: bool) -> None:
+    """Compare deployment NAME's champion and challenger: latency, errors, predictions, drift."""
+    import workbench as wb
+
+    result = wb.compare_versions(name, window=window)
+    if as_json:
+        emit(result.to_dict(), True)
+    else:
+        click.echo(result.to_frame().to_string())
+
+
+COMMANDS = [package, deploy, deployments, logs, stop, update, rollback, challenger, traffic, promote, abort,
+            compare]

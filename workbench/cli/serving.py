@@ -27,4 +27,17 @@ def serve(model_uri: str, host: str, port: int, name: str | None, version: str |
     run(model_uri, host=host, port=port, name=name, version=version, log_dir=log_dir, port_file=port_file)
 
 
-COMMANDS = [serve]
+@click.command()
+@click.option("--config", "config_file", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Route table and admin token (JSON), written by the deployment targets.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port (0: any free port).")
+@click.option("--port-file", type=click.Path(path_type=Path), hidden=True)
+def route(config_file: Path, host: str, port: int, port_file: Path | None) -> None:
+    """Run a deployment's traffic router: one address in front of its model servers."""
+    from workbench.serving.router import run_router
+
+    run_router(config_file, host=host, port=port, port_file=port_file)
+
+
+COMMANDS = [serve, route]

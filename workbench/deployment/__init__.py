@@ -1,20 +1,36 @@
 """Deploying models: one small :class:`Target` interface, targets chosen by URI.
 
-Built in: ``local`` (a background process) and ``docker`` (a container on the local engine). Other
+Built in: ``local`` (background processes) and ``docker`` (containers on the local engine), each a
+router in front of model servers (:mod:`workbench.deployment.routed`), so a deployment keeps its
+address through updates and can serve a challenger beside its champion. Other
 targets plug in through the ``workbench.targets`` entry-point group (see :mod:`workbench.deployment.base`).
 """
 
 from __future__ import annotations
 
-from workbench.deployment.base import DeploymentSpec, Placement, Target, TargetStatus, load_target
+from workbench.deployment.base import (
+    DeploymentSpec,
+    Placement,
+    SupportsChallenger,
+    Target,
+    TargetStatus,
+    TrafficPolicy,
+    load_target,
+)
 from workbench.deployment.manager import (
     Deployment,
+    VersionComparison,
+    abort,
+    compare_versions,
     deploy,
     deployment_history,
     deployments,
     get_deployment,
     logs,
+    promote,
     rollback,
+    set_traffic,
+    start_challenger,
     stop,
     update,
 )
@@ -23,15 +39,23 @@ __all__ = [
     "Deployment",
     "DeploymentSpec",
     "Placement",
+    "SupportsChallenger",
     "Target",
     "TargetStatus",
+    "TrafficPolicy",
+    "VersionComparison",
+    "abort",
+    "compare_versions",
     "deploy",
     "deployment_history",
     "deployments",
     "get_deployment",
     "load_target",
     "logs",
+    "promote",
     "rollback",
+    "set_traffic",
+    "start_challenger",
     "stop",
     "update",
 ]

@@ -28,8 +28,10 @@ from workbench.errors import ConfigurationError, HealthCheckError, InvalidInputE
 __all__ = [
     "DeploymentSpec",
     "Placement",
+    "SupportsChallenger",
     "Target",
     "TargetStatus",
+    "TrafficPolicy",
     "load_target",
     "target_scheme",
     "wait_until_ready",
@@ -104,6 +106,57 @@ class Target(Protocol):
 
     def delete(self, placement: Placement) -> None:
         """Stop serving and remove what ``deploy`` created (prediction logs are kept)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrafficPolicy:
+    """How requests are shared between a deployment's champion and its challenger.
+
+    - ``split``: each request goes to the challenger with probability ``challenger_share``;
+    - ``shadow``: every request goes to the champion, which answers; a copy goes to the challenger,
+      whose answer is logged and never returned.
+    """
+
+    mode: Literal["split", "shadow"] = "split"
+    challenger_share: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("split", "shadow"):
+            raise InvalidInputError(f"traffic mode must be 'split' or 'shadow', not {self.mode!r}")
+        if not 0.0 <= self.challenger_share <= 1.0:
+            raise InvalidInputError(f"challenger_share must be between 0 and 1, not {self.challenger_share}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"mode": self.mode, "challenger_share": self.challenger_share}
+
+
+@runtime_checkable
+class SupportsChallenger(Protocol):
+    """An optional ability of a target: serve a challenger beside the champion under one name.
+
+    The deployment's URL stays the champion's front door throughout; ``promote`` and ``abort`` leave
+    exactly one version serving.
+    """
+
+    def start_challenger(self, current: Placement, spec: DeploymentSpec, policy: TrafficPolicy) -> Placement:
+        """Run ``spec`` beside the champion at ``current`` and route by ``policy``; returns the
+        placement of both (the handle keeps the champion's under ``"champion"``, the challenger's
+        under ``"challenger"``). Raises, leaving the champion untouched, if the challenger never
+        becomes ready."""
+        ...
+
+    def set_policy(self, placement: Placement, policy: TrafficPolicy) -> Placement:
+        """Change how traffic is shared, without restarting either version."""
+        ...
+
+    def promote(self, placement: Placement) -> Placement:
+        """The challenger takes all traffic and becomes the only version; the champion is removed."""
+        ...
+
+    def abort(self, placement: Placement) -> Placement:
+        """The challenger is removed; the champion takes all traffic."""
         ...
 
 

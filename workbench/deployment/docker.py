@@ -1,24 +1,33 @@
-"""The ``docker`` target: a model image running as a container on the local engine.
+"""The ``docker`` target: model images as containers on the local engine, behind a router container.
 
-Each revision is one container (``init`` as PID 1 so SIGTERM reaches the server, the port published
-on 127.0.0.1, restart unless stopped). The prediction log lives on a named volume per deployment,
-``workbench-<name>-predictions``, so it survives containers being replaced or removed.
+Every container runs with ``init`` as PID 1 (SIGTERM reaches the server), restarts unless stopped,
+and sits on the user-defined network ``workbench``, where the router reaches model servers by
+container name. The router publishes the deployment's port on 127.0.0.1; model servers also publish
+a port on 127.0.0.1 each, for monitoring every one of them. The prediction log lives on a named
+volume per deployment, ``workbench-<name>-predictions``, so it survives containers.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from workbench._docker import docker_client
 from workbench.config import get_settings
-from workbench.deployment.base import DeploymentSpec, Placement, TargetStatus, probe_ready, wait_until_ready
+from workbench.deployment.base import DeploymentSpec, TargetStatus, probe_ready, wait_until_ready
+from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import DeploymentError, HealthCheckError, InvalidInputError, PortInUseError
-from workbench.packaging.context import LOG_DIR, SERVER_PORT
+from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
+from workbench.serving.router import RouteTable
 
-__all__ = ["DockerTarget", "container_name", "volume_name"]
+__all__ = ["DockerTarget", "NETWORK", "container_name", "volume_name"]
 
+NETWORK = "workbench"
 _LABEL = "io.workbench.deployment"
+_ROUTER_DIR = "/etc/workbench-router"
 
 
 def _slug(name: str) -> str:
@@ -30,16 +39,35 @@ def volume_name(deployment: str) -> str:
     return f"workbench-{_slug(deployment)}-predictions"
 
 
-def container_name(deployment: str, revision: int) -> str:
-    """The container of one revision of a deployment."""
-    return f"workbench-{_slug(deployment)}-r{revision}"
+def container_name(deployment: str, role: str, revision: int) -> str:
+    """The container of one model server of a deployment."""
+    return f"workbench-{_slug(deployment)}-{role}-r{revision}"
 
 
-class DockerTarget:
-    """Runs model images on the local Docker engine; updates are blue/green."""
+def _api_error(exc: Exception, port: Any, name: str) -> Exception:
+    message = str(getattr(exc, "explanation", None) or exc)
+    if "port is already allocated" in message or "address already in use" in message:
+        return PortInUseError(f"port {port} on 127.0.0.1 is taken: choose another --port")
+    if "Conflict" in message and "already in use" in message:
+        return DeploymentError(f"a container named {name} exists already: remove it with `docker rm -f {name}`")
+    return DeploymentError(f"the Docker engine refused to start {name}: {message}")
+
+
+class DockerTarget(RoutedTarget):
+    """Runs model images on the local Docker engine behind a router container."""
 
     def __init__(self, uri: str = "docker") -> None:
-        self.uri = uri
+        super().__init__(uri)
+
+    def _client(self) -> Any:
+        import docker.errors
+
+        client = docker_client()
+        try:
+            client.networks.get(NETWORK)
+        except docker.errors.NotFound:
+            client.networks.create(NETWORK, driver="bridge", labels={_LABEL: "network"})
+        return client
 
     def _image(self, spec: DeploymentSpec, client: Any) -> str:
         import docker.errors
@@ -58,42 +86,22 @@ class DockerTarget:
         from workbench.packaging import package
 
         record = package(spec.model_uri, on_event=spec.options.get("on_event"),
-                         base_image=spec.options.get("base_image"))
+                         base_image=spec.options.get("base_image"), explain=bool(spec.options.get("explain")))
         return record.tag
 
-    def deploy(self, spec: DeploymentSpec) -> Placement:
-        """Package the model (unless an image is given), run it, wait until it is ready."""
+    def _run(self, client: Any, image: str, name: str, port: Any, spec: DeploymentSpec, **kwargs: Any) -> Any:
         import docker.errors
 
-        client = docker_client()
-        image = self._image(spec, client)
-        settings = get_settings()
-        port = spec.options.get("port")
         try:
             container = client.containers.run(
-                image,
-                name=container_name(spec.name, spec.revision),
-                detach=True,
-                init=True,
+                image, name=name, detach=True, init=True, network=NETWORK,
                 ports={f"{SERVER_PORT}/tcp": ("127.0.0.1", int(port) if port else None)},
                 restart_policy={"Name": "unless-stopped"},
-                volumes={volume_name(spec.name): {"bind": LOG_DIR, "mode": "rw"}},
-                environment={
-                    "WORKBENCH_MAX_BATCH_SIZE": str(settings.max_batch_size),
-                    "WORKBENCH_MAX_BATCH_WAIT_MS": str(settings.max_batch_wait_ms),
-                    "WORKBENCH_MAX_BODY_BYTES": str(settings.max_body_bytes),
-                },
-                labels={_LABEL: spec.name, "io.workbench.revision": str(spec.revision)},
+                labels={_LABEL: spec.name, "io.workbench.revision": str(spec.revision)}, **kwargs,
             )
         except docker.errors.APIError as exc:
-            _remove_quietly(client, container_name(spec.name, spec.revision))
-            message = str(exc.explanation or exc)
-            if "port is already allocated" in message or "address already in use" in message:
-                raise PortInUseError(f"port {port} on 127.0.0.1 is taken: choose another --port") from exc
-            if "Conflict" in message and "already in use" in message:
-                raise DeploymentError(f"a container named {container_name(spec.name, spec.revision)} exists "
-                                      "already: remove it with docker rm -f") from exc
-            raise DeploymentError(f"the Docker engine refused to start the container: {message}") from exc
+            _remove_quietly(client, name)
+            raise _api_error(exc, port, name) from exc
         container.reload()
         host_port = container.attrs["NetworkSettings"]["Ports"][f"{SERVER_PORT}/tcp"][0]["HostPort"]
         url = f"http://127.0.0.1:{host_port}"
@@ -101,58 +109,96 @@ class DockerTarget:
         def stopped() -> str | None:
             container.reload()
             if container.status in ("exited", "dead"):
-                return container.logs(tail=15).decode(errors="replace")
+                return str(container.logs(tail=15).decode(errors="replace"))
             return None
 
         try:
-            wait_until_ready(url, settings.health_timeout, still_starting=stopped,
-                             describe=f"container {container.name}")
+            wait_until_ready(url, get_settings().health_timeout, still_starting=stopped,
+                             describe=f"container {name}")
         except HealthCheckError:
-            _remove_quietly(client, container.name)
+            _remove_quietly(client, name)
             raise
-        return Placement(url=url, handle={
-            "container": container.name, "container_id": container.id, "image": image,
-            "volume": volume_name(spec.name),
-        })
+        return container, url
 
-    def update(self, current: Placement, spec: DeploymentSpec) -> Placement:
-        """Start the new revision's container; remove the old one once the new one is ready."""
-        if spec.options.get("port"):
-            raise DeploymentError(
-                f"deployment {spec.name!r} was given a fixed port, which the new and the old container "
-                "cannot share during an update: deploy without --port to update without downtime"
-            )
-        new = self.deploy(spec)
-        self.delete(current)
-        return new
+    def start_backend(self, spec: DeploymentSpec, role: str) -> Backend:
+        """A model server container (the model is packaged first unless an image is given)."""
+        client = self._client()
+        image = self._image(spec, client)
+        settings = get_settings()
+        name = container_name(spec.name, role, spec.revision)
+        container, url = self._run(
+            client, image, name, None, spec,
+            volumes={volume_name(spec.name): {"bind": LOG_DIR, "mode": "rw"}},
+            environment={
+                "WORKBENCH_MAX_BATCH_SIZE": str(settings.max_batch_size),
+                "WORKBENCH_MAX_BATCH_WAIT_MS": str(settings.max_batch_wait_ms),
+                "WORKBENCH_MAX_BODY_BYTES": str(settings.max_body_bytes),
+            },
+        )
+        return Backend((f"http://{name}:{SERVER_PORT}",), (url,), spec.model_uri, spec.model_version,
+                       {"container": name, "container_id": container.id, "image": image,
+                        "volume": volume_name(spec.name)})
 
-    def status(self, placement: Placement) -> TargetStatus:
-        """The container's state on the engine, and whether the server answers."""
-        import docker.errors
+    def stop_backend(self, backend: Backend) -> None:
+        """Stop (SIGTERM: in-flight requests finish, the log is flushed) and remove the container."""
+        _remove_quietly(docker_client(), backend.handle["container_id"], stop=True)
 
-        client = docker_client()
-        try:
-            container = client.containers.get(placement.handle["container_id"])
-        except docker.errors.NotFound:
-            return TargetStatus("gone", False, "the container was removed")
-        if container.status != "running":
-            return TargetStatus("exited", False, f"container {container.status}")
-        ready = probe_ready(placement.url)
-        return TargetStatus("running" if ready else "unhealthy", ready, f"container {container.name}")
+    def backend_status(self, backend: Backend) -> TargetStatus:
+        """The container's state on the engine, and whether its server answers."""
+        return _container_status(backend.handle["container_id"], backend.urls[0])
 
-    def logs(self, placement: Placement, tail: int = 100) -> str:
+    def backend_logs(self, backend: Backend, tail: int) -> str:
         """The container's output."""
         import docker.errors
 
         try:
-            container = docker_client().containers.get(placement.handle["container_id"])
+            container = docker_client().containers.get(backend.handle["container_id"])
         except docker.errors.NotFound:
             return "(the container was removed)"
         return str(container.logs(tail=tail).decode(errors="replace"))
 
-    def delete(self, placement: Placement) -> None:
-        """Stop (SIGTERM: in-flight requests finish, the log is flushed) and remove the container."""
-        _remove_quietly(docker_client(), placement.handle["container_id"], stop=True)
+    def start_router(self, spec: DeploymentSpec, table: RouteTable, token: str,
+                     champion: Backend) -> tuple[str, Mapping[str, Any]]:
+        """A router container from the champion's image, publishing the deployment's port."""
+        client = self._client()
+        folder = spec.workdir / "router"
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "router.json"
+        config.write_text(json.dumps({"table": table.to_dict(), "token": token}))
+        if os.geteuid() == 0:  # the container runs as the image's non-root user, which rewrites it
+            os.chown(folder, USER_ID, USER_ID)
+            os.chown(config, USER_ID, USER_ID)
+        config.chmod(0o600)
+        name = f"workbench-{_slug(spec.name)}-router"
+        container, url = self._run(
+            client, champion.handle["image"], name, spec.options.get("port"), spec,
+            entrypoint=["python", "-m", "workbench", "route", "--config", f"{_ROUTER_DIR}/router.json",
+                        "--host", "0.0.0.0", "--port", str(SERVER_PORT)],
+            command=[],
+            volumes={str(folder): {"bind": _ROUTER_DIR, "mode": "rw"}},
+        )
+        return url, {"container": name, "container_id": container.id}
+
+    def stop_router(self, handle: Mapping[str, Any]) -> None:
+        """Stop and remove the router container."""
+        _remove_quietly(docker_client(), handle["container_id"], stop=True)
+
+    def router_alive(self, handle: Mapping[str, Any]) -> bool:
+        """The router container exists and runs."""
+        return _container_status(handle["container_id"], None).state == "running"
+
+
+def _container_status(container_id: str, url: str | None) -> TargetStatus:
+    import docker.errors
+
+    try:
+        container = docker_client().containers.get(container_id)
+    except docker.errors.NotFound:
+        return TargetStatus("gone", False, "the container was removed")
+    if container.status != "running":
+        return TargetStatus("exited", False, f"container {container.status}")
+    ready = probe_ready(url) if url else True
+    return TargetStatus("running" if ready else "unhealthy", ready, f"container {container.name}")
 
 
 def _remove_quietly(client: Any, container: str, stop: bool = False) -> None:

@@ -1,17 +1,22 @@
-"""The ``local`` target: the inference server as a background process on this machine."""
+"""The ``local`` target: model servers and their router as background processes on this machine."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from workbench.config import get_settings
-from workbench.deployment.base import DeploymentSpec, Placement, TargetStatus, probe_ready, wait_until_ready
-from workbench.errors import DeploymentError, HealthCheckError, PortInUseError
+from workbench.deployment.base import DeploymentSpec, TargetStatus, probe_ready, wait_until_ready
+from workbench.deployment.routed import Backend, RoutedTarget
+from workbench.errors import HealthCheckError, PortInUseError
+from workbench.serving.router import RouteTable
 from workbench.serving.server import bind
 
 __all__ = ["LocalTarget"]
@@ -33,112 +38,9 @@ def _tail(path: Path, lines: int) -> str:
         return ""
 
 
-class LocalTarget:
-    """Runs ``workbench serve`` as a detached process; updates start the new one before stopping
-    the old (blue/green), so a model that fails to start never interrupts the one serving."""
-
-    def __init__(self, uri: str = "local") -> None:
-        self.uri = uri
-
-    def _start(self, spec: DeploymentSpec) -> Placement:
-        settings = get_settings()
-        spec.workdir.mkdir(parents=True, exist_ok=True)
-        port = int(spec.options.get("port") or 0)
-        host = str(spec.options.get("host") or "127.0.0.1")
-        if port:
-            bind(host, port).close()  # a busy port is a clear error before anything starts
-        port_file = spec.workdir / f"port-r{spec.revision}"
-        port_file.unlink(missing_ok=True)
-        log_file = spec.workdir / f"server-r{spec.revision}.log"
-        cmd = [
-            sys.executable, "-m", "workbench", "serve", spec.model_uri,
-            "--host", host, "--port", str(port), "--port-file", str(port_file),
-            "--log-dir", str(spec.workdir / "predictions"), "--name", spec.model_name,
-        ]
-        if spec.model_version:
-            cmd += ["--model-version", spec.model_version]
-        env = {**os.environ, **settings.as_env()}
-        with open(log_file, "ab") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + settings.health_timeout
-        while not port_file.exists():
-            if proc.poll() is not None:
-                output = _tail(log_file, 15)
-                if "cannot listen on" in output:
-                    raise PortInUseError(output.splitlines()[-1].removeprefix("error: "))
-                raise HealthCheckError(f"the server process exited with code {proc.returncode}:\n{output}")
-            if time.monotonic() > deadline:
-                self._kill(proc.pid)
-                raise HealthCheckError(f"the server did not start within {settings.health_timeout:.0f} s:\n"
-                                       f"{_tail(log_file, 15)}")
-            time.sleep(0.1)
-        url = f"http://{host}:{port_file.read_text().strip()}"
-        placement = Placement(url=url, handle={
-            "pid": proc.pid, "start_time": _start_time(proc.pid), "log_file": str(log_file),
-            "log_dir": str(spec.workdir / "predictions"),
-        })
-        try:
-            wait_until_ready(url, settings.health_timeout, describe=f"model {spec.model_uri}",
-                             still_starting=lambda: None if proc.poll() is None else _tail(log_file, 10))
-        except HealthCheckError:
-            self._kill(proc.pid)
-            raise
-        return placement
-
-    def deploy(self, spec: DeploymentSpec) -> Placement:
-        """Start a server process for ``spec`` and wait until it is ready."""
-        return self._start(spec)
-
-    def update(self, current: Placement, spec: DeploymentSpec) -> Placement:
-        """Start the new server beside the old one; stop the old one only once the new one is ready.
-
-        The old server's port is reused when the caller fixed a port; otherwise the new one gets
-        a new free port (the deployment's URL changes, its name does not).
-        """
-        new = self._start(spec if not spec.options.get("port") else _without_port(spec))
-        self.delete(current)
-        return new
-
-    def status(self, placement: Placement) -> TargetStatus:
-        """Alive (same pid and start time) and answering readiness?"""
-        pid = int(placement.handle.get("pid", 0))
-        if not pid or _start_time(pid) != placement.handle.get("start_time"):
-            return TargetStatus("gone", False, "the server process is no longer running")
-        ready = probe_ready(placement.url)
-        return TargetStatus("running" if ready else "unhealthy", ready, f"pid {pid}")
-
-    def logs(self, placement: Placement, tail: int = 100) -> str:
-        """The last lines the server process wrote."""
-        return _tail(Path(placement.handle.get("log_file", "")), tail)
-
-    def delete(self, placement: Placement) -> None:
-        """SIGTERM the server (it finishes in-flight requests and flushes its log), then wait."""
-        pid = int(placement.handle.get("pid", 0))
-        if pid and _start_time(pid) == placement.handle.get("start_time"):
-            self._kill(pid)
-
-    @staticmethod
-    def _kill(pid: int, grace: float = 30.0) -> None:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                waited, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:  # not our child (another process deployed it)
-                waited = 0
-                if _start_time(pid) is None or _is_zombie(pid):
-                    return
-            if waited == pid:
-                return
-            time.sleep(0.05)
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def _alive(handle: Mapping[str, Any]) -> bool:
+    pid = int(handle.get("pid", 0))
+    return bool(pid) and _start_time(pid) == handle.get("start_time")
 
 
 def _is_zombie(pid: int) -> bool:
@@ -148,9 +50,122 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def _without_port(spec: DeploymentSpec) -> DeploymentSpec:
-    # A fixed port cannot be bound twice: the old server must go before the new one starts.
-    raise DeploymentError(
-        f"deployment {spec.name!r} was given a fixed port, which the new and the old server cannot share "
-        "during an update: deploy without --port to update without downtime"
-    )
+def _kill(pid: int, grace: float = 30.0) -> None:
+    """SIGTERM the process group (servers finish in-flight requests and flush), SIGKILL after grace."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # started by another process: watch /proc instead
+            if _start_time(pid) is None or _is_zombie(pid):
+                return
+            waited = 0
+        if waited == pid:
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class LocalTarget(RoutedTarget):
+    """Runs ``workbench serve`` processes behind a ``workbench route`` process."""
+
+    def __init__(self, uri: str = "local") -> None:
+        super().__init__(uri)
+
+    def _launch(self, cmd: list[str], log_file: Path, port_file: Path, what: str) -> tuple[subprocess.Popen[bytes], str]:
+        settings = get_settings()
+        port_file.unlink(missing_ok=True)
+        env = {**os.environ, **settings.as_env()}
+        with open(log_file, "ab") as out:
+            proc = subprocess.Popen(cmd + ["--port-file", str(port_file)], stdout=out, stderr=subprocess.STDOUT,
+                                    env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + settings.health_timeout
+        while not port_file.exists():
+            if proc.poll() is not None:
+                output = _tail(log_file, 15)
+                if "cannot listen on" in output:
+                    raise PortInUseError(output.splitlines()[-1].removeprefix("error: "))
+                raise HealthCheckError(f"{what} exited with code {proc.returncode}:\n{output}")
+            if time.monotonic() > deadline:
+                _kill(proc.pid)
+                raise HealthCheckError(f"{what} did not start within {settings.health_timeout:.0f} s:\n"
+                                       f"{_tail(log_file, 15)}")
+            time.sleep(0.05)
+        return proc, port_file.read_text().strip()
+
+    def start_backend(self, spec: DeploymentSpec, role: str) -> Backend:
+        """A model server process on a free loopback port, logging into the deployment's folder."""
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        stem = f"{role}-r{spec.revision}"
+        log_file = spec.workdir / f"{stem}.log"
+        cmd = [sys.executable, "-m", "workbench", "serve", spec.model_uri, "--host", "127.0.0.1", "--port", "0",
+               "--log-dir", str(spec.workdir / "predictions"), "--name", spec.model_name]
+        if spec.model_version:
+            cmd += ["--model-version", spec.model_version]
+        proc, port = self._launch(cmd, log_file, spec.workdir / f"{stem}.port", f"the model server for {spec.model_uri}")
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(url, get_settings().health_timeout, describe=f"model {spec.model_uri}",
+                             still_starting=lambda: None if proc.poll() is None else _tail(log_file, 10))
+        except HealthCheckError:
+            _kill(proc.pid)
+            raise
+        return Backend((url,), (url,), spec.model_uri, spec.model_version,
+                       {"pid": proc.pid, "start_time": _start_time(proc.pid), "log_file": str(log_file),
+                        "log_dir": str(spec.workdir / "predictions")})
+
+    def stop_backend(self, backend: Backend) -> None:
+        """SIGTERM the server process and wait for it."""
+        if _alive(backend.handle):
+            _kill(int(backend.handle["pid"]))
+
+    def backend_status(self, backend: Backend) -> TargetStatus:
+        """Alive (same pid and start time) and answering readiness?"""
+        if not _alive(backend.handle):
+            return TargetStatus("gone", False, "the model server process is no longer running")
+        ready = probe_ready(backend.urls[0])
+        return TargetStatus("running" if ready else "unhealthy", ready, f"pid {backend.handle['pid']}")
+
+    def backend_logs(self, backend: Backend, tail: int) -> str:
+        """The last lines the server process wrote."""
+        return _tail(Path(backend.handle.get("log_file", "")), tail)
+
+    def start_router(self, spec: DeploymentSpec, table: RouteTable, token: str,
+                     champion: Backend) -> tuple[str, Mapping[str, Any]]:
+        """The router process on the deployment's port (the given one, or a free one)."""
+        host = str(spec.options.get("host") or "127.0.0.1")
+        port = int(spec.options.get("port") or 0)
+        if port:
+            bind(host, port).close()  # a busy port is a clear error before anything starts
+        config = spec.workdir / "router.json"
+        config.write_text(json.dumps({"table": table.to_dict(), "token": token}))
+        config.chmod(0o600)  # holds the admin token
+        log_file = spec.workdir / "router.log"
+        cmd = [sys.executable, "-m", "workbench", "route", "--config", str(config), "--host", host,
+               "--port", str(port)]
+        proc, bound = self._launch(cmd, log_file, spec.workdir / "router.port", "the router")
+        url = f"http://{host}:{bound}"
+        try:
+            wait_until_ready(url, get_settings().health_timeout, describe="the deployment",
+                             still_starting=lambda: None if proc.poll() is None else _tail(log_file, 10))
+        except HealthCheckError:
+            _kill(proc.pid)
+            raise
+        return url, {"pid": proc.pid, "start_time": _start_time(proc.pid), "log_file": str(log_file),
+                     "config": str(config)}
+
+    def stop_router(self, handle: Mapping[str, Any]) -> None:
+        """SIGTERM the router process."""
+        if _alive(handle):
+            _kill(int(handle["pid"]))
+
+    def router_alive(self, handle: Mapping[str, Any]) -> bool:
+        """The router process is still the one started."""
+        return _alive(handle)

@@ -16,24 +16,37 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pandas as pd
 
 from workbench.config import get_settings
-from workbench.deployment.base import DeploymentSpec, Placement, TargetStatus, load_target
+from workbench.deployment.base import (
+    DeploymentSpec,
+    Placement,
+    SupportsChallenger,
+    TargetStatus,
+    TrafficPolicy,
+    load_target,
+)
 from workbench.deployment.store import DeploymentRecord, DeploymentStore, RevisionRecord
 from workbench.errors import DeploymentError, InvalidInputError, WorkbenchError
 
 __all__ = [
     "Deployment",
+    "VersionComparison",
+    "abort",
+    "compare_versions",
     "deploy",
     "deployment_history",
     "deployments",
     "get_deployment",
     "logs",
+    "promote",
     "rollback",
+    "set_traffic",
+    "start_challenger",
     "stop",
     "update",
 ]
@@ -58,8 +71,23 @@ class Deployment:
     created: str
     updated: str
     user: str
-    #: Where the target keeps its handle on the running server (pid, container id, ...).
+    #: Where the target keeps its handle on the running servers (pids, container ids, ...).
     handle: Mapping[str, Any]
+    #: The version served beside the champion, and how traffic is shared with it.
+    challenger_uri: str | None = None
+    challenger_version: str | None = None
+    traffic: Mapping[str, Any] | None = None
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        """Direct URLs of the champion's servers (each keeps its own prediction log)."""
+        champion = self.handle.get("champion") or {}
+        return tuple(champion.get("urls", ())) or ((self.url,) if self.url else ())
+
+    @property
+    def log_sources(self) -> tuple[str, ...]:
+        """URLs that together return every prediction this deployment logged, each record once."""
+        return tuple(self.handle.get("log_sources", ())) or self.replica_urls
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -67,7 +95,8 @@ class Deployment:
             "name": self.name, "target": self.target, "url": self.url, "model_uri": self.model_uri,
             "model_name": self.model_name, "model_version": self.model_version, "revision": self.revision,
             "state": self.state, "healthy": self.healthy, "detail": self.detail, "created": self.created,
-            "updated": self.updated, "user": self.user,
+            "updated": self.updated, "user": self.user, "challenger_uri": self.challenger_uri,
+            "challenger_version": self.challenger_version, "traffic": dict(self.traffic) if self.traffic else None,
         }
 
     def predict(self, data: pd.DataFrame, timeout: float = 60.0) -> Any:
@@ -115,6 +144,8 @@ def _live(record: DeploymentRecord) -> Deployment:
         model_name=record.model_name, model_version=record.model_version, revision=record.revision,
         state=status.state, healthy=status.healthy, detail=status.detail, created=record.created,
         updated=record.updated, user=record.user, handle=placement.handle,
+        challenger_uri=record.challenger_uri, challenger_version=record.challenger_version,
+        traffic=record.traffic,
     )
 
 
@@ -252,3 +283,183 @@ def stop(name: str) -> None:
         load_target(record.target).delete(Placement.from_dict(record.placement))
     store.remove(name, get_settings().user)
 
+
+
+# -- champion / challenger ----------------------------------------------------------------------
+
+
+def _challenger_target(record: DeploymentRecord) -> tuple[Any, Placement]:
+    """The deployment's target, checked to support challengers, and where the deployment runs."""
+    target = load_target(record.target)
+    if not isinstance(target, SupportsChallenger):
+        raise DeploymentError(f"the {record.target!r} target cannot serve a challenger beside the champion")
+    if record.placement is None:
+        raise DeploymentError(f"deployment {record.name!r} is still being created: try again when it is running")
+    return target, Placement.from_dict(record.placement)
+
+
+def _policy(share: float | None, shadow: bool | None, current: Mapping[str, Any] | None) -> TrafficPolicy:
+    mode: Literal["split", "shadow"] = "split"
+    if shadow or (shadow is None and (current or {}).get("mode") == "shadow"):
+        mode = "shadow"
+    default_share = (current or {}).get("challenger_share", 0.1)
+    return TrafficPolicy(mode=mode, challenger_share=default_share if share is None else share)
+
+
+def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: bool = False) -> Deployment:
+    """Serve ``model_uri`` beside the champion of ``name``: ``share`` of requests go to it, or with
+    ``shadow=True`` every request is mirrored to it and only the champion answers."""
+    store = _store()
+    record = store.get(name)
+    target, current = _challenger_target(record)
+    exact, model_name, version = _resolve(model_uri)
+    policy = _policy(share, shadow, None)
+    spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
+                          revision=record.revision + 1, workdir=_workdir(name), options=dict(record.options))
+    placement = target.start_challenger(current, spec, policy)
+    store.set_challenger(name, placement=placement.to_dict(), challenger_uri=exact, challenger_version=version,
+                         traffic=policy.to_dict(), action="challenger", user=get_settings().user)
+    return get_deployment(name)
+
+
+def set_traffic(name: str, *, share: float | None = None, shadow: bool | None = None) -> Deployment:
+    """Change the challenger's share of traffic, or switch between split and shadow."""
+    store = _store()
+    record = store.get(name)
+    target, current = _challenger_target(record)
+    if record.challenger_uri is None:
+        raise DeploymentError(f"deployment {name!r} has no challenger: start one with start_challenger")
+    policy = _policy(share, shadow, record.traffic)
+    placement = target.set_policy(current, policy)
+    store.set_challenger(name, placement=placement.to_dict(), challenger_uri=record.challenger_uri,
+                         challenger_version=record.challenger_version, traffic=policy.to_dict(),
+                         action="traffic", user=get_settings().user)
+    return get_deployment(name)
+
+
+def promote(name: str) -> Deployment:
+    """Make the challenger the champion: it takes all traffic, the old champion is stopped."""
+    store = _store()
+    record = store.get(name)
+    target, current = _challenger_target(record)
+    if record.challenger_uri is None:
+        raise DeploymentError(f"deployment {name!r} has no challenger to promote")
+    placement = target.promote(current)
+    store.replace(name, requested_uri=record.challenger_uri, model_uri=record.challenger_uri,
+                  model_name=record.model_name, model_version=record.challenger_version,
+                  placement=placement.to_dict(), action="promote", user=get_settings().user)
+    return get_deployment(name)
+
+
+def abort(name: str) -> Deployment:
+    """Stop the challenger; the champion takes all traffic again."""
+    store = _store()
+    record = store.get(name)
+    target, current = _challenger_target(record)
+    if record.challenger_uri is None:
+        raise DeploymentError(f"deployment {name!r} has no challenger to abort")
+    placement = target.abort(current)
+    store.set_challenger(name, placement=placement.to_dict(), challenger_uri=None, challenger_version=None,
+                         traffic=None, action="abort", user=get_settings().user)
+    return get_deployment(name)
+
+
+@dataclass(frozen=True)
+class VersionComparison:
+    """Champion and challenger side by side, from the deployment's prediction logs and router."""
+
+    deployment: str
+    #: One column per version (``champion v3``, ``challenger v4``), one row per measure: requests,
+    #: error rate, latency p50/p95 (ms), prediction mean, share of each predicted class, drifted
+    #: feature share against the model's reference profile.
+    table: pd.DataFrame
+    traffic: Mapping[str, Any] | None
+
+    def to_frame(self) -> pd.DataFrame:
+        """The comparison table."""
+        return self.table
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"deployment": self.deployment, "traffic": dict(self.traffic) if self.traffic else None,
+                "table": {str(c): {str(k): (None if pd.isna(v) else v) for k, v in self.table[c].items()}
+                          for c in self.table.columns}}
+
+    def _repr_html_(self) -> str:
+        return self.table.to_html()
+
+
+def _router_errors(url: str) -> dict[str, tuple[float, float]]:
+    """(requests, errors) per model version from the router's Prometheus counters."""
+    try:
+        text = httpx.get(f"{url}/workbench/router/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    totals: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        if not line.startswith("router_requests_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+        value = float(line.rsplit(" ", 1)[1])
+        entry = totals.setdefault(labels.get("version", ""), [0.0, 0.0])
+        entry[0] += value
+        if labels.get("status_code", "200").startswith("5"):
+            entry[1] += value
+    return {k: (v[0], v[1]) for k, v in totals.items()}
+
+
+def _recent_records(source: str, limit: int) -> pd.DataFrame:
+    """The newest ``limit`` prediction-log records of one source (paged through from the start)."""
+    from workbench.monitor.sources import as_source
+
+    src = as_source(source)
+    kept: list[pd.DataFrame] = []
+    since, total = 0, 0
+    while True:
+        page = src.fetch(since, 10_000)
+        if not len(page):
+            break
+        kept.append(page.records)
+        total += len(page)
+        while kept and total - len(kept[0]) >= limit:
+            total -= len(kept.pop(0))
+        since = page.next_since
+    return pd.concat(kept, ignore_index=True).tail(limit) if kept else pd.DataFrame()
+
+
+def compare_versions(name: str, *, window: int = 10_000) -> VersionComparison:
+    """Latency, errors, predictions and input drift of the champion and the challenger of ``name``
+    over the last ``window`` logged requests of each."""
+    from workbench.monitor import detect_drift
+    from workbench.registry import load_profile
+    from workbench.serving.predlog import page_rows
+
+    dep = get_deployment(name)
+    records = [_recent_records(source, window * 2) for source in dep.log_sources]
+    frame = pd.concat([r for r in records if len(r)], ignore_index=True) if any(len(r) for r in records) else None
+    errors = _router_errors(dep.url)
+    versions = [("champion", dep.model_version, dep.model_uri)]
+    if dep.challenger_uri:
+        versions.append(("challenger", dep.challenger_version, dep.challenger_uri))
+    profile = load_profile(dep.model_uri)
+    columns: dict[str, dict[str, Any]] = {}
+    for role, version, uri in versions:
+        mine = frame[frame["model_version"].astype(str) == str(version)].tail(window) if frame is not None else None
+        column: dict[str, Any] = {"model_uri": uri, "requests logged": 0 if mine is None else len(mine)}
+        requests, failed = errors.get(str(version or ""), (float("nan"), float("nan")))
+        column["requests routed"] = requests
+        column["error rate"] = failed / requests if requests == requests and requests else float("nan")
+        if mine is not None and len(mine):
+            latency = mine["latency_ms"].astype(float)
+            column["latency p50 ms"] = float(latency.quantile(0.5))
+            column["latency p95 ms"] = float(latency.quantile(0.95))
+            rows = page_rows(mine)[0]
+            if "predict" in rows.columns:
+                column["prediction mean"] = float(pd.to_numeric(rows["predict"], errors="coerce").mean())
+                shares = rows["predict"].astype(str).value_counts(normalize=True).head(10)
+                column.update({f"share predicted {value}": float(share) for value, share in shares.items()})
+            features = [f for f in profile.feature_names if f in rows.columns]
+            if len(rows) >= 20 and features:
+                column["drifted feature share"] = detect_drift(profile, rows[features], multivariate=False).share_drifted
+        columns[f"{role} v{version}" if version else role] = column
+    return VersionComparison(name, pd.DataFrame(columns), dep.traffic)

@@ -34,12 +34,15 @@ CREATE TABLE IF NOT EXISTS deployments (
     options TEXT NOT NULL,            -- JSON
     created TEXT NOT NULL,
     updated TEXT NOT NULL,
-    user TEXT NOT NULL
+    user TEXT NOT NULL,
+    challenger_uri TEXT,              -- the version served beside the champion, if any
+    challenger_version TEXT,
+    traffic TEXT                      -- JSON TrafficPolicy while there is a challenger
 );
 CREATE TABLE IF NOT EXISTS revisions (
     name TEXT NOT NULL,
     revision INTEGER NOT NULL,
-    action TEXT NOT NULL,             -- deploy | update | rollback | stop
+    action TEXT NOT NULL,             -- deploy | update | rollback | challenger | promote | abort | stop
     model_uri TEXT NOT NULL,
     model_version TEXT,
     ts TEXT NOT NULL,
@@ -70,6 +73,9 @@ class DeploymentRecord:
     created: str
     updated: str
     user: str
+    challenger_uri: str | None = None
+    challenger_version: str | None = None
+    traffic: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,10 @@ class DeploymentStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+            have = {r[1] for r in conn.execute("PRAGMA table_info(deployments)")}
+            for column in ("challenger_uri", "challenger_version", "traffic"):
+                if column not in have:  # a workspace from before challengers: add the columns
+                    conn.execute(f"ALTER TABLE deployments ADD COLUMN {column} TEXT")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -131,6 +141,9 @@ class DeploymentStore:
             created=row["created"],
             updated=row["updated"],
             user=row["user"],
+            challenger_uri=row["challenger_uri"],
+            challenger_version=row["challenger_version"],
+            traffic=json.loads(row["traffic"]) if row["traffic"] else None,
         )
 
     def reserve(self, name: str, target: str, requested_uri: str, model_uri: str, model_name: str,
@@ -148,7 +161,8 @@ class DeploymentStore:
                 )
             last = conn.execute("SELECT MAX(revision) FROM revisions WHERE name = ?", (name,)).fetchone()[0]
             conn.execute(
-                "INSERT INTO deployments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO deployments (name, target, status, revision, requested_uri, model_uri, model_name, "
+                "model_version, placement, options, created, updated, user) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (name, target, "creating", (last or 0) + 1, requested_uri, model_uri, model_name,
                  model_version, None, json.dumps(dict(options)), now, now, user),
             )
@@ -183,12 +197,34 @@ class DeploymentStore:
             now = _now()
             conn.execute(
                 "UPDATE deployments SET revision = ?, requested_uri = ?, model_uri = ?, model_name = ?, "
-                "model_version = ?, placement = ?, updated = ?, user = ? WHERE name = ?",
+                "model_version = ?, placement = ?, updated = ?, user = ?, challenger_uri = NULL, "
+                "challenger_version = NULL, traffic = NULL WHERE name = ?",
                 (revision, requested_uri, model_uri, model_name, model_version,
                  json.dumps(dict(placement)), now, user, name),
             )
             conn.execute("INSERT INTO revisions VALUES (?,?,?,?,?,?,?)",
                          (name, revision, action, model_uri, model_version, now, user))
+        return self.get(name)
+
+    def set_challenger(self, name: str, *, placement: Mapping[str, Any], challenger_uri: str | None,
+                       challenger_version: str | None, traffic: Mapping[str, Any] | None, action: str,
+                       user: str) -> DeploymentRecord:
+        """Record a challenger started, re-weighted or aborted (the champion stays)."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise DeploymentNotFoundError(f"no deployment named {name!r}")
+            revision = int(row["revision"]) + 1
+            now = _now()
+            conn.execute(
+                "UPDATE deployments SET revision = ?, placement = ?, challenger_uri = ?, challenger_version = ?, "
+                "traffic = ?, updated = ?, user = ? WHERE name = ?",
+                (revision, json.dumps(dict(placement)), challenger_uri, challenger_version,
+                 json.dumps(dict(traffic)) if traffic else None, now, user, name),
+            )
+            conn.execute("INSERT INTO revisions VALUES (?,?,?,?,?,?,?)",
+                         (name, revision, action, challenger_uri or row["model_uri"],
+                          challenger_version if challenger_uri else row["model_version"], now, user))
         return self.get(name)
 
     def remove(self, name: str, user: str) -> None:

@@ -34,6 +34,7 @@ def package(
     base_image: str | None = None,
     offline: bool = False,
     bytecode: bool = False,
+    explain: bool = False,
     context_dir: str | Path | None = None,
     on_event: Callable[[BuildEvent], None] | None = None,
     no_cache: bool = False,
@@ -45,6 +46,7 @@ def package(
     ``workbench/<model>:<version>``; ``base_image`` to the settings' or ``python:<model's X.Y>-slim``;
     ``offline=True`` downloads a wheelhouse on this machine and builds with no network;
     ``bytecode=True`` precompiles the modules serving imports (faster start, larger image);
+    ``explain=True`` adds SHAP so the server's explain route works (a larger image);
     ``no_cache=True`` rebuilds every layer.
     """
     from workbench.config import get_settings
@@ -53,6 +55,6 @@ def package(
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
         context_dir = get_settings().home / "builds" / stamp
     context = prepare_context(model_uri, context_dir, base_image=base_image, offline=offline,
-                              bytecode=bytecode)
+                              bytecode=bytecode, explain=explain)
     return build_image(context, tag or default_tag(context.model_name, context.model_version),
                        on_event=on_event, no_cache=no_cache)

@@ -224,6 +224,7 @@ def prepare_context(
     base_image: str | None = None,
     offline: bool = False,
     bytecode: bool = False,
+    explain: bool = False,
 ) -> BuildContext:
     """Write a build context for ``model_uri`` into ``dest`` (which must be empty or absent)."""
     from workbench.config import get_settings
@@ -251,6 +252,10 @@ def prepare_context(
     req_file = dest / "model" / "requirements.txt"
     model_requirements = req_file.read_text().splitlines() if req_file.exists() else ["mlflow"]
     requirements = serving_requirements(model_requirements)
+    if explain:  # the server's explain route needs SHAP (and numba): large, so only when asked
+        from importlib.metadata import version as installed_version
+
+        requirements.append(f"shap=={installed_version('shap')}")
     (dest / "requirements.txt").write_text("\n".join(requirements) + "\n")
     _copy_server(dest)
     shutil.copy(Path(__file__).with_name("warmup.py"), dest / "warmup.py")

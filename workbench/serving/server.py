@@ -8,13 +8,14 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from workbench.config import Settings, get_settings
 from workbench.errors import PortInUseError
 from workbench.serving.app import create_app
 from workbench.serving.model import ServedModel
 
-__all__ = ["bind", "serve"]
+__all__ = ["bind", "run_asgi", "serve"]
 
 _log = logging.getLogger("workbench.serving")
 
@@ -58,8 +59,6 @@ def serve(
     ``port_file``, when given, receives the bound port once the server accepts connections (useful
     with ``port=0``).
     """
-    import uvicorn
-
     settings = settings or get_settings()
     sock = bind(host, port)  # before loading: a busy port fails fast
     model = ServedModel.load(model_uri, name=name, version=version)
@@ -71,6 +70,23 @@ def serve(
     gc.collect()
     gc.freeze()
 
+    print(
+        f"workbench: serving {model.name} version {model.version or '-'} ({model_uri}) on "
+        f"http://{host}:{bound_port}; predictions logged in {folder}",
+        file=sys.stderr,
+        flush=True,
+    )
+    run_asgi(app, sock, port_file=port_file)
+
+
+def run_asgi(app: Any, sock: socket.socket, *, port_file: str | Path | None = None) -> None:
+    """Run an ASGI app with uvicorn on a bound socket until SIGTERM (in-flight requests finish).
+
+    ``port_file``, when given, receives the bound port once the server accepts connections (useful
+    with port 0).
+    """
+    import uvicorn
+
     config = uvicorn.Config(
         app,
         log_level=os.environ.get("WORKBENCH_SERVER_LOG_LEVEL", "warning"),
@@ -79,10 +95,10 @@ def serve(
         lifespan="on",
     )
     server = uvicorn.Server(config)
-
     if port_file is not None:
         # Written once uvicorn has started: whoever waits for the file can connect at once.
         original_startup = server.startup
+        bound_port = sock.getsockname()[1]
 
         async def startup(sockets: list[socket.socket] | None = None) -> None:
             await original_startup(sockets=sockets)
@@ -91,11 +107,4 @@ def serve(
             tmp.replace(port_file)
 
         server.startup = startup  # type: ignore[method-assign]
-
-    print(
-        f"workbench: serving {model.name} version {model.version or '-'} ({model_uri}) on "
-        f"http://{host}:{bound_port}; predictions logged in {folder}",
-        file=sys.stderr,
-        flush=True,
-    )
     server.run(sockets=[sock])
