@@ -60,6 +60,17 @@ _EXPORTS: dict[str, str] = {
     "registered_version": "workbench.registry",
     # profiles
     "ReferenceProfile": "workbench.profile",
+    # explaining
+    "Explainer": "workbench.explain",
+    "FeatureDependence": "workbench.explain",
+    "GlobalExplanation": "workbench.explain",
+    "ImportanceShift": "workbench.explain",
+    "LocalExplanation": "workbench.explain",
+    "explain_endpoint": "workbench.explain",
+    "explain_global": "workbench.explain",
+    "explain_live": "workbench.explain",
+    "explain_local": "workbench.explain",
+    "explain_shift": "workbench.explain",
     # monitoring
     "ConfidenceBasedEstimator": "workbench.monitor",
     "DriftReport": "workbench.monitor",
@@ -126,6 +137,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         start_challenger,
         stop,
         update,
+    )
+    from workbench.explain import (
+        Explainer,
+        FeatureDependence,
+        GlobalExplanation,
+        ImportanceShift,
+        LocalExplanation,
+        explain_endpoint,
+        explain_global,
+        explain_live,
+        explain_local,
+        explain_shift,
     )
     from workbench.monitor import (
         ConfidenceBasedEstimator,

@@ -37,9 +37,9 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from workbench.cli import apps, deploy, monitor, serving, tracking
+    from workbench.cli import apps, deploy, explain, monitor, serving, tracking
 
-    for module in (tracking, serving, deploy, monitor, apps):
+    for module in (tracking, serving, deploy, monitor, explain, apps):
         for command in module.COMMANDS:
             main.add_command(command)
 

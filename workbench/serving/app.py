@@ -1,5 +1,6 @@
 """The inference server's HTTP application (Starlette): Open Inference Protocol V2, MLflow's
-``/invocations``, Prometheus ``/metrics``, the prediction log and the OpenAPI document.
+``/invocations``, Prometheus ``/metrics``, the prediction log, SHAP explanations of the served model
+(``/v2/models/{name}/explain``, see :mod:`workbench.explain`) and the OpenAPI document.
 
 Build it with :func:`create_app` and run it with :func:`workbench.serving.serve`. Every error a
 request can cause is answered with a 4xx and a message naming the problem: V2 routes in the
@@ -8,7 +9,9 @@ protocol's ``{"error": ...}`` form, ``/invocations`` in MLflow's ``{"error_code"
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import io
 import os
 import socket
@@ -27,7 +30,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from workbench.config import Settings, get_settings
-from workbench.errors import InvalidInputError, NotFoundError, SchemaError, WorkbenchError
+from workbench.errors import (
+    ExplanationError,
+    InvalidInputError,
+    MissingDependencyError,
+    NotFoundError,
+    SchemaError,
+    WorkbenchError,
+)
 from workbench.serving import codecs
 from workbench.serving.batching import Batcher, RequestInfo
 from workbench.serving.metrics import ServerMetrics
@@ -71,6 +81,17 @@ class ServerState:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class _V2Request:
+    """A checked V2 request body (what infer and explain both read)."""
+
+    info: RequestInfo
+    parameters: Mapping[str, Any]
+    output_names: list[str]
+    params: dict[str, Any] | None
+    tensors: list[codecs.Tensor]
 
 
 def _v2_error(exc: WorkbenchError) -> Response:
@@ -120,6 +141,8 @@ class _Routes:
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.model = state.model
+        # workbench.explain.Explainer, built on the first explain request (on the model's thread).
+        self._explainer: Any = None
 
     # -- health and metadata --------------------------------------------------------------------
 
@@ -188,27 +211,8 @@ class _Routes:
         return _JSON(response, headers={"x-request-id": response["id"]})
 
     async def _infer_v2(self, body: Any, info: RequestInfo) -> dict[str, Any]:
-        if not isinstance(body, Mapping):
-            raise InvalidInputError("an inference request is a JSON object with an 'inputs' list")
-        raw_inputs = body.get("inputs")
-        if not isinstance(raw_inputs, list) or not raw_inputs:
-            raise InvalidInputError("the request needs a non-empty 'inputs' list of tensors")
-        request_id = body.get("id")
-        if request_id is not None and not isinstance(request_id, str):
-            raise InvalidInputError("'id' must be a string")
-        if request_id:
-            info = RequestInfo(protocol=info.protocol, request_id=request_id, started=info.started)
-        parameters = body.get("parameters") or {}
-        if not isinstance(parameters, Mapping):
-            raise InvalidInputError("'parameters' must be an object")
-        requested = body.get("outputs") or []
-        if not isinstance(requested, list) or not all(
-            isinstance(o, Mapping) and isinstance(o.get("name"), str) for o in requested
-        ):
-            raise InvalidInputError("'outputs' must be a list of objects with a 'name'")
-        output_names = [o["name"] for o in requested]
-        params = self._model_params(parameters)
-        tensors = [codecs.decode_tensor(t) for t in raw_inputs]
+        request = self._read_v2(body, info)
+        info, output_names, params, tensors = request.info, request.output_names, request.params, request.tensors
 
         if self.model.batchable:
             batch = self.model.batch_from_tensors(tensors)
@@ -235,6 +239,31 @@ class _Routes:
             "outputs": outputs,
         }
 
+    def _read_v2(self, body: Any, info: RequestInfo) -> _V2Request:
+        """Check and decode a V2 request body; infer and explain answer bad bodies alike."""
+        if not isinstance(body, Mapping):
+            raise InvalidInputError("an inference request is a JSON object with an 'inputs' list")
+        raw_inputs = body.get("inputs")
+        if not isinstance(raw_inputs, list) or not raw_inputs:
+            raise InvalidInputError("the request needs a non-empty 'inputs' list of tensors")
+        request_id = body.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise InvalidInputError("'id' must be a string")
+        if request_id:
+            info = RequestInfo(protocol=info.protocol, request_id=request_id, started=info.started)
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, Mapping):
+            raise InvalidInputError("'parameters' must be an object")
+        requested = body.get("outputs") or []
+        if not isinstance(requested, list) or not all(
+            isinstance(o, Mapping) and isinstance(o.get("name"), str) for o in requested
+        ):
+            raise InvalidInputError("'outputs' must be a list of objects with a 'name'")
+        output_names = [o["name"] for o in requested]
+        params = self._model_params(parameters)
+        tensors = [codecs.decode_tensor(t) for t in raw_inputs]
+        return _V2Request(info, parameters, output_names, params, tensors)
+
     def _model_params(self, parameters: Mapping[str, Any]) -> dict[str, Any] | None:
         """Request parameters the model declares in its signature; protocol hints are dropped."""
         schema = self.model.params_schema
@@ -243,6 +272,55 @@ class _Routes:
         known = {p.name for p in schema.params}
         chosen = {k: v for k, v in parameters.items() if k in known}
         return chosen or None
+
+    # -- explanations (workbench.explain) -------------------------------------------------------
+
+    async def explain(self, request: Request) -> Response:
+        """SHAP contributions per row for a V2 inference payload, from the model being served."""
+        try:
+            self._check_model(request)
+            body = _parse_json(await _read_body(request, self.state.settings.max_body_bytes))
+            v2 = self._read_v2(body, RequestInfo(protocol="v2-explain"))
+            if not self.model.batchable:
+                raise ExplanationError(
+                    "this model takes tensors or has no column signature, and explanations need named "
+                    "input columns: log it with a column-based signature (workbench.log_model does)"
+                )
+            frame = self.model.frame([self.model.batch_from_tensors(v2.tensors)])
+            for name in v2.output_names:
+                if name not in self.model.output_names:
+                    raise InvalidInputError(f"unknown output {name!r}; this model offers {self.model.output_names}")
+            target = v2.parameters.get("target")
+            # On the model's one worker thread, so never alongside a prediction; in chunks, so
+            # predictions that queue meanwhile go in between.
+            loop, executor = asyncio.get_running_loop(), self.state.batcher.executor
+            try:
+                explainer = await loop.run_in_executor(executor, self._fitted_explainer)
+            except MissingDependencyError as exc:
+                raise MissingDependencyError(
+                    "explanations", "shap",
+                    hint="model images explain only when packaged with `workbench package --explain`",
+                ) from exc
+            step = explainer.chunk_rows
+            parts = [
+                await loop.run_in_executor(executor, functools.partial(explainer.explain, frame.iloc[i:i + step],
+                                                                       target=target))
+                for i in range(0, len(frame), step)
+            ]
+        except WorkbenchError as exc:
+            return _v2_error(exc)
+        from workbench.explain import LocalExplanation
+
+        response = {"model_name": self.model.name, "model_version": self.model.version,
+                    "id": v2.info.request_id, **LocalExplanation.concat(parts).to_dict()}
+        return _JSON(response, headers={"x-request-id": v2.info.request_id})
+
+    def _fitted_explainer(self) -> Any:
+        if self._explainer is None:  # built lazily: shap is imported only when explanations are asked for
+            from workbench.explain import Explainer
+
+            self._explainer = Explainer().fit(self.model)
+        return self._explainer
 
     async def invocations(self, request: Request) -> Response:
         info = RequestInfo(protocol="invocations")
@@ -442,6 +520,8 @@ def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | 
             Route(f"{versioned}/ready", routes.model_ready),
             Route(f"{model_path}/infer", routes.infer, methods=["POST"]),
             Route(f"{versioned}/infer", routes.infer, methods=["POST"]),
+            Route(f"{model_path}/explain", routes.explain, methods=["POST"]),
+            Route(f"{versioned}/explain", routes.explain, methods=["POST"]),
             Route("/invocations", routes.invocations, methods=["POST"]),
             Route("/ping", routes.ping),
             Route("/health", routes.ping),

@@ -56,6 +56,32 @@ _INFER_RESPONSE = {
         "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/ResponseOutput"}},
     },
 }
+_EXPLAIN_RESPONSE = {
+    "type": "object",
+    "required": ["model_name", "method", "output", "features", "rows"],
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": ["string", "null"]},
+        "id": {"type": "string"},
+        "method": {"type": "string", "enum": ["tree", "permutation", "kernel"]},
+        "output": {"type": "string"},
+        "model_uri": {"type": ["string", "null"]},
+        "features": {"type": "array", "items": {"type": "string"}},
+        "additivity_error": {"type": ["number", "null"]},
+        "additivity_tolerance": {"type": "number"},
+        "rows": {"type": "array", "items": {
+            "type": "object",
+            "required": ["prediction", "base_value", "contributions"],
+            "properties": {
+                "target": {},
+                "prediction": {"type": ["number", "null"]},
+                "base_value": {"type": ["number", "null"]},
+                "contributions": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+                "values": {"type": "object"},
+            },
+        }},
+    },
+}
 _INVOCATIONS = {
     "type": "object",
     "description": "Exactly one of dataframe_split, dataframe_records, instances, inputs; optional params.",
@@ -110,6 +136,17 @@ def openapi_document(model: ServedModel) -> dict[str, Any]:
             "responses": _responses({"$ref": "#/components/schemas/InferenceResponse"}, 400, 404, 413, 422, 503),
         }}
 
+    def explain_op(params: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"post": {
+            "summary": "SHAP contributions per row, from the served model (same payload as infer; "
+                       "parameters.target names the class to explain)",
+            "operationId": "explain" + ("_version" if len(params) > 1 else ""),
+            "parameters": params,
+            "requestBody": infer_body,
+            "responses": _responses({"$ref": "#/components/schemas/ExplanationResponse"},
+                                    400, 404, 413, 422, 503),
+        }}
+
     def get_op(op_id: str, summary: str, ok: Any, params: list[dict[str, Any]] | None = None,
                errors: tuple[int, ...] = ()) -> dict[str, Any]:
         op: dict[str, Any] = {"summary": summary, "operationId": op_id, "responses": _responses(ok, *errors)}
@@ -136,6 +173,8 @@ def openapi_document(model: ServedModel) -> dict[str, Any]:
                 "model_version_ready", "Model version readiness", {"type": "object"}, version_params, (404, 503)),
             "/v2/models/{model_name}/infer": infer_op(model_params),
             "/v2/models/{model_name}/versions/{model_version}/infer": infer_op(version_params),
+            "/v2/models/{model_name}/explain": explain_op(model_params),
+            "/v2/models/{model_name}/versions/{model_version}/explain": explain_op(version_params),
             "/invocations": {"post": {
                 "summary": "Predict (MLflow scoring protocol)",
                 "operationId": "invocations",
@@ -165,6 +204,7 @@ def openapi_document(model: ServedModel) -> dict[str, Any]:
             "ResponseOutput": _TENSOR,
             "InferenceRequest": _INFER_REQUEST,
             "InferenceResponse": _INFER_RESPONSE,
+            "ExplanationResponse": _EXPLAIN_RESPONSE,
             "Invocations": _INVOCATIONS,
         }},
     }
