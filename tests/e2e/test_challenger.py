@@ -1,138 +1,29 @@
-"""Champion and challenger behind one deployment address: split, shadow, compare, promote, abort."""
+"""Champion and challenger behind one deployment address: split, shadow, compare, promote, abort.
+
+The scenario itself is the ``duel`` fixture (tests/e2e/conftest.py), run here on the local and
+Docker targets and in test_swarm.py on Docker Swarm."""
 
 from __future__ import annotations
 
-import concurrent.futures
-import time
 import uuid
 
 import httpx
-import mlflow
 import pytest
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
 
 import workbench as wb
-from workbench.errors import DeploymentError
-
-N_REQUESTS = 600
-SHARE = 0.3
-# With 600 requests the observed share has a standard deviation of 0.019: 0.06 is over three of them.
-TOLERANCE = 0.06
 
 
-@pytest.fixture(scope="module")
-def versions(numeric_data) -> tuple[wb.ModelVersion, wb.ModelVersion]:
-    X, y = numeric_data
-    name = f"duel-{uuid.uuid4().hex[:6]}"
-    out = []
-    for model in (RandomForestClassifier(n_estimators=10, random_state=0), LogisticRegression(max_iter=300)):
-        with wb.start_run(experiment="challenger-tests"):
-            model.fit(X, y)
-            mlflow.log_metric("accuracy", model.score(X, y))
-            out.append(wb.register(wb.log_model(model, training_data=X, training_labels=y), name))
-    return out[0], out[1]
-
-
-def _send(url: str, rows: list[dict]) -> list[httpx.Response]:
-    def one(i: int) -> httpx.Response:
-        return httpx.post(f"{url}/invocations", json={"dataframe_records": [rows[i % len(rows)]]}, timeout=60)
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        return list(pool.map(one, range(N_REQUESTS)))
-
-
-def _duel(target: str, versions, numeric_data) -> None:
-    champion, challenger = versions
-    X, _ = numeric_data
-    rows = X.to_dict(orient="records")
-    champion_model = wb.load_model(champion.uri)
-    name = f"{target}-duel-{uuid.uuid4().hex[:5]}"
-    dep = wb.deploy(champion.uri, target=target, name=name)
-    try:
-        with pytest.raises(DeploymentError, match="no challenger to promote"):
-            wb.promote(name)
-
-        # split: about SHARE of the requests reach the challenger
-        split = wb.start_challenger(name, challenger.uri, share=SHARE)
-        assert split.url == dep.url
-        assert (split.challenger_version, dict(split.traffic)) == (challenger.version, {"mode": "split", "challenger_share": SHARE})
-        responses = _send(dep.url, rows)
-        assert all(r.status_code == 200 for r in responses)
-        variants = [r.headers["x-workbench-variant"] for r in responses]
-        observed = variants.count("challenger") / N_REQUESTS
-        assert abs(observed - SHARE) <= TOLERANCE, observed
-        versions_seen = {r.headers["x-workbench-variant"]: r.headers["x-model-version"] for r in responses}
-        assert versions_seen == {"champion": champion.version, "challenger": challenger.version}
-
-        # shadow: every answer is the champion's; the challenger still sees the traffic
-        wb.set_traffic(name, shadow=True)
-        before = _challenger_rows(name, challenger.version)
-        responses = _send(dep.url, rows)
-        for i, response in enumerate(responses):
-            assert response.headers["x-workbench-variant"] == "champion"
-            assert response.json()["predictions"] == champion_model.predict(X.iloc[[i % len(rows)]]).tolist()
-        deadline = time.monotonic() + 30
-        while _challenger_rows(name, challenger.version) < before + N_REQUESTS and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert _challenger_rows(name, challenger.version) == before + N_REQUESTS
-
-        # side by side
-        table = wb.compare_versions(name).to_frame()
-        assert list(table.columns) == [f"champion v{champion.version}", f"challenger v{challenger.version}"]
-        assert table.loc["requests logged"].tolist() == [2 * N_REQUESTS - variants.count("challenger"),
-                                                          variants.count("challenger") + N_REQUESTS]
-        assert table.loc["error rate"].tolist() == [0.0, 0.0]
-        assert {"latency p50 ms", "prediction mean", "drifted feature share"} <= set(table.index)
-
-        # abort: back to one version
-        aborted = wb.abort(name)
-        assert aborted.challenger_uri is None and aborted.model_version == champion.version
-        assert {r.headers["x-model-version"] for r in _send(dep.url, rows[:5])} == {champion.version}
-
-        # promote: the challenger becomes the only version
-        wb.start_challenger(name, challenger.uri, share=0.5)
-        promoted = wb.promote(name)
-        assert (promoted.model_version, promoted.challenger_uri, promoted.url) == (challenger.version, None, dep.url)
-        assert {r.headers["x-model-version"] for r in _send(dep.url, rows[:20])} == {challenger.version}
-        assert not _answers(dep.replica_urls[0])  # the old champion's server is gone
-        actions = [h.action for h in wb.deployment_history(name)]
-        assert actions == ["deploy", "challenger", "traffic", "abort", "challenger", "promote"]
-    finally:
-        wb.stop(name)
-
-
-def _challenger_rows(name: str, version: str) -> int:
-    """Requests the challenger version logged so far (reading the log page by page)."""
-    dep = wb.get_deployment(name)
-    count, since = 0, 0
-    while True:
-        page = dep.predictions(since=since, limit=5000)
-        if not len(page):
-            return count
-        count += int((page.records["model_version"].astype(str) == version).sum())
-        since = page.next_since
-
-
-def _answers(url: str) -> bool:
-    try:
-        httpx.get(f"{url}/v2/health/live", timeout=2)
-        return True
-    except httpx.HTTPError:
-        return False
-
-
-def test_local_champion_and_challenger(versions, numeric_data) -> None:
-    _duel("local", versions, numeric_data)
+def test_local_champion_and_challenger(duel, numeric_data) -> None:
+    duel("local", numeric_data)
 
 
 @pytest.mark.docker
-def test_docker_champion_and_challenger(versions, numeric_data, docker_engine) -> None:
-    _duel("docker", versions, numeric_data)
+def test_docker_champion_and_challenger(duel, numeric_data, docker_engine) -> None:
+    duel("docker", numeric_data)
 
 
-def test_the_router_refuses_route_changes_without_the_token(versions) -> None:
-    champion, _ = versions
+def test_the_router_refuses_route_changes_without_the_token(duel_versions) -> None:
+    champion, _ = duel_versions
     name = f"token-{uuid.uuid4().hex[:5]}"
     dep = wb.deploy(champion.uri, name=name)
     try:

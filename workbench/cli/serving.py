@@ -9,8 +9,10 @@ import click
 
 @click.command()
 @click.argument("model_uri")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=int, default=8080, show_default=True, help="Port (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="WORKBENCH_HOST",
+              help="Address to bind (or WORKBENCH_HOST).")
+@click.option("--port", type=int, default=8080, show_default=True, envvar="WORKBENCH_PORT",
+              help="Port, 0 for any free one (or WORKBENCH_PORT).")
 @click.option("--name", help="Model name in V2 routes (default: the registered name).")
 @click.option("--model-version", "version", help="Version reported in V2 routes (default: the registry's).")
 @click.option("--log-dir", type=click.Path(path_type=Path), help="Prediction log folder.")
@@ -30,8 +32,10 @@ def serve(model_uri: str, host: str, port: int, name: str | None, version: str |
 @click.command()
 @click.option("--config", "config_file", required=True, type=click.Path(exists=True, path_type=Path),
               help="Route table and admin token (JSON), written by the deployment targets.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=int, default=8080, show_default=True, help="Port (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="WORKBENCH_HOST",
+              help="Address to bind (or WORKBENCH_HOST).")
+@click.option("--port", type=int, default=8080, show_default=True, envvar="WORKBENCH_PORT",
+              help="Port, 0 for any free one (or WORKBENCH_PORT).")
 @click.option("--port-file", type=click.Path(path_type=Path), hidden=True)
 def route(config_file: Path, host: str, port: int, port_file: Path | None) -> None:
     """Run a deployment's traffic router: one address in front of its model servers."""

@@ -23,7 +23,7 @@ from workbench.errors import DeploymentError, HealthCheckError, InvalidInputErro
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
 from workbench.serving.router import RouteTable
 
-__all__ = ["DockerTarget", "NETWORK", "container_name", "volume_name"]
+__all__ = ["NETWORK", "DockerTarget", "container_name", "model_image", "server_environment", "volume_name"]
 
 NETWORK = "workbench"
 _LABEL = "io.workbench.deployment"
@@ -69,26 +69,6 @@ class DockerTarget(RoutedTarget):
             client.networks.create(NETWORK, driver="bridge", labels={_LABEL: "network"})
         return client
 
-    def _image(self, spec: DeploymentSpec, client: Any) -> str:
-        import docker.errors
-
-        image = spec.options.get("image")
-        if image:
-            try:
-                client.images.get(image)
-            except docker.errors.ImageNotFound as exc:
-                raise InvalidInputError(
-                    f"image {image!r} does not exist on this Docker engine: build it with "
-                    f"`workbench package {spec.model_uri} --tag {image}`, or leave the image out and "
-                    "the model is packaged first"
-                ) from exc
-            return str(image)
-        from workbench.packaging import package
-
-        record = package(spec.model_uri, on_event=spec.options.get("on_event"),
-                         base_image=spec.options.get("base_image"), explain=bool(spec.options.get("explain")))
-        return record.tag
-
     def _run(self, client: Any, image: str, name: str, port: Any, spec: DeploymentSpec, **kwargs: Any) -> Any:
         import docker.errors
 
@@ -123,17 +103,13 @@ class DockerTarget(RoutedTarget):
     def start_backend(self, spec: DeploymentSpec, role: str) -> Backend:
         """A model server container (the model is packaged first unless an image is given)."""
         client = self._client()
-        image = self._image(spec, client)
+        image = model_image(spec, client)
         settings = get_settings()
         name = container_name(spec.name, role, spec.revision)
         container, url = self._run(
             client, image, name, None, spec,
             volumes={volume_name(spec.name): {"bind": LOG_DIR, "mode": "rw"}},
-            environment={
-                "WORKBENCH_MAX_BATCH_SIZE": str(settings.max_batch_size),
-                "WORKBENCH_MAX_BATCH_WAIT_MS": str(settings.max_batch_wait_ms),
-                "WORKBENCH_MAX_BODY_BYTES": str(settings.max_body_bytes),
-            },
+            environment=server_environment(settings),
         )
         return Backend((f"http://{name}:{SERVER_PORT}",), (url,), spec.model_uri, spec.model_version,
                        {"container": name, "container_id": container.id, "image": image,
@@ -186,6 +162,37 @@ class DockerTarget(RoutedTarget):
     def router_alive(self, handle: Mapping[str, Any]) -> bool:
         """The router container exists and runs."""
         return _container_status(handle["container_id"], None).state == "running"
+
+
+def model_image(spec: DeploymentSpec, client: Any) -> str:
+    """The image to run: the one given in the options (checked to exist), else the model packaged now."""
+    import docker.errors
+
+    image = spec.options.get("image")
+    if image:
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound as exc:
+            raise InvalidInputError(
+                f"image {image!r} does not exist on this Docker engine: build it with "
+                f"`workbench package {spec.model_uri} --tag {image}`, or leave the image out and "
+                "the model is packaged first"
+            ) from exc
+        return str(image)
+    from workbench.packaging import package
+
+    record = package(spec.model_uri, on_event=spec.options.get("on_event"),
+                     base_image=spec.options.get("base_image"), explain=bool(spec.options.get("explain")))
+    return record.tag
+
+
+def server_environment(settings: Any) -> dict[str, str]:
+    """Serving settings passed into a model server's container."""
+    return {
+        "WORKBENCH_MAX_BATCH_SIZE": str(settings.max_batch_size),
+        "WORKBENCH_MAX_BATCH_WAIT_MS": str(settings.max_batch_wait_ms),
+        "WORKBENCH_MAX_BODY_BYTES": str(settings.max_body_bytes),
+    }
 
 
 def _container_status(container_id: str, url: str | None) -> TargetStatus:

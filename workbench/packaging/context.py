@@ -168,6 +168,8 @@ COPY --from=deps /opt/venv-model /opt/venv-model
 COPY workbench /opt/workbench/workbench
 ENV PATH=/opt/venv-model/bin:$PATH \\
     PYTHONPATH=/opt/workbench \\
+    WORKBENCH_HOST=0.0.0.0 \\
+    WORKBENCH_PORT={SERVER_PORT} \\
     PYTHONUNBUFFERED=1 \\
     PYTHONDONTWRITEBYTECODE=1 \\
     WORKBENCH_HOME=/tmp/workbench \\
@@ -175,9 +177,10 @@ ENV PATH=/opt/venv-model/bin:$PATH \\
 VOLUME {LOG_DIR}
 USER {USER_ID}
 EXPOSE {SERVER_PORT}
+# The address comes from WORKBENCH_HOST/WORKBENCH_PORT, so orchestrators can give each replica its own.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \\
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{SERVER_PORT}/v2/health/ready', timeout=2)"]
-ENTRYPOINT ["python", "-m", "workbench", "serve", "{MODEL_DIR}", "--host", "0.0.0.0", "--port", "{SERVER_PORT}", "--log-dir", "{LOG_DIR}"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ['WORKBENCH_PORT'], timeout=2)"]
+ENTRYPOINT ["python", "-m", "workbench", "serve", "{MODEL_DIR}", "--log-dir", "{LOG_DIR}"]
 CMD ["--name", "{ctx.model_name}"{', "--model-version", "' + ctx.model_version + '"' if ctx.model_version else ''}]
 COPY model {MODEL_DIR}
 LABEL {labels.lstrip()}
