@@ -59,21 +59,47 @@ def package(model_uri: str, tag: str | None, base_image: str | None, offline: bo
     emit(data, as_json)
 
 
+def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` target options; values are read as JSON when they parse (numbers, true, lists)."""
+    import json
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+option_option = click.option(
+    "--option", "option_pairs", multiple=True, metavar="KEY=VALUE",
+    help="A target option, repeatable (e.g. registry=REG/PATH, kserve=true, namespace=ml).",
+)
+
+
 @click.command()
 @click.argument("model_uri")
-@click.option("--target", default="local", show_default=True, help="local, docker, or a target URI.")
+@click.option("--target", default="local", show_default=True,
+              help="local, docker, swarm, k8s://CONTEXT/NAMESPACE, or another installed target.")
 @click.option("--name", help="Deployment name (default: from the model name).")
 @click.option("--port", type=int, help="Port on 127.0.0.1 (default: a free one).")
-@click.option("--image", help="docker: run this image instead of packaging the model.")
+@click.option("--image", help="Run this image of the model instead of packaging it.")
+@click.option("--replicas", type=int, help="swarm, k8s: model-server replicas.")
+@option_option
 @json_option
 def deploy(model_uri: str, target: str, name: str | None, port: int | None, image: str | None,
-           as_json: bool) -> None:
+           replicas: int | None, option_pairs: tuple[str, ...], as_json: bool) -> None:
     """Deploy MODEL_URI to TARGET and wait until it answers."""
     import workbench as wb
 
-    on_event, close = _build_progress(not as_json and sys.stderr.isatty() and target.startswith("docker"))
+    on_event, close = _build_progress(not as_json and sys.stderr.isatty() and target != "local")
     try:
-        dep = wb.deploy(model_uri, target=target, name=name, port=port, image=image, on_event=on_event)
+        dep = wb.deploy(model_uri, target=target, name=name, port=port, image=image, on_event=on_event,
+                        replicas=replicas, **_options(option_pairs))
     finally:
         close()
     emit(dep.to_dict(), as_json)
@@ -116,12 +142,14 @@ def stop(name: str) -> None:
 @click.command()
 @click.argument("name")
 @click.argument("model_uri")
+@click.option("--image", help="Run this image of the new model instead of packaging it.")
+@option_option
 @json_option
-def update(name: str, model_uri: str, as_json: bool) -> None:
+def update(name: str, model_uri: str, image: str | None, option_pairs: tuple[str, ...], as_json: bool) -> None:
     """Serve MODEL_URI under deployment NAME; the old model serves until the new one is ready."""
     import workbench as wb
 
-    emit(wb.update(name, model_uri).to_dict(), as_json)
+    emit(wb.update(name, model_uri, image=image, **_options(option_pairs)).to_dict(), as_json)
 
 
 @click.command()

@@ -38,12 +38,14 @@ __all__ = [
     "VersionComparison",
     "abort",
     "compare_versions",
+    "default_name",
     "deploy",
     "deployment_history",
     "deployments",
     "get_deployment",
     "logs",
     "promote",
+    "resolve_model",
     "rollback",
     "set_traffic",
     "start_challenger",
@@ -149,8 +151,9 @@ def _live(record: DeploymentRecord) -> Deployment:
     )
 
 
-def _resolve(model_uri: str) -> tuple[str, str, str | None]:
-    """(exact URI to serve, model name, version); checks the model exists and has a signature."""
+def resolve_model(model_uri: str) -> tuple[str, str, str | None]:
+    """(exact URI to serve, model name, version) for any model URI; an alias is pinned to its version
+    now. Checks the model exists and has a signature (a server could not check requests without)."""
     from mlflow.models import get_model_info
 
     from workbench import _mlflow
@@ -171,7 +174,8 @@ def _resolve(model_uri: str) -> tuple[str, str, str | None]:
     return exact, name, version.version if version else None
 
 
-def _default_name(model_name: str) -> str:
+def default_name(model_name: str) -> str:
+    """The deployment name used when none is given: the model name, made DNS-safe."""
     return re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")[:63] or "model"
 
 
@@ -192,8 +196,8 @@ def deploy(
     free one). An alias is resolved now: the deployment serves that exact version until updated.
     Nothing is left behind when it fails.
     """
-    exact, model_name, version = _resolve(model_uri)
-    name = name or _default_name(model_name)
+    exact, model_name, version = resolve_model(model_uri)
+    name = name or default_name(model_name)
     if not _NAME.match(name):
         raise InvalidInputError(
             f"{name!r} is not a valid deployment name: use lowercase letters, digits and '-' "
@@ -242,14 +246,17 @@ def logs(name: str, tail: int = 100) -> str:
     return load_target(record.target).logs(Placement.from_dict(record.placement), tail)
 
 
-def _replace(name: str, model_uri: str, action: str) -> Deployment:
+def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any]) -> Deployment:
     store = _store()
     record = store.get(name)
     if record.placement is None:
         raise DeploymentError(f"deployment {name!r} is still being created: try again when it is running")
-    exact, model_name, version = _resolve(model_uri)
+    exact, model_name, version = resolve_model(model_uri)
+    # An image given when deploying holds that model: never reuse it for another one.
+    merged = {k: v for k, v in record.options.items() if k != "image"}
+    merged.update({k: v for k, v in options.items() if v is not None})
     spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
-                          revision=record.revision + 1, workdir=_workdir(name), options=dict(record.options))
+                          revision=record.revision + 1, workdir=_workdir(name), options=merged)
     target = load_target(record.target)
     placement = target.update(Placement.from_dict(record.placement), spec)
     store.replace(name, requested_uri=model_uri, model_uri=exact, model_name=model_name,
@@ -258,10 +265,11 @@ def _replace(name: str, model_uri: str, action: str) -> Deployment:
     return get_deployment(name)
 
 
-def update(name: str, model_uri: str) -> Deployment:
+def update(name: str, model_uri: str, **options: Any) -> Deployment:
     """Serve ``model_uri`` under ``name`` instead; if the new server never becomes ready, the old
-    one keeps serving and a HealthCheckError says why."""
-    return _replace(name, model_uri, "update")
+    one keeps serving and a HealthCheckError says why. ``options`` (``image``, ...) apply to this
+    version; the rest of the deployment's options carry over."""
+    return _replace(name, model_uri, "update", options)
 
 
 def rollback(name: str) -> Deployment:
@@ -272,7 +280,7 @@ def rollback(name: str) -> Deployment:
     previous = next((h for h in reversed(served) if h.model_uri != current), None)
     if previous is None:
         raise DeploymentError(f"deployment {name!r} has served only {current}: there is nothing to roll back to")
-    return _replace(name, previous.model_uri, "rollback")
+    return _replace(name, previous.model_uri, "rollback", {})
 
 
 def stop(name: str) -> None:
@@ -306,16 +314,20 @@ def _policy(share: float | None, shadow: bool | None, current: Mapping[str, Any]
     return TrafficPolicy(mode=mode, challenger_share=default_share if share is None else share)
 
 
-def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: bool = False) -> Deployment:
+def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: bool = False,
+                     **options: Any) -> Deployment:
     """Serve ``model_uri`` beside the champion of ``name``: ``share`` of requests go to it, or with
-    ``shadow=True`` every request is mirrored to it and only the champion answers."""
+    ``shadow=True`` every request is mirrored to it and only the champion answers. ``options``
+    (``image``, ...) apply to the challenger."""
     store = _store()
     record = store.get(name)
     target, current = _challenger_target(record)
-    exact, model_name, version = _resolve(model_uri)
+    exact, model_name, version = resolve_model(model_uri)
     policy = _policy(share, shadow, None)
+    merged = {k: v for k, v in record.options.items() if k != "image"}
+    merged.update({k: v for k, v in options.items() if v is not None})
     spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
-                          revision=record.revision + 1, workdir=_workdir(name), options=dict(record.options))
+                          revision=record.revision + 1, workdir=_workdir(name), options=merged)
     placement = target.start_challenger(current, spec, policy)
     store.set_challenger(name, placement=placement.to_dict(), challenger_uri=exact, challenger_version=version,
                          traffic=policy.to_dict(), action="challenger", user=get_settings().user)

@@ -1,0 +1,688 @@
+"""The ``k8s`` target: manifests a platform team accepts, validated offline, and its clear errors.
+
+No cluster runs on these machines. Every manifest variant is validated against the official schemas
+(kubernetes-validate for the core kinds, JSON schemas written from the Gateway API and KServe CRDs
+for HTTPRoute and InferenceService: see k8s_schemas.py). The model image is run on the local Docker
+engine under the pod's security context. The target's rollouts (undo on failure, challenger, promote,
+abort) run against an in-memory stand-in for the API server. One live test deploys, updates, rolls
+back and deletes on a real cluster when WORKBENCH_TEST_KUBECONTEXT names a kubeconfig context.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+import yaml
+from k8s_schemas import K8S_VERSIONS, check_object_syntax, validate
+from kubernetes_validate.utils import ValidationError as K8sValidationError
+
+import workbench as wb
+from workbench.deployment import Placement, SupportsChallenger, Target, TrafficPolicy, load_target
+from workbench.deployment.base import DeploymentSpec
+from workbench.deployment.kubernetes import (
+    KubernetesTarget,
+    build_manifests,
+    manifests_yaml,
+    parse_target_uri,
+    push_image,
+)
+from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
+from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
+
+BIN = Path(sys.executable).parent / "workbench"
+CHAMPION_IMAGE = "workbench/churn@sha256:" + "a" * 64
+CHALLENGER_IMAGE = "workbench/churn:4"
+STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                   "app.kubernetes.io/component", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by")
+WORKBENCH_LABELS = ("workbench.io/deployment", "workbench.io/model-name", "workbench.io/model-version")
+RESOURCES = {"requests": "cpu=500m,memory=1Gi", "limits": {"memory": "2Gi"}}
+
+
+def spec(version: str = "3", name: str = "churn", **options: Any) -> DeploymentSpec:
+    """A deployment spec as the manager makes it (no MLflow needed: manifests are a pure function)."""
+    return DeploymentSpec(name=name, model_uri=f"models:/churn/{version}", model_name="churn", model_version=version,
+                          revision=int(version), workdir=Path("/nonexistent"), options=options)
+
+
+def render(options: dict[str, Any] | None = None, policy: TrafficPolicy | None = None,
+           challenger: bool = False) -> list[dict[str, Any]]:
+    return build_manifests(spec(**(options or {})), CHAMPION_IMAGE,
+                           challenger=spec("4") if challenger or policy else None,
+                           challenger_image=CHALLENGER_IMAGE if challenger or policy else None, policy=policy)
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str = "churn") -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(pod metadata, pod spec) of every workload: Deployment templates and KServe predictors."""
+    pods = [(d["spec"]["template"]["metadata"], d["spec"]["template"]["spec"]) for d in by_kind(docs, "Deployment")]
+    pods += [({"labels": p["labels"], "annotations": p["annotations"]}, p)
+             for p in (d["spec"]["predictor"] for d in by_kind(docs, "InferenceService"))]
+    assert pods
+    return pods
+
+
+VARIANTS = {
+    "plain": ({}, None, {"Deployment": 1, "Service": 1, "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 1}),
+    "plain-with-resources": (RESOURCES, None, {"Deployment": 1, "HorizontalPodAutoscaler": 1}),
+    "fixed-replicas": ({"replicas": 3, "max_replicas": 3}, None, {"Deployment": 1, "HorizontalPodAutoscaler": 0}),
+    "gateway": ({"gateway": "infra/public", "hostnames": "churn.models.test", "namespace": "models"}, None,
+                {"HTTPRoute": 1}),
+    "log-claim": ({"log_claim": "churn-predictions", "service_account": "churn", "image_pull_secrets": "pull"},
+                  None, {"Deployment": 1}),
+    "split": ({}, TrafficPolicy("split", 0.1), {"Deployment": 2, "Service": 2, "HorizontalPodAutoscaler": 2,
+                                                "PodDisruptionBudget": 2, "HTTPRoute": 1}),
+    "split-with-resources-and-gateway": ({**RESOURCES, "gateway": "public"}, TrafficPolicy("split", 0.25),
+                                         {"Deployment": 2, "HTTPRoute": 1}),
+    "shadow": ({}, TrafficPolicy("shadow"), {"Deployment": 2, "HTTPRoute": 1}),
+    "kserve": ({"kserve": True}, None, {"InferenceService": 1, "Deployment": 0, "Service": 0}),
+    "kserve-with-resources": ({"kserve": True, **RESOURCES}, None, {"InferenceService": 1}),
+    "kserve-canary": ({"kserve": True}, TrafficPolicy("split", 0.1), {"InferenceService": 1, "HTTPRoute": 0}),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_manifest_variant_is_valid_against_the_official_schemas(variant: str) -> None:
+    options, policy, kinds = VARIANTS[variant]
+    docs = render(options, policy)
+    for kind, count in kinds.items():
+        assert len(by_kind(docs, kind)) == count, kind
+    for doc in docs:
+        for version in K8S_VERSIONS:
+            validate(doc, version)
+        assert check_object_syntax(doc) == []
+    # and the YAML a GitOps user commits reads back to the same objects
+    assert list(yaml.safe_load_all(manifests_yaml(docs, header="made by a test"))) == docs
+
+
+def test_the_validators_catch_what_a_cluster_would_reject() -> None:
+    plain, split, kserve = render(), render(policy=TrafficPolicy("split", 0.1)), render({"kserve": True})
+
+    def broken(doc: dict[str, Any], change: Any) -> dict[str, Any]:
+        copied = copy.deepcopy(doc)
+        change(copied)
+        return copied
+
+    deployment = one(plain, "Deployment")
+    with pytest.raises(K8sValidationError, match="readinessProb"):
+        validate(broken(deployment, lambda d: d["spec"]["template"]["spec"]["containers"][0].update(readinessProb={})))
+    with pytest.raises(K8sValidationError):
+        validate(broken(one(plain, "HorizontalPodAutoscaler"), lambda d: d["spec"].update(maxReplicas="many")))
+    route = one(split, "HTTPRoute")
+    with pytest.raises(jsonschema.ValidationError, match="port"):
+        validate(broken(route, lambda d: d["spec"]["rules"][0]["backendRefs"][1].pop("port")))
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken(route, lambda d: d["spec"]["rules"][0]["backendRefs"][1].update(weight=2_000_000)))
+    with pytest.raises(jsonschema.ValidationError, match="requestMirror"):
+        validate(broken(route, lambda d: d["spec"]["rules"][0].update(filters=[{"type": "RequestMirror"}])))
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken(route, lambda d: d["metadata"].update(labelz={})))
+    isvc = kserve[0]
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken(isvc, lambda d: d["metadata"].update(name="1churn")))
+    with pytest.raises(jsonschema.ValidationError, match="imagePulPolicy"):
+        validate(broken(isvc, lambda d: d["spec"]["predictor"]["containers"][0].update(imagePulPolicy="Always")))
+    too_long = broken(deployment, lambda d: d["metadata"]["labels"].update({"workbench.io/model-name": "x" * 64}))
+    assert check_object_syntax(too_long)
+
+
+def test_pods_meet_the_restricted_pod_security_standard() -> None:
+    for docs in (render(RESOURCES, TrafficPolicy("shadow")), render({"kserve": True})):
+        for _, pod in pod_specs(docs):
+            assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+            assert all("hostPath" not in v for v in pod["volumes"])
+            assert pod.get("automountServiceAccountToken", False) is False
+            pod_sc = pod.get("securityContext", {})
+            for container in pod["containers"]:
+                sc = container["securityContext"]
+                assert sc["runAsNonRoot"] is True and sc["runAsUser"] == USER_ID == 10001
+                assert sc["readOnlyRootFilesystem"] is True
+                assert sc["allowPrivilegeEscalation"] is False
+                assert sc["capabilities"] == {"drop": ["ALL"]}
+                assert (sc.get("seccompProfile") or pod_sc["seccompProfile"]) == {"type": "RuntimeDefault"}
+                assert "privileged" not in sc
+                # the only writable places: the prediction log and /tmp, both emptyDir volumes
+                mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+                assert set(mounts) == {LOG_DIR, "/tmp"}
+                volumes = {v["name"]: v for v in pod["volumes"]}
+                assert all("emptyDir" in volumes[name] for name in mounts.values())
+                assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": SERVER_PORT}
+                assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": SERVER_PORT}
+                assert container["ports"][0]["containerPort"] == SERVER_PORT == 8080
+            if pod_sc:  # Deployments: the pod level says it too
+                assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] == USER_ID
+                assert pod["containers"][0]["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
+
+
+def test_labels_annotations_and_selectors_a_platform_team_looks_for() -> None:
+    docs = render({"namespace": "models"}, TrafficPolicy("split", 0.1))
+    for doc in docs:
+        labels = doc["metadata"]["labels"]
+        assert set(STANDARD_LABELS + WORKBENCH_LABELS) <= set(labels), doc["kind"]
+        assert labels["app.kubernetes.io/managed-by"] == "workbench"
+        assert labels["app.kubernetes.io/instance"] == "churn"
+        assert doc["metadata"]["namespace"] == "models"
+    for meta, _ in pod_specs(docs):
+        assert meta["annotations"]["prometheus.io/scrape"] == "true"
+        assert meta["annotations"]["prometheus.io/port"] == "8080"
+        assert meta["annotations"]["prometheus.io/path"] == "/metrics"
+        assert meta["labels"]["workbench.io/model-name"] == "churn"
+    assert one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]["workbench.io/model-version"] == "3"
+    assert one(docs, "Deployment", "churn-challenger")["metadata"]["labels"]["app.kubernetes.io/version"] == "4"
+    # each Service, autoscaler and budget reaches exactly its own Deployment's pods
+    deployments = by_kind(docs, "Deployment")
+    for deployment in deployments:
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    for kind, selected in (("Service", lambda d: d["spec"]["selector"]),
+                           ("PodDisruptionBudget", lambda d: d["spec"]["selector"]["matchLabels"])):
+        for doc in by_kind(docs, kind):
+            matching = [d["metadata"]["name"] for d in deployments
+                        if selected(doc).items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+            assert matching == [doc["metadata"]["name"]], kind
+    for hpa in by_kind(docs, "HorizontalPodAutoscaler"):
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                 "name": hpa["metadata"]["name"]}
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1  # never blocks a node drain, even with one replica
+
+
+def test_resources_and_autoscaling_follow_the_options() -> None:
+    bare = render()
+    container = one(bare, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "resources" not in container
+    hpa = one(bare, "HorizontalPodAutoscaler")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 6)
+    # without a CPU request utilization cannot be computed: 70 % of one core instead
+    assert hpa["metrics"][0]["resource"]["target"] == {"type": "AverageValue", "averageValue": "700m"}
+    assert "replicas" not in one(bare, "Deployment")["spec"]  # the autoscaler owns the count
+
+    sized = render({**RESOURCES, "cpu_utilization": 60, "max_replicas": 10})
+    container = one(sized, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    target = one(sized, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]["target"]
+    assert target == {"type": "Utilization", "averageUtilization": 60}
+
+    fixed = render({"replicas": 3, "max_replicas": 3})
+    assert one(fixed, "Deployment")["spec"]["replicas"] == 3 and not by_kind(fixed, "HorizontalPodAutoscaler")
+
+    kserve = render({"kserve": True, **RESOURCES, "replicas": 1})[0]["spec"]["predictor"]
+    assert (kserve["minReplicas"], kserve["maxReplicas"]) == (1, 3)
+    assert kserve["containers"][0]["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+
+
+@pytest.mark.parametrize(("share", "weights"), [(0.1, (90, 10)), (0.05, (95, 5)), (0.125, (875, 125)),
+                                                (0.0, (100, 0)), (1.0, (0, 100))])
+def test_split_weights_send_the_asked_share_to_the_challenger(share: float, weights: tuple[int, int]) -> None:
+    route = one(render(policy=TrafficPolicy("split", share)), "HTTPRoute")
+    refs = route["spec"]["rules"][0]["backendRefs"]
+    assert [(r["name"], r["port"], r["weight"]) for r in refs] == [("churn", 80, weights[0]),
+                                                                  ("churn-challenger", 80, weights[1])]
+    assert refs[1]["weight"] / sum(r["weight"] for r in refs) == pytest.approx(share)
+    assert route["spec"]["parentRefs"] == [{"group": "", "kind": "Service", "name": "churn"}]  # a mesh's route
+
+
+def test_shadow_answers_from_the_champion_and_mirrors_to_the_challenger() -> None:
+    docs = render({"gateway": "infra/public", "hostnames": "churn.models.test"}, TrafficPolicy("shadow"))
+    route = one(docs, "HTTPRoute")
+    assert route["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                            "name": "public", "namespace": "infra"}]
+    assert route["spec"]["hostnames"] == ["churn.models.test"]
+    rule = route["spec"]["rules"][0]
+    assert [r["name"] for r in rule["backendRefs"]] == ["churn"]  # only the champion answers
+    assert rule["filters"] == [{"type": "RequestMirror", "requestMirror": {
+        "backendRef": {"group": "", "kind": "Service", "name": "churn-challenger", "port": 80}}}]
+    service_names = {d["metadata"]["name"] for d in by_kind(docs, "Service")}
+    assert {"churn", "churn-challenger"} == service_names
+
+
+def test_kserve_runs_the_same_image_as_a_v2_custom_predictor_and_canaries_the_challenger() -> None:
+    isvc = render({"kserve": True})[0]
+    predictor = isvc["spec"]["predictor"]
+    (container,) = predictor["containers"]
+    # KServe's custom predictor: the container named kserve-container, its protocol from PROTOCOL
+    assert container["name"] == "kserve-container" and container["image"] == CHAMPION_IMAGE
+    assert {"name": "PROTOCOL", "value": "v2"} in container["env"]
+    # Knative accepts only http1/h2c port names, no startupProbe and no lifecycle hooks
+    assert container["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
+    assert not {"startupProbe", "lifecycle"} & set(container)
+    assert "canaryTrafficPercent" not in predictor
+
+    canary = render({"kserve": True}, TrafficPolicy("split", 0.1))[0]["spec"]["predictor"]
+    assert canary["canaryTrafficPercent"] == 10
+    assert canary["containers"][0]["image"] == CHALLENGER_IMAGE
+    assert canary["labels"]["workbench.io/model-version"] == "4"
+
+
+def test_bad_options_are_clear_errors() -> None:
+    cases = [
+        ({"requests": "cpu=lots"}, "not a Kubernetes quantity"),
+        ({"replica": 3}, "unknown option"),
+        ({"replicas": 0}, "replicas must be a whole number from 1"),
+        ({"replicas": 4, "max_replicas": 2}, "max_replicas"),
+        ({"gateway": "a/b/c"}, "gateway is NAME or NAMESPACE/NAME"),
+        ({"service_type": "External"}, "service_type must be one of"),
+        ({"namespace": "Models"}, "not a valid namespace"),
+    ]
+    for options, message in cases:
+        with pytest.raises(InvalidInputError, match=message):
+            render(options)
+    for name in ("9lives", "x" * 53):
+        with pytest.raises(InvalidInputError, match="cannot name Kubernetes objects"):
+            build_manifests(spec(name=name), CHAMPION_IMAGE)
+    with pytest.raises(InvalidInputError, match="cannot mirror"):
+        render({"kserve": True}, TrafficPolicy("shadow"))
+    with pytest.raises(InvalidInputError, match="whole per cent"):
+        render({"kserve": True}, TrafficPolicy("split", 0.125))
+    with pytest.raises(InvalidInputError, match="challenger needs its own image"):
+        build_manifests(spec(), CHAMPION_IMAGE, challenger=spec("4"))
+
+
+def test_target_uris_name_a_context_and_a_namespace() -> None:
+    assert parse_target_uri("k8s://prod/models") == ("prod", "models")
+    assert parse_target_uri("k8s:///models") == (None, "models")
+    assert parse_target_uri("k8s://") == (None, None)
+    assert parse_target_uri("k8s") == (None, None)
+    assert parse_target_uri("k8s://kind-dev") == ("kind-dev", None)
+    assert parse_target_uri("k8s://arn:aws:eks:eu-west-1:1:cluster/prod/models") == (
+        "arn:aws:eks:eu-west-1:1:cluster/prod", "models")
+    with pytest.raises(InvalidInputError, match="namespace"):
+        parse_target_uri("k8s://prod/Models")
+    target = load_target("k8s://prod/models")
+    assert isinstance(target, KubernetesTarget) and isinstance(target, Target)
+    assert isinstance(target, SupportsChallenger)
+
+
+def test_importing_the_target_leaves_the_kubernetes_client_unloaded() -> None:
+    code = ("import sys, workbench.deployment.kubernetes, workbench.cli.kubernetes; "
+            "print(sorted(m for m in sys.modules if m == 'kubernetes' or m.startswith('kubernetes.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# -- clear errors -------------------------------------------------------------------------------
+
+
+def _kubeconfig(path: Path, server: str) -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
+        "clusters": [{"name": "lab", "cluster": {"server": server}}],
+        "users": [{"name": "me", "user": {"token": "not-a-real-token"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "me", "namespace": "models"}}],
+    }))
+    return path
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_no_image_and_no_registry_is_a_clear_error_before_any_cluster_is_needed(
+        registered_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    name = f"k8s-noimage-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(InvalidInputError) as caught:
+        wb.deploy(registered_model.uri, target="k8s://lab/models", name=name)
+    assert "image='REGISTRY/REPOSITORY:TAG'" in str(caught.value) and "registry='REGISTRY/PATH'" in str(caught.value)
+    assert name not in {d.name for d in wb.deployments()}  # nothing left behind
+
+
+def test_no_cluster_is_a_clear_error_that_says_how_to_point_at_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with_image = spec(image=CHAMPION_IMAGE)
+    # no kubeconfig at all
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(EngineUnavailableError, match="no Kubernetes cluster is configured") as caught:
+        KubernetesTarget("k8s://").deploy(with_image)
+    assert "export KUBECONFIG=/path/to/kubeconfig" in str(caught.value)
+    # a kubeconfig that does not exist, or has no such context
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(EngineUnavailableError, match="KUBECONFIG"):
+        KubernetesTarget("k8s:///models").deploy(with_image)
+    monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path / "config", f"https://127.0.0.1:{_closed_port()}")))
+    with pytest.raises(EngineUnavailableError, match=r"has no context 'prod' \(it has: lab\)"):
+        KubernetesTarget("k8s://prod/models").deploy(with_image)
+    # a cluster that does not answer
+    with pytest.raises(EngineUnavailableError, match="does not answer") as caught:
+        KubernetesTarget("k8s://lab/models").deploy(with_image)
+    assert "KUBECONFIG" in str(caught.value)
+    # a deployment whose cluster went away shows as unhealthy with the reason, without raising
+    target = KubernetesTarget("k8s://lab/models")
+    placement = Placement("http://churn.models.svc.cluster.local", {
+        "name": "churn", "context": "lab", "namespace": "models", "options": {},
+        "champion": {"model_uri": "models:/churn/3", "model_name": "churn", "model_version": "3",
+                     "image": CHAMPION_IMAGE}})
+    status = target.status(placement)
+    assert (status.state, status.healthy) == ("unhealthy", False) and "does not answer" in status.detail
+
+
+def _scratch_image() -> Any:
+    import docker
+
+    client = docker.from_env()
+    image, _ = client.images.build(fileobj=io.BytesIO(b"FROM scratch\nLABEL io.workbench.test=push\n"), rm=True)
+    return client, image
+
+
+@pytest.mark.docker
+def test_a_push_the_registry_refuses_is_a_clear_error(docker_engine) -> None:
+    client, image = _scratch_image()
+    reference = f"127.0.0.1:{_closed_port()}/workbench-test/push:{uuid.uuid4().hex[:8]}"
+    image.tag(reference)
+    try:
+        with pytest.raises(DeploymentError, match=r"pushing .* failed: .*docker login 127\.0\.0\.1"):
+            push_image(reference)
+    finally:
+        client.images.remove(reference)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_model_image_serves_under_the_pods_security_context(docker_engine, registered_model,
+                                                               numeric_data) -> None:
+    """The restrictions of the generated pod, applied to the real image by the local engine."""
+    import docker
+
+    record = wb.package(registered_model.uri)
+    deployment = one(build_manifests(spec(name="fixture"), record.tag), "Deployment", "fixture")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    # The kubelet makes an emptyDir 0777 (and group-owned by fsGroup). Docker resets the mode of a
+    # tmpfs laid over an image's VOLUME path, so the same write access is given by ownership.
+    owner = f"uid={pod['securityContext']['runAsUser']},gid={pod['securityContext']['fsGroup']}"
+    empty_dirs = {mounts[v["name"]]: owner for v in pod["volumes"] if "emptyDir" in v}
+    client = docker.from_env()
+    running = client.containers.run(
+        record.tag, detach=True, init=True, read_only=sc["readOnlyRootFilesystem"],
+        user=f"{sc['runAsUser']}:{sc['runAsGroup']}", cap_drop=sc["capabilities"]["drop"],
+        security_opt=[] if sc["allowPrivilegeEscalation"] else ["no-new-privileges"], tmpfs=empty_dirs,
+        environment={e["name"]: e["value"] for e in container["env"]},
+        ports={f"{container['ports'][0]['containerPort']}/tcp": ("127.0.0.1", None)},
+    )
+    try:
+        running.reload()
+        url = f"http://127.0.0.1:{running.attrs['NetworkSettings']['Ports']['8080/tcp'][0]['HostPort']}"
+        ready_path = container["readinessProbe"]["httpGet"]["path"]
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + ready_path, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            running.reload()
+            assert running.status == "running", running.logs().decode()
+            assert time.monotonic() < deadline, running.logs().decode()
+            time.sleep(0.5)
+        for probe in ("livenessProbe", "startupProbe"):
+            assert httpx.get(url + container[probe]["httpGet"]["path"], timeout=5).status_code == 200
+        assert httpx.get(url + "/metrics", timeout=5).status_code == 200  # what the scrape annotations name
+        rows = numeric_data[0].head(2)
+        answer = httpx.post(url + "/invocations", json={"dataframe_split": json.loads(
+            rows.to_json(orient="split", index=False))}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        logged = httpx.get(url + "/workbench/predictions", timeout=10).json()
+        assert len(logged["records"]) == 1  # the prediction log is writable on a read-only root
+        assert running.logs().decode().count("Traceback") == 0
+    finally:
+        running.remove(force=True)
+
+
+def test_manifests_command_prints_yaml_documents_for_gitops(registered_model, session_workspace) -> None:
+    env = {**os.environ, "WORKBENCH_HOME": str(session_workspace.home)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN), "manifests", registered_model.uri, *args], capture_output=True,
+                              text=True, env=env, timeout=180)
+
+    plain = run("--image", CHAMPION_IMAGE, "--namespace", "models", "--requests", "cpu=250m,memory=512Mi")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.startswith(f"# Generated by `workbench manifests` for {registered_model.uri}")
+    docs = list(yaml.safe_load_all(plain.stdout))
+    assert [d["kind"] for d in docs] == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
+    assert docs[0]["metadata"]["name"] == "fixture-rf" and docs[0]["metadata"]["namespace"] == "models"
+    assert docs[0]["metadata"]["labels"]["workbench.io/model-version"] == registered_model.version
+    for doc in docs:
+        validate(doc)
+
+    canary = run("--image", CHAMPION_IMAGE, "--kserve", "--name", "churn", "--challenger", registered_model.uri,
+                 "--challenger-image", CHALLENGER_IMAGE, "--share", "0.2")
+    assert canary.returncode == 0, canary.stderr
+    (isvc,) = yaml.safe_load_all(canary.stdout)
+    assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 20
+    validate(isvc)
+    assert "# KServe canary: apply once" in canary.stdout
+
+    shadow = run("--image", CHAMPION_IMAGE, "--challenger", registered_model.uri, "--shadow")
+    assert shadow.returncode == 1
+    assert shadow.stderr.strip() == ("error: --challenger needs --challenger-image: the image the cluster pulls "
+                                     "for it")
+
+
+# -- the target's rollouts, on a stand-in for the API server ---------------------------------------
+
+
+class ApiServerStandIn:
+    """What the target needs of a cluster, in memory, since no API server can run on these machines.
+
+    Server-side apply of complete manifests stores them (the generation moves when the spec does); a
+    Deployment controller rolls out at once, except an image whose name says ``unpullable``, whose
+    new pod waits in ImagePullBackOff with the kubelet's event, as on a real node.
+    """
+
+    context, default_namespace, server = "lab", "default", "https://stand-in"
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def _store(self, kind: str, ns: str, obj: dict[str, Any]) -> None:
+        self.objects[(kind, ns, obj["metadata"]["name"])] = obj
+
+    def apply(self, manifest: dict[str, Any], namespace: str) -> dict[str, Any]:
+        key = (manifest["kind"], namespace, manifest["metadata"]["name"])
+        old = self.objects.get(key)
+        obj = copy.deepcopy(manifest)
+        obj["metadata"]["namespace"] = namespace
+        if manifest["kind"] == "Deployment":
+            obj["spec"].setdefault("replicas", 1)  # the API server's default
+        generation = (old or {}).get("metadata", {}).get("generation", 0)
+        obj["metadata"]["generation"] = generation + (old is None or old["spec"] != obj["spec"])
+        obj["status"] = (old or {}).get("status", {})
+        self.objects[key] = obj
+        if manifest["kind"] == "Deployment":
+            self._roll_out(obj, namespace, (old or {}).get("metadata", {}).get("annotations", {}))
+        return copy.deepcopy(obj)
+
+    def _roll_out(self, dep: dict[str, Any], ns: str, old_annotations: dict[str, str]) -> None:
+        revision = str(dep["metadata"]["generation"])
+        dep["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = revision
+        selector = dep["spec"]["selector"]["matchLabels"]
+        name = dep["metadata"]["name"]
+        image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
+        labels = {**selector, "pod-template-hash": f"h{revision}"}
+        self._store("ReplicaSet", ns, {"metadata": {"name": f"{name}-h{revision}", "labels": labels, "annotations": {
+            "deployment.kubernetes.io/revision": revision}}})
+        pod = f"{name}-h{revision}-x1"
+        wanted = dep["spec"].get("replicas", 1)
+        if "unpullable" in image:
+            waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
+            self._store("Pod", ns, {"metadata": {"name": pod, "labels": labels}, "status": {
+                "phase": "Pending", "containerStatuses": [
+                    {"name": "model-server", "ready": False, "restartCount": 0, "state": {"waiting": waiting}}]}})
+            self._store("Event", ns, {"metadata": {"name": f"{pod}.1"}, "type": "Warning", "reason": "Failed",
+                                      "involvedObject": {"kind": "Pod", "name": pod},
+                                      "message": f'Failed to pull image "{image}": not found'})
+            dep["status"] = {**dep["status"], "observedGeneration": dep["metadata"]["generation"],
+                             "updatedReplicas": 0}
+            return
+        self._store("Pod", ns, {"metadata": {"name": pod, "labels": labels}, "status": {
+            "phase": "Running", "containerStatuses": [
+                {"name": "model-server", "ready": True, "restartCount": 0, "state": {"running": {}}}]}})
+        dep["status"] = {"observedGeneration": dep["metadata"]["generation"], "replicas": wanted,
+                         "updatedReplicas": wanted, "availableReplicas": wanted, "readyReplicas": wanted,
+                         "conditions": [{"type": "Available", "status": "True"}]}
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        found = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def list(self, api_version: str, kind: str, namespace: str, *, labels: dict[str, str] | None = None,
+             fields: str | None = None) -> list[dict[str, Any]]:
+        wanted = dict(pair.split("=", 1) for pair in fields.split(",")) if fields else {}
+        return [copy.deepcopy(o) for (k, ns, _), o in self.objects.items() if k == kind and ns == namespace
+                and (labels or {}).items() <= o["metadata"].get("labels", {}).items()
+                and all(o.get("involvedObject", {}).get(f.split(".")[1]) == v for f, v in wanted.items())]
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str) -> None:
+        self.objects.pop((kind, namespace, name), None)
+
+    def pod_log(self, pod: str, namespace: str, container: str, tail: int, previous: bool = False) -> str:
+        return "workbench: serving churn"
+
+    def workloads(self) -> dict[str, str]:
+        """Deployment name -> image; and the HTTPRoute, if any."""
+        return {name: o["spec"]["template"]["spec"]["containers"][0]["image"]
+                for (kind, _, name), o in self.objects.items() if kind == "Deployment"}
+
+    def kinds(self) -> list[str]:
+        return sorted(kind for kind, _, _ in self.objects if kind in {
+            "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "HTTPRoute"})
+
+
+def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkeypatch) -> None:
+    cluster = ApiServerStandIn()
+    target = KubernetesTarget("k8s://lab/models")
+    target._clusters["lab"] = cluster
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+
+    with pytest.raises(HealthCheckError, match="Nothing was left behind"):
+        target.deploy(spec("3", image="workbench/unpullable:3"))
+    assert cluster.kinds() == []
+    placement = target.deploy(spec("3", image="workbench/churn:3"))
+    assert placement.url == "http://churn.models.svc.cluster.local"
+    assert cluster.workloads() == {"churn": "workbench/churn:3"}
+    assert cluster.kinds() == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
+    assert target.status(placement).state == "running" and "serving churn" in target.logs(placement)
+    # images pushed earlier for other versions, as a rollback finds them in the handle
+    placement = Placement(placement.url, {**placement.handle, "images": {
+        **placement.handle["images"], "models:/churn/4": "workbench/churn:4",
+        "models:/churn/5": "workbench/unpullable:5"}})
+
+    placement = target.update(placement, spec("4"))
+    assert cluster.workloads() == {"churn": "workbench/churn:4"}
+    with pytest.raises(HealthCheckError) as failed:
+        target.update(placement, spec("5"))
+    report = str(failed.value)
+    assert report.startswith("Deployment models/churn has pods that cannot start.")
+    assert report.endswith("The version before keeps serving.")
+    assert "ImagePullBackOff" in report and 'Failed to pull image "workbench/unpullable:5"' in report
+    assert cluster.workloads() == {"churn": "workbench/churn:4"}  # the failed rollout was undone
+
+    with pytest.raises(HealthCheckError):
+        target.start_challenger(placement, spec("5"), TrafficPolicy("split", 0.1))
+    assert cluster.workloads() == {"churn": "workbench/churn:4"}  # nothing of the challenger is left
+
+    placement = target.start_challenger(placement, spec("3"), TrafficPolicy("split", 0.1))
+    assert cluster.workloads() == {"churn": "workbench/churn:4", "churn-challenger": "workbench/churn:3"}
+    route = cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "churn", "models")
+    assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [90, 10]
+    placement = target.set_policy(placement, TrafficPolicy("shadow"))
+    route = cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "churn", "models")
+    assert route["spec"]["rules"][0]["filters"][0]["type"] == "RequestMirror"
+    assert "version 4; challenger 3 (shadow, 1 ready)" in target.status(placement).detail
+
+    promoted = target.promote(placement)
+    assert cluster.workloads() == {"churn": "workbench/churn:3"}  # one version: the challenger's
+    assert cluster.kinds() == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
+    assert promoted.handle["champion"]["model_uri"] == "models:/churn/3" and promoted.handle["challenger"] is None
+
+    again = target.start_challenger(promoted, spec("4"), TrafficPolicy("split", 0.5))
+    assert len(cluster.workloads()) == 2
+    aborted = target.abort(again)
+    assert cluster.workloads() == {"churn": "workbench/churn:3"}  # one version: the champion's
+    assert "HTTPRoute" not in cluster.kinds()
+
+    target.delete(aborted)
+    assert cluster.kinds() == []
+
+
+# -- a real cluster -----------------------------------------------------------------------------
+
+LIVE_CONTEXT = os.environ.get("WORKBENCH_TEST_KUBECONTEXT")
+
+
+@pytest.mark.skipif(not LIVE_CONTEXT, reason="no live Kubernetes cluster: set WORKBENCH_TEST_KUBECONTEXT to a "
+                    "kubeconfig context (and WORKBENCH_TEST_REGISTRY to a registry that cluster pulls from)")
+def test_live_cluster_deploy_update_rollback_and_delete(numeric_data) -> None:
+    """Deploy, check ready, update, roll back and delete on the cluster of WORKBENCH_TEST_KUBECONTEXT."""
+    registry = os.environ.get("WORKBENCH_TEST_REGISTRY")
+    if not registry:
+        pytest.skip("WORKBENCH_TEST_REGISTRY is not set: the cluster needs a registry to pull the model images from")
+    import mlflow
+    from kubernetes import client, config
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+
+    namespace = os.environ.get("WORKBENCH_TEST_KUBENAMESPACE", "default")
+    X, y = numeric_data
+    model_name = f"k8s-live-{uuid.uuid4().hex[:6]}"
+    versions = []
+    for model in (RandomForestClassifier(n_estimators=10, random_state=0), GradientBoostingClassifier(random_state=0)):
+        with wb.start_run(experiment="k8s-live"):
+            model.fit(X, y)
+            mlflow.log_metric("accuracy", model.score(X, y))
+            versions.append(wb.register(wb.log_model(model, training_data=X, training_labels=y), model_name))
+    v1, v2 = versions
+    api = config.new_client_from_config(context=LIVE_CONTEXT)
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+
+    def served_version(name: str) -> list[str]:
+        # through the API server's service proxy: no port-forward or ingress needed
+        body = core.connect_get_namespaced_service_proxy_with_path(f"{name}:http", namespace,
+                                                                   f"v2/models/{model_name}")
+        return list((json.loads(body) if isinstance(body, str) else body)["versions"])
+
+    name = f"live-{uuid.uuid4().hex[:6]}"
+    target = f"k8s://{LIVE_CONTEXT}/{namespace}"
+    dep = wb.deploy(v1.uri, target=target, name=name, registry=registry, replicas=1, max_replicas=2)
+    try:
+        assert (dep.state, dep.healthy) == ("running", True), dep.detail
+        assert served_version(name) == [v1.version]
+        assert "serving" in wb.logs(name)
+        updated = wb.update(name, v2.uri)
+        assert (updated.model_version, updated.healthy) == (v2.version, True)
+        assert served_version(name) == [v2.version]
+        back = wb.rollback(name)
+        assert (back.model_version, back.healthy) == (v1.version, True)
+        assert served_version(name) == [v1.version]
+    finally:
+        wb.stop(name)
+    with pytest.raises(client.ApiException) as gone:
+        apps.read_namespaced_deployment(name, namespace)
+    assert gone.value.status == 404
