@@ -201,11 +201,15 @@ def register(
 
     import mlflow
 
+    from workbench.governance.audit import record
+
     _mlflow.ensure_ready()
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
         mv = mlflow.register_model(model_uri, name, tags=lineage_tags)
         if description:
             _mlflow.client().update_model_version(name, mv.version, description=description)
+    record("register", model_name=name, to_version=str(mv.version),
+           details={"source": model_uri, "run_id": lineage_tags.get(TAG_RUN_ID)})
     return get_version(name, mv.version)
 
 
@@ -307,19 +311,29 @@ def set_alias(name: str, alias: str, version: str | int) -> ModelVersion:
         )
     if alias.lower() == "latest" or re.fullmatch(r"v\d+", alias.lower()):
         raise InvalidInputError(f"{alias!r} is reserved by MLflow: choose another alias name")
+    from workbench.governance.audit import record
+
     get_version(name, version)
+    try:
+        before: str | None = get_version(name, alias=alias).version
+    except ModelNotFoundError:
+        before = None
     client = _mlflow.client()
     with _mlflow.translated(ModelNotFoundError, f"model {name!r}"):
         client.set_registered_model_alias(name, alias, str(version))
+    record("set_alias", model_name=name, from_version=before, to_version=str(version), details={"alias": alias})
     return get_version(name, version)
 
 
 def delete_alias(name: str, alias: str) -> None:
     """Remove ``alias`` from model ``name``."""
-    get_version(name, alias=alias)
+    from workbench.governance.audit import record
+
+    aliased = get_version(name, alias=alias).version
     client = _mlflow.client()
     with _mlflow.translated(ModelNotFoundError, f"model {name!r}"):
         client.delete_registered_model_alias(name, alias)
+    record("delete_alias", model_name=name, from_version=aliased, details={"alias": alias})
 
 
 def set_version_tag(name: str, version: str | int, key: str, value: str) -> None:

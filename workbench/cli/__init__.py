@@ -37,9 +37,9 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from workbench.cli import apps, deploy, explain, kubernetes, monitor, serving, tracking
+    from workbench.cli import apps, deploy, explain, governance, kubernetes, monitor, serving, tracking
 
-    for module in (tracking, serving, deploy, kubernetes, monitor, explain, apps):
+    for module in (tracking, serving, deploy, kubernetes, monitor, explain, governance, apps):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -196,7 +196,10 @@ def deploy(
     free one). An alias is resolved now: the deployment serves that exact version until updated.
     Nothing is left behind when it fails.
     """
+    from workbench.governance import enforce
+
     exact, model_name, version = resolve_model(model_uri)
+    enforce(exact, "deploy")
     name = name or default_name(model_name)
     if not _NAME.match(name):
         raise InvalidInputError(
@@ -217,6 +220,7 @@ def deploy(
         store.release(name)
         raise
     store.activate(name, placement.to_dict(), "deploy", settings.user)
+    _audit("deploy", name, target, model_name, None, version, exact)
     return get_deployment(name)
 
 
@@ -251,7 +255,10 @@ def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any])
     record = store.get(name)
     if record.placement is None:
         raise DeploymentError(f"deployment {name!r} is still being created: try again when it is running")
+    from workbench.governance import enforce
+
     exact, model_name, version = resolve_model(model_uri)
+    enforce(exact, "deploy")
     # An image given when deploying holds that model: never reuse it for another one.
     merged = {k: v for k, v in record.options.items() if k != "image"}
     merged.update({k: v for k, v in options.items() if v is not None})
@@ -262,7 +269,17 @@ def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any])
     store.replace(name, requested_uri=model_uri, model_uri=exact, model_name=model_name,
                   model_version=version, placement=placement.to_dict(), action=action,
                   user=get_settings().user)
+    _audit(action, name, record.target, model_name, record.model_version, version, exact)
     return get_deployment(name)
+
+
+def _audit(action: str, name: str, target: str, model_name: str, before: str | None, after: str | None,
+           model_uri: str | None) -> None:
+    """One audit-trail record of a change to deployment ``name``."""
+    from workbench.governance.audit import record
+
+    record(action, model_name=model_name, from_version=before, to_version=after, target=target,
+           deployment=name, details={"model_uri": model_uri} if model_uri else None)
 
 
 def update(name: str, model_uri: str, **options: Any) -> Deployment:
@@ -290,6 +307,7 @@ def stop(name: str) -> None:
     if record.placement is not None:
         load_target(record.target).delete(Placement.from_dict(record.placement))
     store.remove(name, get_settings().user)
+    _audit("stop", name, record.target, record.model_name, record.model_version, None, None)
 
 
 
@@ -322,7 +340,10 @@ def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: b
     store = _store()
     record = store.get(name)
     target, current = _challenger_target(record)
+    from workbench.governance import enforce
+
     exact, model_name, version = resolve_model(model_uri)
+    enforce(exact, "deploy")
     policy = _policy(share, shadow, None)
     merged = {k: v for k, v in record.options.items() if k != "image"}
     merged.update({k: v for k, v in options.items() if v is not None})
@@ -331,6 +352,7 @@ def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: b
     placement = target.start_challenger(current, spec, policy)
     store.set_challenger(name, placement=placement.to_dict(), challenger_uri=exact, challenger_version=version,
                          traffic=policy.to_dict(), action="challenger", user=get_settings().user)
+    _audit("start_challenger", name, record.target, model_name, record.model_version, version, exact)
     return get_deployment(name)
 
 
@@ -346,6 +368,8 @@ def set_traffic(name: str, *, share: float | None = None, shadow: bool | None = 
     store.set_challenger(name, placement=placement.to_dict(), challenger_uri=record.challenger_uri,
                          challenger_version=record.challenger_version, traffic=policy.to_dict(),
                          action="traffic", user=get_settings().user)
+    _audit("set_traffic", name, record.target, record.model_name, record.model_version,
+           record.challenger_version, record.challenger_uri)
     return get_deployment(name)
 
 
@@ -360,6 +384,8 @@ def promote(name: str) -> Deployment:
     store.replace(name, requested_uri=record.challenger_uri, model_uri=record.challenger_uri,
                   model_name=record.model_name, model_version=record.challenger_version,
                   placement=placement.to_dict(), action="promote", user=get_settings().user)
+    _audit("promote", name, record.target, record.model_name, record.model_version, record.challenger_version,
+           record.challenger_uri)
     return get_deployment(name)
 
 
@@ -373,6 +399,8 @@ def abort(name: str) -> Deployment:
     placement = target.abort(current)
     store.set_challenger(name, placement=placement.to_dict(), challenger_uri=None, challenger_version=None,
                          traffic=None, action="abort", user=get_settings().user)
+    _audit("abort", name, record.target, record.model_name, record.challenger_version, record.model_version,
+           record.challenger_uri)
     return get_deployment(name)
 
 

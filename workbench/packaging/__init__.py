@@ -50,11 +50,17 @@ def package(
     ``no_cache=True`` rebuilds every layer.
     """
     from workbench.config import get_settings
+    from workbench.governance import enforce
+    from workbench.governance.audit import record
 
+    enforce(model_uri, "package")  # a policy violation stops here, before anything is written
     if context_dir is None:
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
         context_dir = get_settings().home / "builds" / stamp
     context = prepare_context(model_uri, context_dir, base_image=base_image, offline=offline,
                               bytecode=bytecode, explain=explain)
-    return build_image(context, tag or default_tag(context.model_name, context.model_version),
-                       on_event=on_event, no_cache=no_cache)
+    image = build_image(context, tag or default_tag(context.model_name, context.model_version),
+                        on_event=on_event, no_cache=no_cache)
+    record("package", model_name=image.model_name, to_version=image.model_version, target=image.tag,
+           details={"image_id": image.image_id, "model_uri": image.model_uri})
+    return image

@@ -1,0 +1,114 @@
+"""The governance policy file: defaults, the documented format, mistakes caught, names matched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+from workbench.errors import ConfigurationError
+from workbench.governance import CHECK_NAMES, POLICY_TEMPLATE, MetricRule, Policy, load_policy, policy_path
+from workbench.governance.policy import normalize_name
+
+
+def test_without_a_policy_file_the_defaults_apply(fresh_workspace) -> None:
+    assert not policy_path().exists()
+    policy = load_policy()
+    assert policy.source is None
+    assert policy.to_dict() == Policy().to_dict()
+    assert policy.severity("protected_inputs") == "error" and policy.severity("proxies") == "warning"
+    assert dict(policy.stages) == {"package": CHECK_NAMES, "deploy": CHECK_NAMES}
+    assert policy.required_metrics == () and not policy.require_git_commit
+
+
+def test_the_documented_template_is_exactly_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY_TEMPLATE)
+    loaded = load_policy(path)
+    assert loaded.source == path
+    assert {**loaded.to_dict(), "source": None} == Policy().to_dict()
+
+
+def test_a_project_policy_changes_severities_thresholds_stages_and_attributes(fresh_workspace) -> None:
+    fresh_workspace.home.mkdir(parents=True, exist_ok=True)
+    policy_path().write_text("""
+checks:
+  proxies: {severity: error, threshold: 0.3, min_rows: 10}
+  required_metrics:
+    metrics:
+      accuracy: 0.8
+      rmse: {max: 12.5}
+      auc: {min: 0.6, max: 1}
+  signature: {input_example: false}
+  lineage: {git_commit: true, data_hash: false}
+  protected_inputs: {severity: warning}
+stages:
+  package: [signature, lineage]
+protected_attributes:
+  add: {caste: [jati], sex: [Geschlecht]}
+  remove: [age]
+""")
+    policy = wb.load_policy()
+    assert policy.source == policy_path()
+    assert policy.severity("proxies") == "error" and policy.proxy_threshold == 0.3 and policy.proxy_min_rows == 10
+    assert policy.severity("protected_inputs") == "warning"
+    assert policy.required_metrics == (
+        MetricRule("accuracy", min=0.8), MetricRule("rmse", max=12.5), MetricRule("auc", min=0.6, max=1.0))
+    assert [r.describe() for r in policy.required_metrics] == ["accuracy >= 0.8", "rmse <= 12.5", "0.6 <= auc <= 1"]
+    assert not policy.require_input_example and policy.require_git_commit and not policy.require_data_hash
+    assert policy.stages["package"] == ("signature", "lineage") and policy.stages["deploy"] == CHECK_NAMES
+    assert policy.protected_attribute_of("caste") == "caste" and policy.protected_attribute_of("Jati") == "caste"
+    assert policy.protected_attribute_of("geschlecht") == "sex" and policy.protected_attribute_of("sex") == "sex"
+    assert policy.protected_attribute_of("age") is None  # removed by this project
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("checks:\n  proxys: {severity: error}\n", r"checks: unknown key\(s\) \['proxys'\]"),
+    ("checks:\n  proxies: {severity: fatal}\n", r"checks.proxies.severity: 'fatal' is not one of"),
+    ("checks:\n  proxies: {threshold: 2}\n", r"checks.proxies.threshold: 2 is outside \[0, 1\]"),
+    ("checks:\n  required_metrics: {metrics: {accuracy: {min: 0.9, max: 0.5}}}\n", "min 0.9 is above max 0.5"),
+    ("checks:\n  required_metrics: {metrics: {accuracy: {}}}\n", "give min, max or both"),
+    ("checks:\n  lineage: {git_commit: yes please}\n", "expected true or false"),
+    ("stages:\n  deploy: [signature, lint]\n", r"unknown check\(s\) \['lint'\]"),
+    ("stages:\n  train: [signature]\n", r"stages: unknown key\(s\) \['train'\]"),
+    ("protected_attributes:\n  remove: [shoe_size]\n", "'shoe_size' is not a protected attribute"),
+    ("- just\n- a list\n", "top level: expected a mapping"),
+    ("checks: {proxies: [unclosed\n", "cannot read the policy file"),
+])
+def test_mistakes_in_the_policy_file_are_errors_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        load_policy(path)
+    assert str(path) in str(caught.value)
+
+
+def test_an_explicit_policy_path_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="no policy file at"):
+        load_policy(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(("column", "attribute"), [
+    ("race", "race"), ("RACE", "race"), ("Ethnicity", "ethnicity"), ("sex", "sex"), ("Gender", "gender"),
+    ("age", "age"), ("DateOfBirth", "age"), ("date-of-birth", "age"), ("AGE_BAND", "age"),
+    ("MaritalStatus", "marital_status"), ("marital status", "marital_status"), ("is_married", "marital_status"),
+    ("nationality", "national_origin"), ("Country of Birth", "national_origin"), ("religion", "religion"),
+    ("disability_status", "disability"), ("pregnant", "pregnancy"), ("sexual_orientation", "sexual_orientation"),
+    # one-hot encoded columns
+    ("sex_male", "sex"), ("race=white", "race"), ("Gender_F", "gender"), ("marital_status_single", "marital_status"),
+])
+def test_protected_attributes_match_common_column_names_case_insensitively(column: str, attribute: str) -> None:
+    assert Policy().protected_attribute_of(column) == attribute
+
+
+@pytest.mark.parametrize("column", ["income", "age_of_vehicle", "account_age_days", "usage", "page", "disabled",
+                                    "tenure", "region", "essex_branch", "stage"])
+def test_ordinary_columns_are_not_protected(column: str) -> None:
+    assert Policy().protected_attribute_of(column) is None
+
+
+def test_names_are_normalised_to_snake_case() -> None:
+    assert normalize_name("MaritalStatus") == "marital_status"
+    assert normalize_name("  Date of Birth ") == "date_of_birth"
+    assert normalize_name("race=White") == "race_white"

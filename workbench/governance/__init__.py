@@ -1,0 +1,72 @@
+"""Governance: policy checks before packaging and deploying, fairness, model cards, an audit trail.
+
+- :func:`check_policies` / :func:`enforce`: the workspace policy (``<WORKBENCH_HOME>/policy.yaml``,
+  format in :mod:`workbench.governance.policy`) checked on a model version: protected attributes as
+  inputs, proxies of them, required metrics, signature and input example, lineage.
+  :func:`enforce` raises :class:`~workbench.errors.PolicyViolationError` unless waivers cover the
+  failures.
+- :func:`waive`: a named person accepts one failing check for one version, with a reason.
+- :func:`fairness_report`: group metrics and disparities across a sensitive attribute (fairlearn).
+- :func:`model_card`: Markdown and HTML model cards from what the workbench knows.
+- :func:`record` / :func:`audit_log`: the append-only audit trail of register, alias changes,
+  package, deploy, update, rollback, stop and waivers.
+
+Example::
+
+    import workbench as wb
+    wb.check_policies("models:/credit@champion")
+    wb.waive("models:/credit/3", "proxies", by="Dana Reyes (Model Risk)", reason="reviewed in MRM-114")
+    wb.enforce("models:/credit/3", "deploy")
+    wb.model_card("models:/credit/3").save("card.html")
+    wb.audit_log(model="credit", since="7d")
+"""
+
+from __future__ import annotations
+
+from workbench.governance.audit import ACTIONS, AuditRecord, audit_log, record
+from workbench.governance.card import CardSection, ModelCard, model_card
+from workbench.governance.checks import CheckResult, PolicyReport, check_policies, enforce
+from workbench.governance.fairness import FairnessReport, fairness_report, logged_fairness
+from workbench.governance.policy import (
+    CHECK_NAMES,
+    DEFAULT_PROTECTED_ATTRIBUTES,
+    POLICY_TEMPLATE,
+    STAGES,
+    MetricRule,
+    Policy,
+    load_policy,
+    policy_path,
+)
+from workbench.governance.proxies import Association, association, measure_proxies
+from workbench.governance.waivers import Waiver, list_waivers, waive
+
+__all__ = [
+    "ACTIONS",
+    "CHECK_NAMES",
+    "DEFAULT_PROTECTED_ATTRIBUTES",
+    "POLICY_TEMPLATE",
+    "STAGES",
+    "Association",
+    "AuditRecord",
+    "CardSection",
+    "CheckResult",
+    "FairnessReport",
+    "MetricRule",
+    "ModelCard",
+    "Policy",
+    "PolicyReport",
+    "Waiver",
+    "association",
+    "audit_log",
+    "check_policies",
+    "enforce",
+    "fairness_report",
+    "list_waivers",
+    "load_policy",
+    "logged_fairness",
+    "measure_proxies",
+    "model_card",
+    "policy_path",
+    "record",
+    "waive",
+]
