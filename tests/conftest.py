@@ -109,6 +109,14 @@ def docker_engine() -> None:
     need(docker_available(), "no Docker engine answers: start dockerd (scripts/setup-system does)")
 
 
+@pytest.fixture(scope="session")
+def postgres_bin() -> Path:
+    """The folder of Debian's PostgreSQL server programs (initdb, pg_ctl, ...)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb")) if Path("/usr/lib/postgresql").exists() else []
+    need(bool(found), "PostgreSQL is not installed: apt-get install postgresql (scripts/setup-system does)")
+    return found[-1].parent
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
