@@ -255,6 +255,8 @@ class ReferenceProfile:
     created: str = ""
     #: Name of the target column profiled alongside the features, if labels were given.
     target: str | None = None
+    #: Sensitive attributes profiled for fairness and proxy checks; never model inputs.
+    sensitive: tuple[str, ...] = ()
 
     @classmethod
     def from_data(
@@ -262,13 +264,15 @@ class ReferenceProfile:
         data: pd.DataFrame,
         *,
         target: pd.Series | None = None,
+        sensitive: pd.DataFrame | None = None,
         sample_size: int = 10_000,
         n_quantiles: int = 1001,
         n_bins: int = 10,
         max_categories: int = 1000,
         seed: int = 0,
     ) -> ReferenceProfile:
-        """Profile a DataFrame of features (and optionally the target, profiled as one more column)."""
+        """Profile a DataFrame of features, and optionally the target and sensitive attributes (each
+        profiled as more columns, kept apart from the model's inputs)."""
         if not isinstance(data, pd.DataFrame):
             raise InvalidInputError(
                 f"a reference profile needs a pandas DataFrame of features, got {type(data).__name__}; "
@@ -290,6 +294,19 @@ class ReferenceProfile:
             full = data.assign(**{target_name: np.asarray(target)})
         else:
             full = data
+        sensitive_names: tuple[str, ...] = ()
+        if sensitive is not None:
+            if not isinstance(sensitive, pd.DataFrame) or len(sensitive) != len(data):
+                raise InvalidInputError(
+                    "sensitive attributes are a DataFrame with one row per training row, e.g. people[['sex']]"
+                )
+            sensitive = sensitive.rename(columns=str)
+            clash = sorted(set(sensitive.columns) & set(full.columns))
+            if clash:
+                raise InvalidInputError(f"sensitive attributes {clash} are also features or the target: "
+                                        "a sensitive attribute must not be a model input")
+            sensitive_names = tuple(sensitive.columns)
+            full = full.assign(**{c: sensitive[c].to_numpy() for c in sensitive_names})
         features: dict[str, FeatureProfile] = {}
         for name in full.columns:
             series = full[name]
@@ -305,12 +322,13 @@ class ReferenceProfile:
             data_hash=data_hash(data),
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             target=target_name,
+            sensitive=sensitive_names,
         )
 
     @property
     def feature_names(self) -> list[str]:
-        """The model's input features (the target excluded)."""
-        return [name for name in self.features if name != self.target]
+        """The model's input features (the target and sensitive attributes excluded)."""
+        return [name for name in self.features if name != self.target and name not in self.sensitive]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of everything but the sample."""
@@ -320,6 +338,7 @@ class ReferenceProfile:
             "data_hash": self.data_hash,
             "created": self.created,
             "target": self.target,
+            "sensitive": list(self.sensitive),
             "features": [f.to_dict() for f in self.features.values()],
         }
 
@@ -381,4 +400,5 @@ class ReferenceProfile:
             data_hash=data.get("data_hash", ""),
             created=data.get("created", ""),
             target=data.get("target"),
+            sensitive=tuple(data.get("sensitive", ())),
         )

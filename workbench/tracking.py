@@ -264,6 +264,7 @@ def log_model(
     name: str = "model",
     training_data: pd.DataFrame | None = None,
     training_labels: pd.Series | Sequence[Any] | None = None,
+    sensitive_features: pd.DataFrame | None = None,
     input_example: Any = None,
     signature: Any = None,
     flavor: str | None = None,
@@ -274,7 +275,9 @@ def log_model(
 
     ``training_data`` (a DataFrame of the model's input features) is profiled and stored with the
     model, hashed for lineage, and used to infer the signature and an input example when those are
-    not given. ``flavor`` defaults to the one matching the model's library (``sklearn`` for
+    not given. ``sensitive_features`` (e.g. ``people[["sex", "age"]]``, one row per training row)
+    are profiled too, so governance can measure proxies and fairness, but never become inputs.
+    ``flavor`` defaults to the one matching the model's library (``sklearn`` for
     scikit-learn compatible estimators, ``pyfunc`` for :class:`mlflow.pyfunc.PythonModel`).
     Starts a run in the Default experiment if none is active.
     """
@@ -295,7 +298,7 @@ def log_model(
             labels = training_labels if isinstance(training_labels, pd.Series) else pd.Series(
                 list(training_labels), name="target"
             )
-        profile = ReferenceProfile.from_data(training_data, target=labels)
+        profile = ReferenceProfile.from_data(training_data, target=labels, sensitive=sensitive_features)
         if input_example is None:
             input_example = training_data.head(5)
         if signature is None and flavor != "pyfunc":
