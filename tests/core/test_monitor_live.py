@@ -198,3 +198,22 @@ def test_drift_cli_on_files_a_model_uri_a_server_and_a_log_folder(
     assert bad.returncode == 1 and "neither a data file" in bad.stderr
     both = run_cli("drift", "--reference", MODEL_URI, home=home)
     assert both.returncode == 2 and "exactly one of --current" in both.stderr
+
+
+def test_drift_cli_on_a_deployment(session_workspace, registered_model, numeric_data) -> None:
+    X, _ = numeric_data
+    dep = wb.deploy(registered_model.uri, name="drift-cli")
+    try:
+        for i in range(4):
+            dep.predict(X.iloc[50 * i:50 * (i + 1)].assign(x2=lambda d: d["x2"] + 4))
+        out = run_cli("drift", "--reference", registered_model.uri, "--deployment", "drift-cli", "--window", "150",
+                      "--no-multivariate", "--json", home=session_workspace.home)
+        assert out.returncode == 0, out.stderr
+        data = json.loads(out.stdout)
+        assert data["dataset"]["n_current"] == 150
+        assert [f["feature"] for f in data["features"] if f["drifted"]] == ["x2"]
+    finally:
+        wb.stop("drift-cli")
+    missing = run_cli("drift", "--reference", registered_model.uri, "--deployment", "drift-cli",
+                      home=session_workspace.home)
+    assert missing.returncode == 1 and "no deployment named 'drift-cli'" in missing.stderr

@@ -54,6 +54,8 @@ def _reference(spec: str) -> Any:
               help="Current data: a CSV or Parquet file.")
 @click.option("--current-url", "current_url", metavar="URL",
               help="Current data: the recent window of a running server (its base URL).")
+@click.option("--deployment", "deployment", metavar="NAME",
+              help="A deployment's recent window, pulled from every replica's prediction log.")
 @click.option("--log-dir", "log_dir", type=click.Path(path_type=Path, file_okay=False), metavar="FOLDER",
               help="Current data: the recent window of a prediction log folder.")
 @click.option("--window", "window", type=int, default=1000, show_default=True,
@@ -71,7 +73,8 @@ def _reference(spec: str) -> Any:
 @click.option("--multivariate/--no-multivariate", default=True, show_default=True,
               help="Also run the multivariate domain-classifier test.")
 @json_option
-def drift(reference: str, current: Path | None, current_url: str | None, log_dir: Path | None, window: int,
+def drift(reference: str, current: Path | None, current_url: str | None, deployment: str | None,
+          log_dir: Path | None, window: int,
           numeric_test: str | None, categorical_test: str | None, thresholds: tuple[str, ...], correction: str,
           drift_share: float, multivariate: bool, as_json: bool) -> None:
     """Test current data for drift against a reference (a data file or a model's logged profile).
@@ -83,9 +86,9 @@ def drift(reference: str, current: Path | None, current_url: str | None, log_dir
     from workbench.monitor.drift import DriftSettings, detect_drift
 
     given = [name for name, value in (("--current", current), ("--current-url", current_url),
-                                      ("--log-dir", log_dir)) if value is not None]
+                                      ("--deployment", deployment), ("--log-dir", log_dir)) if value is not None]
     if len(given) != 1:
-        raise click.UsageError("give exactly one of --current, --current-url and --log-dir")
+        raise click.UsageError("give exactly one of --current, --deployment, --current-url and --log-dir")
     limits: dict[str, float] = {}
     for item in thresholds:
         name, _, value = item.partition("=")
@@ -103,13 +106,23 @@ def drift(reference: str, current: Path | None, current_url: str | None, log_dir
         frame = _read_table(current)
         where = str(current)
     else:
-        from workbench.monitor.sources import as_source, read_recent
+        import pandas as pd
 
-        source = as_source(current_url if current_url is not None else str(log_dir))
-        frame = read_recent(source, window).frame
-        where = f"the last {len(frame)} rows of {source.name}"
+        from workbench.monitor.sources import read_recent
+
+        if deployment is not None:
+            from workbench.deployment import get_deployment
+
+            sources: list[str] = list(get_deployment(deployment).log_sources)
+            where_name = f"deployment {deployment}"
+        else:
+            sources = [current_url if current_url is not None else str(log_dir)]
+            where_name = sources[0]
+        frames = [read_recent(source, window).frame for source in sources]
+        frame = pd.concat(frames, ignore_index=True).sort_values("ts").tail(window) if frames else pd.DataFrame()
+        where = f"the last {len(frame)} rows of {where_name}"
         if not len(frame):
-            raise InvalidInputError(f"{source.name} has logged no predictions yet: nothing to test")
+            raise InvalidInputError(f"{where_name} has logged no predictions yet: nothing to test")
     report = detect_drift(profile, frame, settings)
     if as_json:
         emit(report.to_dict(), True)
