@@ -24,17 +24,17 @@ TOLERANCE = 0.06
 
 @pytest.fixture(scope="module")
 def duel_versions(numeric_data) -> tuple[wb.ModelVersion, wb.ModelVersion]:
+    """Two versions of one registered model (a forest, then a logistic regression), the first @champion."""
     X, y = numeric_data
     name = f"duel-{uuid.uuid4().hex[:6]}"
     out = []
     for model in (RandomForestClassifier(n_estimators=10, random_state=0), LogisticRegression(max_iter=300)):
-        with wb.start_run(experiment="challenger-tests"):
+        with wb.start_run(experiment="e2e-tests"):
             model.fit(X, y)
             mlflow.log_metric("accuracy", model.score(X, y))
             out.append(wb.register(wb.log_model(model, training_data=X, training_labels=y), name))
+    wb.set_alias(name, "champion", out[0].version)
     return out[0], out[1]
-
-
 
 
 def _send(url: str, rows: list[dict]) -> list[httpx.Response]:

@@ -17,11 +17,8 @@ from pathlib import Path
 
 import docker
 import httpx
-import mlflow
 import numpy as np
-import pandas as pd
 import pytest
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
 import workbench as wb
 from workbench.deployment.docker import volume_name
@@ -35,23 +32,8 @@ from workbench.errors import (
 )
 
 
-@pytest.fixture(scope="module")
-def two_versions(numeric_data) -> tuple[wb.ModelVersion, wb.ModelVersion]:
-    X, y = numeric_data
-    name = f"e2e-{uuid.uuid4().hex[:6]}"
-    versions = []
-    for model in (RandomForestClassifier(n_estimators=15, random_state=0), GradientBoostingClassifier(random_state=0)):
-        with wb.start_run(experiment="e2e-deploy"):
-            model.fit(X, y)
-            mlflow.log_metric("accuracy", model.score(X, y))
-            logged = wb.log_model(model, training_data=X, training_labels=y)
-        versions.append(wb.register(logged, name))
-    wb.set_alias(name, "champion", versions[0].version)
-    return versions[0], versions[1]
-
-
-def _full_cycle(target: str, two_versions, numeric_data) -> None:
-    v1, v2 = two_versions
+def _full_cycle(target: str, duel_versions, numeric_data) -> None:
+    v1, v2 = duel_versions
     X, _ = numeric_data
     rows = X.head(8)
     local_v1 = wb.load_model(v1.uri).predict(rows).tolist()
@@ -115,18 +97,18 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_local_target_full_cycle(two_versions, numeric_data) -> None:
-    _full_cycle("local", two_versions, numeric_data)
+def test_local_target_full_cycle(duel_versions, numeric_data) -> None:
+    _full_cycle("local", duel_versions, numeric_data)
 
 
 @pytest.mark.docker
-def test_docker_target_full_cycle(two_versions, numeric_data, docker_engine) -> None:
-    _full_cycle("docker", two_versions, numeric_data)
+def test_docker_target_full_cycle(duel_versions, numeric_data, docker_engine) -> None:
+    _full_cycle("docker", duel_versions, numeric_data)
 
 
 @pytest.mark.docker
-def test_a_container_removed_behind_our_back_shows_as_gone(two_versions, docker_engine) -> None:
-    v1, _ = two_versions
+def test_a_container_removed_behind_our_back_shows_as_gone(duel_versions, docker_engine) -> None:
+    v1, _ = duel_versions
     name = f"gone-{uuid.uuid4().hex[:6]}"
     dep = wb.deploy(v1.uri, target="docker", name=name)
     docker.from_env().containers.get(dep.handle["champion"]["handle"]["container_id"]).remove(force=True)
@@ -135,8 +117,8 @@ def test_a_container_removed_behind_our_back_shows_as_gone(two_versions, docker_
     docker.from_env().volumes.get(volume_name(name)).remove()
 
 
-def test_a_killed_local_server_shows_as_gone(two_versions) -> None:
-    v1, _ = two_versions
+def test_a_killed_local_server_shows_as_gone(duel_versions) -> None:
+    v1, _ = duel_versions
     name = f"killed-{uuid.uuid4().hex[:6]}"
     dep = wb.deploy(v1.uri, name=name)
     pid = int(dep.handle["champion"]["handle"]["pid"])
@@ -164,8 +146,8 @@ def test_a_model_without_signature_is_refused(numeric_data) -> None:
     _nothing_left("unsigned")
 
 
-def test_a_name_already_taken_is_refused(two_versions) -> None:
-    v1, _ = two_versions
+def test_a_name_already_taken_is_refused(duel_versions) -> None:
+    v1, _ = duel_versions
     name = f"taken-{uuid.uuid4().hex[:6]}"
     wb.deploy(v1.uri, name=name)
     try:
@@ -176,8 +158,8 @@ def test_a_name_already_taken_is_refused(two_versions) -> None:
         wb.stop(name)
 
 
-def test_a_busy_port_is_refused(two_versions) -> None:
-    v1, _ = two_versions
+def test_a_busy_port_is_refused(duel_versions) -> None:
+    v1, _ = duel_versions
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
@@ -188,31 +170,31 @@ def test_a_busy_port_is_refused(two_versions) -> None:
 
 
 @pytest.mark.docker
-def test_an_image_that_does_not_exist_is_refused(two_versions, docker_engine) -> None:
-    v1, _ = two_versions
+def test_an_image_that_does_not_exist_is_refused(duel_versions, docker_engine) -> None:
+    v1, _ = duel_versions
     with pytest.raises(InvalidInputError, match="does not exist on this Docker engine: build it with"):
         wb.deploy(v1.uri, target="docker", name="no-image", image="workbench-test/nothing:404")
     _nothing_left("no-image")
 
 
-def test_no_docker_engine_says_how_to_start_one(two_versions, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    v1, _ = two_versions
+def test_no_docker_engine_says_how_to_start_one(duel_versions, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    v1, _ = duel_versions
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     with pytest.raises(EngineUnavailableError, match="no Docker engine answers.*Start one"):
         wb.deploy(v1.uri, target="docker", name="no-engine", image="x:y")
     _nothing_left("no-engine")
 
 
-def test_unknown_target_and_bad_names(two_versions) -> None:
-    v1, _ = two_versions
+def test_unknown_target_and_bad_names(duel_versions) -> None:
+    v1, _ = duel_versions
     with pytest.raises(InvalidInputError, match="unknown deployment target 'moon'; available: .*docker.*local"):
         wb.deploy(v1.uri, target="moon")
     with pytest.raises(InvalidInputError, match="not a valid deployment name"):
         wb.deploy(v1.uri, name="Bad_Name")
 
 
-def test_a_failed_update_keeps_the_old_version_serving(two_versions, numeric_data, tmp_path, monkeypatch) -> None:
-    v1, _ = two_versions
+def test_a_failed_update_keeps_the_old_version_serving(duel_versions, numeric_data, tmp_path, monkeypatch) -> None:
+    v1, _ = duel_versions
     X, _ = numeric_data
     name = f"keep-{uuid.uuid4().hex[:6]}"
     dep = wb.deploy(v1.uri, name=name)
@@ -249,8 +231,8 @@ def test_a_failed_update_keeps_the_old_version_serving(two_versions, numeric_dat
     wb.stop(name)
 
 
-def test_cli_deploy_update_rollback_stop(two_versions) -> None:
-    v1, v2 = two_versions
+def test_cli_deploy_update_rollback_stop(duel_versions) -> None:
+    v1, v2 = duel_versions
     name = f"cli-{uuid.uuid4().hex[:6]}"
     cli = str(Path(sys.executable).parent / "workbench")
 
