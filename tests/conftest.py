@@ -41,7 +41,22 @@ def session_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[wb.S
         del os.environ[key]
     settings = _use_workspace(tmp_path_factory.mktemp("workspace"))
     yield settings
+    _stop_deployments(settings)
     os.environ.update(saved)
+
+
+def _stop_deployments(settings: wb.Settings) -> None:
+    """Stop what a failing test left deployed, so no server outlives the session."""
+    wb.configure(settings)
+    try:
+        left = wb.deployments()
+    except Exception:  # the workspace may never have been used
+        return
+    for deployment in left:
+        try:
+            wb.stop(deployment.name)
+        except Exception as exc:  # keep stopping the others; say what could not be stopped
+            print(f"could not stop deployment {deployment.name}: {exc}")
 
 
 @pytest.fixture()
@@ -49,6 +64,7 @@ def fresh_workspace(tmp_path: Path, session_workspace: wb.Settings) -> Iterator[
     """A new, empty workspace for one test (the session's is restored afterwards)."""
     settings = _use_workspace(tmp_path / "workspace")
     yield settings
+    _stop_deployments(settings)
     _use_workspace(session_workspace.home)
 
 

@@ -41,6 +41,14 @@ def _full_cycle(target: str, duel_versions, numeric_data) -> None:
     name = f"{target}-{uuid.uuid4().hex[:6]}"
 
     dep = wb.deploy(f"models:/{v1.name}@champion", target=target, name=name)
+    try:
+        _cycle(dep, name, v1, v2, rows, local_v1, local_v2)
+    finally:
+        if any(d.name == name for d in wb.deployments()):
+            wb.stop(name)
+
+
+def _cycle(dep, name, v1, v2, rows, local_v1, local_v2) -> None:
     assert dep.state == "running" and dep.healthy
     assert (dep.model_uri, dep.model_version) == (v1.uri, v1.version)  # the alias was pinned
 
