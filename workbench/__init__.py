@@ -17,8 +17,9 @@ Settings: :func:`configure`, :func:`get_settings`. Errors: :mod:`workbench.error
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from workbench._lazy import attach
 
 __version__ = "0.1.0"
 
@@ -71,6 +72,17 @@ _EXPORTS: dict[str, str] = {
     "explain_live": "workbench.explain",
     "explain_local": "workbench.explain",
     "explain_shift": "workbench.explain",
+    # monitoring
+    "ConfidenceBasedEstimator": "workbench.monitor",
+    "DriftReport": "workbench.monitor",
+    "DriftSettings": "workbench.monitor",
+    "LiveMonitor": "workbench.monitor",
+    "MonitorReport": "workbench.monitor",
+    "OutlierDetector": "workbench.monitor",
+    "Window": "workbench.monitor",
+    "check_quality": "workbench.monitor",
+    "detect_drift": "workbench.monitor",
+    "evaluate_performance": "workbench.monitor",
     # governance
     "AuditRecord": "workbench.governance",
     "CheckResult": "workbench.governance",
@@ -87,17 +99,6 @@ _EXPORTS: dict[str, str] = {
     "load_policy": "workbench.governance",
     "model_card": "workbench.governance",
     "waive": "workbench.governance",
-    # monitoring
-    "ConfidenceBasedEstimator": "workbench.monitor",
-    "DriftReport": "workbench.monitor",
-    "DriftSettings": "workbench.monitor",
-    "LiveMonitor": "workbench.monitor",
-    "MonitorReport": "workbench.monitor",
-    "OutlierDetector": "workbench.monitor",
-    "Window": "workbench.monitor",
-    "check_quality": "workbench.monitor",
-    "detect_drift": "workbench.monitor",
-    "evaluate_performance": "workbench.monitor",
     # packaging
     "ImageRecord": "workbench.packaging",
     "package": "workbench.packaging",
@@ -122,17 +123,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
