@@ -40,6 +40,7 @@ __all__ = [
     "CategoricalProfile",
     "FeatureProfile",
     "NumericProfile",
+    "PROFILE_COLUMNS",
     "ReferenceProfile",
     "data_hash",
     "feature_kind",
@@ -49,6 +50,9 @@ PROFILE_FORMAT = 1
 PROFILE_DIR = "reference_profile"
 _SUMMARY_FILE = "profile.json"
 _SAMPLE_FILE = "sample.parquet"
+
+#: Columns of :meth:`ReferenceProfile.to_frame`, in order.
+PROFILE_COLUMNS = ("feature", "kind", "dtype", "count", "missing_rate", "mean", "std", "min", "max", "categories")
 
 
 def feature_kind(series: pd.Series) -> Literal["numeric", "categorical"]:
@@ -358,7 +362,7 @@ class ReferenceProfile:
             else:
                 row.update(mean=None, std=None, min=None, max=None, categories=len(f.categories))
             rows.append(row)
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
 
     def _repr_html_(self) -> str:
         return self.to_frame().to_html(index=False)

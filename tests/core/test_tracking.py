@@ -63,6 +63,19 @@ def test_runs_compare_and_best_run(session_workspace) -> None:
     assert list(filtered["name"]) == ["d4", "d8"]
 
 
+def test_iter_runs_pages_through_every_run_once_with_a_smaller_first_page(session_workspace) -> None:
+    from workbench.tracking import iter_runs
+
+    name = f"paged-{uuid.uuid4().hex[:6]}"
+    for i in range(7):
+        with wb.start_run(experiment=name, run_name=f"r{i}"):
+            mlflow.log_metric("m", i)
+    pages = list(iter_runs(name, page_size=3, first_page=2))
+    assert [len(p) for p in pages] == [2, 3, 2]
+    ids = [run_id for p in pages for run_id in p["run_id"]]
+    assert sorted(ids) == sorted(wb.runs(name)["run_id"]) and len(set(ids)) == 7
+
+
 def test_metric_history_is_ordered_by_step(session_workspace) -> None:
     with wb.start_run(experiment=_name("hist")) as run:
         for step in (2, 0, 1):
