@@ -1,1 +1,101 @@
-"""Widgets."""
+"""Panel components for the workbench, in a notebook cell or in the review app (``workbench review``).
+
+Each component is a :class:`panel.viewable.Viewer` whose public API is its ``param`` parameters;
+put one at the end of a cell, or several in a layout::
+
+    import workbench.widgets as wbw
+    wbw.extension()                                   # once per notebook: inline JS, works offline
+
+    wbw.ExperimentBrowser(experiment="churn")
+    wbw.ModelRegistry()
+    wbw.PackageBuilder(model_uri="models:/churn@champion")
+    wbw.Deployments()
+    wbw.DriftMonitor(deployment="churn")
+    wbw.Explanations(model_uri="models:/churn@champion")
+    wbw.ModelReview(model_name="churn")               # the whole page for one model
+
+Components: :class:`ExperimentBrowser`, :class:`ModelRegistry`, :class:`PackageBuilder`,
+:class:`Deployments`, :class:`DriftMonitor`, :class:`Explanations`, :class:`ModelReview`, and, when
+:mod:`workbench.governance` is installed, :class:`Fairness` and :class:`ModelCard`. Pages for
+``panel serve``: :mod:`workbench.widgets.apps`. Progress bars for long calls from plain Python
+(``tqdm``: a widget in notebooks, text in terminals): :mod:`workbench.widgets.progress`.
+
+Offline
+    Nothing is fetched from outside the machine. In notebooks call :func:`extension` (or
+    ``pn.extension("tabulator", inline=True)``): Panel's default loads its JavaScript from a CDN, and
+    the output stays blank where that cannot be reached. ``workbench lab`` sets ``PANEL_INLINE=true``
+    for its kernels as well. The review app serves Panel's bundled resources from its own server.
+
+Other notebook front ends (VS Code, classic Notebook 7, Colab-like hosts)
+    JupyterLab shows Panel output through Panel's own comms. Front ends that only render
+    ipywidgets show it through ``jupyter_bokeh`` (installed with the ``ui`` extra): call
+    ``wbw.extension(comms="ipywidgets")`` once, or wrap one component with
+    ``pn.ipywidget(component)`` to get an ipywidget you can also put in ipywidgets layouts.
+
+Long work (loading runs, builds, deploys, drift over big windows, explanations) runs on background
+threads with a progress bar on the component; the page never waits for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from workbench._lazy import attach
+
+# public name -> module that defines it; loaded on first use so that ``import workbench.widgets``
+# (e.g. by ``workbench review`` to find its app files) does not import Panel.
+_EXPORTS: dict[str, str] = {
+    "BackgroundTask": "workbench.widgets.background",
+    "Deployments": "workbench.widgets.deployments",
+    "DriftMonitor": "workbench.widgets.drift",
+    "ExperimentBrowser": "workbench.widgets.experiments",
+    "Explanations": "workbench.widgets.explanations",
+    "Fairness": "workbench.widgets.governance",
+    "ModelCard": "workbench.widgets.governance",
+    "ModelRegistry": "workbench.widgets.registry",
+    "ModelReview": "workbench.widgets.review",
+    "PackageBuilder": "workbench.widgets.packaging",
+}
+
+__all__ = sorted([*_EXPORTS, "extension", "governance_available"])
+
+
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
+
+
+def extension(*extra: str, comms: str | None = None, **config: Any) -> None:
+    """Load Panel in a notebook the way the components need: Tabulator, JavaScript inline (offline).
+
+    ``comms="ipywidgets"`` renders through ipywidgets (VS Code, classic Notebook and other front ends
+    that only speak ipywidgets); other keyword arguments go to :func:`panel.extension`.
+    """
+    import panel as pn
+
+    if comms is not None:
+        config["comms"] = comms
+    pn.extension("tabulator", *extra, inline=True, **config)
+
+
+def governance_available() -> bool:
+    """True when :mod:`workbench.governance` imports, so the Fairness and ModelCard panels can show."""
+    try:
+        importlib.import_module("workbench.governance")
+    except Exception as exc:  # missing, or broken: the other panels must still show
+        import logging
+
+        logging.getLogger(__name__).warning("governance panels are hidden: workbench.governance does not import (%s)", exc)
+        return False
+    return True
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from workbench.widgets.background import BackgroundTask
+    from workbench.widgets.deployments import Deployments
+    from workbench.widgets.drift import DriftMonitor
+    from workbench.widgets.experiments import ExperimentBrowser
+    from workbench.widgets.explanations import Explanations
+    from workbench.widgets.governance import Fairness, ModelCard
+    from workbench.widgets.registry import ModelRegistry
+    from workbench.widgets.review import ModelReview
+    from workbench.widgets.packaging import PackageBuilder

@@ -37,9 +37,9 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from workbench.cli import apps, deploy, explain, governance, kubernetes, monitor, serving, tracking
+    from workbench.cli import apps, deploy, explain, governance, kubernetes, monitor, review, serving, tracking
 
-    for module in (tracking, serving, deploy, kubernetes, monitor, explain, governance, apps):
+    for module in (tracking, serving, deploy, kubernetes, monitor, explain, governance, apps, review):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,86 @@
+"""DriftMonitor: live drift of a deployment's inputs, with histograms, history and alerts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import workbench as wb
+from workbench.widgets import DriftMonitor
+from workbench.widgets.drift import histogram_shares
+
+from driving import errors_shown, shown_text
+
+
+@pytest.fixture(scope="module")
+def monitor(live_deployment) -> DriftMonitor:
+    return DriftMonitor(deployment=live_deployment.name, live=False)
+
+
+def test_before_any_prediction_it_says_how_to_get_some(monitor: DriftMonitor, live_deployment) -> None:
+    monitor.wait(60)
+    assert monitor.report is None and monitor.rows == 0
+    assert "no predictions logged yet" in shown_text(monitor)
+
+
+def test_predictions_sent_to_the_deployment_appear_with_their_drift(monitor, live_deployment, numeric_data) -> None:
+    X, _ = numeric_data
+    live_deployment.predict(X.head(300))
+    monitor.refresh()
+    assert monitor.wait(60)
+    assert monitor.rows == 300
+    shown = shown_text(monitor)
+    assert "window: **300 rows** (300 new)" in shown and "0 of 6** features drifted" in shown
+    for feature in X.columns:
+        assert f"<td>{feature}</td>" in shown
+    # The histogram of the feature shown: the profile's ten reference bins against the window.
+    bars = monitor._histogram.sources["bars"].data
+    reference = [v for v, g in zip(bars["value"], bars["group"], strict=True) if g == "reference"]
+    current = [v for v, g in zip(bars["value"], bars["group"], strict=True) if g == "current"]
+    assert len(reference) == len(current) == 10
+    assert sum(reference) == pytest.approx(1.0) and sum(current) == pytest.approx(1.0)
+    assert monitor.alerts == []
+
+
+def test_a_shifted_feature_drifts_raises_an_alert_and_draws_its_history(monitor, live_deployment, numeric_data) -> None:
+    X, _ = numeric_data
+    shifted = X.head(300).assign(x2=X["x2"].head(300) + 3.0)
+    live_deployment.predict(shifted)
+    monitor.refresh()
+    assert monitor.wait(60)
+    assert monitor.rows == 600
+    assert "x2" in monitor.report.drift.drifted_features
+    assert any(a.feature == "x2" for a in monitor.alerts)
+    assert "feature &#x27;x2&#x27; drifted" in shown_text(monitor)
+    # The most drifted feature is the one drawn, with a point per update.
+    monitor.feature = "x2"
+    lines = monitor._over_time.sources["lines"].data
+    assert lines["label"][0] == "x2" and len(lines["xs"][0]) >= 2
+    assert lines["ys"][0][-1] > 1.0  # above the threshold line
+    errors = errors_shown(monitor)
+    assert errors == []
+
+
+def test_an_unknown_deployment_shows_the_error() -> None:
+    monitor = DriftMonitor(deployment="no-such-deployment", live=False)
+    monitor.wait(60)
+    assert any("no deployment named 'no-such-deployment'" in e for e in errors_shown(monitor))
+
+
+def test_numeric_histograms_use_the_profile_bins(registered_model, numeric_data) -> None:
+    profile = wb.load_profile(registered_model.uri)
+    X, _ = numeric_data
+    labels, reference, current = histogram_shares(profile.features["x0"], X["x0"] + 100)
+    assert labels[0].startswith("< ") and labels[-1].startswith(">= ")
+    assert reference == pytest.approx([0.1] * 10, abs=0.01)
+    assert current[-1] == pytest.approx(1.0)  # everything moved to the top bin
+
+
+def test_categorical_histograms_pool_rare_and_unseen_categories() -> None:
+    reference = wb.ReferenceProfile.from_data(pd.DataFrame({"c": ["a"] * 50 + ["b"] * 30 + [f"r{i}" for i in range(20)]}))
+    labels, ref, cur = histogram_shares(reference.features["c"], pd.Series(["a", "b", "zzz", "zzz"]))
+    assert labels[:2] == ["a", "b"] and labels[-1] == "(other)"
+    assert len(labels) == 16  # 15 most frequent + the pool
+    assert ref[0] == pytest.approx(0.5) and cur[-1] == pytest.approx(0.5)
+    assert np.isclose(sum(ref), 1.0) and np.isclose(sum(cur), 1.0)

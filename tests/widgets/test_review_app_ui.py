@@ -1,0 +1,289 @@
+"""The review app served by ``workbench review``, driven in Debian's Chromium with Playwright.
+
+Pages render with no console error and no request leaving the machine; a deploy from the page
+brings a deployment up; the drift view updates by itself when predictions arrive; team mode asks
+for the password and keeps three signed-in browsers' selections apart. Screenshots go to
+test-results/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import workbench as wb
+from workbench.errors import DeploymentNotFoundError
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "test-results"
+WORKBENCH = str(Path(sys.executable).parent / "workbench")
+PASSWORD = "review-team-password"
+LOCAL_PREFIXES = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "about:")
+
+pytestmark = pytest.mark.ui
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_review(log_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """``workbench review`` on a free port, with the session's workspace; its base URL once it answers."""
+    port = _free_port()
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process by the caller's finally
+    proc = subprocess.Popen([WORKBENCH, "review", "--no-browser", "--port", str(port), *args],
+                            env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/review", timeout=5, follow_redirects=False).status_code in (200, 302):
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("workbench review did not start:\n" + log_path.read_text())
+        time.sleep(0.3)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def review_model(numeric_data) -> wb.ModelVersion:
+    """A model registered by this module, @champion on its only version."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = numeric_data
+    name = f"review-ui-{uuid.uuid4().hex[:5]}"
+    with wb.start_run(experiment="review-ui", run_name="review-ui-forest"):
+        logged = wb.log_model(RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0).fit(X, y),
+                              training_data=X, training_labels=y)
+    version = wb.register(logged, name)
+    return wb.set_alias(name, "champion", version.version)
+
+
+@pytest.fixture(scope="module")
+def review_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.Settings) -> Iterator[str]:
+    """``workbench review`` on loopback (no sign-in)."""
+    proc, url = _start_review(tmp_path_factory.mktemp("review") / "review.log")
+    try:
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def team_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.Settings) -> Iterator[str]:
+    """``workbench review`` in team mode: bound to every address, password required."""
+    proc, url = _start_review(tmp_path_factory.mktemp("review-team") / "review.log", "--address", "0.0.0.0",
+                              env={"WORKBENCH_REVIEW_PASSWORD": PASSWORD})
+    try:
+        yield url
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture()
+def deployed(review_model: wb.ModelVersion) -> Iterator[Callable[[str], wb.Deployment]]:
+    """Deploy the module's model locally under a name (stopped after the test)."""
+    names: list[str] = []
+
+    def deploy(name: str) -> wb.Deployment:
+        names.append(name)
+        return wb.deploy(review_model.uri, target="local", name=name)
+
+    yield deploy
+    for name in names:
+        with contextlib.suppress(DeploymentNotFoundError):
+            wb.stop(name)
+
+
+class Watched:
+    """A page whose console errors and off-machine requests are collected while it is used."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.console_errors: list[str] = []
+        self.external: list[str] = []
+        page.on("console", lambda m: self.console_errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda exc: self.console_errors.append(f"{page.url}: {exc}\n{exc.stack}"))
+        page.on("request", lambda r: None if r.url.startswith(LOCAL_PREFIXES) else self.external.append(r.url))
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+    def assert_clean(self) -> None:
+        assert self.console_errors == [], f"console errors: {self.console_errors}"
+        assert self.external == [], f"requests that left the machine: {self.external}"
+
+
+def _settle(page, ms: int = 1500) -> None:
+    """Let Bokeh finish laying out before a screenshot."""
+    page.wait_for_timeout(ms)
+
+
+def _select(page, label: str):
+    """The <select> of the Panel widget labelled ``label``."""
+    return page.locator(".bk-input-group", has=page.locator("label", has_text=label)).locator("select").first
+
+
+def test_every_page_renders_with_no_console_error_and_nothing_fetched_from_outside(
+    page, review_url: str, review_model: wb.ModelVersion, deployed
+) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    deployment = deployed(f"review-ui-{uuid.uuid4().hex[:4]}")
+    watched = Watched(page)
+    model = urllib.parse.quote(review_model.name)
+    pages = {
+        "home": ("review", review_model.name),
+        "review": (f"review?model={model}", f"{review_model.name} v{review_model.version}"),
+        "experiments": ("review?experiment=review-ui", "review-ui-forest"),
+        "deployment": (f"review?deployment={deployment.name}", "no predictions logged yet"),
+    }
+    for shot, (path, expected) in pages.items():
+        page.goto(f"{review_url}/{path}")
+        page.get_by_text(expected).first.wait_for(timeout=60_000)
+        _settle(page)
+        page.screenshot(path=str(SHOTS / f"review-{shot}.png"), full_page=True)
+    page.goto(f"{review_url}/review")  # a version's review opens from the registry
+    _select(page, "Model").select_option(review_model.name)
+    page.get_by_role("button", name="Open review").click()
+    page.wait_for_url(f"**/review?model={model}&version={review_model.version}", timeout=30_000)
+    page.get_by_text(f"{review_model.name} v{review_model.version}").first.wait_for(timeout=60_000)
+    for tab in ("Runs", "Versions", "Drift", "Explanations", "Model card"):
+        page.goto(f"{review_url}/review?model={model}")
+        page.get_by_text(f"{review_model.name} v{review_model.version}").first.wait_for(timeout=60_000)
+        page.locator(".bk-tab", has_text=tab).first.click()
+        _settle(page, 3000)
+    page.screenshot(path=str(SHOTS / "review-model-card.png"), full_page=True)
+    watched.assert_clean()
+
+
+def test_a_deploy_from_the_page_reaches_a_running_deployment(
+    page, review_url: str, review_model: wb.ModelVersion, deployed
+) -> None:
+    name = f"page-{uuid.uuid4().hex[:5]}"
+    watched = Watched(page)
+    page.goto(f"{review_url}/review?section=Deployments")
+    _select(page, "Model").wait_for(timeout=60_000)
+    try:
+        _select(page, "Model").select_option(f"models:/{review_model.name}@champion")
+        _select(page, "Target").select_option("local")
+        name_input = page.locator(".bk-input-group", has=page.locator("label", has_text="Deployment name")).locator("input")
+        name_input.fill(name)
+        name_input.press("Enter")  # Panel's TextInput commits on Enter or blur
+        page.get_by_role("button", name="Deploy").click()
+        row = page.locator("tr", has_text=name)
+        row.filter(has_text="healthy").first.wait_for(timeout=120_000)
+        deployment = wb.get_deployment(name)
+        assert deployment.healthy and deployment.model_name == review_model.name
+        assert deployment.url in row.first.inner_text()
+        _settle(page)
+        page.screenshot(path=str(SHOTS / "review-deployed-from-page.png"), full_page=True)
+    finally:
+        with contextlib.suppress(DeploymentNotFoundError):
+            wb.stop(name)
+    watched.assert_clean()
+
+
+def test_the_drift_view_updates_by_itself_when_predictions_arrive(
+    page, review_url: str, numeric_data, deployed
+) -> None:
+    X, _ = numeric_data
+    deployment = deployed(f"drift-ui-{uuid.uuid4().hex[:4]}")
+    watched = Watched(page)
+    page.goto(f"{review_url}/review?deployment={deployment.name}")
+    page.get_by_text("no predictions logged yet").first.wait_for(timeout=60_000)
+
+    deployment.predict(X.head(150))
+    page.get_by_text("window: 150 rows").first.wait_for(timeout=30_000)
+    first = page.locator("tr", has_text="x0").first.inner_text()
+
+    shifted = X.iloc[150:400].copy()
+    shifted["x0"] = shifted["x0"] + 3.0  # one feature moves far from its reference
+    deployment.predict(shifted)
+    page.get_by_text("window: 400 rows").first.wait_for(timeout=30_000)
+    row = page.locator("tr", has_text="x0").first
+    row.filter(has_text="drift").wait_for(timeout=30_000)
+    assert row.inner_text() != first
+    page.get_by_text("feature 'x0' drifted").first.wait_for(timeout=30_000)  # the alert, as it fired
+    _settle(page)
+    page.screenshot(path=str(SHOTS / "review-drift-live.png"), full_page=True)
+    watched.assert_clean()
+
+
+def test_team_mode_refuses_to_start_without_a_password() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_REVIEW_PASSWORD"}
+    done = subprocess.run([WORKBENCH, "review", "--no-browser", "--address", "0.0.0.0", "--port", str(_free_port())],
+                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "WORKBENCH_REVIEW_PASSWORD" in done.stderr and "--address 127.0.0.1" in done.stderr
+    short = subprocess.run([WORKBENCH, "review", "--no-browser", "--address", "0.0.0.0", "--port", str(_free_port())],
+                           env={**env, "WORKBENCH_REVIEW_PASSWORD": "short"}, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+    assert short.returncode != 0 and "at least 8 characters" in short.stderr
+
+
+def test_team_mode_signs_in_three_browsers_and_keeps_their_selections_apart(
+    browser, team_url: str, numeric_data, deployed
+) -> None:
+    X, _ = numeric_data
+    deployment = deployed(f"team-ui-{uuid.uuid4().hex[:4]}")
+    deployment.predict(X.head(200))
+
+    anonymous = httpx.get(f"{team_url}/review?deployment={deployment.name}", follow_redirects=True, timeout=10)
+    assert "Sign in with your name and the team" in anonymous.text  # no page without signing in
+
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(3)]
+    try:
+        users = {"ana": "x1", "bo": "x2", "chen": "x3"}
+        pages = {}
+        for context, (user, feature) in zip(contexts, users.items(), strict=True):
+            page = context.new_page()
+            watched = Watched(page)
+            page.goto(f"{team_url}/review?deployment={deployment.name}")
+            page.get_by_placeholder("password").wait_for(timeout=30_000)
+            page.get_by_placeholder("your name").fill(user)
+            page.get_by_placeholder("password").fill("not-the-password")
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_text("Invalid").first.wait_for(timeout=30_000)  # a wrong password is refused
+            page.get_by_placeholder("your name").fill(user)
+            page.get_by_placeholder("password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_text("window: 200 rows").first.wait_for(timeout=60_000)
+            pages[user] = (page, watched)
+        for user, feature in users.items():  # everyone picks a feature, one after the other
+            _select(pages[user][0], "Feature").select_option(feature)
+        deployment.predict(X.iloc[200:260])  # live updates reach every session...
+        for user, feature in users.items():
+            page, watched = pages[user]
+            page.get_by_text("window: 260 rows").first.wait_for(timeout=30_000)
+            # ...and each keeps its own selection: its select and its highlighted table row
+            assert _select(page, "Feature").input_value() == feature
+            highlighted = page.locator("tr[style*='#ddf4ff']").first.inner_text()
+            assert highlighted.split()[0] == feature, f"{user} sees {highlighted!r} highlighted"
+            _settle(page)
+            page.screenshot(path=str(SHOTS / f"review-team-{user}.png"), full_page=True)
+            watched.assert_clean()
+    finally:
+        for context in contexts:
+            context.close()

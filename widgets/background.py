@@ -1,0 +1,206 @@
+"""Long work off the event loop: one thread per task, progress and results handed back to the page.
+
+A served page (``workbench review``) has one Bokeh document per browser tab, changed only on the
+server's event loop; a notebook has no such loop lock and Panel pushes changes over the comm from
+any thread. :class:`BackgroundTask` hides the difference: the work runs on a daemon thread, and
+everything that touches the page (progress, log lines, the result) goes through
+:meth:`BackgroundTask.dispatch`, which schedules it with ``Document.add_next_tick_callback`` (Bokeh's
+thread-safe entry point) when the task was started from a served page, and calls it at once
+otherwise (notebooks, scripts and tests)::
+
+    task = BackgroundTask()
+    progress_bar = pn.indicators.Progress.from_param(task.param.progress)
+
+    def work(job: Job) -> int:
+        for i in range(10):
+            job.update(fraction=i / 10, message=f"step {i}")
+            ...
+        return 42
+
+    task.start(work, done=lambda result: print(result))
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import panel as pn
+import param
+from panel.io.state import set_curdoc
+
+from workbench.errors import WorkbenchError
+
+__all__ = ["BackgroundTask", "Job"]
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Progress updates reach the page at most this often (seconds); the last one always does.
+_MIN_INTERVAL = 0.2
+
+
+class Job(Generic[T]):
+    """What a task's work function gets: report progress, check for cancellation, touch the page."""
+
+    def __init__(self, task: BackgroundTask, generation: int) -> None:
+        self._task = task
+        self._generation = generation
+        self._last = 0.0
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a newer run of the same task started (or :meth:`BackgroundTask.cancel` was called):
+        stop early, nothing this run reports reaches the page any more."""
+        return self._generation != self._task._generation
+
+    def update(self, fraction: float | None = None, message: str | None = None, *, force: bool = False) -> None:
+        """Report progress: ``fraction`` from 0 to 1 (``None``: unknown), and what is happening."""
+        now = time.monotonic()
+        if not force and now - self._last < _MIN_INTERVAL:
+            return
+        self._last = now
+        value = -1 if fraction is None else max(0, min(100, round(fraction * 100)))
+
+        def show() -> None:
+            changes: dict[str, Any] = {"progress": value}
+            if message is not None:
+                changes["message"] = message
+            self._task.param.update(**changes)
+
+        self.ui(show)
+
+    def ui(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` where it may change the page, unless this run was cancelled."""
+        def guarded() -> None:
+            if not self.cancelled:
+                fn()
+
+        self._task.dispatch(guarded)
+
+
+class BackgroundTask(param.Parameterized):
+    """Runs one piece of long work at a time on a thread, with its state as parameters to show.
+
+    ``running``, ``progress`` (-1 while unknown, else 0-100: what :class:`panel.indicators.Progress`
+    shows), ``message`` and ``error`` change on the page's thread only.
+    """
+
+    running = param.Boolean(default=False, doc="True while the work runs.")
+    progress = param.Integer(default=-1, bounds=(-1, 100), doc="Percent done; -1 while unknown.")
+    message = param.String(default="", doc="What the work is doing now, or what it last did.")
+    error = param.String(default="", doc="Why the last run failed; empty after a success.")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._generation = 0
+        self._thread: threading.Thread | None = None
+        self._finished = threading.Event()
+        self._finished.set()
+        self._doc: Any = None
+        self._lock = threading.RLock()
+
+    def dispatch(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` on the thread that owns the page this task was started from."""
+        doc = self._doc
+        if doc is not None and doc.session_context is not None:
+            def deliver() -> None:
+                # Not before the browser has drawn the page: a Tabulator whose columns change while
+                # it is still being built fails there (and stays empty).
+                with set_curdoc(doc):
+                    pn.state.onload(_logged(fn))
+
+            try:
+                doc.add_next_tick_callback(deliver)
+            except Exception as exc:  # the browser tab closed: nobody is left to show it to
+                _log.debug("page gone, dropping an update: %s", exc)
+            return
+        with self._lock:  # notebooks and scripts: one update at a time, from whichever thread
+            _logged(fn)()
+
+    def start(
+        self,
+        work: Callable[[Job[T]], T],
+        done: Callable[[T], None] | None = None,
+        *,
+        message: str = "",
+        exclusive: bool = False,
+    ) -> bool:
+        """Run ``work(job)`` on a new thread, then ``done(result)`` on the page's thread.
+
+        A newer ``start`` cancels the older run (its results are dropped), unless ``exclusive``:
+        then it returns ``False`` and leaves the running work alone (builds and deploys).
+        A :class:`~workbench.errors.WorkbenchError` becomes ``error`` (its message says what to do);
+        anything else also names its type.
+        """
+        if exclusive and self.running:
+            return False
+        self._doc = pn.state.curdoc
+        self._generation += 1
+        job: Job[T] = Job(self, self._generation)
+        finished = threading.Event()
+        self._finished = finished
+        self.param.update(running=True, progress=-1, message=message, error="")
+
+        def finish(result: Any = None, error: str = "") -> None:
+            if job.cancelled:
+                return
+            try:
+                if not error and done is not None:
+                    done(result)
+            except Exception as exc:
+                _log.exception("showing the result failed")
+                error = _describe(exc)
+            finally:
+                self.param.update(running=False, progress=-1 if error else 100, error=error,
+                                  message=self.message if not error else "failed")
+
+        def run() -> None:
+            try:
+                result = work(job)
+            except Exception as exc:
+                if not isinstance(exc, WorkbenchError):
+                    _log.warning("background work failed:\n%s", traceback.format_exc())
+                message = _describe(exc)
+                job.ui(lambda: finish(error=message))
+            else:
+                job.ui(lambda: finish(result))
+            finally:
+                # Set once the result is scheduled; in a notebook or script it has been shown already.
+                finished.set()
+
+        self._thread = threading.Thread(target=run, name=f"workbench-{type(self).__name__}", daemon=True)
+        self._thread.start()
+        return True
+
+    def cancel(self) -> None:
+        """Drop whatever the running work reports from now on (the thread itself runs to its end)."""
+        self._generation += 1
+        self.param.update(running=False, progress=-1)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current run ended and (outside a served page) its result is shown.
+
+        For scripts and tests; never call it from a served page's callbacks. Returns ``False`` on
+        timeout.
+        """
+        return self._finished.wait(timeout)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+
+
+def _logged(fn: Callable[[], None]) -> Callable[[], None]:
+    def call() -> None:
+        try:
+            fn()
+        except Exception:
+            _log.exception("updating the page failed")
+
+    return call

@@ -1,0 +1,269 @@
+"""ExperimentBrowser: the runs of an experiment as a table, with comparison and plots.
+
+::
+
+    from workbench.widgets import ExperimentBrowser
+    ExperimentBrowser(experiment="churn")           # in a notebook cell
+
+Runs load from MLflow in pages on a background thread (:func:`workbench.tracking.iter_runs`): the
+first page shows at once, the rest streams in while the table stays usable. The table pages on the
+server, so only the rows on screen reach the browser, whatever the number of runs (10,000 runs stay
+responsive; see ``benchmarks/widgets``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models import BasicTicker
+
+import workbench as wb
+from workbench.tracking import iter_runs
+from workbench.widgets import charts, ui
+from workbench.widgets.background import BackgroundTask, Job
+
+__all__ = ["ExperimentBrowser"]
+
+#: At most this many picked runs get metric curves (more lines would be unreadable).
+MAX_CURVES = 10
+_BASE_COLUMNS = ["name", "status", "user", "start_time"]
+
+
+#: Runs in the first request: what MLflow's own UI asks for, so the first rows show as fast as there.
+FIRST_PAGE = 100
+
+
+class ExperimentBrowser(pn.viewable.Viewer):
+    """Runs of one experiment: a sortable, filterable table; tick runs to compare them side by side
+    and draw their metric curves over steps; a scatter of a parameter against a metric over all runs.
+    """
+
+    experiment = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""
+        Name of the experiment shown (default: the most recently created one).""")
+    filter_string = param.String(default="", doc="""
+        MLflow search filter applied when loading, e.g. ``metrics.accuracy > 0.9 and params.depth = '6'``.""")
+    page_size = param.Integer(default=1000, bounds=(10, 50_000), doc="""
+        Runs fetched from MLflow per request while loading.""")
+    selected_runs = param.List(default=[], item_type=str, doc="""
+        Run ids picked for comparison (the ticked rows); set it to pick runs from code.""")
+    metric = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""
+        Metric drawn over steps for the picked runs and on the scatter's y axis.""")
+    x_param = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""
+        Parameter on the scatter's x axis.""")
+    runs = param.DataFrame(default=None, constant=True, doc="""
+        Every run loaded so far: one row per run, ``metrics.*`` and ``params.*`` columns (read only).""")
+    loaded = param.Integer(default=0, constant=True, doc="Number of runs loaded so far (read only).")
+
+    def __init__(self, **params: Any) -> None:
+        names = [e.name for e in wb.experiments()]
+        if params.get("experiment") is None and names:
+            params["experiment"] = names[0]
+        super().__init__(**params)
+        self.param.experiment.objects = names
+        self._loader = BackgroundTask()
+        self._details = BackgroundTask()
+        self._frames: list[pd.DataFrame] = []
+        self._syncing = False
+
+        self._table = ui.table(page_size=20, selectable="checkbox", header_filters=True,
+                               hidden_columns=["run_id"], label="runs", height=560)
+        self._table.param.watch(self._on_ticked, "selection")
+        reload = ui.button("Reload", self.load, color="default")
+        self._summary = ui.markdown()
+        self._curves = charts.lines("Metric over steps", x_label="step", y_label="value")
+        self._scatter = charts.scatter("Parameter vs metric", x_label="", y_label="")
+        self._comparison = ui.table(label="comparison", show_index=True, selectable=False)
+        self._layout = pn.Column(
+            pn.Row(
+                pn.widgets.Select.from_param(self.param.experiment, label="Experiment", width=260),
+                pn.widgets.TextInput.from_param(self.param.filter_string, label="Filter (MLflow search syntax)",
+                                                placeholder="metrics.accuracy > 0.9", width=380),
+                reload,
+            ),
+            ui.progress_row(self._loader),
+            ui.error_alert(self._loader),
+            self._summary,
+            self._table,
+            pn.Row(
+                pn.widgets.Select.from_param(self.param.metric, label="Metric", width=220),
+                pn.widgets.Select.from_param(self.param.x_param, label="Parameter (scatter x axis)", width=220),
+                ui.progress_row(self._details),
+            ),
+            ui.error_alert(self._details),
+            pn.Row(self._curves.pane, self._scatter.pane, sizing_mode="stretch_width"),
+            ui.markdown("#### Picked runs side by side"),
+            self._comparison,
+            sizing_mode="stretch_width",
+        )
+        self.load()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+    # -- loading -----------------------------------------------------------------------------------
+
+    @param.depends("experiment", "filter_string", watch=True)
+    def load(self) -> None:
+        """(Re)load the runs of ``experiment`` matching ``filter_string``, page by page, off the
+        event loop; an earlier load still running is abandoned."""
+        self._frames = []
+        self._show_runs(pd.DataFrame(columns=["run_id", *_BASE_COLUMNS]))
+        if not self.experiment:
+            self._summary.object = "No experiment yet: start a run with `workbench.start_run(experiment=...)`."
+            return
+        experiment, filter_string, page_size = self.experiment, self.filter_string, self.page_size
+
+        def work(job: Job[int]) -> int:
+            total = 0
+            pages = iter_runs(experiment, filter_string=filter_string, page_size=page_size,
+                              first_page=min(FIRST_PAGE, page_size))
+            for page in pages:
+                if job.cancelled:
+                    break
+                total += len(page)
+                job.ui(lambda page=page: self._append(page))
+                job.update(None, f"loaded {total:,} runs...", force=True)
+            return total
+
+        self._loader.start(work, self._loaded, message=f"loading runs of {experiment}...")
+
+    def wait(self, timeout: float | None = 60) -> bool:
+        """Block until loading and the picked runs' details are done (for scripts and tests)."""
+        return self._loader.wait(timeout) and self._details.wait(timeout)
+
+    def _append(self, page: pd.DataFrame) -> None:
+        self._frames.append(_display_frame(page))
+        frame = pd.concat(self._frames, ignore_index=True) if len(self._frames) > 1 else self._frames[0]
+        columns = ["run_id", *_BASE_COLUMNS]
+        columns += sorted(c for c in frame.columns if c.startswith("metrics."))
+        columns += sorted(c for c in frame.columns if c.startswith("params."))
+        self._show_runs(frame[columns])
+
+    def _show_runs(self, frame: pd.DataFrame) -> None:
+        with param.edit_constant(self):
+            self.param.update(runs=frame, loaded=len(frame))
+        self._syncing = True
+        try:
+            self._table.value = frame
+            self._table.selection = _positions(frame, self.selected_runs)
+        finally:
+            self._syncing = False
+        metrics = [c.removeprefix("metrics.") for c in frame.columns if c.startswith("metrics.")]
+        params = [c.removeprefix("params.") for c in frame.columns if c.startswith("params.")]
+        self.param.metric.objects = metrics
+        self.param.x_param.objects = params
+        if metrics and self.metric not in metrics:
+            self.metric = metrics[0]
+        if params and self.x_param not in params:
+            self.x_param = params[0]
+        self._summary.object = f"**{len(frame):,} runs** of `{self.experiment}`" if self.experiment else ""
+
+    def _loaded(self, total: int) -> None:
+        self._loader.message = f"loaded {total:,} runs"
+        self._draw_scatter()
+
+    # -- picking and comparing -------------------------------------------------------------------
+
+    def _on_ticked(self, event: Any) -> None:
+        if self._syncing or self.runs is None:
+            return
+        ids = self.runs["run_id"].iloc[list(event.new)].tolist() if len(event.new) else []
+        self.selected_runs = ids
+
+    @param.depends("selected_runs", "metric", watch=True)
+    def _show_picked(self) -> None:
+        if self.runs is not None and not self._syncing:
+            wanted = _positions(self.runs, self.selected_runs)
+            if sorted(wanted) != sorted(self._table.selection):
+                self._syncing = True
+                try:
+                    self._table.selection = wanted
+                finally:
+                    self._syncing = False
+        run_ids, metric = list(self.selected_runs), self.metric
+
+        def work(job: Job[tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]]) -> Any:
+            comparison = wb.compare_runs(run_ids) if run_ids else pd.DataFrame()
+            curves = []
+            for run_id in run_ids[:MAX_CURVES]:
+                if metric:
+                    curves.append((run_id, wb.metric_history(run_id, metric)))
+            return comparison, curves
+
+        self._details.start(work, self._show_details, message="reading the picked runs...")
+
+    def _show_details(self, result: tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]) -> None:
+        comparison, curves = result
+        self._comparison.value = comparison.astype(str).replace({"nan": "-", "None": "-"}) if len(comparison) else comparison
+        names = self._names()
+        charts.show_lines(
+            self._curves,
+            [(names.get(run_id, run_id[:8]), history["step"].to_numpy(), history["value"].to_numpy())
+             for run_id, history in curves],
+            title=f"{self.metric} over steps" if self.metric else "Metric over steps",
+        )
+        self._details.message = f"{len(self.selected_runs)} runs picked" if self.selected_runs else ""
+        self._draw_scatter()
+
+    @param.depends("x_param", watch=True)
+    def _draw_scatter(self) -> None:
+        frame = self.runs
+        if frame is None or not self.metric or not self.x_param:
+            return
+        y_col, x_col = f"metrics.{self.metric}", f"params.{self.x_param}"
+        if y_col not in frame or x_col not in frame:
+            return
+        # Runs that did not log the parameter (another model family) are left out of the scatter.
+        data = frame[["run_id", "name", x_col, y_col]].dropna(subset=[y_col, x_col])
+        numeric = pd.to_numeric(data[x_col], errors="coerce")
+        axis = self._scatter.figure.xaxis[0]
+        if numeric.isna().any():
+            # Text parameters: one column of points per value, spread a little so they do not overlap.
+            text = data[x_col].astype(str)
+            categories = sorted(text.unique())
+            codes = text.map({c: i for i, c in enumerate(categories)}).to_numpy()
+            x = codes + np.random.default_rng(0).uniform(-0.2, 0.2, len(codes))
+            axis.ticker = list(range(len(categories)))
+            axis.major_label_overrides = {i: c for i, c in enumerate(categories)}
+        else:
+            x = numeric.to_numpy()
+            axis.ticker = BasicTicker()
+            axis.major_label_overrides = {}
+        picked = set(self.selected_runs)
+        self._scatter.figure.xaxis.axis_label = self.x_param
+        self._scatter.figure.yaxis.axis_label = self.metric
+        charts.show_data(
+            self._scatter,
+            {"points": {
+                "x": x, "y": data[y_col].to_numpy(),
+                "label": data["name"].astype(str).to_numpy(),
+                "color": np.where(data["run_id"].isin(picked), charts.POSITIVE_COLOR, charts.CURRENT_COLOR),
+            }},
+            title=f"{self.metric} vs {self.x_param} ({len(data):,} runs)",
+        )
+
+    def _names(self) -> dict[str, str]:
+        if self.runs is None or not len(self.runs):
+            return {}
+        picked = self.runs[self.runs["run_id"].isin(self.selected_runs)]
+        return {r: (n or r[:8]) for r, n in zip(picked["run_id"], picked["name"], strict=True)}
+
+
+def _display_frame(page: pd.DataFrame) -> pd.DataFrame:
+    """Times as sortable text (the table shows them in the browser's locale otherwise, and time
+    zones vary), the rest as MLflow gave it."""
+    frame = page.drop(columns=["end_time"], errors="ignore").copy()
+    if "start_time" in frame:
+        frame["start_time"] = frame["start_time"].map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S") if pd.notna(t) else "")
+    return frame
+
+
+def _positions(frame: pd.DataFrame, run_ids: list[str]) -> list[int]:
+    if not run_ids or frame is None or not len(frame):
+        return []
+    mask = frame["run_id"].isin(run_ids).to_numpy()
+    return [int(i) for i in np.flatnonzero(mask)]

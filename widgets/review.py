@@ -1,0 +1,235 @@
+"""ModelReview: the whole page for one registered model.
+
+::
+
+    from workbench.widgets import ModelReview
+    ModelReview(model_name="churn")                 # the champion (or the newest version)
+    ModelReview(model_name="churn", version="3")
+
+Tabs: an overview (lineage, metrics and parameters of its run, the data profile, where it is
+deployed), the runs of its experiment, its versions and aliases, packaging, deployments, live drift,
+explanations, and, when :mod:`workbench.governance` is installed, fairness and the model card.
+Each tab is built the first time it is shown, so opening the page costs only the overview.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+
+import workbench as wb
+from workbench.errors import InvalidInputError, WorkbenchError
+from workbench.profile import PROFILE_COLUMNS
+from workbench.widgets import governance_available, ui
+from workbench.widgets.background import BackgroundTask, Job
+
+__all__ = ["ModelReview", "SECTIONS"]
+
+#: The review's tabs, in order (Fairness and Model card only with governance installed).
+SECTIONS = ("Overview", "Runs", "Versions", "Package", "Deployments", "Drift", "Explanations", "Fairness",
+            "Model card")
+
+
+class ModelReview(pn.viewable.Viewer):
+    """Everything about one model version on one page: metrics, data profile, lineage, runs,
+    versions, packaging, deployments, drift, explanations, fairness and the model card."""
+
+    model_name = param.String(default=None, allow_None=True, doc="The registered model reviewed.")
+    version = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""
+        The version reviewed (default: the one @champion points at, else the newest).""")
+    section = param.Selector(default="Overview", objects=list(SECTIONS), doc="The tab shown.")
+
+    def __init__(self, **params: Any) -> None:
+        if not params.get("model_name"):
+            raise InvalidInputError("ModelReview needs model_name=, the name of a registered model")
+        found = wb.versions(params["model_name"])  # a clear error naming the known models if there is none
+        if params.get("version") is None and found:
+            champion = next((v for v in found if "champion" in v.aliases), None)
+            params["version"] = (champion or found[0]).version
+        elif params.get("version") is not None:
+            params["version"] = str(params["version"])
+        super().__init__(**params)
+        self.param.version.objects = [v.version for v in found]
+        sections = [s for s in SECTIONS if governance_available() or s not in ("Fairness", "Model card")]
+        self.param.section.objects = sections
+        self._task = BackgroundTask()
+        self._serving: list[str] = []
+        self._experiment: str | None = None
+        self._run_id: str | None = None
+        self._built: dict[str, Any] = {}
+        self._header = ui.markdown()
+        self._lineage = pn.pane.HTML("", sizing_mode="stretch_width")
+        # Tables get their final columns now: see ui.table.
+        self._metrics = ui.table(ui.run_values(), label="run metrics", selectable=False)
+        self._profile = ui.table(pd.DataFrame(columns=list(PROFILE_COLUMNS)), label="data profile", selectable=False)
+        self._profile_note = ui.markdown()
+        self._deployed = pn.pane.HTML("", sizing_mode="stretch_width")
+        overview = pn.Column(
+            ui.progress_row(self._task),
+            ui.error_alert(self._task),
+            pn.Row(
+                pn.Column(ui.markdown("#### Lineage"), self._lineage, ui.markdown("#### Deployed as"), self._deployed,
+                          sizing_mode="stretch_width"),
+                pn.Column(ui.markdown("#### Metrics and parameters"), self._metrics, sizing_mode="stretch_width"),
+                sizing_mode="stretch_width",
+            ),
+            ui.markdown("#### Training data profile"),
+            self._profile_note,
+            self._profile,
+            sizing_mode="stretch_width",
+        )
+        self._slots = {name: pn.Column(sizing_mode="stretch_width") for name in sections}
+        self._slots["Overview"][:] = [overview]
+        self._tabs = pn.Tabs(*[(name, self._slots[name]) for name in sections],
+                             sizing_mode="stretch_width")
+        self._tabs.param.watch(self._on_tab, "active")
+        self._layout = pn.Column(
+            pn.Row(self._header,
+                   pn.widgets.Select.from_param(self.param.version, label="Version", width=120),
+                   sizing_mode="stretch_width"),
+            self._tabs,
+            sizing_mode="stretch_width",
+        )
+        self._load_overview()
+        self._show_section()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+    @property
+    def model_uri(self) -> str:
+        """``models:/<model_name>/<version>``: the exact version reviewed."""
+        return f"models:/{self.model_name}/{self.version}"
+
+    def wait(self, timeout: float | None = 120) -> bool:
+        """Block until the overview and the built sections have loaded (for scripts and tests)."""
+        waited = self._task.wait(timeout)
+        for component in self._built.values():
+            if hasattr(component, "wait"):
+                waited = component.wait(timeout) and waited
+        return waited
+
+    def component(self, section: str) -> Any:
+        """The component shown in ``section`` (built now if it was not yet); ``None`` for the overview."""
+        if section not in self._slots:
+            raise InvalidInputError(f"no section {section!r}; sections: {list(self._slots)}")
+        if section != "Overview" and section not in self._built:
+            self._built[section] = self._build(section)
+            self._slots[section][:] = [self._built[section]]
+        return self._built.get(section)
+
+    # -- overview --------------------------------------------------------------------------------
+
+    @param.depends("version", watch=True)
+    def _load_overview(self) -> None:
+        name, version, uri = self.model_name, self.version, self.model_uri
+        self._update_built()
+
+        def work(job: Job[dict[str, Any]]) -> dict[str, Any]:
+            versions = {v.version: v for v in wb.versions(name or "")}
+            lineage = wb.lineage(uri)
+            experiment = next((e.name for e in wb.experiments() if e.experiment_id == lineage.experiment_id), None)
+            job.update(None, "reading the data profile...")
+            try:
+                profile, note = wb.load_profile(uri).to_frame(), ""
+            except WorkbenchError as exc:
+                profile, note = pd.DataFrame(columns=list(PROFILE_COLUMNS)), str(exc)
+            job.update(None, "looking for deployments of this model...")
+            serving = [d for d in wb.deployments() if d.model_name == name]
+            return {"version": versions.get(version), "lineage": lineage, "experiment": experiment,
+                    "profile": profile, "profile_note": note,
+                    "serving": serving}
+
+        self._task.start(work, self._show_overview, message=f"loading {uri}...")
+
+    def _show_overview(self, found: dict[str, Any]) -> None:
+        version, lineage = found["version"], found["lineage"]
+        self._experiment, self._run_id = found["experiment"], lineage.run_id
+        self._serving = [d.name for d in found["serving"]]
+        browser = self._built.get("Runs")
+        if browser is not None:  # shown before the overview finished loading: point it at the run now
+            if self._experiment and browser.experiment != self._experiment:
+                browser.experiment = self._experiment
+            if self._run_id:
+                browser.selected_runs = [self._run_id]
+        aliases = " ".join(ui.badge(f"@{a}", "info") for a in (version.aliases if version else ()))
+        self._header.object = (
+            f"## {html.escape(self.model_name or '')} <small>v{html.escape(str(self.version))}</small> {aliases}\n"
+            f"Registered by {html.escape(lineage.registered_by or '-')} on {lineage.registered_at:%Y-%m-%d %H:%M} UTC"
+            f" from run `{lineage.run_name or ui.short(lineage.run_id)}`"
+            + (f" of experiment `{found['experiment']}`" if found["experiment"] else "")
+        )
+        self._lineage.object = ui.facts({
+            "model URI": self.model_uri, "source": lineage.source, "run id": lineage.run_id,
+            "git commit": lineage.git_commit, "training data hash": lineage.data_hash,
+            "description": (version.description if version else "") or "-",
+        })
+        self._metrics.value = ui.run_values(lineage)
+        self._profile.value = found["profile"].round(4)
+        self._profile_note.object = html.escape(found["profile_note"])
+        serving = found["serving"]
+        self._deployed.object = "".join(
+            f"<div>{ui.badge(d.state, 'ok' if d.state == 'running' else 'warn')} <b>{html.escape(d.name)}</b> "
+            f"v{html.escape(str(d.model_version))} on {html.escape(d.target)} "
+            f"<a href='{html.escape(d.url)}' target='_blank'>{html.escape(d.url)}</a></div>"
+            for d in serving
+        ) or "<p>Not deployed. Deploy it from the <b>Deployments</b> tab.</p>"
+        self._task.message = ""
+
+    # -- sections --------------------------------------------------------------------------------
+
+    def _on_tab(self, event: Any) -> None:
+        self.section = self.param.section.objects[event.new]
+
+    @param.depends("section", watch=True)
+    def _show_section(self) -> None:
+        index = self.param.section.objects.index(self.section)
+        if self._tabs.active != index:
+            self._tabs.active = index
+        self.component(self.section)
+
+    def _build(self, section: str) -> Any:
+        import workbench.widgets as wbw
+
+        uri, name = self.model_uri, self.model_name
+        if section == "Runs":
+            browser = wbw.ExperimentBrowser(experiment=self._experiment)
+            if self._run_id:
+                browser.selected_runs = [self._run_id]
+            return browser
+        if section == "Versions":
+            registry = wbw.ModelRegistry(model_name=name, version=self.version, navigate=False)
+            registry.param.watch(self._on_opened, "opened")
+            return registry
+        if section == "Package":
+            return wbw.PackageBuilder(model_uri=uri, model_name=name)
+        if section == "Deployments":
+            return wbw.Deployments(model_uri=uri, model_name=name)
+        if section == "Drift":
+            return wbw.DriftMonitor(deployment=self._serving[0] if self._serving else None, model_name=name)
+        if section == "Explanations":
+            return wbw.Explanations(model_uri=uri)
+        if section == "Fairness":
+            return wbw.Fairness(model_uri=uri)
+        if section == "Model card":
+            return wbw.ModelCard(model_uri=uri)
+        raise InvalidInputError(f"unknown section {section!r}")
+
+    def _update_built(self) -> None:
+        """Point the sections already built at the version now reviewed."""
+        uri = self.model_uri
+        for section, component in self._built.items():
+            if section in ("Package", "Deployments", "Explanations", "Fairness", "Model card"):
+                component.model_uri = uri
+            elif section == "Versions":
+                component.version = self.version
+
+    def _on_opened(self, event: Any) -> None:
+        version = event.new.rsplit("/", 1)[-1]
+        if version and version != self.version:
+            self.version = version
+

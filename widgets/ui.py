@@ -1,0 +1,197 @@
+"""Small building blocks the components share: text, badges, tables, progress and error rows.
+
+Everything renders from Panel's bundled resources: no web fonts, no math renderer, no CDN.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+import panel as pn
+
+from workbench.widgets.background import BackgroundTask
+
+__all__ = [
+    "BADGE_COLORS",
+    "badge",
+    "button",
+    "error_alert",
+    "facts",
+    "html_table",
+    "markdown",
+    "model_uris",
+    "progress_row",
+    "RUN_VALUE_COLUMNS",
+    "run_values",
+    "short",
+    "table",
+]
+
+#: Background colours of status badges, by kind.
+BADGE_COLORS: Mapping[str, str] = {
+    "ok": "#1a7f37",
+    "drift": "#cf222e",
+    "warn": "#9a6700",
+    "info": "#0969da",
+    "muted": "#6e7781",
+}
+
+
+def markdown(text: str = "", **params: Any) -> pn.pane.Markdown:
+    """A Markdown pane with math rendering off (``$`` in model names is text, and MathJax would be
+    one more script to load)."""
+    params.setdefault("sizing_mode", "stretch_width")
+    return pn.pane.Markdown(text, disable_math=True, **params)
+
+
+def badge(text: str, kind: str = "info") -> str:
+    """HTML for a small coloured status label."""
+    color = BADGE_COLORS.get(kind, BADGE_COLORS["info"])
+    return (f'<span style="background:{color};color:#fff;border-radius:10px;padding:1px 8px;'
+            f'font-size:85%;white-space:nowrap">{html.escape(text)}</span>')
+
+
+def short(value: Any, length: int = 8) -> str:
+    """The first ``length`` characters of ids and hashes, ``-`` for nothing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return str(value)[:length]
+
+
+def facts(items: Mapping[str, Any]) -> str:
+    """HTML for a two-column list of labels and values."""
+    rows = "".join(
+        f"<tr><th style='text-align:left;padding:2px 12px 2px 0;color:#57606a;font-weight:600'>{html.escape(k)}</th>"
+        f"<td style='padding:2px 0'>{v if isinstance(v, _Html) else html.escape(_text(v))}</td></tr>"
+        for k, v in items.items()
+    )
+    return f"<table style='border-collapse:collapse'>{rows}</table>"
+
+
+class _Html(str):
+    """A string that is HTML already (not escaped again by :func:`facts`)."""
+
+
+def raw_html(text: str) -> str:
+    """Mark ``text`` as HTML for :func:`facts`."""
+    return _Html(text)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value.tzinfo else str(value)
+    return str(value)
+
+
+def button(label: str, action: Callable[[], object], **params: Any) -> pn.widgets.Button:
+    """A button (aligned with the inputs beside it) that calls ``action()`` when pressed."""
+    params.setdefault("align", "end")
+    widget = pn.widgets.Button(label=label, **params)
+
+    def pressed(event: Any) -> None:
+        action()  # what it returns (e.g. False: busy) is for callers from code, not for the page
+
+    widget.on_click(pressed)
+    return widget
+
+
+def table(value: pd.DataFrame | None = None, *, page_size: int | None = None, **params: Any) -> pn.widgets.Tabulator:
+    """A read-only, sortable table; with ``page_size``, paged on the server (only the rows shown are
+    sent to the browser, whatever the table's length), else scrolling within ``max_height``.
+
+    Create it with its final columns (an empty frame that has them) when its rows come later:
+    Panel's Tabulator fails in the browser when its columns change before it has drawn itself.
+    """
+    params.setdefault("sizing_mode", "stretch_width")
+    params.setdefault("show_index", False)
+    params.setdefault("disabled", True)
+    params.setdefault("layout", "fit_data_table")
+    params.setdefault("selectable", 1)
+    if page_size is not None:
+        params.update(pagination="remote", page_size=page_size)
+    else:
+        params.setdefault("max_height", 420)
+    return pn.widgets.Tabulator(value if value is not None else pd.DataFrame(), **params)
+
+
+#: Columns of :func:`run_values`.
+RUN_VALUE_COLUMNS = ["kind", "key", "value"]
+
+
+def run_values(lineage: Any | None = None) -> pd.DataFrame:
+    """The metrics and parameters of a version's run (a :class:`~workbench.Lineage`) as one table;
+    empty, with the same columns, for ``None``."""
+    rows: list[dict[str, str]] = []
+    if lineage is not None:
+        rows = [{"kind": "metric", "key": k, "value": f"{v:.4g}"} for k, v in sorted(lineage.metrics.items())]
+        rows += [{"kind": "param", "key": k, "value": str(v)} for k, v in sorted(lineage.params.items())]
+    return pd.DataFrame(rows, columns=RUN_VALUE_COLUMNS)
+
+
+def html_table(frame: pd.DataFrame, *, html_columns: tuple[str, ...] = (), highlight: int | None = None,
+               max_height: int = 420, empty: str = "nothing to show") -> str:
+    """A plain HTML table (cells escaped except ``html_columns``; row ``highlight`` shaded).
+
+    Used for the tables a periodic callback refreshes (drift, deployment status): Panel 1.9's
+    Tabulator can lock up the browser when its data changes while it is resizing, and a plain table
+    redraws in one go.
+    """
+    if frame is None or not len(frame):
+        return f"<p style='color:{BADGE_COLORS['muted']}'>{html.escape(empty)}</p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for i, record in enumerate(frame.itertuples(index=False)):
+        cells = "".join(
+            f"<td>{value if column in html_columns else html.escape(_text(value))}</td>"
+            for column, value in zip(frame.columns, record, strict=True)
+        )
+        shade = " style='background:#ddf4ff'" if i == highlight else ""
+        rows.append(f"<tr{shade}>{cells}</tr>")
+    style = ("<style>.wb-table{border-collapse:collapse;font-size:90%;width:100%}"
+             ".wb-table th{position:sticky;top:0;background:#f6f8fa;text-align:left;border-bottom:1px solid #d0d7de;"
+             "padding:4px 8px}.wb-table td{padding:3px 8px;border-bottom:1px solid #eaeef2;white-space:nowrap}</style>")
+    return (f"{style}<div style='max-height:{max_height}px;overflow:auto'><table class='wb-table'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def progress_row(task: BackgroundTask, *, width: int = 220) -> pn.Row:
+    """A progress bar and the task's message, shown while the task runs (the bar moves even while
+    the amount done is unknown)."""
+    bar = pn.indicators.Progress(value=task.param.progress, active=task.param.running, width=width,
+                                 visible=task.param.running, bar_color="primary", margin=(12, 10))
+    message = pn.pane.Str(task.param.message, margin=(6, 10), styles={"color": "#57606a"})
+    return pn.Row(bar, message, sizing_mode="stretch_width")
+
+
+def error_alert(task: BackgroundTask) -> pn.pane.Alert:
+    """A red box with the task's last error, hidden while there is none."""
+    return pn.pane.Alert(task.param.error.rx.pipe(_alert_text), alert_type="danger",
+                         visible=task.param.error.rx.pipe(bool), sizing_mode="stretch_width", disable_math=True)
+
+
+def _alert_text(error: str) -> str:
+    # The first line says what went wrong and what to do; what follows (a build log) keeps its lines.
+    first, _, rest = error.partition("\n")
+    return first + (f"\n\n```\n{rest}\n```" if rest.strip() else "")
+
+
+def model_uris(model_name: str | None = None) -> list[str]:
+    """Model URIs to offer in pickers: each alias (``models:/churn@champion``), then each version,
+    newest first, of ``model_name`` or of every registered model."""
+    import workbench as wb
+
+    names = [model_name] if model_name else [m.name for m in wb.models()]
+    uris: list[str] = []
+    for name in names:
+        found = wb.versions(name)
+        uris += [f"models:/{name}@{alias}" for v in found for alias in v.aliases]
+        uris += [v.uri for v in found]
+    return uris
