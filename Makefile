@@ -4,6 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The JupyterLab extension: its own distribution, built from source with Node (npm) when installed.
+EXT := extensions/workbench-jupyterlab
+EXT_STAMP := $(VENV)/.labextension
+EXT_SOURCES := $(EXT)/pyproject.toml $(EXT)/package.json $(EXT)/tsconfig.json \
+	$(wildcard $(EXT)/src/*.ts $(EXT)/style/*.css $(EXT)/style/*.js $(EXT)/style/icons/*.svg \
+	$(EXT)/settings/*.json $(EXT)/jupyter-config/server-config/*.json)
 
 .PHONY: lab test setup system check clean
 
@@ -15,7 +21,7 @@ lab: setup
 test: system setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-setup: $(STAMP)
+setup: $(STAMP) $(EXT_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +29,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[serve,ui,test]"
 	touch $(STAMP)
 
+# Editable: the server extension's Python is used in place; the TypeScript is rebuilt when it changes.
+# Installing enables the server extension and puts overrides.json (no "Jupyter news" fetch) in place.
+$(EXT_STAMP): $(STAMP) $(EXT_SOURCES)
+	@command -v npm >/dev/null || { echo "setup: the JupyterLab extension is built with Node.js 20+ and npm; install them (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	rm -rf $(EXT)/workbench_jupyterlab/labextension
+	$(BIN)/python -m pip install --quiet -e ./$(EXT)
+	touch $(EXT_STAMP)
+
 # Docker engine, Chromium, debootstrap (for the local base image) and PostgreSQL, on Debian as root.
 system:
 	scripts/setup-system
 
 check: setup
 	$(BIN)/python -m mypy
+	$(BIN)/python -m mypy --explicit-package-bases widgets
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(EXT)/node_modules $(EXT)/lib $(EXT)/tsconfig.tsbuildinfo $(EXT)/workbench_jupyterlab/labextension

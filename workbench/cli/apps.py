@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -31,11 +32,20 @@ def _front_end_env() -> dict[str, str]:
 def lab(path: Path | None, port: int, ip: str, no_browser: bool) -> None:
     """Start JupyterLab on PATH (a folder, or a notebook to open), sharing this workspace.
 
-    Kernels, the Workbench sidebar and this CLI all use the same WORKBENCH_HOME.
+    Kernels, the Workbench sidebar and this CLI all use the same WORKBENCH_HOME. The Workbench
+    extension (extensions/workbench-jupyterlab) is enabled by installing it; a notebook PATH opens
+    in Lab at start.
     """
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
     if jupyter is None:
         raise MissingDependencyError("workbench lab", "jupyterlab", extra="ui")
+    if importlib.util.find_spec("workbench_jupyterlab") is None:
+        # Lab still opens the notebook; only the Workbench sidebar, commands and tabs are missing.
+        click.echo(
+            "warning: the Workbench JupyterLab extension is not installed, so Lab opens without its "
+            "sidebar: run `make setup`, or pip install ./extensions/workbench-jupyterlab",
+            err=True,
+        )
     path = (path or Path.cwd()).resolve()
     root, notebook = (path.parent, path.name) if path.is_file() else (path, None)
     args = [jupyter, "lab", f"--ServerApp.root_dir={root}", f"--port={port}", f"--ip={ip}"]

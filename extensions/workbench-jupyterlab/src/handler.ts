@@ -1,0 +1,52 @@
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { IErrorReply, PageName } from './tokens';
+
+/**
+ * Call a Workbench route (`<base_url>/workbench/api/<endPoint>`) and return its JSON.
+ *
+ * Every call of the extension goes through here: the server connection adds the token and the
+ * XSRF header. A refused call throws a `ServerConnection.ResponseError` whose message is the
+ * core's (it says what to do).
+ */
+export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'workbench', 'api', endPoint);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  const text = await response.text();
+  let data: unknown = text;
+  if (text.length > 0) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text for the error message
+    }
+  }
+  if (!response.ok) {
+    const reply = data as IErrorReply;
+    throw new ServerConnection.ResponseError(response, reply?.message ?? String(data));
+  }
+  return data as T;
+}
+
+/** A JSON request body for `requestAPI`. */
+export function jsonBody(method: string, body: unknown): RequestInit {
+  return { method, body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } };
+}
+
+/** The address of a main-area page (`<base_url>/workbench/apps/<page>?<query>`). */
+export function pageURL(page: PageName, query: { [key: string]: string }): string {
+  const settings = ServerConnection.makeSettings();
+  return URLExt.join(settings.baseUrl, 'workbench', 'apps', page) + URLExt.objectToQueryString(query);
+}
+
+/** The message to show for a failed call. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

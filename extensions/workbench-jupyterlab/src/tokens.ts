@@ -1,0 +1,123 @@
+/**
+ * The contracts between the Workbench lab extension and its server routes
+ * (`<base_url>/workbench/api/...`, see `workbench_jupyterlab/handlers.py`), and the
+ * extension's command ids. Field names follow the JSON the server sends.
+ */
+
+/** An MLflow experiment (`GET experiments`). */
+export interface IExperiment {
+  experiment_id: string;
+  name: string;
+  lifecycle_stage: string;
+}
+
+/** One run of an experiment (`GET runs?experiment=NAME`), newest first. */
+export interface IRun {
+  run_id: string;
+  name: string;
+  status: string;
+  user: string;
+  start_time: string | null;
+  end_time: string | null;
+  metrics: { [key: string]: number };
+  params: { [key: string]: string };
+}
+
+/** A registered model (`GET models`). */
+export interface IRegisteredModel {
+  name: string;
+  description: string;
+  latest_version: string | null;
+  /** alias -> version number */
+  aliases: { [alias: string]: string };
+  created: string;
+  updated: string;
+  tags: { [key: string]: string };
+}
+
+/** One version of a registered model (`GET models/NAME/versions`), newest first. */
+export interface IModelVersion {
+  name: string;
+  version: string;
+  /** `models:/NAME/VERSION` */
+  uri: string;
+  source: string;
+  run_id: string | null;
+  status: string;
+  aliases: string[];
+  created: string;
+  user: string;
+  git_commit: string | null;
+  data_hash: string | null;
+  description: string;
+  tags: { [key: string]: string };
+}
+
+/** A deployment with its live state (`GET deployments`). */
+export interface IDeployment {
+  name: string;
+  target: string;
+  url: string;
+  model_uri: string;
+  model_name: string;
+  model_version: string | null;
+  revision: number;
+  /** e.g. `running`, `starting`, `gone` */
+  state: string;
+  /** The server answered its readiness probe just now. */
+  healthy: boolean;
+  detail: string;
+  created: string;
+  updated: string;
+  user: string;
+  challenger_uri: string | null;
+  challenger_version: string | null;
+  traffic: { [key: string]: unknown } | null;
+}
+
+/** `POST deployments`: what to serve, where, and under which name. */
+export interface IDeployRequest {
+  model_uri: string;
+  target: string;
+  name?: string;
+}
+
+/** `PUT models/NAME/aliases/ALIAS`. */
+export interface IAliasRequest {
+  version: string;
+}
+
+/** `GET snippet?...`: code for a notebook cell. */
+export interface ISnippet {
+  code: string;
+}
+
+/** The body of every error answer: the core's message, which says what to do. */
+export interface IErrorReply {
+  message: string;
+  error?: string;
+}
+
+/** The main-area pages, each a Panel app served through the Jupyter server. */
+export type PageName = 'review' | 'drift';
+
+/** Targets the deploy dialog offers. */
+export const TARGETS: ReadonlyArray<string> = ['local', 'docker'];
+
+/** What is selected in the sidebar; commands act on it when not given arguments. */
+export type Selection =
+  | { kind: 'version'; version: IModelVersion }
+  | { kind: 'deployment'; deployment: IDeployment }
+  | null;
+
+/** The extension's command ids. */
+export namespace CommandIDs {
+  export const refresh = 'workbench:refresh';
+  export const deploy = 'workbench:deploy';
+  export const stop = 'workbench:stop-deployment';
+  export const rollback = 'workbench:rollback-deployment';
+  export const setAlias = 'workbench:set-alias';
+  export const openReview = 'workbench:open-review';
+  export const openDrift = 'workbench:open-drift';
+  export const insertSnippet = 'workbench:insert-snippet';
+}

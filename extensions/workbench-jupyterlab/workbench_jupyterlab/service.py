@@ -1,0 +1,147 @@
+"""The server extension's one core object: the workbench calls the routes make, as JSON-ready values.
+
+It lives in ``web_app.settings["workbench"]`` (see :func:`workbench_jupyterlab.handlers.setup_handlers`).
+Each method is one call into the core's public API (``import workbench as wb``) and returns plain
+dicts and lists whose shapes are the TypeScript contracts in ``src/tokens.ts``. Errors are the core's
+own :class:`workbench.errors.WorkbenchError` subclasses; the handlers map them to HTTP statuses.
+The methods block (MLflow, health probes, deploys), so handlers run them on :attr:`executor`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import workbench as wb
+from workbench.errors import InvalidInputError
+
+__all__ = ["TARGETS", "WorkbenchService", "plain"]
+
+#: Targets the sidebar offers; any target URI the core knows is accepted by the deploy route.
+TARGETS = ("local", "docker")
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON values: dataclasses (through ``to_dict`` when they have one), mappings,
+    sequences, timestamps as ISO 8601 strings, NaN as ``None``."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if hasattr(value, "to_dict"):
+            return plain(value.to_dict())
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain(v) for v in value]
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return None if value != value else value.isoformat()  # NaT is not equal to itself
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _model_uri(name: str, version: str | None, alias: str | None) -> str:
+    if not name:
+        raise InvalidInputError("name the registered model: ?model=NAME with &alias=ALIAS or &version=N")
+    if alias:
+        return f"models:/{name}@{alias}"
+    if version:
+        return f"models:/{name}/{version}"
+    raise InvalidInputError(f"say which version of {name!r} to use: add &alias=ALIAS or &version=N")
+
+
+class WorkbenchService:
+    """The workbench as the Jupyter server routes see it (one per server).
+
+    ``workers`` threads run the blocking calls, so a long deploy never holds up the sidebar's polls.
+    """
+
+    def __init__(self, *, workers: int = 4) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workbench-lab")
+
+    # -- tracking ------------------------------------------------------------------------------
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """Every experiment: ``IExperiment``."""
+        return [
+            {"experiment_id": e.experiment_id, "name": e.name, "lifecycle_stage": e.lifecycle_stage}
+            for e in wb.experiments()
+        ]
+
+    def runs(self, experiment: str, max_results: int = 50) -> list[dict[str, Any]]:
+        """The newest runs of ``experiment``: ``IRun`` (metrics and params as mappings)."""
+        frame = wb.runs(experiment, max_results=max_results)
+        out = []
+        for row in frame.to_dict(orient="records"):
+            run = {k: plain(v) for k, v in row.items() if "." not in k}
+            run["metrics"] = {k[8:]: plain(v) for k, v in row.items()
+                              if k.startswith("metrics.") and plain(v) is not None}
+            run["params"] = {k[7:]: plain(v) for k, v in row.items()
+                             if k.startswith("params.") and plain(v) is not None}
+            out.append(run)
+        return out
+
+    # -- registry ------------------------------------------------------------------------------
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every registered model: ``IRegisteredModel``."""
+        return [plain(m) for m in wb.models()]
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """The versions of ``name``, newest first: ``IModelVersion``."""
+        return [{**plain(v), "uri": v.uri} for v in wb.versions(name)]
+
+    def set_alias(self, name: str, alias: str, version: str) -> dict[str, Any]:
+        """Point ``alias`` of ``name`` at ``version``; the version as it is now."""
+        if not version:
+            raise InvalidInputError(f"give the version the alias {alias!r} should point at: {{\"version\": \"1\"}}")
+        changed = wb.set_alias(name, alias, version)
+        return {**plain(changed), "uri": changed.uri}
+
+    # -- deployments ---------------------------------------------------------------------------
+
+    def deployments(self) -> list[dict[str, Any]]:
+        """Every deployment with its live state and health: ``IDeployment``."""
+        return [d.to_dict() for d in wb.deployments()]
+
+    def deploy(self, model_uri: str, target: str = "local", name: str | None = None) -> dict[str, Any]:
+        """Serve ``model_uri`` on ``target``; returns once it is ready (or raises why not)."""
+        if not model_uri:
+            raise InvalidInputError('say what to deploy: {"model_uri": "models:/NAME@ALIAS", "target": "local"}')
+        return wb.deploy(model_uri, target=target or "local", name=name or None).to_dict()
+
+    def stop(self, name: str) -> dict[str, Any]:
+        """Stop deployment ``name``."""
+        wb.stop(name)
+        return {"name": name, "stopped": True}
+
+    def rollback(self, name: str) -> dict[str, Any]:
+        """Serve again what ``name`` served before its last change."""
+        return wb.rollback(name).to_dict()
+
+    # -- notebook snippets ---------------------------------------------------------------------
+
+    def model_snippet(self, name: str, version: str | None = None, alias: str | None = None) -> dict[str, str]:
+        """Code that loads a registered model version (checked to exist): ``ISnippet``."""
+        uri = _model_uri(name, version, alias)
+        wb.resolve(uri)
+        return {"code": f"import workbench as wb\n\nmodel = wb.load_model({json.dumps(uri)})\nmodel"}
+
+    def deployment_snippet(self, name: str) -> dict[str, str]:
+        """Code that gets a deployment (checked to exist) to predict with: ``ISnippet``."""
+        deployment = wb.get_deployment(name)
+        return {
+            "code": (
+                f"import workbench as wb\n\ndeployment = wb.get_deployment({json.dumps(name)})\n"
+                f"# deployment.predict(X) sends a DataFrame to {deployment.url or 'the deployment'}\n"
+                "deployment"
+            )
+        }

@@ -1,0 +1,163 @@
+"""The extension in a real JupyterLab (started by ``workbench lab``), driven with Playwright.
+
+The sidebar shows what the workspace holds, its deploy command brings a deployment up and the
+sidebar then shows it healthy, and the drift monitor opens as a main-area tab rendered by Panel.
+Screenshots go to test-results/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import nbformat
+import pytest
+
+import workbench as wb
+from workbench.errors import DeploymentNotFoundError
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "test-results"
+TOKEN = "workbench-lab-ui-token"
+MODEL = "lab-ui-model"
+DEPLOYMENT = "lab-ui"
+
+pytestmark = pytest.mark.ui
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def lab_model(numeric_data) -> wb.ModelVersion:
+    """A model registered by this test module (not a shared fixture), with a champion alias."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = numeric_data
+    with wb.start_run(experiment="lab-ui", run_name="lab-ui-logreg"):
+        logged = wb.log_model(LogisticRegression(max_iter=200).fit(X, y), training_data=X, training_labels=y)
+    version = wb.register(logged, MODEL)
+    return wb.set_alias(MODEL, "champion", version.version)
+
+
+@pytest.fixture(scope="module")
+def lab_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.Settings) -> Iterator[str]:
+    """``workbench lab`` on a folder with an empty notebook, sharing the session's workspace."""
+    root = tmp_path_factory.mktemp("lab-root")
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+    nbformat.write(notebook, root / "scratch.ipynb")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JUPYTER_TOKEN": TOKEN,
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path_factory.mktemp("lab-settings")),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("lab-workspaces")),
+    }
+    log_path = root.parent / "lab.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "workbench"), "lab", str(root / "scratch.ipynb"), "--no-browser",
+             "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/api/status", params={"token": TOKEN}, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + log_path.read_text())
+                time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture()
+def lab(page, lab_url: str):
+    """The page with Lab open on the scratch notebook and the Workbench sidebar shown."""
+    SHOTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{lab_url}/lab/tree/scratch.ipynb?reset&token={TOKEN}")
+    page.locator(".jp-NotebookPanel").first.wait_for(timeout=60_000)
+    page.locator('.jp-SideBar [data-id="workbench-sidebar"]').click()
+    page.locator(".wb-Sidebar").wait_for(state="visible")
+    return page
+
+
+def test_the_sidebar_lists_a_model_registered_in_the_test_and_inserts_code_that_loads_it(lab, lab_model) -> None:
+    model = lab.locator(f'.wb-Model[data-model="{MODEL}"]')
+    model.wait_for(timeout=30_000)
+    assert "@champion" in model.inner_text()
+    model.click()
+    version = lab.locator(f'.wb-Version[data-model="{MODEL}"][data-version="{lab_model.version}"]')
+    version.wait_for(timeout=30_000)
+    lab.locator('.wb-Experiment[data-experiment="lab-ui"]').click()
+    lab.locator(".wb-Run", has_text="lab-ui-logreg").wait_for(timeout=30_000)
+    lab.screenshot(path=str(SHOTS / "lab-sidebar.png"))
+
+    version.click(button="right")
+    lab.locator(".lm-Menu-itemLabel", has_text=f"Insert Code Loading {MODEL} v{lab_model.version}").click()
+    cell = lab.locator(".jp-NotebookPanel:visible .jp-Cell .cm-content", has_text="wb.load_model")
+    cell.wait_for(timeout=15_000)
+    assert f'model = wb.load_model("models:/{MODEL}@champion")' in cell.inner_text()
+    lab.screenshot(path=str(SHOTS / "lab-snippet.png"))
+
+    version.dblclick()  # opens the version's review
+    lab.locator(".lm-TabBar-tab", has_text=f"Review {MODEL} v{lab_model.version}").wait_for(timeout=10_000)
+    frame = lab.frame_locator(".wb-Page-review iframe")
+    frame.get_by_text(MODEL).first.wait_for(timeout=90_000)
+    lab.wait_for_timeout(1000)  # let Bokeh finish laying out before the screenshot
+    lab.screenshot(path=str(SHOTS / "lab-review-tab.png"))
+
+
+def test_deploy_brings_a_deployment_up_shown_healthy_and_its_drift_tab_renders(lab, lab_model, numeric_data) -> None:
+    try:
+        lab.locator(f'.wb-Model[data-model="{MODEL}"]').click()
+        version = lab.locator(f'.wb-Version[data-model="{MODEL}"][data-version="{lab_model.version}"]')
+        version.click(button="right")
+        lab.locator(".lm-Menu-itemLabel", has_text=f"Deploy {MODEL} v{lab_model.version}").click()
+        dialog = lab.locator(".jp-Dialog")
+        dialog.locator(".wb-DeployForm-target").select_option("local")
+        dialog.locator(".wb-DeployForm-name").fill(DEPLOYMENT)
+        lab.screenshot(path=str(SHOTS / "lab-deploy-dialog.png"))
+        dialog.get_by_role("button", name="Deploy").click()
+
+        row = lab.locator(f'.wb-Deployment[data-deployment="{DEPLOYMENT}"][data-health="healthy"]')
+        row.wait_for(timeout=120_000)
+        assert f"{MODEL} v{lab_model.version}" in row.inner_text()
+        deployment = wb.get_deployment(DEPLOYMENT)
+        assert deployment.healthy and deployment.target == "local"
+        lab.screenshot(path=str(SHOTS / "lab-deployed.png"))
+
+        X, _ = numeric_data
+        deployment.predict(X.head(300))  # something for the drift monitor to show
+        row.click(button="right")
+        lab.locator(".lm-Menu-itemLabel", has_text=f"Open Drift Monitor of {DEPLOYMENT}").click()
+        tab = lab.locator(".lm-TabBar-tab", has_text=f"Drift {DEPLOYMENT}")
+        tab.wait_for(timeout=10_000)
+        frame = lab.frame_locator(".wb-Page-drift iframe")
+        frame.get_by_text(DEPLOYMENT).first.wait_for(timeout=90_000)
+        frame.locator("tr", has_text="x0").first.wait_for(timeout=60_000)  # a feature's drift row
+        lab.wait_for_timeout(1000)  # let Bokeh finish laying out before the screenshot
+        lab.screenshot(path=str(SHOTS / "lab-drift-tab.png"))
+    finally:
+        with contextlib.suppress(DeploymentNotFoundError):
+            wb.stop(DEPLOYMENT)
