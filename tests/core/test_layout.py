@@ -115,3 +115,9 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second() -> None:
     assert commands == ["make lab", "make test"]
     ci = (REPO / ".ci" / "run").read_text()
     assert re.search(r"^\s*make test\b", ci, flags=re.M)
+
+
+def test_test_modules_have_unique_names() -> None:
+    """pytest imports test files by their base name (no packages under tests/): two alike cannot both run."""
+    names = [p.name for p in (REPO / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
