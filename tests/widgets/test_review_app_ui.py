@@ -96,7 +96,7 @@ def review_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.S
 @pytest.fixture(scope="module")
 def team_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.Settings) -> Iterator[str]:
     """``workbench review`` in team mode: bound to every address, password required."""
-    proc, url = _start_review(tmp_path_factory.mktemp("review-team") / "review.log", "--address", "0.0.0.0",
+    proc, url = _start_review(tmp_path_factory.mktemp("review-team") / "review.log", "--team",
                               env={"WORKBENCH_REVIEW_PASSWORD": PASSWORD})
     try:
         yield url
@@ -233,7 +233,7 @@ def test_the_drift_view_updates_by_itself_when_predictions_arrive(
 
 def test_team_mode_refuses_to_start_without_a_password() -> None:
     env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_REVIEW_PASSWORD"}
-    done = subprocess.run([WORKBENCH, "review", "--no-browser", "--address", "0.0.0.0", "--port", str(_free_port())],
+    done = subprocess.run([WORKBENCH, "review", "--no-browser", "--team", "--port", str(_free_port())],
                           env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "WORKBENCH_REVIEW_PASSWORD" in done.stderr and "--address 127.0.0.1" in done.stderr

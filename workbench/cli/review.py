@@ -194,17 +194,23 @@ def _serve(server: ReviewServer) -> int:
 @click.option("--address", default="127.0.0.1", show_default=True,
               help="Address to bind. Loopback keeps the app on this machine; any other address is team "
                    f"mode and requires a password ({PASSWORD_ENV} or a prompt).")
+@click.option("--team", is_flag=True,
+              help="Team mode for a demo: bind every address (0.0.0.0, unless --address names another) "
+                   f"with sign-in required ({PASSWORD_ENV} or a prompt).")
 @click.option("--model", help="Open this registered model's review (the default page).")
 @click.option("--allow-origin", "allow_origins", multiple=True, metavar="HOST[:PORT]",
               help="Another host name browsers use to reach the app (e.g. behind a proxy); repeatable.")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
-def review(port: int, address: str, model: str | None, allow_origins: tuple[str, ...], no_browser: bool) -> None:
+def review(port: int, address: str, team: bool, model: str | None, allow_origins: tuple[str, ...],
+           no_browser: bool) -> None:
     """Serve the review app: runs, models, packaging, deployments, drift, explanations.
 
     Everything is served from this machine (no CDN, no web fonts), on the workspace in effect.
     """
     if importlib.util.find_spec("panel") is None:
         raise MissingDependencyError("workbench review", "panel", extra="ui")
+    if team and is_loopback(address):
+        address = "0.0.0.0"
     team = not is_loopback(address)
     server = ReviewServer(
         port=port,
