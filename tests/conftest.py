@@ -19,6 +19,14 @@ REPO = Path(__file__).resolve().parents[1]
 STRICT = os.environ.get("WORKBENCH_STRICT_TESTS") == "1"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last. Playwright's sync API keeps an asyncio loop running on the main thread
+    from its first test to the end of the session, and tests that run their own loop (pytest-jupyter's
+    server, ``asyncio.run``) cannot start after it."""
+    items.sort(key=lambda item: item.get_closest_marker("ui") is not None)  # stable: order kept otherwise
+
+
 def need(available: bool, reason: str) -> None:
     """Skip (or, under WORKBENCH_STRICT_TESTS=1, fail) when a tool the test drives is missing."""
     if available:
