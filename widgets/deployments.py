@@ -58,10 +58,7 @@ class Deployments(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        choices = ui.model_uris(self.model_name)
-        self.param.model_uri.objects = choices
-        if self.model_uri is None and choices:
-            self.model_uri = choices[0]
+        ui.offer_models(self, self.model_name)
         self._action = BackgroundTask()
         self._status = BackgroundTask()
         # A plain HTML table: it is redrawn on every refresh (see ui.html_table for why not Tabulator).
@@ -132,11 +129,7 @@ class Deployments(pn.viewable.Viewer):
 
     @param.depends("live", "interval", watch=True)
     def _restart_polling(self) -> None:
-        if self._poller.running:
-            self._poller.stop()
-        self._poller.period = int(self.interval * 1000)
-        if self.live:
-            self._poller.start()
+        ui.set_polling(self._poller, self.live, self.interval)
 
     def _show(self, found: list[Any]) -> None:
         with param.edit_constant(self):

@@ -149,11 +149,7 @@ class DriftMonitor(pn.viewable.Viewer):
 
     @param.depends("live", "interval", watch=True)
     def _restart_polling(self) -> None:
-        if self._poller.running:
-            self._poller.stop()
-        self._poller.period = int(self.interval * 1000)
-        if self.live:
-            self._poller.start()
+        ui.set_polling(self._poller, self.live, self.interval)
 
     @param.depends("deployment", "window", watch=True)
     def _restart(self) -> None:

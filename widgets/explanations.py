@@ -70,10 +70,7 @@ class Explanations(pn.viewable.Viewer):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         if self.deployment is None:
-            choices = ui.model_uris()
-            self.param.model_uri.objects = choices
-            if self.model_uri is None and choices:
-                self.model_uri = choices[0]
+            ui.offer_models(self)
         self._task = BackgroundTask()
         self._explainers: dict[str, Any] = {}
         self._summary = ui.markdown()

@@ -44,10 +44,7 @@ class Fairness(pn.viewable.Viewer):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         if self.reports is None:
-            choices = ui.model_uris()
-            self.param.model_uri.objects = choices
-            if self.model_uri is None and choices:
-                self.model_uri = choices[0]
+            ui.offer_models(self)
         self._task = BackgroundTask()
         self._shown: list[Any] = []
         self._summary = ui.markdown()
@@ -142,10 +139,7 @@ class ModelCard(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        choices = ui.model_uris()
-        self.param.model_uri.objects = choices
-        if self.model_uri is None and choices:
-            self.model_uri = choices[0]
+        ui.offer_models(self)
         self._task = BackgroundTask()
         self._html = pn.pane.HTML("", sizing_mode="stretch_width")
         html_download = pn.widgets.FileDownload(callback=lambda: self._download("html"), filename="model-card.html",

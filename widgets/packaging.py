@@ -52,10 +52,7 @@ class PackageBuilder(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        choices = ui.model_uris(self.model_name)
-        self.param.model_uri.objects = choices
-        if self.model_uri is None and choices:
-            self.model_uri = choices[0]
+        ui.offer_models(self, self.model_name)
         self._task = BackgroundTask()
         self._lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
         self._lines_lock = threading.Lock()

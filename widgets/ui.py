@@ -24,9 +24,11 @@ __all__ = [
     "html_table",
     "markdown",
     "model_uris",
+    "offer_models",
     "progress_row",
     "RUN_VALUE_COLUMNS",
     "run_values",
+    "set_polling",
     "short",
     "table",
 ]
@@ -195,3 +197,21 @@ def model_uris(model_name: str | None = None) -> list[str]:
         uris += [f"models:/{name}@{alias}" for v in found for alias in v.aliases]
         uris += [v.uri for v in found]
     return uris
+
+
+def offer_models(component: Any, model_name: str | None = None) -> None:
+    """Fill ``component``'s ``model_uri`` picker with :func:`model_uris` (of ``model_name``) and pick
+    the first when none is set."""
+    choices = model_uris(model_name)
+    component.param.model_uri.objects = choices
+    if component.model_uri is None and choices:
+        component.model_uri = choices[0]
+
+
+def set_polling(poller: Any, live: bool, interval: float) -> None:
+    """Apply a component's ``live`` and ``interval`` to its periodic callback (``pn.state.add_periodic_callback``)."""
+    if poller.running:
+        poller.stop()
+    poller.period = int(interval * 1000)
+    if live:
+        poller.start()
