@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,6 +100,30 @@ def numeric_data():
 
     X, y = make_classification(n_samples=600, n_features=6, n_informative=4, random_state=5)
     return pd.DataFrame(X, columns=[f"x{i}" for i in range(6)]), pd.Series(y, name="label")
+
+
+@pytest.fixture(scope="session")
+def register_versions(numeric_data) -> Callable[..., list[wb.ModelVersion]]:
+    """Make a registered model with one version per estimator, each fitted on numeric_data in a run of
+    ``experiment`` with its accuracy and reference profile logged. ``register_versions(estimators,
+    experiment, prefix)`` returns the versions, oldest first, of a new model named ``<prefix>-<random>``."""
+    import uuid
+
+    import mlflow
+
+    X, y = numeric_data
+
+    def register(estimators: Sequence[Any], experiment: str, prefix: str) -> list[wb.ModelVersion]:
+        name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        versions = []
+        for estimator in estimators:
+            with wb.start_run(experiment=experiment, run_name=type(estimator).__name__):
+                estimator.fit(X, y)
+                mlflow.log_metric("accuracy", estimator.score(X, y))
+                versions.append(wb.register(wb.log_model(estimator, training_data=X, training_labels=y), name))
+        return versions
+
+    return register
 
 
 @pytest.fixture(scope="session")

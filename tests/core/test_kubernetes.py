@@ -640,25 +640,19 @@ LIVE_CONTEXT = os.environ.get("WORKBENCH_TEST_KUBECONTEXT")
 
 @pytest.mark.skipif(not LIVE_CONTEXT, reason="no live Kubernetes cluster: set WORKBENCH_TEST_KUBECONTEXT to a "
                     "kubeconfig context (and WORKBENCH_TEST_REGISTRY to a registry that cluster pulls from)")
-def test_live_cluster_deploy_update_rollback_and_delete(numeric_data) -> None:
+def test_live_cluster_deploy_update_rollback_and_delete(register_versions) -> None:
     """Deploy, check ready, update, roll back and delete on the cluster of WORKBENCH_TEST_KUBECONTEXT."""
     registry = os.environ.get("WORKBENCH_TEST_REGISTRY")
     if not registry:
         pytest.skip("WORKBENCH_TEST_REGISTRY is not set: the cluster needs a registry to pull the model images from")
-    import mlflow
     from kubernetes import client, config
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
     namespace = os.environ.get("WORKBENCH_TEST_KUBENAMESPACE", "default")
-    X, y = numeric_data
-    model_name = f"k8s-live-{uuid.uuid4().hex[:6]}"
-    versions = []
-    for model in (RandomForestClassifier(n_estimators=10, random_state=0), GradientBoostingClassifier(random_state=0)):
-        with wb.start_run(experiment="k8s-live"):
-            model.fit(X, y)
-            mlflow.log_metric("accuracy", model.score(X, y))
-            versions.append(wb.register(wb.log_model(model, training_data=X, training_labels=y), model_name))
-    v1, v2 = versions
+    v1, v2 = register_versions(
+        [RandomForestClassifier(n_estimators=10, random_state=0), GradientBoostingClassifier(random_state=0)],
+        "k8s-live", "k8s-live")
+    model_name = v1.name
     api = config.new_client_from_config(context=LIVE_CONTEXT)
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
 

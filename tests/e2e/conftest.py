@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable
 
 import httpx
-import mlflow
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -23,18 +22,19 @@ TOLERANCE = 0.06
 
 
 @pytest.fixture(scope="module")
-def duel_versions(numeric_data) -> tuple[wb.ModelVersion, wb.ModelVersion]:
+def duel_versions(register_versions) -> tuple[wb.ModelVersion, wb.ModelVersion]:
     """Two versions of one registered model (a forest, then a logistic regression), the first @champion."""
-    X, y = numeric_data
-    name = f"duel-{uuid.uuid4().hex[:6]}"
-    out = []
-    for model in (RandomForestClassifier(n_estimators=10, random_state=0), LogisticRegression(max_iter=300)):
-        with wb.start_run(experiment="e2e-tests"):
-            model.fit(X, y)
-            mlflow.log_metric("accuracy", model.score(X, y))
-            out.append(wb.register(wb.log_model(model, training_data=X, training_labels=y), name))
-    wb.set_alias(name, "champion", out[0].version)
-    return out[0], out[1]
+    first, second = register_versions(
+        [RandomForestClassifier(n_estimators=10, random_state=0), LogisticRegression(max_iter=300)],
+        "e2e-tests", "duel")
+    wb.set_alias(first.name, "champion", first.version)
+    return first, second
+
+
+@pytest.fixture(scope="session")
+def answers() -> Callable[[str], bool]:
+    """``answers(url)``: whether an inference server still answers at ``url`` (its liveness route)."""
+    return _answers
 
 
 def _send(url: str, rows: list[dict]) -> list[httpx.Response]:

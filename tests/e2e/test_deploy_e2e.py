@@ -32,7 +32,7 @@ from workbench.errors import (
 )
 
 
-def _full_cycle(target: str, duel_versions, numeric_data) -> None:
+def _full_cycle(target: str, duel_versions, numeric_data, answers) -> None:
     v1, v2 = duel_versions
     X, _ = numeric_data
     rows = X.head(8)
@@ -42,13 +42,13 @@ def _full_cycle(target: str, duel_versions, numeric_data) -> None:
 
     dep = wb.deploy(f"models:/{v1.name}@champion", target=target, name=name)
     try:
-        _cycle(dep, name, v1, v2, rows, local_v1, local_v2)
+        _cycle(dep, name, v1, v2, rows, local_v1, local_v2, answers)
     finally:
         if any(d.name == name for d in wb.deployments()):
             wb.stop(name)
 
 
-def _cycle(dep, name, v1, v2, rows, local_v1, local_v2) -> None:
+def _cycle(dep, name, v1, v2, rows, local_v1, local_v2, answers) -> None:
     assert dep.state == "running" and dep.healthy
     assert (dep.model_uri, dep.model_version) == (v1.uri, v1.version)  # the alias was pinned
 
@@ -73,7 +73,7 @@ def _cycle(dep, name, v1, v2, rows, local_v1, local_v2) -> None:
 
     # the address did not move, and the old model server is gone
     assert updated.url == dep.url
-    assert not _answers(dep.replica_urls[0])
+    assert not answers(dep.replica_urls[0])
 
     # rollback
     back = wb.rollback(name)
@@ -91,27 +91,19 @@ def _cycle(dep, name, v1, v2, rows, local_v1, local_v2) -> None:
     assert f'"name": "{name}"' in out and '"healthy": true' in out
 
     wb.stop(name)
-    assert not _answers(back.url)
+    assert not answers(back.url)
     with pytest.raises(DeploymentNotFoundError, match=f"no deployment named '{name}'"):
         wb.get_deployment(name)
     assert [h.action for h in wb.deployment_history(name)][-1] == "stop"
 
 
-def _answers(url: str) -> bool:
-    try:
-        httpx.get(f"{url}/v2/health/live", timeout=2)
-        return True
-    except httpx.HTTPError:
-        return False
-
-
-def test_local_target_full_cycle(duel_versions, numeric_data) -> None:
-    _full_cycle("local", duel_versions, numeric_data)
+def test_local_target_full_cycle(duel_versions, numeric_data, answers) -> None:
+    _full_cycle("local", duel_versions, numeric_data, answers)
 
 
 @pytest.mark.docker
-def test_docker_target_full_cycle(duel_versions, numeric_data, docker_engine) -> None:
-    _full_cycle("docker", duel_versions, numeric_data)
+def test_docker_target_full_cycle(duel_versions, numeric_data, answers, docker_engine) -> None:
+    _full_cycle("docker", duel_versions, numeric_data, answers)
 
 
 @pytest.mark.docker

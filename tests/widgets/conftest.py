@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import mlflow
 import pytest
 from sklearn.linear_model import LogisticRegression
 
@@ -16,20 +15,15 @@ import workbench as wb
 
 
 @pytest.fixture(scope="session")
-def two_versions(numeric_data) -> tuple[wb.ModelVersion, wb.ModelVersion]:
+def two_versions(register_versions) -> tuple[wb.ModelVersion, wb.ModelVersion]:
     """A model with two registered versions (a forest, then a logistic regression), @champion on v1."""
     from sklearn.ensemble import RandomForestClassifier
 
-    X, y = numeric_data
-    name = f"widgets-{uuid.uuid4().hex[:6]}"
-    versions = []
-    for model in (RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0), LogisticRegression(max_iter=300)):
-        with wb.start_run(experiment="widget-tests", run_name=type(model).__name__):
-            model.fit(X, y)
-            mlflow.log_metric("accuracy", model.score(X, y))
-            versions.append(wb.register(wb.log_model(model, training_data=X, training_labels=y), name))
-    wb.set_alias(name, "champion", versions[0].version)
-    return versions[0], versions[1]
+    first, second = register_versions(
+        [RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0), LogisticRegression(max_iter=300)],
+        "widget-tests", "widgets")
+    wb.set_alias(first.name, "champion", first.version)
+    return first, second
 
 
 @pytest.fixture(scope="session")
