@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,14 +21,9 @@ import httpx
 import pytest
 
 import workbench as wb
+from support import free_port
 
 CLI = str(Path(sys.executable).parent / "workbench")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -45,7 +39,7 @@ def postgres(postgres_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     data = Path(tempfile.mkdtemp(prefix="workbench-pg-"))
     if os.geteuid() == 0:
         shutil.chown(data, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
                    check=True, capture_output=True)
     subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w",
@@ -64,7 +58,7 @@ def postgres(postgres_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="module")
 def tracking_server(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow server` on PostgreSQL with artifacts served through it; yields its URL."""
-    port = _free_port()
+    port = free_port()
     artifacts = tmp_path_factory.mktemp("shared-artifacts")
     log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import nbformat
 import pytest
 
 import workbench as wb
+from support import free_port
 from workbench.errors import DeploymentNotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,12 +30,6 @@ MODEL = "lab-ui-model"
 DEPLOYMENT = "lab-ui"
 
 pytestmark = pytest.mark.ui
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +52,7 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.Sett
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     )
     nbformat.write(notebook, root / "scratch.ipynb")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "JUPYTER_TOKEN": TOKEN,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 import workbench as wb
+from support import free_port
 from workbench.errors import DeploymentNotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,15 +34,9 @@ LOCAL_PREFIXES = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "abo
 pytestmark = pytest.mark.ui
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_review(log_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """``workbench review`` on a free port, with the session's workspace; its base URL once it answers."""
-    port = _free_port()
+    port = free_port()
     log = open(log_path, "w")  # noqa: SIM115 - closed with the process by the caller's finally
     proc = subprocess.Popen([WORKBENCH, "review", "--no-browser", "--port", str(port), *args],
                             env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
@@ -233,11 +227,11 @@ def test_the_drift_view_updates_by_itself_when_predictions_arrive(
 
 def test_team_mode_refuses_to_start_without_a_password() -> None:
     env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_REVIEW_PASSWORD"}
-    done = subprocess.run([WORKBENCH, "review", "--no-browser", "--team", "--port", str(_free_port())],
+    done = subprocess.run([WORKBENCH, "review", "--no-browser", "--team", "--port", str(free_port())],
                           env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "WORKBENCH_REVIEW_PASSWORD" in done.stderr and "--address 127.0.0.1" in done.stderr
-    short = subprocess.run([WORKBENCH, "review", "--no-browser", "--address", "0.0.0.0", "--port", str(_free_port())],
+    short = subprocess.run([WORKBENCH, "review", "--no-browser", "--address", "0.0.0.0", "--port", str(free_port())],
                            env={**env, "WORKBENCH_REVIEW_PASSWORD": "short"}, stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=60)
     assert short.returncode != 0 and "at least 8 characters" in short.stderr
