@@ -9,43 +9,18 @@ The methods block (MLflow, health probes, deploys), so handlers run them on :att
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
 import json
-import math
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import workbench as wb
 from workbench.errors import InvalidInputError
+from workbench.serialize import jsonable
 
-__all__ = ["TARGETS", "WorkbenchService", "plain"]
+__all__ = ["TARGETS", "WorkbenchService"]
 
 #: Targets the sidebar offers; any target URI the core knows is accepted by the deploy route.
 TARGETS = ("local", "docker")
-
-
-def plain(value: Any) -> Any:
-    """``value`` as JSON values: dataclasses (through ``to_dict`` when they have one), mappings,
-    sequences, timestamps as ISO 8601 strings, NaN as ``None``."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if hasattr(value, "to_dict"):
-            return plain(value.to_dict())
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [plain(v) for v in value]
-    if isinstance(value, (_dt.datetime, _dt.date)):
-        return None if value != value else value.isoformat()  # NaT is not equal to itself
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def _model_uri(name: str, version: str | None, alias: str | None) -> str:
@@ -81,11 +56,11 @@ class WorkbenchService:
         frame = wb.runs(experiment, max_results=max_results)
         out = []
         for row in frame.to_dict(orient="records"):
-            run = {k: plain(v) for k, v in row.items() if "." not in k}
-            run["metrics"] = {k[8:]: plain(v) for k, v in row.items()
-                              if k.startswith("metrics.") and plain(v) is not None}
-            run["params"] = {k[7:]: plain(v) for k, v in row.items()
-                             if k.startswith("params.") and plain(v) is not None}
+            run = {k: jsonable(v) for k, v in row.items() if "." not in k}
+            run["metrics"] = {k[8:]: jsonable(v) for k, v in row.items()
+                              if k.startswith("metrics.") and jsonable(v) is not None}
+            run["params"] = {k[7:]: jsonable(v) for k, v in row.items()
+                             if k.startswith("params.") and jsonable(v) is not None}
             out.append(run)
         return out
 
@@ -93,18 +68,18 @@ class WorkbenchService:
 
     def models(self) -> list[dict[str, Any]]:
         """Every registered model: ``IRegisteredModel``."""
-        return [plain(m) for m in wb.models()]
+        return [jsonable(m) for m in wb.models()]
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         """The versions of ``name``, newest first: ``IModelVersion``."""
-        return [{**plain(v), "uri": v.uri} for v in wb.versions(name)]
+        return [{**jsonable(v), "uri": v.uri} for v in wb.versions(name)]
 
     def set_alias(self, name: str, alias: str, version: str) -> dict[str, Any]:
         """Point ``alias`` of ``name`` at ``version``; the version as it is now."""
         if not version:
             raise InvalidInputError(f"give the version the alias {alias!r} should point at: {{\"version\": \"1\"}}")
         changed = wb.set_alias(name, alias, version)
-        return {**plain(changed), "uri": changed.uri}
+        return {**jsonable(changed), "uri": changed.uri}
 
     # -- deployments ---------------------------------------------------------------------------
 
