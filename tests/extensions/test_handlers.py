@@ -99,8 +99,11 @@ async def test_set_alias_points_an_alias_at_a_version(jp_fetch, registered_model
     version = registered_model.version
     changed = await _json(jp_fetch, "models", "fixture-rf", "aliases", "lab-reviewed", method="PUT",
                           body=json.dumps({"version": version}))
-    assert "lab-reviewed" in changed["aliases"]
-    assert wb.get_version("fixture-rf", alias="lab-reviewed").version == version
+    try:
+        assert "lab-reviewed" in changed["aliases"]
+        assert wb.get_version("fixture-rf", alias="lab-reviewed").version == version
+    finally:  # the session's shared model keeps only the aliases other tests expect
+        wb.delete_alias("fixture-rf", "lab-reviewed")
 
     code, reply = await _refused(jp_fetch, "models", "fixture-rf", "aliases", "latest", method="PUT",
                                  body=json.dumps({"version": version}))
