@@ -60,6 +60,11 @@ def _env_float(name: str, default: float) -> float:
         ) from exc
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(_ENV_PREFIX + name) or ""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 def _default_user() -> str:
     try:
         return getpass.getuser()
@@ -94,6 +99,21 @@ class Settings:
     max_batch_wait_ms: float = 0.0
     #: Seconds a new deployment has to become ready (``WORKBENCH_HEALTH_TIMEOUT``).
     health_timeout: float = 120.0
+    #: Most input rows the inference server predicts in one request (``WORKBENCH_MAX_ROWS``): what a
+    #: request may cost in memory grows with its rows, not only with its bytes.
+    max_rows_per_request: int = 100_000
+    #: Most bytes of records in one page of ``GET /workbench/predictions`` (``WORKBENCH_LOG_PAGE_BYTES``);
+    #: a page holds at least one record, so a reader always moves on.
+    log_page_bytes: int = 8 * 1024 * 1024
+    #: Web page origins (``https://host[:port]``) allowed to call the inference server and the router
+    #: from a browser (``WORKBENCH_ALLOWED_ORIGINS``, comma-separated; ``*`` for any). By default a
+    #: request a page on another origin sends is refused, so no web page can write into the log.
+    allowed_origins: tuple[str, ...] = ()
+    #: Wrong passwords a client may try at the review app's team sign-in before it is locked out
+    #: (``WORKBENCH_SIGN_IN_ATTEMPTS``).
+    sign_in_attempts: int = 5
+    #: Seconds a client stays locked out after too many wrong passwords (``WORKBENCH_SIGN_IN_LOCKOUT``).
+    sign_in_lockout: float = 60.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -103,6 +123,15 @@ class Settings:
             raise ConfigurationError("max_batch_size must be at least 1")
         if self.max_batch_wait_ms < 0:
             raise ConfigurationError("max_batch_wait_ms cannot be negative")
+        if self.max_rows_per_request <= 0:
+            raise ConfigurationError("max_rows_per_request (WORKBENCH_MAX_ROWS) must be at least 1")
+        if self.log_page_bytes <= 0:
+            raise ConfigurationError("log_page_bytes (WORKBENCH_LOG_PAGE_BYTES) must be positive")
+        if self.sign_in_attempts <= 0:
+            raise ConfigurationError("sign_in_attempts (WORKBENCH_SIGN_IN_ATTEMPTS) must be at least 1")
+        if self.sign_in_lockout < 0:
+            raise ConfigurationError("sign_in_lockout (WORKBENCH_SIGN_IN_LOCKOUT) cannot be negative")
+        object.__setattr__(self, "allowed_origins", tuple(o.rstrip("/") for o in self.allowed_origins))
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -117,6 +146,11 @@ class Settings:
             max_batch_size=_env_int("MAX_BATCH_SIZE", cls.max_batch_size),
             max_batch_wait_ms=_env_float("MAX_BATCH_WAIT_MS", cls.max_batch_wait_ms),
             health_timeout=_env_float("HEALTH_TIMEOUT", cls.health_timeout),
+            max_rows_per_request=_env_int("MAX_ROWS", cls.max_rows_per_request),
+            log_page_bytes=_env_int("LOG_PAGE_BYTES", cls.log_page_bytes),
+            allowed_origins=_env_list("ALLOWED_ORIGINS"),
+            sign_in_attempts=_env_int("SIGN_IN_ATTEMPTS", cls.sign_in_attempts),
+            sign_in_lockout=_env_float("SIGN_IN_LOCKOUT", cls.sign_in_lockout),
         )
 
     @property
@@ -167,6 +201,12 @@ class Settings:
         env[_ENV_PREFIX + "MAX_BATCH_SIZE"] = str(self.max_batch_size)
         env[_ENV_PREFIX + "MAX_BATCH_WAIT_MS"] = str(self.max_batch_wait_ms)
         env[_ENV_PREFIX + "HEALTH_TIMEOUT"] = str(self.health_timeout)
+        env[_ENV_PREFIX + "MAX_ROWS"] = str(self.max_rows_per_request)
+        env[_ENV_PREFIX + "LOG_PAGE_BYTES"] = str(self.log_page_bytes)
+        env[_ENV_PREFIX + "SIGN_IN_ATTEMPTS"] = str(self.sign_in_attempts)
+        env[_ENV_PREFIX + "SIGN_IN_LOCKOUT"] = str(self.sign_in_lockout)
+        if self.allowed_origins:
+            env[_ENV_PREFIX + "ALLOWED_ORIGINS"] = ",".join(self.allowed_origins)
         return env
 
 

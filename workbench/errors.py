@@ -14,7 +14,10 @@ in ``__cause__``. Each message says what went wrong and what to do next::
     │   ├── ModelNotFoundError    registered model, version or alias
     │   └── DeploymentNotFoundError
     ├── InvalidInputError         (also a ValueError) data or a request the workbench cannot accept
-    │   └── SchemaError           input that does not match a model signature
+    │   ├── SchemaError           input that does not match a model signature
+    │   ├── PayloadTooLargeError  a request over the server's byte or row limit (413)
+    │   ├── UnsupportedMediaTypeError a body in a content type the route does not read (415)
+    │   └── CrossSiteRequestError a request a web page on another origin sent (403)
     ├── PackagingError            an image could not be built
     ├── DeploymentError           a deployment could not be created or changed
     │   ├── EngineUnavailableError no container engine or cluster answers
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "CrossSiteRequestError",
     "DeploymentError",
     "DeploymentNotFoundError",
     "EngineUnavailableError",
@@ -46,11 +50,13 @@ __all__ = [
     "NameTakenError",
     "NotFoundError",
     "PackagingError",
+    "PayloadTooLargeError",
     "PolicyViolationError",
     "PortInUseError",
     "RunNotFoundError",
     "SchemaError",
     "StoreUnavailableError",
+    "UnsupportedMediaTypeError",
     "WorkbenchError",
 ]
 
@@ -121,6 +127,25 @@ class SchemaError(InvalidInputError):
     """Input that does not match the model signature (missing column, wrong type or shape)."""
 
     http_status = 422
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """A request over the server's limit of bytes (``WORKBENCH_MAX_BODY_BYTES``) or rows
+    (``WORKBENCH_MAX_ROWS``)."""
+
+    http_status = 413
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """A request body in a content type the route does not read (JSON is required)."""
+
+    http_status = 415
+
+
+class CrossSiteRequestError(InvalidInputError):
+    """A request that a web page on another origin sent (refused unless that origin is allowed)."""
+
+    http_status = 403
 
 
 class PackagingError(WorkbenchError):

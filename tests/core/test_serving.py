@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import workbench as wb
+from support import peak_rss_mb
 from workbench.serving import read_predictions
 
 # -- models ------------------------------------------------------------------------------------
@@ -309,13 +310,16 @@ def test_malformed_empty_and_oversized_bodies(mixed_server) -> None:
     url = f"{mixed_server.url}/v2/models/serving-mixed/infer"
     response = httpx.post(url, content=b'{"inputs": [', headers={"content-type": "application/json"})
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
-    response = httpx.post(url, content=b"")
+    response = httpx.post(url, content=b"", headers={"content-type": "application/json"})
     assert response.status_code == 400 and "body is empty" in response.json()["error"]
+    response = httpx.post(url, content=b"")  # no content type: JSON is required
+    assert response.status_code == 415 and "application/json" in response.json()["error"]
     big = {"inputs": [{"name": "amount", "shape": [5000], "datatype": "FP64", "data": [1.0] * 5000}]}
     response = httpx.post(url, json=big)
     assert response.status_code == 413 and "limit of 20000 bytes" in response.json()["error"]
     # chunked upload without a content-length: still cut off at the limit
-    response = httpx.post(url, content=iter([b'{"inputs": [' + b" " * 30000 + b"]}"]))
+    response = httpx.post(url, content=iter([b'{"inputs": [' + b" " * 30000 + b"]}"]),
+                          headers={"content-type": "application/json"})
     assert response.status_code == 413
 
 
@@ -453,13 +457,23 @@ def test_openapi_document_lists_every_route(rf_server) -> None:
         assert path in doc["paths"]
 
 
+FUZZ_CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+               "response_headers_conformance", "response_schema_conformance", "unsupported_method",
+               "allow_header_conformance")
+
+
 @pytest.mark.slow
 def test_fuzzing_the_openapi_document_finds_no_server_error(mixed_server, tmp_path) -> None:
+    """No 5xx, and every answer as the document says: its status, content type, headers and body
+    schema; a method a route does not take is a 405 with an Allow header."""
     result = subprocess.run(
         [str(Path(sys.executable).parent / "schemathesis"), "run", f"{mixed_server.url}/openapi.json",
-         "--checks", "not_a_server_error", "--max-examples", "40", "--seed", "7", "--no-color",
+         "--checks", ",".join(FUZZ_CHECKS), "--max-examples", "40", "--seed", "7", "--no-color",
          "--phases", "examples,coverage,fuzzing"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,  # its example cache goes there
     )
     assert result.returncode == 0, result.stdout[-5000:]
+    peak = peak_rss_mb(mixed_server.proc.pid)
+    print(result.stdout[-600:], f"peak server memory: {peak:.0f} MB")  # figures for the report
+    assert peak < 1024, f"fuzzing took the server to {peak:.0f} MB"
     assert httpx.get(f"{mixed_server.url}/v2/health/ready").status_code == 200

@@ -268,7 +268,7 @@ class LiveMonitor:
                 taken += len(rows)
                 since = page.next_since
                 self.cursors[source.name] = since
-                if len(page) < self.page_size:
+                if not page.more:  # cut by records or bytes: read on; else the end for now
                     break
         if not frames:
             return pd.DataFrame()

@@ -163,7 +163,7 @@ def read_recent(source: PredictionSource | str | Path, rows: int, *, page_size: 
         while frames and kept - len(frames[0]) >= rows:  # drop pages wholly older than the tail
             kept -= len(frames.pop(0))
         since = page.next_since
-        if len(page) < page_size:
+        if not page.more:  # a page is cut short by records or by bytes; the end is when none follow
             break
     if not frames:
         return LogRows(pd.DataFrame(columns=list(META_COLUMNS)), (), ())

@@ -35,10 +35,13 @@ from workbench.errors import (
     InvalidInputError,
     MissingDependencyError,
     NotFoundError,
+    PayloadTooLargeError,
     SchemaError,
+    UnsupportedMediaTypeError,
     WorkbenchError,
 )
 from workbench.serving import codecs
+from workbench.serving.guard import add_guard, read_body
 from workbench.serving.batching import Batcher, RequestInfo
 from workbench.serving.metrics import ServerMetrics
 from workbench.serving.model import ServedModel
@@ -47,18 +50,6 @@ from workbench.serving.predlog import PredictionLog, read_predictions
 __all__ = ["ServerState", "create_app"]
 
 SERVER_NAME = "workbench"
-
-
-class PayloadTooLargeError(InvalidInputError):
-    """The request body is over the configured limit."""
-
-    http_status = 413
-
-
-class UnsupportedMediaTypeError(InvalidInputError):
-    """The request's content type is not one the route reads."""
-
-    http_status = 415
 
 
 class _JSON(Response):
@@ -108,24 +99,6 @@ def _mlflow_error(exc: WorkbenchError) -> Response:
     status = 400 if exc.http_status == 422 else exc.http_status
     body = MlflowException(str(exc), error_code=code).serialize_as_json()
     return Response(body, status_code=status, media_type="application/json")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    too_big = PayloadTooLargeError(
-        f"the request body is larger than the server's limit of {limit} bytes "
-        "(WORKBENCH_MAX_BODY_BYTES): send fewer rows per request"
-    )
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_big
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_big
-    if not body:
-        raise InvalidInputError("the request body is empty: send a JSON document")
-    return bytes(body)
 
 
 def _parse_json(body: bytes) -> Any:
@@ -202,7 +175,7 @@ class _Routes:
         info = RequestInfo(protocol="v2")
         try:
             self._check_model(request)
-            body = _parse_json(await _read_body(request, self.state.settings.max_body_bytes))
+            body = _parse_json(await read_body(request, self.state.settings.max_body_bytes))
             response = await self._infer_v2(body, info)
         except WorkbenchError as exc:
             self._observe(info, exc.http_status)
@@ -261,6 +234,8 @@ class _Routes:
             raise InvalidInputError("'outputs' must be a list of objects with a 'name'")
         output_names = [o["name"] for o in requested]
         params = self._model_params(parameters)
+        # Rows are counted before decoding: decoding is where a large request costs memory.
+        _check_rows(max((_tensor_rows(t) for t in raw_inputs), default=0), self.state.settings)
         tensors = [codecs.decode_tensor(t) for t in raw_inputs]
         return _V2Request(info, parameters, output_names, params, tensors)
 
@@ -279,7 +254,7 @@ class _Routes:
         """SHAP contributions per row for a V2 inference payload, from the model being served."""
         try:
             self._check_model(request)
-            body = _parse_json(await _read_body(request, self.state.settings.max_body_bytes))
+            body = _parse_json(await read_body(request, self.state.settings.max_body_bytes))
             v2 = self._read_v2(body, RequestInfo(protocol="v2-explain"))
             if not self.model.batchable:
                 raise ExplanationError(
@@ -332,7 +307,7 @@ class _Routes:
                     f"content type {content_type or '(none)'!r} is not supported: send application/json "
                     "(dataframe_split, dataframe_records, instances or inputs) or text/csv"
                 )
-            body = await _read_body(request, self.state.settings.max_body_bytes)
+            body = await read_body(request, self.state.settings.max_body_bytes, json_only=False)
             response = await self._invocations(body, mime, info)
         except WorkbenchError as exc:
             self._observe(info, exc.http_status)
@@ -343,6 +318,8 @@ class _Routes:
     async def _invocations(self, body: bytes, mime: str, info: RequestInfo) -> Response:
         params = None
         if mime == "text/csv":
+            # A CSV has a header line and at most one line per row: bound it before pandas reads it.
+            _check_rows(max(body.count(b"\n") - 1, 0), self.state.settings)
             columns = _csv_columns(body)
             payload: dict[str, Any] = {}
         else:
@@ -356,6 +333,7 @@ class _Routes:
             if raw_params is not None and not isinstance(raw_params, Mapping):
                 raise InvalidInputError("'params' must be an object")
             params = self._model_params(raw_params or {})
+            _check_rows(_payload_rows(payload), self.state.settings)
             columns = None
         if self.model.batchable:
             if columns is None:
@@ -384,7 +362,9 @@ class _Routes:
         try:
             since = _int_param(request, "since", 0, minimum=0, maximum=2**63 - 1)
             limit = _int_param(request, "limit", 1000, minimum=1, maximum=10_000)
-            page = read_predictions(self.state.log.folder, since=since, limit=limit)
+            budget = self.state.settings.log_page_bytes
+            max_bytes = _int_param(request, "max_bytes", budget, minimum=1, maximum=budget)
+            page = read_predictions(self.state.log.folder, since=since, limit=limit, max_bytes=max_bytes)
         except WorkbenchError as exc:
             return _v2_error(exc)
         body = page.to_json()
@@ -394,7 +374,7 @@ class _Routes:
     async def openapi(self, request: Request) -> Response:
         from workbench.serving.openapi import openapi_document
 
-        return _JSON(openapi_document(self.model))
+        return _JSON(openapi_document(self.model, max_page_bytes=self.state.settings.log_page_bytes))
 
     async def ping(self, request: Request) -> Response:
         return Response("\n", media_type="application/json", status_code=200 if self.state.ready else 503)
@@ -414,6 +394,38 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int, maxim
     return value
 
 
+def _check_rows(rows: int, settings: Settings) -> None:
+    """Refuse (413) a request with more rows than ``settings.max_rows_per_request``."""
+    limit = settings.max_rows_per_request
+    if rows > limit:
+        raise PayloadTooLargeError(
+            f"the request has {rows} rows, more than the server's limit of {limit} rows per request "
+            "(WORKBENCH_MAX_ROWS): send fewer rows per request"
+        )
+
+
+def _tensor_rows(raw: Any) -> int:
+    """The rows of a raw V2 tensor (its first dimension), 0 when its shape is not readable yet."""
+    shape = raw.get("shape") if isinstance(raw, Mapping) else None
+    if isinstance(shape, list) and shape and isinstance(shape[0], int):
+        return shape[0]
+    return 0
+
+
+def _payload_rows(payload: Mapping[str, Any]) -> int:
+    """The rows of an MLflow scoring payload, counted without converting it."""
+    rows = 0
+    for key in ("dataframe_split", "dataframe_records", "instances", "inputs"):
+        value = payload.get(key)
+        if key == "dataframe_split" and isinstance(value, Mapping):
+            value = value.get("data")
+        if isinstance(value, list):
+            rows = max(rows, len(value))
+        elif isinstance(value, Mapping):  # one list per column
+            rows = max([rows, *(len(v) for v in value.values() if isinstance(v, list))])
+    return rows
+
+
 def _json_columns(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The column-oriented view of any of MLflow's JSON input formats."""
     keys = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in payload]
@@ -426,6 +438,13 @@ def _json_columns(payload: Mapping[str, Any]) -> dict[str, Any]:
     value = payload[key]
     if key == "dataframe_split":
         names, rows = codecs.columns_from_split(value, key)
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:  # else the last value of the column would silently win
+                raise InvalidInputError(
+                    f"{key}['columns'] names column {name!r} more than once: name each column once"
+                )
+            seen.add(name)
         return codecs.rows_to_columns(names, rows)
     if key == "dataframe_records":
         return codecs.columns_from_records(value, key)
@@ -533,6 +552,7 @@ def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | 
         exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error},
     )
     app.state.workbench = state
+    add_guard(app, settings.allowed_origins)  # before any route: a refused request is never read
     app.add_middleware(_RequestMetrics, metrics=metrics)
     return app
 
@@ -542,7 +562,10 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return _JSON({"error": f"{request.method} is not allowed on {request.url.path}"}, status_code=405)
+    headers = dict(getattr(exc, "headers", None) or {})  # Starlette's: {"Allow": "POST"}
+    allowed = headers.get("Allow", "")
+    return _JSON({"error": f"{request.method} is not allowed on {request.url.path}; use {allowed or 'another method'}"},
+                 status_code=405, headers=headers)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -2,7 +2,10 @@
 
 Request bodies are described precisely enough for a property-based tester (schemathesis) to generate
 valid and invalid requests for every route; the served model's input names and datatypes are filled
-into the examples.
+into the examples. Only the content types the server reads are listed (JSON; CSV for
+``/invocations``), with every status a route answers: 403 for a request a page on another origin
+sent, 413 over the byte or row limit, 415 for another content type (see
+:mod:`workbench.serving.guard`).
 """
 
 from __future__ import annotations
@@ -110,8 +113,8 @@ def _responses(ok: Any, *errors: int, error_schema: Any = None) -> dict[str, Any
     return out
 
 
-def openapi_document(model: ServedModel) -> dict[str, Any]:
-    """The OpenAPI document for a server of ``model``."""
+def openapi_document(model: ServedModel, *, max_page_bytes: int = 8 * 1024 * 1024) -> dict[str, Any]:
+    """The OpenAPI document for a server of ``model`` (``max_page_bytes``: its log page limit)."""
     model_params = [{"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"},
                      "example": model.name}]
     version_params = [*model_params, {"name": "model_version", "in": "path", "required": True,
@@ -133,7 +136,8 @@ def openapi_document(model: ServedModel) -> dict[str, Any]:
             "operationId": "infer" + ("_version" if len(params) > 1 else ""),
             "parameters": params,
             "requestBody": infer_body,
-            "responses": _responses({"$ref": "#/components/schemas/InferenceResponse"}, 400, 404, 413, 422, 503),
+            "responses": _responses({"$ref": "#/components/schemas/InferenceResponse"},
+                                    400, 403, 404, 413, 415, 422, 503),
         }}
 
     def explain_op(params: list[dict[str, Any]]) -> dict[str, Any]:
@@ -144,7 +148,7 @@ def openapi_document(model: ServedModel) -> dict[str, Any]:
             "parameters": params,
             "requestBody": infer_body,
             "responses": _responses({"$ref": "#/components/schemas/ExplanationResponse"},
-                                    400, 404, 413, 422, 503),
+                                    400, 403, 404, 413, 415, 422, 501, 503),
         }}
 
     def get_op(op_id: str, summary: str, ok: Any, params: list[dict[str, Any]] | None = None,
@@ -182,8 +186,12 @@ def openapi_document(model: ServedModel) -> dict[str, Any]:
                     "application/json": {"schema": {"$ref": "#/components/schemas/Invocations"}},
                     "text/csv": {"schema": {"type": "string"}},
                 }},
-                "responses": _responses({"type": "object", "properties": {"predictions": {}}},
-                                        400, 413, 415, 422, 503, error_schema={"$ref": "#/components/schemas/MlflowError"}),
+                "responses": {
+                    **_responses({"type": "object", "properties": {"predictions": {}}},
+                                 400, 413, 415, 422, 503, error_schema={"$ref": "#/components/schemas/MlflowError"}),
+                    # refused before the route runs, in the server's own error form
+                    "403": {"description": "Error", "content": _json({"$ref": "#/components/schemas/Error"})},
+                },
             }},
             "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
                                  "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -193,8 +201,15 @@ def openapi_document(model: ServedModel) -> dict[str, Any]:
                 "parameters": [
                     {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                    {"name": "max_bytes", "in": "query", "description": "bytes of logged records per page, "
+                     "at most the server's WORKBENCH_LOG_PAGE_BYTES; a page holds at least one record",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": max_page_bytes}},
                 ],
-                "responses": _responses({"type": "object", "required": ["records", "next_since"]}, 400, 404),
+                "responses": _responses({"type": "object", "required": ["records", "next_since", "more"],
+                                         "properties": {"records": {"type": "array", "items": {"type": "object"}},
+                                                        "next_since": {"type": "integer"},
+                                                        "more": {"type": "boolean"},
+                                                        "replica": {"type": "string"}}}, 400, 403, 404),
             }},
         },
         "components": {"schemas": {

@@ -208,9 +208,9 @@ class PredictionLog:
         self._stop.set()
         self._checkpointer.join(timeout=60)
 
-    def read(self, since: int = 0, limit: int | None = 1000) -> PredictionPage:
+    def read(self, since: int = 0, limit: int | None = 1000, *, max_bytes: int | None = None) -> PredictionPage:
         """Records after cursor ``since`` (see :func:`read_predictions`)."""
-        return read_predictions(self.folder, since=since, limit=limit)
+        return read_predictions(self.folder, since=since, limit=limit, max_bytes=max_bytes)
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,9 @@ class PredictionPage:
     records: pd.DataFrame
     #: Pass as ``since`` to get what comes after this page.
     next_since: int
+    #: True when the page stopped at its limit of records or bytes: more records may follow, read
+    #: from ``next_since`` (False: the page reached the end of the log as it was).
+    more: bool = False
 
     def __len__(self) -> int:
         return len(self.records)
@@ -239,12 +242,14 @@ class PredictionPage:
                 for rec in self.records.to_dict(orient="records")
             ],
             "next_since": self.next_since,
+            "more": self.more,
         }
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> PredictionPage:
         """Inverse of :meth:`to_json` (what a client of the HTTP route gets)."""
-        return cls(pd.DataFrame(body["records"], columns=_COLUMNS), int(body["next_since"]))
+        return cls(pd.DataFrame(body["records"], columns=_COLUMNS), int(body["next_since"]),
+                   bool(body.get("more", False)))
 
 
 def page_rows(records: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...], tuple[str, ...]]:
@@ -312,10 +317,16 @@ _COLUMNS = ["seq", "request_id", "ts", "model_name", "model_version", "protocol"
             "latency_ms", "inputs", "outputs", "replica"]
 
 
-def read_predictions(folder: str | Path, since: int = 0, limit: int | None = 1000) -> PredictionPage:
-    """Records with ``seq > since`` from the log in ``folder``, oldest first, at most ``limit``."""
-    if since < 0 or (limit is not None and limit <= 0):
-        raise InvalidInputError("since must be >= 0 and limit > 0")
+def read_predictions(folder: str | Path, since: int = 0, limit: int | None = 1000, *,
+                     max_bytes: int | None = None) -> PredictionPage:
+    """Records with ``seq > since`` from the log in ``folder``, oldest first, at most ``limit``.
+
+    ``max_bytes`` bounds the page by the size of the records' logged inputs and outputs as well: the
+    page ends before the record that would go over it (but holds at least one record, so a reader
+    always moves on). ``page.more`` says whether a limit cut the page short.
+    """
+    if since < 0 or (limit is not None and limit <= 0) or (max_bytes is not None and max_bytes <= 0):
+        raise InvalidInputError("since must be >= 0, and limit and max_bytes > 0")
     path = Path(folder) / LOG_FILE
     if not path.exists():
         raise NotFoundError(f"no prediction log at {path}: has the server answered a request yet?")
@@ -326,6 +337,17 @@ def read_predictions(folder: str | Path, since: int = 0, limit: int | None = 100
         if limit is not None:
             sql += " LIMIT ?"
             args = (since, limit)
+        cut_by_bytes = False
+        if max_bytes is not None:  # sizes first, then only the records that fit are read
+            size_sql = sql.replace(", ".join(_COLUMNS), "seq, length(inputs) + length(outputs)", 1)
+            taken, total, last = 0, 0, since
+            for seq, size in conn.execute(size_sql, args):
+                if taken and total + size > max_bytes:
+                    cut_by_bytes = True
+                    break
+                taken, total, last = taken + 1, total + size, seq
+            sql = sql.replace("WHERE seq > ?", "WHERE seq > ? AND seq <= ?", 1)
+            args = (since, last, *args[1:])
         rows = conn.execute(sql, args).fetchall()
     finally:
         conn.close()
@@ -333,4 +355,5 @@ def read_predictions(folder: str | Path, since: int = 0, limit: int | None = 100
         (*row[:8], orjson.loads(row[8]), orjson.loads(row[9]), row[10]) for row in rows
     ]
     frame = pd.DataFrame(decoded, columns=_COLUMNS)
-    return PredictionPage(frame, int(rows[-1][0]) if rows else since)
+    more = cut_by_bytes or (limit is not None and len(rows) >= limit)
+    return PredictionPage(frame, int(rows[-1][0]) if rows else since, more)

@@ -32,11 +32,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from workbench.errors import InvalidInputError
+from workbench.serving.guard import add_guard, read_body
 
 __all__ = ["RouteTable", "create_router"]
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
                 "content-length", "proxy-authorization", "proxy-connection"}
+# The router has checked where a request comes from (guard.CrossSiteGuard) before forwarding it. Its
+# servers listen on other ports, so to them the caller's own Origin would look foreign: not forwarded.
+_CHECKED_HEADERS = {"origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user"}
 _SHADOW_LIMIT = 64  # mirrored requests in flight at most; beyond that copies are counted as dropped
 
 
@@ -101,8 +105,9 @@ class _Group:
 
 
 class _Router:
-    def __init__(self, table: RouteTable, token: str, config_path: Path | None) -> None:
+    def __init__(self, table: RouteTable, token: str, config_path: Path | None, max_body_bytes: int) -> None:
         self.token = token
+        self.max_body_bytes = max_body_bytes
         self.config_path = config_path
         self.client: httpx.AsyncClient | None = None
         self.registry = CollectorRegistry()
@@ -130,7 +135,8 @@ class _Router:
     async def send(self, variant: str, request: Request, body: bytes) -> httpx.Response:
         """Forward to the variant's servers in turn until one answers."""
         assert self.client is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in _HOP_HEADERS and k.lower() not in _CHECKED_HEADERS}
         last_error: Exception | None = None
         for url in self.groups[variant].order():
             try:
@@ -152,7 +158,10 @@ class _Router:
             self.shadow_slots.release()
 
     async def forward(self, request: Request) -> Response:
-        body = await request.body()
+        try:  # the servers check the content type; the router only never holds more than they take
+            body = await read_body(request, self.max_body_bytes, json_only=False, allow_empty=True)
+        except InvalidInputError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
         variant = self.choose()
         version = self.table.champion_version if variant == "champion" else self.table.challenger_version
         started = time.perf_counter()
@@ -185,9 +194,16 @@ class _Router:
 
 
 def create_router(table: RouteTable, *, token: str, config_path: Path | None = None,
-                  timeout: float = 60.0) -> Starlette:
-    """The router application; ``token`` guards ``PUT /workbench/router``."""
-    router = _Router(table, token, config_path)
+                  timeout: float = 60.0, allowed_origins: tuple[str, ...] | None = None) -> Starlette:
+    """The router application; ``token`` guards ``PUT /workbench/router``.
+
+    Requests from web pages on other origins are refused unless ``allowed_origins`` (default: the
+    ``WORKBENCH_ALLOWED_ORIGINS`` setting) lists them (see :mod:`workbench.serving.guard`).
+    """
+    from workbench.config import get_settings
+
+    settings = get_settings()
+    router = _Router(table, token, config_path, settings.max_body_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -207,8 +223,11 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
         if not router.authorized(request):
             return JSONResponse({"error": "changing routes needs the deployment's admin token"}, status_code=401)
         try:
-            table = RouteTable.from_dict(json.loads(await request.body()))
-        except (ValueError, InvalidInputError) as exc:
+            body = await read_body(request, router.max_body_bytes)
+            table = RouteTable.from_dict(json.loads(body))
+        except InvalidInputError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+        except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         router.apply(table)
         if router.config_path is not None:  # a restarted router comes back with the same routes
@@ -224,7 +243,7 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
         return await router.forward(request)
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/workbench/router", get_table, methods=["GET"]),
             Route("/workbench/router", put_table, methods=["PUT"]),
@@ -233,6 +252,8 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
         ],
         lifespan=lifespan,
     )
+    add_guard(app, settings.allowed_origins if allowed_origins is None else allowed_origins)
+    return app
 
 
 def load_config(path: Path) -> tuple[RouteTable, str]:

@@ -1,0 +1,149 @@
+"""What keeps a web page the user has open, or a large request, from harming the inference server
+and the router.
+
+Both listen on a local port, and any page in the user's browser can send requests to
+``127.0.0.1:<port>``: a ``fetch(..., {mode: "no-cors"})`` or a form POST goes out without the page
+being able to read the answer, but its rows would still be predicted and logged. So a request that
+a browser marks as sent from another origin is refused with 403, before any route runs:
+
+- ``Sec-Fetch-Site`` (sent by every current browser) other than ``same-origin`` or ``none``
+  (``none``: the user typed the address); a page on another port of the same host is
+  ``same-site``, which is another origin, so it is refused too;
+- else an ``Origin`` that is not this server's own (scheme, host and port of the ``Host`` header).
+
+Clients that are not browsers (httpx, requests, curl, MLflow's scoring client, Prometheus, health
+checks) send neither header and are unaffected. A deployment that wants a web page to call it lists
+that page's origin in ``WORKBENCH_ALLOWED_ORIGINS`` (:attr:`~workbench.config.Settings.allowed_origins`);
+those origins also get CORS answers, so their pages can read the response.
+
+Body routes additionally require a JSON content type (:func:`require_json`): the content types a
+page may send without a CORS preflight (``text/plain``, forms) are never read as a request. They read
+bodies with :func:`read_body`, which stops at the server's byte limit (``WORKBENCH_MAX_BODY_BYTES``)
+instead of holding whatever a client sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from workbench.errors import (
+    CrossSiteRequestError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+
+__all__ = ["CrossSiteGuard", "add_guard", "cross_site_reason", "is_json", "read_body", "require_json"]
+
+_SAME_ORIGIN = {"same-origin", "none"}
+
+
+def is_json(content_type: str) -> bool:
+    """True for ``application/json`` and ``application/<anything>+json`` (parameters ignored)."""
+    mime = content_type.split(";")[0].strip().lower()
+    return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
+
+
+def require_json(content_type: str | None) -> None:
+    """Raise :class:`UnsupportedMediaTypeError` (415) unless ``content_type`` is JSON."""
+    if not is_json(content_type or ""):
+        raise UnsupportedMediaTypeError(
+            f"content type {content_type or '(none)'!r} is not supported: send the body as JSON with the "
+            "header Content-Type: application/json"
+        )
+
+
+async def read_body(request: Any, limit: int, *, json_only: bool = True, allow_empty: bool = False) -> bytes:
+    """The body of a Starlette ``request``, refused past ``limit`` bytes (413, whether or not a
+    Content-Length was declared), when empty (400, unless ``allow_empty``) and, with ``json_only``,
+    when not JSON (415)."""
+    declared = request.headers.get("content-length")
+    too_big = PayloadTooLargeError(
+        f"the request body is larger than the server's limit of {limit} bytes "
+        "(WORKBENCH_MAX_BODY_BYTES): send fewer rows per request"
+    )
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    if json_only:
+        require_json(request.headers.get("content-type"))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_big
+    if not body and not allow_empty:
+        raise InvalidInputError("the request body is empty: send a JSON document")
+    return bytes(body)
+
+
+def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def cross_site_reason(scope: dict[str, Any], allowed_origins: Sequence[str]) -> str | None:
+    """Why the request in ``scope`` counts as sent by a page on another origin, or ``None``."""
+    headers = scope.get("headers") or []
+    origin = _header(headers, b"origin")
+    if origin is not None:
+        origin = origin.rstrip("/")
+        if "*" in allowed_origins or origin in allowed_origins:
+            return None
+    fetch_site = (_header(headers, b"sec-fetch-site") or "").strip().lower()
+    if fetch_site and fetch_site not in _SAME_ORIGIN:
+        return f"the browser marks it as sent from a {fetch_site} page ({origin or 'origin not given'})"
+    if origin is None:
+        return None
+    host = _header(headers, b"host") or ""
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    own = f"{scheme}://{host}".lower()
+    if origin.lower() == own:
+        return None
+    return f"it comes from a page at {origin}, not from {own or 'this server'}"
+
+
+class CrossSiteGuard:
+    """ASGI middleware that answers 403 to requests sent by a page on another origin.
+
+    ``allowed_origins`` (``https://host[:port]`` or ``*``) are let through; :class:`starlette
+    CORSMiddleware <starlette.middleware.cors.CORSMiddleware>` inside it answers their preflights.
+    ``error_body`` builds the JSON body of the refusal from the :class:`CrossSiteRequestError` (each
+    app answers errors in its own form); by default ``{"error": message}``.
+    """
+
+    def __init__(self, app: Any, *, allowed_origins: Sequence[str] = (), error_body: Any = None) -> None:
+        self.app = app
+        self.allowed_origins = tuple(allowed_origins)
+        self.error_body = error_body or (lambda error: {"error": str(error)})
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            reason = cross_site_reason(scope, self.allowed_origins)
+            if reason is not None:
+                error = CrossSiteRequestError(
+                    f"cross-site request refused: {reason}. Pages on other origins may not call this "
+                    "server; to allow one, add its origin to WORKBENCH_ALLOWED_ORIGINS (e.g. "
+                    "https://app.example.com)")
+                body = orjson.dumps(self.error_body(error))
+                await send({"type": "http.response.start", "status": error.http_status,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def add_guard(app: Any, allowed_origins: Sequence[str], *, error_body: Any = None) -> None:
+    """Add the guard (and, for allowed origins, CORS answers) to a Starlette ``app``."""
+    if allowed_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(allowed_origins),
+                           allow_methods=["GET", "POST", "PUT"], allow_headers=["content-type", "authorization"],
+                           expose_headers=["x-request-id", "x-workbench-variant", "x-model-version"])
+    app.add_middleware(CrossSiteGuard, allowed_origins=allowed_origins, error_body=error_body)
