@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
-import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,45 +20,15 @@ import httpx
 import pytest
 
 import workbench as wb
-from support import free_port
+from support import WORKBENCH, free_port, start_review, stop_process
 from workbench.errors import DeploymentNotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-results"
-WORKBENCH = str(Path(sys.executable).parent / "workbench")
 PASSWORD = "review-team-password"
 LOCAL_PREFIXES = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "about:")
 
 pytestmark = pytest.mark.ui
-
-
-def _start_review(log_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """``workbench review`` on a free port, with the session's workspace; its base URL once it answers."""
-    port = free_port()
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process by the caller's finally
-    proc = subprocess.Popen([WORKBENCH, "review", "--no-browser", "--port", str(port), *args],
-                            env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/review", timeout=5, follow_redirects=False).status_code in (200, 302):
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("workbench review did not start:\n" + log_path.read_text())
-        time.sleep(0.3)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -80,22 +48,22 @@ def review_model(numeric_data) -> wb.ModelVersion:
 @pytest.fixture(scope="module")
 def review_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.Settings) -> Iterator[str]:
     """``workbench review`` on loopback (no sign-in)."""
-    proc, url = _start_review(tmp_path_factory.mktemp("review") / "review.log")
+    proc, url = start_review(tmp_path_factory.mktemp("review") / "review.log")
     try:
         yield url
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
 def team_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.Settings) -> Iterator[str]:
     """``workbench review`` in team mode: bound to every address, password required."""
-    proc, url = _start_review(tmp_path_factory.mktemp("review-team") / "review.log", "--team",
+    proc, url = start_review(tmp_path_factory.mktemp("review-team") / "review.log", "--team",
                               env={"WORKBENCH_REVIEW_PASSWORD": PASSWORD})
     try:
         yield url
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture()

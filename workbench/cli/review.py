@@ -1,15 +1,19 @@
 """``workbench review``: the Panel review app on the workspace in effect.
 
-The core never imports Panel, so the app runs in a child process: ``python -m panel serve`` on the
-app file of :mod:`workbench.widgets.app`, with the workspace passed through the environment (as
-``workbench lab`` does for JupyterLab).
+The core never imports Panel, so the app runs in a child process: ``python -m
+workbench.widgets.app.server`` (``panel serve`` with the review app's hardening) on the app file of
+:mod:`workbench.widgets.app`, with the workspace passed through the environment (as ``workbench
+lab`` does for JupyterLab).
 
 Bound to loopback (the default), only this machine reaches it. Binding any other address is team
-mode: colleagues on the network reach it, so it refuses to start without a password, and then uses
-Panel's basic authentication (a sign-in page, a signed cookie). The password comes from
-``WORKBENCH_REVIEW_PASSWORD`` or a prompt and is handed to Panel in a file only this user can read,
-removed when the app stops; the cookie secret from ``WORKBENCH_REVIEW_COOKIE_SECRET`` (else a new
-one each start, which signs everyone out on restart).
+mode: colleagues on the network reach it, so it refuses to start without a password, and then
+serves a sign-in page (a signed ``SameSite`` cookie, ``Secure`` over TLS; wrong passwords locked out
+per client after ``WORKBENCH_SIGN_IN_ATTEMPTS`` tries for ``WORKBENCH_SIGN_IN_LOCKOUT`` seconds). The
+password comes from ``WORKBENCH_REVIEW_PASSWORD`` or a prompt and is handed to the server in a file
+only this user can read, removed when the app stops; the cookie secret from
+``WORKBENCH_REVIEW_COOKIE_SECRET`` (else a new one each start, which signs everyone out on restart).
+``--certfile``/``--keyfile`` serve it over HTTPS; ``--behind-proxy`` trusts a reverse proxy's
+``X-Forwarded-*`` headers (the client's address for throttling, HTTPS for cookies).
 """
 
 from __future__ import annotations
@@ -68,6 +72,20 @@ class ReviewServer:
     default_model: str | None = None
     open_browser: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: TLS certificate and private key files (PEM): served over HTTPS when both are given.
+    certfile: str | None = None
+    keyfile: str | None = None
+    #: Trust ``X-Forwarded-For``/``X-Forwarded-Proto`` from a reverse proxy in front.
+    behind_proxy: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ConfigurationError("HTTPS needs both --certfile and --keyfile (PEM files): give both or neither")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the app is served over HTTPS."""
+        return self.certfile is not None
 
     @property
     def team(self) -> bool:
@@ -80,21 +98,25 @@ class ReviewServer:
         host = "127.0.0.1" if self.address in ("0.0.0.0", "::") else self.address
         host = f"[{host}]" if ":" in host else host
         query = f"?model={self.default_model}" if self.default_model else ""
-        return f"http://{host}:{self.port}/review{query}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/review{query}"
 
     def command(self, run_dir: Path | None) -> list[str]:
         """The ``panel serve`` command line (secrets never appear on it: ``ps`` shows it to everyone)."""
         from workbench.widgets.app import APP_FILE
 
-        args = [sys.executable, "-m", "panel", "serve", str(APP_FILE), "--port", str(self.port),
+        args = [sys.executable, "-m", "workbench.widgets.app.server", str(APP_FILE), "--port", str(self.port),
                 "--address", self.address, "--index", "review"]
         for origin in self.origins:
             args += ["--allow-websocket-origin", origin]
         if self.team:
             if run_dir is None:
                 raise ConfigurationError("team mode needs a private folder for the sign-in files")
-            args += ["--basic-auth", str(run_dir / "credentials.json"),
-                     "--basic-login-template", str(run_dir / "login.html")]
+            args += ["--sign-in-password-file", str(run_dir / "credentials.json"),
+                     "--sign-in-template", str(run_dir / "login.html")]
+        if self.certfile and self.keyfile:
+            args += ["--ssl-certfile", self.certfile, "--ssl-keyfile", self.keyfile]
+        if self.behind_proxy:
+            args.append("--use-xheaders")
         if self.open_browser:
             args.append("--show")
         return args
@@ -200,9 +222,15 @@ def _serve(server: ReviewServer) -> int:
 @click.option("--model", help="Open this registered model's review (the default page).")
 @click.option("--allow-origin", "allow_origins", multiple=True, metavar="HOST[:PORT]",
               help="Another host name browsers use to reach the app (e.g. behind a proxy); repeatable.")
+@click.option("--certfile", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TLS certificate (PEM) to serve over HTTPS; with --keyfile.")
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Private key (PEM) of --certfile.")
+@click.option("--behind-proxy", is_flag=True,
+              help="Behind a reverse proxy: trust its X-Forwarded-For/-Proto headers (client address, HTTPS).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser window.")
 def review(port: int, address: str, team: bool, model: str | None, allow_origins: tuple[str, ...],
-           no_browser: bool) -> None:
+           certfile: str | None, keyfile: str | None, behind_proxy: bool, no_browser: bool) -> None:
     """Serve the review app: runs, models, packaging, deployments, drift, explanations.
 
     Everything is served from this machine (no CDN, no web fonts), on the workspace in effect.
@@ -220,11 +248,16 @@ def review(port: int, address: str, team: bool, model: str | None, allow_origins
         cookie_secret=(os.environ.get(COOKIE_SECRET_ENV) or secrets.token_urlsafe(32)) if team else None,
         default_model=model,
         open_browser=not no_browser,
+        certfile=str(Path(certfile).resolve()) if certfile else None,
+        keyfile=str(Path(keyfile).resolve()) if keyfile else None,
+        behind_proxy=behind_proxy,
     )
     click.echo(f"Workbench review at {server.url}")
     if team:
-        click.echo(f"Team mode: reachable from other machines at port {port}; colleagues sign in with any name "
-                   "and the password. Use HTTPS in front of it (a reverse proxy) on untrusted networks.")
+        how = "over HTTPS" if server.tls else ("behind your proxy" if behind_proxy else
+                                              "over plain HTTP: give --certfile/--keyfile or a proxy on untrusted networks")
+        click.echo(f"Team mode: reachable from other machines at port {port} {how}; colleagues sign in with any "
+                   "name and the password.")
     sys.exit(_serve(server))
 
 

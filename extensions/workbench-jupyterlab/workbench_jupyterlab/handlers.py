@@ -20,6 +20,11 @@ file in a kernel behind this server's authentication.
 
 Every verb is ``@tornado.web.authenticated``; a :class:`~workbench.errors.WorkbenchError` answers
 with its ``http_status`` and ``{"message": <the core's message>, "error": <class name>}``.
+
+Panel's own server extension serves those pages under ``<base_url>/panel-preview/``; two of its
+routes are answered here first (:func:`guard_panel_preview`): ``components/...`` (which imported any
+module named in the URL, without sign-in) serves only Panel's and Bokeh's resources to signed-in
+users, and ``render/<path>`` answers 404 for a file that does not exist instead of starting a kernel.
 """
 
 from __future__ import annotations
@@ -33,12 +38,15 @@ from urllib.parse import quote, urlencode
 import tornado.web
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
+from panel.io.jupyter_server_extension import PanelJupyterHandler
+from panel.io.server import ComponentResourceHandler
 
 from workbench.errors import InvalidInputError, WorkbenchError
 from workbench.widgets.app import APP_FILE
+from workbench.widgets.app.resources import SafeComponentResources
 from workbench_jupyterlab.service import WorkbenchService
 
-__all__ = ["APPS", "setup_handlers"]
+__all__ = ["APPS", "guard_panel_preview", "setup_handlers"]
 
 #: Page name -> query arguments it adds to the review app's (see :mod:`workbench.widgets.apps`).
 APPS: dict[str, dict[str, str]] = {
@@ -196,6 +204,44 @@ class AppHandler(JupyterHandler):
         self.redirect(target + (f"?{urlencode(query)}" if query else ""))
 
 
+class PanelComponentHandler(SafeComponentResources, JupyterHandler, ComponentResourceHandler):
+    """``GET panel-preview/components/...``: Panel's and Bokeh's component resources, signed in."""
+
+    @tornado.web.authenticated
+    async def get(self, path: str, include_body: bool = True) -> None:
+        await ComponentResourceHandler.get(self, path, include_body)
+
+    @tornado.web.authenticated
+    async def head(self, path: str) -> None:
+        await ComponentResourceHandler.head(self, path)
+
+
+class PanelRenderHandler(PanelJupyterHandler):
+    """``GET panel-preview/render/<path>``: Panel's page of a file, 404 when there is no such file
+    (Panel would start a kernel for it and wait on it for ever)."""
+
+    @tornado.web.authenticated
+    async def get(self, path: str | None = None) -> None:
+        if not self.notebook_path and not self.nb_path(path).is_file():
+            raise tornado.web.HTTPError(404, "no such file to render")
+        await super().get(path)
+
+
+def guard_panel_preview(web_app: tornado.web.Application) -> None:
+    """Answer Panel's ``panel-preview/components`` and ``panel-preview/render`` routes here.
+
+    Tornado tries host rule groups in the order they were added, and Panel's extension may load
+    before this one, so these handlers go in a group moved to the front.
+    """
+    base = url_path_join(web_app.settings["base_url"], "panel-preview")
+    web_app.add_handlers(".*$", [
+        (url_path_join(base, "components", "(.*)"), PanelComponentHandler),
+        (url_path_join(base, "render", r"(.*(?<!/ws))$"), PanelRenderHandler),
+    ])
+    rules = web_app.default_router.rules
+    rules.insert(0, rules.pop(-2))  # add_handlers puts a group just before the last (catch-all) one
+
+
 def setup_handlers(web_app: tornado.web.Application) -> None:
     """Put the core object in ``web_app.settings["workbench"]`` and add the routes under the base URL."""
     web_app.settings.setdefault("workbench", WorkbenchService())
@@ -214,3 +260,4 @@ def setup_handlers(web_app: tornado.web.Application) -> None:
         (url_path_join(api, "snippet"), SnippetHandler),
         (url_path_join(base, "apps", "(?P<app>" + "|".join(APPS) + ")"), AppHandler),
     ])
+    guard_panel_preview(web_app)

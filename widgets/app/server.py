@@ -1,0 +1,199 @@
+"""``python -m workbench.widgets.app.server``: ``panel serve`` as ``workbench review`` runs it.
+
+The same command line as ``panel serve`` (TLS with ``--ssl-certfile``/``--ssl-keyfile``, a reverse
+proxy's headers with ``--use-xheaders``), with three changes for a page served to a team:
+
+- the component resource route (``/components/...``) serves only Panel's and Bokeh's own
+  resources (:mod:`workbench.widgets.app.resources`) and, in team mode, only to signed-in users;
+- ``--sign-in-password-file FILE`` (instead of Panel's ``--basic-auth``) turns on the team sign-in:
+  any name with the password in FILE, compared in constant time, with wrong passwords throttled per
+  client (``WORKBENCH_SIGN_IN_ATTEMPTS`` tries, then locked out for ``WORKBENCH_SIGN_IN_LOCKOUT``
+  seconds, each lock-out logged) and cookies marked ``SameSite=Lax`` and, over TLS, ``Secure``;
+- ``--sign-in-template FILE`` is the sign-in page (Jinja2, as Panel's ``--basic-login-template``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import tornado.escape
+from bokeh.command.subcommand import Argument
+from panel.auth import BasicAuthProvider, BasicLoginHandler
+from panel.command.serve import Serve
+from panel.io.server import AuthenticatedStaticFileHandler, ComponentResourceHandler
+
+from workbench.config import get_settings
+from workbench.widgets.app.resources import SafeComponentResources
+
+__all__ = ["ReviewServe", "SignInThrottle", "main"]
+
+_log = logging.getLogger("workbench.review")
+
+
+class ReviewComponentHandler(SafeComponentResources, AuthenticatedStaticFileHandler, ComponentResourceHandler):
+    """Panel's component resources: Panel's and Bokeh's only, to signed-in users in team mode."""
+
+
+@dataclass
+class SignInThrottle:
+    """Wrong passwords per client: after ``attempts`` in a row the client is locked out for
+    ``lockout`` seconds (even the right password is refused meanwhile); a right one clears the count."""
+
+    attempts: int
+    lockout: float
+    _failures: dict[str, int] = field(default_factory=dict)
+    _locked_until: dict[str, float] = field(default_factory=dict)
+
+    def locked_for(self, client: str) -> float:
+        """Seconds the client is still locked out (0 when it may try)."""
+        until = self._locked_until.get(client)
+        if until is None:
+            return 0.0
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._locked_until[client]
+            return 0.0
+        return left
+
+    def failed(self, client: str) -> float:
+        """Count a wrong password; the lock-out it starts, in seconds (0 when none)."""
+        count = self._failures.get(client, 0) + 1
+        if count < self.attempts:
+            self._failures[client] = count
+            return 0.0
+        self._failures.pop(client, None)
+        self._locked_until[client] = time.monotonic() + self.lockout
+        if len(self._locked_until) > 10_000:  # bounded: forget the oldest locks first
+            oldest = min(self._locked_until, key=self._locked_until.__getitem__)
+            del self._locked_until[oldest]
+        return self.lockout
+
+    def succeeded(self, client: str) -> None:
+        """Forget the client's wrong passwords."""
+        self._failures.pop(client, None)
+
+
+class SignInHandler(BasicLoginHandler):
+    """Panel's sign-in page and form, with the password from a file, throttling and safe cookies."""
+
+    password_file: str = ""
+    throttle: SignInThrottle
+
+    def set_cookie(self, name: str, value: str | bytes, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """Every cookie of the sign-in: not sent by other sites' requests, only over TLS when served so."""
+        kwargs.setdefault("samesite", "Lax")
+        if self.request.protocol == "https":
+            kwargs["secure"] = True
+        super().set_cookie(name, value, *args, **kwargs)
+
+    def _validate(self, username: str, password: str) -> bool:
+        with open(self.password_file, encoding="utf-8") as handle:
+            expected = json.load(handle)
+        return bool(username) and hmac.compare_digest(password.encode(), str(expected).encode())
+
+    def _refuse(self, status: int, message: str, retry_after: float | None = None) -> None:
+        self.set_status(status)
+        if retry_after is not None:
+            self.set_header("Retry-After", str(int(retry_after + 0.999)))
+        self.finish(self._login_template.render(login_endpoint=self._login_endpoint, errormessage=message,
+                                                PANEL_CDN=""))
+
+    def post(self) -> None:
+        """Check the password, unless this client is locked out; lock it out after too many wrong ones."""
+        client = self.request.remote_ip or "unknown"
+        username = self.get_argument("username", "")
+        locked = self.throttle.locked_for(client)
+        if locked:
+            _log.warning("review sign-in refused for %r from %s: locked out for %.0f s more", username, client, locked)
+            self._refuse(429, f"Too many wrong passwords from your address: try again in {int(locked + 0.999)} "
+                              "seconds.", retry_after=locked)
+            return
+        if self._validate(username, self.get_argument("password", "")):
+            self.throttle.succeeded(client)
+            _log.info("review sign-in: %r from %s", username, client)
+            self.set_current_user(username)
+            self.redirect(self._next_url())
+            return
+        lockout = self.throttle.failed(client)
+        if lockout:
+            _log.warning("review sign-in: %d wrong passwords in a row from %s (last as %r): locked out for %.0f s",
+                         self.throttle.attempts, client, username, lockout)
+            self._refuse(429, f"Too many wrong passwords from your address: try again in {int(lockout + 0.999)} "
+                              "seconds.", retry_after=lockout)
+            return
+        _log.warning("review sign-in: wrong password for %r from %s", username, client)
+        self.redirect(self.request.uri + "?error=" + tornado.escape.url_escape("Invalid username or password!"))
+
+    def _next_url(self) -> str:
+        from panel.auth import _validate_next_url
+        from panel.io.state import state
+
+        return _validate_next_url(self.get_cookie("next_url", state.base_url)) or "/"
+
+
+class SignIn(BasicAuthProvider):
+    """Panel's basic authentication with :class:`SignInHandler` as its sign-in page."""
+
+    def __init__(self, password_file: str, login_template: str | None, throttle: SignInThrottle) -> None:
+        self._password_file = password_file
+        self._throttle = throttle
+        self._handler: type[SignInHandler] | None = None
+        super().__init__(login_template=login_template)  # checks login_handler: set up what it needs first
+
+    @property
+    def login_handler(self) -> type[SignInHandler]:
+        """The sign-in page, bound to this provider's password file, template and throttle."""
+        if self._handler is None:
+            self._handler = type("BoundSignInHandler", (SignInHandler,), {
+                "_login_endpoint": self._login_endpoint, "_login_template": self._login_template,
+                "password_file": self._password_file, "throttle": self._throttle,
+            })
+        return self._handler
+
+
+class ReviewServe(Serve):
+    """``panel serve`` with the review app's component route and team sign-in (module docstring)."""
+
+    args = (
+        *Serve.args,
+        ("--sign-in-password-file", Argument(metavar="FILE", type=str, default=None,
+                                             help="Team sign-in: a JSON string, the password (any name).")),
+        ("--sign-in-template", Argument(metavar="FILE", type=str, default=None,
+                                        help="The sign-in page (a Jinja2 template as Panel's login page).")),
+    )
+
+    def customize_kwargs(self, args: argparse.Namespace, server_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Panel's server settings, with the narrowed component route and the team sign-in."""
+        kwargs = super().customize_kwargs(args, server_kwargs)
+        kwargs["extra_patterns"] = [
+            (pattern[0], ReviewComponentHandler, *pattern[2:]) if pattern[1] is ComponentResourceHandler else pattern
+            for pattern in kwargs.get("extra_patterns", [])
+        ]
+        if args.sign_in_password_file:
+            settings = get_settings()
+            kwargs["auth_provider"] = SignIn(
+                args.sign_in_password_file, args.sign_in_template,
+                SignInThrottle(settings.sign_in_attempts, settings.sign_in_lockout),
+            )
+        return kwargs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse ``panel serve`` arguments (and the two sign-in ones) and serve until stopped."""
+    parser = argparse.ArgumentParser(prog="python -m workbench.widgets.app.server",
+                                     description="panel serve, as workbench review runs it")
+    command = ReviewServe(parser=parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    command.invoke(args)
+
+
+if __name__ == "__main__":
+    main()
