@@ -82,6 +82,12 @@ def test_the_image_carries_labels_and_runs_as_a_non_root_user(packaged, register
     assert config["User"] == "10001"
     assert "/v2/health/ready" in " ".join(config["Healthcheck"]["Test"])
     assert packaged.size_bytes == image.attrs["Size"]
+    assert labels["io.workbench.model.training_rows"] == "0"  # no training rows unless asked for
+
+
+def test_the_model_card_says_what_training_rows_the_image_carries(packaged, registered_model) -> None:
+    card = wb.model_card(registered_model.uri).to_markdown()
+    assert f"{packaged.tag}: no training rows (100 rows drawn from per-feature summaries)" in card
 
 
 def test_the_image_serves_both_protocols(packaged, numeric_data, registered_model) -> None:

@@ -87,7 +87,7 @@ class SignInHandler(BasicLoginHandler):
     password_file: str = ""
     throttle: SignInThrottle
 
-    def set_cookie(self, name: str, value: str | bytes, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def set_cookie(self, name: str, value: str | bytes, *args: Any, **kwargs: Any) -> None:
         """Every cookie of the sign-in: not sent by other sites' requests, only over TLS when served so."""
         kwargs.setdefault("samesite", "Lax")
         if self.request.protocol == "https":

@@ -275,7 +275,17 @@ def _intended_use_section(mv: Any) -> CardSection:
     return CardSection("Intended use", (Text(f"Not recorded. Record it with {hint}."),))
 
 
-def _data_section(uri: str) -> CardSection:
+def _images_fact(mv: Any, audit: pd.DataFrame) -> tuple[str, str]:
+    """What of the training data each image of this version carries (from the packaging records)."""
+    if mv is None or audit.empty:
+        return ("Training rows in images", "no image built from this workspace")
+    built = audit[(audit["action"] == "package") & (audit["to_version"] == mv.version)]
+    described = [f"{row.target}: {(row.details or {}).get('training_rows', 'not recorded (built before it was)')}"
+                 for row in built.itertuples()]
+    return ("Training rows in images", "; ".join(described) or "no image built from this workspace")
+
+
+def _data_section(uri: str, images: tuple[str, str]) -> CardSection:
     from workbench.registry import load_profile
 
     try:
@@ -287,7 +297,7 @@ def _data_section(uri: str) -> CardSection:
     facts = (("Rows", profile.n_rows), ("Columns profiled", len(profile.feature_names)),
              ("Target", profile.target or "-"),
              ("Data hash (SHA-256)", profile.data_hash or "-"), ("Profiled at", profile.created or "-"),
-             ("Sample kept", f"{len(profile.sample)} rows"))
+             ("Sample kept", f"{len(profile.sample)} rows"), images)
     return CardSection("Training data", (
         Facts(facts), Table(profile.to_frame(), "Reference profile: one row per column"),
     ))
@@ -450,7 +460,7 @@ def model_card(
     sections = (
         _details_section(mv, ref.uri),
         _intended_use_section(mv),
-        _data_section(ref.uri),
+        _data_section(ref.uri, _images_fact(mv, audit)),
         _metrics_section(found_lineage),
         _fairness_section(reports, from_run),
         _explanations_section(explanations),

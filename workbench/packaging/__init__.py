@@ -38,6 +38,8 @@ def package(
     context_dir: str | Path | None = None,
     on_event: Callable[[BuildEvent], None] | None = None,
     no_cache: bool = False,
+    include_sample: bool = False,
+    sample_rows: int = 1_000,
 ) -> ImageRecord:
     """Package ``model_uri`` into an image and return its record.
 
@@ -47,7 +49,10 @@ def package(
     ``offline=True`` downloads a wheelhouse on this machine and builds with no network;
     ``bytecode=True`` precompiles the modules serving imports (faster start, larger image);
     ``explain=True`` adds SHAP so the server's explain route works (a larger image);
-    ``no_cache=True`` rebuilds every layer.
+    ``no_cache=True`` rebuilds every layer. The image carries no training rows (the reference
+    profile's sample is replaced by rows drawn from its summaries) unless ``include_sample=True``: then
+    a random sample of at most ``sample_rows`` (up to 10,000). Its label
+    ``io.workbench.model.training_rows`` and the model card say which.
     """
     from workbench.config import get_settings
     from workbench.governance import enforce
@@ -58,9 +63,11 @@ def package(
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
         context_dir = get_settings().home / "builds" / stamp
     context = prepare_context(model_uri, context_dir, base_image=base_image, offline=offline,
-                              bytecode=bytecode, explain=explain)
+                              bytecode=bytecode, explain=explain, include_sample=include_sample,
+                              sample_rows=sample_rows)
     image = build_image(context, tag or default_tag(context.model_name, context.model_version),
                         on_event=on_event, no_cache=no_cache)
     record("package", model_name=image.model_name, to_version=image.model_version, target=image.tag,
-           details={"image_id": image.image_id, "model_uri": image.model_uri})
+           details={"image_id": image.image_id, "model_uri": image.model_uri,
+                    "training_rows": context.training_rows.describe()})
     return image

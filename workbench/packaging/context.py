@@ -9,7 +9,8 @@ multi-stage ``Dockerfile``:
 - the final stage copies that environment, then the server, then the model: a retrained model with
   unchanged requirements rebuilds from cache in seconds;
 - it runs as a non-root user, checks ``/v2/health/ready`` as its HEALTHCHECK and carries OCI labels
-  (model name, version, run id, git commit, created).
+  (model name, version, run id, git commit, created, and how many training rows it holds: none by
+  default, see :mod:`workbench.packaging.training_rows`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Mapping
 import yaml
 
 from workbench.errors import InvalidInputError, PackagingError
+from workbench.packaging.training_rows import TRAINING_ROWS_LABEL, TrainingRows, limit_training_rows
 
 __all__ = ["BuildContext", "prepare_context", "serving_requirements"]
 
@@ -66,6 +68,8 @@ class BuildContext:
     #: The module MLflow loads the model with (``mlflow.sklearn``, ``mlflow.pyfunc.model``, ...).
     loader_module: str = "mlflow.pyfunc"
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: What of the training data the image carries (none by default).
+    training_rows: TrainingRows = TrainingRows(sample_rows=0, summary_rows=0)
 
     @property
     def dockerfile(self) -> Path:
@@ -228,8 +232,14 @@ def prepare_context(
     offline: bool = False,
     bytecode: bool = False,
     explain: bool = False,
+    include_sample: bool = False,
+    sample_rows: int = 1_000,
 ) -> BuildContext:
-    """Write a build context for ``model_uri`` into ``dest`` (which must be empty or absent)."""
+    """Write a build context for ``model_uri`` into ``dest`` (which must be empty or absent).
+
+    The model folder carries no training rows unless ``include_sample`` (then a random sample of at
+    most ``sample_rows``, up to 10,000): see :mod:`workbench.packaging.training_rows`.
+    """
     from workbench.config import get_settings
     from workbench.registry import download_model, registered_version
 
@@ -249,6 +259,11 @@ def prepare_context(
             f"{model_uri} has no signature, so the server could not check its input: log it with "
             "workbench.log_model(model, training_data=X) (or give signature=)"
         )
+    try:
+        training_rows = limit_training_rows(dest / "model", include_sample=include_sample, sample_rows=sample_rows)
+    except InvalidInputError:
+        shutil.rmtree(dest)
+        raise
     python_version = str(mlmodel.get("flavors", {}).get("python_function", {}).get("python_version", ""))
     if not python_version:
         python_version = ".".join(map(str, sys.version_info[:3]))
@@ -286,6 +301,7 @@ def prepare_context(
         "io.workbench.model.run_id": run_id or "",
         "io.workbench.model.git_commit": commit or "",
         "io.workbench.model.data_hash": (version.data_hash if version else None) or "",
+        TRAINING_ROWS_LABEL: str(training_rows.sample_rows),
     }
     ctx = BuildContext(
         path=dest,
@@ -301,6 +317,7 @@ def prepare_context(
         bytecode=bytecode,
         loader_module=str(mlmodel.get("flavors", {}).get("python_function", {}).get("loader_module", "mlflow.pyfunc")),
         labels=MappingProxyType({k: str(v) for k, v in labels.items()}),
+        training_rows=training_rows,
     )
     ctx.dockerfile.write_text(_dockerfile(ctx, offline))
     return ctx
