@@ -326,3 +326,18 @@ def test_the_router_refuses_cross_site_requests_and_forwards_its_own(rf_server, 
         assert client.put("/workbench/router", json=table,
                           headers={"authorization": "Bearer admin-token"}).status_code == 200
     assert _logged(rf_server) == before + 1
+
+
+def test_allowing_every_origin_lets_any_page_call(rf_server, numeric_data) -> None:
+    from starlette.testclient import TestClient
+
+    from workbench.serving.router import RouteTable, create_router
+
+    before = _logged(rf_server)
+    app = create_router(RouteTable(champion=(rf_server.url,)), token="admin-token", allowed_origins=("*",))
+    with TestClient(app, base_url="http://127.0.0.1:9999") as client:
+        for headers in ({"origin": "https://anywhere.example.test", "sec-fetch-site": "cross-site"},
+                        {"sec-fetch-site": "cross-site"}):  # an image or a link: no Origin at all
+            response = client.post("/v2/models/fixture-rf/infer", json=_v2(_rows(numeric_data, 1)), headers=headers)
+            assert response.status_code == 200, response.text
+    assert _logged(rf_server) == before + 2

@@ -88,11 +88,13 @@ def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
 
 def cross_site_reason(scope: dict[str, Any], allowed_origins: Sequence[str]) -> str | None:
     """Why the request in ``scope`` counts as sent by a page on another origin, or ``None``."""
+    if "*" in allowed_origins:
+        return None
     headers = scope.get("headers") or []
     origin = _header(headers, b"origin")
     if origin is not None:
         origin = origin.rstrip("/")
-        if "*" in allowed_origins or origin in allowed_origins:
+        if origin in allowed_origins:
             return None
     fetch_site = (_header(headers, b"sec-fetch-site") or "").strip().lower()
     if fetch_site and fetch_site not in _SAME_ORIGIN:
