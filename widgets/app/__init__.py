@@ -47,7 +47,8 @@ LOGIN_PAGE = """<!DOCTYPE html>
         document.querySelector("form").addEventListener("submit", function () {
           var next = sessionStorage.getItem("workbench-next");
           if (next && next.charAt(0) === "/" && next.charAt(1) !== "/") {
-            document.cookie = "next_url=" + JSON.stringify(next) + "; path=/; SameSite=Lax";
+            document.cookie = "next_url=" + JSON.stringify(next) + "; path=/; SameSite=Lax" +
+              (window.location.protocol === "https:" ? "; Secure" : "");
           }
         });
       });
