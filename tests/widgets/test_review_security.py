@@ -170,3 +170,14 @@ def test_the_component_route_on_loopback_refuses_other_modules(tmp_path: Path, s
     finally:
         stop_process(proc)
     assert "Beautiful is better than ugly" not in (tmp_path / "review.log").read_text()
+
+
+def test_every_team_route_needs_sign_in_but_the_static_files_and_the_sign_in_page(team) -> None:
+    url, _ = team
+    for path in ("review", "review?model=x", "review/metadata", "components/panel.theme.base/Design/_css/a.css"):
+        response = httpx.get(f"{url}/{path}", follow_redirects=False)
+        assert response.status_code == 302 and "/login?next=" in response.headers["location"], path
+    assert httpx.get(f"{url}/review/ws", follow_redirects=False).status_code == 403
+    # Deliberately public: the sign-in and sign-out pages and the JavaScript libraries (no data).
+    for path in ("login", "logout", "static/js/bokeh.min.js", "static/extensions/panel/panel.min.js"):
+        assert httpx.get(f"{url}/{path}", follow_redirects=False).status_code == 200, path
