@@ -181,3 +181,26 @@ def test_every_team_route_needs_sign_in_but_the_static_files_and_the_sign_in_pag
     # Deliberately public: the sign-in and sign-out pages and the JavaScript libraries (no data).
     for path in ("login", "logout", "static/js/bokeh.min.js", "static/extensions/panel/panel.min.js"):
         assert httpx.get(f"{url}/{path}", follow_redirects=False).status_code == 200, path
+
+
+def test_behind_a_proxy_clients_are_told_apart_and_https_cookies_are_secure(tmp_path: Path, session_workspace) -> None:
+    """--behind-proxy: the proxy's X-Forwarded-For names the client (each locked out on its own) and
+    X-Forwarded-Proto: https makes the cookies Secure."""
+    proc, url = start_review(tmp_path / "review.log", "--team", "--behind-proxy",
+                             env={"WORKBENCH_REVIEW_PASSWORD": PASSWORD, "WORKBENCH_SIGN_IN_ATTEMPTS": "2",
+                                  "WORKBENCH_SIGN_IN_LOCKOUT": "600"})
+    try:
+        def attempt(client_ip: str, password: str) -> httpx.Response:
+            return httpx.post(f"{url}/login", data={"username": "bo", "password": password}, follow_redirects=False,
+                              headers={"X-Forwarded-For": client_ip, "X-Forwarded-Proto": "https"})
+
+        assert attempt("203.0.113.7", "guess-1").status_code == 302
+        assert attempt("203.0.113.7", "guess-2").status_code == 429  # that client is locked out...
+        assert attempt("203.0.113.7", PASSWORD).status_code == 429
+        signed_in = attempt("198.51.100.9", PASSWORD)  # ...another one signs in
+        assert signed_in.status_code == 302
+        user = _set_cookies(signed_in)["user"]
+        assert "Secure" in user and "SameSite=Lax" in user
+        assert "from 203.0.113.7" in (tmp_path / "review.log").read_text()
+    finally:
+        stop_process(proc)
