@@ -41,8 +41,8 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.serving import codecs
-from workbench.serving.guard import add_guard, read_body
 from workbench.serving.batching import Batcher, RequestInfo
+from workbench.serving.guard import add_guard, read_body
 from workbench.serving.metrics import ServerMetrics
 from workbench.serving.model import ServedModel
 from workbench.serving.predlog import PredictionLog, read_predictions
