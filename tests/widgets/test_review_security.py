@@ -55,7 +55,8 @@ def test_wrong_passwords_lock_a_client_out_then_the_right_one_works_again(team) 
         time.sleep(LOCKOUT)  # the lock-out, as configured: then the right password signs in
         signed_in = _sign_in(client, url, PASSWORD)
         assert signed_in.status_code == 302 and "error" not in signed_in.headers["location"]
-        assert client.get(f"{url}/review", follow_redirects=False).status_code == 200
+        first_page = client.get(f"{url}/review", follow_redirects=False, timeout=120)  # the app's imports
+        assert first_page.status_code == 200
 
 
 def _set_cookies(response: httpx.Response) -> dict[str, str]:
@@ -111,7 +112,8 @@ def test_team_mode_over_tls_sets_secure_cookies(tmp_path: Path, session_workspac
             page = client.get(f"{url}/login", params={"next": "/review"})
             signed_in = _sign_in(client, url, PASSWORD)
             assert signed_in.status_code == 302
-            assert client.get(f"{url}/review", follow_redirects=False).status_code == 200
+            first_page = client.get(f"{url}/review", follow_redirects=False, timeout=120)  # the app's imports
+        assert first_page.status_code == 200
         cookies = {**_set_cookies(page), **_set_cookies(signed_in)}
         assert {"next_url", "user", "id_token"} <= set(cookies)
         for header in cookies.values():

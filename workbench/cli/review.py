@@ -254,8 +254,8 @@ def review(port: int, address: str, team: bool, model: str | None, allow_origins
     )
     click.echo(f"Workbench review at {server.url}")
     if team:
-        how = "over HTTPS" if server.tls else ("behind your proxy" if behind_proxy else
-                                              "over plain HTTP: give --certfile/--keyfile or a proxy on untrusted networks")
+        plain = "over plain HTTP: give --certfile/--keyfile or a proxy on untrusted networks"
+        how = "over HTTPS" if server.tls else ("behind your proxy" if behind_proxy else plain)
         click.echo(f"Team mode: reachable from other machines at port {port} {how}; colleagues sign in with any "
                    "name and the password.")
     sys.exit(_serve(server))
