@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +37,11 @@ from workbench.config import get_settings
 from workbench.errors import (
     ExperimentNotFoundError,
     InvalidInputError,
+    MlflowCompatibilityWarning,
     RunNotFoundError,
 )
 from workbench.profile import PROFILE_DIR, ReferenceProfile
+from workbench.tables import TABLE_SCHEMA_FILE, TableSchema
 
 if TYPE_CHECKING:
     import mlflow
@@ -258,6 +261,54 @@ def _sklearn_trusted_types(model: Any) -> list[str]:
     return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
 
 
+def _sklearn_serialization(model: Any, kwargs: dict[str, Any]) -> None:
+    """Choose how a scikit-learn model is saved so that it loads where it is served.
+
+    skops saves classes and functions by reference, so a custom estimator or a
+    ``FunctionTransformer(my_fn)`` defined in a notebook (module ``__main__``) would fail to load in
+    the server. cloudpickle saves what ``__main__`` defines by value: those models use it.
+    """
+    chosen = kwargs.get("serialization_format", "skops")
+    if chosen != "skops" or "skops_trusted_types" in kwargs:
+        return
+    trusted = _sklearn_trusted_types(model)
+    from_notebook = sorted(t for t in trusted if t.startswith("__main__."))
+    if not from_notebook:
+        kwargs["skops_trusted_types"] = trusted
+        return
+    if "serialization_format" in kwargs:
+        raise InvalidInputError(
+            f"the model uses {', '.join(from_notebook)}, defined in this notebook or script, which skops "
+            "cannot load in another process: leave serialization_format unset (the workbench then saves it "
+            "with cloudpickle) or move those definitions into an importable module"
+        )
+    kwargs["serialization_format"] = "cloudpickle"
+
+
+def _advise_mlflow_limits(schema: TableSchema) -> bool:
+    """Say, at log time, which columns MLflow's own ``pyfunc`` scoring cannot take as trained.
+
+    The workbench's server restores every column's exact dtype; MLflow's signature enforcement
+    (``mlflow.pyfunc.load_model(...).predict``, ``mlflow models serve``) refuses some of them.
+    """
+    limited = {
+        "nullable-int": "nullable integers with gaps",
+        "nullable-bool": "nullable booleans with gaps",
+        "category": "category columns",
+    }
+    notes = [f"{c.name!r} ({limited[c.kind]})" for c in schema.columns if c.kind in limited]
+    notes += [f"{c.name!r} (time-zone aware datetimes)" for c in schema.columns if c.timezone]
+    if notes:
+        warnings.warn(
+            "the workbench serves this model exactly, but MLflow's own pyfunc scoring (mlflow models "
+            f"serve, mlflow.pyfunc.load_model(...).predict) refuses {', '.join(notes)}; to score it "
+            "there too, cast those columns to float64/object/str before fitting",
+            MlflowCompatibilityWarning,
+            stacklevel=3,
+        )
+    return bool(notes)
+
+
 def log_model(
     model: Any,
     *,
@@ -292,6 +343,9 @@ def log_model(
         raise InvalidInputError(f"MLflow has no flavor {flavor!r}: use e.g. 'sklearn' or 'pyfunc'") from exc
 
     profile = None
+    typed = training_data if isinstance(training_data, pd.DataFrame) else input_example
+    table_schema = TableSchema.from_frame(typed) if isinstance(typed, pd.DataFrame) else None
+    mlflow_refuses = table_schema is not None and _advise_mlflow_limits(table_schema)
     if training_data is not None:
         labels = None
         if training_labels is not None:
@@ -312,9 +366,11 @@ def log_model(
             signature = infer_signature(training_data.head(50), predictions)
 
     kwargs: dict[str, Any] = dict(flavor_kwargs)
-    if flavor == "sklearn" and "skops_trusted_types" not in kwargs:
-        if kwargs.get("serialization_format", "skops") == "skops":
-            kwargs["skops_trusted_types"] = _sklearn_trusted_types(model)
+    if mlflow_refuses and flavor != "pyfunc":
+        # MLflow would try the example through its own scoring and log a failure we just explained.
+        kwargs.setdefault("validate_serving_input", False)
+    if flavor == "sklearn":
+        _sklearn_serialization(model, kwargs)
     model_arg = {"python_model": model} if flavor == "pyfunc" else {}
     commit = git_commit()
     tags = {TAG_USER: get_settings().user, TAG_FLAVOR: flavor}
@@ -332,9 +388,12 @@ def log_model(
         else:
             info = _log(flavor_module, flavor, model, model_arg, name, signature,
                         input_example, pip_requirements, tags, kwargs)
-        if profile is not None:
+        if profile is not None or table_schema is not None:
             with tempfile.TemporaryDirectory() as tmp:
-                profile.save(Path(tmp) / PROFILE_DIR)
+                if profile is not None:
+                    profile.save(Path(tmp) / PROFILE_DIR)
+                if table_schema is not None:
+                    table_schema.save(Path(tmp) / TABLE_SCHEMA_FILE)
                 _mlflow.client().log_model_artifacts(info.model_id, tmp)
     sig = info.signature.to_dict() if info.signature is not None else None
     return LoggedModel(
