@@ -181,7 +181,8 @@ class ColumnType:
     # -- JSON values -> this dtype ----------------------------------------------------------------
 
     def restore(self, values: Sequence[Any] | np.ndarray | pd.Series | pd.api.extensions.ExtensionArray) -> Any:
-        """The column's values in exactly this dtype (a numpy array or a pandas extension array).
+        """The column's values in exactly this dtype: a numpy array, a pandas extension array, or
+        (object columns) a Series, each ready to be a column of a frame.
 
         Accepts JSON values (``None`` for a gap) or arrays of any dtype; a value the dtype cannot
         hold raises :class:`~workbench.errors.SchemaError` naming the column and the value.
@@ -264,19 +265,23 @@ class ColumnType:
             raise SchemaError(f"column {self.name!r} has values outside the range of {self.dtype}") from exc
 
     def _restore_bool(self, items: list[Any], *, nullable: bool) -> Any:
+        # 1 and 0 are taken too: a V2 client whose BOOL tensor cannot hold a gap sends FP64 with NaN.
         for v in items:
-            if not _is_missing(v) and not isinstance(v, (bool, np.bool_)):
+            if not _is_missing(v) and not isinstance(v, (bool, np.bool_)) and not (
+                    isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1)):
                 raise self._error(v, "true or false")
         if nullable or any(_is_missing(v) for v in items):
             return pd.array([None if _is_missing(v) else bool(v) for v in items], dtype="boolean")
-        return np.array(items, dtype=np.bool_)
+        return np.array([bool(v) for v in items], dtype=np.bool_)
 
     def _restore_object(self, items: list[Any]) -> Any:
         gap: Any = {"none": None, "na": pd.NA}.get(self.missing or "", np.nan)
         out = np.empty(len(items), dtype=object)
         for i, v in enumerate(items):
             out[i] = gap if _is_missing(v) else v
-        return out
+        # A Series: a frame built from it stays object (pandas 3 reads object arrays of strings, bare
+        # or wrapped in a pandas array, as its str dtype).
+        return pd.Series(out, dtype=object, copy=False)
 
     def _restore_category(self, values: Any) -> Any:
         dtype = pd.CategoricalDtype(list(self.categories), ordered=self.ordered) if self.categories is not None else None

@@ -255,28 +255,45 @@ def _flavor_of(model: Any) -> str:
 
 def _sklearn_trusted_types(model: Any) -> list[str]:
     # skops refuses to load types it does not know are safe. The model was just trained in this
-    # process, so the types it contains are the caller's own: trust exactly those.
+    # process, so the types it contains are the caller's own: trust exactly those. Loading it back
+    # once proves skops can (it cannot restore some fitted estimators it writes).
     import skops.io
 
-    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    data = skops.io.dumps(model)
+    trusted = list(skops.io.get_untrusted_types(data=data))
+    if not any(t.startswith("__main__.") for t in trusted):
+        skops.io.loads(data, trusted=trusted)
+    return trusted
 
 
 def _sklearn_serialization(model: Any, kwargs: dict[str, Any]) -> None:
     """Choose how a scikit-learn model is saved so that it loads where it is served.
 
-    skops saves classes and functions by reference, so a custom estimator or a
+    skops (MLflow's default) saves classes and functions by reference, so a custom estimator or a
     ``FunctionTransformer(my_fn)`` defined in a notebook (module ``__main__``) would fail to load in
-    the server. cloudpickle saves what ``__main__`` defines by value: those models use it.
+    the server, and some fitted estimators (a HistGradientBoosting model with native categories)
+    it cannot write at all. cloudpickle saves what ``__main__`` defines by value: those models use
+    it, unless skops was asked for by name, which is then refused here rather than at deploy.
     """
     chosen = kwargs.get("serialization_format", "skops")
     if chosen != "skops" or "skops_trusted_types" in kwargs:
         return
-    trusted = _sklearn_trusted_types(model)
+    explicit = "serialization_format" in kwargs
+    try:
+        trusted = _sklearn_trusted_types(model)
+    except Exception as exc:  # skops cannot write this model
+        if explicit:
+            raise InvalidInputError(
+                f"skops cannot save this model ({exc}): leave serialization_format unset (the workbench "
+                "then saves it with cloudpickle)"
+            ) from exc
+        kwargs["serialization_format"] = "cloudpickle"
+        return
     from_notebook = sorted(t for t in trusted if t.startswith("__main__."))
     if not from_notebook:
         kwargs["skops_trusted_types"] = trusted
         return
-    if "serialization_format" in kwargs:
+    if explicit:
         raise InvalidInputError(
             f"the model uses {', '.join(from_notebook)}, defined in this notebook or script, which skops "
             "cannot load in another process: leave serialization_format unset (the workbench then saves it "
@@ -307,6 +324,29 @@ def _advise_mlflow_limits(schema: TableSchema) -> bool:
             stacklevel=3,
         )
     return bool(notes)
+
+
+def _example_for_mlflow(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """Five training rows in dtypes MLflow's own signature checks take, the same values: rows
+    without gaps in nullable columns, categories as their values, time-zone aware datetimes in UTC.
+
+    MLflow validates the example against the signature (a ``PythonModel`` fails to log otherwise);
+    the server reads the example back in the training dtypes (``input_types.json``).
+    """
+    nullable = [c.name for c in schema.columns if c.kind in ("nullable-int", "nullable-bool")]
+    complete = frame.dropna(subset=nullable) if nullable else frame
+    rows = (complete if len(complete) else frame).head(5).copy()
+    for column in schema.columns:
+        values = rows[column.name]
+        if column.kind == "nullable-int" and not values.isna().any():
+            rows[column.name] = values.astype("int64")
+        elif column.kind == "nullable-bool" and not values.isna().any():
+            rows[column.name] = values.astype(bool)
+        elif column.kind == "category":
+            rows[column.name] = values.astype(object)
+        elif column.timezone is not None:
+            rows[column.name] = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return rows
 
 
 def log_model(
@@ -355,6 +395,8 @@ def log_model(
         profile = ReferenceProfile.from_data(training_data, target=labels, sensitive=sensitive_features)
         if input_example is None:
             input_example = training_data.head(5)
+            if mlflow_refuses and table_schema is not None:
+                input_example = _example_for_mlflow(training_data, table_schema)
         if signature is None and flavor != "pyfunc":
             try:
                 predictions = model.predict(training_data.head(50))
@@ -364,11 +406,16 @@ def log_model(
                     "the features the model was trained on, or give signature= explicitly"
                 ) from exc
             signature = infer_signature(training_data.head(50), predictions)
+        elif signature is None:
+            # A PythonModel: its inputs are the training columns; its outputs are named when it
+            # answers without the context MLflow gives it at load time (else the server learns them).
+            try:
+                predictions = model.predict(None, training_data.head(50))
+            except Exception:
+                predictions = None
+            signature = infer_signature(training_data.head(50), predictions)
 
     kwargs: dict[str, Any] = dict(flavor_kwargs)
-    if mlflow_refuses and flavor != "pyfunc":
-        # MLflow would try the example through its own scoring and log a failure we just explained.
-        kwargs.setdefault("validate_serving_input", False)
     if flavor == "sklearn":
         _sklearn_serialization(model, kwargs)
     model_arg = {"python_model": model} if flavor == "pyfunc" else {}

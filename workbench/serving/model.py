@@ -374,14 +374,7 @@ class ServedModel:
         self, frame: pd.DataFrame, outputs: Sequence[str], params: Mapping[str, Any] | None
     ) -> tuple[Any, dict[str, np.ndarray]]:
         n = len(frame)
-        if self.sklearn_model is not None and not params:
-            raw = getattr(self.sklearn_model, self.predict_fn)(frame)
-        elif self.table is not None and not params:
-            # The frame already has the training dtypes; MLflow's signature enforcement would undo
-            # some of them (nullable integers, categories, time zones), so call the flavor directly.
-            raw = getattr(self.pyfunc._model_impl, self.predict_fn)(frame)
-        else:
-            raw = self.pyfunc.predict(frame, params=dict(params) if params else None)
+        raw = self.predict_frame(frame, params)
         named = _named_outputs(raw, n, self.output_schema)
         for name in outputs:
             if name in named:
@@ -394,6 +387,16 @@ class ServedModel:
             named = {k: v for k, v in named.items() if k in outputs}
         return raw, named
 
+    def predict_frame(self, frame: pd.DataFrame, params: Mapping[str, Any] | None = None) -> Any:
+        """The model's own answer for a frame of checked inputs (see :meth:`to_batch`)."""
+        if self.sklearn_model is not None and not params:
+            return getattr(self.sklearn_model, self.predict_fn)(frame)
+        if self.table is not None and not params:
+            # The frame already has the training dtypes; MLflow's signature enforcement would undo
+            # some of them (nullable integers, categories, time zones), so call the flavor directly.
+            return getattr(self.pyfunc._model_impl, self.predict_fn)(frame)
+        return self.pyfunc.predict(frame, params=dict(params) if params else None)
+
     def predict_unbatched(self, data: Any, params: Mapping[str, Any] | None = None) -> Any:
         """Predict data the model takes as is (tensor signatures, no signature); MLflow checks it."""
         return self.pyfunc.predict(data, params=dict(params) if params else None)
@@ -401,9 +404,9 @@ class ServedModel:
 
 def _concat(parts: Sequence[Any]) -> Any:
     """Columns of several requests joined: numpy arrays, or pandas arrays of one dtype."""
-    if all(isinstance(p, np.ndarray) for p in parts):
+    if all(isinstance(p, np.ndarray) and p.dtype != object for p in parts):
         return np.concatenate(parts)
-    return pd.concat([pd.Series(p, copy=False) for p in parts], ignore_index=True).array
+    return pd.concat([pd.Series(p, copy=False) for p in parts], ignore_index=True)
 
 
 def _slice(raw: Any, start: int, stop: int) -> Any:
