@@ -284,18 +284,18 @@ class ColumnType:
         return pd.Series(out, dtype=object, copy=False)
 
     def _restore_category(self, values: Any) -> Any:
-        dtype = pd.CategoricalDtype(list(self.categories), ordered=self.ordered) if self.categories is not None else None
         if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
             values = np.asarray(values, dtype=object)
         items = values.tolist() if hasattr(values, "tolist") else list(values)
-        present = [v for v in items if not _is_missing(v)]
-        if dtype is None:
+        levels = self.categories
+        if levels is None:  # a category read back from the log: its levels are the values seen
             return pd.Categorical([None if _is_missing(v) else v for v in items])
+        dtype = pd.CategoricalDtype(list(levels), ordered=self.ordered)
         known = set(dtype.categories.tolist())
-        unknown = next((v for v in present if v not in known), None)
+        unknown = next((v for v in items if not _is_missing(v) and v not in known), None)
         if unknown is not None:
-            shown = ", ".join(repr(c) for c in list(self.categories)[:8])
-            more = f" and {len(self.categories) - 8} more" if len(self.categories) > 8 else ""
+            shown = ", ".join(repr(c) for c in levels[:8])
+            more = f" and {len(levels) - 8} more" if len(levels) > 8 else ""
             raise SchemaError(
                 f"column {self.name!r} is a category column and {unknown!r} is not one of its levels "
                 f"({shown}{more}): send one of them, or null for a missing value"
@@ -477,15 +477,12 @@ def _plain(value: Any) -> Any:
 
 def _iso_texts(series: pd.Series) -> list[Any]:
     """ISO 8601 texts with every digit the unit holds, and an offset when time-zone aware."""
-    unit = getattr(series.dtype, "unit", "ns")
-    tz = getattr(series.dtype, "tz", None)
-    if tz is None:
-        array = series.to_numpy()
-        texts = np.datetime_as_string(array, unit=unit)
-    else:
+    if getattr(series.dtype, "tz", None) is not None:
         return [None if v is pd.NaT else v.isoformat() for v in series.tolist()]
+    array = series.to_numpy()
+    unit: Any = getattr(series.dtype, "unit", "ns")
     mask = np.isnat(array)
-    out = texts.tolist()
+    out: list[Any] = np.datetime_as_string(array, unit=unit).tolist()
     if mask.any():
         return [None if m else t for t, m in zip(out, mask.tolist())]
     return out
