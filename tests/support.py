@@ -62,3 +62,29 @@ def real_table(n_rows: int = 1500):
     table["churchgoer"] = table["churchgoer"].mask(i % 17 == 0)
     table["city"] = table["city"].mask(i % 23 == 0)
     return table, fair["affairs"].rename("affairs"), (fair["affairs"] > 0).astype(np.int64).rename("cheated")
+
+
+#: Columns of :func:`real_table` that are text (strings, objects with gaps, a category) and datetimes.
+TEXT_COLUMNS = ["occupation", "husband job", "city"]
+DATE_COLUMNS = ["married on", "last visit", "visit local"]
+
+
+def real_table_pipeline():
+    """An unfitted scikit-learn Pipeline that takes every column of :func:`real_table`: numbers
+    imputed, text one-hot encoded with its gaps as a level, datetimes dropped."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    numeric = [c for c in TREE_COLUMNS if c not in TEXT_COLUMNS]
+    text = make_pipeline(SimpleImputer(strategy="constant", fill_value="(none)", missing_values=pd.NA),
+                         OneHotEncoder(handle_unknown="ignore"))
+    prepare = ColumnTransformer([
+        ("numbers", SimpleImputer(strategy="median"), numeric),
+        ("text", text, TEXT_COLUMNS),
+        ("dates", "drop", DATE_COLUMNS),
+    ])
+    return make_pipeline(prepare, LogisticRegression(max_iter=2000))

@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from support import TREE_COLUMNS, real_table
+from support import TREE_COLUMNS, real_table, real_table_pipeline
 
 import workbench as wb
 from workbench.errors import InvalidInputError, MlflowCompatibilityWarning
@@ -41,8 +41,6 @@ pytestmark = pytest.mark.slow
 KINDS = ["sklearn-classifier", "sklearn-regressor", "sklearn-pipeline", "xgboost", "lightgbm", "statsmodels",
          "notebook-class", "pyfunc-two-outputs"]
 STATSMODELS_COLUMNS = ["age", "marriage share", "educ", "occupation"]
-TEXT_COLUMNS = ["occupation", "husband job", "city"]
-DATE_COLUMNS = ["married on", "last visit", "visit local"]
 
 
 @dataclass
@@ -73,27 +71,14 @@ def rows(table) -> pd.DataFrame:
 
 
 def _fit_in_process(kind: str, features: pd.DataFrame, affairs: pd.Series, cheated: pd.Series) -> tuple[Any, list[str], pd.Series]:
-    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
 
     if kind == "sklearn-classifier":
         return HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=60, random_state=0), TREE_COLUMNS, cheated
     if kind == "sklearn-regressor":
         return HistGradientBoostingRegressor(categorical_features="from_dtype", max_iter=60, random_state=0), TREE_COLUMNS, affairs
     if kind == "sklearn-pipeline":
-        numeric = [c for c in TREE_COLUMNS if c != "occupation"]
-        text = make_pipeline(SimpleImputer(strategy="constant", fill_value="(none)", missing_values=pd.NA),
-                             OneHotEncoder(handle_unknown="ignore"))
-        prepare = ColumnTransformer([
-            ("numbers", SimpleImputer(strategy="median"), numeric),
-            ("text", text, TEXT_COLUMNS),
-            ("dates", "drop", DATE_COLUMNS),
-        ])
-        return make_pipeline(prepare, LogisticRegression(max_iter=2000)), list(features.columns), cheated
+        return real_table_pipeline(), list(features.columns), cheated
     if kind == "xgboost":
         import xgboost
 
