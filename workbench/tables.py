@@ -436,6 +436,11 @@ class TableSchema:
 
 def json_values(values: pd.Series | np.ndarray | Any) -> list[Any]:
     """A column's values as JSON values, exactly (see the module's doc): ``None`` for every gap."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":  # the server's hot path: no Series
+        out = values.tolist()
+        if values.dtype.kind == "f" and np.isnan(values).any():
+            return [None if v != v else v for v in out]
+        return out
     series = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
