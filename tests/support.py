@@ -63,3 +63,81 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+#: The fair data's occupation codes, as the levels of the real table's ``occupation`` category.
+OCCUPATIONS = {1.0: "student", 2.0: "farmer", 3.0: "white-collar", 4.0: "teacher", 5.0: "professional",
+               6.0: "manager"}
+
+#: Columns of :func:`real_table` that tree libraries take as they are (no strings, no datetimes).
+TREE_COLUMNS = ["rate marriage", "age", "marriage share", "children", "religious", "educ", "has kids",
+                "churchgoer", "occupation", "naïve score"]
+
+
+def real_table(n_rows: int = 1500):
+    """A real table with every value kind users bring, from data that ships inside statsmodels.
+
+    Rows of the *fair* survey (every 4th, so both classes appear), with columns of each kind:
+    float64 with full precision and with few distinct values, NaN in floats, nullable ``Int64``
+    and ``boolean`` with gaps, int64, bool, a ``category``, object strings with NaN gaps, a
+    500-level ``string`` column with gaps, datetimes in ns and us and time-zone aware, and column
+    names with spaces and non-ASCII letters. Returns ``(features, affairs, cheated)``: a regression
+    target and a 0/1 classification target.
+    """
+    import numpy as np
+    import pandas as pd
+    import statsmodels.api as sm
+
+    fair = sm.datasets.fair.load_pandas().data.iloc[::4].head(n_rows).reset_index(drop=True)
+    i = np.arange(len(fair))
+    last_visit = (pd.Timestamp("2019-01-01") + pd.to_timedelta(i * 37, unit="h")
+                  + pd.to_timedelta(i, unit="us")).as_unit("us")
+    married_on = (pd.Timestamp("2020-06-30 12:00:00.123456789")
+                  - pd.to_timedelta(fair["yrs_married"] * 365.25, unit="D") + pd.to_timedelta(i, unit="ns"))
+    table = pd.DataFrame({
+        "rate marriage": fair["rate_marriage"],
+        "age": fair["age"],
+        "marriage share": fair["yrs_married"] / fair["age"],
+        "children": fair["children"].where(i % 11 != 0),
+        "religious": pd.array(fair["religious"].astype(int), dtype="Int64"),
+        "educ": fair["educ"].astype(np.int64),
+        "has kids": fair["children"] > 0,
+        "churchgoer": pd.array(fair["religious"] >= 3, dtype="boolean"),
+        "occupation": pd.Categorical(fair["occupation"].map(OCCUPATIONS), categories=list(OCCUPATIONS.values())),
+        "husband job": fair["occupation_husb"].map(OCCUPATIONS).astype(object).where(i % 19 != 0, np.nan),
+        "city": pd.array([f"city {(k * 7919) % 500:03d}" for k in i], dtype="string"),
+        "married on": married_on.dt.as_unit("ns"),
+        "last visit": last_visit,
+        "visit local": last_visit.tz_localize("UTC").tz_convert("Europe/Paris"),
+        "naïve score": fair["educ"] * 1.1 + fair["age"] / 7,
+    })
+    table["religious"] = table["religious"].mask(i % 13 == 0)
+    table["churchgoer"] = table["churchgoer"].mask(i % 17 == 0)
+    table["city"] = table["city"].mask(i % 23 == 0)
+    return table, fair["affairs"].rename("affairs"), (fair["affairs"] > 0).astype(np.int64).rename("cheated")
+
+
+#: Columns of :func:`real_table` that are text (strings, objects with gaps, a category) and datetimes.
+TEXT_COLUMNS = ["occupation", "husband job", "city"]
+DATE_COLUMNS = ["married on", "last visit", "visit local"]
+
+
+def real_table_pipeline():
+    """An unfitted scikit-learn Pipeline that takes every column of :func:`real_table`: numbers
+    imputed, text one-hot encoded with its gaps as a level, datetimes dropped."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    numeric = [c for c in TREE_COLUMNS if c not in TEXT_COLUMNS]
+    text = make_pipeline(SimpleImputer(strategy="constant", fill_value="(none)", missing_values=pd.NA),
+                         OneHotEncoder(handle_unknown="ignore"))
+    prepare = ColumnTransformer([
+        ("numbers", SimpleImputer(strategy="median"), numeric),
+        ("text", text, TEXT_COLUMNS),
+        ("dates", "drop", DATE_COLUMNS),
+    ])
+    return make_pipeline(prepare, LogisticRegression(max_iter=2000))

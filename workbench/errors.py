@@ -28,6 +28,9 @@ in ``__cause__``. Each message says what went wrong and what to do next::
     ├── MonitoringError           drift or outlier analysis cannot run on what was given
     └── ExplanationError          a model or payload cannot be explained
 
+One warning, not an error: :class:`MlflowCompatibilityWarning`, said at ``log_model`` when the
+workbench serves a model that MLflow's own scoring would refuse (and how to make MLflow take it too).
+
 The CLI prints ``str(error)`` and exits non-zero; the inference server and the Jupyter server routes map
 :attr:`WorkbenchError.http_status` to their status codes.
 """
@@ -45,6 +48,7 @@ __all__ = [
     "HealthCheckError",
     "InvalidInputError",
     "MissingDependencyError",
+    "MlflowCompatibilityWarning",
     "ModelNotFoundError",
     "MonitoringError",
     "NameTakenError",
@@ -208,3 +212,8 @@ class ExplanationError(WorkbenchError):
     """A model or payload cannot be explained."""
 
     http_status = 422
+
+
+class MlflowCompatibilityWarning(UserWarning):
+    """The workbench serves this model exactly, but MLflow's own scoring would refuse some of its
+    inputs; the message names the columns and the cast that makes MLflow take them too."""

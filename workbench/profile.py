@@ -72,8 +72,12 @@ def feature_kind(series: pd.Series) -> Literal["numeric", "categorical"]:
 def numeric_values(series: pd.Series) -> np.ndarray:
     """A column's non-missing values as float64 (datetimes as seconds since the epoch)."""
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        values = series.dropna().astype("int64").to_numpy(dtype=np.float64) / 1e9
-        return values
+        # Any unit (pandas 3 makes microseconds, older data nanoseconds) and any time zone: the
+        # same instant gives the same number of seconds.
+        present = series.dropna()
+        if getattr(present.dtype, "tz", None) is not None:
+            present = present.dt.tz_convert("UTC").dt.tz_localize(None)
+        return present.to_numpy().astype("datetime64[us]").astype(np.int64).astype(np.float64) / 1e6
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return values[np.isfinite(values)]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +37,11 @@ from workbench.config import get_settings
 from workbench.errors import (
     ExperimentNotFoundError,
     InvalidInputError,
+    MlflowCompatibilityWarning,
     RunNotFoundError,
 )
 from workbench.profile import PROFILE_DIR, ReferenceProfile
+from workbench.tables import TABLE_SCHEMA_FILE, TableSchema
 
 if TYPE_CHECKING:
     import mlflow
@@ -252,10 +255,98 @@ def _flavor_of(model: Any) -> str:
 
 def _sklearn_trusted_types(model: Any) -> list[str]:
     # skops refuses to load types it does not know are safe. The model was just trained in this
-    # process, so the types it contains are the caller's own: trust exactly those.
+    # process, so the types it contains are the caller's own: trust exactly those. Loading it back
+    # once proves skops can (it cannot restore some fitted estimators it writes).
     import skops.io
 
-    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    data = skops.io.dumps(model)
+    trusted = list(skops.io.get_untrusted_types(data=data))
+    if not any(t.startswith("__main__.") for t in trusted):
+        skops.io.loads(data, trusted=trusted)
+    return trusted
+
+
+def _sklearn_serialization(model: Any, kwargs: dict[str, Any]) -> None:
+    """Choose how a scikit-learn model is saved so that it loads where it is served.
+
+    skops (MLflow's default) saves classes and functions by reference, so a custom estimator or a
+    ``FunctionTransformer(my_fn)`` defined in a notebook (module ``__main__``) would fail to load in
+    the server, and some fitted estimators (a HistGradientBoosting model with native categories)
+    it cannot write at all. cloudpickle saves what ``__main__`` defines by value: those models use
+    it, unless skops was asked for by name, which is then refused here rather than at deploy.
+    """
+    chosen = kwargs.get("serialization_format", "skops")
+    if chosen != "skops" or "skops_trusted_types" in kwargs:
+        return
+    explicit = "serialization_format" in kwargs
+    try:
+        trusted = _sklearn_trusted_types(model)
+    except Exception as exc:  # skops cannot write this model
+        if explicit:
+            raise InvalidInputError(
+                f"skops cannot save this model ({exc}): leave serialization_format unset (the workbench "
+                "then saves it with cloudpickle)"
+            ) from exc
+        kwargs["serialization_format"] = "cloudpickle"
+        return
+    from_notebook = sorted(t for t in trusted if t.startswith("__main__."))
+    if not from_notebook:
+        kwargs["skops_trusted_types"] = trusted
+        return
+    if explicit:
+        raise InvalidInputError(
+            f"the model uses {', '.join(from_notebook)}, defined in this notebook or script, which skops "
+            "cannot load in another process: leave serialization_format unset (the workbench then saves it "
+            "with cloudpickle) or move those definitions into an importable module"
+        )
+    kwargs["serialization_format"] = "cloudpickle"
+
+
+def _advise_mlflow_limits(schema: TableSchema) -> bool:
+    """Say, at log time, which columns MLflow's own ``pyfunc`` scoring cannot take as trained.
+
+    The workbench's server restores every column's exact dtype; MLflow's signature enforcement
+    (``mlflow.pyfunc.load_model(...).predict``, ``mlflow models serve``) refuses some of them.
+    """
+    limited = {
+        "nullable-int": "nullable integers with gaps",
+        "nullable-bool": "nullable booleans with gaps",
+        "category": "category columns",
+    }
+    notes = [f"{c.name!r} ({limited[c.kind]})" for c in schema.columns if c.kind in limited]
+    notes += [f"{c.name!r} (time-zone aware datetimes)" for c in schema.columns if c.timezone]
+    if notes:
+        warnings.warn(
+            "the workbench serves this model exactly, but MLflow's own pyfunc scoring (mlflow models "
+            f"serve, mlflow.pyfunc.load_model(...).predict) refuses {', '.join(notes)}; to score it "
+            "there too, cast those columns to float64/object/str before fitting",
+            MlflowCompatibilityWarning,
+            stacklevel=3,
+        )
+    return bool(notes)
+
+
+def _example_for_mlflow(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """Five training rows in dtypes MLflow's own signature checks take, the same values: rows
+    without gaps in nullable columns, categories as their values, time-zone aware datetimes in UTC.
+
+    MLflow validates the example against the signature (a ``PythonModel`` fails to log otherwise);
+    the server reads the example back in the training dtypes (``input_types.json``).
+    """
+    nullable = [c.name for c in schema.columns if c.kind in ("nullable-int", "nullable-bool")]
+    complete = frame.dropna(subset=nullable) if nullable else frame
+    rows = (complete if len(complete) else frame).head(5).copy()
+    for column in schema.columns:
+        values = rows[column.name]
+        if column.kind == "nullable-int" and not values.isna().any():
+            rows[column.name] = values.astype("int64")
+        elif column.kind == "nullable-bool" and not values.isna().any():
+            rows[column.name] = values.astype(bool)
+        elif column.kind == "category":
+            rows[column.name] = values.astype(object)
+        elif column.timezone is not None:
+            rows[column.name] = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return rows
 
 
 def log_model(
@@ -292,6 +383,9 @@ def log_model(
         raise InvalidInputError(f"MLflow has no flavor {flavor!r}: use e.g. 'sklearn' or 'pyfunc'") from exc
 
     profile = None
+    typed = training_data if isinstance(training_data, pd.DataFrame) else input_example
+    table_schema = TableSchema.from_frame(typed) if isinstance(typed, pd.DataFrame) else None
+    mlflow_refuses = table_schema is not None and _advise_mlflow_limits(table_schema)
     if training_data is not None:
         labels = None
         if training_labels is not None:
@@ -301,6 +395,8 @@ def log_model(
         profile = ReferenceProfile.from_data(training_data, target=labels, sensitive=sensitive_features)
         if input_example is None:
             input_example = training_data.head(5)
+            if mlflow_refuses and table_schema is not None:
+                input_example = _example_for_mlflow(training_data, table_schema)
         if signature is None and flavor != "pyfunc":
             try:
                 predictions = model.predict(training_data.head(50))
@@ -310,11 +406,18 @@ def log_model(
                     "the features the model was trained on, or give signature= explicitly"
                 ) from exc
             signature = infer_signature(training_data.head(50), predictions)
+        elif signature is None:
+            # A PythonModel: its inputs are the training columns; its outputs are named when it
+            # answers without the context MLflow gives it at load time (else the server learns them).
+            try:
+                predictions = model.predict(None, training_data.head(50))
+            except Exception:
+                predictions = None
+            signature = infer_signature(training_data.head(50), predictions)
 
     kwargs: dict[str, Any] = dict(flavor_kwargs)
-    if flavor == "sklearn" and "skops_trusted_types" not in kwargs:
-        if kwargs.get("serialization_format", "skops") == "skops":
-            kwargs["skops_trusted_types"] = _sklearn_trusted_types(model)
+    if flavor == "sklearn":
+        _sklearn_serialization(model, kwargs)
     model_arg = {"python_model": model} if flavor == "pyfunc" else {}
     commit = git_commit()
     tags = {TAG_USER: get_settings().user, TAG_FLAVOR: flavor}
@@ -332,9 +435,12 @@ def log_model(
         else:
             info = _log(flavor_module, flavor, model, model_arg, name, signature,
                         input_example, pip_requirements, tags, kwargs)
-        if profile is not None:
+        if profile is not None or table_schema is not None:
             with tempfile.TemporaryDirectory() as tmp:
-                profile.save(Path(tmp) / PROFILE_DIR)
+                if profile is not None:
+                    profile.save(Path(tmp) / PROFILE_DIR)
+                if table_schema is not None:
+                    table_schema.save(Path(tmp) / TABLE_SCHEMA_FILE)
                 _mlflow.client().log_model_artifacts(info.model_id, tmp)
     sig = info.signature.to_dict() if info.signature is not None else None
     return LoggedModel(

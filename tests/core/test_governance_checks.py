@@ -174,6 +174,29 @@ def test_protected_attributes_as_inputs_fail(people) -> None:
         "protected attribute(s) used as model inputs: 'Gender' (gender), 'MaritalStatus' (marital_status)")
 
 
+def test_the_protected_input_advice_leads_to_a_model_that_passes_and_serves(people) -> None:
+    data, label = people
+    coded = data.assign(Gender=(data["sex"] == "male").astype(int))
+    advice = wb.check_policies(_register(f"gov-advice-{uuid.uuid4().hex[:6]}", coded, label,
+                                         ["income", "Gender"]).uri)["protected_inputs"].message
+    assert "training_data=X.drop(columns=[...]), sensitive_features=X[[...]]" in advice
+    # Following it: fitted on the other columns, the protected one kept for fairness only.
+    features = coded[["income", "tenure"]]
+    model = LogisticRegression(max_iter=500).fit(features, label)
+    with wb.start_run(experiment="governance-tests"):
+        logged = wb.log_model(model, training_data=features, training_labels=label,
+                              sensitive_features=coded[["Gender"]])
+    version = wb.register(logged, f"gov-advised-{uuid.uuid4().hex[:6]}")
+    report = wb.check_policies(version.uri)
+    assert report["protected_inputs"].passed
+    assert "Gender" in report["proxies"].details["protected_columns"]
+    deployment = wb.deploy(version.uri, target="local", name=version.name)
+    try:
+        assert deployment.predict(features.head(20)) == model.predict(features.head(20)).tolist()
+    finally:
+        wb.stop(deployment.name)
+
+
 def test_a_proxy_input_is_flagged_as_a_warning_by_default_and_blocks_when_the_policy_says_error(
         models, policy_file: Path) -> None:
     uri = models["proxy"].uri

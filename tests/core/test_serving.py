@@ -312,8 +312,10 @@ def test_malformed_empty_and_oversized_bodies(mixed_server) -> None:
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
     response = httpx.post(url, content=b"", headers={"content-type": "application/json"})
     assert response.status_code == 400 and "body is empty" in response.json()["error"]
-    response = httpx.post(url, content=b"")  # no content type: JSON is required
+    response = httpx.post(url, content=b"", headers={"origin": mixed_server.url})  # a page: JSON is required
     assert response.status_code == 415 and "application/json" in response.json()["error"]
+    response = httpx.post(url, content=b"")  # not a browser, no content type: read as JSON
+    assert response.status_code == 400 and "body is empty" in response.json()["error"]
     big = {"inputs": [{"name": "amount", "shape": [5000], "datatype": "FP64", "data": [1.0] * 5000}]}
     response = httpx.post(url, json=big)
     assert response.status_code == 413 and "limit of 20000 bytes" in response.json()["error"]

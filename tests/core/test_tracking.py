@@ -153,3 +153,24 @@ def test_experiments_of_a_tracking_server_that_is_down_say_so(
             wb.experiments()
     finally:
         wb.configure(session_workspace)
+
+
+def test_notebook_defined_functions_are_saved_by_value_unless_skops_is_asked_for(session_workspace,
+                                                                                 numeric_data) -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = numeric_data
+
+    def doubled(frame):  # as a notebook cell defines it
+        return frame * 2
+
+    doubled.__module__ = "__main__"
+    model = make_pipeline(FunctionTransformer(doubled), LogisticRegression(max_iter=300)).fit(X, y)
+    with wb.start_run(experiment="tracking-tests"):
+        with pytest.raises(InvalidInputError, match=r"__main__\..*doubled.*skops cannot load.*leave "
+                                                     r"serialization_format unset"):
+            wb.log_model(model, training_data=X, serialization_format="skops")
+        logged = wb.log_model(model, training_data=X)
+    flavor = mlflow.models.get_model_info(logged.model_uri).flavors["sklearn"]
+    assert flavor["serialization_format"] == "cloudpickle"

@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from workbench.deployment.base import (
 )
 from workbench.deployment.store import DeploymentRecord, DeploymentStore, RevisionRecord
 from workbench.errors import DeploymentError, InvalidInputError, WorkbenchError
+from workbench.tables import encode_split
 
 __all__ = [
     "Deployment",
@@ -105,7 +107,9 @@ class Deployment:
         """Predictions for a DataFrame, through the deployment's MLflow ``/invocations`` route."""
         if not isinstance(data, pd.DataFrame):
             raise InvalidInputError("predict takes a pandas DataFrame of the model's input columns")
-        body = '{"dataframe_split": ' + data.to_json(orient="split", index=False) + "}"
+        # Exact values: pandas' to_json keeps 10 significant digits and writes datetimes as epoch
+        # milliseconds; encode_split writes every float to the last bit and datetimes in ISO 8601.
+        body = json.dumps({"dataframe_split": encode_split(data)})
         response = httpx.post(f"{self.url}/invocations", content=body,
                               headers={"content-type": "application/json"}, timeout=timeout)
         if response.status_code != 200:

@@ -153,6 +153,17 @@ def _raw_model(pyfunc: Any, flavor: str) -> Any:
         return None
 
 
+class _ServedCall:
+    """A served model called as the server calls it: on frames in the training dtypes, without
+    MLflow's signature enforcement (which refuses nullable integers, categories and time zones)."""
+
+    def __init__(self, served: ServedModel) -> None:
+        self.served = served
+
+    def predict(self, frame: pd.DataFrame, params: Any = None) -> Any:
+        return self.served.predict_frame(frame)
+
+
 def _from_served(served: ServedModel) -> _Source:
     estimator = served.sklearn_model
     if estimator is None and served.flavor in ("xgboost", "lightgbm"):
@@ -162,7 +173,7 @@ def _from_served(served: ServedModel) -> _Source:
     if served.model_dir is not None and (Path(served.model_dir) / PROFILE_DIR).is_dir():
         profile = ReferenceProfile.load(Path(served.model_dir) / PROFILE_DIR)
         reference = profile.sample[[c for c in profile.sample.columns if c != profile.target]]
-    return _Source(estimator, served.pyfunc, columns, served, served.uri, reference)
+    return _Source(estimator, _ServedCall(served), columns, served, served.uri, reference)
 
 
 # -- what is explained -------------------------------------------------------------------------
@@ -389,6 +400,18 @@ def _build_tree(estimator: Any, background: pd.DataFrame | None) -> _TreePlan:
             f"SHAP's TreeExplainer cannot read this {_describe(final)} ({type(exc).__name__}: {exc}). "
             f"Options: {_OPTIONS}"
         ) from exc
+    if not steps and background is not None and len(background):
+        # SHAP reads some trees it cannot then walk with the table's values (scikit-learn's native
+        # categories, say): one row tried now lets "auto" choose another explainer instead.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                explainer.shap_values(_estimator_input(final, background.head(1)), check_additivity=False)
+        except Exception as exc:
+            raise ExplanationError(
+                f"SHAP's TreeExplainer cannot explain this {_describe(final)} on its input "
+                f"({type(exc).__name__}: {exc}). Options: {_OPTIONS}"
+            ) from exc
     tree_output = getattr(explainer.model, "tree_output", None)
     if not classifier:
         return _TreePlan(steps, final, explainer, "prediction", None, encoded_names)
@@ -597,6 +620,7 @@ class Explainer:
         the class to explain for every row (default: each row's predicted class).
         """
         self._check_fitted()
+        self._check_target(target)
         frame = self._prepare(_as_frame(data, self.feature_names_))
         if frame.empty:
             raise InvalidInputError("there are no rows to explain")
@@ -709,6 +733,14 @@ class Explainer:
             return _per_output(result.values, result.base_values, n_outputs, output.kind)
 
     # -- the result -----------------------------------------------------------------------------
+
+    def _check_target(self, target: Any) -> None:
+        """Refuse a missing or unknown ``target`` before any SHAP work, when the outputs are known."""
+        labels = self._labels
+        if labels is None or len(labels) < 2:
+            return
+        probe = np.zeros((1, len(labels)))
+        self._targets(probe, target)
 
     def _targets(self, outputs: np.ndarray, target: Any) -> np.ndarray:
         """Which output to explain for each row."""

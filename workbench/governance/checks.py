@@ -226,8 +226,9 @@ def _check_protected_inputs(facts: _Facts, policy: Policy) -> tuple[bool, str, d
         return True, f"none of the {len(inputs)} inputs is a protected attribute", details
     listed = ", ".join(f"{name!r} ({attr})" for name, attr in found.items())
     return False, (
-        f"protected attribute(s) used as model inputs: {listed}. Retrain without them; to keep them for "
-        "fairness analysis, leave them in training_data but give log_model a signature without them"
+        f"protected attribute(s) used as model inputs: {listed}. Fit the model on the other columns and log "
+        "it with workbench.log_model(model, training_data=X.drop(columns=[...]), sensitive_features="
+        "X[[...]]): they are then profiled for fairness and proxy checks but never model inputs"
     ), details
 
 

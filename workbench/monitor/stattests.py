@@ -418,7 +418,8 @@ class ChiSquared(DriftTest):
     The same statistic and p-value as ``scipy.stats.chi2_contingency(table, correction=False)``:
     both samples are treated as samples (the reference is not taken as exact expected
     frequencies), so a small reference does not inflate false alarms. Categories the reference
-    never had are columns with a reference count of zero.
+    never had are columns with a reference count of zero. Categories expecting fewer than
+    :data:`MIN_EXPECTED` counts are pooled first (see :func:`_pooled_sparse`).
     """
 
     name = "chisquare"
@@ -433,7 +434,7 @@ class ChiSquared(DriftTest):
     def _score(self, sample: ColumnSample) -> tuple[float, float | None]:
         assert isinstance(self.reference_, CategoricalProfile)
         ref, cur, _ = _aligned_categories(self.reference_, sample)
-        table = np.vstack([ref, cur])
+        table = np.vstack(_pooled_sparse(ref, cur))
         table = table[:, table.sum(axis=0) > 0]
         if table.shape[1] < 2:
             return 0.0, 1.0
@@ -446,7 +447,30 @@ def _binned(reference: FeatureProfile, sample: ColumnSample) -> tuple[np.ndarray
     if isinstance(reference, NumericProfile):
         return reference.bin_counts.astype(np.float64), _binned_counts(reference, sample.sorted_values).astype(np.float64)
     ref, cur, _ = _aligned_categories(reference, sample)
-    return ref, cur
+    return _pooled_sparse(ref, cur)
+
+
+#: A category whose expected count is below this in either sample joins the pooled rest.
+MIN_EXPECTED = 5.0
+
+
+def _pooled_sparse(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Categories too rare to compare on their own pooled into one cell (Cochran's rule).
+
+    With many levels and few rows (a 500-level column, 300 rows) most cells expect under one count:
+    chi-squared's approximation fails and distances grow with the levels alone, so unshifted data
+    would look drifted. A cell whose expected count under "no drift" is below :data:`MIN_EXPECTED`
+    in either sample is pooled with the other such cells; a single sparse cell stays as it is.
+    """
+    total = ref.sum() + cur.sum()
+    if total == 0:
+        return ref, cur
+    column = ref + cur
+    expected = np.minimum(ref.sum(), cur.sum()) * column / total
+    sparse = expected < MIN_EXPECTED
+    if sparse.sum() < 2:
+        return ref, cur
+    return (np.append(ref[~sparse], ref[sparse].sum()), np.append(cur[~sparse], cur[sparse].sum()))
 
 
 #: Every drift test by its short name.

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import io
+import json
 import os
 import socket
 import sys
@@ -105,6 +106,13 @@ def _parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        # MLflow's own scoring client (and Python's json module) write NaN and Infinity as bare
+        # literals, which `mlflow models serve` accepts: so does this server, as missing values.
+        if b"NaN" in body or b"Infinity" in body:
+            try:
+                return json.loads(body)
+            except ValueError:
+                pass
         raise InvalidInputError(f"the request body is not valid JSON: {exc}") from exc
 
 

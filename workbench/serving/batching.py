@@ -221,7 +221,6 @@ class Batcher:
             if isinstance(prediction, WorkbenchError):
                 loop.call_soon_threadsafe(_settle, item.future, None, prediction)
                 continue
-            columns, rows = item.batch.records()
             records.append(
                 LogRecord(
                     request_id=item.info.request_id,
@@ -231,7 +230,7 @@ class Batcher:
                     protocol=item.info.protocol,
                     n_rows=item.batch.n_rows,
                     latency_ms=(now - item.info.started) * 1000,
-                    inputs={"columns": columns, "data": rows},
+                    inputs=item.batch.log_inputs(),
                     outputs=_jsonable_outputs(prediction.outputs),
                 )
             )

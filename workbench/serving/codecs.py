@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InvalidInputError, SchemaError
+from workbench.tables import json_values
 
 __all__ = [
     "V2_DATATYPES",
@@ -119,19 +120,27 @@ def decode_tensor(raw: Any) -> Tensor:
 
 def _to_array(flat: list[Any], datatype: str, name: str) -> np.ndarray:
     dtype = V2_DATATYPES[datatype]
-    if datatype == "BYTES":
-        if not all(isinstance(v, (str, bytes)) for v in flat):
-            bad = next(v for v in flat if not isinstance(v, (str, bytes)))
+    if datatype == "BYTES":  # null: a missing value
+        if not all(v is None or isinstance(v, (str, bytes)) for v in flat):
+            bad = next(v for v in flat if not (v is None or isinstance(v, (str, bytes))))
             raise SchemaError(f"input {name!r} is BYTES but holds {bad!r} ({type(bad).__name__})")
         return np.array([v.decode() if isinstance(v, bytes) else v for v in flat], dtype=object)
     if datatype == "BOOL":
-        if not all(isinstance(v, bool) for v in flat):
-            bad = next(v for v in flat if not isinstance(v, bool))
+        if not all(v is None or isinstance(v, bool) for v in flat):
+            bad = next(v for v in flat if not (v is None or isinstance(v, bool)))
             raise SchemaError(f"input {name!r} is BOOL but holds {bad!r}: use true or false")
+        if any(v is None for v in flat):  # gaps: the column's own type decides what they become
+            return np.array(flat, dtype=object)
         return np.array(flat, dtype=np.bool_)
-    if any(isinstance(v, (bool, str, bytes)) or v is None and datatype in _INTEGER_TYPES for v in flat):
-        bad = next(v for v in flat if isinstance(v, (bool, str, bytes)) or v is None)
+    if any(isinstance(v, (bool, str, bytes)) for v in flat):
+        bad = next(v for v in flat if isinstance(v, (bool, str, bytes)))
         raise SchemaError(f"input {name!r} is {datatype} but holds {bad!r}: send numbers")
+    if datatype in _INTEGER_TYPES and any(v is None for v in flat):
+        if not all(v is None or isinstance(v, int) or isinstance(v, float) and v.is_integer() for v in flat):
+            bad = next(v for v in flat if not (v is None or isinstance(v, int) or isinstance(v, float)
+                                                and v.is_integer()))
+            raise SchemaError(f"input {name!r} is {datatype} but holds {bad!r}: send whole numbers")
+        return np.array([None if v is None else int(v) for v in flat], dtype=object)
     try:
         array = np.array(flat, dtype=np.float64 if datatype not in _INTEGER_TYPES else object)
     except (TypeError, ValueError) as exc:
@@ -169,24 +178,22 @@ def encode_tensor(name: str, values: np.ndarray) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class InputBatch:
-    """Validated input rows as one numpy array per column, ready to batch with others."""
+    """Validated input rows, one array per column (numpy, or a pandas array for nullable,
+    category and time-zone aware dtypes), ready to batch with others."""
 
-    columns: Mapping[str, np.ndarray]
+    columns: Mapping[str, Any]
     n_rows: int
 
-    def records(self) -> tuple[list[str], list[list[Any]]]:
-        """Column names and row-major values (for the prediction log)."""
+    def log_inputs(self) -> dict[str, Any]:
+        """The prediction log's form: ``{"columns", "data", "dtypes"}``, values exact (floats to the
+        last bit, datetimes to their unit) and each column's dtype, so readers restore it."""
         names = list(self.columns)
-        cols = [_jsonable_column(self.columns[n]) for n in names]
-        return names, [list(row) for row in zip(*cols)] if cols else []
-
-
-def _jsonable_column(values: np.ndarray) -> list[Any]:
-    if values.dtype.kind == "M":
-        return [None if np.isnat(v) else str(v) for v in values]
-    if values.dtype.kind == "f":
-        return [None if v != v else v for v in values.tolist()]
-    return values.tolist()
+        cols = [json_values(self.columns[n]) for n in names]
+        return {
+            "columns": names,
+            "data": [list(row) for row in zip(*cols)] if cols else [],
+            "dtypes": [str(self.columns[n].dtype) for n in names],
+        }
 
 
 def columns_from_split(payload: Any, what: str) -> tuple[list[str], list[list[Any]]]:

@@ -17,7 +17,8 @@ that page's origin in ``WORKBENCH_ALLOWED_ORIGINS`` (:attr:`~workbench.config.Se
 those origins also get CORS answers, so their pages can read the response.
 
 Body routes additionally require a JSON content type (:func:`require_json`): the content types a
-page may send without a CORS preflight (``text/plain``, forms) are never read as a request. They read
+page may send without a CORS preflight (``text/plain``, forms, a typeless blob) are never read as a
+request; only a client that is not a browser may leave the content type out (Triton's V2 client). They read
 bodies with :func:`read_body`, which stops at the server's byte limit (``WORKBENCH_MAX_BODY_BYTES``)
 instead of holding whatever a client sends.
 """
@@ -47,8 +48,15 @@ def is_json(content_type: str) -> bool:
     return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
 
 
-def require_json(content_type: str | None) -> None:
-    """Raise :class:`UnsupportedMediaTypeError` (415) unless ``content_type`` is JSON."""
+def require_json(content_type: str | None, *, from_browser: bool = True) -> None:
+    """Raise :class:`UnsupportedMediaTypeError` (415) unless ``content_type`` is JSON.
+
+    A request with no content type at all is read as JSON when it does not come from a browser
+    (``from_browser=False``: no ``Origin``, no ``Sec-Fetch-*`` header): V2 clients such as
+    Triton's send JSON tensors without one, while a page's body always comes with those headers.
+    """
+    if not content_type and not from_browser:
+        return
     if not is_json(content_type or ""):
         raise UnsupportedMediaTypeError(
             f"content type {content_type or '(none)'!r} is not supported: send the body as JSON with the "
@@ -68,7 +76,9 @@ async def read_body(request: Any, limit: int, *, json_only: bool = True, allow_e
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_big
     if json_only:
-        require_json(request.headers.get("content-type"))
+        headers = request.headers
+        browser = "origin" in headers or any(k.lower().startswith("sec-fetch-") for k in headers.keys())
+        require_json(headers.get("content-type"), from_browser=browser)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

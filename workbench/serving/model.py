@@ -19,6 +19,7 @@ import pandas as pd
 
 from workbench.errors import InvalidInputError, SchemaError
 from workbench.serving.codecs import InputBatch, Tensor, v2_datatype
+from workbench.tables import TableSchema
 
 __all__ = ["InputColumn", "Prediction", "ServedModel"]
 
@@ -152,6 +153,9 @@ class ServedModel:
     model_dir: Path | None = None
     #: Names and numpy dtypes of the outputs, learned from the input example at load time.
     output_spec: dict[str, np.dtype[Any]] = field(default_factory=dict)
+    #: The training frame's exact column types (``input_types.json``), when the model was logged
+    #: with the workbench: requests are restored to them and the model gets the frame it was fit on.
+    table: TableSchema | None = None
 
     @classmethod
     def load(cls, model_uri: str, *, name: str | None = None, version: str | None = None) -> ServedModel:
@@ -206,6 +210,7 @@ class ServedModel:
             params_schema=meta.get_params_schema(),
             run_id=meta.run_id,
             model_dir=Path(local),
+            table=TableSchema.load(local) if columns is not None else None,
         )
         model._learn_outputs()
         return model
@@ -301,10 +306,14 @@ class ServedModel:
         if n_rows == 0:
             raise InvalidInputError("the request has no rows: send at least one")
         converted = {}
+        table = self.table
         for column in self.columns:
-            if column.name in columns:
-                converted[column.name] = convert_column(column, columns[column.name])
-            else:  # optional column left out
+            values = columns[column.name] if column.name in columns else [None] * n_rows  # optional: left out
+            if table is not None and column.name in table:
+                converted[column.name] = table[column.name].restore(values)
+            elif column.name in columns:
+                converted[column.name] = convert_column(column, values)
+            else:
                 converted[column.name] = np.full(n_rows, None, dtype=object)
         return InputBatch(converted, n_rows)
 
@@ -342,10 +351,8 @@ class ServedModel:
         assert self.columns is not None
         if len(batches) == 1:
             return pd.DataFrame(dict(batches[0].columns), copy=False)
-        return pd.DataFrame(
-            {c.name: np.concatenate([b.columns[c.name] for b in batches]) for c in self.columns},
-            copy=False,
-        )
+        return pd.DataFrame({c.name: _concat([b.columns[c.name] for b in batches]) for c in self.columns},
+                            copy=False)
 
     def predict(
         self, batches: Sequence[InputBatch], outputs: Sequence[str], params: Mapping[str, Any] | None = None
@@ -367,10 +374,7 @@ class ServedModel:
         self, frame: pd.DataFrame, outputs: Sequence[str], params: Mapping[str, Any] | None
     ) -> tuple[Any, dict[str, np.ndarray]]:
         n = len(frame)
-        if self.sklearn_model is not None and not params:
-            raw = getattr(self.sklearn_model, self.predict_fn)(frame)
-        else:
-            raw = self.pyfunc.predict(frame, params=dict(params) if params else None)
+        raw = self.predict_frame(frame, params)
         named = _named_outputs(raw, n, self.output_schema)
         for name in outputs:
             if name in named:
@@ -383,9 +387,26 @@ class ServedModel:
             named = {k: v for k, v in named.items() if k in outputs}
         return raw, named
 
+    def predict_frame(self, frame: pd.DataFrame, params: Mapping[str, Any] | None = None) -> Any:
+        """The model's own answer for a frame of checked inputs (see :meth:`to_batch`)."""
+        if self.sklearn_model is not None and not params:
+            return getattr(self.sklearn_model, self.predict_fn)(frame)
+        if self.table is not None and not params:
+            # The frame already has the training dtypes; MLflow's signature enforcement would undo
+            # some of them (nullable integers, categories, time zones), so call the flavor directly.
+            return getattr(self.pyfunc._model_impl, self.predict_fn)(frame)
+        return self.pyfunc.predict(frame, params=dict(params) if params else None)
+
     def predict_unbatched(self, data: Any, params: Mapping[str, Any] | None = None) -> Any:
         """Predict data the model takes as is (tensor signatures, no signature); MLflow checks it."""
         return self.pyfunc.predict(data, params=dict(params) if params else None)
+
+
+def _concat(parts: Sequence[Any]) -> Any:
+    """Columns of several requests joined: numpy arrays, or pandas arrays of one dtype."""
+    if all(isinstance(p, np.ndarray) and p.dtype != object for p in parts):
+        return np.concatenate(parts)
+    return pd.concat([pd.Series(p, copy=False) for p in parts], ignore_index=True)
 
 
 def _slice(raw: Any, start: int, stop: int) -> Any:

@@ -29,7 +29,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from workbench.errors import InvalidInputError, NotFoundError
+from workbench.errors import InvalidInputError, NotFoundError, WorkbenchError
+from workbench.tables import restore_column
 
 __all__ = ["LogRecord", "PredictionLog", "PredictionPage", "page_rows", "read_predictions"]
 
@@ -65,7 +66,8 @@ class LogRecord:
     protocol: str
     n_rows: int
     latency_ms: float
-    #: ``{"columns": [...], "data": [[...], ...]}``
+    #: ``{"columns": [...], "data": [[...], ...], "dtypes": [...]}`` (values exact, see
+    #: :mod:`workbench.tables`; ``dtypes`` lets readers restore each column's type)
     inputs: dict[str, Any]
     #: output name -> list of values, one per row
     outputs: dict[str, Any]
@@ -285,6 +287,7 @@ def page_rows(records: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...], tup
                 else:
                     values.extend([None] * len(item["data"]))
             columns[name] = values
+    _restore_types(columns, inputs)
     output_names: list[str] = []
     for item in outputs:
         for name in item:
@@ -303,6 +306,20 @@ def page_rows(records: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...], tup
     frame["model_version"] = np.repeat(records["model_version"].to_numpy(), n_rows)
     frame["seq"] = np.repeat(records["seq"].to_numpy(dtype=np.int64), n_rows)
     return frame, tuple(input_names), tuple(out_columns)
+
+
+def _restore_types(columns: dict[str, Any], inputs: list[dict[str, Any]]) -> None:
+    """Give each input column back the dtype the server predicted with (records keep it in
+    ``dtypes``): datetimes, nullable integers and categories read back as themselves."""
+    seen: dict[str, set[str]] = {}
+    for item in inputs:
+        for name, dtype in zip(item["columns"], item.get("dtypes") or ()):
+            seen.setdefault(name, set()).add(dtype)
+    for name, dtypes in seen.items():
+        if len(dtypes) == 1 and name in columns:
+            (dtype,) = dtypes
+            with contextlib.suppress(WorkbenchError):  # a column that cannot be restored stays as logged
+                columns[name] = restore_column(name, dtype, list(columns[name]))
 
 
 def _per_row(values: Any, count: int) -> Iterable[Any]:
