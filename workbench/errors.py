@@ -25,6 +25,9 @@ in ``__cause__``. Each message says what went wrong and what to do next::
     ├── MonitoringError           drift or outlier analysis cannot run on what was given
     └── ExplanationError          a model or payload cannot be explained
 
+Beside the tree, :class:`PolicyAdvisory` is a warning (not an error): checks failed under a policy that
+only advises, so the action went ahead; the CLI prints it as ``advice: <message>``.
+
 The CLI prints ``str(error)`` and exits non-zero; the inference server and the Jupyter server routes map
 :attr:`WorkbenchError.http_status` to their status codes.
 """
@@ -46,6 +49,7 @@ __all__ = [
     "NameTakenError",
     "NotFoundError",
     "PackagingError",
+    "PolicyAdvisory",
     "PolicyViolationError",
     "PortInUseError",
     "RunNotFoundError",
@@ -171,6 +175,11 @@ class PolicyViolationError(WorkbenchError):
     def __init__(self, message: str, failures: list[str] | None = None) -> None:
         super().__init__(message)
         self.failures = failures or []
+
+
+class PolicyAdvisory(UserWarning):
+    """A warning, not an error: governance checks failed under a policy that only advises (the
+    defaults), so packaging or deploying went ahead; the message lists the failures and what to do."""
 
 
 class MonitoringError(WorkbenchError):
