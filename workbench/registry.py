@@ -43,6 +43,7 @@ __all__ = [
     "lineage",
     "load_model",
     "load_profile",
+    "model_size",
     "models",
     "register",
     "registered_version",
@@ -396,6 +397,35 @@ def download_model(model_uri: str, dst: str | Path | None = None) -> Path:
     target = str(dst) if dst is not None else tempfile.mkdtemp(prefix="workbench-model-")
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=target))
+
+
+def model_size(model_uri: str) -> int:
+    """The size in bytes of the files of the model behind ``model_uri`` (any model URI, or a model
+    folder), read from the artifact store's listing without downloading the model."""
+    local = Path(model_uri)
+    if local.is_dir():
+        return sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+    _mlflow.ensure_ready()
+    _check_loadable_uri(model_uri)
+    root = _artifact_root(model_uri)
+    if ":/" not in root or root.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        folder = Path(unquote(urlparse(root).path)) if root.startswith("file:") else Path(root)
+        if folder.is_dir():
+            return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
+        repo = get_artifact_repository(root)
+        total, pending = 0, [None]
+        while pending:
+            for entry in repo.list_artifacts(pending.pop()):
+                if entry.is_dir:
+                    pending.append(entry.path)
+                else:
+                    total += int(entry.file_size or 0)
+    return total
 
 
 def load_profile(model_uri: str) -> ReferenceProfile:
