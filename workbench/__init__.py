@@ -103,6 +103,10 @@ _EXPORTS: dict[str, str] = {
     "policy_path": "workbench.governance",
     "publish_policy": "workbench.governance",
     "waive": "workbench.governance",
+    # at a glance
+    "DeploymentGlance": "workbench.overview",
+    "Glances": "workbench.overview",
+    "where_deployed": "workbench.overview",
     # packaging
     "ImageRecord": "workbench.packaging",
     "package": "workbench.packaging",
@@ -194,6 +198,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         detect_drift,
         evaluate_performance,
     )
+    from workbench.overview import DeploymentGlance, Glances, where_deployed
     from workbench.packaging import ImageRecord, package
     from workbench.profile import ReferenceProfile
     from workbench.registry import (
