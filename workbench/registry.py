@@ -451,7 +451,8 @@ def model_size(model_uri: str) -> int:
 
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
         repo = get_artifact_repository(root)
-        total, pending = 0, [None]
+        total = 0
+        pending: list[str | None] = [None]  # folders still to list; None is the model's root
         while pending:
             for entry in repo.list_artifacts(pending.pop()):
                 if entry.is_dir:
