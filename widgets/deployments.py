@@ -32,7 +32,8 @@ _COLUMNS = ["name", "target", "model", "version", "state", "health", "policy", "
             "challenger", "traffic", "updated"]
 # The badge colour of a policy verdict and of an alert state (workbench.Glances).
 _POLICY_KINDS = {"passes": "ok", "advisory": "warn", "blocked": "drift", "unknown": "muted"}
-_ALERT_KINDS = {"ok": "ok", "no data": "muted", "drift": "drift", "performance": "drift", "unknown": "muted"}
+_ALERT_KINDS = {"ok": "ok", "no data": "muted", "drift": "drift", "performance": "drift",
+                "drift and performance": "drift", "unknown": "muted"}
 
 
 def _titled(badge_html: str, title: str) -> str:

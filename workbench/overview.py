@@ -4,7 +4,8 @@ One :class:`DeploymentGlance` per deployment says what a row in the Lab sidebar 
 ``Deployments`` widget shows: whether the servers answer, whether the version they serve passes the
 policy in effect (``passes``, ``advisory``: checks fail but the policy only advises, ``blocked``),
 and whether its live window drifted or its estimated accuracy fell (``ok``, ``drift``,
-``performance``, ``no data`` before the first prediction). :func:`where_deployed` answers the other
+``performance``: a classifier's label-free accuracy estimate fell, ``drift and performance``, ``no
+data`` before the first prediction). :func:`where_deployed` answers the other
 way round: which deployments serve each version of a model.
 
 A :class:`Glances` keeps one live monitor per deployment (drift is measured on each deployment's
@@ -34,7 +35,7 @@ __all__ = ["DeploymentGlance", "Glances", "where_deployed"]
 
 Health = Literal["healthy", "starting", "unhealthy"]
 PolicyVerdict = Literal["passes", "advisory", "blocked", "unknown"]
-AlertState = Literal["ok", "drift", "performance", "no data", "unknown"]
+AlertState = Literal["ok", "drift", "performance", "drift and performance", "no data", "unknown"]
 
 #: Rows of a deployment's newest predictions the sidebar's drift test looks at.
 GLANCE_WINDOW = 500
@@ -119,8 +120,9 @@ class Glances:
         try:
             if kept is None or (kept[0], kept[1]) != key:
                 # A new version (or new replicas) starts a new window against its own reference.
+                estimator, model = _accuracy_estimator(deployment.model_uri)
                 monitor = LiveMonitor(deployment.model_uri, deployment.log_sources, window=self.window,
-                                      multivariate_every=0)
+                                      multivariate_every=0, estimator=estimator, model=model)
                 self._monitors[deployment.name] = (key[0], key[1], monitor)
             else:
                 monitor = kept[2]
@@ -130,15 +132,44 @@ class Glances:
             return "unknown", f"drift cannot be measured: {exc}"
         if report is None:
             return "no data", "no predictions yet"
+        found: list[str] = []
         estimate = report.estimate
         if estimate is not None and estimate.expected_accuracy < estimate.reference_accuracy - monitor.accuracy_alert_drop:
-            return "performance", (f"estimated accuracy {estimate.expected_accuracy:.3f} (reference "
-                                   f"{estimate.reference_accuracy:.3f}) over the last {report.n_rows} predictions")
+            found.append(f"estimated accuracy {estimate.expected_accuracy:.3f} (reference "
+                         f"{estimate.reference_accuracy:.3f})")
         drifted = [f.feature for f in report.drift.features if f.drifted]
         if drifted or report.drift.dataset_drifted:
-            return "drift", (f"{len(drifted)} feature(s) drifted over the last {report.n_rows} predictions: "
-                             + ", ".join(drifted[:5]) + ("..." if len(drifted) > 5 else ""))
-        return "ok", f"no drift over the last {report.n_rows} predictions"
+            found.insert(0, f"{len(drifted)} feature(s) drifted: " + ", ".join(drifted[:5])
+                         + ("..." if len(drifted) > 5 else ""))
+        span = f"over the last {report.n_rows} predictions"
+        if not found:
+            return "ok", f"no drift {span}"
+        state: AlertState = ("drift and performance" if len(found) == 2
+                             else "performance" if found[0].startswith("estimated") else "drift")
+        return state, "; ".join(found) + f" {span}"
+
+
+def _accuracy_estimator(model_uri: str) -> tuple[Any, Any]:
+    """A label-free accuracy estimator for a classifier, calibrated on its reference sample (whose
+    labels were logged with it), and the model that gives the window's probabilities; ``(None,
+    None)`` for a regressor, a model without ``predict_proba`` or a profile without labels."""
+    from workbench.monitor import ConfidenceBasedEstimator
+    from workbench.registry import load_model, load_profile
+
+    try:
+        profile = load_profile(model_uri)
+        if not profile.target or profile.target not in profile.sample.columns:
+            return None, None
+        model = load_model(model_uri).get_raw_model()
+        if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+            return None, None
+        sample = profile.sample.dropna(subset=[profile.target])
+        features = sample[[c for c in profile.feature_names if c in sample.columns]]
+        estimator = ConfidenceBasedEstimator(classes=list(model.classes_)).fit(
+            model.predict_proba(features), sample[profile.target])
+        return estimator, model
+    except (WorkbenchError, AttributeError, ValueError, TypeError):
+        return None, None  # no estimate: the badge shows drift only
 
 
 def where_deployed(model_name: str, deployments: Sequence[Deployment] | None = None) -> dict[str, tuple[str, ...]]:

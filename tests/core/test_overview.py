@@ -34,8 +34,10 @@ def test_a_clean_deployment_is_healthy_passes_and_shows_drift_when_its_inputs_mo
     for i in range(3):
         running.predict(X.iloc[150 + 100 * i:250 + 100 * i].assign(x2=lambda d: d["x2"] + 4))
     (moved,) = glances.of([wb.get_deployment(running.name)])
-    assert moved.alerts == "drift", moved
-    assert moved.alerts_detail.startswith("1 feature(s) drifted over the last 450 predictions: x2")
+    # x2 moved, and the forest grows less sure of its answers: both show, with no label needed
+    assert moved.alerts == "drift and performance", moved
+    assert moved.alerts_detail.startswith("1 feature(s) drifted: x2; estimated accuracy 0.")
+    assert moved.alerts_detail.endswith("over the last 450 predictions")
     assert moved.to_dict()["health"] == "healthy"
 
 
@@ -63,5 +65,27 @@ def test_the_policy_badge_advises_by_default_and_says_blocked_under_an_enforcing
         finally:
             path.unlink()
         assert blocked.policy == "blocked" and "is blocked" in blocked.policy_detail
+    finally:
+        wb.stop(deployment.name)
+
+
+def test_a_classifier_whose_answers_grow_unsure_shows_accuracy_down(numeric_data) -> None:
+    X, y = numeric_data
+    with wb.start_run(experiment="glances"):
+        model = LogisticRegression().fit(X, y)
+        logged = wb.log_model(model, training_data=X, training_labels=y)
+    version = wb.register(logged, f"glance-perf-{uuid.uuid4().hex[:6]}")
+    deployment = wb.deploy(version.uri, name=f"glance-perf-{uuid.uuid4().hex[:6]}")
+    try:
+        glances = wb.Glances()
+        deployment.predict(X.iloc[:200])
+        (calm,) = glances.of([wb.get_deployment(deployment.name)])
+        assert calm.alerts == "ok", calm
+        # Inputs squeezed towards the decision boundary: every answer near 50/50, no labels needed to see it.
+        deployment.predict(X.iloc[200:600] * 0.02)
+        (unsure,) = glances.of([wb.get_deployment(deployment.name)])
+        assert unsure.alerts == "drift and performance", unsure  # squeezed inputs drift too
+        assert "estimated accuracy 0." in unsure.alerts_detail
+        assert unsure.alerts_detail.endswith("over the last 500 predictions")
     finally:
         wb.stop(deployment.name)

@@ -27,6 +27,7 @@ const ALERT_TEXT: { [state: string]: string } = {
   ok: 'no drift',
   drift: 'drift',
   performance: 'accuracy down',
+  'drift and performance': 'drift, accuracy down',
   'no data': 'no data yet',
   unknown: 'drift ?'
 };
@@ -313,7 +314,7 @@ export class WorkbenchSidebar extends Widget {
       row.appendChild(policy);
       const alerts = el(
         'span',
-        `wb-Badge wb-Alerts wb-Alerts-${deployment.alerts.replace(' ', '-')}`,
+        `wb-Badge wb-Alerts wb-Alerts-${deployment.alerts.replace(/ /g, '-')}`,
         ALERT_TEXT[deployment.alerts]
       );
       alerts.title = deployment.alerts_detail;

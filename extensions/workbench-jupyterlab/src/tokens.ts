@@ -81,7 +81,7 @@ export interface IDeployment {
   policy: 'passes' | 'advisory' | 'blocked' | 'unknown';
   policy_detail: string;
   /** ... and its live window's drift/performance state. */
-  alerts: 'ok' | 'drift' | 'performance' | 'no data' | 'unknown';
+  alerts: 'ok' | 'drift' | 'performance' | 'drift and performance' | 'no data' | 'unknown';
   alerts_detail: string;
 }
 
