@@ -120,6 +120,23 @@ def test_policy_shows_the_defaults_and_init_writes_the_template(tmp_path: Path) 
     assert again.returncode == 1 and again.stderr.startswith("error: ") and "already exists" in again.stderr
 
 
+def test_publish_makes_a_policy_the_teams_and_unpublish_withdraws_it(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    nothing = run_cli("policy", "--publish", home=home)
+    assert nothing.returncode == 1 and nothing.stderr.strip() == (
+        f"error: no policy file at {home / 'policy.yaml'}: write one with `workbench policy --init`, then publish it")
+    team = tmp_path / "team.yaml"
+    team.write_text("checks:\n  proxies: {severity: error}\n")
+    published = run_cli("policy", "--publish", str(team), home=home)
+    assert published.returncode == 0 and published.stdout.startswith("published as the team's policy: tag "
+                                                                      "workbench.policy on ")
+    shown = json.loads(run_cli("policy", "--json", home=home).stdout)
+    assert shown["source"].startswith("tag workbench.policy on ") and shown["mode"] == "enforce"
+    assert shown["checks"]["proxies"]["severity"] == "error"
+    assert run_cli("policy", "--unpublish", home=home).returncode == 0
+    assert json.loads(run_cli("policy", "--json", home=home).stdout)["mode"] == "advise"
+
+
 def test_the_cli_check_names_match_the_core() -> None:
     from workbench.cli.governance import _CHECKS
 

@@ -110,12 +110,11 @@ def card(model_uri: str, fmt: str | None, output: Path | None) -> None:
 @click.command()
 @click.option("--init", "init", is_flag=True,
               help="Write an enforcing policy.yaml (the lending template) to the workspace.")
-@click.option("--publish", "publish", type=click.Path(dir_okay=False, path_type=Path), is_flag=False,
-              flag_value=Path(""), metavar="[FILE]",
+@click.option("--publish", "publish", type=str, is_flag=False, flag_value="", metavar="[FILE]",
               help="Make FILE (default: the workspace's policy.yaml) the team's policy on the tracking server.")
 @click.option("--unpublish", is_flag=True, help="Remove the team's policy from the tracking server.")
 @json_option
-def policy(init: bool, publish: Path | None, unpublish: bool, as_json: bool) -> None:
+def policy(init: bool, publish: str | None, unpublish: bool, as_json: bool) -> None:
     """Show the governance policy in effect: the team's (on the tracking server), the workspace's
     policy.yaml, or the advisory defaults (every check shown, nothing blocked)."""
     from workbench.governance import init_policy, load_policy, publish_policy, unpublish_policy
@@ -124,7 +123,7 @@ def policy(init: bool, publish: Path | None, unpublish: bool, as_json: bool) -> 
         click.echo(f"wrote {init_policy()}: it enforces from now on (edit `mode: advise` to only advise)")
         return
     if publish is not None:
-        published = publish_policy(publish if str(publish) not in ("", ".") else None)
+        published = publish_policy(Path(publish) if publish else None)
         click.echo(f"published as the team's policy: {published.source}")
         return
     if unpublish:
