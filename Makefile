@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov (the outside checker of the Kubernetes manifests in the tests) pins many packages that clash
+# with MLflow's, so it lives in its own virtual environment.
+CHECKOV := .tools/checkov/bin/checkov
 # The JupyterLab extension: its own distribution, built from source with Node (npm) when installed.
 EXT := extensions/workbench-jupyterlab
 EXT_STAMP := $(VENV)/.labextension
@@ -11,14 +14,14 @@ EXT_SOURCES := $(EXT)/pyproject.toml $(EXT)/package.json $(EXT)/tsconfig.json \
 	$(wildcard $(EXT)/src/*.ts $(EXT)/style/*.css $(EXT)/style/*.js $(EXT)/style/icons/*.svg \
 	$(EXT)/settings/*.json $(EXT)/jupyter-config/server-config/*.json)
 
-.PHONY: lab test setup system check clean
+.PHONY: lab test setup system tools check clean
 
 # Set up, then start the workbench on its embedded defaults: JupyterLab on the guided notebooks.
 lab: setup
 	$(BIN)/workbench lab notebooks/01-track-and-compare.ipynb
 
 # Set up (system tools the tests drive, when this machine can install them), then run every test.
-test: system setup
+test: system setup tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP) $(EXT_STAMP)
@@ -37,6 +40,14 @@ $(EXT_STAMP): $(STAMP) $(EXT_SOURCES)
 	$(BIN)/python -m pip install --quiet -e ./$(EXT)
 	touch $(EXT_STAMP)
 
+# Tools the tests run as outside checkers, each in its own environment.
+tools: $(CHECKOV)
+
+$(CHECKOV):
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip install --quiet --upgrade pip
+	.tools/checkov/bin/python -m pip install --quiet "checkov>=3.2,<4"
+
 # Docker engine, Chromium, debootstrap (for the local base image) and PostgreSQL, on Debian as root.
 system:
 	scripts/setup-system
@@ -46,5 +57,5 @@ check: setup
 	$(BIN)/python -m mypy --explicit-package-bases widgets
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) .tools build dist *.egg-info
 	rm -rf $(EXT)/node_modules $(EXT)/lib $(EXT)/tsconfig.tsbuildinfo $(EXT)/workbench_jupyterlab/labextension

@@ -166,6 +166,14 @@ def postgres_bin() -> Path:
     return found[-1].parent
 
 
+@pytest.fixture(scope="session")
+def checkov_bin() -> Path:
+    """checkov, the outside checker of the Kubernetes manifests, in its own environment (`make tools`)."""
+    path = REPO / ".tools" / "checkov" / "bin" / "checkov"
+    need(path.exists(), f"checkov is not installed at {path}: `make tools` installs it (make test does)")
+    return path
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 

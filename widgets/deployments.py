@@ -28,13 +28,24 @@ from workbench.widgets.background import BackgroundTask, Job
 
 __all__ = ["Deployments"]
 
-_COLUMNS = ["name", "target", "model", "version", "state", "health", "url", "revision", "challenger", "traffic",
-            "updated"]
+_COLUMNS = ["name", "target", "model", "version", "state", "health", "policy", "alerts", "url", "revision",
+            "challenger", "traffic", "updated"]
+# The badge colour of a policy verdict and of an alert state (workbench.Glances).
+_POLICY_KINDS = {"passes": "ok", "advisory": "warn", "blocked": "drift", "unknown": "muted"}
+_ALERT_KINDS = {"ok": "ok", "no data": "muted", "drift": "drift", "performance": "drift",
+                "drift and performance": "drift", "unknown": "muted"}
+
+
+def _titled(badge_html: str, title: str) -> str:
+    """A badge whose hover text is the sentence behind it."""
+    return f'<span title="{html.escape(title)}">{badge_html}</span>'
 
 
 class Deployments(pn.viewable.Viewer):
-    """Deploy a model version to a target; live state, health and URL of every deployment; logs,
-    update, rollback, stop; champion/challenger start, promote, abort and their comparison."""
+    """Deploy a model version to a target; live state, health and URL of every deployment, the policy
+    badge of the version each serves (advice under the default policy, blocked under an enforcing one)
+    and its drift state; logs, update, rollback, stop; champion/challenger start, promote, abort and
+    their comparison."""
 
     model_uri = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""
         The model version to deploy, update to, or start as challenger (``models:/churn/3``,
@@ -61,6 +72,7 @@ class Deployments(pn.viewable.Viewer):
         ui.offer_models(self, self.model_name)
         self._action = BackgroundTask()
         self._status = BackgroundTask()
+        self._glances = wb.Glances()
         # A plain HTML table: it is redrawn on every refresh (see ui.html_table for why not Tabulator).
         self._table = pn.pane.HTML("", sizing_mode="stretch_width")
         self._rows = pd.DataFrame(columns=_COLUMNS)
@@ -117,9 +129,11 @@ class Deployments(pn.viewable.Viewer):
         """Read every deployment's live state now (off the event loop)."""
         model_name = self.model_name
 
+        glances = self._glances
+
         def work(job: Job[list[Any]]) -> list[Any]:
-            found = wb.deployments()
-            return [d for d in found if model_name is None or d.model_name == model_name]
+            found = [d for d in wb.deployments() if model_name is None or d.model_name == model_name]
+            return list(zip(found, glances.of(found), strict=True))
 
         self._status.start(work, self._show)
 
@@ -131,17 +145,21 @@ class Deployments(pn.viewable.Viewer):
     def _restart_polling(self) -> None:
         ui.set_polling(self._poller, self.live, self.interval)
 
-    def _show(self, found: list[Any]) -> None:
+    def _show(self, glanced: list[Any]) -> None:
+        found = [d for d, _ in glanced]
         with param.edit_constant(self):
             self.deployments = found
         rows = []
-        for d in found:
+        for d, glance in glanced:
             state_kind = {"running": "ok", "starting": "info", "unhealthy": "warn"}.get(d.state, "drift")
             traffic = d.traffic or {}
             rows.append({
                 "name": d.name, "target": d.target, "model": d.model_name, "version": d.model_version or "-",
                 "state": ui.badge(d.state, state_kind),
                 "health": ui.badge("healthy" if d.healthy else "unhealthy", "ok" if d.healthy else "drift"),
+                "policy": _titled(ui.badge(f"policy: {glance.policy}", _POLICY_KINDS[glance.policy]),
+                                  glance.policy_detail),
+                "alerts": _titled(ui.badge(glance.alerts, _ALERT_KINDS[glance.alerts]), glance.alerts_detail),
                 "url": f'<a href="{html.escape(d.url)}" target="_blank">{html.escape(d.url)}</a>' if d.url else "-",
                 "revision": d.revision,
                 "challenger": f"v{d.challenger_version}" if d.challenger_uri else "-",
@@ -160,7 +178,7 @@ class Deployments(pn.viewable.Viewer):
         found = next((d for d in self.deployments if d.name == self.selected), None)
         names = list(self._rows["name"])
         self._table.object = ui.html_table(
-            self._rows, html_columns=("state", "health", "url"), empty="no deployments yet",
+            self._rows, html_columns=("state", "health", "policy", "alerts", "url"), empty="no deployments yet",
             highlight=names.index(self.selected) if self.selected in names else None,
         )
         if found is None:

@@ -89,16 +89,24 @@ _EXPORTS: dict[str, str] = {
     "FairnessReport": "workbench.governance",
     "ModelCard": "workbench.governance",
     "Policy": "workbench.governance",
+    "PolicyAdvisory": "workbench.governance",
     "PolicyReport": "workbench.governance",
     "Waiver": "workbench.governance",
     "audit_log": "workbench.governance",
     "check_policies": "workbench.governance",
     "enforce": "workbench.governance",
     "fairness_report": "workbench.governance",
+    "init_policy": "workbench.governance",
     "list_waivers": "workbench.governance",
     "load_policy": "workbench.governance",
     "model_card": "workbench.governance",
+    "policy_path": "workbench.governance",
+    "publish_policy": "workbench.governance",
     "waive": "workbench.governance",
+    # at a glance
+    "DeploymentGlance": "workbench.overview",
+    "Glances": "workbench.overview",
+    "where_deployed": "workbench.overview",
     # packaging
     "ImageRecord": "workbench.packaging",
     "package": "workbench.packaging",
@@ -163,15 +171,19 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         FairnessReport,
         ModelCard,
         Policy,
+        PolicyAdvisory,
         PolicyReport,
         Waiver,
         audit_log,
         check_policies,
         enforce,
         fairness_report,
+        init_policy,
         list_waivers,
         load_policy,
         model_card,
+        policy_path,
+        publish_policy,
         waive,
     )
     from workbench.monitor import (
@@ -186,6 +198,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         detect_drift,
         evaluate_performance,
     )
+    from workbench.overview import DeploymentGlance, Glances, where_deployed
     from workbench.packaging import ImageRecord, package
     from workbench.profile import ReferenceProfile
     from workbench.registry import (

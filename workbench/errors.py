@@ -28,8 +28,12 @@ in ``__cause__``. Each message says what went wrong and what to do next::
     ├── MonitoringError           drift or outlier analysis cannot run on what was given
     └── ExplanationError          a model or payload cannot be explained
 
-One warning, not an error: :class:`MlflowCompatibilityWarning`, said at ``log_model`` when the
-workbench serves a model that MLflow's own scoring would refuse (and how to make MLflow take it too).
+Beside the tree, two warnings (not errors):
+
+- :class:`PolicyAdvisory`: checks failed under a policy that only advises, so the action went ahead;
+  the CLI prints it as ``advice: <message>``.
+- :class:`MlflowCompatibilityWarning`: said at ``log_model`` when the workbench serves a model that
+  MLflow's own scoring would refuse (and how to make MLflow take it too).
 
 The CLI prints ``str(error)`` and exits non-zero; the inference server and the Jupyter server routes map
 :attr:`WorkbenchError.http_status` to their status codes.
@@ -55,6 +59,7 @@ __all__ = [
     "NotFoundError",
     "PackagingError",
     "PayloadTooLargeError",
+    "PolicyAdvisory",
     "PolicyViolationError",
     "PortInUseError",
     "RunNotFoundError",
@@ -202,6 +207,16 @@ class PolicyViolationError(WorkbenchError):
         self.failures = failures or []
 
 
+class PolicyAdvisory(UserWarning):
+    """A warning, not an error: governance checks failed under a policy that only advises (the
+    defaults), so packaging or deploying went ahead; the message lists the failures and what to do."""
+
+
+class MlflowCompatibilityWarning(UserWarning):
+    """The workbench serves this model exactly, but MLflow's own scoring would refuse some of its
+    inputs; the message names the columns and the cast that makes MLflow take them too."""
+
+
 class MonitoringError(WorkbenchError):
     """Drift, outlier or performance analysis cannot run on what was given."""
 
@@ -212,8 +227,3 @@ class ExplanationError(WorkbenchError):
     """A model or payload cannot be explained."""
 
     http_status = 422
-
-
-class MlflowCompatibilityWarning(UserWarning):
-    """The workbench serves this model exactly, but MLflow's own scoring would refuse some of its
-    inputs; the message names the columns and the cast that makes MLflow take them too."""

@@ -42,7 +42,9 @@ __all__ = [
     "get_version",
     "lineage",
     "load_model",
+    "check_model_uri",
     "load_profile",
+    "model_size",
     "models",
     "register",
     "registered_version",
@@ -247,7 +249,8 @@ def versions(name: str) -> list[ModelVersion]:
         with _mlflow.translated(ModelNotFoundError, f"registered model {name!r}"):
             registered = client.get_registered_model(name)
     except ModelNotFoundError as exc:
-        raise ModelNotFoundError(f"no registered model named {name!r} ({_known_models_hint()})") from exc
+        raise ModelNotFoundError(f"no registered model named {name!r} ({_known_models_hint()}): check the name, "
+                                 f"or register one with workbench.register(model_uri, {name!r})") from exc
     with _mlflow.translated(ModelNotFoundError, f"registered model {name!r}"):
         found = client.search_model_versions(f"name = '{_quote(name)}'", order_by=["version_number DESC"])
     # Version search results do not carry aliases; the registered model has the map.
@@ -276,12 +279,26 @@ def get_version(name: str, version: str | int | None = None, *, alias: str | Non
             else:
                 mv = client.get_model_version(name, str(version))
     except (ModelNotFoundError, InvalidInputError) as exc:
-        what = f"alias @{alias}" if alias is not None else f"version {version}"
-        raise ModelNotFoundError(
-            f"model {name!r} has no {what} ({_known_models_hint()}); list versions with "
-            f"`workbench models` or workbench.versions({name!r})"
-        ) from exc
+        raise _no_such_version(name, version, alias) from exc
     return _to_version(mv)
+
+
+def _no_such_version(name: str, version: str | int | None, alias: str | None) -> ModelNotFoundError:
+    """What to do when ``name`` has no such version or alias: the versions and aliases there are."""
+    try:
+        known = versions(name)
+    except ModelNotFoundError as missing:
+        return missing  # no such model: the message names the registered ones
+    numbers = ", ".join(v.version for v in known) or "none"
+    aliases = ", ".join(f"@{a} -> {v.version}" for v in known for a in v.aliases) or "none"
+    if alias is not None:
+        latest = known[0].version if known else "VERSION"
+        return ModelNotFoundError(
+            f"model {name!r} has no alias @{alias} (versions: {numbers}; aliases: {aliases}): set it with "
+            f"workbench.set_alias({name!r}, {alias!r}, {latest}) or give models:/{name}/{latest}"
+        )
+    return ModelNotFoundError(f"model {name!r} has no version {version} (versions: {numbers}; aliases: {aliases}): "
+                              f"give one of those, or list them with `workbench models {name}`")
 
 
 def resolve(model_uri: str) -> ModelVersion:
@@ -344,15 +361,32 @@ def set_version_tag(name: str, version: str | int, key: str, value: str) -> None
         client.set_model_version_tag(name, str(version), key, value)
 
 
-def _check_loadable_uri(model_uri: str) -> None:
-    """Fail early, with advice, on a registry URI or local path that cannot exist."""
+_URI_FORMS = "models:/<name>/<version>, models:/<name>@<alias> or runs:/<run_id>/<path>"
+
+
+def check_model_uri(model_uri: str) -> None:
+    """Fail early, with advice, on a model URI or local path that cannot name a model: a missing
+    model, version or alias, a misspelt scheme (``model:/``), a folder without an MLmodel file."""
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):/", model_uri)
     if _REGISTRY_URI_RE.match(model_uri):
         resolve(model_uri)  # a clear error naming the missing model, version or alias
-    elif ":/" not in model_uri and not Path(model_uri).exists():
-        raise ModelNotFoundError(
-            f"no model at {model_uri!r}: give a model folder, or a URI such as models:/<name>/<version>, "
-            "models:/<name>@<alias> or runs:/<run_id>/<path>"
-        )
+    elif scheme and "://" not in model_uri and scheme.group(1) not in ("models", "runs", "file"):
+        raise InvalidInputError(f"{model_uri!r} is not a model URI ({scheme.group(1)}:/ is no scheme MLflow "
+                                f"knows): give {_URI_FORMS}, or a model folder")
+    elif re.fullmatch(r"models:/[^/@]+/?", model_uri) and not model_uri.startswith("models:/m-"):
+        raise InvalidInputError(f"{model_uri!r} is not a model URI: give {_URI_FORMS}")
+    elif ":/" not in model_uri:
+        path = Path(model_uri)
+        if not path.exists():
+            raise ModelNotFoundError(f"no model at {model_uri!r}: give a model folder, or a URI such as {_URI_FORMS}")
+        if path.is_dir() and not (path / "MLmodel").is_file():
+            raise ModelNotFoundError(
+                f"{model_uri!r} is a folder without an MLmodel file, so not a saved model: give the folder "
+                f"mlflow.<flavor>.save_model wrote, or a URI such as {_URI_FORMS}"
+            )
+
+
+_check_loadable_uri = check_model_uri
 
 
 def _artifact_root(model_uri: str) -> str:
@@ -396,6 +430,36 @@ def download_model(model_uri: str, dst: str | Path | None = None) -> Path:
     target = str(dst) if dst is not None else tempfile.mkdtemp(prefix="workbench-model-")
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=target))
+
+
+def model_size(model_uri: str) -> int:
+    """The size in bytes of the files of the model behind ``model_uri`` (any model URI, or a model
+    folder), read from the artifact store's listing without downloading the model."""
+    local = Path(model_uri)
+    if local.is_dir():
+        return sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+    _mlflow.ensure_ready()
+    _check_loadable_uri(model_uri)
+    root = _artifact_root(model_uri)
+    if ":/" not in root or root.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        folder = Path(unquote(urlparse(root).path)) if root.startswith("file:") else Path(root)
+        if folder.is_dir():
+            return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
+        repo = get_artifact_repository(root)
+        total = 0
+        pending: list[str | None] = [None]  # folders still to list; None is the model's root
+        while pending:
+            for entry in repo.list_artifacts(pending.pop()):
+                if entry.is_dir:
+                    pending.append(entry.path)
+                else:
+                    total += int(entry.file_size or 0)
+    return total
 
 
 def load_profile(model_uri: str) -> ReferenceProfile:

@@ -149,8 +149,18 @@ def test_a_model_the_workbench_knows_little_about_says_what_is_missing(numeric_d
     assert "No reference profile was logged" in _section_text(markdown, "Training data")
     assert "No fairness evaluation was given or logged" in _section_text(markdown, "Fairness")
     assert "No explanation was given" in _section_text(markdown, "Explanations")
-    assert "is blocked" in _section_text(markdown, "Policy checks")
+    policy = _section_text(markdown, "Policy checks")
+    assert "has failing checks; the policy only advises, nothing is blocked" in policy
+    assert "This policy only advises: failing checks are shown here" in policy
     assert "has been deployed" in _section_text(markdown, "Deployment history")
+
+    path = wb.init_policy()  # the team's gate: the same card now says the version is blocked
+    try:
+        policy = _section_text(wb.model_card(version.uri).to_markdown(), "Policy checks")
+    finally:
+        path.unlink()
+    assert "is blocked" in policy and f"under {path}" in policy
+    assert "This policy enforces: a failing check blocks packaging and deploying" in policy
 
 
 def test_saving_picks_the_format_from_the_suffix(credit, tmp_path: Path) -> None:

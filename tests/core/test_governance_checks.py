@@ -249,7 +249,29 @@ def test_a_model_without_signature_input_example_or_data_hash_fails_those_checks
     assert report["protected_inputs"].message.startswith("cannot tell the model's inputs")
     assert report["lineage"].details["missing"] == ["data_hash"]
     assert report["lineage"].message.startswith("lineage incomplete: no data_hash")
-    assert not report.passed and "is blocked" in report.summary()
+    # The defaults advise: the failures are shown, nothing is blocked.
+    assert not report.passed and not report.enforced and not report.blocked and report.verdict == "advisory"
+    assert report.summary().startswith(f"{models['bare'].name} version 1 has failing checks; the policy only "
+                                       "advises, nothing is blocked")
+    assert "`workbench policy --init` writes an enforcing policy" in report.advice()
+
+
+def test_the_defaults_advise_and_an_enforcing_policy_blocks(models, policy_file: Path) -> None:
+    uri = models["bare"].uri
+    with pytest.warns(wb.PolicyAdvisory) as advised:
+        report = wb.enforce(uri, "deploy")  # goes ahead
+    assert report.failures and not report.blocked
+    message = str(advised[0].message)
+    assert message.startswith(f"policy advice for {uri} (3 failing check(s)):")
+    assert "  - signature: the model has no signature" in message and "Nothing is blocked" in message
+
+    assert wb.init_policy() == policy_file  # the lending template: it enforces
+    report = wb.check_policies(uri)
+    assert report.enforced and report.blocked and "is blocked" in report.summary()
+    with pytest.raises(PolicyViolationError, match=f"policy blocks deploy of {uri}") as caught:
+        wb.enforce(uri, "deploy")
+    assert caught.value.failures == ["protected_inputs", "signature", "lineage"]
+    assert f"workbench waive {uri} CHECK --by NAME --reason TEXT" in str(caught.value)
 
 
 def test_an_input_example_is_required_unless_the_policy_says_otherwise(people) -> None:

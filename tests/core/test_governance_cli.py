@@ -108,13 +108,90 @@ def test_policy_shows_the_defaults_and_init_writes_the_template(tmp_path: Path) 
     home = tmp_path / "ws"
     shown = run_cli("policy", "--json", home=home)
     assert shown.returncode == 0 and json.loads(shown.stdout)["checks"]["proxies"]["threshold"] == 0.5
-    assert run_cli("policy", "--init", home=home).stdout.strip() == f"wrote {home / 'policy.yaml'}"
+    assert json.loads(shown.stdout)["mode"] == "advise"
+    assert run_cli("policy", home=home).stdout.startswith("# policy: the advisory defaults: every check is shown, "
+                                                          "nothing blocks")
+    assert run_cli("policy", "--init", home=home).stdout.strip() == (
+        f"wrote {home / 'policy.yaml'}: it enforces from now on (edit `mode: advise` to only advise)")
     assert (home / "policy.yaml").read_text() == POLICY_TEMPLATE
+    assert json.loads(run_cli("policy", "--json", home=home).stdout)["mode"] == "enforce"
+    (home / "policy.yaml").write_text("mode: advise\n")
     again = run_cli("policy", "--init", home=home)
     assert again.returncode == 1 and again.stderr.startswith("error: ") and "already exists" in again.stderr
+
+
+def test_publish_makes_a_policy_the_teams_and_unpublish_withdraws_it(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    nothing = run_cli("policy", "--publish", home=home)
+    assert nothing.returncode == 1 and nothing.stderr.strip() == (
+        f"error: no policy file at {home / 'policy.yaml'}: write one with `workbench policy --init`, then publish it")
+    team = tmp_path / "team.yaml"
+    team.write_text("checks:\n  proxies: {severity: error}\n")
+    published = run_cli("policy", "--publish", str(team), home=home)
+    assert published.returncode == 0 and published.stdout.startswith("published as the team's policy: tag "
+                                                                      "workbench.policy on ")
+    shown = json.loads(run_cli("policy", "--json", home=home).stdout)
+    assert shown["source"].startswith("tag workbench.policy on ") and shown["mode"] == "enforce"
+    assert shown["checks"]["proxies"]["severity"] == "error"
+    assert run_cli("policy", "--unpublish", home=home).returncode == 0
+    assert json.loads(run_cli("policy", "--json", home=home).stdout)["mode"] == "advise"
 
 
 def test_the_cli_check_names_match_the_core() -> None:
     from workbench.cli.governance import _CHECKS
 
     assert _CHECKS == CHECK_NAMES
+
+
+# -- the first hour: defaults advise ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def diabetes_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plain MLflow model folder (what `mlflow models build-docker -m ./model` takes): a diabetes
+    regressor whose inputs include `age` and `sex`, the signal in medicine; no run, no workbench lineage."""
+    import mlflow.sklearn
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    folder = tmp_path_factory.mktemp("plain") / "model"
+    mlflow.sklearn.save_model(LinearRegression().fit(X, y), str(folder), input_example=X.head(2))
+    return folder
+
+
+def test_check_exits_1_on_failures_even_when_the_policy_only_advises(diabetes_folder: Path, tmp_path: Path) -> None:
+    result = run_cli("check", str(diabetes_folder), home=tmp_path / "ws")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines[1:6]][0] == ["protected_inputs", "failed"]
+    assert "'age' (age), 'sex' (sex)" in result.stdout
+    assert lines[-2].endswith("has failing checks; the policy only advises, nothing is blocked (2 passed, 1 warning, "
+                              "2 failed)")
+    assert lines[-1] == ("The policy only advises: package and deploy go ahead. `workbench policy --init` writes an "
+                         "enforcing policy.")
+
+
+def test_a_plain_mlflow_model_folder_packages_on_the_defaults_and_the_advice_is_printed(
+        diabetes_folder: Path, tmp_path: Path, docker_engine) -> None:
+    import docker
+
+    home = tmp_path / "ws"
+    tag = f"workbench-test/plain-diabetes:{uuid.uuid4().hex[:8]}"
+    built = run_cli("package", str(diabetes_folder), "--tag", tag, "--json", home=home)
+    try:
+        assert built.returncode == 0, built.stderr[-3000:]
+        assert json.loads(built.stdout)["tag"] == tag
+        advice = built.stderr
+        assert advice.startswith(f"advice: policy advice for {diabetes_folder} (2 failing check(s)):")
+        assert "  - protected_inputs: protected attribute(s) used as model inputs: 'age' (age), 'sex' (sex)" in advice
+        assert "  - lineage: lineage incomplete: no run_id" in advice
+        assert "Nothing is blocked" in advice and "`workbench policy --init`" in advice
+
+        # the team's choice: an enforcing policy blocks the same folder before anything is built
+        assert run_cli("policy", "--init", home=home).returncode == 0
+        blocked = run_cli("package", str(diabetes_folder), "--tag", tag + "-2", home=home)
+        assert blocked.returncode == 1
+        assert blocked.stderr.startswith(f"error: policy blocks package of {diabetes_folder} (2 failing check(s))")
+    finally:
+        docker.from_env().images.remove(tag, force=True)

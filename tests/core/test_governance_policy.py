@@ -7,27 +7,75 @@ from pathlib import Path
 import pytest
 
 import workbench as wb
-from workbench.errors import ConfigurationError
-from workbench.governance import CHECK_NAMES, POLICY_TEMPLATE, MetricRule, Policy, load_policy, policy_path
+from workbench.errors import ConfigurationError, InvalidInputError
+from workbench.governance import (
+    CHECK_NAMES,
+    POLICY_TEMPLATE,
+    MetricRule,
+    Policy,
+    load_policy,
+    policy_path,
+    unpublish_policy,
+)
 from workbench.governance.policy import normalize_name
 
 
-def test_without_a_policy_file_the_defaults_apply(fresh_workspace) -> None:
+def test_without_a_policy_file_the_defaults_apply_and_only_advise(fresh_workspace) -> None:
     assert not policy_path().exists()
     policy = load_policy()
-    assert policy.source is None
-    assert policy.to_dict() == Policy().to_dict()
+    assert policy.source is None and not policy.enforcing
+    assert policy.to_dict() == Policy().to_dict() and policy.to_dict()["mode"] == "advise"
     assert policy.severity("protected_inputs") == "error" and policy.severity("proxies") == "warning"
     assert dict(policy.stages) == {"package": CHECK_NAMES, "deploy": CHECK_NAMES}
     assert policy.required_metrics == () and not policy.require_git_commit
 
 
-def test_the_documented_template_is_exactly_the_defaults(tmp_path: Path) -> None:
+def test_the_documented_template_is_the_defaults_enforcing(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY_TEMPLATE)
     loaded = load_policy(path)
-    assert loaded.source == path
-    assert {**loaded.to_dict(), "source": None} == Policy().to_dict()
+    assert loaded.source == path and loaded.enforcing
+    assert {**loaded.to_dict(), "source": None} == {**Policy().to_dict(), "mode": "enforce"}
+    assert "lending template" in POLICY_TEMPLATE
+
+
+def test_a_policy_file_enforces_unless_it_says_advise(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("checks:\n  proxies: {severity: error}\n")
+    assert load_policy(path).enforcing
+    path.write_text("mode: advise\nchecks:\n  proxies: {severity: error}\n")
+    advising = load_policy(path)
+    assert not advising.enforcing and advising.severity("proxies") == "error"
+
+
+def test_init_writes_the_template_once_and_never_overwrites_another_policy(fresh_workspace) -> None:
+    path = wb.init_policy()
+    assert path == policy_path() and path.read_text() == POLICY_TEMPLATE
+    assert wb.init_policy() == path  # the same template again: nothing to do
+    path.write_text("mode: advise\n")
+    with pytest.raises(InvalidInputError, match="already exists: edit it, or move it away"):
+        wb.init_policy()
+    assert path.read_text() == "mode: advise\n"
+
+
+def test_a_published_team_policy_is_in_effect_over_the_workspace_file(fresh_workspace, tmp_path: Path) -> None:
+    team_file = tmp_path / "team-policy.yaml"
+    team_file.write_text("checks:\n  proxies: {severity: error, threshold: 0.3}\n")
+    policy_path().parent.mkdir(parents=True, exist_ok=True)
+    policy_path().write_text("mode: advise\n")
+    try:
+        published = wb.publish_policy(team_file)
+        assert published.enforcing and published.proxy_threshold == 0.3
+        assert str(published.source).startswith("tag workbench.policy on ")
+        assert load_policy().to_dict() == published.to_dict()  # the workspace's own file does not win
+        broken = tmp_path / "broken.yaml"
+        broken.write_text("checks:\n  proxys: {}\n")
+        with pytest.raises(ConfigurationError, match="unknown key"):
+            wb.publish_policy(broken)  # a broken policy is never published
+        assert load_policy().proxy_threshold == 0.3
+    finally:
+        unpublish_policy()
+    assert load_policy().source == policy_path() and not load_policy().enforcing
 
 
 def test_a_project_policy_changes_severities_thresholds_stages_and_attributes(fresh_workspace) -> None:
@@ -74,6 +122,7 @@ protected_attributes:
     ("stages:\n  train: [signature]\n", r"stages: unknown key\(s\) \['train'\]"),
     ("protected_attributes:\n  remove: [shoe_size]\n", "'shoe_size' is not a protected attribute"),
     ("- just\n- a list\n", "top level: expected a mapping"),
+    ("mode: block\n", r"mode: 'block' is not one of \('enforce', 'advise'\)"),
     ("checks: {proxies: [unclosed\n", "cannot read the policy file"),
 ])
 def test_mistakes_in_the_policy_file_are_errors_naming_the_key(tmp_path: Path, text: str, message: str) -> None:

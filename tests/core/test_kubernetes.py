@@ -30,6 +30,7 @@ from k8s_schemas import K8S_VERSIONS, check_object_syntax, validate
 from kubernetes_validate.utils import ValidationError as K8sValidationError
 
 import workbench as wb
+import workbench.registry
 from workbench.deployment import Placement, SupportsChallenger, Target, TrafficPolicy, load_target
 from workbench.deployment.base import DeploymentSpec
 from workbench.deployment.kubernetes import (
@@ -39,6 +40,7 @@ from workbench.deployment.kubernetes import (
     parse_target_uri,
     push_image,
 )
+from workbench.deployment.sizing import SERVER_FOOTPRINT_MIB, default_resources, quantity_value
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
 
@@ -209,14 +211,23 @@ def test_labels_annotations_and_selectors_a_platform_team_looks_for() -> None:
 
 
 def test_resources_and_autoscaling_follow_the_options() -> None:
+    # Never BestEffort: without options, a CPU request and memory sized from the server's footprint
+    # (the model's size is unknown to a bare render: 256 MiB is allowed for it).
     bare = render()
     container = one(bare, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert "resources" not in container
+    assert container["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     hpa = one(bare, "HorizontalPodAutoscaler")["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 6)
-    # without a CPU request utilization cannot be computed: 70 % of one core instead
-    assert hpa["metrics"][0]["resource"]["target"] == {"type": "AverageValue", "averageValue": "700m"}
+    assert hpa["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
     assert "replicas" not in one(bare, "Deployment")["spec"]  # the autoscaler owns the count
+
+    # the model's size moves the memory request: a 12 MB forest, a 2 GB model
+    small = build_manifests(spec(), CHAMPION_IMAGE, model_bytes=12_000_000)
+    assert one(small, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "250m", "memory": "448Mi"}, "limits": {"memory": "896Mi"}}
+    big = build_manifests(spec(), CHAMPION_IMAGE, model_bytes=2 * 10**9)
+    big_resources = one(big, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert big_resources["requests"]["memory"] == "5184Mi" and big_resources["limits"]["memory"] == "10368Mi"
 
     sized = render({**RESOURCES, "cpu_utilization": 60, "max_replicas": 10})
     container = one(sized, "Deployment")["spec"]["template"]["spec"]["containers"][0]
@@ -224,12 +235,95 @@ def test_resources_and_autoscaling_follow_the_options() -> None:
     target = one(sized, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]["target"]
     assert target == {"type": "Utilization", "averageUtilization": 60}
 
+    # an override never leaves a default that contradicts it
+    low_limit = render({"limits": "cpu=100m,memory=256Mi"})
+    resources = one(low_limit, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "100m", "memory": "256Mi"}}
+    high_request = render({"requests": "memory=4Gi"})
+    resources = one(high_request, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "250m", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}
+
     fixed = render({"replicas": 3, "max_replicas": 3})
     assert one(fixed, "Deployment")["spec"]["replicas"] == 3 and not by_kind(fixed, "HorizontalPodAutoscaler")
 
     kserve = render({"kserve": True, **RESOURCES, "replicas": 1})[0]["spec"]["predictor"]
     assert (kserve["minReplicas"], kserve["maxReplicas"]) == (1, 3)
     assert kserve["containers"][0]["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+
+
+def test_the_default_memory_request_covers_the_measured_server(registered_model, serve_model) -> None:
+    """Measure the real server's resident memory with a real model: the default request must hold it."""
+    server = serve_model(registered_model.uri)
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{server.url}/v2/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, server.output.read_text()
+        time.sleep(0.2)
+    rows = wb.load_profile(registered_model.uri).sample.drop(columns=["label"], errors="ignore").head(50)
+    for _ in range(20):
+        answer = httpx.post(f"{server.url}/invocations", json={"dataframe_split": rows.to_dict(orient="split")})
+        assert answer.status_code == 200, answer.text
+    status = Path(f"/proc/{server.proc.pid}/status").read_text()
+    rss_bytes = int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) * 1024
+    requested = default_resources(wb.registry.model_size(registered_model.uri)).requests["memory"]
+    assert rss_bytes <= quantity_value(requested), (rss_bytes / 2**20, requested)
+    # and the footprint in the sizing module is what was measured, not a guess far above it
+    assert rss_bytes >= 0.5 * SERVER_FOOTPRINT_MIB * 2**20, rss_bytes / 2**20
+
+
+# -- an outside reviewer: checkov's Kubernetes checks -------------------------------------------------
+
+#: Checks the manifests do not meet on purpose, and why (the README lists them too).
+CHECKOV_SKIPS = {
+    "CKV_K8S_11": "CPU limits: a limit throttles a busy model server in 100 ms slices (latency spikes) while "
+                  "its CPU request already guarantees its share; give --limits cpu=... where a quota needs one",
+}
+#: What a user who gives a tag and no namespace sees on top, and the option that clears each.
+CHECKOV_USER_CHOICES = {
+    "CKV_K8S_21": "--namespace: without it `kubectl apply -n` (or Kustomize, Argo CD) chooses the namespace",
+    "CKV_K8S_43": "an image by digest (REGISTRY/NAME@sha256:...), as the k8s target's registry= option writes",
+}
+DIGEST_IMAGE = "registry.test/churn@sha256:" + "b" * 64
+
+
+def checkov_failures(checkov: Path, docs: list[dict[str, Any]], folder: Path) -> tuple[set[str], int]:
+    """Run checkov's Kubernetes checks on ``docs`` (as `workbench manifests` writes them): the IDs of the
+    failed checks, and how many passed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifests.yaml").write_text(manifests_yaml(docs))
+    result = subprocess.run(
+        [str(checkov), "--directory", str(folder), "--framework", "kubernetes", "--output", "json", "--quiet",
+         "--compact", "--skip-download", "--skip-check", ",".join(CHECKOV_SKIPS)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    reports = report if isinstance(report, list) else [report]
+    failed = {c["check_id"] for r in reports for c in r["results"]["failed_checks"]}
+    passed = sum(int(r["summary"]["passed"]) for r in reports)
+    return failed, passed
+
+
+def test_checkov_passes_every_manifest_variant_but_the_documented_skips(checkov_bin: Path, tmp_path: Path) -> None:
+    docs: list[dict[str, Any]] = []
+    for variant, (options, policy, _) in VARIANTS.items():
+        with_challenger = policy is not None
+        rendered = build_manifests(
+            spec(name=variant.replace("-with-", "-w-")[:40], **{**options, "namespace": "models"}), DIGEST_IMAGE,
+            challenger=spec("4") if with_challenger else None,
+            challenger_image=DIGEST_IMAGE if with_challenger else None, policy=policy, model_bytes=5_000_000)
+        docs += rendered
+    failed, passed = checkov_failures(checkov_bin, docs, tmp_path / "all")
+    assert failed == set(), failed
+    assert passed > 200  # the checks ran on every Deployment, Service and InferenceService
+
+    # A tag and no namespace: exactly the two checks the user's choices decide, each named in the README.
+    failed, _ = checkov_failures(checkov_bin, render(), tmp_path / "tagged")
+    assert failed <= set(CHECKOV_USER_CHOICES) and "CKV_K8S_21" in failed
+    tagged = build_manifests(spec(), "registry.test/churn:3")
+    assert checkov_failures(checkov_bin, tagged, tmp_path / "tag")[0] == set(CHECKOV_USER_CHOICES)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for check in (*CHECKOV_SKIPS, *CHECKOV_USER_CHOICES):
+        assert check in readme, f"the README does not list {check}"
 
 
 @pytest.mark.parametrize(("share", "weights"), [(0.1, (90, 10)), (0.05, (95, 5)), (0.125, (875, 125)),
@@ -466,7 +560,13 @@ def test_manifests_command_prints_yaml_documents_for_gitops(registered_model, se
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.startswith(f"# Generated by `workbench manifests` for {registered_model.uri}")
     docs = list(yaml.safe_load_all(plain.stdout))
-    assert [d["kind"] for d in docs] == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
+    assert [d["kind"] for d in docs] == ["Deployment", "Service", "HorizontalPodAutoscaler", "NetworkPolicy",
+                                         "PodDisruptionBudget"]
+    # sized from the model: its files (a small forest) and the server's footprint, never BestEffort
+    resources = docs[0]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == {"cpu": "250m", "memory": "512Mi"}  # the --requests given win
+    # the default limit: twice the 384Mi the small forest needs (footprint 300 MiB + model, + a quarter)
+    assert resources["limits"] == {"memory": "768Mi"}
     assert docs[0]["metadata"]["name"] == "fixture-rf" and docs[0]["metadata"]["namespace"] == "models"
     assert docs[0]["metadata"]["labels"]["workbench.io/model-version"] == registered_model.version
     for doc in docs:

@@ -215,4 +215,5 @@ def test_drift_cli_on_a_deployment(session_workspace, registered_model, numeric_
         wb.stop("drift-cli")
     missing = run_cli("drift", "--reference", registered_model.uri, "--deployment", "drift-cli",
                       home=session_workspace.home)
-    assert missing.returncode == 1 and "no deployment named 'drift-cli'" in missing.stderr
+    assert missing.returncode == 1 and "deployment 'drift-cli' was stopped" in missing.stderr
+    assert "start it again with `workbench deploy" in missing.stderr

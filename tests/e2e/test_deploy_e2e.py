@@ -92,7 +92,8 @@ def _cycle(dep, name, v1, v2, rows, local_v1, local_v2, answers) -> None:
 
     wb.stop(name)
     assert not answers(back.url)
-    with pytest.raises(DeploymentNotFoundError, match=f"no deployment named '{name}'"):
+    with pytest.raises(DeploymentNotFoundError, match=f"deployment '{name}' was stopped .*: start it again with "
+                                                      f"`workbench deploy .* --name {name}`"):
         wb.get_deployment(name)
     assert [h.action for h in wb.deployment_history(name)][-1] == "stop"
 
@@ -249,4 +250,5 @@ def test_cli_deploy_update_rollback_stop(duel_versions) -> None:
     assert "serving" in run("logs", name, "--tail", "5")
     assert f"stopped {name}" in run("stop", name)
     result = subprocess.run([cli, "stop", name], capture_output=True, text=True, env=os.environ.copy())
-    assert result.returncode == 1 and f"no deployment named '{name}'" in result.stderr
+    assert result.returncode == 1 and f"deployment '{name}' was stopped" in result.stderr
+    assert f"start it again with `workbench deploy {v1.uri} --name {name}`" in result.stderr

@@ -65,6 +65,7 @@ def check_05(home: Path) -> None:
 def check_06(home: Path) -> None:
     waivers = wb.list_waivers("models:/guided-loan/1")
     assert [w.check for w in waivers] == ["proxies"]
+    assert wb.load_policy().enforcing  # the team chose the lending template, which enforces
     assert wb.deployments() == []  # the model with a protected input was never deployed
 
 

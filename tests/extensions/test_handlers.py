@@ -68,6 +68,7 @@ async def test_models_and_versions_show_a_registered_model_with_its_aliases(jp_f
     by_number = {v["version"]: v for v in versions}
     assert "champion" in by_number[registered_model.version]["aliases"]
     assert by_number[registered_model.version]["uri"] == f"models:/fixture-rf/{registered_model.version}"
+    assert isinstance(by_number[registered_model.version]["deployments"], list)  # where it is deployed
 
 
 async def test_an_unknown_model_is_404_with_the_core_message(jp_fetch, registered_model) -> None:
@@ -139,6 +140,12 @@ async def test_deploy_lists_a_healthy_deployment_then_stop_removes_it(jp_fetch, 
 
         listed = {d["name"]: d for d in await _json(jp_fetch, "deployments")}
         assert listed[name]["healthy"] is True and listed[name]["target"] == "local"
+        # at a glance: health, the served version's policy verdict, its alert state
+        row = listed[name]
+        assert (row["health"], row["policy"], row["alerts"]) == ("healthy", "passes", "no data")
+        assert row["policy_detail"].endswith("passes (5 passed)") and row["alerts_detail"] == "no predictions yet"
+        versions = {v["version"]: v for v in await _json(jp_fetch, "models", "fixture-rf", "versions")}
+        assert f"{name} (local, champion)" in versions[registered_model.version]["deployments"]
 
         snippet = await _json(jp_fetch, "snippet", params={"deployment": name})
         assert f'wb.get_deployment("{name}")' in snippet["code"]

@@ -47,24 +47,33 @@ def lab_model(numeric_data) -> wb.ModelVersion:
 @pytest.fixture(scope="module")
 def lab_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.Settings) -> Iterator[str]:
     """``workbench lab`` on a folder with an empty notebook, sharing the session's workspace."""
-    root = tmp_path_factory.mktemp("lab-root")
+    with _lab_on(tmp_path_factory.mktemp("lab-root"), {}) as url:
+        yield url
+
+
+@pytest.fixture()
+def lab(page, lab_url: str):
+    """The page with Lab open on the scratch notebook and the Workbench sidebar shown."""
+    _open_sidebar(page, lab_url)
+    return page
+
+
+@contextlib.contextmanager
+def _lab_on(root: Path, env: dict[str, str]) -> Iterator[str]:
+    """``workbench lab`` on ``root`` with extra environment ``env``; yields its URL."""
     notebook = nbformat.v4.new_notebook(
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     )
     nbformat.write(notebook, root / "scratch.ipynb")
     port = free_port()
-    env = {
-        **os.environ,
-        "JUPYTER_TOKEN": TOKEN,
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path_factory.mktemp("lab-settings")),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("lab-workspaces")),
-    }
-    log_path = root.parent / "lab.log"
+    full_env = {**os.environ, "JUPYTER_TOKEN": TOKEN, "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
+                "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"), **env}
+    log_path = root / "lab.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "workbench"), "lab", str(root / "scratch.ipynb"), "--no-browser",
              "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -84,16 +93,44 @@ def lab_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.Sett
             proc.wait(timeout=30)
 
 
-@pytest.fixture()
-def lab(page, lab_url: str):
-    """The page with Lab open on the scratch notebook and the Workbench sidebar shown."""
+def _open_sidebar(page, url: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{lab_url}/lab/tree/scratch.ipynb?reset&token={TOKEN}")
+    page.goto(f"{url}/lab/tree/scratch.ipynb?reset&token={TOKEN}")
     page.locator(".jp-NotebookPanel").first.wait_for(timeout=60_000)
     page.locator('.jp-SideBar [data-id="workbench-sidebar"]').click()
     page.locator(".wb-Sidebar").wait_for(state="visible")
-    return page
+
+
+def test_on_a_new_workspace_the_sidebar_shows_loading_then_its_content(page, tmp_path: Path) -> None:
+    home = tmp_path / "brand-new-workspace"
+    with _lab_on(tmp_path, {"WORKBENCH_HOME": str(home)}) as url:
+        _open_sidebar(page, url)
+        loading = page.locator(".wb-Models .wb-Loading")
+        seen_loading = loading.is_visible()
+        if seen_loading:
+            assert loading.inner_text().startswith("Loading… (a new workspace takes a few seconds")
+            page.screenshot(path=str(SHOTS / "lab-sidebar-loading.png"))
+        page.locator(".wb-Models .wb-Empty", has_text="No registered models yet").wait_for(timeout=60_000)
+        page.locator(".wb-Deployments .wb-Empty", has_text="No deployments").wait_for()
+        assert page.locator(".wb-Loading").count() == 0 and page.locator(".wb-Sidebar-error").inner_text() == ""
+        page.screenshot(path=str(SHOTS / "lab-sidebar-new-workspace.png"))
+    assert (home / "mlflow.db").exists()  # the store the sidebar waited for
+    assert seen_loading, "the sidebar showed its content before any loading state could be seen"
+
+
+def test_a_store_that_cannot_be_reached_shows_the_message_with_the_fix(page, tmp_path: Path) -> None:
+    env = {"WORKBENCH_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    with _lab_on(tmp_path, env) as url:
+        _open_sidebar(page, url)
+        error = page.locator(".wb-Sidebar-error")
+        page.locator(".wb-Models .wb-Failed").wait_for(timeout=60_000)
+        message = error.inner_text()
+        assert "is unavailable" in message
+        assert "check that the MLflow tracking server is running and WORKBENCH_TRACKING_URI is right" in message
+        assert page.locator(".wb-Deployments .wb-Failed").inner_text() == "Could not load: see the message above"
+        page.screenshot(path=str(SHOTS / "lab-sidebar-error.png"))
 
 
 def test_the_sidebar_lists_a_model_registered_in_the_test_and_inserts_code_that_loads_it(lab, lab_model) -> None:
@@ -139,10 +176,23 @@ def test_deploy_brings_a_deployment_up_shown_healthy_and_its_drift_tab_renders(l
         assert f"{MODEL} v{lab_model.version}" in row.inner_text()
         deployment = wb.get_deployment(DEPLOYMENT)
         assert deployment.healthy and deployment.target == "local"
+        # at a glance: the version passes the policy, and no prediction was made yet
+        assert row.get_attribute("data-policy") == "passes"
+        assert row.locator(".wb-Policy").inner_text() == "policy ✓"
+        lab.locator(f'.wb-Deployment[data-deployment="{DEPLOYMENT}"][data-alerts="no data"]').wait_for(timeout=30_000)
+        # and the version says where it is deployed
+        lab.locator(f'.wb-Version[data-model="{MODEL}"][data-version="{lab_model.version}"] .wb-Where',
+                    has_text=f"deployed: {DEPLOYMENT} (local, champion)").wait_for(timeout=30_000)
         lab.screenshot(path=str(SHOTS / "lab-deployed.png"))
 
         X, _ = numeric_data
         deployment.predict(X.head(300))  # something for the drift monitor to show
+        deployment.predict(X.iloc[300:600].assign(x2=lambda d: d["x2"] + 4))  # and inputs that moved
+        drifted = lab.locator(f'.wb-Deployment[data-deployment="{DEPLOYMENT}"][data-alerts^="drift"]')
+        drifted.wait_for(timeout=60_000)
+        assert drifted.locator(".wb-Alerts").inner_text().startswith("drift")
+        assert drifted.locator(".wb-Alerts").get_attribute("title").startswith("1 feature(s) drifted: x2")
+        lab.screenshot(path=str(SHOTS / "lab-deployment-glance.png"))
         row.click(button="right")
         lab.locator(".lm-Menu-itemLabel", has_text=f"Open Drift Monitor of {DEPLOYMENT}").click()
         tab = lab.locator(".lm-TabBar-tab", has_text=f"Drift {DEPLOYMENT}")

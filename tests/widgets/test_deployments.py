@@ -36,6 +36,8 @@ def test_deploy_update_roll_back_and_stop_from_the_widget(two_versions) -> None:
         shown = shown_text(widget)
         assert f"deployed {name}: {live.url}" in shown
         assert name in shown and "healthy" in shown and live.url in shown
+        # at a glance: the version passes the policy, and nothing was predicted yet
+        assert ">policy: passes</span>" in shown and ">no data</span>" in shown
 
         press(widget, "Logs")
         widget.wait(60)
@@ -121,5 +123,32 @@ def test_a_deployment_made_elsewhere_appears_by_itself(two_versions) -> None:
 
     try:
         assert name in asyncio.run(scenario())
+    finally:
+        wb.stop(name)
+
+
+def test_the_policy_badge_advises_by_default_and_shows_blocked_under_an_enforcing_policy(numeric_data) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = numeric_data
+    coded = X.assign(sex=np.where(X["x0"] > 0, 1.0, 0.0))  # in a species classifier, sex is the signal
+    with wb.start_run(experiment="widget-glances"):
+        logged = wb.log_model(LogisticRegression().fit(coded, y), training_data=coded, training_labels=y)
+    version = wb.register(logged, f"wd-sex-{uuid.uuid4().hex[:6]}")
+    name = f"wd-sex-{uuid.uuid4().hex[:6]}"
+    widget = Deployments(model_name=version.name, live=False)
+    try:
+        _deploy(widget, version.uri, name)  # the defaults advise: it deploys
+        shown = shown_text(widget)
+        assert ">policy: advisory</span>" in shown
+        assert "has failing checks; the policy only advises, nothing is blocked" in shown  # the badge's hover text
+        path = wb.init_policy()
+        try:
+            enforced = Deployments(model_name=version.name, live=False)
+            assert enforced.wait(120)
+            assert ">policy: blocked</span>" in shown_text(enforced)
+        finally:
+            path.unlink()
     finally:
         wb.stop(name)

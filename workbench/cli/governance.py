@@ -18,10 +18,11 @@ _CHECKS = ("protected_inputs", "proxies", "required_metrics", "signature", "line
               help="Run only the checks the policy enforces before this stage (default: every check).")
 @json_option
 def check(model_uri: str, stage: str | None, as_json: bool) -> None:
-    """Run the workspace's policy checks on MODEL_URI (e.g. models:/credit@champion).
+    """Run the policy checks in effect on MODEL_URI (e.g. models:/credit@champion).
 
-    Exits with status 1 when a check fails with severity error and no waiver covers it, so a CI
-    step can gate on it; warnings and waived failures are printed but do not fail.
+    Exits with status 1 when a check fails with severity error and no waiver covers it, whether the
+    policy enforces or only advises, so a CI step can gate on it; warnings and waived failures are
+    printed but do not fail.
     """
     from workbench.governance import check_policies
 
@@ -32,9 +33,12 @@ def check(model_uri: str, stage: str | None, as_json: bool) -> None:
         emit(report.to_frame(), False, columns=["check", "status", "severity", "message", "waiver"])
         click.echo("")
         click.echo(report.summary())
-        if not report.passed:
+        if report.blocked:
             click.echo(f"Fix the model, or record a waiver: workbench waive {report.model_uri} CHECK "
                        "--by NAME --reason TEXT")
+        elif not report.passed:
+            click.echo("The policy only advises: package and deploy go ahead. `workbench policy --init` writes "
+                       "an enforcing policy.")
     if not report.passed:
         sys.exit(1)
 
@@ -104,20 +108,27 @@ def card(model_uri: str, fmt: str | None, output: Path | None) -> None:
 
 
 @click.command()
-@click.option("--init", "init", is_flag=True, help="Write a commented policy.yaml with the defaults to the workspace.")
+@click.option("--init", "init", is_flag=True,
+              help="Write an enforcing policy.yaml (the lending template) to the workspace.")
+@click.option("--publish", "publish", type=str, is_flag=False, flag_value="", metavar="[FILE]",
+              help="Make FILE (default: the workspace's policy.yaml) the team's policy on the tracking server.")
+@click.option("--unpublish", is_flag=True, help="Remove the team's policy from the tracking server.")
 @json_option
-def policy(init: bool, as_json: bool) -> None:
-    """Show the governance policy in effect (the workspace's policy.yaml, or the defaults)."""
-    from workbench.errors import InvalidInputError
-    from workbench.governance import POLICY_TEMPLATE, load_policy, policy_path
+def policy(init: bool, publish: str | None, unpublish: bool, as_json: bool) -> None:
+    """Show the governance policy in effect: the team's (on the tracking server), the workspace's
+    policy.yaml, or the advisory defaults (every check shown, nothing blocked)."""
+    from workbench.governance import init_policy, load_policy, publish_policy, unpublish_policy
 
     if init:
-        path = policy_path()
-        if path.exists():
-            raise InvalidInputError(f"{path} already exists: edit it, or move it away to start again")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(POLICY_TEMPLATE)
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {init_policy()}: it enforces from now on (edit `mode: advise` to only advise)")
+        return
+    if publish is not None:
+        published = publish_policy(Path(publish) if publish else None)
+        click.echo(f"published as the team's policy: {published.source}")
+        return
+    if unpublish:
+        unpublish_policy()
+        click.echo("the team's policy is removed; each workspace's own policy.yaml (or the defaults) applies")
         return
     effective = load_policy()
     if as_json:
@@ -125,7 +136,8 @@ def policy(init: bool, as_json: bool) -> None:
         return
     import yaml
 
-    source = effective.source or "defaults (no policy.yaml in the workspace; `workbench policy --init` writes one)"
+    source = effective.source or ("the advisory defaults: every check is shown, nothing blocks (no policy.yaml in "
+                                  "the workspace; `workbench policy --init` writes an enforcing one)")
     click.echo(f"# policy: {source}")
     data = effective.to_dict()
     data.pop("source")

@@ -12,7 +12,10 @@ for GitOps users and the target applies:
   (uid 10001, read-only root filesystem with emptyDir volumes for the prediction log and ``/tmp``,
   no privilege escalation, every capability dropped, RuntimeDefault seccomp), Prometheus scrape
   annotations, the ``app.kubernetes.io/*`` labels and ``workbench.io/*`` labels naming the model;
-- a Service, a HorizontalPodAutoscaler (autoscaling/v2) and a PodDisruptionBudget (policy/v1);
+- a Service, a HorizontalPodAutoscaler (autoscaling/v2), a NetworkPolicy that opens the server's port
+  only, and a PodDisruptionBudget (policy/v1);
+- resource requests and a memory limit on every pod (never BestEffort), sized from the model and the
+  server's measured footprint (:mod:`workbench.deployment.sizing`), overridable;
 - with a challenger: the same four objects for it, and a Gateway API ``HTTPRoute`` that splits traffic
   by weight or mirrors every request to the challenger (``RequestMirror``);
 - or, with ``kserve=True``, one KServe ``InferenceService`` (a custom predictor container on the
@@ -25,12 +28,14 @@ and container states. Options (``wb.deploy(uri, target="k8s://ctx/ns", **options
 - where the image comes from: ``image`` (already in a registry the cluster pulls from) or
   ``registry`` (the model is packaged and pushed there, and the manifests name the pushed digest);
 - manifests: ``replicas`` (2), ``max_replicas`` (3 x replicas; equal to replicas: no autoscaler),
-  ``cpu_utilization`` (70: per cent of the CPU request, or of one core without one), ``requests`` /
-  ``limits`` (``{"cpu": "500m", "memory": "1Gi"}`` or ``"cpu=500m,memory=1Gi"``), ``kserve``,
+  ``cpu_utilization`` (70: per cent of the CPU request), ``requests`` / ``limits``
+  (``{"cpu": "500m", "memory": "1Gi"}`` or ``"cpu=500m,memory=1Gi"``; by default a CPU request and a
+  memory request and limit from the model's size, see :mod:`workbench.deployment.sizing`), ``kserve``,
   ``gateway`` (``NAME`` or ``NAMESPACE/NAME`` of the Gateway the HTTPRoute attaches to; without one
   the route attaches to the Service, for a service mesh), ``hostnames``, ``port`` (the Service's, 80),
   ``service_type``, ``service_account``, ``image_pull_secrets``, ``log_claim`` (a
-  PersistentVolumeClaim for the prediction log instead of an emptyDir), ``namespace``;
+  PersistentVolumeClaim for the prediction log instead of an emptyDir), ``network_policy`` (True),
+  ``namespace``;
 - ``url`` (the address clients use, e.g. an Ingress; default: found from the cluster) and
   ``timeout`` (seconds a rollout may take).
 """
@@ -49,6 +54,7 @@ from typing import Any
 
 from workbench.config import Settings, get_settings
 from workbench.deployment.base import DeploymentSpec, Placement, TargetStatus, TrafficPolicy
+from workbench.deployment.sizing import default_resources
 from workbench.errors import (
     DeploymentError,
     EngineUnavailableError,
@@ -139,6 +145,13 @@ def _names(value: Any, what: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
     return names
 
 
+def _flag(options: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = options.get(key, default)
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{key} is True or False, not {value!r}")
+    return value
+
+
 def _int(options: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
     value = options.get(key)
     if value is None:
@@ -182,6 +195,8 @@ class KubernetesOptions:
     #: A PersistentVolumeClaim for the prediction log (shared by the replicas, it outlives pods);
     #: ``None``: an emptyDir per pod.
     log_claim: str | None = None
+    #: A NetworkPolicy that lets traffic reach the pods on the server's port only.
+    network_policy: bool = True
 
     def __post_init__(self) -> None:
         if self.max_replicas is not None and self.max_replicas < self.replicas:
@@ -222,9 +237,7 @@ class KubernetesOptions:
             value = options.get(key)
             if value is not None and not _HOSTNAME.match(str(value)):
                 raise InvalidInputError(f"{key}: {value!r} is not a valid name")
-        kserve = options.get("kserve", False)
-        if not isinstance(kserve, bool):
-            raise InvalidInputError(f"kserve is True or False, not {kserve!r}")
+        kserve = _flag(options, "kserve", False)
         return cls(
             namespace=str(ns) if ns else None,
             replicas=replicas,
@@ -240,6 +253,7 @@ class KubernetesOptions:
             service_account=str(options["service_account"]) if options.get("service_account") else None,
             image_pull_secrets=_names(options.get("image_pull_secrets"), "image_pull_secrets", _HOSTNAME),
             log_claim=str(options["log_claim"]) if options.get("log_claim") else None,
+            network_policy=_flag(options, "network_policy", cls.network_policy),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,6 +264,7 @@ class KubernetesOptions:
             "kserve": self.kserve, "gateway": self.gateway, "hostnames": list(self.hostnames), "port": self.port,
             "service_type": self.service_type, "service_account": self.service_account,
             "image_pull_secrets": list(self.image_pull_secrets), "log_claim": self.log_claim,
+            "network_policy": self.network_policy,
         }
 
 
@@ -261,21 +276,25 @@ class ServedVersion:
     model_name: str
     model_version: str | None
     image: str
+    #: Size of the model's files; sets the default memory request (``None``: unknown).
+    model_bytes: int | None = None
 
     @classmethod
-    def of(cls, spec: DeploymentSpec, image: str) -> ServedVersion:
+    def of(cls, spec: DeploymentSpec, image: str, model_bytes: int | None = None) -> ServedVersion:
         """The version a deployment spec asks for, run from ``image``."""
-        return cls(spec.model_uri, spec.model_name, spec.model_version, image)
+        return cls(spec.model_uri, spec.model_name, spec.model_version, image, model_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (kept in the placement handle)."""
         return {"model_uri": self.model_uri, "model_name": self.model_name,
-                "model_version": self.model_version, "image": self.image}
+                "model_version": self.model_version, "image": self.image, "model_bytes": self.model_bytes}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServedVersion:
         """Inverse of :meth:`to_dict`."""
-        return cls(str(data["model_uri"]), str(data["model_name"]), data.get("model_version"), str(data["image"]))
+        size = data.get("model_bytes")
+        return cls(str(data["model_uri"]), str(data["model_name"]), data.get("model_version"), str(data["image"]),
+                   int(size) if size is not None else None)
 
 
 def _label_value(text: str) -> str:
@@ -344,18 +363,16 @@ def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settin
     container: dict[str, Any] = {
         "name": _KSERVE_CONTAINER if kserve else _CONTAINER,
         "image": version.image,
-        "imagePullPolicy": "IfNotPresent",
+        # A digest never changes, so a node's copy is the image; a tag may have moved since: ask again.
+        "imagePullPolicy": "IfNotPresent" if "@" in version.image else "Always",
         # Knative (KServe's serverless mode) accepts only the port names http1 and h2c.
         "ports": [{"name": "http1" if kserve else "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
         "env": _server_env(settings, kserve),
     }
-    resources: dict[str, Any] = {}
-    if opts.requests:
-        resources["requests"] = dict(opts.requests)
-    if opts.limits:
-        resources["limits"] = dict(opts.limits)
-    if resources:
-        container["resources"] = resources
+    # Never BestEffort: requests (and a memory limit) from the model's size and the server's measured
+    # footprint, the user's options winning key by key.
+    container["resources"] = default_resources(version.model_bytes, requests=opts.requests,
+                                               limits=opts.limits).to_dict()
     container["readinessProbe"] = {"httpGet": {"path": "/v2/health/ready", "port": SERVER_PORT},
                                    "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3}
     container["livenessProbe"] = {"httpGet": {"path": "/v2/health/live", "port": SERVER_PORT},
@@ -454,15 +471,21 @@ def _model_server(name: str, role: str, version: ServedVersion, opts: Kubernetes
                              "appProtocol": "http"}]}},
     ]
     if autoscaled:
-        if "cpu" in opts.requests:
-            target: dict[str, Any] = {"type": "Utilization", "averageUtilization": opts.cpu_utilization}
-        else:  # utilization needs a CPU request; without one, the same share of one core
-            target = {"type": "AverageValue", "averageValue": f"{opts.cpu_utilization * 10}m"}
+        # Every pod has a CPU request (sizing's default or the user's): scale on utilization of it.
+        target: dict[str, Any] = {"type": "Utilization", "averageUtilization": opts.cpu_utilization}
         manifests.append({
             "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _metadata(obj, opts, labels),
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": obj},
                      "minReplicas": opts.replicas, "maxReplicas": opts.autoscaler_ceiling,
                      "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]},
+        })
+    if opts.network_policy:
+        # Ingress only on the server's port (from anywhere: clients, gateways, Prometheus); every other
+        # port of the pods is closed. Egress is left alone: the cluster's own policy decides.
+        manifests.append({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(obj, opts, labels),
+            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress"],
+                     "ingress": [{"ports": [{"port": SERVER_PORT, "protocol": "TCP"}]}]},
         })
     manifests.append({
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _metadata(obj, opts, labels),
@@ -579,13 +602,17 @@ def build_manifests(
     policy: TrafficPolicy | None = None,
     namespace: str | None = None,
     settings: Settings | None = None,
+    model_bytes: int | None = None,
+    challenger_model_bytes: int | None = None,
 ) -> list[dict[str, Any]]:
     """The Kubernetes manifests that serve ``spec`` from ``image``: a pure function, no cluster needed.
 
     Options come from ``spec.options`` (see :class:`KubernetesOptions`); ``namespace`` wins over
     ``spec.options["namespace"]``. With ``challenger`` (and its image), traffic is shared by
     ``policy`` (default: 10 % split). ``settings`` (default: the current ones) give the server's
-    batching limits and the start-up allowance. Example::
+    batching limits and the start-up allowance. ``model_bytes`` (and ``challenger_model_bytes``), the
+    size of the model's files, set the default memory request (:mod:`workbench.deployment.sizing`;
+    ``requests`` / ``limits`` options win). Example::
 
         docs = build_manifests(spec, "REGISTRY/churn:3", namespace="models")
         print(manifests_yaml(docs))
@@ -595,8 +622,9 @@ def build_manifests(
     if challenger is not None:
         if not challenger_image:
             raise InvalidInputError("a challenger needs its own image (challenger_image)")
-        second = ServedVersion.of(challenger, challenger_image)
-    return _render(spec.name, opts, ServedVersion.of(spec, image), second, policy, settings or get_settings())
+        second = ServedVersion.of(challenger, challenger_image, challenger_model_bytes)
+    return _render(spec.name, opts, ServedVersion.of(spec, image, model_bytes), second, policy,
+                   settings or get_settings())
 
 
 def manifests_yaml(manifests: Sequence[Mapping[str, Any]], header: str = "") -> str:
@@ -942,6 +970,16 @@ class _State:
         })
 
 
+def _model_bytes(model_uri: str) -> int | None:
+    """The size of the model's files, for its default memory request; ``None`` when it cannot be read."""
+    from workbench.registry import model_size
+
+    try:
+        return model_size(model_uri)
+    except WorkbenchError:
+        return None
+
+
 def _key(manifest: Mapping[str, Any]) -> tuple[str, str, str]:
     return manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"]
 
@@ -1226,7 +1264,7 @@ class KubernetesTarget:
         cluster = self._connect(self.context)  # before a long build, so a missing cluster fails fast
         image = self._image(spec, None)
         namespace = self.namespace or spec.options.get("namespace") or cluster.default_namespace
-        version = ServedVersion.of(spec, image)
+        version = ServedVersion.of(spec, image, _model_bytes(spec.model_uri))
         state = _State(spec.name, cluster.context, str(namespace), self._options(spec, str(namespace)),
                        version).with_images(version)
         return self._commit(cluster, None, state, spec.options)
@@ -1236,7 +1274,7 @@ class KubernetesTarget:
         state = _State.of(current)
         self._check_image_source(spec, state)
         cluster = self._cluster_for(state)
-        version = ServedVersion.of(spec, self._image(spec, state))
+        version = ServedVersion.of(spec, self._image(spec, state), _model_bytes(spec.model_uri))
         after = replace(state, options=self._options(spec, state.namespace), champion=version, challenger=None,
                         policy=None).with_images(version)
         return self._commit(cluster, state, after, spec.options)
@@ -1332,7 +1370,7 @@ class KubernetesTarget:
             _canary_percent(policy)  # a policy KServe cannot follow fails before anything changes
         self._check_image_source(spec, state)
         cluster = self._cluster_for(state)
-        version = ServedVersion.of(spec, self._image(spec, state))
+        version = ServedVersion.of(spec, self._image(spec, state), _model_bytes(spec.model_uri))
         after = replace(state, challenger=version, policy=policy).with_images(version)
         return self._commit(cluster, state, after, spec.options)
 

@@ -162,8 +162,9 @@ def resolve_model(model_uri: str) -> tuple[str, str, str | None]:
 
     from workbench import _mlflow
     from workbench.errors import ModelNotFoundError
-    from workbench.registry import registered_version
+    from workbench.registry import check_model_uri, registered_version
 
+    check_model_uri(model_uri)
     version = registered_version(model_uri)
     exact = version.uri if version else model_uri
     _mlflow.ensure_ready()

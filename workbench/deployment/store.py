@@ -242,6 +242,14 @@ class DeploymentStore:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
             if row is None:
+                last = conn.execute("SELECT * FROM revisions WHERE name = ? ORDER BY revision DESC, ts DESC LIMIT 1",
+                                    (name,)).fetchone()
+                if last is not None and last["action"] == "stop":
+                    raise DeploymentNotFoundError(
+                        f"deployment {name!r} was stopped ({last['ts'][:19].replace('T', ' ')} UTC, by "
+                        f"{last['user']}): start it again with `workbench deploy {last['model_uri']} --name {name}`; "
+                        f"its history: workbench.deployment_history({name!r})"
+                    )
                 names = [r[0] for r in conn.execute("SELECT name FROM deployments ORDER BY name")]
                 known = ", ".join(names) if names else "none yet"
                 raise DeploymentNotFoundError(

@@ -1,10 +1,13 @@
 """Governance: policy checks before packaging and deploying, fairness, model cards, an audit trail.
 
-- :func:`check_policies` / :func:`enforce`: the workspace policy (``<WORKBENCH_HOME>/policy.yaml``,
+- Defaults advise, policies enforce: without a policy every check runs and is shown, nothing blocks;
+  :func:`init_policy` writes an enforcing policy (the lending template) and :func:`publish_policy`
+  makes a policy the team's, in effect for everyone on the tracking server.
+- :func:`check_policies` / :func:`enforce`: the policy in effect (``<WORKBENCH_HOME>/policy.yaml``,
   format in :mod:`workbench.governance.policy`) checked on a model version: protected attributes as
   inputs, proxies of them, required metrics, signature and input example, lineage.
-  :func:`enforce` raises :class:`~workbench.errors.PolicyViolationError` unless waivers cover the
-  failures.
+  :func:`enforce` raises :class:`~workbench.errors.PolicyViolationError` under an enforcing policy
+  unless waivers cover the failures, and warns with a :class:`PolicyAdvisory` under an advisory one.
 - :func:`waive`: a named person accepts one failing check for one version, with a reason.
 - :func:`fairness_report`: group metrics and disparities across a sensitive attribute (fairlearn).
 - :func:`model_card`: Markdown and HTML model cards from what the workbench knows.
@@ -25,17 +28,21 @@ from __future__ import annotations
 
 from workbench.governance.audit import ACTIONS, AuditRecord, audit_log, record
 from workbench.governance.card import CardSection, ModelCard, model_card
-from workbench.governance.checks import CheckResult, PolicyReport, check_policies, enforce
+from workbench.governance.checks import CheckResult, PolicyAdvisory, PolicyReport, check_policies, enforce
 from workbench.governance.fairness import FairnessReport, fairness_report, logged_fairness
 from workbench.governance.policy import (
     CHECK_NAMES,
     DEFAULT_PROTECTED_ATTRIBUTES,
     POLICY_TEMPLATE,
     STAGES,
+    TEAM_POLICY_TAG,
     MetricRule,
     Policy,
+    init_policy,
     load_policy,
     policy_path,
+    publish_policy,
+    unpublish_policy,
 )
 from workbench.governance.proxies import Association, association, measure_proxies
 from workbench.governance.waivers import Waiver, list_waivers, waive
@@ -46,6 +53,7 @@ __all__ = [
     "DEFAULT_PROTECTED_ATTRIBUTES",
     "POLICY_TEMPLATE",
     "STAGES",
+    "TEAM_POLICY_TAG",
     "Association",
     "AuditRecord",
     "CardSection",
@@ -54,6 +62,7 @@ __all__ = [
     "MetricRule",
     "ModelCard",
     "Policy",
+    "PolicyAdvisory",
     "PolicyReport",
     "Waiver",
     "association",
@@ -61,12 +70,15 @@ __all__ = [
     "check_policies",
     "enforce",
     "fairness_report",
+    "init_policy",
     "list_waivers",
     "load_policy",
     "logged_fairness",
     "measure_proxies",
     "model_card",
     "policy_path",
+    "publish_policy",
     "record",
+    "unpublish_policy",
     "waive",
 ]

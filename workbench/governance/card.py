@@ -359,9 +359,15 @@ def _policy_section(uri: str) -> CardSection:
          for w in waivers],
         columns=["check", "by", "reason", "recorded", "recorded_by"],
     )
-    source = report.policy_source or "the default policy (no policy.yaml in the workspace)"
+    source = report.policy_source or "the default policy (no policy in the workspace or on the tracking server)"
+    if report.enforced:
+        mode = "This policy enforces: a failing check blocks packaging and deploying until fixed or waived."
+    else:
+        mode = ("This policy only advises: failing checks are shown here and when packaging or deploying, and "
+                "block nothing. A team makes them a gate with `workbench policy --init`.")
     return CardSection("Policy checks", (
         Text(f"{report.summary()}, under {source}."),
+        Text(mode),
         Table(report.to_frame(), "Checks"),
         Table(waiver_frame, "Waivers"),
     ))

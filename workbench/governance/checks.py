@@ -14,6 +14,10 @@ Example::
     import workbench as wb
     report = wb.check_policies("models:/credit@champion")    # PolicyReport; a table in a notebook
     wb.enforce("models:/credit/3", "deploy")                   # raises PolicyViolationError if blocked
+
+Defaults advise, policies enforce: under the default policy a failing check is reported (and
+:func:`enforce` warns with a :class:`PolicyAdvisory`) but blocks nothing; under an enforcing policy
+(a workspace ``policy.yaml`` or the team's) it blocks until fixed or waived.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import html
+import warnings
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,13 +34,19 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.errors import InvalidInputError, ModelNotFoundError, NotFoundError, PolicyViolationError
+from workbench.errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    NotFoundError,
+    PolicyAdvisory,
+    PolicyViolationError,
+)
 from workbench.governance.policy import CHECK_NAMES, STAGES, Policy, Severity, load_policy
 from workbench.governance.proxies import measure_proxies
 from workbench.governance.waivers import ModelRef, Waiver, model_ref, waivers_for
 from workbench.profile import ReferenceProfile
 
-__all__ = ["CheckResult", "PolicyReport", "check_policies", "enforce"]
+__all__ = ["CheckResult", "PolicyAdvisory", "PolicyReport", "check_policies", "enforce"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,8 @@ class CheckResult:
 
     name: str
     passed: bool
-    #: ``error`` blocks packaging and deploying when the check fails; ``warning`` only reports.
+    #: ``error``: a failure (it blocks packaging and deploying under an enforcing policy);
+    #: ``warning``: only reported.
     severity: Severity
     #: What was found, and on failure what to do.
     message: str
@@ -63,7 +75,8 @@ class CheckResult:
 
     @property
     def blocking(self) -> bool:
-        """True when this result stops packaging and deploying."""
+        """True when this result is a failure: it stops packaging and deploying under an enforcing
+        policy (under the advisory default it is shown, and ``workbench check`` exits non-zero)."""
         return self.status == "failed"
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,15 +109,22 @@ class PolicyReport:
     #: The policy file the checks followed (``None``: the defaults).
     policy_source: str | None
     checked_at: pd.Timestamp
+    #: True when the policy enforces (failures block); False under the advisory defaults.
+    enforced: bool = False
 
     @property
     def passed(self) -> bool:
-        """True when no check blocks (failures are waived or only warnings)."""
+        """True when no check fails (failures are waived or only warnings), whether or not enforced."""
         return not self.failures
 
     @property
+    def blocked(self) -> bool:
+        """True when packaging and deploying are refused: checks fail and the policy enforces."""
+        return self.enforced and not self.passed
+
+    @property
     def failures(self) -> list[CheckResult]:
-        """The checks that block: failed, severity ``error``, not waived."""
+        """The failed checks: severity ``error``, not waived (they block under an enforcing policy)."""
         return [c for c in self.checks if c.blocking]
 
     @property
@@ -118,13 +138,35 @@ class PolicyReport:
                 return check
         raise KeyError(f"no check {name!r} in this report; checks run: {[c.name for c in self.checks]}")
 
+    @property
+    def verdict(self) -> str:
+        """``passes``, ``advisory`` (checks fail, the policy only advises) or ``blocked``: what a badge
+        shows."""
+        if self.passed:
+            return "passes"
+        return "blocked" if self.enforced else "advisory"
+
     def summary(self) -> str:
         """One line: the verdict."""
         counts = Counter(c.status for c in self.checks)
         parts = ", ".join(f"{counts[s]} {s}" for s in ("passed", "waived", "warning", "failed") if s in counts)
-        verdict = "passes" if self.passed else "is blocked"
+        verdict = {"passes": "passes", "blocked": "is blocked",
+                   "advisory": "has failing checks; the policy only advises, nothing is blocked"}[self.verdict]
         what = f"{self.model_name} version {self.model_version}" if self.model_version else self.model_uri
         return f"{what} {verdict} ({parts or 'no checks'})"
+
+    def advice(self) -> str:
+        """What the failures mean and what to do, one line per failed check (empty when it passes)."""
+        if self.passed:
+            return ""
+        lines = "\n".join(f"  - {c.name}: {c.message}" for c in self.failures)
+        if self.enforced:
+            tail = (f"Fix the model and register a new version, or have a responsible person accept a failure: "
+                    f"`workbench waive {self.model_uri} CHECK --by NAME --reason TEXT`.")
+        else:
+            tail = ("Nothing is blocked: no policy enforces in this workspace. If these checks matter to your team, "
+                    "`workbench policy --init` writes an enforcing policy (lending template) to adapt.")
+        return f"policy advice for {self.model_uri} ({len(self.failures)} failing check(s)):\n{lines}\n{tail}"
 
     def to_frame(self) -> pd.DataFrame:
         """One row per check: check, status, passed, severity, message, waiver."""
@@ -137,7 +179,8 @@ class PolicyReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"model_uri": self.model_uri, "model_name": self.model_name, "model_version": self.model_version,
-                "stage": self.stage, "passed": self.passed, "summary": self.summary(),
+                "stage": self.stage, "passed": self.passed, "enforced": self.enforced, "blocked": self.blocked,
+                "verdict": self.verdict, "summary": self.summary(),
                 "policy_source": self.policy_source, "checked_at": self.checked_at.isoformat(),
                 "checks": [c.to_dict() for c in self.checks]}
 
@@ -365,19 +408,24 @@ def check_policies(model_uri: str, *, stage: str | None = None, policy: Policy |
     return PolicyReport(
         model_uri=ref.uri, model_name=ref.name, model_version=ref.version, stage=stage, checks=tuple(results),
         policy_source=str(policy.source) if policy.source else None,
-        checked_at=pd.Timestamp(_dt.datetime.now(_dt.UTC)),
+        checked_at=pd.Timestamp(_dt.datetime.now(_dt.UTC)), enforced=policy.enforcing,
     )
 
 
 def enforce(model_uri: str, stage: str) -> PolicyReport:
-    """Check ``model_uri`` before ``stage`` (``package`` or ``deploy``); raise
-    :class:`~workbench.errors.PolicyViolationError` listing the blocking checks and what to do, unless
-    waivers cover them. Returns the report when the model may go ahead."""
+    """Check ``model_uri`` before ``stage`` (``package`` or ``deploy``) and return the report.
+
+    Under an enforcing policy, failing checks that no waiver covers raise
+    :class:`~workbench.errors.PolicyViolationError` listing them and what to do. Under the advisory
+    defaults they are shown as a :class:`PolicyAdvisory` warning and the model goes ahead.
+    """
     if stage not in STAGES:
         raise InvalidInputError(f"stage {stage!r} is not one of {list(STAGES)}")
     report = check_policies(model_uri, stage=stage)
     failures = report.failures
-    if failures:
+    if failures and not report.enforced:
+        warnings.warn(report.advice(), PolicyAdvisory, stacklevel=2)
+    elif failures:
         lines = "\n".join(f"  - {c.name}: {c.message}" for c in failures)
         uri = report.model_uri
         raise PolicyViolationError(

@@ -1,13 +1,26 @@
 """The project's governance policy: which checks run, how strict they are, what counts as protected.
 
-The policy is read from ``<WORKBENCH_HOME>/policy.yaml``; without that file the defaults below apply.
-``workbench policy --init`` writes :data:`POLICY_TEMPLATE` (the defaults, commented) to start from.
+Defaults advise, policies enforce. Without a policy every check still runs and is shown (by
+``workbench check``, ``package`` and ``deploy``, the widgets, the Lab sidebar and the model card), but
+nothing is blocked: a first-time user is never stopped by a rule they did not choose (a species
+classifier may well use ``sex``; a diabetes model, ``age``). A team turns the checks into a gate with a
+policy, which enforces by default. The policy in effect is, first found:
+
+1. the team's policy on the tracking server (``workbench policy --publish`` stores the workspace's
+   file as the tag ``workbench.policy`` of the Default experiment), which enforces for everyone who
+   uses that server;
+2. the workspace's ``<WORKBENCH_HOME>/policy.yaml`` (``workbench policy --init`` writes
+   :data:`POLICY_TEMPLATE`, the lending template of protected attributes and proxies, enforcing);
+3. the advisory defaults, ``Policy()``.
+
 Every key is optional; a key the workbench does not know is an error, so a typo cannot silently
 weaken a policy. The format::
 
+    mode: enforce                  # enforce: failing checks block package/deploy; advise: shown only
     checks:
       protected_inputs:            # protected attributes must not be model inputs
-        severity: error            # error: blocks package/deploy; warning: reported only; off: not run
+        severity: error            # error: a failure (blocks under mode enforce); warning: reported only;
+                                   #   off: not run
       proxies:                     # inputs strongly associated with a protected attribute in the
         severity: warning          #   reference data (the profile sample) are flagged as proxies
         threshold: 0.5             # association (0..1) at or above which an input is a proxy
@@ -62,9 +75,13 @@ __all__ = [
     "MetricRule",
     "Policy",
     "Severity",
+    "TEAM_POLICY_TAG",
+    "init_policy",
     "load_policy",
     "normalize_name",
     "policy_path",
+    "publish_policy",
+    "unpublish_policy",
 ]
 
 Severity = Literal["error", "warning", "off"]
@@ -75,6 +92,9 @@ CHECK_NAMES: tuple[str, ...] = ("protected_inputs", "proxies", "required_metrics
 #: The stages :func:`workbench.governance.enforce` guards.
 STAGES: tuple[str, ...] = ("package", "deploy")
 POLICY_FILE = "policy.yaml"
+#: The tag of the tracking server's Default experiment that holds the team's policy (YAML text).
+TEAM_POLICY_TAG = "workbench.policy"
+_MODES = ("enforce", "advise")
 
 #: Protected attributes (grounds of discrimination in US, EU and UK law) and the column names that
 #: commonly hold them, already normalised (see :func:`normalize_name`).
@@ -139,7 +159,11 @@ class MetricRule:
 
 @dataclass(frozen=True)
 class Policy:
-    """A governance policy; :func:`load_policy` reads the workspace's, ``Policy()`` is the default."""
+    """A governance policy; :func:`load_policy` reads the one in effect, ``Policy()`` is the default.
+
+    ``Policy()`` advises (``enforcing=False``): its checks run and failures are shown, nothing blocks.
+    A policy read from a file or the team's tag enforces unless it says ``mode: advise``.
+    """
 
     #: attribute -> the normalised column names that hold it.
     protected_attributes: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: DEFAULT_PROTECTED_ATTRIBUTES)
@@ -159,8 +183,11 @@ class Policy:
     #: stage -> the checks enforced before it.
     stages: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType(
         {stage: CHECK_NAMES for stage in STAGES}))
-    #: The file this policy was read from; ``None`` for the defaults.
-    source: Path | None = None
+    #: True: failing checks (severity ``error``, not waived) block packaging and deploying.
+    enforcing: bool = False
+    #: Where this policy was read from (a file, or ``tag workbench.policy on <tracking URI>``);
+    #: ``None`` for the defaults.
+    source: Path | str | None = None
 
     def severity(self, check: str) -> Severity:
         """The severity of ``check`` under this policy."""
@@ -184,6 +211,7 @@ class Policy:
         """JSON-ready form (the effective policy, defaults filled in)."""
         return {
             "source": str(self.source) if self.source else None,
+            "mode": "enforce" if self.enforcing else "advise",
             "checks": {
                 "protected_inputs": {"severity": self.severity("protected_inputs")},
                 "proxies": {"severity": self.severity("proxies"), "threshold": self.proxy_threshold,
@@ -204,10 +232,14 @@ class Policy:
 
 POLICY_TEMPLATE = """\
 # Workbench governance policy: checked by `workbench check`, and before packaging and deploying.
-# Every key is optional; without this file these defaults apply. Unknown keys are errors.
+# This is the lending template: the protected attributes of fair-lending law (US ECOA and Fair
+# Housing Act, EU and UK equality law) must not be inputs, and inputs that stand in for them (proxies)
+# are flagged. Adapt it to your domain: in biology or medicine `sex` and `age` are often the signal
+# (list them under protected_attributes.remove). Every key is optional; unknown keys are errors.
+mode: enforce              # enforce: failing checks block package/deploy; advise: they are only shown
 checks:
   protected_inputs:        # protected attributes must not be model inputs
-    severity: error        # error: blocks package/deploy; warning: reported only; off: not run
+    severity: error        # error: a failure (blocks under mode enforce); warning: reported; off: not run
   proxies:                 # inputs strongly associated with a protected attribute in the reference data
     severity: warning
     threshold: 0.5         # Cramer's V / correlation ratio / |point-biserial| / |Spearman|, 0..1
@@ -238,14 +270,16 @@ def policy_path() -> Path:
     return get_settings().home / POLICY_FILE
 
 
-def _fail(path: Path, where: str, problem: str) -> ConfigurationError:
-    return ConfigurationError(
-        f"{path}: {where}: {problem}. Fix the file (`workbench policy --init` writes a commented template "
-        "to compare with), or move it away to use the defaults"
-    )
+def _fail(path: Path | str, where: str, problem: str) -> ConfigurationError:
+    if isinstance(path, Path):
+        fix = ("Fix the file (`workbench policy --init` writes a commented template to compare with), or move "
+               "it away to use the advisory defaults")
+    else:
+        fix = "Fix the team's policy file and publish it again: `workbench policy --publish FILE`"
+    return ConfigurationError(f"{path}: {where}: {problem}. {fix}")
 
 
-def _mapping(value: Any, path: Path, where: str) -> Mapping[str, Any]:
+def _mapping(value: Any, path: Path | str, where: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -253,13 +287,13 @@ def _mapping(value: Any, path: Path, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _known(section: Mapping[str, Any], keys: Sequence[str], path: Path, where: str) -> None:
+def _known(section: Mapping[str, Any], keys: Sequence[str], path: Path | str, where: str) -> None:
     unknown = sorted(set(map(str, section)) - set(keys))
     if unknown:
         raise _fail(path, where, f"unknown key(s) {unknown}; known: {sorted(keys)}")
 
 
-def _number(value: Any, path: Path, where: str, *, low: float | None = None, high: float | None = None) -> float:
+def _number(value: Any, path: Path | str, where: str, *, low: float | None = None, high: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(path, where, f"expected a number, got {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
@@ -267,13 +301,13 @@ def _number(value: Any, path: Path, where: str, *, low: float | None = None, hig
     return float(value)
 
 
-def _flag(value: Any, path: Path, where: str) -> bool:
+def _flag(value: Any, path: Path | str, where: str) -> bool:
     if not isinstance(value, bool):
         raise _fail(path, where, f"expected true or false, got {value!r}")
     return value
 
 
-def _names(value: Any, path: Path, where: str) -> tuple[str, ...]:
+def _names(value: Any, path: Path | str, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, Sequence) or not all(isinstance(v, str) and v.strip() for v in value):
@@ -281,7 +315,7 @@ def _names(value: Any, path: Path, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _metric_rules(value: Any, path: Path) -> tuple[MetricRule, ...]:
+def _metric_rules(value: Any, path: Path | str) -> tuple[MetricRule, ...]:
     rules = []
     for name, spec in _mapping(value, path, "checks.required_metrics.metrics").items():
         where = f"checks.required_metrics.metrics.{name}"
@@ -300,9 +334,12 @@ def _metric_rules(value: Any, path: Path) -> tuple[MetricRule, ...]:
     return tuple(rules)
 
 
-def _parse(raw: Any, path: Path) -> Policy:
+def _parse(raw: Any, path: Path | str) -> Policy:
     top = _mapping(raw, path, "top level")
-    _known(top, ("checks", "stages", "protected_attributes"), path, "top level")
+    _known(top, ("mode", "checks", "stages", "protected_attributes"), path, "top level")
+    mode = top.get("mode", "enforce")
+    if mode not in _MODES:
+        raise _fail(path, "mode", f"{mode!r} is not one of {_MODES}")
     default = Policy()
     severities = dict(default.severities)
     checks = _mapping(top.get("checks"), path, "checks")
@@ -365,22 +402,113 @@ def _parse(raw: Any, path: Path) -> Policy:
         protected_attributes=MappingProxyType(attributes),
         severities=MappingProxyType(severities),
         stages=MappingProxyType(stages),
+        enforcing=mode == "enforce",
         source=path,
         **options,
     )
 
 
-def load_policy(path: str | Path | None = None) -> Policy:
-    """The policy in ``path`` (default: the workspace's ``policy.yaml``), or the defaults if it is absent."""
+def _team_policy_text() -> tuple[str, str] | None:
+    """The team's policy on the tracking server (text, where it was read), or ``None``."""
+    from workbench import _mlflow
+    from workbench.errors import NotFoundError
+
+    client = _mlflow.client()
+    try:
+        with _mlflow.translated(NotFoundError, "the Default experiment"):
+            experiment = client.get_experiment("0")
+    except NotFoundError:
+        return None
+    text = experiment.tags.get(TEAM_POLICY_TAG)
+    if not text:
+        return None
+    return text, f"tag {TEAM_POLICY_TAG} on {get_settings().store_uri}"
+
+
+def _read_yaml(text: str, where: Path | str) -> Any:
     import yaml
 
-    file = Path(path) if path is not None else policy_path()
-    if not file.exists():
-        if path is not None:
-            raise ConfigurationError(f"no policy file at {file}: give an existing file, or omit it for the workspace's")
-        return Policy()
     try:
-        raw = yaml.safe_load(file.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"cannot read the policy file {file}: {exc}") from exc
-    return _parse(raw, file)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(exc).split())
+        fix = ("fix the YAML (`workbench policy --init` writes a commented template to compare with), or move it "
+               "away to use the advisory defaults") if isinstance(where, Path) else (
+               "fix the team's policy file and publish it again: `workbench policy --publish FILE`")
+        raise ConfigurationError(f"cannot read the policy file {where} ({problem}): {fix}") from exc
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The policy in effect: the file ``path`` if given; else the team's policy on the tracking server,
+    the workspace's ``policy.yaml``, or the advisory defaults, first found (see the module docs)."""
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigurationError(f"no policy file at {file}: give an existing file, or omit it for the "
+                                     "policy in effect")
+        return _parse(_read_yaml(_read_text(file), file), file)
+    team = _team_policy_text()
+    if team is not None:
+        text, where = team
+        return _parse(_read_yaml(text, where), where)
+    file = policy_path()
+    if not file.exists():
+        return Policy()
+    return _parse(_read_yaml(_read_text(file), file), file)
+
+
+def _read_text(file: Path) -> str:
+    try:
+        return file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the policy file {file} ({exc}): check that it is a readable "
+                                 "text file, or move it away to use the advisory defaults") from exc
+
+
+def init_policy() -> Path:
+    """Write :data:`POLICY_TEMPLATE` (the lending template, enforcing) to the workspace's
+    ``policy.yaml`` and return its path; a file that already holds the template is left as it is.
+
+    Raises :class:`~workbench.errors.InvalidInputError` if a different policy file is already there.
+    """
+    from workbench.errors import InvalidInputError
+
+    path = policy_path()
+    if path.exists():
+        if path.read_text() == POLICY_TEMPLATE:
+            return path
+        raise InvalidInputError(f"{path} already exists: edit it, or move it away to start again")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(POLICY_TEMPLATE)
+    return path
+
+
+def publish_policy(path: str | Path | None = None) -> Policy:
+    """Make a policy file (default: the workspace's ``policy.yaml``) the team's policy: stored on the
+    tracking server, it is in effect for everyone who uses that server. Returns the policy as read back.
+
+    The file is checked first, so a broken policy is never published.
+    """
+    from workbench import _mlflow
+    from workbench.errors import NotFoundError
+
+    file = Path(path) if path is not None else policy_path()
+    if not file.is_file():
+        raise ConfigurationError(f"no policy file at {file}: write one with `workbench policy --init`, then "
+                                 "publish it")
+    text = _read_text(file)
+    _parse(_read_yaml(text, file), file)
+    with _mlflow.translated(NotFoundError, "the Default experiment"):
+        _mlflow.client().set_experiment_tag("0", TEAM_POLICY_TAG, text)
+    return load_policy()
+
+
+def unpublish_policy() -> None:
+    """Remove the team's policy from the tracking server (each workspace's own file, if any, applies)."""
+    from workbench import _mlflow
+    from workbench.errors import NotFoundError
+
+    if _team_policy_text() is None:
+        return
+    with _mlflow.translated(NotFoundError, "the Default experiment"):
+        _mlflow.client().delete_experiment_tag("0", TEAM_POLICY_TAG)

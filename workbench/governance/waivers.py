@@ -46,10 +46,11 @@ class ModelRef:
 
 def model_ref(model_uri: str) -> ModelRef:
     """Resolve ``model_uri`` (an alias to its version now) into a :class:`ModelRef`."""
-    from workbench.registry import registered_version
+    from workbench.registry import check_model_uri, registered_version
 
     if not isinstance(model_uri, str) or not model_uri.strip():
         raise InvalidInputError("give a model URI such as models:/<name>/<version> or models:/<name>@<alias>")
+    check_model_uri(model_uri)
     version = registered_version(model_uri)
     if version is not None:
         return ModelRef(uri=version.uri, name=version.name, version=version.version)

@@ -139,6 +139,7 @@ def build_image(
     client = docker_client(timeout=1800)
     emit = on_event or (lambda event: None)
     started = time.monotonic()
+    _ensure_base_image(client, context.base_image, emit)
     size = _context_bytes(context.path)
     emit(BuildEvent("context", f"sending build context ({size / 1e6:.1f} MB)", bytes_done=size, bytes_total=size))
     tail: deque[str] = deque(maxlen=25)
@@ -204,6 +205,39 @@ def build_image(
     )
     emit(BuildEvent("done", f"built {tag} ({record.size_bytes / 1e6:.0f} MB)", steps, steps))
     return record
+
+
+def _base_image_missing(image: str) -> PackagingError:
+    """The one error for a base image that is neither on this machine nor pullable: it names the
+    image and the two fixes."""
+    script = "scripts/build-base-image" + ("" if image == "python:3.11-slim" else f" {image}")
+    return PackagingError(
+        f"the base image {image} is not on this machine and cannot be pulled: set WORKBENCH_BASE_IMAGE=IMAGE "
+        f"(or --base-image) to an image you have (`docker images`), or make {image} without a registry with "
+        f"`{script}`"
+    )
+
+
+def _ensure_base_image(client: Any, image: str, emit: Callable[[BuildEvent], None]) -> None:
+    """Have ``image`` on the engine before building: pulled if it is missing, else a clear error.
+
+    Without this the classic builder answers a missing base with the registry's raw network error.
+    """
+    import docker.errors
+
+    try:
+        client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as exc:
+        raise PackagingError(f"the Docker engine cannot look up the base image {image} ({exc.explanation}): "
+                             "check the engine with `docker info`") from exc
+    emit(BuildEvent("pull", f"pulling the base image {image}"))
+    try:
+        client.images.pull(image)
+    except docker.errors.APIError as exc:  # no registry, no such image, or no access
+        raise _base_image_missing(image) from exc
 
 
 def _hint(log: str, step: str, context: BuildContext) -> str:

@@ -46,7 +46,14 @@ export function pageURL(page: PageName, query: { [key: string]: string }): strin
   return URLExt.join(settings.baseUrl, 'workbench', 'apps', page) + URLExt.objectToQueryString(query);
 }
 
-/** The message to show for a failed call. */
+/** The message to show for a failed call: the core's own (it says what to do), or the fix for a
+ * server that does not answer or lacks the Workbench routes. */
 export function errorMessage(error: unknown): string {
+  if (error instanceof ServerConnection.NetworkError) {
+    return 'The Jupyter server does not answer: check that it is still running (restart it with `workbench lab`), then press Refresh.';
+  }
+  if (error instanceof ServerConnection.ResponseError && error.response.status === 404 && /<html/i.test(error.message)) {
+    return 'The Workbench server extension is not enabled: run `jupyter server extension enable workbench_jupyterlab` and restart JupyterLab.';
+  }
   return error instanceof Error ? error.message : String(error);
 }

@@ -13,6 +13,25 @@ const POLL_INTERVAL_MS = 4000;
 /** Runs shown per expanded experiment. */
 const RUNS_SHOWN = 20;
 
+/** What every section shows until the first answer arrives. */
+const LOADING = 'Loading… (a new workspace takes a few seconds to create its store)';
+
+/** Badge text of a deployment's policy verdict and alert state. */
+const POLICY_TEXT: { [verdict: string]: string } = {
+  passes: 'policy ✓',
+  advisory: 'policy: advice',
+  blocked: 'policy: blocked',
+  unknown: 'policy ?'
+};
+const ALERT_TEXT: { [state: string]: string } = {
+  ok: 'no drift',
+  drift: 'drift',
+  performance: 'accuracy down',
+  'drift and performance': 'drift, accuracy down',
+  'no data': 'no data yet',
+  unknown: 'drift ?'
+};
+
 interface IState {
   experiments: IExperiment[];
   runs: { [experiment: string]: IRun[] };
@@ -68,6 +87,8 @@ export class WorkbenchSidebar extends Widget {
     this._experiments = this._section('Experiments', 'wb-Experiments');
     this._models = this._section('Models', 'wb-Models');
     this._deployments = this._section('Deployments', 'wb-Deployments');
+    // Until the first answer: a new workspace's store takes seconds to create, so say so.
+    this._showInSections('wb-Loading', LOADING);
 
     // Right-clicking a row selects it first, so its context-menu commands act on that row.
     this.node.addEventListener('mousedown', event => this._select(event.target as HTMLElement));
@@ -122,10 +143,24 @@ export class WorkbenchSidebar extends Widget {
           })
       ]);
       this._error.textContent = '';
+      this._loaded = true;
       this._render(state);
     } catch (error) {
-      this._error.textContent = errorMessage(error);
+      const message = errorMessage(error);
+      this._error.textContent = message;
+      if (!this._loaded) {
+        // Nothing was ever shown: each section says why instead of staying empty.
+        this._showInSections('wb-Failed', 'Could not load: see the message above');
+        this._lastRender = '';
+      }
       throw error; // the poll backs off while the server refuses
+    }
+  }
+
+  /** One row with `text` in every section (loading, or the reason nothing could be loaded). */
+  private _showInSections(className: string, text: string): void {
+    for (const list of [this._experiments, this._models, this._deployments]) {
+      list.replaceChildren(el('li', `wb-Empty ${className}`, text));
     }
   }
 
@@ -243,6 +278,11 @@ export class WorkbenchSidebar extends Widget {
           row.appendChild(el('span', 'wb-Badge', `@${alias}`));
         }
         row.appendChild(el('span', 'wb-Detail', version.status));
+        const where = version.deployments ?? [];
+        row.dataset.deployed = String(where.length);
+        row.appendChild(
+          el('span', 'wb-Sub wb-Where', where.length ? `deployed: ${where.join(', ')}` : 'not deployed')
+        );
         row.addEventListener('dblclick', () =>
           this._opened.emit({ kind: 'version', version })
         );
@@ -259,14 +299,26 @@ export class WorkbenchSidebar extends Widget {
       list.appendChild(el('li', 'wb-Empty', 'No deployments'));
     }
     for (const deployment of state.deployments) {
-      const health = deployment.healthy ? 'healthy' : deployment.state === 'starting' ? 'starting' : 'unhealthy';
+      const health = deployment.health;
       const row = el('li', `wb-Deployment wb-Row wb-Selectable wb-mod-${health}`);
       row.dataset.deployment = deployment.name;
       row.dataset.health = health;
+      row.dataset.policy = deployment.policy;
+      row.dataset.alerts = deployment.alerts;
       row.title = `${deployment.url}\n${deployment.detail}`;
       row.appendChild(el('span', 'wb-HealthDot'));
       row.appendChild(el('span', 'wb-Name', deployment.name));
       row.appendChild(el('span', 'wb-Health', health));
+      const policy = el('span', `wb-Badge wb-Policy wb-Policy-${deployment.policy}`, POLICY_TEXT[deployment.policy]);
+      policy.title = deployment.policy_detail;
+      row.appendChild(policy);
+      const alerts = el(
+        'span',
+        `wb-Badge wb-Alerts wb-Alerts-${deployment.alerts.replace(/ /g, '-')}`,
+        ALERT_TEXT[deployment.alerts]
+      );
+      alerts.title = deployment.alerts_detail;
+      row.appendChild(alerts);
       row.appendChild(
         el('span', 'wb-Sub', `${deployment.model_name} v${deployment.model_version ?? '?'} on ${deployment.target}`)
       );
@@ -324,6 +376,7 @@ export class WorkbenchSidebar extends Widget {
   private _poll: Poll;
   private _state: IState = { experiments: [], runs: {}, models: [], versions: {}, deployments: [] };
   private _lastRender = '';
+  private _loaded = false;
   private _openModels = new Set<string>();
   private _openExperiments = new Set<string>();
   private _selectedKey = '';

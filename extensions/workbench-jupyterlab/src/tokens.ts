@@ -51,6 +51,8 @@ export interface IModelVersion {
   data_hash: string | null;
   description: string;
   tags: { [key: string]: string };
+  /** The deployments serving this version, as `NAME (TARGET, ROLE)`. */
+  deployments: string[];
 }
 
 /** A deployment with its live state (`GET deployments`). */
@@ -73,6 +75,14 @@ export interface IDeployment {
   challenger_uri: string | null;
   challenger_version: string | null;
   traffic: { [key: string]: unknown } | null;
+  /** At a glance (`workbench.Glances`): whether it answers, ... */
+  health: 'healthy' | 'starting' | 'unhealthy';
+  /** ... the policy verdict of the version it serves, ... */
+  policy: 'passes' | 'advisory' | 'blocked' | 'unknown';
+  policy_detail: string;
+  /** ... and its live window's drift/performance state. */
+  alerts: 'ok' | 'drift' | 'performance' | 'drift and performance' | 'no data' | 'unknown';
+  alerts_detail: string;
 }
 
 /** `POST deployments`: what to serve, where, and under which name. */

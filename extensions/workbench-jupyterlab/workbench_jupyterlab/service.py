@@ -41,6 +41,8 @@ class WorkbenchService:
 
     def __init__(self, *, workers: int = 4) -> None:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workbench-lab")
+        #: Each deployment's live monitor and its version's policy verdict, kept between polls.
+        self.glances = wb.Glances()
 
     # -- tracking ------------------------------------------------------------------------------
 
@@ -71,8 +73,10 @@ class WorkbenchService:
         return [jsonable(m) for m in wb.models()]
 
     def versions(self, name: str) -> list[dict[str, Any]]:
-        """The versions of ``name``, newest first: ``IModelVersion``."""
-        return [{**jsonable(v), "uri": v.uri} for v in wb.versions(name)]
+        """The versions of ``name``, newest first, each with where it is deployed: ``IModelVersion``."""
+        found = wb.versions(name)
+        where = wb.where_deployed(name)
+        return [{**jsonable(v), "uri": v.uri, "deployments": list(where.get(v.version, ()))} for v in found]
 
     def set_alias(self, name: str, alias: str, version: str) -> dict[str, Any]:
         """Point ``alias`` of ``name`` at ``version``; the version as it is now."""
@@ -84,8 +88,9 @@ class WorkbenchService:
     # -- deployments ---------------------------------------------------------------------------
 
     def deployments(self) -> list[dict[str, Any]]:
-        """Every deployment with its live state and health: ``IDeployment``."""
-        return [d.to_dict() for d in wb.deployments()]
+        """Every deployment with its live state, health, policy verdict and alert state: ``IDeployment``."""
+        found = wb.deployments()
+        return [{**d.to_dict(), **g.to_dict()} for d, g in zip(found, self.glances.of(found), strict=True)]
 
     def deploy(self, model_uri: str, target: str = "local", name: str | None = None) -> dict[str, Any]:
         """Serve ``model_uri`` on ``target``; returns once it is ready (or raises why not)."""
