@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError
+from workbench.tables import ColumnType, TableSchema
 
 __all__ = [
     "CategoricalProfile",
@@ -238,6 +239,19 @@ def _numeric_profile(name: str, series: pd.Series, n_quantiles: int, n_bins: int
     )
 
 
+def _in_proportion(feature: CategoricalProfile, rows: int) -> list[str]:
+    """The categories, each repeated in proportion to its count (largest remainders round)."""
+    counts = dict(feature.categories)
+    total = sum(counts.values())
+    if not total:
+        return [""] * rows
+    shares = {c: rows * n / total for c, n in counts.items()}
+    taken = {c: int(s) for c, s in shares.items()}
+    for category in sorted(shares, key=lambda c: shares[c] - taken[c], reverse=True)[:rows - sum(taken.values())]:
+        taken[category] += 1
+    return [c for c, n in taken.items() for _ in range(n)]
+
+
 def _categorical_profile(name: str, series: pd.Series, max_categories: int) -> CategoricalProfile:
     values = category_values(series)
     counts = values.value_counts(sort=True)
@@ -332,6 +346,37 @@ class ReferenceProfile:
             target=target_name,
             sensitive=sensitive_names,
         )
+
+    def summary_rows(self, rows: int = 100, *, seed: int = 0, schema: TableSchema | None = None) -> pd.DataFrame:
+        """``rows`` rows made from the features' summaries alone, no training row among them.
+
+        Each numeric feature takes evenly spaced values of its quantile sketch (datetimes as such,
+        whole numbers rounded), each categorical one its categories in proportion to their counts;
+        every column is shuffled on its own. Columns keep the training dtypes (``schema``, the
+        model's ``input_types.json``, gives a category column its levels): a background for SHAP,
+        or an input example, that carries no training data.
+        """
+        rng = np.random.default_rng(seed)
+        columns: dict[str, Any] = {}
+        for name in self.feature_names:
+            feature = self.features[name]
+            column = schema[name] if schema is not None and name in schema else ColumnType(name, feature.dtype)
+            values: list[Any]
+            if isinstance(feature, NumericProfile):
+                sketch = feature.quantiles
+                drawn = np.interp((np.arange(rows) + 0.5) / rows, np.linspace(0, 1, len(sketch)), sketch)
+                if column.kind == "datetime":  # the sketch holds seconds since the epoch
+                    values = [pd.Timestamp(round(v * 1e6), unit="us", tz="UTC").isoformat() for v in drawn]
+                elif column.kind in ("int", "nullable-int"):
+                    values = [int(v) for v in np.round(drawn)]
+                else:
+                    values = drawn.tolist()
+            else:
+                levels = {str(level): level for level in column.categories or ()}
+                truth = {"True": True, "False": False} if column.kind in ("bool", "nullable-bool") else {}
+                values = [levels.get(v, truth.get(v, v)) for v in _in_proportion(feature, rows)]
+            columns[name] = pd.Series(column.restore(list(rng.permutation(np.array(values, dtype=object)))))
+        return pd.DataFrame(columns)
 
     @property
     def feature_names(self) -> list[str]:

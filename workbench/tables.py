@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -48,6 +49,7 @@ __all__ = [
     "TABLE_SCHEMA_FILE",
     "ColumnType",
     "TableSchema",
+    "dtype_text",
     "encode_split",
     "json_values",
     "restore_column",
@@ -118,7 +120,7 @@ class ColumnType:
             return cls(name, text, missing=_missing_marker(series))
         return cls(name, text)
 
-    @property
+    @functools.cached_property
     def kind(self) -> str:
         """``float``, ``int``, ``nullable-int``, ``bool``, ``nullable-bool``, ``string``, ``object``,
         ``category``, ``datetime`` or ``other``."""
@@ -144,7 +146,7 @@ class ColumnType:
             return "other"
         return {"f": "float", "i": "int", "u": "int"}.get(np_kind, "other")
 
-    @property
+    @functools.cached_property
     def timezone(self) -> str | None:
         """The time zone of an aware datetime column."""
         if self.kind != "datetime" or "," not in self.dtype:
@@ -187,6 +189,8 @@ class ColumnType:
         Accepts JSON values (``None`` for a gap) or arrays of any dtype; a value the dtype cannot
         hold raises :class:`~workbench.errors.SchemaError` naming the column and the value.
         """
+        if self.dtype == "float64" and type(values) is list and set(map(type, values)) <= _PLAIN_NUMBERS:
+            return np.array(values, dtype=np.float64)  # the server's hot path: JSON numbers
         if isinstance(values, pd.Series):
             values = values.array
         if str(getattr(values, "dtype", "")) == self.dtype and self.kind not in ("category", "object"):
@@ -363,6 +367,13 @@ def _parse_iso(texts: list[str | None], unit: str) -> tuple[np.ndarray, bool]:
     return instants, aware
 
 
+@functools.lru_cache(maxsize=256)
+def dtype_text(dtype: Any) -> str:
+    """``str(dtype)``, remembered: numpy computes it anew each time, and the server names the dtype
+    of every column of every request it logs."""
+    return str(dtype)
+
+
 def restore_column(name: str, dtype: str, values: Sequence[Any]) -> Any:
     """JSON values back in a dtype named by its text (how the prediction log keeps types)."""
     return ColumnType(name, dtype).restore(values)
@@ -382,14 +393,15 @@ class TableSchema:
             raise InvalidInputError(f"the data has duplicate column names {dupes}: rename them")
         return cls(tuple(ColumnType.of(str(c), frame[c]) for c in frame.columns))
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, ColumnType]:
+        return {c.name: c for c in self.columns}
+
     def __getitem__(self, name: str) -> ColumnType:
-        for column in self.columns:
-            if column.name == name:
-                return column
-        raise KeyError(name)
+        return self._by_name[name]
 
     def __contains__(self, name: object) -> bool:
-        return any(c.name == name for c in self.columns)
+        return name in self._by_name
 
     @property
     def names(self) -> list[str]:
@@ -438,7 +450,7 @@ def json_values(values: pd.Series | np.ndarray | Any) -> list[Any]:
     """A column's values as JSON values, exactly (see the module's doc): ``None`` for every gap."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":  # the server's hot path: no Series
         out = values.tolist()
-        if values.dtype.kind == "f" and np.isnan(values).any():
+        if values.dtype.kind == "f":
             return [None if v != v else v for v in out]
         return out
     series = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)

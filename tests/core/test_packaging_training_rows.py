@@ -9,10 +9,12 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from support import real_table, real_table_pipeline
 
 import workbench as wb
 from workbench.errors import InvalidInputError
 from workbench.packaging import prepare_context
+from workbench.tables import json_values
 
 NAME = "packaging-rows"
 
@@ -95,3 +97,28 @@ def test_include_sample_keeps_a_bounded_random_sample(pipeline_model, credit_dat
     with pytest.raises(InvalidInputError, match="between 1 and 10000"):
         prepare_context(pipeline_model.uri, tmp_path / "too-many", include_sample=True, sample_rows=20_000)
     assert not (tmp_path / "too-many").exists()  # nothing half-written
+
+
+def test_a_real_tables_background_keeps_every_training_dtype_and_still_explains(serve_model, tmp_path) -> None:
+    """Nullable integers, categories, datetimes with a zone: the drawn rows have the training dtypes,
+    so the image's server restores, predicts and explains them like real requests."""
+    features, _, cheated = real_table()
+    model = real_table_pipeline().fit(features, cheated)
+    with wb.start_run(experiment="packaging-tests"):
+        logged = wb.log_model(model, training_data=features, training_labels=cheated)
+    version = wb.register(logged, "packaging-real-table")
+    ctx = prepare_context(version.uri, tmp_path / "ctx")
+    sample = pd.read_parquet(ctx.path / "model" / "reference_profile" / "sample.parquet")
+    typed = [c for c in features if features[c].dtype != object]  # Parquet reads object text back as str
+    assert sample[typed].dtypes.to_dict() == features[typed].dtypes.to_dict()
+    server = serve_model(str(ctx.path / "model"), args=("--name", "real"))
+    metadata = httpx.get(f"{server.url}/v2/models/real").json()
+    assert metadata["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]  # the example predicted
+    rows = features.sample(5, random_state=1)
+    payload = {"inputs": [{"name": c, "shape": [5], "datatype": i["datatype"], "data": json_values(rows[c])}
+                          for c, i in zip(rows, metadata["inputs"], strict=True)]}
+    explained = httpx.post(f"{server.url}/v2/models/real/explain", json=payload, timeout=300)
+    assert explained.status_code == 200, explained.text
+    assert explained.json()["features"] == list(features.columns)
+    predicted = httpx.post(f"{server.url}/v2/models/real/infer", json=payload, timeout=60).json()
+    assert predicted["outputs"][0]["data"] == model.predict(rows).tolist()

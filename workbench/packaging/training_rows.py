@@ -6,8 +6,7 @@ A model folder as logged holds training rows in three files: the reference profi
 registries, so by default an image carries none of them:
 
 - the sample is replaced by :data:`SUMMARY_ROWS` rows drawn from the profile's per-feature summaries
-  (each numeric column takes evenly spaced values of its quantile sketch, each categorical column its
-  categories in proportion to their counts, every column shuffled on its own): what the server's
+  (:meth:`~workbench.profile.ReferenceProfile.summary_rows`, in the training dtypes): what the server's
   explain route needs as a SHAP background, without any row of the training data. Drift and
   monitoring never use the image's copy: they read the profile from the registry;
 - the input example is replaced by the first rows of that background (the server predicts it once
@@ -24,15 +23,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from workbench.errors import InvalidInputError
-from workbench.profile import PROFILE_DIR, CategoricalProfile, NumericProfile, ReferenceProfile
+from workbench.profile import PROFILE_DIR, ReferenceProfile
+from workbench.tables import TableSchema, encode_split
 
-__all__ = ["MAX_SAMPLE_ROWS", "SUMMARY_ROWS", "TRAINING_ROWS_LABEL", "TrainingRows", "limit_training_rows",
-           "summary_rows"]
+__all__ = ["MAX_SAMPLE_ROWS", "SUMMARY_ROWS", "TRAINING_ROWS_LABEL", "TrainingRows", "limit_training_rows"]
 
 #: Most training rows an image may carry (``include_sample=True``).
 MAX_SAMPLE_ROWS = 10_000
@@ -63,52 +61,6 @@ class TrainingRows:
         return "no training rows"
 
 
-def summary_rows(profile: ReferenceProfile, rows: int = SUMMARY_ROWS, *, seed: int = 0) -> pd.DataFrame:
-    """``rows`` rows made from the profile's summaries alone (its features, not its target)."""
-    rng = np.random.default_rng(seed)
-    columns: dict[str, object] = {}
-    for name in profile.feature_names:
-        if name == profile.target:
-            continue
-        feature = profile.features[name]
-        if isinstance(feature, NumericProfile):
-            sketch = feature.quantiles
-            values = np.interp((np.arange(rows) + 0.5) / rows, np.linspace(0, 1, len(sketch)), sketch)
-            kind = np.dtype(feature.dtype).kind if _is_numpy_dtype(feature.dtype) else "f"
-            if kind in "iu":
-                values = np.round(values)
-            column = pd.Series(rng.permutation(values)).astype(feature.dtype if kind in "iuf" else "float64")
-        elif isinstance(feature, CategoricalProfile):
-            column = pd.Series(rng.permutation(_in_proportion(feature, rows)), dtype=object)
-            if feature.dtype == "bool":
-                column = column.map({"True": True, "False": False})
-        else:  # pragma: no cover - a new kind of feature profile
-            raise InvalidInputError(f"feature {name!r}: cannot summarise a {type(feature).__name__}")
-        columns[name] = column.reset_index(drop=True)
-    return pd.DataFrame(columns)
-
-
-def _is_numpy_dtype(name: str) -> bool:
-    try:
-        np.dtype(name)
-    except TypeError:
-        return False
-    return True
-
-
-def _in_proportion(feature: CategoricalProfile, rows: int) -> list[str]:
-    """The categories, each repeated in proportion to its count (largest remainders round)."""
-    counts = dict(feature.categories)
-    total = sum(counts.values())
-    if not total:
-        return [""] * rows
-    shares = {c: rows * n / total for c, n in counts.items()}
-    taken = {c: int(s) for c, s in shares.items()}
-    for category in sorted(shares, key=lambda c: shares[c] - taken[c], reverse=True)[:rows - sum(taken.values())]:
-        taken[category] += 1
-    return [c for c, n in taken.items() for _ in range(n)]
-
-
 def limit_training_rows(model_dir: Path, *, include_sample: bool = False, sample_rows: int = 1_000,
                         seed: int = 0) -> TrainingRows:
     """Rewrite the model folder ``model_dir`` (a copy, in a build context) as the module docstring says."""
@@ -126,7 +78,8 @@ def limit_training_rows(model_dir: Path, *, include_sample: bool = False, sample
     if not has_profile:
         _drop_examples(model_dir)
         return TrainingRows(sample_rows=0, summary_rows=0)
-    background = summary_rows(ReferenceProfile.load(profile_dir), seed=seed)
+    background = ReferenceProfile.load(profile_dir).summary_rows(SUMMARY_ROWS, seed=seed,
+                                                                 schema=TableSchema.load(model_dir))
     background.to_parquet(profile_dir / _SAMPLE, index=False)
     _replace_examples(model_dir, background)
     return TrainingRows(sample_rows=0, summary_rows=len(background))
@@ -148,8 +101,7 @@ def _replace_examples(model_dir: Path, background: pd.DataFrame) -> None:
                 and isinstance(split.get("data"), list)):
             _drop_examples(model_dir)  # an example we cannot rewrite goes: it may hold training rows
             return
-        rows = background[columns].head(max(len(split["data"]), 1))
-        split["data"] = json.loads(rows.to_json(orient="values", double_precision=15))
+        split["data"] = encode_split(background[columns].head(max(len(split["data"]), 1)))["data"]
         path.write_text(json.dumps(data))
 
 

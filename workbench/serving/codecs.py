@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import InvalidInputError, SchemaError
-from workbench.tables import json_values
+from workbench.tables import dtype_text, json_values
 
 __all__ = [
     "V2_DATATYPES",
@@ -192,7 +192,7 @@ class InputBatch:
         return {
             "columns": names,
             "data": [list(row) for row in zip(*cols)] if cols else [],
-            "dtypes": [str(self.columns[n].dtype) for n in names],
+            "dtypes": [dtype_text(self.columns[n].dtype) for n in names],
         }
 
 

@@ -299,7 +299,8 @@ class ServedModel:
             raise SchemaError(
                 f"missing input column(s) {missing}; the model expects {[c.name for c in self.columns]}"
             )
-        lengths = {len(v) for k, v in columns.items() if k in self._column_names}
+        known = self._column_names
+        lengths = {len(v) for k, v in columns.items() if k in known}
         if len(lengths) > 1:
             raise SchemaError(f"input columns have different lengths {sorted(lengths)}: send one value per row")
         n_rows = lengths.pop() if lengths else 0
