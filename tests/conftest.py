@@ -103,6 +103,25 @@ def numeric_data():
 
 
 @pytest.fixture(scope="session")
+def credit_pipeline(credit_data) -> wb.ModelVersion:
+    """Categories one-hot encoded in front of a random forest, registered once as ``credit-pipeline``
+    with its reference profile (the explain route's and the packaging tests' pipeline)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y = credit_data
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(handle_unknown="error"), ["region", "tier"]), remainder="passthrough"),
+        RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0),
+    ).fit(X, y)
+    with wb.start_run(experiment="pipeline-tests"):
+        logged = wb.log_model(model, training_data=X, training_labels=y)
+    return wb.register(logged, "credit-pipeline")
+
+
+@pytest.fixture(scope="session")
 def register_versions(numeric_data) -> Callable[..., list[wb.ModelVersion]]:
     """Make a registered model with one version per estimator, each fitted on numeric_data in a run of
     ``experiment`` with its accuracy and reference profile logged. ``register_versions(estimators,

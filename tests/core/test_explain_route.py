@@ -16,30 +16,12 @@ from workbench.errors import ExplanationError
 from workbench.explain import live_rows
 from workbench.serving import read_predictions
 
-NAME = "explain-pipeline"
+NAME = "credit-pipeline"  # the registered name the server answers with
 
 
 @pytest.fixture(scope="module")
-def pipeline_model(credit_data) -> wb.ModelVersion:
-    """Categories one-hot encoded in front of a random forest, registered with its profile."""
-    from sklearn.compose import make_column_transformer
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
-    X, y = credit_data
-    model = make_pipeline(
-        make_column_transformer((OneHotEncoder(handle_unknown="error"), ["region", "tier"]), remainder="passthrough"),
-        RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0),
-    ).fit(X, y)
-    with wb.start_run(experiment="explain-tests"):
-        logged = wb.log_model(model, training_data=X, training_labels=y)
-    return wb.register(logged, NAME)
-
-
-@pytest.fixture(scope="module")
-def server(pipeline_model, serve_shared):
-    return serve_shared(pipeline_model.uri, env={"WORKBENCH_MAX_BODY_BYTES": "20000"})
+def server(credit_pipeline, serve_shared):
+    return serve_shared(credit_pipeline.uri, env={"WORKBENCH_MAX_BODY_BYTES": "20000"})
 
 
 def _payload(rows: pd.DataFrame) -> dict:
@@ -51,14 +33,14 @@ def _payload(rows: pd.DataFrame) -> dict:
     ]}
 
 
-def test_explain_route_answers_from_the_served_model(server, pipeline_model, credit_data) -> None:
+def test_explain_route_answers_from_the_served_model(server, credit_pipeline, credit_data) -> None:
     X, _ = credit_data
     rows = X.iloc[10:16]
     response = httpx.post(f"{server.url}/v2/models/{NAME}/explain", json={**_payload(rows), "id": "why-1"},
                           timeout=120)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["model_name"], body["model_version"], body["id"]) == (NAME, pipeline_model.version, "why-1")
+    assert (body["model_name"], body["model_version"], body["id"]) == (NAME, credit_pipeline.version, "why-1")
     assert response.headers["x-request-id"] == "why-1"
     assert body["method"] == "tree" and body["output"] == "probability"
     assert body["features"] == list(X.columns)  # original columns: one-hot parts summed back
@@ -75,20 +57,20 @@ def test_explain_route_answers_from_the_served_model(server, pipeline_model, cre
     np.testing.assert_allclose([r["prediction"] for r in body["rows"]], proba.max(axis=1))
 
     # The same explanation the registered version gives in the notebook.
-    local = wb.explain_local(pipeline_model.uri, rows)
+    local = wb.explain_local(credit_pipeline.uri, rows)
     np.testing.assert_allclose([[r["contributions"][f] for f in body["features"]] for r in body["rows"]],
                                local.contributions.to_numpy(), atol=1e-9)
 
 
-def test_versioned_route_client_and_named_class(server, pipeline_model, credit_data) -> None:
+def test_versioned_route_client_and_named_class(server, credit_pipeline, credit_data) -> None:
     X, _ = credit_data
     rows = X.head(3)
-    url = f"{server.url}/v2/models/{NAME}/versions/{pipeline_model.version}/explain"
+    url = f"{server.url}/v2/models/{NAME}/versions/{credit_pipeline.version}/explain"
     body = httpx.post(url, json={**_payload(rows), "parameters": {"target": 0}}, timeout=120).json()
     assert [r["target"] for r in body["rows"]] == [0, 0, 0]
 
-    remote = wb.explain_endpoint(server.url, NAME, rows, version=pipeline_model.version, target=1)
-    local = wb.explain_local(pipeline_model.uri, rows, target=1)
+    remote = wb.explain_endpoint(server.url, NAME, rows, version=credit_pipeline.version, target=1)
+    local = wb.explain_local(credit_pipeline.uri, rows, target=1)
     assert remote.targets == (1, 1, 1) and remote.method == "tree"
     np.testing.assert_allclose(remote.contributions.to_numpy(), local.contributions.to_numpy(), atol=1e-9)
     np.testing.assert_allclose(remote.base_values, local.base_values, atol=1e-12)
@@ -158,14 +140,14 @@ def test_explanations_run_beside_predictions_and_are_not_logged_as_predictions(s
     assert len(read_predictions(server.log_dir, limit=None).rows()) == before + 40
 
 
-def test_live_traffic_read_from_the_server_is_explained(server, pipeline_model, credit_data) -> None:
+def test_live_traffic_read_from_the_server_is_explained(server, credit_pipeline, credit_data) -> None:
     X, _ = credit_data
     shifted = X.iloc[500:530].assign(f0=X["f0"].iloc[500:530] + 4.0)
     assert httpx.post(f"{server.url}/v2/models/{NAME}/infer", json=_payload(shifted)).status_code == 200
     window = live_rows(server.url, limit=10_000)
     last = window.iloc[-30:]
     np.testing.assert_allclose(last["f0"], shifted["f0"])
-    explainer = wb.Explainer().fit(pipeline_model.uri)
+    explainer = wb.Explainer().fit(credit_pipeline.uri)
     local = wb.explain_live(explainer, server.url, limit=10_000, rows=np.arange(len(window) - 30, len(window)))
     assert len(local) == 30 and local.additive
     shift = wb.explain_shift(explainer, server.url, limit=10_000, rows=np.arange(len(window) - 30, len(window)),

@@ -19,24 +19,6 @@ from workbench.tables import json_values
 NAME = "packaging-rows"
 
 
-@pytest.fixture(scope="module")
-def pipeline_model(credit_data) -> wb.ModelVersion:
-    """Numbers and categories (one-hot encoded) in front of a random forest, with its profile."""
-    from sklearn.compose import make_column_transformer
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
-    X, y = credit_data
-    model = make_pipeline(
-        make_column_transformer((OneHotEncoder(handle_unknown="error"), ["region", "tier"]), remainder="passthrough"),
-        RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0),
-    ).fit(X, y)
-    with wb.start_run(experiment="packaging-tests"):
-        logged = wb.log_model(model, training_data=X, training_labels=y)
-    return wb.register(logged, NAME)
-
-
 def _training_rows(credit_data) -> set[tuple]:
     X, y = credit_data
     return set(map(tuple, X.itertuples(index=False))) | set(map(tuple, X.assign(label=y).itertuples(index=False)))
@@ -48,8 +30,8 @@ def _example_rows(model_dir: Path) -> list[tuple]:
     return [tuple(r) for r in example["data"]] + [tuple(r) for r in serving["data"]]
 
 
-def test_a_build_context_carries_no_training_rows_by_default(pipeline_model, credit_data, tmp_path) -> None:
-    ctx = prepare_context(pipeline_model.uri, tmp_path / "ctx")
+def test_a_build_context_carries_no_training_rows_by_default(credit_pipeline, credit_data, tmp_path) -> None:
+    ctx = prepare_context(credit_pipeline.uri, tmp_path / "ctx")
     model_dir = ctx.path / "model"
     sample = pd.read_parquet(model_dir / "reference_profile" / "sample.parquet")
     X, _ = credit_data
@@ -65,16 +47,16 @@ def test_a_build_context_carries_no_training_rows_by_default(pipeline_model, cre
 
 
 def test_the_packaged_model_still_serves_and_explains_without_training_rows(
-    pipeline_model, credit_data, serve_model, tmp_path
+    credit_pipeline, credit_data, serve_model, tmp_path
 ) -> None:
     """The image runs `workbench serve /opt/model` on the context's model folder: the same here."""
-    ctx = prepare_context(pipeline_model.uri, tmp_path / "ctx")
+    ctx = prepare_context(credit_pipeline.uri, tmp_path / "ctx")
     server = serve_model(str(ctx.path / "model"), args=("--name", NAME))
     X, _ = credit_data
     rows = X.iloc[:4]
     payload = {"inputs": [{"name": c, "shape": [4], "datatype": "FP64" if rows[c].dtype == "float64" else "BYTES",
                            "data": rows[c].tolist()} for c in rows]}
-    expected = wb.load_model(pipeline_model.uri).predict(rows).tolist()
+    expected = wb.load_model(credit_pipeline.uri).predict(rows).tolist()
     predicted = httpx.post(f"{server.url}/v2/models/{NAME}/infer", json=payload, timeout=60)
     assert predicted.status_code == 200, predicted.text
     assert predicted.json()["outputs"][0]["data"] == expected
@@ -87,15 +69,15 @@ def test_the_packaged_model_still_serves_and_explains_without_training_rows(
     assert body["additivity_error"] is None or body["additivity_error"] <= body["additivity_tolerance"]
 
 
-def test_include_sample_keeps_a_bounded_random_sample(pipeline_model, credit_data, tmp_path) -> None:
-    ctx = prepare_context(pipeline_model.uri, tmp_path / "ctx", include_sample=True, sample_rows=50)
+def test_include_sample_keeps_a_bounded_random_sample(credit_pipeline, credit_data, tmp_path) -> None:
+    ctx = prepare_context(credit_pipeline.uri, tmp_path / "ctx", include_sample=True, sample_rows=50)
     sample = pd.read_parquet(ctx.path / "model" / "reference_profile" / "sample.parquet")
     assert len(sample) == 50
     assert set(map(tuple, sample.itertuples(index=False))) <= _training_rows(credit_data)
     assert ctx.labels["io.workbench.model.training_rows"] == "50"
     assert ctx.training_rows.describe() == "50 training rows (a random sample, kept on request)"
     with pytest.raises(InvalidInputError, match="between 1 and 10000"):
-        prepare_context(pipeline_model.uri, tmp_path / "too-many", include_sample=True, sample_rows=20_000)
+        prepare_context(credit_pipeline.uri, tmp_path / "too-many", include_sample=True, sample_rows=20_000)
     assert not (tmp_path / "too-many").exists()  # nothing half-written
 
 
