@@ -145,4 +145,17 @@ def _unreachable(detail: str) -> str:
         if not settings.embedded
         else "check that WORKBENCH_HOME is on a writable, local disk"
     )
-    return f"the MLflow store {where} is unavailable ({detail}); {hint}"
+    return f"the MLflow store {where} is unavailable ({_gist(detail)}); {hint}"
+
+
+def _gist(detail: str) -> str:
+    """What went wrong, in a few words: the HTTP client's retry report is a paragraph of URLs."""
+    lowered = detail.lower()
+    for marker, said in (("connection refused", "connection refused: nothing listens there"),
+                         ("timed out", "it did not answer in time"),
+                         ("name or service not known", "its host name is unknown"),
+                         ("nodename nor servname", "its host name is unknown"),
+                         ("certificate verify failed", "its TLS certificate is not trusted")):
+        if marker in lowered:
+            return said
+    return detail if len(detail) <= 200 else detail[:200] + "..."  # the whole detail stays in __cause__

@@ -149,7 +149,8 @@ def test_experiments_of_a_tracking_server_that_is_down_say_so(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     wb.configure(tracking_uri="http://127.0.0.1:9")
     try:
-        with pytest.raises(StoreUnavailableError, match="tracking server is running"):
+        with pytest.raises(StoreUnavailableError, match=r"unavailable \(connection refused: nothing listens "
+                                                        r"there\); check that the MLflow tracking server is running"):
             wb.experiments()
     finally:
         wb.configure(session_workspace)
