@@ -45,7 +45,10 @@ def _init_embedded_store(settings: Settings) -> None:
         with open(lock_path, "a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             # MLflow logs each migration step at INFO: noise in a notebook cell's output.
-            with quieted("mlflow.store.db.utils", logging.WARNING):
+            db_logger = logging.getLogger("mlflow.store.db.utils")
+            level = db_logger.level
+            db_logger.setLevel(logging.WARNING)
+            try:
                 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
                 # Constructing the store runs MLflow's migrations and creates the default
@@ -53,7 +56,9 @@ def _init_embedded_store(settings: Settings) -> None:
                 SqlAlchemyStore(settings.store_uri, settings.artifact_root.as_uri())
                 with contextlib.closing(sqlite3.connect(settings.store_path, timeout=30)) as conn:
                     conn.execute("PRAGMA journal_mode=WAL")
-            fcntl.flock(lock_file, fcntl.LOCK_UN)  # (closing the file would release it too)
+            finally:
+                db_logger.setLevel(level)
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
     except OSError as exc:
         raise StoreUnavailableError(
             f"cannot create the workspace at {settings.home}: {exc.strerror or exc}. "
@@ -66,19 +71,6 @@ def _init_embedded_store(settings: Settings) -> None:
             f"cannot open the MLflow store {settings.store_uri}: {exc}. If the file is damaged, "
             "move it away (or set WORKBENCH_HOME to a new folder) and try again."
         ) from exc
-
-
-@contextlib.contextmanager
-def quieted(logger: str, level: int) -> Iterator[None]:
-    """Raise one MLflow logger's level for a block: for messages the workbench has already said
-    better (or that are noise in a notebook cell)."""
-    target = logging.getLogger(logger)
-    saved = target.level
-    target.setLevel(level)
-    try:
-        yield
-    finally:
-        target.setLevel(saved)
 
 
 def ensure_ready(settings: Settings | None = None) -> Settings:

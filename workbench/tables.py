@@ -147,6 +147,10 @@ class ColumnType:
         return {"f": "float", "i": "int", "u": "int"}.get(np_kind, "other")
 
     @functools.cached_property
+    def _numpy_dtype(self) -> np.dtype[Any]:
+        return np.dtype(self.dtype)
+
+    @functools.cached_property
     def timezone(self) -> str | None:
         """The time zone of an aware datetime column."""
         if self.kind != "datetime" or "," not in self.dtype:
@@ -189,8 +193,6 @@ class ColumnType:
         Accepts JSON values (``None`` for a gap) or arrays of any dtype; a value the dtype cannot
         hold raises :class:`~workbench.errors.SchemaError` naming the column and the value.
         """
-        if self.dtype == "float64" and type(values) is list and set(map(type, values)) <= _PLAIN_NUMBERS:
-            return np.array(values, dtype=np.float64)  # the server's hot path: JSON numbers
         if isinstance(values, pd.Series):
             values = values.array
         if str(getattr(values, "dtype", "")) == self.dtype and self.kind not in ("category", "object"):
@@ -198,7 +200,7 @@ class ColumnType:
         kind = self.kind
         if kind == "category":
             return self._restore_category(values)
-        items = values.tolist() if hasattr(values, "tolist") else list(values)
+        items = values if isinstance(values, list) else values.tolist() if hasattr(values, "tolist") else list(values)
         if kind == "float":
             return self._restore_float(items)
         if kind in ("int", "nullable-int"):
@@ -239,10 +241,12 @@ class ColumnType:
         if self.dtype in ("Float32", "Float64"):
             self._check_all(items, (int, float, np.integer, np.floating), "numbers")
             return pd.array([None if _is_missing(v) else float(v) for v in items], dtype=self.dtype)
-        if not set(map(type, items)) <= _PLAIN_NUMBERS:  # one C-level pass; the slow check only if needed
+        # The server's hot path (JSON numbers): one C-level pass over the types, the slow check only
+        # if it finds something else.
+        if not set(map(type, items)) <= _PLAIN_NUMBERS:
             self._check_all(items, (int, float, np.integer, np.floating), "numbers")
             items = [np.nan if _is_missing(v) else v for v in items]
-        return np.array(items, dtype=np.float64).astype(self.dtype, copy=False)
+        return np.array(items, dtype=self._numpy_dtype)
 
     def _restore_int(self, items: list[Any], *, nullable: bool) -> Any:
         whole: list[Any] = []
@@ -402,11 +406,6 @@ class TableSchema:
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
-
-    @property
-    def names(self) -> list[str]:
-        """Column names, in training order."""
-        return [c.name for c in self.columns]
 
     def restore_frame(self, columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
         """A frame in the training dtypes from JSON values per column (unknown columns are dropped)."""

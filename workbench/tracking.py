@@ -253,53 +253,47 @@ def _flavor_of(model: Any) -> str:
     )
 
 
-def _sklearn_trusted_types(model: Any) -> list[str]:
-    # skops refuses to load types it does not know are safe. The model was just trained in this
-    # process, so the types it contains are the caller's own: trust exactly those. Loading it back
-    # once proves skops can (it cannot restore some fitted estimators it writes).
-    import skops.io
-
-    data = skops.io.dumps(model)
-    trusted = list(skops.io.get_untrusted_types(data=data))
-    if not any(t.startswith("__main__.") for t in trusted):
-        skops.io.loads(data, trusted=trusted)
-    return trusted
-
-
 def _sklearn_serialization(model: Any, kwargs: dict[str, Any]) -> None:
     """Choose how a scikit-learn model is saved so that it loads where it is served.
 
-    skops (MLflow's default) saves classes and functions by reference, so a custom estimator or a
+    skops (MLflow's default) refuses to load types it does not know are safe. The model was just
+    trained in this process, so the types it contains are the caller's own: trust exactly those.
+    But skops saves classes and functions by reference, so a custom estimator or a
     ``FunctionTransformer(my_fn)`` defined in a notebook (module ``__main__``) would fail to load in
-    the server, and some fitted estimators (a HistGradientBoosting model with native categories)
-    it cannot write at all. cloudpickle saves what ``__main__`` defines by value: those models use
-    it, unless skops was asked for by name, which is then refused here rather than at deploy.
+    the server, and some fitted estimators it writes it cannot read back (a HistGradientBoosting model
+    with native categories): loading it once here tells. Those models are saved with cloudpickle,
+    which saves what ``__main__`` defines by value, unless skops was asked for by name, which is then
+    refused here rather than at deploy.
     """
-    chosen = kwargs.get("serialization_format", "skops")
-    if chosen != "skops" or "skops_trusted_types" in kwargs:
+    if kwargs.get("serialization_format", "skops") != "skops" or "skops_trusted_types" in kwargs:
         return
+    import skops.io
+
     explicit = "serialization_format" in kwargs
-    try:
-        trusted = _sklearn_trusted_types(model)
-    except Exception as exc:  # skops cannot write this model
+
+    def cloudpickle_instead(why: str, exc: Exception | None = None) -> None:
         if explicit:
             raise InvalidInputError(
-                f"skops cannot save this model ({exc}): leave serialization_format unset (the workbench "
-                "then saves it with cloudpickle)"
+                f"{why}: leave serialization_format unset (the workbench then saves it with cloudpickle)"
             ) from exc
         kwargs["serialization_format"] = "cloudpickle"
-        return
+
+    try:
+        data = skops.io.dumps(model)
+        trusted = list(skops.io.get_untrusted_types(data=data))
+    except Exception as exc:
+        return cloudpickle_instead(f"skops cannot save this model ({exc})", exc)
     from_notebook = sorted(t for t in trusted if t.startswith("__main__."))
-    if not from_notebook:
-        kwargs["skops_trusted_types"] = trusted
-        return
-    if explicit:
-        raise InvalidInputError(
+    if from_notebook:
+        return cloudpickle_instead(
             f"the model uses {', '.join(from_notebook)}, defined in this notebook or script, which skops "
-            "cannot load in another process: leave serialization_format unset (the workbench then saves it "
-            "with cloudpickle) or move those definitions into an importable module"
+            "cannot load in another process (or move those definitions into an importable module)"
         )
-    kwargs["serialization_format"] = "cloudpickle"
+    try:
+        skops.io.loads(data, trusted=trusted)
+    except Exception as exc:
+        return cloudpickle_instead(f"skops cannot read this model back ({exc})", exc)
+    kwargs["skops_trusted_types"] = trusted
 
 
 def _advise_mlflow_limits(schema: TableSchema) -> bool:

@@ -606,7 +606,7 @@ class Explainer:
         frame = frame[self.feature_names_].reset_index(drop=True)
         served = self._source.served
         if served is not None and served.columns is not None and len(frame):
-            batch = served.to_batch({c: frame[c].to_numpy() for c in frame.columns})
+            batch = served.to_batch({c: frame[c] for c in frame.columns})  # dtypes kept: restored as they are
             frame = served.frame([batch])[self.feature_names_]
         return frame
 
