@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError
-from workbench.tables import ColumnType, TableSchema
+from workbench.tables import ColumnType, TableSchema, refuse_duplicate_columns
 
 __all__ = [
     "CategoricalProfile",
@@ -303,9 +303,7 @@ class ReferenceProfile:
         if data.shape[1] == 0:
             raise InvalidInputError("the training data has no columns to profile")
         data = data.rename(columns=str)
-        if data.columns.duplicated().any():
-            dupes = sorted(set(data.columns[data.columns.duplicated()]))
-            raise InvalidInputError(f"the training data has duplicate column names {dupes}: rename them")
+        refuse_duplicate_columns(data, "the training data")
         target_name = None
         if target is not None:
             target_name = str(target.name) if target.name is not None else "target"

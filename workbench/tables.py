@@ -52,6 +52,7 @@ __all__ = [
     "dtype_text",
     "encode_split",
     "json_values",
+    "refuse_duplicate_columns",
     "restore_column",
 ]
 
@@ -371,6 +372,14 @@ def _parse_iso(texts: list[str | None], unit: str) -> tuple[np.ndarray, bool]:
     return instants, aware
 
 
+def refuse_duplicate_columns(frame: pd.DataFrame, what: str) -> None:
+    """Raise :class:`~workbench.errors.InvalidInputError` naming the columns ``frame`` has twice: one
+    of them would silently stand for both."""
+    if frame.columns.duplicated().any():
+        dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise InvalidInputError(f"{what} has duplicate column names {dupes}: rename them")
+
+
 @functools.lru_cache(maxsize=256)
 def dtype_text(dtype: Any) -> str:
     """``str(dtype)``, remembered: numpy computes it anew each time, and the server names the dtype
@@ -392,9 +401,7 @@ class TableSchema:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> TableSchema:
         """The schema of a training frame."""
-        if frame.columns.duplicated().any():
-            dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-            raise InvalidInputError(f"the data has duplicate column names {dupes}: rename them")
+        refuse_duplicate_columns(frame, "the data")
         return cls(tuple(ColumnType.of(str(c), frame[c]) for c in frame.columns))
 
     @functools.cached_property
@@ -506,9 +513,7 @@ def _iso_texts(series: pd.Series) -> list[Any]:
 
 def encode_split(frame: pd.DataFrame) -> dict[str, Any]:
     """A DataFrame as MLflow's ``dataframe_split`` object (``columns`` and ``data``), exactly."""
-    if frame.columns.duplicated().any():
-        dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        raise InvalidInputError(f"the frame has duplicate column names {dupes}: rename them")
+    refuse_duplicate_columns(frame, "the frame")
     columns = [json_values(frame[c]) for c in frame.columns]
     return {"columns": [str(c) for c in frame.columns],
             "data": [list(row) for row in zip(*columns)] if columns else []}

@@ -446,13 +446,6 @@ def _json_columns(payload: Mapping[str, Any]) -> dict[str, Any]:
     value = payload[key]
     if key == "dataframe_split":
         names, rows = codecs.columns_from_split(value, key)
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:  # else the last value of the column would silently win
-                raise InvalidInputError(
-                    f"{key}['columns'] names column {name!r} more than once: name each column once"
-                )
-            seen.add(name)
         return codecs.rows_to_columns(names, rows)
     if key == "dataframe_records":
         return codecs.columns_from_records(value, key)

@@ -197,7 +197,8 @@ class InputBatch:
 
 
 def columns_from_split(payload: Any, what: str) -> tuple[list[str], list[list[Any]]]:
-    """``{"columns": [...], "data": [[...], ...]}`` -> column names and rows, checked for shape."""
+    """``{"columns": [...], "data": [[...], ...]}`` -> column names and rows, checked for shape and
+    for a column named twice."""
     if not isinstance(payload, Mapping) or "data" not in payload:
         raise InvalidInputError(f"{what} must be an object with 'columns' and 'data'")
     rows = payload["data"]
@@ -208,6 +209,9 @@ def columns_from_split(payload: Any, what: str) -> tuple[list[str], list[list[An
         raise InvalidInputError(f"{what} has no 'columns': name the columns of each row")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise InvalidInputError(f"{what}['columns'] must be a list of column names")
+    if len(set(names)) != len(names):  # else the last value of the column would silently win
+        twice = next(n for i, n in enumerate(names) if n in names[:i])
+        raise InvalidInputError(f"{what}['columns'] names column {twice!r} more than once: name each column once")
     for i, row in enumerate(rows):
         if len(row) != len(names):
             raise SchemaError(f"{what} row {i} has {len(row)} values for {len(names)} columns")
