@@ -38,11 +38,11 @@ __all__ = [
     "Lineage",
     "ModelVersion",
     "RegisteredModel",
+    "check_model_uri",
     "delete_alias",
     "get_version",
     "lineage",
     "load_model",
-    "check_model_uri",
     "load_profile",
     "model_size",
     "models",
@@ -386,9 +386,6 @@ def check_model_uri(model_uri: str) -> None:
             )
 
 
-_check_loadable_uri = check_model_uri
-
-
 def _artifact_root(model_uri: str) -> str:
     """Where the files of the model behind ``model_uri`` are stored (a URI or a local folder)."""
     if ":/" not in model_uri:
@@ -413,7 +410,7 @@ def load_model(model_uri: str) -> Any:
     import mlflow.pyfunc
 
     _mlflow.ensure_ready()
-    _check_loadable_uri(model_uri)
+    check_model_uri(model_uri)
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
         return mlflow.pyfunc.load_model(model_uri)
 
@@ -426,7 +423,7 @@ def download_model(model_uri: str, dst: str | Path | None = None) -> Path:
     if local.is_dir():  # no store needed: this is how the server inside an image loads its model
         return local
     _mlflow.ensure_ready()
-    _check_loadable_uri(model_uri)
+    check_model_uri(model_uri)
     target = str(dst) if dst is not None else tempfile.mkdtemp(prefix="workbench-model-")
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=target))
@@ -435,18 +432,21 @@ def download_model(model_uri: str, dst: str | Path | None = None) -> Path:
 def model_size(model_uri: str) -> int:
     """The size in bytes of the files of the model behind ``model_uri`` (any model URI, or a model
     folder), read from the artifact store's listing without downloading the model."""
+    def folder_size(folder: Path) -> int:
+        return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
     local = Path(model_uri)
     if local.is_dir():
-        return sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+        return folder_size(local)
     _mlflow.ensure_ready()
-    _check_loadable_uri(model_uri)
+    check_model_uri(model_uri)
     root = _artifact_root(model_uri)
     if ":/" not in root or root.startswith("file:"):
         from urllib.parse import unquote, urlparse
 
         folder = Path(unquote(urlparse(root).path)) if root.startswith("file:") else Path(root)
         if folder.is_dir():
-            return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+            return folder_size(folder)
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
@@ -467,7 +467,7 @@ def load_profile(model_uri: str) -> ReferenceProfile:
     import mlflow.artifacts
 
     _mlflow.ensure_ready()
-    _check_loadable_uri(model_uri)
+    check_model_uri(model_uri)
     root = _artifact_root(model_uri)
     if ":/" not in root:
         return ReferenceProfile.load(Path(root) / PROFILE_DIR)
