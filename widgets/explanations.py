@@ -26,7 +26,6 @@ from bokeh.models import BasicTicker
 
 import workbench as wb
 from workbench.errors import InvalidInputError
-from workbench.monitor.sources import read_recent
 from workbench.widgets import charts, ui
 from workbench.widgets.background import BackgroundTask, Job
 
@@ -126,10 +125,9 @@ class Explanations(pn.viewable.Viewer):
                 dep = wb.get_deployment(deployment)
                 model_uri = dep.model_uri
                 job.update(None, f"reading the latest predictions of {deployment}...", force=True)
-                frames = [read_recent(src, n_rows).frame for src in dep.log_sources]
-                logged = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
-                if logged is not None:
-                    rows = logged.sort_values("ts", kind="stable").tail(n_rows).reset_index(drop=True)
+                logged = dep.recent_rows(n_rows).frame
+                if len(logged):
+                    rows = logged
                     source = f"the latest {len(rows):,} predictions of {deployment}"
                 else:
                     source = f"the reference sample ({deployment} has logged no predictions yet)"

@@ -83,6 +83,12 @@ _EXPORTS: dict[str, str] = {
     "check_quality": "workbench.monitor",
     "detect_drift": "workbench.monitor",
     "evaluate_performance": "workbench.monitor",
+    "VersionComparison": "workbench.monitor",
+    "compare_versions": "workbench.monitor",
+    # the prediction log
+    "LogRows": "workbench.predlog",
+    "PredictionPage": "workbench.predlog",
+    "recent_rows": "workbench.predlog",
     # governance
     "AuditRecord": "workbench.governance",
     "CheckResult": "workbench.governance",
@@ -112,9 +118,7 @@ _EXPORTS: dict[str, str] = {
     "package": "workbench.packaging",
     # deploying
     "Deployment": "workbench.deployment",
-    "VersionComparison": "workbench.deployment",
     "abort": "workbench.deployment",
-    "compare_versions": "workbench.deployment",
     "deploy": "workbench.deployment",
     "deployment_history": "workbench.deployment",
     "deployments": "workbench.deployment",

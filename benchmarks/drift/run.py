@@ -149,9 +149,9 @@ def worker_live(rows: int) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from workbench.monitor import LiveMonitor, LogFolderSource
+    from workbench.monitor import LiveMonitor
     from workbench.profile import ReferenceProfile
-    from workbench.serving.predlog import LogRecord, PredictionLog
+    from workbench.predlog import LogFolderSource, LogRecord, PredictionLog
 
     folder = data_dir(rows)
     profile = ReferenceProfile.load(folder / "profile")

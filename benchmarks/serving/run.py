@@ -163,7 +163,7 @@ def main() -> None:
                     print(f"  repeat {repeat + 1}: {server['name']}: "
                           f"{results[server['name']]['c16'][-1]['rps']:.0f} req/s", flush=True)
             # the prediction log kept every request
-            from workbench.serving import read_predictions
+            from workbench.predlog import read_predictions
 
             logged = len(read_predictions(work / "predictions", limit=None))
         finally:

@@ -18,8 +18,7 @@ import shap
 import workbench as wb
 from workbench.errors import ExplanationError, InvalidInputError, SchemaError
 from workbench.explain import METHODS, Explainer, LocalExplanation
-from workbench.serving import PredictionLog
-from workbench.serving.predlog import LogRecord
+from workbench.predlog import LogRecord, PredictionLog
 
 # -- models ------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import pytest
 import workbench as wb
 from workbench.errors import ExplanationError
 from workbench.explain import live_rows
-from workbench.serving import read_predictions
+from workbench.predlog import read_predictions
 
 NAME = "credit-pipeline"  # the registered name the server answers with
 

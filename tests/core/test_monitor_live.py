@@ -21,12 +21,11 @@ from workbench.monitor import (
     Alert,
     ConfidenceBasedEstimator,
     LiveMonitor,
-    LogFolderSource,
     NotebookAlerts,
-    ServerSource,
     WebhookAlerts,
     Window,
 )
+from workbench.predlog import LogFolderSource, ServerSource
 from workbench.profile import ReferenceProfile
 
 MODEL_URI = "models:/fixture-rf@champion"

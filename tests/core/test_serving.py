@@ -19,7 +19,7 @@ import pytest
 
 import workbench as wb
 from support import peak_rss_mb
-from workbench.serving import read_predictions
+from workbench.predlog import read_predictions
 
 # -- models ------------------------------------------------------------------------------------
 

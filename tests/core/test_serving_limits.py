@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from support import free_port, peak_rss_mb
-from workbench.serving import read_predictions
+from workbench.predlog import read_predictions
 
 
 @pytest.fixture(scope="module")

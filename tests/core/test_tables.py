@@ -16,7 +16,7 @@ from support import real_table
 import workbench as wb
 from workbench.errors import MlflowCompatibilityWarning, SchemaError
 from workbench.profile import numeric_values
-from workbench.serving.predlog import LogRecord, PredictionLog, read_predictions
+from workbench.predlog import LogRecord, PredictionLog, read_predictions
 from workbench.tables import TableSchema, encode_split
 
 

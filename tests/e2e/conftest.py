@@ -107,18 +107,10 @@ def _duel(target: str, versions, numeric_data, **options) -> None:
 
 def _challenger_rows(name: str, version: str) -> int:
     """Requests the challenger version logged so far, over every log of the deployment."""
-    from workbench.monitor.sources import as_source
+    from workbench.predlog import recent_records
 
-    count = 0
-    for source in wb.get_deployment(name).log_sources:
-        since = 0
-        while True:
-            page = as_source(source).fetch(since, 5000)
-            if not len(page):
-                break
-            count += int((page.records["model_version"].astype(str) == version).sum())
-            since = page.next_since
-    return count
+    records = recent_records(wb.get_deployment(name).log_sources, 1_000_000)
+    return int((records["model_version"].astype(str) == version).sum())
 
 
 def _answers(url: str) -> bool:

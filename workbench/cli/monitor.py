@@ -106,20 +106,16 @@ def drift(reference: str, current: Path | None, current_url: str | None, deploym
         frame = _read_table(current)
         where = str(current)
     else:
-        import pandas as pd
-
-        from workbench.monitor.sources import read_recent
-
         if deployment is not None:
             from workbench.deployment import get_deployment
 
-            sources: list[str] = list(get_deployment(deployment).log_sources)
+            frame = get_deployment(deployment).recent_rows(window).frame
             where_name = f"deployment {deployment}"
         else:
-            sources = [current_url if current_url is not None else str(log_dir)]
-            where_name = sources[0]
-        frames = [read_recent(source, window).frame for source in sources]
-        frame = pd.concat(frames, ignore_index=True).sort_values("ts").tail(window) if frames else pd.DataFrame()
+            from workbench.predlog import recent_rows
+
+            where_name = current_url if current_url is not None else str(log_dir)
+            frame = recent_rows(where_name, window).frame
         where = f"the last {len(frame)} rows of {where_name}"
         if not len(frame):
             raise InvalidInputError(f"{where_name} has logged no predictions yet: nothing to test")

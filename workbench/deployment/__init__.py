@@ -19,9 +19,7 @@ from workbench.deployment.base import (
 )
 from workbench.deployment.manager import (
     Deployment,
-    VersionComparison,
     abort,
-    compare_versions,
     deploy,
     deployment_history,
     deployments,
@@ -43,9 +41,7 @@ __all__ = [
     "Target",
     "TargetStatus",
     "TrafficPolicy",
-    "VersionComparison",
     "abort",
-    "compare_versions",
     "deploy",
     "deployment_history",
     "deployments",

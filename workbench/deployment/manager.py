@@ -33,13 +33,12 @@ from workbench.deployment.base import (
 )
 from workbench.deployment.store import DeploymentRecord, DeploymentStore, RevisionRecord
 from workbench.errors import DeploymentError, InvalidInputError, WorkbenchError
+from workbench.predlog import LogRows, PredictionPage, ServerSource, recent_rows
 from workbench.tables import encode_split
 
 __all__ = [
     "Deployment",
-    "VersionComparison",
     "abort",
-    "compare_versions",
     "default_name",
     "deploy",
     "deployment_history",
@@ -117,14 +116,20 @@ class Deployment:
                                     f"{response.json().get('message', response.text)}")
         return response.json()["predictions"]
 
-    def predictions(self, since: int = 0, limit: int = 1000) -> Any:
-        """A page of the deployment's prediction log (``PredictionPage``), after cursor ``since``."""
-        from workbench.serving.predlog import PredictionPage
+    def predictions(self, since: int = 0, limit: int = 1000) -> PredictionPage:
+        """A page of the deployment's prediction log after cursor ``since``, through its front door
+        (a deployment with replicas has one log per replica: read them all with :meth:`recent_rows`)."""
+        source = ServerSource(self.url)
+        try:
+            return source.fetch(since, limit)
+        finally:
+            source.close()
 
-        response = httpx.get(f"{self.url}/workbench/predictions", params={"since": since, "limit": limit},
-                             timeout=30)
-        response.raise_for_status()
-        return PredictionPage.from_json(response.json())
+    def recent_rows(self, rows: int = 1000) -> LogRows:
+        """The newest ``rows`` predicted rows over every log of this deployment (each replica's, and
+        the challenger's), oldest first: inputs in their training dtypes, outputs, and ``request_id``,
+        ``ts``, ``model_version``, ``seq`` and ``source`` for each row."""
+        return recent_rows(self.log_sources, rows)
 
 
 def _store() -> DeploymentStore:
@@ -407,104 +412,3 @@ def abort(name: str) -> Deployment:
     _audit("abort", name, record.target, record.model_name, record.challenger_version, record.model_version,
            record.challenger_uri)
     return get_deployment(name)
-
-
-@dataclass(frozen=True)
-class VersionComparison:
-    """Champion and challenger side by side, from the deployment's prediction logs and router."""
-
-    deployment: str
-    #: One column per version (``champion v3``, ``challenger v4``), one row per measure: requests,
-    #: error rate, latency p50/p95 (ms), prediction mean, share of each predicted class, drifted
-    #: feature share against the model's reference profile.
-    table: pd.DataFrame
-    traffic: Mapping[str, Any] | None
-
-    def to_frame(self) -> pd.DataFrame:
-        """The comparison table."""
-        return self.table
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"deployment": self.deployment, "traffic": dict(self.traffic) if self.traffic else None,
-                "table": {str(c): {str(k): (None if pd.isna(v) else v) for k, v in self.table[c].items()}
-                          for c in self.table.columns}}
-
-    def _repr_html_(self) -> str:
-        return self.table.to_html()
-
-
-def _router_errors(url: str) -> dict[str, tuple[float, float]]:
-    """(requests, errors) per model version from the router's Prometheus counters."""
-    try:
-        text = httpx.get(f"{url}/workbench/router/metrics", timeout=10).text
-    except httpx.HTTPError:
-        return {}
-    totals: dict[str, list[float]] = {}
-    for line in text.splitlines():
-        if not line.startswith("router_requests_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-        value = float(line.rsplit(" ", 1)[1])
-        entry = totals.setdefault(labels.get("version", ""), [0.0, 0.0])
-        entry[0] += value
-        if labels.get("status_code", "200").startswith("5"):
-            entry[1] += value
-    return {k: (v[0], v[1]) for k, v in totals.items()}
-
-
-def _recent_records(source: str, limit: int) -> pd.DataFrame:
-    """The newest ``limit`` prediction-log records of one source (paged through from the start)."""
-    from workbench.monitor.sources import as_source
-
-    src = as_source(source)
-    kept: list[pd.DataFrame] = []
-    since, total = 0, 0
-    while True:
-        page = src.fetch(since, 10_000)
-        if not len(page):
-            break
-        kept.append(page.records)
-        total += len(page)
-        while kept and total - len(kept[0]) >= limit:
-            total -= len(kept.pop(0))
-        since = page.next_since
-    return pd.concat(kept, ignore_index=True).tail(limit) if kept else pd.DataFrame()
-
-
-def compare_versions(name: str, *, window: int = 10_000) -> VersionComparison:
-    """Latency, errors, predictions and input drift of the champion and the challenger of ``name``
-    over the last ``window`` logged requests of each."""
-    from workbench.monitor import detect_drift
-    from workbench.registry import load_profile
-    from workbench.serving.predlog import page_rows
-
-    dep = get_deployment(name)
-    records = [_recent_records(source, window * 2) for source in dep.log_sources]
-    frame = pd.concat([r for r in records if len(r)], ignore_index=True) if any(len(r) for r in records) else None
-    errors = _router_errors(dep.url)
-    versions = [("champion", dep.model_version, dep.model_uri)]
-    if dep.challenger_uri:
-        versions.append(("challenger", dep.challenger_version, dep.challenger_uri))
-    profile = load_profile(dep.model_uri)
-    columns: dict[str, dict[str, Any]] = {}
-    for role, version, uri in versions:
-        mine = frame[frame["model_version"].astype(str) == str(version)].tail(window) if frame is not None else None
-        column: dict[str, Any] = {"model_uri": uri, "requests logged": 0 if mine is None else len(mine)}
-        requests, failed = errors.get(str(version or ""), (float("nan"), float("nan")))
-        column["requests routed"] = requests
-        column["error rate"] = failed / requests if requests == requests and requests else float("nan")
-        if mine is not None and len(mine):
-            latency = mine["latency_ms"].astype(float)
-            column["latency p50 ms"] = float(latency.quantile(0.5))
-            column["latency p95 ms"] = float(latency.quantile(0.95))
-            rows = page_rows(mine)[0]
-            if "predict" in rows.columns:
-                column["prediction mean"] = float(pd.to_numeric(rows["predict"], errors="coerce").mean())
-                shares = rows["predict"].astype(str).value_counts(normalize=True).head(10)
-                column.update({f"share predicted {value}": float(share) for value, share in shares.items()})
-            features = [f for f in profile.feature_names if f in rows.columns]
-            if len(rows) >= 20 and features:
-                column["drifted feature share"] = detect_drift(profile, rows[features], multivariate=False).share_drifted
-        columns[f"{role} v{version}" if version else role] = column
-    return VersionComparison(name, pd.DataFrame(columns), dep.traffic)

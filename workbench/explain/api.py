@@ -96,11 +96,10 @@ def live_rows(source: Any, *, since: int = 0, limit: int | None = 1000) -> pd.Da
     """Rows of the prediction log after cursor ``since``, at most ``limit`` requests' worth.
 
     ``source``: a log folder or a server URL (read the way the live monitor reads them, see
-    :func:`workbench.monitor.sources.as_source`), a :class:`~workbench.serving.PredictionPage`, or a
+    :func:`workbench.predlog.as_source`), a :class:`~workbench.predlog.PredictionPage`, or a
     DataFrame (returned as it is).
     """
-    from workbench.monitor.sources import as_source
-    from workbench.serving.predlog import PredictionPage, read_predictions
+    from workbench.predlog import PredictionPage, as_source, read_predictions
 
     if isinstance(source, pd.DataFrame):
         return source

@@ -10,6 +10,7 @@ model), never against the training data itself.
 - :func:`check_quality`: schema violations, new categories, missing-rate jumps (:class:`QualityReport`).
 - :func:`evaluate_performance` (labels joined by request id) and :class:`ConfidenceBasedEstimator`
   (label-free accuracy estimates).
+- :func:`compare_versions`: a deployment's champion and challenger side by side on live traffic.
 - :class:`LiveMonitor`: windows over prediction logs pulled from log folders or servers, history and
   alerts (:class:`NotebookAlerts`, :class:`WebhookAlerts`).
 
@@ -19,6 +20,7 @@ and ``log_to_mlflow()``.
 
 from __future__ import annotations
 
+from workbench.monitor.compare import VersionComparison, compare_versions
 from workbench.monitor.drift import (
     DriftDetector,
     DriftReport,
@@ -46,7 +48,6 @@ from workbench.monitor.performance import (
     join_labels,
 )
 from workbench.monitor.quality import QualityIssue, QualityReport, check_quality
-from workbench.monitor.sources import LogFolderSource, LogRows, PredictionSource, ServerSource, log_rows
 from workbench.monitor.stattests import (
     DRIFT_TESTS,
     ChiSquared,
@@ -78,8 +79,6 @@ __all__ = [
     "JensenShannon",
     "KolmogorovSmirnov",
     "LiveMonitor",
-    "LogFolderSource",
-    "LogRows",
     "MonitorReport",
     "MultivariateDrift",
     "NotebookAlerts",
@@ -88,19 +87,18 @@ __all__ = [
     "PerformanceEstimate",
     "PerformanceReport",
     "PopulationStabilityIndex",
-    "PredictionSource",
     "QualityIssue",
     "QualityReport",
-    "ServerSource",
+    "VersionComparison",
     "Wasserstein",
     "WebhookAlerts",
     "Window",
     "WindowPerformance",
     "adjust_p_values",
     "check_quality",
+    "compare_versions",
     "detect_drift",
     "drift_test",
     "evaluate_performance",
     "join_labels",
-    "log_rows",
 ]

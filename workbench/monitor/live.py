@@ -51,7 +51,7 @@ from workbench.monitor.performance import (
     probabilities,
 )
 from workbench.monitor.quality import QualityReport, check_quality
-from workbench.monitor.sources import META_COLUMNS, PredictionSource, as_source, log_rows
+from workbench.predlog import META_COLUMNS, PredictionSource, as_source, is_output_column, log_rows
 from workbench.monitor.stattests import ColumnSample
 from workbench.monitor.windows import Window
 from workbench.profile import ReferenceProfile
@@ -59,9 +59,6 @@ from workbench.profile import ReferenceProfile
 __all__ = ["Alert", "AlertCallback", "LiveMonitor", "MonitorReport", "NotebookAlerts", "WebhookAlerts"]
 
 _log = logging.getLogger(__name__)
-
-#: Column names the inference server gives model outputs (the rest of a row is inputs and log columns).
-_OUTPUT_NAMES = frozenset({"predict", "predict_proba", "predict_log_proba", "decision_function"})
 
 AlertKind = Literal["feature_drift", "dataset_drift", "multivariate_drift", "missing_rate", "schema",
                     "outliers", "performance"]
@@ -332,7 +329,7 @@ class LiveMonitor:
             self._seq += len(rows)
         if "source" not in rows.columns:
             extra["source"] = "direct"
-        outputs = [c for c in rows.columns if c in _OUTPUT_NAMES or str(c).startswith("output.")]
+        outputs = [c for c in rows.columns if is_output_column(c)]
         self._outputs = tuple(dict.fromkeys((*self._outputs, *outputs)))
         return rows.assign(**extra) if extra else rows
 

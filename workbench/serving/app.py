@@ -46,7 +46,7 @@ from workbench.serving.batching import Batcher, RequestInfo
 from workbench.serving.guard import add_guard, read_body
 from workbench.serving.metrics import ServerMetrics
 from workbench.serving.model import ServedModel
-from workbench.serving.predlog import PredictionLog, read_predictions
+from workbench.predlog import PredictionLog, read_predictions
 
 __all__ = ["ServerState", "create_app"]
 

@@ -7,7 +7,7 @@ batch. A lone request is predicted at once, so batching costs a single client no
 ``max_wait_ms > 0`` lets a batch wait that long for company instead.
 
 Each request's answer is released only after its prediction-log record is committed (see
-:mod:`workbench.serving.predlog`); committing happens on the log's own thread while the next batch
+:mod:`workbench.predlog`); committing happens on the log's own thread while the next batch
 is predicted.
 """
 
@@ -28,7 +28,7 @@ from workbench.errors import InvalidInputError, SchemaError, StoreUnavailableErr
 from workbench.serving.codecs import InputBatch
 from workbench.serving.metrics import ServerMetrics
 from workbench.serving.model import Prediction, ServedModel
-from workbench.serving.predlog import LogRecord, PredictionLog
+from workbench.predlog import LogRecord, PredictionLog
 
 __all__ = ["Batcher", "RequestInfo"]
 

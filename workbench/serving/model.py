@@ -18,13 +18,12 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError, SchemaError
+from workbench.predlog.schema import SKLEARN_EXTRA_OUTPUTS
 from workbench.serving.codecs import InputBatch, Tensor, v2_datatype
 from workbench.tables import TableSchema
 
 __all__ = ["InputColumn", "Prediction", "ServedModel"]
 
-#: Extra outputs a client may request from a scikit-learn model, besides ``predict``.
-SKLEARN_EXTRA_OUTPUTS = ("predict_proba", "predict_log_proba", "decision_function")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,169 @@
+"""The durable writer of the prediction log: every answered request, appended once committed.
+
+Each server process appends to ``predictions.db`` (SQLite in WAL mode) in its log folder: the
+deployment's folder for local deploys, a volume for containers. A writer thread commits records in
+groups, and a request is answered only once its record is committed, so an acknowledged prediction
+survives a crash or restart of the server; the group commit keeps that cheap (one commit for all the
+requests that arrived together).
+
+Readers take pages after a cursor (``since``): see :mod:`workbench.predlog.reader`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from workbench._sqlite import connect
+from workbench.predlog.reader import PredictionPage, read_predictions
+from workbench.predlog.schema import LOG_FILE, SCHEMA, LogRecord
+
+__all__ = ["PredictionLog"]
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # NORMAL in WAL mode: a commit survives the process crashing (not the machine losing power)
+    # without an fsync per commit.
+    return connect(path, threads=True, synchronous="NORMAL")
+
+
+class PredictionLog:
+    """Appends records from any thread; each ``append`` returns once its record is committed.
+
+    ``PredictionLog(folder)`` opens (or creates) ``folder/predictions.db``. Call :meth:`close` to
+    flush and stop the writer thread.
+    """
+
+    def __init__(self, folder: str | Path, *, replica: str | None = None, max_group: int = 512) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / LOG_FILE
+        self.replica = replica or uuid.uuid4().hex[:12]
+        self._max_group = max_group
+        conn = _connect(self.path)
+        conn.executescript(SCHEMA)
+        conn.close()
+        self._stop = threading.Event()
+        # Checkpoints (copying the WAL into the database, with an fsync) run on their own thread:
+        # done by the writer they would stall commits, and so answers, for tens of milliseconds.
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="prediction-log-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
+        self._queue: queue.SimpleQueue[tuple[list[LogRecord], Callable[[BaseException | None], None]] | None]
+        self._queue = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: Sequence[LogRecord], done: Callable[[BaseException | None], None]) -> None:
+        """Queue records; ``done(None)`` is called from the writer thread once they are committed
+        (``done(error)`` if they could not be)."""
+        if self._closed:
+            done(RuntimeError("the prediction log is closed"))
+            return
+        self._queue.put((list(records), done))
+
+    def append(self, records: Sequence[LogRecord], timeout: float = 30.0) -> None:
+        """Append and wait for the commit (for callers outside the server's event loop)."""
+        finished = threading.Event()
+        failure: list[BaseException | None] = [None]
+
+        def done(error: BaseException | None) -> None:
+            failure[0] = error
+            finished.set()
+
+        self.submit(records, done)
+        if not finished.wait(timeout):
+            raise TimeoutError("the prediction log did not commit in time")
+        if failure[0] is not None:
+            raise failure[0]
+
+    def _checkpoint_loop(self, every: float = 1.0) -> None:
+        conn = _connect(self.path)
+        try:
+            while not self._stop.wait(every):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
+    def _run(self) -> None:
+        conn = _connect(self.path)
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                group = [item]
+                # Take everything already waiting: one commit for all of it.
+                while len(group) < self._max_group:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self._commit(conn, group)
+                        return
+                    group.append(nxt)
+                self._commit(conn, group)
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, group: list[Any]) -> None:
+        rows = [
+            (r.request_id, r.ts, r.model_name, r.model_version, r.protocol, r.n_rows, r.latency_ms,
+             _dumps(r.inputs), _dumps(r.outputs), self.replica)
+            for records, _ in group
+            for r in records
+        ]
+        error: BaseException | None = None
+        for attempt in range(5):
+            try:
+                with conn:  # BEGIN ... COMMIT, rolled back on error
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany(
+                        "INSERT INTO predictions (request_id, ts, model_name, model_version, protocol, "
+                        "n_rows, latency_ms, inputs, outputs, replica) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        rows,
+                    )
+                error = None
+                break
+            except sqlite3.OperationalError as exc:  # e.g. busy beyond the timeout, disk full
+                error = exc
+                time.sleep(0.05 * (attempt + 1))
+            except Exception as exc:  # never let the writer thread die
+                error = exc
+                break
+        for _, done in group:
+            with contextlib.suppress(Exception):
+                done(error)
+
+    def close(self) -> None:
+        """Commit everything queued, then stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+        self._stop.set()
+        self._checkpointer.join(timeout=60)
+
+    def read(self, since: int = 0, limit: int | None = 1000, *, max_bytes: int | None = None) -> PredictionPage:
+        """Records after cursor ``since`` (see :func:`read_predictions`)."""
+        return read_predictions(self.folder, since=since, limit=limit, max_bytes=max_bytes)
