@@ -40,6 +40,7 @@ __all__ = [
     "RegisteredModel",
     "check_model_uri",
     "delete_alias",
+    "format_model_uri",
     "get_version",
     "lineage",
     "load_model",
@@ -56,6 +57,22 @@ __all__ = [
 
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,254}$")
 _REGISTRY_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))/?$")
+
+
+def format_model_uri(name: str, version: str | int | None = None, *, alias: str | None = None) -> str:
+    """The registry URI of a version (``models:/churn/3``) or of an alias (``models:/churn@champion``):
+    the one place these are written."""
+    if not name or "/" in name or "@" in name:
+        raise InvalidInputError(f"{name!r} is not a registered model name")
+    if (version is None) == (alias is None):
+        raise InvalidInputError(f"give either a version or an alias of {name!r}, not {'both' if alias else 'neither'}")
+    if alias is not None:
+        if not _ALIAS_RE.match(alias):
+            raise InvalidInputError(f"{alias!r} is not an alias: a letter, then letters, digits, '_' or '-'")
+        return f"models:/{name}@{alias}"
+    if not str(version).isdigit():
+        raise InvalidInputError(f"{version!r} is not a version number of {name!r}")
+    return f"models:/{name}/{version}"
 
 
 @dataclass(frozen=True)
@@ -79,7 +96,7 @@ class ModelVersion:
     @property
     def uri(self) -> str:
         """``models:/<name>/<version>``: the URI that loads exactly this version."""
-        return f"models:/{self.name}/{self.version}"
+        return format_model_uri(self.name, self.version)
 
 
 @dataclass(frozen=True)
@@ -203,7 +220,7 @@ def register(
 
     import mlflow
 
-    from workbench.governance.audit import record
+    from workbench.audit import record
 
     _mlflow.ensure_ready()
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
@@ -328,7 +345,7 @@ def set_alias(name: str, alias: str, version: str | int) -> ModelVersion:
         )
     if alias.lower() == "latest" or re.fullmatch(r"v\d+", alias.lower()):
         raise InvalidInputError(f"{alias!r} is reserved by MLflow: choose another alias name")
-    from workbench.governance.audit import record
+    from workbench.audit import record
 
     get_version(name, version)
     try:
@@ -344,7 +361,7 @@ def set_alias(name: str, alias: str, version: str | int) -> ModelVersion:
 
 def delete_alias(name: str, alias: str) -> None:
     """Remove ``alias`` from model ``name``."""
-    from workbench.governance.audit import record
+    from workbench.audit import record
 
     aliased = get_version(name, alias=alias).version
     client = _mlflow.client()

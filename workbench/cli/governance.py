@@ -74,7 +74,7 @@ def waive(model_uri: str, check_name: str, by: str, reason: str, as_json: bool) 
 def audit(model: str | None, action: str | None, deployment: str | None, since: str | None, limit: int | None,
           as_json: bool) -> None:
     """Print the audit trail: who did what to which model version, and when (UTC), oldest first."""
-    from workbench.governance import audit_log
+    from workbench.audit import audit_log
 
     frame = audit_log(model=model, action=action, since=since, deployment=deployment, limit=limit)
     if as_json:
@@ -96,7 +96,7 @@ def card(model_uri: str, fmt: str | None, output: Path | None) -> None:
 
     Fairness reports logged on the version's run (workbench.fairness_report(..., log=True)) are included.
     """
-    from workbench.governance import model_card
+    from workbench.card import model_card
 
     result = model_card(model_uri)
     if output is not None:

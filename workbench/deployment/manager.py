@@ -286,7 +286,7 @@ def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any])
 def _audit(action: str, name: str, target: str, model_name: str, before: str | None, after: str | None,
            model_uri: str | None) -> None:
     """One audit-trail record of a change to deployment ``name``."""
-    from workbench.governance.audit import record
+    from workbench.audit import record
 
     record(action, model_name=model_name, from_version=before, to_version=after, target=target,
            deployment=name, details={"model_uri": model_uri} if model_uri else None)

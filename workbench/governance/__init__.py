@@ -1,4 +1,7 @@
-"""Governance: policy checks before packaging and deploying, fairness, model cards, an audit trail.
+"""Governance: policy checks before packaging and deploying, fairness and waivers.
+
+The audit trail it writes to is :mod:`workbench.audit` (low, so everything may record to it); the
+model card, a report that reads governance and the deployments, is :mod:`workbench.card`.
 
 - Defaults advise, policies enforce: without a policy every check runs and is shown, nothing blocks;
   :func:`init_policy` writes an enforcing policy (the lending template) and :func:`publish_policy`
@@ -10,9 +13,6 @@
   unless waivers cover the failures, and warns with a :class:`PolicyAdvisory` under an advisory one.
 - :func:`waive`: a named person accepts one failing check for one version, with a reason.
 - :func:`fairness_report`: group metrics and disparities across a sensitive attribute (fairlearn).
-- :func:`model_card`: Markdown and HTML model cards from what the workbench knows.
-- :func:`record` / :func:`audit_log`: the append-only audit trail of register, alias changes,
-  package, deploy, update, rollback, stop and waivers.
 
 Example::
 
@@ -26,8 +26,6 @@ Example::
 
 from __future__ import annotations
 
-from workbench.governance.audit import ACTIONS, AuditRecord, audit_log, record
-from workbench.governance.card import CardSection, ModelCard, model_card
 from workbench.governance.checks import CheckResult, PolicyAdvisory, PolicyReport, check_policies, enforce
 from workbench.governance.fairness import FairnessReport, fairness_report, logged_fairness
 from workbench.governance.policy import (
@@ -45,28 +43,24 @@ from workbench.governance.policy import (
     unpublish_policy,
 )
 from workbench.governance.proxies import Association, association, measure_proxies
-from workbench.governance.waivers import Waiver, list_waivers, waive
+from workbench.governance.waivers import ModelRef, Waiver, list_waivers, model_ref, waive
 
 __all__ = [
-    "ACTIONS",
     "CHECK_NAMES",
     "DEFAULT_PROTECTED_ATTRIBUTES",
     "POLICY_TEMPLATE",
     "STAGES",
     "TEAM_POLICY_TAG",
     "Association",
-    "AuditRecord",
-    "CardSection",
     "CheckResult",
     "FairnessReport",
     "MetricRule",
-    "ModelCard",
     "Policy",
     "PolicyAdvisory",
     "PolicyReport",
+    "ModelRef",
     "Waiver",
     "association",
-    "audit_log",
     "check_policies",
     "enforce",
     "fairness_report",
@@ -75,10 +69,9 @@ __all__ = [
     "load_policy",
     "logged_fairness",
     "measure_proxies",
-    "model_card",
+    "model_ref",
     "policy_path",
     "publish_policy",
-    "record",
     "unpublish_policy",
     "waive",
 ]

@@ -45,6 +45,7 @@ from workbench.governance.policy import CHECK_NAMES, STAGES, Policy, Severity, l
 from workbench.governance.proxies import measure_proxies
 from workbench.governance.waivers import ModelRef, Waiver, model_ref, waivers_for
 from workbench.profile import ReferenceProfile
+from workbench.serialize import jsonable
 
 __all__ = ["CheckResult", "PolicyAdvisory", "PolicyReport", "check_policies", "enforce"]
 
@@ -82,18 +83,8 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"name": self.name, "passed": self.passed, "status": self.status, "severity": self.severity,
-                "message": self.message, "details": _plain(self.details),
+                "message": self.message, "details": jsonable(self.details),
                 "waiver": self.waiver.to_dict() if self.waiver else None}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "to_dict") and not isinstance(value, pd.DataFrame):
-        return _plain(value.to_dict())
-    return value
 
 
 @dataclass(frozen=True)

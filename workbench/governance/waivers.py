@@ -21,8 +21,8 @@ import pandas as pd
 
 from workbench.config import get_settings
 from workbench.errors import InvalidInputError
-from workbench.governance._db import connect, now_utc, transaction
-from workbench.governance.audit import append
+from workbench.audit import append
+from workbench.audit.database import connect, now_utc, transaction
 from workbench.governance.policy import CHECK_NAMES
 
 __all__ = ["ModelRef", "Waiver", "list_waivers", "model_ref", "waive", "waivers_for"]

@@ -56,7 +56,7 @@ def package(
     """
     from workbench.config import get_settings
     from workbench.governance import enforce
-    from workbench.governance.audit import record
+    from workbench.audit import record
 
     enforce(model_uri, "package")  # a policy violation stops here, before anything is written
     if context_dir is None:

@@ -1,7 +1,7 @@
-"""The governance tables in the workspace's SQLite file (``workbench.db``), append-only.
+"""The audit tables in the workspace's SQLite file (``workbench.db``), append-only.
 
-The file is shared with the deployment records (:mod:`workbench.deployment.store`); governance owns
-only its own tables, ``audit`` and ``waivers``. Rows are only ever inserted: triggers make SQLite
+The file is shared with the deployment records (:mod:`workbench.deployment.store`); this module owns
+only the audit trail's tables, ``audit`` and the governance ``waivers`` (a waiver is audit evidence). Rows are only ever inserted: triggers make SQLite
 itself refuse an ``UPDATE`` or ``DELETE`` on them, so even a hand-written statement cannot rewrite
 the record a regulator reads.
 """
@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from workbench import _sqlite
 from workbench.config import get_settings
 from workbench.errors import StoreUnavailableError
 
@@ -81,15 +82,13 @@ def connect() -> Iterator[sqlite3.Connection]:
     path = get_settings().workspace_db
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn = _sqlite.connect(path, rows=True)
     except (OSError, sqlite3.Error) as exc:
         raise StoreUnavailableError(
             f"cannot open the workspace database {path}: {exc}. Set WORKBENCH_HOME to a folder you can write to."
         ) from exc
-    conn.row_factory = sqlite3.Row
     try:
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             # Keyed by inode too, so a workspace file replaced under a running kernel gets its tables.
             key = (path, os.stat(path).st_ino)
             with _lock:
@@ -111,17 +110,8 @@ def transaction() -> Iterator[sqlite3.Connection]:
     half-way with "database is locked".
     """
     with connect() as conn:
-        path = get_settings().workspace_db
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            with _sqlite.transaction(conn):
+                yield conn
         except sqlite3.Error as exc:
-            raise _unavailable(path, exc) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may already have ended it
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _unavailable(path, exc) from exc
-            raise
+            raise _unavailable(get_settings().workspace_db, exc) from exc

@@ -3,7 +3,9 @@ fairly it does, why it was allowed out, and where it has run.
 
 A card is built from what the workbench already knows (registry, lineage, reference profile, policy
 checks, waivers, fairness reports logged on the run, deployment history, the audit trail) into one
-structure, :class:`ModelCard`, which renders to Markdown and to a self-contained HTML page.
+structure, :class:`ModelCard`, which renders to Markdown and to a self-contained HTML page. It is a
+report above every other layer (it reads governance, the registry and the deployments), so nothing
+below imports it.
 
 Example::
 
@@ -349,8 +351,7 @@ def _explanations_section(explanations: Any) -> CardSection:
 
 
 def _policy_section(uri: str) -> CardSection:
-    from workbench.governance.checks import check_policies
-    from workbench.governance.waivers import list_waivers
+    from workbench.governance import check_policies, list_waivers
 
     report = check_policies(uri)
     waivers = list_waivers(uri)
@@ -441,9 +442,8 @@ def model_card(
     ``explanations`` is a global importance DataFrame (a ``feature`` column and importance columns,
     e.g. ``workbench.explain_global(...).importance``). The policy checks are run afresh.
     """
-    from workbench.governance.audit import AUDIT_COLUMNS, audit_log
-    from workbench.governance.fairness import FairnessReport, logged_fairness
-    from workbench.governance.waivers import model_ref
+    from workbench.audit import AUDIT_COLUMNS, audit_log
+    from workbench.governance import FairnessReport, logged_fairness, model_ref
     from workbench.registry import lineage as version_lineage
     from workbench.registry import registered_version
 

@@ -27,9 +27,9 @@ import pandas as pd
 
 from workbench.config import get_settings
 from workbench.errors import InvalidInputError
-from workbench.governance._db import connect, now_utc, transaction
+from workbench.audit.database import connect, now_utc, transaction
 
-__all__ = ["ACTIONS", "AUDIT_COLUMNS", "AuditRecord", "audit_log", "parse_since", "record"]
+__all__ = ["ACTIONS", "AUDIT_COLUMNS", "AuditRecord", "append", "audit_log", "parse_since", "record"]
 
 #: The actions the audit trail knows. ``set_traffic``, ``start_challenger``, ``promote`` and
 #: ``abort`` are the champion/challenger steps of a deployment.
