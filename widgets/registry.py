@@ -142,7 +142,7 @@ class ModelRegistry(pn.viewable.Viewer):
             self._lineage.object = ""
             self._metrics.value = ui.run_values()
             return
-        found = wb.lineage(f"models:/{self.model_name}/{self.version}")
+        found = wb.lineage(wb.format_model_uri(self.model_name, self.version))
         version = next((v for v in wb.versions(self.model_name) if v.version == self.version), None)
         self._lineage.object = ui.facts({
             "version": f"{found.name} v{found.version}",
@@ -207,7 +207,7 @@ class ModelRegistry(pn.viewable.Viewer):
         if not self.model_name or not self.version:
             return None
         with param.edit_constant(self):
-            self.opened = f"models:/{self.model_name}/{self.version}"
+            self.opened = wb.format_model_uri(self.model_name, self.version)
         if not self.navigate:
             return None
         url = self.review_url.format(model=urllib.parse.quote(self.model_name),

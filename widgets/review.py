@@ -103,7 +103,7 @@ class ModelReview(pn.viewable.Viewer):
     @property
     def model_uri(self) -> str:
         """``models:/<model_name>/<version>``: the exact version reviewed."""
-        return f"models:/{self.model_name}/{self.version}"
+        return wb.format_model_uri(self.model_name, self.version)
 
     def wait(self, timeout: float | None = 120) -> bool:
         """Block until the overview and the built sections have loaded (for scripts and tests)."""

@@ -194,7 +194,7 @@ def model_uris(model_name: str | None = None) -> list[str]:
     uris: list[str] = []
     for name in names:
         found = wb.versions(name)
-        uris += [f"models:/{name}@{alias}" for v in found for alias in v.aliases]
+        uris += [wb.format_model_uri(name, alias=alias) for v in found for alias in v.aliases]
         uris += [v.uri for v in found]
     return uris
 

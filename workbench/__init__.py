@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "ModelVersion": "workbench.registry",
     "RegisteredModel": "workbench.registry",
     "delete_alias": "workbench.registry",
+    "format_model_uri": "workbench.registry",
     "get_version": "workbench.registry",
     "lineage": "workbench.registry",
     "load_model": "workbench.registry",
@@ -89,23 +90,24 @@ _EXPORTS: dict[str, str] = {
     "LogRows": "workbench.predlog",
     "PredictionPage": "workbench.predlog",
     "recent_rows": "workbench.predlog",
+    # the audit trail and the model card
+    "AuditRecord": "workbench.audit",
+    "audit_log": "workbench.audit",
+    "ModelCard": "workbench.card",
+    "model_card": "workbench.card",
     # governance
-    "AuditRecord": "workbench.governance",
     "CheckResult": "workbench.governance",
     "FairnessReport": "workbench.governance",
-    "ModelCard": "workbench.governance",
     "Policy": "workbench.governance",
     "PolicyAdvisory": "workbench.governance",
     "PolicyReport": "workbench.governance",
     "Waiver": "workbench.governance",
-    "audit_log": "workbench.governance",
     "check_policies": "workbench.governance",
     "enforce": "workbench.governance",
     "fairness_report": "workbench.governance",
     "init_policy": "workbench.governance",
     "list_waivers": "workbench.governance",
     "load_policy": "workbench.governance",
-    "model_card": "workbench.governance",
     "policy_path": "workbench.governance",
     "publish_policy": "workbench.governance",
     "waive": "workbench.governance",
@@ -139,12 +141,12 @@ __getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from workbench.audit import AuditRecord, audit_log
+    from workbench.card import ModelCard, model_card
     from workbench.config import Settings, configure, get_settings
     from workbench.deployment import (
         Deployment,
-        VersionComparison,
         abort,
-        compare_versions,
         deploy,
         deployment_history,
         deployments,
@@ -170,22 +172,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         explain_shift,
     )
     from workbench.governance import (
-        AuditRecord,
         CheckResult,
         FairnessReport,
-        ModelCard,
         Policy,
         PolicyAdvisory,
         PolicyReport,
         Waiver,
-        audit_log,
         check_policies,
         enforce,
         fairness_report,
         init_policy,
         list_waivers,
         load_policy,
-        model_card,
         policy_path,
         publish_policy,
         waive,
@@ -197,19 +195,23 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         LiveMonitor,
         MonitorReport,
         OutlierDetector,
+        VersionComparison,
         Window,
         check_quality,
+        compare_versions,
         detect_drift,
         evaluate_performance,
     )
     from workbench.overview import DeploymentGlance, Glances, where_deployed
     from workbench.packaging import ImageRecord, package
+    from workbench.predlog import LogRows, PredictionPage, recent_rows
     from workbench.profile import ReferenceProfile
     from workbench.registry import (
         Lineage,
         ModelVersion,
         RegisteredModel,
         delete_alias,
+        format_model_uri,
         get_version,
         lineage,
         load_model,

@@ -43,8 +43,10 @@ __all__ = [
     "NumericProfile",
     "PROFILE_COLUMNS",
     "ReferenceProfile",
+    "category_values",
     "data_hash",
     "feature_kind",
+    "numeric_values",
 ]
 
 PROFILE_FORMAT = 1

@@ -56,6 +56,7 @@ __all__ = [
     "experiments",
     "get_experiment",
     "get_run",
+    "iter_runs",
     "log_model",
     "metric_history",
     "runs",

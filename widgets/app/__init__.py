@@ -1,7 +1,8 @@
 """Files ``panel serve`` runs for ``workbench review``, and the pieces of its team mode.
 
-Importing this package does not import Panel: the ``workbench review`` command (core, UI-free)
-reads :data:`APP_FILE` and :data:`LOGIN_PAGE` from here and starts ``panel serve`` in a child process.
+Importing this package does not import Panel. The ``workbench review`` command (core, UI-free) starts
+``python -m workbench.widgets.app.server`` in a child process, which serves :data:`APP_FILE` with
+:data:`LOGIN_PAGE` as its team sign-in page.
 """
 
 from __future__ import annotations

@@ -9,7 +9,11 @@ proxy's headers with ``--use-xheaders``), with three changes for a page served t
   any name with the password in FILE, compared in constant time, with wrong passwords throttled per
   client (``WORKBENCH_SIGN_IN_ATTEMPTS`` tries, then locked out for ``WORKBENCH_SIGN_IN_LOCKOUT``
   seconds, each lock-out logged) and cookies marked ``SameSite=Lax`` and, over TLS, ``Secure``;
-- ``--sign-in-template FILE`` is the sign-in page (Jinja2, as Panel's ``--basic-login-template``).
+- ``--sign-in-template FILE`` is the sign-in page (Jinja2, as Panel's ``--basic-login-template``;
+  default: the workbench's offline page, :data:`workbench.widgets.app.LOGIN_PAGE`);
+- ``--review-model URI``: the model ``/review`` shows when its URL names none.
+
+Without app files it serves the review app (:data:`workbench.widgets.app.APP_FILE`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import argparse
 import hmac
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import tornado.escape
@@ -31,6 +37,7 @@ from panel.command.serve import Serve
 from panel.io.server import AuthenticatedStaticFileHandler, ComponentResourceHandler
 
 from workbench.config import get_settings
+from workbench.widgets.app import APP_FILE, DEFAULT_MODEL_ENV, LOGIN_PAGE
 from workbench.widgets.app.resources import SafeComponentResources
 
 __all__ = ["ReviewServe", "SignInThrottle", "main"]
@@ -168,6 +175,8 @@ class ReviewServe(Serve):
                                              help="Team sign-in: a JSON string, the password (any name).")),
         ("--sign-in-template", Argument(metavar="FILE", type=str, default=None,
                                         help="The sign-in page (a Jinja2 template as Panel's login page).")),
+        ("--review-model", Argument(metavar="URI", type=str, default=None,
+                                    help="The model /review shows when its URL names none.")),
     )
 
     def customize_kwargs(self, args: argparse.Namespace, server_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -179,8 +188,13 @@ class ReviewServe(Serve):
         ]
         if args.sign_in_password_file:
             settings = get_settings()
+            template = args.sign_in_template
+            if template is None:  # Panel's own page loads its logo from a CDN: the offline one, beside the password
+                page = Path(args.sign_in_password_file).with_name("login.html")
+                page.write_text(LOGIN_PAGE)
+                template = str(page)
             kwargs["auth_provider"] = SignIn(
-                args.sign_in_password_file, args.sign_in_template,
+                args.sign_in_password_file, template,
                 SignInThrottle(settings.sign_in_attempts, settings.sign_in_lockout),
             )
         return kwargs
@@ -192,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                                      description="panel serve, as workbench review runs it")
     command = ReviewServe(parser=parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    if not args.files:
+        args.files = [str(APP_FILE)]
+    if args.review_model:
+        os.environ[DEFAULT_MODEL_ENV] = args.review_model  # the app runs in this process and reads it
     command.invoke(args)
 
 

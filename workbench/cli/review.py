@@ -1,9 +1,8 @@
 """``workbench review``: the Panel review app on the workspace in effect.
 
-The core never imports Panel, so the app runs in a child process: ``python -m
-workbench.widgets.app.server`` (``panel serve`` with the review app's hardening) on the app file of
-:mod:`workbench.widgets.app`, with the workspace passed through the environment (as ``workbench
-lab`` does for JupyterLab).
+The core never imports Panel (nor the widgets), so the app runs in a child process: ``python -m
+workbench.widgets.app.server`` (``panel serve`` with the review app's hardening, on the review app),
+with the workspace passed through the environment (as ``workbench lab`` does for JupyterLab).
 
 Bound to loopback (the default), only this machine reaches it. Binding any other address is team
 mode: colleagues on the network reach it, so it refuses to start without a password, and then
@@ -102,17 +101,18 @@ class ReviewServer:
 
     def command(self, run_dir: Path | None) -> list[str]:
         """The ``panel serve`` command line (secrets never appear on it: ``ps`` shows it to everyone)."""
-        from workbench.widgets.app import APP_FILE
-
-        args = [sys.executable, "-m", "workbench.widgets.app.server", str(APP_FILE), "--port", str(self.port),
+        # A child process, named by module: the core never imports the UI (the app file, its sign-in
+        # page and how it learns the default model are the server module's business).
+        args = [sys.executable, "-m", "workbench.widgets.app.server", "--port", str(self.port),
                 "--address", self.address, "--index", "review"]
+        if self.default_model:
+            args += ["--review-model", self.default_model]
         for origin in self.origins:
             args += ["--allow-websocket-origin", origin]
         if self.team:
             if run_dir is None:
                 raise ConfigurationError("team mode needs a private folder for the sign-in files")
-            args += ["--sign-in-password-file", str(run_dir / "credentials.json"),
-                     "--sign-in-template", str(run_dir / "login.html")]
+            args += ["--sign-in-password-file", str(run_dir / "credentials.json")]
         if self.certfile and self.keyfile:
             args += ["--ssl-certfile", self.certfile, "--ssl-keyfile", self.keyfile]
         if self.behind_proxy:
@@ -122,13 +122,9 @@ class ReviewServer:
         return args
 
     def environment(self) -> dict[str, str]:
-        """The child's environment: the workspace, Panel offline, the cookie secret, the default model."""
-        from workbench.widgets.app import DEFAULT_MODEL_ENV
-
+        """The child's environment: the workspace, Panel offline, the cookie secret."""
         env = _front_end_env()
         env.update(self.extra_env)
-        if self.default_model:
-            env[DEFAULT_MODEL_ENV] = self.default_model
         if self.cookie_secret:
             env["PANEL_COOKIE_SECRET"] = self.cookie_secret
         # Secrets meant for this command only: the app itself never needs them.
@@ -137,14 +133,11 @@ class ReviewServer:
         return env
 
     def write_sign_in(self, run_dir: Path) -> None:
-        """The password file (JSON string: any user name with this password) and the offline login page."""
-        from workbench.widgets.app import LOGIN_PAGE
-
+        """The password file (JSON string: any user name with this password)."""
         credentials = run_dir / "credentials.json"
         fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             json.dump(self.password, out)
-        (run_dir / "login.html").write_text(LOGIN_PAGE)
 
 
 def _origins(address: str, port: int, extra: Sequence[str]) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,7 +27,15 @@ def serve(model_uri: str, host: str, port: int, name: str | None, version: str |
     """
     from workbench.serving import serve as run
 
-    run(model_uri, host=host, port=port, name=name, version=version, log_dir=log_dir, port_file=port_file)
+    run(model_uri, host=host, port=port, name=name, version=version, log_dir=log_dir, port_file=port_file,
+        explainer=_explainer)
+
+
+def _explainer(model: Any) -> Any:
+    """The explain route's explainer, built on the first explain request (shap loads only then)."""
+    from workbench.explain import Explainer
+
+    return Explainer().fit(model)
 
 
 @click.command()

@@ -13,9 +13,7 @@ Plots are drawn elsewhere (the widgets); these objects only carry the numbers.
 
 from __future__ import annotations
 
-import datetime as _dt
 import html
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +23,7 @@ import pandas as pd
 
 from workbench.errors import InvalidInputError
 from workbench.profile import feature_kind
+from workbench.serialize import jsonable
 
 __all__ = [
     "FeatureDependence",
@@ -36,23 +35,6 @@ __all__ = [
 
 #: What an explanation can explain, per model kind (``LocalExplanation.output``).
 OUTPUTS = ("probability", "log_odds", "decision_function", "prediction", "output")
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready scalar: numpy scalars unwrapped, NaN and NaT as None, times as ISO strings."""
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, (_dt.datetime, _dt.date, pd.Timestamp)):
-        return value.isoformat()
-    if isinstance(value, np.datetime64):
-        return None if np.isnat(value) else str(value)
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def select_rows(n_rows: int, rows: Any) -> np.ndarray:
@@ -219,18 +201,18 @@ class LocalExplanation:
         rows = []
         for i in range(len(self)):
             rows.append({
-                "target": None if self.targets is None else _plain(self.targets[i]),
-                "prediction": _plain(self.predictions[i]),
-                "base_value": _plain(self.base_values[i]),
-                "contributions": {f: _plain(contributions[i, j]) for j, f in enumerate(features)},
-                "values": {f: _plain(values[i, j]) for j, f in enumerate(features)},
+                "target": None if self.targets is None else jsonable(self.targets[i]),
+                "prediction": jsonable(self.predictions[i]),
+                "base_value": jsonable(self.base_values[i]),
+                "contributions": {f: jsonable(contributions[i, j]) for j, f in enumerate(features)},
+                "values": {f: jsonable(values[i, j]) for j, f in enumerate(features)},
             })
         return {
             "method": self.method,
             "output": self.output,
             "model_uri": self.model_uri,
             "features": features,
-            "additivity_error": _plain(self.additivity_error),
+            "additivity_error": jsonable(self.additivity_error),
             "additivity_tolerance": self.additivity_tolerance,
             "rows": rows,
         }
@@ -308,8 +290,8 @@ class FeatureDependence:
             "feature": self.feature,
             "kind": self.kind,
             "output": self.output,
-            "values": [_plain(v) for v in self.values.tolist()],
-            "contributions": [_plain(v) for v in self.contributions.tolist()],
+            "values": [jsonable(v) for v in self.values.tolist()],
+            "contributions": [jsonable(v) for v in self.contributions.tolist()],
         }
 
     def _repr_html_(self) -> str:
@@ -385,10 +367,10 @@ class GlobalExplanation:
             "output": self.output,
             "model_uri": self.model_uri,
             "n_rows": self.n_rows,
-            "mean_prediction": _plain(self.mean_prediction),
-            "mean_base_value": _plain(self.mean_base_value),
+            "mean_prediction": jsonable(self.mean_prediction),
+            "mean_base_value": jsonable(self.mean_base_value),
             "importance": [
-                {k: _plain(v) for k, v in row.items()} for row in self.importance.to_dict(orient="records")
+                {k: jsonable(v) for k, v in row.items()} for row in self.importance.to_dict(orient="records")
             ],
         }
 
@@ -474,11 +456,11 @@ class ImportanceShift:
         """JSON-ready form."""
         return {
             "summary": self.summary(),
-            "prediction_change": _plain(self.prediction_change),
-            "base_value_change": _plain(self.base_value_change),
+            "prediction_change": jsonable(self.prediction_change),
+            "base_value_change": jsonable(self.base_value_change),
             "reference": self.reference.to_dict(),
             "live": self.live.to_dict(),
-            "features": [{k: _plain(v) for k, v in row.items()} for row in self.table.to_dict(orient="records")],
+            "features": [{k: jsonable(v) for k, v in row.items()} for row in self.table.to_dict(orient="records")],
         }
 
     def _repr_html_(self) -> str:

@@ -7,29 +7,14 @@ import json
 import math
 import re
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from workbench.errors import RunNotFoundError
+from workbench.serialize import jsonable
 
 _METRIC_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /:]")
-
-
-def clean(value: Any) -> Any:
-    """A JSON-ready copy of ``value``: NaN and infinities become ``None``, numpy scalars Python ones."""
-    if isinstance(value, Mapping):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, pd.Timestamp):
-        return None if pd.isna(value) else value.isoformat()
-    if hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def metric_key(*parts: str) -> str:
@@ -58,7 +43,7 @@ class Report:
 
     def to_json(self, indent: int | None = None) -> str:
         """The report as a JSON string (NaN written as ``null``)."""
-        return json.dumps(clean(self.to_dict()), indent=indent)
+        return json.dumps(jsonable(self.to_dict()), indent=indent)
 
     def _repr_html_(self) -> str:
         title = html.escape(type(self).__name__)

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError, MonitoringError
-from workbench.monitor._report import Report, clean
+from workbench.monitor._report import Report
+from workbench.serialize import jsonable
 from workbench.monitor.drift import DriftDetector, DriftReport, DriftSettings, as_profile
 from workbench.monitor.outliers import OutlierDetector
 from workbench.monitor.performance import (
@@ -80,7 +81,7 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what a webhook receives)."""
-        return clean({"time": self.time.isoformat(), "kind": self.kind, "feature": self.feature,
+        return jsonable({"time": self.time.isoformat(), "kind": self.kind, "feature": self.feature,
                       "test": self.test, "statistic": self.statistic, "threshold": self.threshold,
                       "message": self.message})
 

@@ -112,9 +112,7 @@ def serving_requirements(model_requirements: list[str]) -> list[str]:
 
 def _copy_server(dest: Path) -> None:
     """The workbench core (the inference server's code), without the UI packages."""
-    import workbench
-
-    source = Path(workbench.__file__).parent
+    source = Path(__file__).resolve().parents[1]  # workbench/, this file being workbench/packaging/context.py
     shutil.copytree(
         source,
         dest / "workbench",

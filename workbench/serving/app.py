@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -45,10 +45,30 @@ from workbench.serving import codecs
 from workbench.serving.batching import Batcher, RequestInfo
 from workbench.serving.guard import add_guard, read_body
 from workbench.serving.metrics import ServerMetrics
-from workbench.serving.model import ServedModel
 from workbench.predlog import PredictionLog, read_predictions
+from workbench.serving.model import ServedModel
 
-__all__ = ["ServerState", "create_app"]
+__all__ = ["ExplainerFactory", "RowExplainer", "ServerState", "create_app"]
+
+
+class RowExplainer(Protocol):
+    """What the explain route needs from an explainer (:class:`workbench.explain.Explainer` is one).
+
+    ``explain`` returns a part that has ``to_dict()``, and whose class ``concat``s parts into one.
+    The serving layer sits below :mod:`workbench.explain`, so the explainer is given to the server by
+    whoever starts it (``workbench serve``) rather than imported here.
+    """
+
+    #: Rows explained per call: the route explains in chunks so predictions queue in between.
+    chunk_rows: int
+
+    def explain(self, rows: Any, *, target: Any = None) -> Any:
+        """Contributions per row of ``rows`` (a DataFrame of the model's input columns)."""
+        ...
+
+
+#: Builds the explainer of the served model on the first explain request.
+ExplainerFactory = Callable[[ServedModel], RowExplainer]
 
 SERVER_NAME = "workbench"
 
@@ -69,6 +89,8 @@ class ServerState:
     log: PredictionLog
     metrics: ServerMetrics
     settings: Settings
+    #: Builds the explainer on the first explain request; ``None``: the route answers that it is off.
+    explainer_factory: ExplainerFactory | None = None
     ready: bool = False
 
 
@@ -122,8 +144,8 @@ class _Routes:
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.model = state.model
-        # workbench.explain.Explainer, built on the first explain request (on the model's thread).
-        self._explainer: Any = None
+        # Built on the first explain request (on the model's thread) by the server's explainer factory.
+        self._explainer: RowExplainer | None = None
 
     # -- health and metadata --------------------------------------------------------------------
 
@@ -292,17 +314,17 @@ class _Routes:
             ]
         except WorkbenchError as exc:
             return _v2_error(exc)
-        from workbench.explain import LocalExplanation
-
         response = {"model_name": self.model.name, "model_version": self.model.version,
-                    "id": v2.info.request_id, **LocalExplanation.concat(parts).to_dict()}
+                    "id": v2.info.request_id, **type(parts[0]).concat(parts).to_dict()}
         return _JSON(response, headers={"x-request-id": v2.info.request_id})
 
-    def _fitted_explainer(self) -> Any:
+    def _fitted_explainer(self) -> RowExplainer:
         if self._explainer is None:  # built lazily: shap is imported only when explanations are asked for
-            from workbench.explain import Explainer
-
-            self._explainer = Explainer().fit(self.model)
+            factory = self.state.explainer_factory
+            if factory is None:
+                raise ExplanationError("this server was started without explanations: serve the model with "
+                                       "`workbench serve`, which explains with workbench.explain")
+            self._explainer = factory(self.model)
         return self._explainer
 
     async def invocations(self, request: Request) -> Response:
@@ -505,14 +527,15 @@ def _unbatched_outputs(raw: Any) -> dict[str, np.ndarray]:
 
 
 def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | None = None,
-               replica: str | None = None) -> Starlette:
-    """The server application for one loaded model, logging predictions into ``log_dir``."""
+               replica: str | None = None, explainer: ExplainerFactory | None = None) -> Starlette:
+    """The server application for one loaded model, logging predictions into ``log_dir``;
+    ``explainer`` builds the explain route's explainer (without one, the route says it is off)."""
     settings = settings or get_settings()
     metrics = ServerMetrics.create()
     log = PredictionLog(log_dir, replica=replica or f"{socket.gethostname()}-{os.getpid()}")
     batcher = Batcher(model, log, metrics, max_batch_size=settings.max_batch_size,
                       max_wait_ms=settings.max_batch_wait_ms)
-    state = ServerState(model, batcher, log, metrics, settings)
+    state = ServerState(model, batcher, log, metrics, settings, explainer)
     routes = _Routes(state)
 
     @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ from typing import Any
 
 from workbench.config import Settings, get_settings
 from workbench.errors import PortInUseError
-from workbench.serving.app import create_app
+from workbench.serving.app import ExplainerFactory, create_app
 from workbench.serving.model import ServedModel
 
 __all__ = ["bind", "run_asgi", "serve"]
@@ -53,17 +53,18 @@ def serve(
     log_dir: str | Path | None = None,
     port_file: str | Path | None = None,
     settings: Settings | None = None,
+    explainer: ExplainerFactory | None = None,
 ) -> None:
     """Serve ``model_uri`` until SIGTERM or Ctrl-C; in-flight requests finish and the log is flushed.
 
     ``port_file``, when given, receives the bound port once the server accepts connections (useful
-    with ``port=0``).
+    with ``port=0``); ``explainer`` builds the explain route's explainer (see :func:`create_app`).
     """
     settings = settings or get_settings()
     sock = bind(host, port)  # before loading: a busy port fails fast
     model = ServedModel.load(model_uri, name=name, version=version)
     folder = Path(log_dir) if log_dir else default_log_dir(model.name, settings)
-    app = create_app(model, log_dir=folder, settings=settings)
+    app = create_app(model, log_dir=folder, settings=settings, explainer=explainer)
     bound_port = sock.getsockname()[1]
     # Everything loaded so far lives as long as the server: keep it out of the garbage collector's
     # full collections, which otherwise pause every request for tens of milliseconds now and then.

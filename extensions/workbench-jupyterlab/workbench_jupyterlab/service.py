@@ -27,9 +27,9 @@ def _model_uri(name: str, version: str | None, alias: str | None) -> str:
     if not name:
         raise InvalidInputError("name the registered model: ?model=NAME with &alias=ALIAS or &version=N")
     if alias:
-        return f"models:/{name}@{alias}"
+        return wb.format_model_uri(name, alias=alias)
     if version:
-        return f"models:/{name}/{version}"
+        return wb.format_model_uri(name, version)
     raise InvalidInputError(f"say which version of {name!r} to use: add &alias=ALIAS or &version=N")
 
 
