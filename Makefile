@@ -52,9 +52,11 @@ $(CHECKOV):
 system:
 	scripts/setup-system
 
+# Typing, and the import contracts of the layers (pyproject.toml's [tool.importlinter]).
 check: setup
 	$(BIN)/python -m mypy
 	$(BIN)/python -m mypy --explicit-package-bases widgets
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .tools build dist *.egg-info

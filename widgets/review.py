@@ -102,8 +102,8 @@ class ModelReview(pn.viewable.Viewer):
 
     @property
     def model_uri(self) -> str:
-        """``models:/<model_name>/<version>``: the exact version reviewed."""
-        return wb.format_model_uri(self.model_name, self.version)
+        """``models:/<model_name>/<version>``: the exact version reviewed (empty until both are chosen)."""
+        return wb.format_model_uri(self.model_name, self.version) if self.model_name and self.version else ""
 
     def wait(self, timeout: float | None = 120) -> bool:
         """Block until the overview and the built sections have loaded (for scripts and tests)."""

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 import workbench as wb
-import workbench.governance.audit as audit_module
+import workbench.audit as audit_module
 from workbench.errors import InvalidInputError
-from workbench.governance import ACTIONS, record
-from workbench.governance.audit import AUDIT_COLUMNS, parse_since
+from workbench.audit import ACTIONS, record
+from workbench.audit import AUDIT_COLUMNS, parse_since
 
 
 def _model() -> str:
@@ -121,7 +121,7 @@ def test_the_trail_lives_beside_the_deployment_records_in_its_own_table(session_
 def test_processes_recording_at_once_each_leave_exactly_their_rows(session_workspace) -> None:
     name = _model()
     script = (
-        "import sys, workbench.governance as g\n"
+        "import sys, workbench.audit as g\n"
         "for i in range(40):\n"
         "    g.record('set_alias', model_name=sys.argv[1], to_version=str(i), details={'writer': sys.argv[2]})\n"
     )

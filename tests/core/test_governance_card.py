@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 import workbench as wb
 from workbench.errors import InvalidInputError
-from workbench.governance import record
+from workbench.audit import record
 
 SECTIONS = ["Model details", "Intended use", "Training data", "Metrics and parameters", "Fairness", "Explanations",
             "Policy checks", "Lineage", "Deployment history", "Audit trail"]

@@ -40,16 +40,65 @@ def test_core_never_imports_the_ui_stack() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-def test_widgets_use_only_the_core_public_api() -> None:
-    private = {}
-    for path in (REPO / "widgets").rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("workbench"):
-                parts = node.module.split(".")
-                if any(p.startswith("_") for p in parts):
-                    private.setdefault(str(path.relative_to(REPO)), []).append(node.module)
-    assert private == {}
+def test_core_never_imports_the_widgets() -> None:
+    offenders = {}
+    for path in (REPO / "workbench").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            bad = [m for m in modules if m == "workbench.widgets" or m.startswith("workbench.widgets.")]
+            if bad:
+                offenders.setdefault(str(path.relative_to(REPO)), []).extend(bad)
+    assert offenders == {}
+
+
+def _front_end_modules() -> list[Path]:
+    extension = REPO / "extensions" / "workbench-jupyterlab" / "workbench_jupyterlab"
+    return [*(REPO / "widgets").rglob("*.py"), *extension.rglob("*.py")]
+
+
+def test_widgets_and_the_extension_use_only_names_the_core_exports() -> None:
+    """``import workbench as wb``, or ``from <public core module> import <a name in its __all__>``."""
+    import importlib
+
+    wrong: dict[str, list[str]] = {}
+    for path in _front_end_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                bad = [a.name for a in node.names
+                       if a.name.startswith("workbench.") and not a.name.startswith("workbench.widgets")]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and (
+                    node.module == "workbench" or node.module.startswith("workbench.")) and not (
+                    node.module.startswith("workbench.widgets")):
+                if any(part.startswith("_") for part in node.module.split(".")):
+                    bad = [f"{node.module} (a private module)"]
+                else:
+                    exported = set(getattr(importlib.import_module(node.module), "__all__", ()))
+                    bad = [f"{node.module}.{a.name}" for a in node.names if a.name not in exported]
+            else:
+                continue
+            if bad:
+                wrong.setdefault(str(path.relative_to(REPO)), []).extend(bad)
+    assert wrong == {}, "use `import workbench as wb`, or export the name from the core module's __all__"
+
+
+def test_the_import_contracts_of_the_layers_hold() -> None:
+    """The layers DESIGN.md fixes, as import-linter contracts in pyproject.toml (also run by `make check`)."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
+
+
+def test_no_import_cycle_between_the_core_packages() -> None:
+    """Not even inside functions: each pair of core packages imports in one direction at most."""
+    import grimp
+
+    graph = grimp.build_graph("workbench", exclude_type_checking_imports=True)
+    units = sorted(m for m in graph.find_children("workbench") if m != "workbench.__main__")
+    cycles = [(a, b) for i, a in enumerate(units) for b in units[i + 1:]
+              if graph.chain_exists(a, b, as_packages=True) and graph.chain_exists(b, a, as_packages=True)]
+    assert cycles == []
 
 
 def test_every_package_folder_is_listed_in_pyproject() -> None:
@@ -118,6 +167,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second() -> None:
     assert commands == ["make lab", "make test"]
     ci = (REPO / ".ci" / "run").read_text()
     assert re.search(r"^\s*make test\b", ci, flags=re.M)
+    assert re.search(r"^\s*make check\b", ci, flags=re.M)  # typing and the import contracts
 
 
 def test_test_modules_have_unique_names() -> None:

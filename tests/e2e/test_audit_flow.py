@@ -1,7 +1,7 @@
 """Every action of the end-to-end flow leaves exactly one audit record, with the right versions.
 
 register, set_alias, package, deploy, update, rollback and stop each call
-``workbench.governance.record`` (wired into workbench.registry, workbench.packaging and
+``workbench.audit.record`` (wired into workbench.registry, workbench.packaging and
 workbench.deployment); this test drives the public API and reads the trail back after each step.
 """
 
@@ -25,7 +25,7 @@ def _only_new_record(name: str, seen: int, action: str, **expected: Any) -> pd.S
     new = log.iloc[seen:]
     assert new["action"].tolist() == [action], (
         f"{action} should leave exactly one audit record, found {new['action'].tolist()} "
-        f"(is workbench.governance.record called from {action}?)"
+        f"(is workbench.audit.record called from {action}?)"
     )
     row = new.iloc[0]
     for column, value in expected.items():

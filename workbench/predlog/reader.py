@@ -233,7 +233,7 @@ def _sources(sources: PredictionSource | str | Path | Sequence[PredictionSource 
     from workbench.predlog.sources import as_source
 
     if isinstance(sources, (str, Path)) or not isinstance(sources, Sequence):
-        sources = [sources]  # type: ignore[list-item]
+        return [as_source(sources)]
     return [as_source(s) for s in sources]
 
 
