@@ -41,6 +41,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from workbench.lazy import attach
+
 # public name -> module that defines it; loaded on first use so that ``import workbench.widgets``
 # (e.g. by ``workbench review`` to find its app files) does not import Panel.
 _EXPORTS: dict[str, str] = {
@@ -59,19 +61,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted([*_EXPORTS, "extension", "governance_available"])
 
 
-# The same lazy loading as the core's package (its helper is private to the core, and the widgets use
-# only the core's public API).
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'workbench.widgets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 
 def extension(*extra: str, comms: str | None = None, **config: Any) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workbench._lazy import attach
+from workbench.lazy import attach
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workbench._lazy import attach
+from workbench.lazy import attach
 
 _EXPORTS = {
     "ServedModel": "workbench.serving.model",

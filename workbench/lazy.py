@@ -1,10 +1,15 @@
-"""Names re-exported by a package and imported from their module only when first used (PEP 562)."""
+"""Names re-exported by a package and imported from their module only when first used (PEP 562).
+
+The one lazy loader: the core's packages and :mod:`workbench.widgets` use it, so ``import workbench``
+and ``import workbench.widgets`` stay instant and load what a name needs on first use."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
+
+__all__ = ["attach"]
 
 
 def attach(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
