@@ -129,7 +129,7 @@ class DriftMonitor(pn.viewable.Viewer):
             key = (dep.name, dep.model_uri, tuple(dep.log_sources), window)
             if self._monitor is None or self._monitor_key != key:
                 job.update(None, f"loading the reference profile of {dep.model_uri}...", force=True)
-                self._monitor = LiveMonitor(dep.model_uri, sources=list(dep.log_sources), window=window)
+                self._monitor = LiveMonitor.for_deployment(dep, window=window)
                 self._monitor_key = key
             monitor = self._monitor
             job.update(None, f"reading new predictions of {name}...")

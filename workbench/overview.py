@@ -121,8 +121,8 @@ class Glances:
             if kept is None or (kept[0], kept[1]) != key:
                 # A new version (or new replicas) starts a new window against its own reference.
                 estimator, model = _accuracy_estimator(deployment.model_uri)
-                monitor = LiveMonitor(deployment.model_uri, deployment.log_sources, window=self.window,
-                                      multivariate_every=0, estimator=estimator, model=model)
+                monitor = LiveMonitor.for_deployment(deployment, window=self.window, multivariate_every=0,
+                                                     estimator=estimator, model=model)
                 self._monitors[deployment.name] = (key[0], key[1], monitor)
             else:
                 monitor = kept[2]

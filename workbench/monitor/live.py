@@ -33,14 +33,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError, MonitoringError
 from workbench.monitor._report import Report
-from workbench.serialize import jsonable
 from workbench.monitor.drift import DriftDetector, DriftReport, DriftSettings, as_profile
 from workbench.monitor.outliers import OutlierDetector
 from workbench.monitor.performance import (
@@ -52,10 +51,14 @@ from workbench.monitor.performance import (
     probabilities,
 )
 from workbench.monitor.quality import QualityReport, check_quality
-from workbench.predlog import META_COLUMNS, PredictionSource, as_source, is_output_column, log_rows
 from workbench.monitor.stattests import ColumnSample
 from workbench.monitor.windows import Window
+from workbench.predlog import META_COLUMNS, PredictionSource, as_source, is_output_column, log_rows
 from workbench.profile import ReferenceProfile
+from workbench.serialize import jsonable
+
+if TYPE_CHECKING:
+    from workbench.deployment import Deployment
 
 __all__ = ["Alert", "AlertCallback", "LiveMonitor", "MonitorReport", "NotebookAlerts", "WebhookAlerts"]
 
@@ -243,6 +246,15 @@ class LiveMonitor:
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+
+    @classmethod
+    def for_deployment(cls, deployment: Deployment | str, **options: Any) -> LiveMonitor:
+        """A monitor of every log of a deployment (each replica's, and the challenger's) against the
+        reference profile of the version it serves; ``options`` as for the constructor."""
+        from workbench.deployment import get_deployment
+
+        dep = get_deployment(deployment) if isinstance(deployment, str) else deployment
+        return cls(dep.model_uri, dep.log_sources, **options)
 
     def __repr__(self) -> str:
         return (f"LiveMonitor({len(self.profile.feature_names)} features, {len(self.sources)} sources, "
