@@ -41,6 +41,7 @@ from workbench.errors import (
     RunNotFoundError,
 )
 from workbench.profile import PROFILE_DIR, ReferenceProfile
+from workbench.requirements import model_requirements
 from workbench.tables import TABLE_SCHEMA_FILE, TableSchema
 
 if TYPE_CHECKING:
@@ -228,6 +229,16 @@ def autolog(**kwargs: Any) -> None:
     mlflow.autolog(**kwargs)
 
 
+#: What loading a model of each flavor needs besides what the model object refers to (see
+#: :func:`workbench.requirements.model_requirements`); other flavors keep MLflow's own inference.
+_FLAVOR_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "sklearn": ("scikit-learn",),
+    "xgboost": ("xgboost",),
+    "lightgbm": ("lightgbm",),
+    "pyfunc": ("cloudpickle",),
+}
+
+
 def _flavor_of(model: Any) -> str:
     import mlflow.pyfunc
 
@@ -413,6 +424,12 @@ def log_model(
     kwargs: dict[str, Any] = dict(flavor_kwargs)
     if flavor == "sklearn":
         _sklearn_serialization(model, kwargs)
+    if pip_requirements is None and flavor in _FLAVOR_LIBRARIES and not {"extra_pip_requirements", "conda_env"} & set(kwargs):
+        # Found here in milliseconds; MLflow would load the model in a new process to find them.
+        libraries = list(_FLAVOR_LIBRARIES[flavor])
+        if flavor == "sklearn":
+            libraries.append("skops" if kwargs.get("serialization_format", "skops") == "skops" else "cloudpickle")
+        pip_requirements = model_requirements(model, libraries)
     model_arg = {"python_model": model} if flavor == "pyfunc" else {}
     commit = git_commit()
     tags = {TAG_USER: get_settings().user, TAG_FLAVOR: flavor}
