@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
+        os.chdir(work)  # plain MLflow puts a new experiment's artifacts in ./mlruns
         os.environ["WORKBENCH_HOME"] = str(Path(work) / "workspace")
         import workbench as wb
 
