@@ -40,7 +40,7 @@ from workbench.deployment.kubernetes import (
     parse_target_uri,
     push_image,
 )
-from workbench.deployment.sizing import SERVER_FOOTPRINT_MIB, default_resources, quantity_value
+from workbench.deployment.kubernetes.sizing import SERVER_FOOTPRINT_MIB, default_resources, quantity_value
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
 
