@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from workbench.deployment.base import (
     DeploymentSpec,
+    OnEvent,
     Placement,
     SupportsChallenger,
     Target,
@@ -38,6 +39,7 @@ from workbench.deployment.manager import (
 __all__ = [
     "Deployment",
     "DeploymentSpec",
+    "OnEvent",
     "Placement",
     "SupportsChallenger",
     "Target",

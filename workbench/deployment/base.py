@@ -14,19 +14,23 @@ add targets::
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import httpx
 
 from workbench.errors import ConfigurationError, HealthCheckError, InvalidInputError
 
+if TYPE_CHECKING:
+    from workbench.packaging import BuildEvent
+
 __all__ = [
     "DeploymentSpec",
+    "OnEvent",
     "Placement",
     "SupportsChallenger",
     "Target",
@@ -38,6 +42,9 @@ __all__ = [
 ]
 
 State = Literal["starting", "running", "unhealthy", "exited", "gone"]
+#: A progress callback: sees every image build event (:class:`~workbench.packaging.BuildEvent`) while a
+#: target packages the model. Passed to ``deploy``/``update``/``start_challenger``, never stored.
+OnEvent = Callable[["BuildEvent"], None]
 
 
 @dataclass(frozen=True)
@@ -87,11 +94,12 @@ class TargetStatus:
 class Target(Protocol):
     """Runs model servers. ``deploy`` and ``update`` return only once the server is ready."""
 
-    def deploy(self, spec: DeploymentSpec) -> Placement:
-        """Start serving ``spec``; raise (leaving nothing behind) if it never becomes ready."""
+    def deploy(self, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
+        """Start serving ``spec``; raise (leaving nothing behind) if it never becomes ready.
+        ``on_event`` sees the image build's progress when the target packages the model."""
         ...
 
-    def update(self, current: Placement, spec: DeploymentSpec) -> Placement:
+    def update(self, current: Placement, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
         """Serve ``spec`` instead of ``current``. If the new server never becomes ready, ``current``
         must still be serving when this raises."""
         ...
@@ -140,7 +148,8 @@ class SupportsChallenger(Protocol):
     exactly one version serving.
     """
 
-    def start_challenger(self, current: Placement, spec: DeploymentSpec, policy: TrafficPolicy) -> Placement:
+    def start_challenger(self, current: Placement, spec: DeploymentSpec, policy: TrafficPolicy, *,
+                         on_event: OnEvent | None = None) -> Placement:
         """Run ``spec`` beside the champion at ``current`` and route by ``policy``; returns the
         placement of both (the handle keeps the champion's under ``"champion"``, the challenger's
         under ``"challenger"``). Raises, leaving the champion untouched, if the challenger never

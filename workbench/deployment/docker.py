@@ -17,7 +17,7 @@ from typing import Any
 
 from workbench._docker import docker_client
 from workbench.config import get_settings
-from workbench.deployment.base import DeploymentSpec, TargetStatus, probe_ready, wait_until_ready
+from workbench.deployment.base import DeploymentSpec, OnEvent, TargetStatus, probe_ready, wait_until_ready
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import DeploymentError, HealthCheckError, InvalidInputError, PortInUseError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
@@ -100,10 +100,10 @@ class DockerTarget(RoutedTarget):
             raise
         return container, url
 
-    def start_backend(self, spec: DeploymentSpec, role: str) -> Backend:
+    def start_backend(self, spec: DeploymentSpec, role: str, on_event: OnEvent | None) -> Backend:
         """A model server container (the model is packaged first unless an image is given)."""
         client = self._client()
-        image = model_image(spec, client)
+        image = model_image(spec, client, on_event)
         settings = get_settings()
         name = container_name(spec.name, role, spec.revision)
         container, url = self._run(
@@ -164,8 +164,9 @@ class DockerTarget(RoutedTarget):
         return _container_status(handle["container_id"], None).state == "running"
 
 
-def model_image(spec: DeploymentSpec, client: Any) -> str:
-    """The image to run: the one given in the options (checked to exist), else the model packaged now."""
+def model_image(spec: DeploymentSpec, client: Any, on_event: OnEvent | None = None) -> str:
+    """The image to run: the one given in the options (checked to exist), else the model packaged now
+    (``on_event`` sees the build's progress)."""
     import docker.errors
 
     image = spec.options.get("image")
@@ -181,7 +182,7 @@ def model_image(spec: DeploymentSpec, client: Any) -> str:
         return str(image)
     from workbench.packaging import package
 
-    record = package(spec.model_uri, on_event=spec.options.get("on_event"),
+    record = package(spec.model_uri, on_event=on_event,
                      base_image=spec.options.get("base_image"), explain=bool(spec.options.get("explain")))
     return record.tag
 

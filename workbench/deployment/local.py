@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import get_settings
-from workbench.deployment.base import DeploymentSpec, TargetStatus, probe_ready, wait_until_ready
+from workbench.deployment.base import DeploymentSpec, OnEvent, TargetStatus, probe_ready, wait_until_ready
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import HealthCheckError, PortInUseError
 from workbench.serving.router import RouteTable
@@ -100,8 +100,9 @@ class LocalTarget(RoutedTarget):
             time.sleep(0.05)
         return proc, port_file.read_text().strip()
 
-    def start_backend(self, spec: DeploymentSpec, role: str) -> Backend:
-        """A model server process on a free loopback port, logging into the deployment's folder."""
+    def start_backend(self, spec: DeploymentSpec, role: str, on_event: OnEvent | None) -> Backend:
+        """A model server process on a free loopback port, logging into the deployment's folder
+        (nothing is packaged, so ``on_event`` sees nothing)."""
         spec.workdir.mkdir(parents=True, exist_ok=True)
         stem = f"{role}-r{spec.revision}"
         log_file = spec.workdir / f"{stem}.log"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ import pandas as pd
 from workbench.config import get_settings
 from workbench.deployment.base import (
     DeploymentSpec,
+    OnEvent,
     Placement,
     SupportsChallenger,
     TargetStatus,
@@ -191,7 +192,7 @@ def deploy(
     name: str | None = None,
     port: int | None = None,
     image: str | None = None,
-    on_event: Callable[[Any], None] | None = None,
+    on_event: OnEvent | None = None,
     **options: Any,
 ) -> Deployment:
     """Serve ``model_uri`` on ``target`` under ``name`` and return once it is ready.
@@ -199,7 +200,8 @@ def deploy(
     ``target`` is ``local`` (a process), ``docker`` (a container; the model is packaged first
     unless ``image`` is given) or another registered target URI. ``port`` fixes the port (else a
     free one). An alias is resolved now: the deployment serves that exact version until updated.
-    Nothing is left behind when it fails.
+    ``on_event`` sees each image build event while the model is packaged. Nothing is left behind
+    when it fails.
     """
     from workbench.governance import enforce
 
@@ -217,10 +219,9 @@ def deploy(
     store = _store()
     record = store.reserve(name, target, model_uri, exact, model_name, version, stored_options, settings.user)
     spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
-                          revision=record.revision, workdir=_workdir(name),
-                          options={**stored_options, "on_event": on_event})
+                          revision=record.revision, workdir=_workdir(name), options=stored_options)
     try:
-        placement = target_impl.deploy(spec)
+        placement = target_impl.deploy(spec, on_event=on_event)
     except BaseException:
         store.release(name)
         raise
@@ -255,7 +256,8 @@ def logs(name: str, tail: int = 100) -> str:
     return load_target(record.target).logs(Placement.from_dict(record.placement), tail)
 
 
-def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any]) -> Deployment:
+def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any],
+             on_event: OnEvent | None = None) -> Deployment:
     store = _store()
     record = store.get(name)
     if record.placement is None:
@@ -270,7 +272,7 @@ def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any])
     spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
                           revision=record.revision + 1, workdir=_workdir(name), options=merged)
     target = load_target(record.target)
-    placement = target.update(Placement.from_dict(record.placement), spec)
+    placement = target.update(Placement.from_dict(record.placement), spec, on_event=on_event)
     store.replace(name, requested_uri=model_uri, model_uri=exact, model_name=model_name,
                   model_version=version, placement=placement.to_dict(), action=action,
                   user=get_settings().user)
@@ -287,11 +289,12 @@ def _audit(action: str, name: str, target: str, model_name: str, before: str | N
            deployment=name, details={"model_uri": model_uri} if model_uri else None)
 
 
-def update(name: str, model_uri: str, **options: Any) -> Deployment:
+def update(name: str, model_uri: str, *, on_event: OnEvent | None = None, **options: Any) -> Deployment:
     """Serve ``model_uri`` under ``name`` instead; if the new server never becomes ready, the old
     one keeps serving and a HealthCheckError says why. ``options`` (``image``, ...) apply to this
-    version; the rest of the deployment's options carry over."""
-    return _replace(name, model_uri, "update", options)
+    version; the rest of the deployment's options carry over. ``on_event`` sees each image build
+    event while the model is packaged."""
+    return _replace(name, model_uri, "update", options, on_event)
 
 
 def rollback(name: str) -> Deployment:
@@ -338,10 +341,11 @@ def _policy(share: float | None, shadow: bool | None, current: Mapping[str, Any]
 
 
 def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: bool = False,
-                     **options: Any) -> Deployment:
+                     on_event: OnEvent | None = None, **options: Any) -> Deployment:
     """Serve ``model_uri`` beside the champion of ``name``: ``share`` of requests go to it, or with
     ``shadow=True`` every request is mirrored to it and only the champion answers. ``options``
-    (``image``, ...) apply to the challenger."""
+    (``image``, ...) apply to the challenger; ``on_event`` sees each image build event while it is
+    packaged."""
     store = _store()
     record = store.get(name)
     target, current = _challenger_target(record)
@@ -354,7 +358,7 @@ def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: b
     merged.update({k: v for k, v in options.items() if v is not None})
     spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
                           revision=record.revision + 1, workdir=_workdir(name), options=merged)
-    placement = target.start_challenger(current, spec, policy)
+    placement = target.start_challenger(current, spec, policy, on_event=on_event)
     store.set_challenger(name, placement=placement.to_dict(), challenger_uri=exact, challenger_version=version,
                          traffic=policy.to_dict(), action="challenger", user=get_settings().user)
     _audit("start_challenger", name, record.target, model_name, record.model_version, version, exact)

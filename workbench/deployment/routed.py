@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from workbench.deployment.base import DeploymentSpec, Placement, TargetStatus, TrafficPolicy, probe_ready
+from workbench.deployment.base import DeploymentSpec, OnEvent, Placement, TargetStatus, TrafficPolicy, probe_ready
 from workbench.errors import DeploymentError, WorkbenchError
 from workbench.serving.router import RouteTable
 
@@ -61,9 +61,10 @@ class RoutedTarget(ABC):
     # -- what a platform provides ---------------------------------------------------------------
 
     @abstractmethod
-    def start_backend(self, spec: DeploymentSpec, role: str) -> Backend:
+    def start_backend(self, spec: DeploymentSpec, role: str, on_event: OnEvent | None) -> Backend:
         """Start ``spec``'s model servers and return once they are ready; on failure remove them
-        and raise. ``role`` is ``champion`` or ``challenger`` (for naming)."""
+        and raise. ``role`` is ``champion`` or ``challenger`` (for naming); ``on_event`` sees the
+        image build's progress if the model is packaged first."""
 
     @abstractmethod
     def stop_backend(self, backend: Backend) -> None:
@@ -93,9 +94,9 @@ class RoutedTarget(ABC):
 
     # -- Target ---------------------------------------------------------------------------------
 
-    def deploy(self, spec: DeploymentSpec) -> Placement:
+    def deploy(self, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
         """Start the champion backend, then the router in front of it."""
-        champion = self.start_backend(spec, "champion")
+        champion = self.start_backend(spec, "champion", on_event)
         token = secrets.token_urlsafe(24)
         try:
             url, router = self.start_router(spec, self._table(champion, None, None), token, champion)
@@ -104,10 +105,10 @@ class RoutedTarget(ABC):
             raise
         return self._placement(url, router, token, champion, None, None)
 
-    def update(self, current: Placement, spec: DeploymentSpec) -> Placement:
+    def update(self, current: Placement, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
         """Start the new version, switch the router to it, stop the old one (and any challenger)."""
         state = _State.of(current)
-        new = self.start_backend(spec, "champion")
+        new = self.start_backend(spec, "champion", on_event)
         try:
             self._route(state, self._table(new, None, None))
         except BaseException:
@@ -148,10 +149,11 @@ class RoutedTarget(ABC):
 
     # -- SupportsChallenger ---------------------------------------------------------------------
 
-    def start_challenger(self, current: Placement, spec: DeploymentSpec, policy: TrafficPolicy) -> Placement:
+    def start_challenger(self, current: Placement, spec: DeploymentSpec, policy: TrafficPolicy, *,
+                         on_event: OnEvent | None = None) -> Placement:
         """Start ``spec`` as the challenger and route by ``policy`` (replacing any challenger)."""
         state = _State.of(current)
-        challenger = self.start_backend(spec, "challenger")
+        challenger = self.start_backend(spec, "challenger", on_event)
         try:
             self._route(state, self._table(state.champion, challenger, policy))
         except BaseException:

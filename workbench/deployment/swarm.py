@@ -23,7 +23,14 @@ from typing import Any
 
 from workbench._docker import docker_client
 from workbench.config import get_settings
-from workbench.deployment.base import DeploymentSpec, Placement, TargetStatus, probe_ready, wait_until_ready
+from workbench.deployment.base import (
+    DeploymentSpec,
+    OnEvent,
+    Placement,
+    TargetStatus,
+    probe_ready,
+    wait_until_ready,
+)
 from workbench.deployment.docker import model_image, server_environment
 from workbench.deployment.routed import Backend, RoutedTarget, _State
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
@@ -85,7 +92,7 @@ class SwarmTarget(RoutedTarget):
 
     # -- model servers --------------------------------------------------------------------------
 
-    def start_backend(self, spec: DeploymentSpec, role: str) -> Backend:
+    def start_backend(self, spec: DeploymentSpec, role: str, on_event: OnEvent | None) -> Backend:
         """A replicated service of the model image; returns once every replica answers."""
         from docker.types import EndpointSpec, Mount, RestartPolicy, RollbackConfig, ServiceMode, UpdateConfig
 
@@ -93,7 +100,7 @@ class SwarmTarget(RoutedTarget):
         replicas = int(spec.options.get("replicas") or 2)
         if not 1 <= replicas <= _MAX_REPLICAS:
             raise InvalidInputError(f"the swarm target runs 1 to {_MAX_REPLICAS} replicas, not {replicas}")
-        image = model_image(spec, client)
+        image = model_image(spec, client, on_event)
         prefix = _port_prefix(replicas)
         name = f"workbench-{_slug(spec.name)}-{role}-r{spec.revision}"
         env = {**server_environment(get_settings()), "WORKBENCH_HOST": "127.0.0.1"}
@@ -228,13 +235,13 @@ class SwarmTarget(RoutedTarget):
 
     # -- native rolling update ------------------------------------------------------------------
 
-    def update(self, current: Placement, spec: DeploymentSpec) -> Placement:
+    def update(self, current: Placement, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
         """A rolling update of the champion's service: replica by replica, each health-checked; if a
         new replica fails, the swarm rolls back and the old version keeps serving."""
         state = _State.of(current)
         client = self._client()
         service = client.services.get(state.champion.handle["service_id"])
-        image = model_image(spec, client)
+        image = model_image(spec, client, on_event)
         service.update(image=image, force_update=True)
         outcome = _await_update(service, get_settings().health_timeout + 60 * len(state.champion.urls))
         if outcome != "completed":

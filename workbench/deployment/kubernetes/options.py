@@ -20,7 +20,7 @@ _QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|
 _RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 _SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 # Options the target itself reads (the rest shape the manifests, see KubernetesOptions).
-TARGET_OPTIONS = frozenset({"image", "registry", "base_image", "on_event", "url", "timeout"})
+TARGET_OPTIONS = frozenset({"image", "registry", "base_image", "url", "timeout"})
 
 
 def _string_map(value: Any, what: str) -> dict[str, str]:
@@ -131,7 +131,7 @@ class KubernetesOptions:
         if unknown:
             raise InvalidInputError(
                 f"unknown option(s) for the k8s target: {', '.join(unknown)}; known: "
-                f"{', '.join(sorted(known | TARGET_OPTIONS - {'on_event'}))}"
+                f"{', '.join(sorted(known | TARGET_OPTIONS))}"
             )
         ns = namespace or options.get("namespace") or None
         if ns is not None and (not _DNS_LABEL.match(str(ns)) or len(str(ns)) > 63):

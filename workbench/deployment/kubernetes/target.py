@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workbench.config import Settings, get_settings
-from workbench.deployment.base import DeploymentSpec, Placement, TargetStatus, TrafficPolicy
+from workbench.deployment.base import DeploymentSpec, OnEvent, Placement, TargetStatus, TrafficPolicy
 from workbench.deployment.kubernetes.api import Cluster, condition, describe_pod, event_lines
 from workbench.deployment.kubernetes.manifests import (
     CONTAINER,
@@ -188,7 +188,7 @@ class KubernetesTarget:
             return
         raise InvalidInputError(_NO_IMAGE)
 
-    def _image(self, spec: DeploymentSpec, state: _State | None) -> str:
+    def _image(self, spec: DeploymentSpec, state: _State | None, on_event: OnEvent | None) -> str:
         """An image of ``spec``'s model that the cluster can pull (packaged and pushed if need be)."""
         self._check_image_source(spec, state)
         image, registry = spec.options.get("image"), spec.options.get("registry")
@@ -201,7 +201,7 @@ class KubernetesTarget:
         # Tagged by version for people; the manifests name the pushed digest, which never moves.
         version = spec.model_version or f"r{spec.revision}"
         tag = f"{str(registry).rstrip('/')}/{_image_repository(spec.model_name)}:{version}"
-        record = package(spec.model_uri, tag=tag, on_event=spec.options.get("on_event"),
+        record = package(spec.model_uri, tag=tag, on_event=on_event,
                          base_image=spec.options.get("base_image"))
         return push_image(record.tag)
 
@@ -415,25 +415,25 @@ class KubernetesTarget:
 
     # -- Target ---------------------------------------------------------------------------------
 
-    def deploy(self, spec: DeploymentSpec) -> Placement:
+    def deploy(self, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
         """Apply the manifests and wait for the rollout; on failure nothing is left behind."""
         KubernetesOptions.from_options(spec.options, namespace=self.namespace)  # bad options fail first
         check_name(spec.name)
         self._check_image_source(spec, None)
         cluster = self._connect(self.context)  # before a long build, so a missing cluster fails fast
-        image = self._image(spec, None)
+        image = self._image(spec, None, on_event)
         namespace = self.namespace or spec.options.get("namespace") or cluster.default_namespace
         version = ServedVersion.of(spec, image, _model_bytes(spec.model_uri))
         state = _State(spec.name, cluster.context, str(namespace), self._options(spec, str(namespace)),
                        version).with_images(version)
         return self._commit(cluster, None, state, spec.options)
 
-    def update(self, current: Placement, spec: DeploymentSpec) -> Placement:
+    def update(self, current: Placement, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
         """Roll the champion to ``spec`` (any challenger is removed); a rollout that fails is undone."""
         state = _State.of(current)
         self._check_image_source(spec, state)
         cluster = self._cluster_for(state)
-        version = ServedVersion.of(spec, self._image(spec, state), _model_bytes(spec.model_uri))
+        version = ServedVersion.of(spec, self._image(spec, state, on_event), _model_bytes(spec.model_uri))
         after = replace(state, options=self._options(spec, state.namespace), champion=version, challenger=None,
                         policy=None).with_images(version)
         return self._commit(cluster, state, after, spec.options)
@@ -521,7 +521,8 @@ class KubernetesTarget:
 
     # -- SupportsChallenger ---------------------------------------------------------------------
 
-    def start_challenger(self, current: Placement, spec: DeploymentSpec, policy: TrafficPolicy) -> Placement:
+    def start_challenger(self, current: Placement, spec: DeploymentSpec, policy: TrafficPolicy, *,
+                         on_event: OnEvent | None = None) -> Placement:
         """Roll out ``spec`` beside the champion, then route by ``policy`` (an HTTPRoute, or a KServe
         canary); if the challenger never becomes ready, it is removed and the champion untouched."""
         state = _State.of(current)
@@ -529,7 +530,7 @@ class KubernetesTarget:
             canary_percent(policy)  # a policy KServe cannot follow fails before anything changes
         self._check_image_source(spec, state)
         cluster = self._cluster_for(state)
-        version = ServedVersion.of(spec, self._image(spec, state), _model_bytes(spec.model_uri))
+        version = ServedVersion.of(spec, self._image(spec, state, on_event), _model_bytes(spec.model_uri))
         after = replace(state, challenger=version, policy=policy).with_images(version)
         return self._commit(cluster, state, after, spec.options)
 
