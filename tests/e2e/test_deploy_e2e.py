@@ -112,7 +112,7 @@ def test_a_container_removed_behind_our_back_shows_as_gone(duel_versions, docker
     v1, _ = duel_versions
     name = f"gone-{uuid.uuid4().hex[:6]}"
     dep = wb.deploy(v1.uri, target="docker", name=name)
-    docker.from_env().containers.get(dep.handle["champion"]["handle"]["container_id"]).remove(force=True)
+    docker.from_env().containers.get(dep.handle.champion.handle.container_id).remove(force=True)
     assert wb.get_deployment(name).state == "gone"
     wb.stop(name)  # stopping a gone deployment just removes its record
     docker.from_env().volumes.get(volume_name(name)).remove()
@@ -122,7 +122,7 @@ def test_a_killed_local_server_shows_as_gone(duel_versions) -> None:
     v1, _ = duel_versions
     name = f"killed-{uuid.uuid4().hex[:6]}"
     dep = wb.deploy(v1.uri, name=name)
-    pid = int(dep.handle["champion"]["handle"]["pid"])
+    pid = dep.handle.champion.handle.pid
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     assert wb.get_deployment(name).state == "gone"

@@ -49,10 +49,11 @@ from __future__ import annotations
 from workbench.deployment.kubernetes.api import FIELD_MANAGER
 from workbench.deployment.kubernetes.manifests import ServedVersion, build_manifests, manifests_yaml
 from workbench.deployment.kubernetes.options import KubernetesOptions, parse_target_uri
-from workbench.deployment.kubernetes.target import KubernetesTarget, push_image
+from workbench.deployment.kubernetes.target import KubernetesHandle, KubernetesTarget, push_image
 
 __all__ = [
     "FIELD_MANAGER",
+    "KubernetesHandle",
     "KubernetesOptions",
     "KubernetesTarget",
     "ServedVersion",

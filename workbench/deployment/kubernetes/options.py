@@ -10,17 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.deployment.base import check_known_options, option_flag, option_int
 from workbench.errors import InvalidInputError
 
-__all__ = ["TARGET_OPTIONS", "KubernetesOptions", "parse_target_uri"]
+__all__ = ["TARGET_OPTIONS", "KubernetesOptions", "RolloutOptions", "parse_target_uri"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
 _RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 _SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
-# Options the target itself reads (the rest shape the manifests, see KubernetesOptions).
-TARGET_OPTIONS = frozenset({"image", "registry", "base_image", "url", "timeout"})
 
 
 def _string_map(value: Any, what: str) -> dict[str, str]:
@@ -56,27 +55,6 @@ def _names(value: Any, what: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
         if not pattern.match(name) or len(name) > 253:
             raise InvalidInputError(f"{what}: {name!r} is not a valid name")
     return names
-
-
-def _flag(options: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = options.get(key, default)
-    if not isinstance(value, bool):
-        raise InvalidInputError(f"{key} is True or False, not {value!r}")
-    return value
-
-
-def _int(options: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = options.get(key)
-    if value is None:
-        return default
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.strip().isdigit():  # from the CLI or a stored record
-        number = int(value)
-    if number is None or not low <= number <= high:
-        raise InvalidInputError(f"{key} must be a whole number from {low} to {high}, not {value!r}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -126,17 +104,11 @@ class KubernetesOptions:
 
         ``namespace``, when given, wins over ``options["namespace"]`` (the target URI names it).
         """
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(options) - known - TARGET_OPTIONS)
-        if unknown:
-            raise InvalidInputError(
-                f"unknown option(s) for the k8s target: {', '.join(unknown)}; known: "
-                f"{', '.join(sorted(known | TARGET_OPTIONS))}"
-            )
+        check_known_options("k8s", options, set(cls.__dataclass_fields__) | TARGET_OPTIONS)
         ns = namespace or options.get("namespace") or None
         if ns is not None and (not _DNS_LABEL.match(str(ns)) or len(str(ns)) > 63):
             raise InvalidInputError(f"{ns!r} is not a valid namespace name")
-        replicas = _int(options, "replicas", cls.replicas, 1, 1000)
+        replicas = option_int(options, "replicas", cls.replicas, 1, 1000)
         max_replicas = options.get("max_replicas")
         service_type = str(options.get("service_type") or cls.service_type)
         if service_type not in _SERVICE_TYPES:
@@ -150,23 +122,23 @@ class KubernetesOptions:
             value = options.get(key)
             if value is not None and not _HOSTNAME.match(str(value)):
                 raise InvalidInputError(f"{key}: {value!r} is not a valid name")
-        kserve = _flag(options, "kserve", False)
+        kserve = option_flag(options, "kserve", False)
         return cls(
             namespace=str(ns) if ns else None,
             replicas=replicas,
-            max_replicas=None if max_replicas is None else _int(options, "max_replicas", 0, replicas, 10_000),
-            cpu_utilization=_int(options, "cpu_utilization", cls.cpu_utilization, 1, 1000),
+            max_replicas=None if max_replicas is None else option_int(options, "max_replicas", 0, replicas, 10_000),
+            cpu_utilization=option_int(options, "cpu_utilization", cls.cpu_utilization, 1, 1000),
             requests=_string_map(options.get("requests"), "requests"),
             limits=_string_map(options.get("limits"), "limits"),
             kserve=kserve,
             gateway=str(gateway) if gateway else None,
             hostnames=_names(options.get("hostnames"), "hostnames", _HOSTNAME),
-            port=_int(options, "port", cls.port, 1, 65535),
+            port=option_int(options, "port", cls.port, 1, 65535),
             service_type=service_type,
             service_account=str(options["service_account"]) if options.get("service_account") else None,
             image_pull_secrets=_names(options.get("image_pull_secrets"), "image_pull_secrets", _HOSTNAME),
             log_claim=str(options["log_claim"]) if options.get("log_claim") else None,
-            network_policy=_flag(options, "network_policy", cls.network_policy),
+            network_policy=option_flag(options, "network_policy", cls.network_policy),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,6 +151,44 @@ class KubernetesOptions:
             "image_pull_secrets": list(self.image_pull_secrets), "log_claim": self.log_claim,
             "network_policy": self.network_policy,
         }
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    """The options the target reads itself (the rest shape the manifests, see :class:`KubernetesOptions`):
+    where the image comes from, the address clients use, and how long a rollout may take."""
+
+    #: An image already in a registry the cluster pulls from.
+    image: str | None = None
+    #: A registry to package the model and push it to (the manifests name the pushed digest).
+    registry: str | None = None
+    #: The base of the image packaged for ``registry``.
+    base_image: str | None = None
+    #: The address clients use (an Ingress, say); ``None``: found from the cluster.
+    url: str | None = None
+    #: Seconds a rollout may take; ``None``: the settings' health timeout, at least 300.
+    timeout: float | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> RolloutOptions:
+        """Read the target's own options from ``options`` (the manifests' ones are left alone)."""
+        timeout = options.get("timeout")
+        if timeout is not None:
+            try:
+                timeout = float(timeout)
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"timeout is a number of seconds, not {timeout!r}") from None
+
+        def text(key: str) -> str | None:
+            value = options.get(key)
+            return str(value) if value else None
+
+        return cls(image=text("image"), registry=text("registry"), base_image=text("base_image"), url=text("url"),
+                   timeout=timeout)
+
+
+#: Options the target itself reads (the rest shape the manifests, see KubernetesOptions).
+TARGET_OPTIONS = frozenset(RolloutOptions.__dataclass_fields__)
 
 
 def parse_target_uri(uri: str) -> tuple[str | None, str | None]:

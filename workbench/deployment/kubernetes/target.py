@@ -28,7 +28,7 @@ from workbench.deployment.kubernetes.manifests import (
     pod_selector,
     render,
 )
-from workbench.deployment.kubernetes.options import KubernetesOptions, parse_target_uri
+from workbench.deployment.kubernetes.options import KubernetesOptions, RolloutOptions, parse_target_uri
 from workbench.errors import (
     DeploymentError,
     EngineUnavailableError,
@@ -37,7 +37,7 @@ from workbench.errors import (
     WorkbenchError,
 )
 
-__all__ = ["KubernetesTarget", "push_image"]
+__all__ = ["KubernetesHandle", "KubernetesTarget", "push_image"]
 
 _NO_IMAGE = (
     "the k8s target needs an image the cluster can pull: pass image='REGISTRY/REPOSITORY:TAG' (an "
@@ -82,10 +82,11 @@ def _image_repository(model_name: str) -> str:
 
 
 @dataclass(frozen=True)
-class _State:
-    """What a placement's handle holds: enough to render exactly what runs."""
+class KubernetesHandle:
+    """The handle of a ``k8s`` placement: enough to render exactly what runs."""
 
     name: str
+    #: The kubeconfig context resolved at deploy time (``None``: in-cluster).
     context: str | None
     namespace: str
     options: KubernetesOptions
@@ -95,30 +96,29 @@ class _State:
     #: Every image pushed or given so far, by model URI (a rollback reuses its image).
     images: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        """None: the pods are reached through the cluster, not from this machine."""
+        return ()
+
     @classmethod
-    def of(cls, placement: Placement) -> _State:
-        h = placement.handle
+    def from_dict(cls, data: Mapping[str, Any]) -> KubernetesHandle:
+        """Inverse of :meth:`to_dict`; a record this version cannot read is a clear error."""
         try:
-            policy = h.get("policy")
+            policy = data.get("policy")
             return cls(
-                name=str(h["name"]), context=h.get("context"), namespace=str(h["namespace"]),
-                options=KubernetesOptions.from_options(h["options"]),
-                champion=ServedVersion.from_dict(h["champion"]),
-                challenger=ServedVersion.from_dict(h["challenger"]) if h.get("challenger") else None,
-                policy=TrafficPolicy(**policy) if policy else None, images=dict(h.get("images") or {}),
+                name=str(data["name"]), context=data.get("context"), namespace=str(data["namespace"]),
+                options=KubernetesOptions.from_options(data["options"]),
+                champion=ServedVersion.from_dict(data["champion"]),
+                challenger=ServedVersion.from_dict(data["challenger"]) if data.get("challenger") else None,
+                policy=TrafficPolicy(**policy) if policy else None, images=dict(data.get("images") or {}),
             )
         except (KeyError, TypeError) as exc:
             raise WorkbenchError(f"the deployment record is not one this version understands: {exc}") from exc
 
-    def manifests(self, settings: Settings) -> list[dict[str, Any]]:
-        """What this state looks like in the cluster."""
-        return render(self.name, self.options, self.champion, self.challenger, self.policy, settings)
-
-    def with_images(self, *versions: ServedVersion) -> _State:
-        return replace(self, images={**self.images, **{v.model_uri: v.image for v in versions}})
-
-    def placement(self, url: str) -> Placement:
-        return Placement(url=url, handle={
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (stored in the deployment record)."""
+        return {
             "name": self.name, "context": self.context, "namespace": self.namespace,
             "kind": "kserve" if self.options.kserve else "deployment",
             "options": self.options.to_dict(),
@@ -126,7 +126,19 @@ class _State:
             "challenger": self.challenger.to_dict() if self.challenger else None,
             "policy": self.policy.to_dict() if self.policy and self.challenger else None,
             "images": dict(self.images),
-        })
+        }
+
+    def manifests(self, settings: Settings) -> list[dict[str, Any]]:
+        """What this state looks like in the cluster."""
+        return render(self.name, self.options, self.champion, self.challenger, self.policy, settings)
+
+    def with_images(self, *versions: ServedVersion) -> KubernetesHandle:
+        """The same handle, remembering the images of ``versions``."""
+        return replace(self, images={**self.images, **{v.model_uri: v.image for v in versions}})
+
+    def placement(self, url: str) -> Placement[KubernetesHandle]:
+        """The placement of this state at ``url``; its prediction log is read through ``url``."""
+        return Placement(url, self, log_sources=(url,))
 
 
 def _model_bytes(model_uri: str) -> int | None:
@@ -161,53 +173,47 @@ class KubernetesTarget:
             self._clusters[context] = Cluster(context)
         return self._clusters[context]
 
-    def _cluster_for(self, state: _State) -> Cluster:
+    def _cluster_for(self, state: KubernetesHandle) -> Cluster:
         # The context resolved at deploy time, even if the kubeconfig's current context changed since.
         return self._connect(state.context)
 
-    def _timeout(self, options: Mapping[str, Any]) -> float:
-        value = options.get("timeout")
-        if value is None:
-            return max(get_settings().health_timeout, 300.0)
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"timeout is a number of seconds, not {value!r}") from None
+    @staticmethod
+    def _timeout(options: RolloutOptions) -> float:
+        return options.timeout if options.timeout is not None else max(get_settings().health_timeout, 300.0)
 
     # -- images ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _check_image_source(spec: DeploymentSpec, state: _State | None) -> None:
+    def _check_image_source(spec: DeploymentSpec, state: KubernetesHandle | None) -> None:
         """Fail before anything is built or applied when no image can be had for ``spec``.
 
         An ``image`` option always belongs to ``spec``'s model: the manager never carries an image
         given for one version over to another.
         """
-        image, registry = spec.options.get("image"), spec.options.get("registry")
-        if image or registry or (state is not None and spec.model_uri in state.images):
+        given = RolloutOptions.from_options(spec.options)
+        if given.image or given.registry or (state is not None and spec.model_uri in state.images):
             return
         raise InvalidInputError(_NO_IMAGE)
 
-    def _image(self, spec: DeploymentSpec, state: _State | None, on_event: OnEvent | None) -> str:
+    def _image(self, spec: DeploymentSpec, state: KubernetesHandle | None, on_event: OnEvent | None) -> str:
         """An image of ``spec``'s model that the cluster can pull (packaged and pushed if need be)."""
         self._check_image_source(spec, state)
-        image, registry = spec.options.get("image"), spec.options.get("registry")
-        if image:
-            return str(image)
+        given = RolloutOptions.from_options(spec.options)
+        if given.image:
+            return given.image
         if state is not None and spec.model_uri in state.images:
             return state.images[spec.model_uri]
         from workbench.packaging import package
 
         # Tagged by version for people; the manifests name the pushed digest, which never moves.
         version = spec.model_version or f"r{spec.revision}"
-        tag = f"{str(registry).rstrip('/')}/{_image_repository(spec.model_name)}:{version}"
-        record = package(spec.model_uri, tag=tag, on_event=on_event,
-                         base_image=spec.options.get("base_image"))
+        tag = f"{str(given.registry).rstrip('/')}/{_image_repository(spec.model_name)}:{version}"
+        record = package(spec.model_uri, tag=tag, on_event=on_event, base_image=given.base_image)
         return push_image(record.tag)
 
     # -- applying -------------------------------------------------------------------------------
 
-    def _reconcile(self, cluster: Cluster, state_before: _State | None, state_after: _State,
+    def _reconcile(self, cluster: Cluster, state_before: KubernetesHandle | None, state_after: KubernetesHandle,
                    timeout: float) -> None:
         """Make the cluster look like ``state_after``: apply, wait for the rollouts, then switch
         routes and remove what is no longer wanted. A rollout that fails puts ``state_before`` back
@@ -367,11 +373,11 @@ class KubernetesTarget:
                 raise HealthCheckError("\n".join(lines))
             time.sleep(2)
 
-    def _url(self, cluster: Cluster, state: _State, options: Mapping[str, Any]) -> str:
+    def _url(self, cluster: Cluster, state: KubernetesHandle, options: RolloutOptions) -> str:
         """Where clients reach the deployment: the ``url`` option, else what the cluster says, else
         the Service's name in the cluster's DNS."""
-        if options.get("url"):
-            return str(options["url"]).rstrip("/")
+        if options.url:
+            return options.url.rstrip("/")
         try:
             found = self._published_url(cluster, state)
         except WorkbenchError:  # e.g. not allowed to read a Gateway elsewhere: the deployment is fine
@@ -382,7 +388,7 @@ class KubernetesTarget:
         return f"http://{state.name}.{state.namespace}.svc.cluster.local{port}"
 
     @staticmethod
-    def _published_url(cluster: Cluster, state: _State) -> str | None:
+    def _published_url(cluster: Cluster, state: KubernetesHandle) -> str | None:
         ns, opts = state.namespace, state.options
         if opts.kserve:
             isvc = cluster.get("serving.kserve.io/v1beta1", "InferenceService", state.name, ns) or {}
@@ -408,39 +414,50 @@ class KubernetesTarget:
     def _options(self, spec: DeploymentSpec, namespace: str) -> KubernetesOptions:
         return KubernetesOptions.from_options(spec.options, namespace=namespace)
 
-    def _commit(self, cluster: Cluster, before: _State | None, after: _State,
-                options: Mapping[str, Any]) -> Placement:
+    def _commit(self, cluster: Cluster, before: KubernetesHandle | None, after: KubernetesHandle,
+                options: RolloutOptions) -> Placement[KubernetesHandle]:
         self._reconcile(cluster, before, after, self._timeout(options))
         return after.placement(self._url(cluster, after, options))
 
     # -- Target ---------------------------------------------------------------------------------
 
-    def deploy(self, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Check every option: unknown names and bad values fail before anything starts."""
+        KubernetesOptions.from_options(options, namespace=self.namespace)
+        RolloutOptions.from_options(options)
+
+    def read_handle(self, data: Mapping[str, Any]) -> KubernetesHandle:
+        """The handle of a placement, read back from its record."""
+        return KubernetesHandle.from_dict(data)
+
+    def deploy(self, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement[KubernetesHandle]:
         """Apply the manifests and wait for the rollout; on failure nothing is left behind."""
-        KubernetesOptions.from_options(spec.options, namespace=self.namespace)  # bad options fail first
+        self.check_options(spec.options)  # bad options fail first
         check_name(spec.name)
         self._check_image_source(spec, None)
         cluster = self._connect(self.context)  # before a long build, so a missing cluster fails fast
         image = self._image(spec, None, on_event)
-        namespace = self.namespace or spec.options.get("namespace") or cluster.default_namespace
+        namespace = (self.namespace or KubernetesOptions.from_options(spec.options).namespace
+                     or cluster.default_namespace)
         version = ServedVersion.of(spec, image, _model_bytes(spec.model_uri))
-        state = _State(spec.name, cluster.context, str(namespace), self._options(spec, str(namespace)),
+        state = KubernetesHandle(spec.name, cluster.context, str(namespace), self._options(spec, str(namespace)),
                        version).with_images(version)
-        return self._commit(cluster, None, state, spec.options)
+        return self._commit(cluster, None, state, RolloutOptions.from_options(spec.options))
 
-    def update(self, current: Placement, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
+    def update(self, current: Placement[KubernetesHandle], spec: DeploymentSpec, *,
+               on_event: OnEvent | None = None) -> Placement[KubernetesHandle]:
         """Roll the champion to ``spec`` (any challenger is removed); a rollout that fails is undone."""
-        state = _State.of(current)
+        state = current.handle
         self._check_image_source(spec, state)
         cluster = self._cluster_for(state)
         version = ServedVersion.of(spec, self._image(spec, state, on_event), _model_bytes(spec.model_uri))
         after = replace(state, options=self._options(spec, state.namespace), champion=version, challenger=None,
                         policy=None).with_images(version)
-        return self._commit(cluster, state, after, spec.options)
+        return self._commit(cluster, state, after, RolloutOptions.from_options(spec.options))
 
-    def status(self, placement: Placement) -> TargetStatus:
+    def status(self, placement: Placement[KubernetesHandle]) -> TargetStatus:
         """The champion's rollout and readiness, from its Deployment (or InferenceService)."""
-        state = _State.of(placement)
+        state = placement.handle
         try:
             cluster = self._cluster_for(state)
             if state.options.kserve:
@@ -450,7 +467,7 @@ class KubernetesTarget:
             return TargetStatus("unhealthy", False, f"the cluster cannot be reached: {exc}")
 
     @staticmethod
-    def _deployment_status(cluster: Cluster, state: _State) -> TargetStatus:
+    def _deployment_status(cluster: Cluster, state: KubernetesHandle) -> TargetStatus:
         dep = cluster.get("apps/v1", "Deployment", state.name, state.namespace)
         if dep is None:
             return TargetStatus("gone", False, f"Deployment {state.namespace}/{state.name} no longer exists")
@@ -476,7 +493,7 @@ class KubernetesTarget:
         return TargetStatus("unhealthy", False, f"{detail}; {condition(dep, 'Available').get('message', '')}")
 
     @staticmethod
-    def _kserve_status(cluster: Cluster, state: _State) -> TargetStatus:
+    def _kserve_status(cluster: Cluster, state: KubernetesHandle) -> TargetStatus:
         isvc = cluster.get("serving.kserve.io/v1beta1", "InferenceService", state.name, state.namespace)
         if isvc is None:
             return TargetStatus("gone", False, f"InferenceService {state.namespace}/{state.name} no longer exists")
@@ -491,9 +508,9 @@ class KubernetesTarget:
             return TargetStatus("starting", False, f"{detail}; {ready.get('reason')}: {ready.get('message')}")
         return TargetStatus("unhealthy", False, f"{detail}; {ready.get('reason')}: {ready.get('message')}")
 
-    def logs(self, placement: Placement, tail: int = 100) -> str:
+    def logs(self, placement: Placement[KubernetesHandle], tail: int = 100) -> str:
         """The model servers' output, pod by pod (the challenger's after the champion's)."""
-        state = _State.of(placement)
+        state = placement.handle
         cluster = self._cluster_for(state)
         if state.options.kserve:
             return self._pod_logs(cluster, state.namespace, {"serving.kserve.io/inferenceservice": state.name},
@@ -512,42 +529,44 @@ class KubernetesTarget:
         return "\n".join(f"--- pod {p['metadata']['name']} ---\n"
                          + cluster.pod_log(p["metadata"]["name"], ns, container, tail) for p in pods)
 
-    def delete(self, placement: Placement) -> None:
+    def delete(self, placement: Placement[KubernetesHandle]) -> None:
         """Delete every object of the deployment (its pods go with them)."""
-        state = _State.of(placement)
+        state = placement.handle
         cluster = self._cluster_for(state)
         for m in sorted(state.manifests(get_settings()), key=lambda m: m["kind"] != "HTTPRoute"):
             cluster.delete(m["apiVersion"], m["kind"], m["metadata"]["name"], state.namespace)
 
     # -- SupportsChallenger ---------------------------------------------------------------------
 
-    def start_challenger(self, current: Placement, spec: DeploymentSpec, policy: TrafficPolicy, *,
-                         on_event: OnEvent | None = None) -> Placement:
+    def start_challenger(self, current: Placement[KubernetesHandle], spec: DeploymentSpec,
+                         policy: TrafficPolicy, *, on_event: OnEvent | None = None) -> Placement[KubernetesHandle]:
         """Roll out ``spec`` beside the champion, then route by ``policy`` (an HTTPRoute, or a KServe
         canary); if the challenger never becomes ready, it is removed and the champion untouched."""
-        state = _State.of(current)
+        state = current.handle
         if state.options.kserve:
             canary_percent(policy)  # a policy KServe cannot follow fails before anything changes
         self._check_image_source(spec, state)
         cluster = self._cluster_for(state)
         version = ServedVersion.of(spec, self._image(spec, state, on_event), _model_bytes(spec.model_uri))
         after = replace(state, challenger=version, policy=policy).with_images(version)
-        return self._commit(cluster, state, after, spec.options)
+        return self._commit(cluster, state, after, RolloutOptions.from_options(spec.options))
 
-    def set_policy(self, placement: Placement, policy: TrafficPolicy) -> Placement:
+    def set_policy(self, placement: Placement[KubernetesHandle],
+                   policy: TrafficPolicy) -> Placement[KubernetesHandle]:
         """Change the split or switch between split and shadow; no pod restarts."""
-        state = _State.of(placement)
+        state = placement.handle
         if state.challenger is None:
             raise DeploymentError("this deployment has no challenger: start one first")
-        return self._commit(self._cluster_for(state), state, replace(state, policy=policy), {"url": placement.url})
+        return self._commit(self._cluster_for(state), state, replace(state, policy=policy),
+                            RolloutOptions(url=placement.url))
 
-    def promote(self, placement: Placement) -> Placement:
+    def promote(self, placement: Placement[KubernetesHandle]) -> Placement[KubernetesHandle]:
         """The challenger's version becomes the champion and the challenger's objects go."""
-        state = _State.of(placement)
+        state = placement.handle
         if state.challenger is None:
             raise DeploymentError("this deployment has no challenger to promote")
         cluster = self._cluster_for(state)
-        keep_url = {"url": placement.url}
+        keep_url = RolloutOptions(url=placement.url)
         final = replace(state, champion=state.challenger, challenger=None, policy=None)
         if state.options.kserve:
             # Dropping canaryTrafficPercent sends all traffic to the latest revision, the challenger's.
@@ -564,13 +583,13 @@ class KubernetesTarget:
             raise
         return self._commit(cluster, rolled, final, keep_url)
 
-    def abort(self, placement: Placement) -> Placement:
+    def abort(self, placement: Placement[KubernetesHandle]) -> Placement[KubernetesHandle]:
         """The challenger's objects go; the champion takes all traffic."""
-        state = _State.of(placement)
+        state = placement.handle
         if state.challenger is None:
             raise DeploymentError("this deployment has no challenger to abort")
         cluster = self._cluster_for(state)
-        keep_url = {"url": placement.url}
+        keep_url = RolloutOptions(url=placement.url)
         final = replace(state, challenger=None, policy=None)
         if state.options.kserve:
             # A canary of 0 % sends everything back to the champion's revision at once; then the
