@@ -23,7 +23,7 @@ for GitOps users and the target applies:
 
 The package, by job: :mod:`.options` (the target URI and the options, checked),
 :mod:`.manifests` (rendering), :mod:`.sizing` (default resources), :mod:`.api` (the Kubernetes API
-wrapper) and :mod:`.target` (the target that applies and waits).
+wrapper), :mod:`.rollout` (apply, wait, undo) and :mod:`.target` (the target and its handle).
 
 Applying needs the ``kubernetes`` client, imported only when a cluster is used: server-side apply
 (field manager ``workbench``), a wait for the rollout, and on failure a report of the pods' events
