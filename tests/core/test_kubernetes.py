@@ -11,6 +11,7 @@ back and deletes on a real cluster when WORKBENCH_TEST_KUBECONTEXT names a kubec
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import os
@@ -40,7 +41,7 @@ from workbench.deployment.kubernetes import (
     parse_target_uri,
     push_image,
 )
-from workbench.deployment.sizing import SERVER_FOOTPRINT_MIB, default_resources, quantity_value
+from workbench.deployment.kubernetes.sizing import SERVER_FOOTPRINT_MIB, default_resources, quantity_value
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
 
@@ -467,10 +468,10 @@ def test_no_cluster_is_a_clear_error_that_says_how_to_point_at_one(
     assert "KUBECONFIG" in str(caught.value)
     # a deployment whose cluster went away shows as unhealthy with the reason, without raising
     target = KubernetesTarget("k8s://lab/models")
-    placement = Placement("http://churn.models.svc.cluster.local", {
+    placement = Placement.from_dict({"url": "http://churn.models.svc.cluster.local", "handle": {
         "name": "churn", "context": "lab", "namespace": "models", "options": {},
         "champion": {"model_uri": "models:/churn/3", "model_name": "churn", "model_version": "3",
-                     "image": CHAMPION_IMAGE}})
+                     "image": CHAMPION_IMAGE}}}, target.read_handle)
     status = target.status(placement)
     assert (status.state, status.healthy) == ("unhealthy", False) and "does not answer" in status.detail
 
@@ -691,9 +692,9 @@ def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkey
     assert cluster.kinds() == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
     assert target.status(placement).state == "running" and "serving churn" in target.logs(placement)
     # images pushed earlier for other versions, as a rollback finds them in the handle
-    placement = Placement(placement.url, {**placement.handle, "images": {
-        **placement.handle["images"], "models:/churn/4": "workbench/churn:4",
-        "models:/churn/5": "workbench/unpullable:5"}})
+    placement = Placement(placement.url, dataclasses.replace(placement.handle, images={
+        **placement.handle.images, "models:/churn/4": "workbench/churn:4",
+        "models:/churn/5": "workbench/unpullable:5"}), placement.log_sources)
 
     placement = target.update(placement, spec("4"))
     assert cluster.workloads() == {"churn": "workbench/churn:4"}
@@ -721,7 +722,7 @@ def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkey
     promoted = target.promote(placement)
     assert cluster.workloads() == {"churn": "workbench/churn:3"}  # one version: the challenger's
     assert cluster.kinds() == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
-    assert promoted.handle["champion"]["model_uri"] == "models:/churn/3" and promoted.handle["challenger"] is None
+    assert promoted.handle.champion.model_uri == "models:/churn/3" and promoted.handle.challenger is None
 
     again = target.start_challenger(promoted, spec("4"), TrafficPolicy("split", 0.5))
     assert len(cluster.workloads()) == 2

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
@@ -22,6 +23,7 @@ import pytest
 
 import workbench as wb
 from workbench.deployment.docker import volume_name
+from workbench.deployment.store import DeploymentStore
 from workbench.errors import (
     DeploymentNotFoundError,
     EngineUnavailableError,
@@ -111,8 +113,11 @@ def test_docker_target_full_cycle(duel_versions, numeric_data, answers, docker_e
 def test_a_container_removed_behind_our_back_shows_as_gone(duel_versions, docker_engine) -> None:
     v1, _ = duel_versions
     name = f"gone-{uuid.uuid4().hex[:6]}"
-    dep = wb.deploy(v1.uri, target="docker", name=name)
-    docker.from_env().containers.get(dep.handle["champion"]["handle"]["container_id"]).remove(force=True)
+    events: list[Any] = []
+    dep = wb.deploy(v1.uri, target="docker", name=name, on_event=events.append)
+    assert {"context", "done"} <= {e.kind for e in events}  # the image build's progress reached the callback
+    assert "on_event" not in DeploymentStore(wb.get_settings().workspace_db).get(name).options  # never stored
+    docker.from_env().containers.get(dep.handle.champion.handle.container_id).remove(force=True)
     assert wb.get_deployment(name).state == "gone"
     wb.stop(name)  # stopping a gone deployment just removes its record
     docker.from_env().volumes.get(volume_name(name)).remove()
@@ -122,7 +127,7 @@ def test_a_killed_local_server_shows_as_gone(duel_versions) -> None:
     v1, _ = duel_versions
     name = f"killed-{uuid.uuid4().hex[:6]}"
     dep = wb.deploy(v1.uri, name=name)
-    pid = int(dep.handle["champion"]["handle"]["pid"])
+    pid = dep.handle.champion.handle.pid
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     assert wb.get_deployment(name).state == "gone"

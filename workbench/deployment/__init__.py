@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from workbench.deployment.base import (
     DeploymentSpec,
+    OnEvent,
     Placement,
     SupportsChallenger,
     Target,
+    TargetHandle,
     TargetStatus,
     TrafficPolicy,
     load_target,
@@ -36,9 +38,11 @@ from workbench.deployment.manager import (
 __all__ = [
     "Deployment",
     "DeploymentSpec",
+    "OnEvent",
     "Placement",
     "SupportsChallenger",
     "Target",
+    "TargetHandle",
     "TargetStatus",
     "TrafficPolicy",
     "abort",

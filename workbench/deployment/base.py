@@ -9,35 +9,49 @@ add targets::
 
     [project.entry-points."workbench.targets"]
     mycloud = "mypackage.targets:MyCloudTarget"    # MyCloudTarget(uri) implements Target
+
+A target checks its options when it is chosen (``check_options``), returns placements holding its own
+typed, frozen handle (a :class:`TargetHandle`, stored as JSON in the deployment record and read back
+by ``read_handle``), and takes progress callbacks as a keyword argument, never inside the options.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
 from workbench.errors import ConfigurationError, HealthCheckError, InvalidInputError
 
+if TYPE_CHECKING:
+    from workbench.packaging import BuildEvent
+
 __all__ = [
     "DeploymentSpec",
+    "OnEvent",
     "Placement",
     "SupportsChallenger",
     "Target",
+    "TargetHandle",
     "TargetStatus",
     "TrafficPolicy",
+    "check_known_options",
     "load_target",
+    "option_flag",
+    "option_int",
     "target_scheme",
     "wait_until_ready",
 ]
 
 State = Literal["starting", "running", "unhealthy", "exited", "gone"]
+#: A progress callback: sees every image build event (:class:`~workbench.packaging.BuildEvent`) while a
+#: target packages the model. Passed to ``deploy``/``update``/``start_challenger``, never stored.
+OnEvent = Callable[["BuildEvent"], None]
 
 
 @dataclass(frozen=True)
@@ -53,25 +67,51 @@ class DeploymentSpec:
     revision: int
     #: Folder for prediction logs and process logs of targets that run on this machine.
     workdir: Path
-    #: Target-specific options (``port``, ``image``, ``replicas``, ...), as given by the user.
+    #: Target-specific options (``port``, ``image``, ``replicas``, ...), as given by the user and
+    #: stored with the deployment; each target reads them through its own typed options class
+    #: (``LocalOptions``, ``DockerOptions``, ``SwarmOptions``, ``KubernetesOptions``).
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+class TargetHandle(Protocol):
+    """What a target keeps to find its servers again: a frozen dataclass per target, stored in the
+    deployment record as JSON (:meth:`to_dict`) and read back by the target's ``read_handle``."""
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        """Direct URLs of the champion's servers from this machine; empty when there are none."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        ...
+
+
+#: The handle type of a placement (each target has its own).
+H = TypeVar("H", bound=TargetHandle)
+
+
 @dataclass(frozen=True)
-class Placement:
-    """Where a deployment runs: its URL and what the target needs to find it again."""
+class Placement(Generic[H]):
+    """Where a deployment runs: its URL, the target's typed handle on it, and where its log is read."""
 
     url: str
-    handle: Mapping[str, Any] = field(default_factory=dict)
+    handle: H
+    #: URLs that together return every prediction the deployment logged, each record once
+    #: (empty: the deployment's URL).
+    log_sources: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored in the deployment record)."""
-        return {"url": self.url, "handle": dict(self.handle)}
+        return {"url": self.url, "handle": self.handle.to_dict(), "log_sources": list(self.log_sources)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Placement:
-        """Inverse of :meth:`to_dict`."""
-        return cls(url=str(data["url"]), handle=MappingProxyType(dict(data.get("handle", {}))))
+    def from_dict(cls, data: Mapping[str, Any], read_handle: Callable[[Mapping[str, Any]], H]) -> Placement[H]:
+        """Inverse of :meth:`to_dict`; ``read_handle`` is the target's (``target.read_handle``)."""
+        handle = data.get("handle") or {}
+        # Records written before log_sources was the placement's own kept it in the handle.
+        sources = data.get("log_sources") or handle.get("log_sources") or ()
+        return cls(url=str(data["url"]), handle=read_handle(handle), log_sources=tuple(str(u) for u in sources))
 
 
 @dataclass(frozen=True)
@@ -85,13 +125,26 @@ class TargetStatus:
 
 @runtime_checkable
 class Target(Protocol):
-    """Runs model servers. ``deploy`` and ``update`` return only once the server is ready."""
+    """Runs model servers. ``deploy`` and ``update`` return only once the server is ready.
 
-    def deploy(self, spec: DeploymentSpec) -> Placement:
-        """Start serving ``spec``; raise (leaving nothing behind) if it never becomes ready."""
+    Each target has its own :class:`TargetHandle` type in the placements it returns and takes."""
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Check the options given for this target before anything starts: an unknown name or a
+        bad value raises :class:`~workbench.errors.InvalidInputError` saying what is known."""
         ...
 
-    def update(self, current: Placement, spec: DeploymentSpec) -> Placement:
+    def read_handle(self, data: Mapping[str, Any]) -> TargetHandle:
+        """The handle this target wrote (its ``to_dict()``), read back from a deployment record;
+        raises :class:`~workbench.errors.WorkbenchError` for a record it cannot read."""
+        ...
+
+    def deploy(self, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
+        """Start serving ``spec``; raise (leaving nothing behind) if it never becomes ready.
+        ``on_event`` sees the image build's progress when the target packages the model."""
+        ...
+
+    def update(self, current: Placement, spec: DeploymentSpec, *, on_event: OnEvent | None = None) -> Placement:
         """Serve ``spec`` instead of ``current``. If the new server never becomes ready, ``current``
         must still be serving when this raises."""
         ...
@@ -140,10 +193,10 @@ class SupportsChallenger(Protocol):
     exactly one version serving.
     """
 
-    def start_challenger(self, current: Placement, spec: DeploymentSpec, policy: TrafficPolicy) -> Placement:
+    def start_challenger(self, current: Placement, spec: DeploymentSpec, policy: TrafficPolicy, *,
+                         on_event: OnEvent | None = None) -> Placement:
         """Run ``spec`` beside the champion at ``current`` and route by ``policy``; returns the
-        placement of both (the handle keeps the champion's under ``"champion"``, the challenger's
-        under ``"challenger"``). Raises, leaving the champion untouched, if the challenger never
+        placement of both. Raises, leaving the champion untouched, if the challenger never
         becomes ready."""
         ...
 
@@ -158,6 +211,40 @@ class SupportsChallenger(Protocol):
     def abort(self, placement: Placement) -> Placement:
         """The challenger is removed; the champion takes all traffic."""
         ...
+
+
+def check_known_options(target: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Raise :class:`InvalidInputError` naming the options ``target`` does not know, and those it does."""
+    known = set(known)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown option(s) for the {target} target: {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+
+def option_flag(options: Mapping[str, Any], key: str, default: bool) -> bool:
+    """The option ``key`` as True or False (``default`` when absent)."""
+    value = options.get(key, default)
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{key} is True or False, not {value!r}")
+    return value
+
+
+def option_int(options: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+    """The option ``key`` as a whole number from ``low`` to ``high`` (``default`` when absent);
+    digits in a string are accepted, as the CLI and stored records give them."""
+    value = options.get(key)
+    if value is None:
+        return default
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    if number is None or not low <= number <= high:
+        raise InvalidInputError(f"{key} must be a whole number from {low} to {high}, not {value!r}")
+    return number
 
 
 def target_scheme(uri: str) -> str:

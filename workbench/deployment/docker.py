@@ -13,17 +13,27 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from workbench._docker import docker_client
 from workbench.config import get_settings
-from workbench.deployment.base import DeploymentSpec, TargetStatus, probe_ready, wait_until_ready
+from workbench.deployment.base import (
+    DeploymentSpec,
+    OnEvent,
+    TargetStatus,
+    check_known_options,
+    option_int,
+    probe_ready,
+    wait_until_ready,
+)
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import DeploymentError, HealthCheckError, InvalidInputError, PortInUseError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
 from workbench.serving.router import RouteTable
 
-__all__ = ["NETWORK", "DockerTarget", "container_name", "model_image", "server_environment", "volume_name"]
+__all__ = ["NETWORK", "DockerOptions", "DockerTarget", "ModelContainer", "RouterContainer", "container_name",
+           "model_image", "server_environment", "volume_name"]
 
 NETWORK = "workbench"
 _LABEL = "io.workbench.deployment"
@@ -53,11 +63,75 @@ def _api_error(exc: Exception, port: Any, name: str) -> Exception:
     return DeploymentError(f"the Docker engine refused to start {name}: {message}")
 
 
-class DockerTarget(RoutedTarget):
+@dataclass(frozen=True)
+class DockerOptions:
+    """The options of the ``docker`` target (``wb.deploy(uri, target="docker", image=..., port=...)``)."""
+
+    #: An image of the model on the engine; ``None``: the model is packaged first.
+    image: str | None = None
+    #: The deployment's port on 127.0.0.1; 0: a free one.
+    port: int = 0
+    #: The base of the image packaged when no ``image`` is given.
+    base_image: str | None = None
+    #: Package the model with its explainer (the server's explanation route).
+    explain: bool = False
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], target: str = "docker") -> DockerOptions:
+        """Check ``options`` (as given to ``wb.deploy``) and read them."""
+        check_known_options(target, options, cls.__dataclass_fields__)
+        return cls(image=str(options["image"]) if options.get("image") else None,
+                   port=option_int(options, "port", cls.port, 0, 65535),
+                   base_image=str(options["base_image"]) if options.get("base_image") else None,
+                   explain=bool(options.get("explain")))
+
+
+@dataclass(frozen=True)
+class ModelContainer:
+    """A model server's container, its image and the volume of its prediction log."""
+
+    container: str
+    container_id: str
+    image: str
+    volume: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"container": self.container, "container_id": self.container_id, "image": self.image,
+                "volume": self.volume}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelContainer:
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(data["container"]), str(data["container_id"]), str(data["image"]), str(data["volume"]))
+
+
+@dataclass(frozen=True)
+class RouterContainer:
+    """A deployment's router container."""
+
+    container: str
+    container_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"container": self.container, "container_id": self.container_id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RouterContainer:
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(data["container"]), str(data["container_id"]))
+
+
+class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
     """Runs model images on the local Docker engine behind a router container."""
 
     def __init__(self, uri: str = "docker") -> None:
-        super().__init__(uri)
+        super().__init__(uri, ModelContainer.from_dict, RouterContainer.from_dict)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """``image``, ``port``, ``base_image`` and ``explain``; anything else is an error naming them."""
+        DockerOptions.from_options(options)
 
     def _client(self) -> Any:
         import docker.errors
@@ -100,10 +174,10 @@ class DockerTarget(RoutedTarget):
             raise
         return container, url
 
-    def start_backend(self, spec: DeploymentSpec, role: str) -> Backend:
+    def start_backend(self, spec: DeploymentSpec, role: str, on_event: OnEvent | None) -> Backend[ModelContainer]:
         """A model server container (the model is packaged first unless an image is given)."""
         client = self._client()
-        image = model_image(spec, client)
+        image = model_image(spec, DockerOptions.from_options(spec.options), client, on_event)
         settings = get_settings()
         name = container_name(spec.name, role, spec.revision)
         container, url = self._run(
@@ -112,29 +186,28 @@ class DockerTarget(RoutedTarget):
             environment=server_environment(settings),
         )
         return Backend((f"http://{name}:{SERVER_PORT}",), (url,), spec.model_uri, spec.model_version,
-                       {"container": name, "container_id": container.id, "image": image,
-                        "volume": volume_name(spec.name)})
+                       ModelContainer(name, container.id, image, volume_name(spec.name)))
 
-    def stop_backend(self, backend: Backend) -> None:
+    def stop_backend(self, backend: Backend[ModelContainer]) -> None:
         """Stop (SIGTERM: in-flight requests finish, the log is flushed) and remove the container."""
-        _remove_quietly(docker_client(), backend.handle["container_id"], stop=True)
+        _remove_quietly(docker_client(), backend.handle.container_id, stop=True)
 
-    def backend_status(self, backend: Backend) -> TargetStatus:
+    def backend_status(self, backend: Backend[ModelContainer]) -> TargetStatus:
         """The container's state on the engine, and whether its server answers."""
-        return _container_status(backend.handle["container_id"], backend.urls[0])
+        return _container_status(backend.handle.container_id, backend.urls[0])
 
-    def backend_logs(self, backend: Backend, tail: int) -> str:
+    def backend_logs(self, backend: Backend[ModelContainer], tail: int) -> str:
         """The container's output."""
         import docker.errors
 
         try:
-            container = docker_client().containers.get(backend.handle["container_id"])
+            container = docker_client().containers.get(backend.handle.container_id)
         except docker.errors.NotFound:
             return "(the container was removed)"
         return str(container.logs(tail=tail).decode(errors="replace"))
 
     def start_router(self, spec: DeploymentSpec, table: RouteTable, token: str,
-                     champion: Backend) -> tuple[str, Mapping[str, Any]]:
+                     champion: Backend[ModelContainer]) -> tuple[str, RouterContainer]:
         """A router container from the champion's image, publishing the deployment's port."""
         client = self._client()
         folder = spec.workdir / "router"
@@ -147,28 +220,29 @@ class DockerTarget(RoutedTarget):
         config.chmod(0o600)
         name = f"workbench-{_slug(spec.name)}-router"
         container, url = self._run(
-            client, champion.handle["image"], name, spec.options.get("port"), spec,
+            client, champion.handle.image, name, DockerOptions.from_options(spec.options).port, spec,
             entrypoint=["python", "-m", "workbench", "route", "--config", f"{_ROUTER_DIR}/router.json",
                         "--host", "0.0.0.0", "--port", str(SERVER_PORT)],
             command=[],
             volumes={str(folder): {"bind": _ROUTER_DIR, "mode": "rw"}},
         )
-        return url, {"container": name, "container_id": container.id}
+        return url, RouterContainer(name, container.id)
 
-    def stop_router(self, handle: Mapping[str, Any]) -> None:
+    def stop_router(self, handle: RouterContainer) -> None:
         """Stop and remove the router container."""
-        _remove_quietly(docker_client(), handle["container_id"], stop=True)
+        _remove_quietly(docker_client(), handle.container_id, stop=True)
 
-    def router_alive(self, handle: Mapping[str, Any]) -> bool:
+    def router_alive(self, handle: RouterContainer) -> bool:
         """The router container exists and runs."""
-        return _container_status(handle["container_id"], None).state == "running"
+        return _container_status(handle.container_id, None).state == "running"
 
 
-def model_image(spec: DeploymentSpec, client: Any) -> str:
-    """The image to run: the one given in the options (checked to exist), else the model packaged now."""
+def model_image(spec: DeploymentSpec, options: DockerOptions, client: Any, on_event: OnEvent | None = None) -> str:
+    """The image to run: the one given in the options (checked to exist), else the model packaged now
+    (``on_event`` sees the build's progress)."""
     import docker.errors
 
-    image = spec.options.get("image")
+    image = options.image
     if image:
         try:
             client.images.get(image)
@@ -178,11 +252,11 @@ def model_image(spec: DeploymentSpec, client: Any) -> str:
                 f"`workbench package {spec.model_uri} --tag {image}`, or leave the image out and "
                 "the model is packaged first"
             ) from exc
-        return str(image)
+        return image
     from workbench.packaging import package
 
-    record = package(spec.model_uri, on_event=spec.options.get("on_event"),
-                     base_image=spec.options.get("base_image"), explain=bool(spec.options.get("explain")))
+    record = package(spec.model_uri, on_event=on_event,
+                     base_image=options.base_image, explain=options.explain)
     return record.tag
 
 

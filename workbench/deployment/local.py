@@ -9,17 +9,84 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.config import get_settings
-from workbench.deployment.base import DeploymentSpec, TargetStatus, probe_ready, wait_until_ready
+from workbench.deployment.base import (
+    DeploymentSpec,
+    OnEvent,
+    TargetStatus,
+    check_known_options,
+    option_int,
+    probe_ready,
+    wait_until_ready,
+)
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import HealthCheckError, PortInUseError
 from workbench.serving.router import RouteTable
 from workbench.serving.server import bind
 
-__all__ = ["LocalTarget"]
+__all__ = ["LocalOptions", "LocalTarget", "RouterProcess", "ServerProcess"]
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """The options of the ``local`` target (``wb.deploy(uri, target="local", port=8000)``)."""
+
+    #: The address the deployment listens on; the default keeps it to this machine.
+    host: str = "127.0.0.1"
+    #: The deployment's port; 0: a free one.
+    port: int = 0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> LocalOptions:
+        """Check ``options`` (as given to ``wb.deploy``) and read them."""
+        check_known_options("local", options, cls.__dataclass_fields__)
+        return cls(host=str(options.get("host") or cls.host), port=option_int(options, "port", cls.port, 0, 65535))
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """A model server process: its pid and kernel start time (a reused pid is told apart)."""
+
+    pid: int
+    start_time: str | None
+    log_file: str
+    #: The folder of its prediction log.
+    log_dir: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"pid": self.pid, "start_time": self.start_time, "log_file": self.log_file, "log_dir": self.log_dir}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerProcess:
+        """Inverse of :meth:`to_dict`."""
+        return cls(int(data["pid"]), data.get("start_time"), str(data.get("log_file", "")),
+                   str(data.get("log_dir", "")))
+
+
+@dataclass(frozen=True)
+class RouterProcess:
+    """The router process of a deployment."""
+
+    pid: int
+    start_time: str | None
+    log_file: str
+    #: Its route table and admin token (readable by the owner only).
+    config: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"pid": self.pid, "start_time": self.start_time, "log_file": self.log_file, "config": self.config}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RouterProcess:
+        """Inverse of :meth:`to_dict`."""
+        return cls(int(data["pid"]), data.get("start_time"), str(data.get("log_file", "")),
+                   str(data.get("config", "")))
 
 
 def _start_time(pid: int) -> str | None:
@@ -38,9 +105,8 @@ def _tail(path: Path, lines: int) -> str:
         return ""
 
 
-def _alive(handle: Mapping[str, Any]) -> bool:
-    pid = int(handle.get("pid", 0))
-    return bool(pid) and _start_time(pid) == handle.get("start_time")
+def _alive(process: ServerProcess | RouterProcess) -> bool:
+    return bool(process.pid) and _start_time(process.pid) == process.start_time
 
 
 def _is_zombie(pid: int) -> bool:
@@ -73,11 +139,15 @@ def _kill(pid: int, grace: float = 30.0) -> None:
         pass
 
 
-class LocalTarget(RoutedTarget):
+class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
     """Runs ``workbench serve`` processes behind a ``workbench route`` process."""
 
     def __init__(self, uri: str = "local") -> None:
-        super().__init__(uri)
+        super().__init__(uri, ServerProcess.from_dict, RouterProcess.from_dict)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """``host`` and ``port``; anything else is an error naming them."""
+        LocalOptions.from_options(options)
 
     def _launch(self, cmd: list[str], log_file: Path, port_file: Path, what: str) -> tuple[subprocess.Popen[bytes], str]:
         settings = get_settings()
@@ -100,8 +170,9 @@ class LocalTarget(RoutedTarget):
             time.sleep(0.05)
         return proc, port_file.read_text().strip()
 
-    def start_backend(self, spec: DeploymentSpec, role: str) -> Backend:
-        """A model server process on a free loopback port, logging into the deployment's folder."""
+    def start_backend(self, spec: DeploymentSpec, role: str, on_event: OnEvent | None) -> Backend[ServerProcess]:
+        """A model server process on a free loopback port, logging into the deployment's folder
+        (nothing is packaged, so ``on_event`` sees nothing)."""
         spec.workdir.mkdir(parents=True, exist_ok=True)
         stem = f"{role}-r{spec.revision}"
         log_file = spec.workdir / f"{stem}.log"
@@ -118,30 +189,30 @@ class LocalTarget(RoutedTarget):
             _kill(proc.pid)
             raise
         return Backend((url,), (url,), spec.model_uri, spec.model_version,
-                       {"pid": proc.pid, "start_time": _start_time(proc.pid), "log_file": str(log_file),
-                        "log_dir": str(spec.workdir / "predictions")})
+                       ServerProcess(proc.pid, _start_time(proc.pid), str(log_file),
+                                     str(spec.workdir / "predictions")))
 
-    def stop_backend(self, backend: Backend) -> None:
+    def stop_backend(self, backend: Backend[ServerProcess]) -> None:
         """SIGTERM the server process and wait for it."""
         if _alive(backend.handle):
-            _kill(int(backend.handle["pid"]))
+            _kill(backend.handle.pid)
 
-    def backend_status(self, backend: Backend) -> TargetStatus:
+    def backend_status(self, backend: Backend[ServerProcess]) -> TargetStatus:
         """Alive (same pid and start time) and answering readiness?"""
         if not _alive(backend.handle):
             return TargetStatus("gone", False, "the model server process is no longer running")
         ready = probe_ready(backend.urls[0])
-        return TargetStatus("running" if ready else "unhealthy", ready, f"pid {backend.handle['pid']}")
+        return TargetStatus("running" if ready else "unhealthy", ready, f"pid {backend.handle.pid}")
 
-    def backend_logs(self, backend: Backend, tail: int) -> str:
+    def backend_logs(self, backend: Backend[ServerProcess], tail: int) -> str:
         """The last lines the server process wrote."""
-        return _tail(Path(backend.handle.get("log_file", "")), tail)
+        return _tail(Path(backend.handle.log_file), tail)
 
     def start_router(self, spec: DeploymentSpec, table: RouteTable, token: str,
-                     champion: Backend) -> tuple[str, Mapping[str, Any]]:
+                     champion: Backend[ServerProcess]) -> tuple[str, RouterProcess]:
         """The router process on the deployment's port (the given one, or a free one)."""
-        host = str(spec.options.get("host") or "127.0.0.1")
-        port = int(spec.options.get("port") or 0)
+        options = LocalOptions.from_options(spec.options)
+        host, port = options.host, options.port
         if port:
             bind(host, port).close()  # a busy port is a clear error before anything starts
         config = spec.workdir / "router.json"
@@ -158,14 +229,13 @@ class LocalTarget(RoutedTarget):
         except HealthCheckError:
             _kill(proc.pid)
             raise
-        return url, {"pid": proc.pid, "start_time": _start_time(proc.pid), "log_file": str(log_file),
-                     "config": str(config)}
+        return url, RouterProcess(proc.pid, _start_time(proc.pid), str(log_file), str(config))
 
-    def stop_router(self, handle: Mapping[str, Any]) -> None:
+    def stop_router(self, handle: RouterProcess) -> None:
         """SIGTERM the router process."""
         if _alive(handle):
-            _kill(int(handle["pid"]))
+            _kill(handle.pid)
 
-    def router_alive(self, handle: Mapping[str, Any]) -> bool:
+    def router_alive(self, handle: RouterProcess) -> bool:
         """The router process is still the one started."""
         return _alive(handle)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 import pandas as pd
@@ -25,8 +25,11 @@ import pandas as pd
 from workbench.config import get_settings
 from workbench.deployment.base import (
     DeploymentSpec,
+    OnEvent,
     Placement,
     SupportsChallenger,
+    Target,
+    TargetHandle,
     TargetStatus,
     TrafficPolicy,
     load_target,
@@ -74,8 +77,11 @@ class Deployment:
     created: str
     updated: str
     user: str
-    #: Where the target keeps its handle on the running servers (pids, container ids, ...).
-    handle: Mapping[str, Any]
+    #: The target's typed handle on the running servers (pids, container ids, ...); ``None`` while
+    #: the deployment is being created or when its record cannot be read.
+    handle: TargetHandle | None
+    #: URLs that together return every prediction this deployment logged, each record once.
+    log_sources: tuple[str, ...]
     #: The version served beside the champion, and how traffic is shared with it.
     challenger_uri: str | None = None
     challenger_version: str | None = None
@@ -84,13 +90,8 @@ class Deployment:
     @property
     def replica_urls(self) -> tuple[str, ...]:
         """Direct URLs of the champion's servers (each keeps its own prediction log)."""
-        champion = self.handle.get("champion") or {}
-        return tuple(champion.get("urls", ())) or ((self.url,) if self.url else ())
-
-    @property
-    def log_sources(self) -> tuple[str, ...]:
-        """URLs that together return every prediction this deployment logged, each record once."""
-        return tuple(self.handle.get("log_sources", ())) or self.replica_urls
+        urls = self.handle.replica_urls if self.handle is not None else ()
+        return urls or ((self.url,) if self.url else ())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -140,21 +141,33 @@ def _workdir(name: str) -> Path:
     return get_settings().deployments_dir / name
 
 
+def _placement(target: Target, record: DeploymentRecord) -> Placement:
+    """Where ``record``'s deployment runs, its handle read by its target."""
+    if record.placement is None:
+        raise DeploymentError(f"deployment {record.name!r} is still being created: try again when it is running")
+    return Placement.from_dict(record.placement, target.read_handle)
+
+
 def _live(record: DeploymentRecord) -> Deployment:
+    handle: TargetHandle | None = None
+    url = ""
+    sources: tuple[str, ...] = ()
     if record.placement is None:
         status = TargetStatus("starting", False, "being created")
-        placement = Placement(url="")
     else:
-        placement = Placement.from_dict(record.placement)
+        url = str(record.placement.get("url", ""))
         try:
-            status = load_target(record.target).status(placement)
+            target = load_target(record.target)
+            placement = _placement(target, record)
+            handle, sources = placement.handle, placement.log_sources
+            status = target.status(placement)
         except WorkbenchError as exc:
             status = TargetStatus("gone", False, str(exc))
     return Deployment(
-        name=record.name, target=record.target, url=placement.url, model_uri=record.model_uri,
+        name=record.name, target=record.target, url=url, model_uri=record.model_uri,
         model_name=record.model_name, model_version=record.model_version, revision=record.revision,
         state=status.state, healthy=status.healthy, detail=status.detail, created=record.created,
-        updated=record.updated, user=record.user, handle=placement.handle,
+        updated=record.updated, user=record.user, handle=handle, log_sources=sources or ((url,) if url else ()),
         challenger_uri=record.challenger_uri, challenger_version=record.challenger_version,
         traffic=record.traffic,
     )
@@ -196,7 +209,7 @@ def deploy(
     name: str | None = None,
     port: int | None = None,
     image: str | None = None,
-    on_event: Callable[[Any], None] | None = None,
+    on_event: OnEvent | None = None,
     **options: Any,
 ) -> Deployment:
     """Serve ``model_uri`` on ``target`` under ``name`` and return once it is ready.
@@ -204,7 +217,8 @@ def deploy(
     ``target`` is ``local`` (a process), ``docker`` (a container; the model is packaged first
     unless ``image`` is given) or another registered target URI. ``port`` fixes the port (else a
     free one). An alias is resolved now: the deployment serves that exact version until updated.
-    Nothing is left behind when it fails.
+    ``on_event`` sees each image build event while the model is packaged. Nothing is left behind
+    when it fails.
     """
     from workbench.governance import enforce
 
@@ -216,16 +230,16 @@ def deploy(
             f"{name!r} is not a valid deployment name: use lowercase letters, digits and '-' "
             "(at most 63, starting and ending with a letter or digit)"
         )
-    target_impl = load_target(target)  # an unknown target fails before a name is reserved
+    target_impl = load_target(target)  # an unknown target or option fails before a name is reserved
     settings = get_settings()
     stored_options = {k: v for k, v in {"port": port, "image": image, **options}.items() if v is not None}
+    target_impl.check_options(stored_options)
     store = _store()
     record = store.reserve(name, target, model_uri, exact, model_name, version, stored_options, settings.user)
     spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
-                          revision=record.revision, workdir=_workdir(name),
-                          options={**stored_options, "on_event": on_event})
+                          revision=record.revision, workdir=_workdir(name), options=stored_options)
     try:
-        placement = target_impl.deploy(spec)
+        placement = target_impl.deploy(spec, on_event=on_event)
     except BaseException:
         store.release(name)
         raise
@@ -257,14 +271,16 @@ def logs(name: str, tail: int = 100) -> str:
     record = _store().get(name)
     if record.placement is None:
         return ""
-    return load_target(record.target).logs(Placement.from_dict(record.placement), tail)
+    target = load_target(record.target)
+    return target.logs(_placement(target, record), tail)
 
 
-def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any]) -> Deployment:
+def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any],
+             on_event: OnEvent | None = None) -> Deployment:
     store = _store()
     record = store.get(name)
-    if record.placement is None:
-        raise DeploymentError(f"deployment {name!r} is still being created: try again when it is running")
+    target = load_target(record.target)
+    current = _placement(target, record)
     from workbench.governance import enforce
 
     exact, model_name, version = resolve_model(model_uri)
@@ -272,10 +288,10 @@ def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any])
     # An image given when deploying holds that model: never reuse it for another one.
     merged = {k: v for k, v in record.options.items() if k != "image"}
     merged.update({k: v for k, v in options.items() if v is not None})
+    target.check_options(merged)
     spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
                           revision=record.revision + 1, workdir=_workdir(name), options=merged)
-    target = load_target(record.target)
-    placement = target.update(Placement.from_dict(record.placement), spec)
+    placement = target.update(current, spec, on_event=on_event)
     store.replace(name, requested_uri=model_uri, model_uri=exact, model_name=model_name,
                   model_version=version, placement=placement.to_dict(), action=action,
                   user=get_settings().user)
@@ -292,11 +308,12 @@ def _audit(action: str, name: str, target: str, model_name: str, before: str | N
            deployment=name, details={"model_uri": model_uri} if model_uri else None)
 
 
-def update(name: str, model_uri: str, **options: Any) -> Deployment:
+def update(name: str, model_uri: str, *, on_event: OnEvent | None = None, **options: Any) -> Deployment:
     """Serve ``model_uri`` under ``name`` instead; if the new server never becomes ready, the old
     one keeps serving and a HealthCheckError says why. ``options`` (``image``, ...) apply to this
-    version; the rest of the deployment's options carry over."""
-    return _replace(name, model_uri, "update", options)
+    version; the rest of the deployment's options carry over. ``on_event`` sees each image build
+    event while the model is packaged."""
+    return _replace(name, model_uri, "update", options, on_event)
 
 
 def rollback(name: str) -> Deployment:
@@ -315,7 +332,8 @@ def stop(name: str) -> None:
     store = _store()
     record = store.get(name)
     if record.placement is not None:
-        load_target(record.target).delete(Placement.from_dict(record.placement))
+        target = load_target(record.target)
+        target.delete(_placement(target, record))
     store.remove(name, get_settings().user)
     _audit("stop", name, record.target, record.model_name, record.model_version, None, None)
 
@@ -324,14 +342,16 @@ def stop(name: str) -> None:
 # -- champion / challenger ----------------------------------------------------------------------
 
 
-def _challenger_target(record: DeploymentRecord) -> tuple[Any, Placement]:
+class _ChallengerTarget(Target, SupportsChallenger, Protocol):
+    """A target that can also serve a challenger."""
+
+
+def _challenger_target(record: DeploymentRecord) -> tuple[_ChallengerTarget, Placement]:
     """The deployment's target, checked to support challengers, and where the deployment runs."""
     target = load_target(record.target)
     if not isinstance(target, SupportsChallenger):
         raise DeploymentError(f"the {record.target!r} target cannot serve a challenger beside the champion")
-    if record.placement is None:
-        raise DeploymentError(f"deployment {record.name!r} is still being created: try again when it is running")
-    return target, Placement.from_dict(record.placement)
+    return target, _placement(target, record)
 
 
 def _policy(share: float | None, shadow: bool | None, current: Mapping[str, Any] | None) -> TrafficPolicy:
@@ -343,10 +363,11 @@ def _policy(share: float | None, shadow: bool | None, current: Mapping[str, Any]
 
 
 def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: bool = False,
-                     **options: Any) -> Deployment:
+                     on_event: OnEvent | None = None, **options: Any) -> Deployment:
     """Serve ``model_uri`` beside the champion of ``name``: ``share`` of requests go to it, or with
     ``shadow=True`` every request is mirrored to it and only the champion answers. ``options``
-    (``image``, ...) apply to the challenger."""
+    (``image``, ...) apply to the challenger; ``on_event`` sees each image build event while it is
+    packaged."""
     store = _store()
     record = store.get(name)
     target, current = _challenger_target(record)
@@ -357,9 +378,10 @@ def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: b
     policy = _policy(share, shadow, None)
     merged = {k: v for k, v in record.options.items() if k != "image"}
     merged.update({k: v for k, v in options.items() if v is not None})
+    target.check_options(merged)
     spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
                           revision=record.revision + 1, workdir=_workdir(name), options=merged)
-    placement = target.start_challenger(current, spec, policy)
+    placement = target.start_challenger(current, spec, policy, on_event=on_event)
     store.set_challenger(name, placement=placement.to_dict(), challenger_uri=exact, challenger_version=version,
                          traffic=policy.to_dict(), action="challenger", user=get_settings().user)
     _audit("start_challenger", name, record.target, model_name, record.model_version, version, exact)

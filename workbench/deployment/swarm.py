@@ -19,18 +19,27 @@ import re
 import socket
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from workbench._docker import docker_client
 from workbench.config import get_settings
-from workbench.deployment.base import DeploymentSpec, Placement, TargetStatus, probe_ready, wait_until_ready
-from workbench.deployment.docker import model_image, server_environment
-from workbench.deployment.routed import Backend, RoutedTarget, _State
+from workbench.deployment.base import (
+    DeploymentSpec,
+    OnEvent,
+    Placement,
+    TargetStatus,
+    check_known_options,
+    probe_ready,
+    wait_until_ready,
+)
+from workbench.deployment.docker import DockerOptions, model_image, server_environment
+from workbench.deployment.routed import Backend, RoutedHandle, RoutedTarget
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
 from workbench.packaging.context import LOG_DIR, USER_ID
 from workbench.serving.router import RouteTable
 
-__all__ = ["SwarmTarget"]
+__all__ = ["ModelService", "RouterService", "SwarmOptions", "SwarmTarget"]
 
 _LABEL = "io.workbench.deployment"
 _ROUTER_DIR = "/etc/workbench-router"
@@ -66,11 +75,74 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
-class SwarmTarget(RoutedTarget):
+@dataclass(frozen=True)
+class SwarmOptions(DockerOptions):
+    """The options of the ``swarm`` target: the ``docker`` target's, and ``replicas``."""
+
+    #: Model-server replicas per version (1 to 9).
+    replicas: int = 2
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], target: str = "swarm") -> SwarmOptions:
+        """Check ``options`` (as given to ``wb.deploy``) and read them."""
+        check_known_options(target, options, cls.__dataclass_fields__)
+        replicas = int(options.get("replicas") or cls.replicas)
+        if not 1 <= replicas <= _MAX_REPLICAS:
+            raise InvalidInputError(f"the swarm target runs 1 to {_MAX_REPLICAS} replicas, not {replicas}")
+        docker = DockerOptions.from_options({k: v for k, v in options.items() if k != "replicas"}, target)
+        return cls(image=docker.image, port=docker.port, base_image=docker.base_image, explain=docker.explain,
+                   replicas=replicas)
+
+
+@dataclass(frozen=True)
+class ModelService:
+    """The service of a model version's replicas."""
+
+    service: str
+    service_id: str
+    image: str
+    replicas: int
+    #: Replica n listens on port ``<port_prefix><n>`` of 127.0.0.1.
+    port_prefix: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"service": self.service, "service_id": self.service_id, "image": self.image,
+                "replicas": self.replicas, "port_prefix": self.port_prefix}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelService:
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(data["service"]), str(data["service_id"]), str(data["image"]), int(data["replicas"]),
+                   int(data["port_prefix"]))
+
+
+@dataclass(frozen=True)
+class RouterService:
+    """A deployment's one-replica router service."""
+
+    service: str
+    service_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"service": self.service, "service_id": self.service_id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RouterService:
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(data["service"]), str(data["service_id"]))
+
+
+class SwarmTarget(RoutedTarget[ModelService, RouterService]):
     """Runs model images as Docker Swarm services on the local engine."""
 
     def __init__(self, uri: str = "swarm") -> None:
-        super().__init__(uri)
+        super().__init__(uri, ModelService.from_dict, RouterService.from_dict)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """The ``docker`` target's options and ``replicas``; anything else is an error naming them."""
+        SwarmOptions.from_options(options)
 
     def _client(self) -> Any:
         client = docker_client()
@@ -85,15 +157,14 @@ class SwarmTarget(RoutedTarget):
 
     # -- model servers --------------------------------------------------------------------------
 
-    def start_backend(self, spec: DeploymentSpec, role: str) -> Backend:
+    def start_backend(self, spec: DeploymentSpec, role: str, on_event: OnEvent | None) -> Backend[ModelService]:
         """A replicated service of the model image; returns once every replica answers."""
         from docker.types import EndpointSpec, Mount, RestartPolicy, RollbackConfig, ServiceMode, UpdateConfig
 
+        options = SwarmOptions.from_options(spec.options)
         client = self._client()
-        replicas = int(spec.options.get("replicas") or 2)
-        if not 1 <= replicas <= _MAX_REPLICAS:
-            raise InvalidInputError(f"the swarm target runs 1 to {_MAX_REPLICAS} replicas, not {replicas}")
-        image = model_image(spec, client)
+        replicas = options.replicas
+        image = model_image(spec, options, client, on_event)
         prefix = _port_prefix(replicas)
         name = f"workbench-{_slug(spec.name)}-{role}-r{spec.revision}"
         env = {**server_environment(get_settings()), "WORKBENCH_HOST": "127.0.0.1"}
@@ -122,27 +193,26 @@ class SwarmTarget(RoutedTarget):
             service.remove()
             raise
         return Backend(urls, urls, spec.model_uri, spec.model_version,
-                       {"service": name, "service_id": service.id, "image": image, "replicas": replicas,
-                        "port_prefix": prefix})
+                       ModelService(name, service.id, image, replicas, prefix))
 
-    def stop_backend(self, backend: Backend) -> None:
+    def stop_backend(self, backend: Backend[ModelService]) -> None:
         """Remove the service (its tasks get SIGTERM and finish in-flight requests)."""
         import docker.errors
 
         try:
-            self._client().services.get(backend.handle["service_id"]).remove()
+            self._client().services.get(backend.handle.service_id).remove()
         except docker.errors.NotFound:
             return
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline and any(probe_ready(u, timeout=0.5) for u in backend.urls):
             time.sleep(0.3)
 
-    def backend_status(self, backend: Backend) -> TargetStatus:
+    def backend_status(self, backend: Backend[ModelService]) -> TargetStatus:
         """Replicas running and answering."""
         import docker.errors
 
         try:
-            service = docker_client().services.get(backend.handle["service_id"])
+            service = docker_client().services.get(backend.handle.service_id)
         except docker.errors.NotFound:
             return TargetStatus("gone", False, "the service was removed")
         ready = sum(probe_ready(u) for u in backend.urls)
@@ -152,29 +222,30 @@ class SwarmTarget(RoutedTarget):
             return TargetStatus("running", True, detail)
         return TargetStatus("unhealthy", False, detail)
 
-    def backend_logs(self, backend: Backend, tail: int) -> str:
+    def backend_logs(self, backend: Backend[ModelService], tail: int) -> str:
         """The output of every replica of the service."""
         import docker.errors
 
         try:
-            service = docker_client().services.get(backend.handle["service_id"])
+            service = docker_client().services.get(backend.handle.service_id)
         except docker.errors.NotFound:
             return "(the service was removed)"
         return b"".join(service.logs(stdout=True, stderr=True, tail=tail, timestamps=False)).decode(errors="replace")
 
-    def log_sources(self, champion: Backend, challenger: Backend | None) -> tuple[str, ...]:
+    def log_sources(self, champion: Backend[ModelService],
+                    challenger: Backend[ModelService] | None) -> tuple[str, ...]:
         """Every replica of both versions: each keeps its own log."""
         return champion.urls + (challenger.urls if challenger else ())
 
     # -- the router -----------------------------------------------------------------------------
 
     def start_router(self, spec: DeploymentSpec, table: RouteTable, token: str,
-                     champion: Backend) -> tuple[str, Mapping[str, Any]]:
+                     champion: Backend[ModelService]) -> tuple[str, RouterService]:
         """A one-replica router service on the manager, on the deployment's port."""
         from docker.types import EndpointSpec, Mount, RestartPolicy, ServiceMode
 
         client = self._client()
-        port = int(spec.options.get("port") or 0) or _port_prefix(1) * 10 + 1
+        port = SwarmOptions.from_options(spec.options).port or _port_prefix(1) * 10 + 1
         folder = spec.workdir / "router"
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "router.json"
@@ -185,7 +256,7 @@ class SwarmTarget(RoutedTarget):
         config.chmod(0o600)
         name = f"workbench-{_slug(spec.name)}-router"
         service = client.services.create(
-            champion.handle["image"],
+            champion.handle.image,
             command=["python", "-m", "workbench", "route", "--config", f"{_ROUTER_DIR}/router.json"],
             name=name,
             env=["WORKBENCH_HOST=127.0.0.1", f"WORKBENCH_PORT={port}"],
@@ -205,36 +276,37 @@ class SwarmTarget(RoutedTarget):
         except HealthCheckError:
             service.remove()
             raise
-        return url, {"service": name, "service_id": service.id}
+        return url, RouterService(name, service.id)
 
-    def stop_router(self, handle: Mapping[str, Any]) -> None:
+    def stop_router(self, handle: RouterService) -> None:
         """Remove the router service."""
         import docker.errors
 
         try:
-            self._client().services.get(handle["service_id"]).remove()
+            self._client().services.get(handle.service_id).remove()
         except docker.errors.NotFound:
             pass
 
-    def router_alive(self, handle: Mapping[str, Any]) -> bool:
+    def router_alive(self, handle: RouterService) -> bool:
         """The router service still exists."""
         import docker.errors
 
         try:
-            docker_client().services.get(handle["service_id"])
+            docker_client().services.get(handle.service_id)
         except docker.errors.NotFound:
             return False
         return True
 
     # -- native rolling update ------------------------------------------------------------------
 
-    def update(self, current: Placement, spec: DeploymentSpec) -> Placement:
+    def update(self, current: Placement[RoutedHandle[ModelService, RouterService]], spec: DeploymentSpec, *,
+               on_event: OnEvent | None = None) -> Placement[RoutedHandle[ModelService, RouterService]]:
         """A rolling update of the champion's service: replica by replica, each health-checked; if a
         new replica fails, the swarm rolls back and the old version keeps serving."""
-        state = _State.of(current)
+        state = current.handle
         client = self._client()
-        service = client.services.get(state.champion.handle["service_id"])
-        image = model_image(spec, client)
+        service = client.services.get(state.champion.handle.service_id)
+        image = model_image(spec, SwarmOptions.from_options(spec.options), client, on_event)
         service.update(image=image, force_update=True)
         outcome = _await_update(service, get_settings().health_timeout + 60 * len(state.champion.urls))
         if outcome != "completed":
@@ -243,13 +315,13 @@ class SwarmTarget(RoutedTarget):
                 f"service {service.name} back to {state.champion.model_uri}, which keeps serving"
             )
         champion = Backend(state.champion.internal_urls, state.champion.urls, spec.model_uri, spec.model_version,
-                           {**state.champion.handle, "image": image})
+                           replace(state.champion.handle, image=image))
         for url in champion.urls:  # every replica back and ready
             wait_until_ready(url, get_settings().health_timeout, describe=f"service {service.name}")
-        self._route(state, self._table(champion, None, None))
+        self._route(current, self._table(champion, None, None))
         if state.challenger is not None:
             self.stop_backend(state.challenger)
-        return self._placement(current.url, state.router, state.token, champion, None, None)
+        return self._placement(current.url, RoutedHandle(state.router, state.token, champion))
 
 
 def _await_update(service: Any, timeout: float) -> str:

@@ -1,0 +1,46 @@
+"""Deployment options: each target reads typed options, checked where the target is chosen.
+
+An option a target does not know, or a value it cannot use, is an error naming what it knows, raised
+before a name is reserved, an image built or a server started.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import workbench as wb
+from workbench.deployment.docker import DockerOptions
+from workbench.deployment.local import LocalOptions
+from workbench.deployment.swarm import SwarmOptions
+from workbench.errors import InvalidInputError
+
+
+@pytest.mark.parametrize(("target", "options", "message"), [
+    ("local", {"replica": 2}, "unknown option(s) for the local target: replica; known: host, port"),
+    ("local", {"port": "eighty"}, "port must be a whole number from 0 to 65535, not 'eighty'"),
+    ("docker", {"replicas": 2, "tag": "x"},
+     "unknown option(s) for the docker target: replicas, tag; known: base_image, explain, image, port"),
+    ("swarm", {"replicas": 12}, "the swarm target runs 1 to 9 replicas, not 12"),
+    ("swarm", {"gpus": 1}, "unknown option(s) for the swarm target: gpus; known: base_image, explain, image, port, "
+                           "replicas"),
+    ("k8s://lab/models", {"replica": 3}, "unknown option(s) for the k8s target: replica; known: "),
+    ("k8s://lab/models", {"timeout": "soon"}, "timeout is a number of seconds, not 'soon'"),
+])
+def test_a_bad_option_fails_before_anything_is_reserved(registered_model, target: str, options: dict[str, Any],
+                                                        message: str) -> None:
+    name = "bad-options"
+    with pytest.raises(InvalidInputError) as caught:
+        wb.deploy(registered_model.uri, target=target, name=name, **options)
+    assert str(caught.value).startswith(message)
+    assert name not in [d.name for d in wb.deployments()]  # no reservation left behind
+
+
+def test_options_are_read_into_typed_values() -> None:
+    assert LocalOptions.from_options({}) == LocalOptions("127.0.0.1", 0)
+    assert LocalOptions.from_options({"port": "8080", "host": "0.0.0.0"}) == LocalOptions("0.0.0.0", 8080)
+    assert DockerOptions.from_options({"image": "churn:3", "port": 8000}) == DockerOptions("churn:3", 8000)
+    swarm = SwarmOptions.from_options({"replicas": 3, "base_image": "python:3.11-slim"})
+    assert (swarm.replicas, swarm.base_image, swarm.image, swarm.port) == (3, "python:3.11-slim", None, 0)
+    assert SwarmOptions.from_options({}).replicas == 2

@@ -1,0 +1,401 @@
+"""The manifests of a deployment: one pure function from what is served to Kubernetes objects.
+
+:func:`build_manifests` is what ``workbench manifests`` prints for GitOps users and what the target
+applies; no cluster is needed to call it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.config import Settings, get_settings
+from workbench.deployment.base import DeploymentSpec, TrafficPolicy
+from workbench.deployment.kubernetes.options import KubernetesOptions
+from workbench.deployment.kubernetes.sizing import default_resources
+from workbench.errors import InvalidInputError
+from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
+
+__all__ = ["CONTAINER", "KSERVE_CONTAINER", "ServedVersion", "build_manifests", "canary_percent", "check_name",
+           "manifests_yaml", "object_name", "pod_selector", "render"]
+
+_LABEL_PREFIX = "workbench.io/"
+CONTAINER = "model-server"
+#: KServe finds the predictor's own container by this name, and reads its protocol from PROTOCOL.
+KSERVE_CONTAINER = "kserve-container"
+_CHALLENGER_SUFFIX = "-challenger"
+_MAX_NAME = 63 - len(_CHALLENGER_SUFFIX)
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    """One model version as the cluster runs it: which model, from which image."""
+
+    model_uri: str
+    model_name: str
+    model_version: str | None
+    image: str
+    #: Size of the model's files; sets the default memory request (``None``: unknown).
+    model_bytes: int | None = None
+
+    @classmethod
+    def of(cls, spec: DeploymentSpec, image: str, model_bytes: int | None = None) -> ServedVersion:
+        """The version a deployment spec asks for, run from ``image``."""
+        return cls(spec.model_uri, spec.model_name, spec.model_version, image, model_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (kept in the placement handle)."""
+        return {"model_uri": self.model_uri, "model_name": self.model_name,
+                "model_version": self.model_version, "image": self.image, "model_bytes": self.model_bytes}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServedVersion:
+        """Inverse of :meth:`to_dict`."""
+        size = data.get("model_bytes")
+        return cls(str(data["model_uri"]), str(data["model_name"]), data.get("model_version"), str(data["image"]),
+                   int(size) if size is not None else None)
+
+
+def _label_value(text: str) -> str:
+    """``text`` made into a valid label value (at most 63 of ``[A-Za-z0-9_.-]``, alphanumeric ends)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63].strip("-_.")
+
+
+def check_name(name: str) -> None:
+    if not _NAME.match(name) or len(name) > _MAX_NAME:
+        raise InvalidInputError(
+            f"{name!r} cannot name Kubernetes objects: use lowercase letters, digits and '-', starting "
+            f"with a letter, at most {_MAX_NAME} characters (a challenger adds {_CHALLENGER_SUFFIX!r})"
+        )
+
+
+def object_name(name: str, role: str) -> str:
+    return name if role == "champion" else name + _CHALLENGER_SUFFIX
+
+
+def pod_selector(name: str, role: str) -> dict[str, str]:
+    # Never changes over a Deployment's life (its selector is immutable), unlike the model labels.
+    return {"app.kubernetes.io/instance": name, _LABEL_PREFIX + "role": role}
+
+
+def _labels(name: str, version: ServedVersion, role: str) -> dict[str, str]:
+    model = _label_value(version.model_name) or "model"
+    labels = {
+        "app.kubernetes.io/name": model,
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/version": _label_value(version.model_version or ""),
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/part-of": "workbench",
+        "app.kubernetes.io/managed-by": "workbench",
+        _LABEL_PREFIX + "deployment": name,
+        _LABEL_PREFIX + "role": role,
+        _LABEL_PREFIX + "model-name": model,
+        _LABEL_PREFIX + "model-version": _label_value(version.model_version or ""),
+    }
+    return {k: v for k, v in labels.items() if v}
+
+
+def _metadata(name: str, opts: KubernetesOptions, labels: Mapping[str, str],
+              annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if opts.namespace:
+        meta["namespace"] = opts.namespace
+    meta["labels"] = dict(labels)
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def _server_env(settings: Settings, kserve: bool) -> list[dict[str, str]]:
+    env = [
+        {"name": "WORKBENCH_MAX_BATCH_SIZE", "value": str(settings.max_batch_size)},
+        {"name": "WORKBENCH_MAX_BATCH_WAIT_MS", "value": str(settings.max_batch_wait_ms)},
+        {"name": "WORKBENCH_MAX_BODY_BYTES", "value": str(settings.max_body_bytes)},
+    ]
+    if kserve:  # how KServe learns a custom predictor's protocol (its CustomSpecProtocolEnvVarKey)
+        env.append({"name": "PROTOCOL", "value": "v2"})
+    return env
+
+
+def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settings) -> dict[str, Any]:
+    kserve = opts.kserve
+    container: dict[str, Any] = {
+        "name": KSERVE_CONTAINER if kserve else CONTAINER,
+        "image": version.image,
+        # A digest never changes, so a node's copy is the image; a tag may have moved since: ask again.
+        "imagePullPolicy": "IfNotPresent" if "@" in version.image else "Always",
+        # Knative (KServe's serverless mode) accepts only the port names http1 and h2c.
+        "ports": [{"name": "http1" if kserve else "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
+        "env": _server_env(settings, kserve),
+    }
+    # Never BestEffort: requests (and a memory limit) from the model's size and the server's measured
+    # footprint, the user's options winning key by key.
+    container["resources"] = default_resources(version.model_bytes, requests=opts.requests,
+                                               limits=opts.limits).to_dict()
+    container["readinessProbe"] = {"httpGet": {"path": "/v2/health/ready", "port": SERVER_PORT},
+                                   "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3}
+    container["livenessProbe"] = {"httpGet": {"path": "/v2/health/live", "port": SERVER_PORT},
+                                  "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
+    if not kserve:
+        # The server binds before it loads the model: the startup probe gives loading the settings'
+        # health timeout before the liveness probe may restart the pod. (Knative manages start-up
+        # itself and refuses startupProbe and lifecycle hooks, so KServe pods go without.)
+        container["startupProbe"] = {"httpGet": {"path": "/v2/health/live", "port": SERVER_PORT},
+                                     "periodSeconds": 5, "timeoutSeconds": 3,
+                                     "failureThreshold": max(1, math.ceil(settings.health_timeout / 5))}
+        # Endpoints drop a terminating pod a moment after SIGTERM: keep answering meanwhile.
+        container["lifecycle"] = {"preStop": {"exec": {"command": ["python", "-c", "import time; time.sleep(5)"]}}}
+    container["securityContext"] = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": USER_ID,
+        "runAsGroup": USER_ID,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    container["volumeMounts"] = [{"name": "predictions", "mountPath": LOG_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    return container
+
+
+def _volumes(opts: KubernetesOptions) -> list[dict[str, Any]]:
+    log: dict[str, Any] = ({"persistentVolumeClaim": {"claimName": opts.log_claim}} if opts.log_claim
+                           else {"emptyDir": {}})
+    return [{"name": "predictions", **log}, {"name": "tmp", "emptyDir": {}}]
+
+
+def _pod_spec(name: str, role: str, version: ServedVersion, opts: KubernetesOptions,
+              settings: Settings) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        # A model server never talks to the Kubernetes API.
+        "automountServiceAccountToken": False,
+        # Service-link variables would shadow the server's settings: a Service named "workbench"
+        # injects WORKBENCH_PORT=tcp://...
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": USER_ID,
+            "runAsGroup": USER_ID,
+            "fsGroup": USER_ID,  # a PersistentVolumeClaim for the log is writable by the server
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": 30,
+        "containers": [_container(version, opts, settings)],
+        "volumes": _volumes(opts),
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": pod_selector(name, role)},
+        }],
+    }
+    if opts.service_account:
+        spec["serviceAccountName"] = opts.service_account
+    if opts.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": s} for s in opts.image_pull_secrets]
+    return spec
+
+
+def _scrape_annotations() -> dict[str, str]:
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(SERVER_PORT), "prometheus.io/path": "/metrics"}
+
+
+def _model_server(name: str, role: str, version: ServedVersion, opts: KubernetesOptions,
+                  settings: Settings) -> list[dict[str, Any]]:
+    """Deployment, Service, autoscaler and disruption budget of one version."""
+    obj = object_name(name, role)
+    labels = _labels(name, version, role)
+    selector = pod_selector(name, role)
+    uri_note = {_LABEL_PREFIX + "model-uri": version.model_uri}
+    autoscaled = opts.autoscaler_ceiling > opts.replicas
+    deployment_spec: dict[str, Any] = {}
+    if not autoscaled:
+        # With an autoscaler the replica count is its to set: applying one here would undo its work.
+        deployment_spec["replicas"] = opts.replicas
+    deployment_spec.update({
+        "revisionHistoryLimit": 5,
+        "progressDeadlineSeconds": 600,
+        "selector": {"matchLabels": selector},
+        # New pods come up before old ones go: a version that never becomes ready serves nothing.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+        "template": {
+            "metadata": {"labels": labels, "annotations": {**_scrape_annotations(), **uri_note}},
+            "spec": _pod_spec(name, role, version, opts, settings),
+        },
+    })
+    manifests: list[dict[str, Any]] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(obj, opts, labels, uri_note),
+         "spec": deployment_spec},
+        {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(obj, opts, labels),
+         "spec": {"type": opts.service_type, "selector": selector,
+                  "ports": [{"name": "http", "port": opts.port, "targetPort": "http", "protocol": "TCP",
+                             "appProtocol": "http"}]}},
+    ]
+    if autoscaled:
+        # Every pod has a CPU request (sizing's default or the user's): scale on utilization of it.
+        target: dict[str, Any] = {"type": "Utilization", "averageUtilization": opts.cpu_utilization}
+        manifests.append({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _metadata(obj, opts, labels),
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": obj},
+                     "minReplicas": opts.replicas, "maxReplicas": opts.autoscaler_ceiling,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]},
+        })
+    if opts.network_policy:
+        # Ingress only on the server's port (from anywhere: clients, gateways, Prometheus); every other
+        # port of the pods is closed. Egress is left alone: the cluster's own policy decides.
+        manifests.append({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(obj, opts, labels),
+            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress"],
+                     "ingress": [{"ports": [{"port": SERVER_PORT, "protocol": "TCP"}]}]},
+        })
+    manifests.append({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _metadata(obj, opts, labels),
+        # maxUnavailable (not minAvailable) never blocks a node drain, even with one replica;
+        # AlwaysAllow lets a drain evict pods that are not ready anyway.
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector},
+                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+    })
+    return manifests
+
+
+def _weights(share: float) -> tuple[int, int]:
+    """(champion, challenger) HTTPRoute weights for a challenger share, in the smallest exact scale."""
+    scale = next((s for s in (100, 1000, 10_000) if abs(share * s - round(share * s)) < 1e-9), 10_000)
+    challenger = round(share * scale)
+    return scale - challenger, challenger
+
+
+def _route(name: str, opts: KubernetesOptions, champion: ServedVersion, challenger: ServedVersion | None,
+           policy: TrafficPolicy | None) -> dict[str, Any]:
+    """The HTTPRoute in front of the version Services (Gateway API v1, standard channel)."""
+    if opts.gateway:
+        gw_ns, _, gw_name = opts.gateway.rpartition("/")
+        parent: dict[str, Any] = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name}
+        if gw_ns:
+            parent["namespace"] = gw_ns
+    else:  # GAMMA: a mesh routes calls to the Service by this route
+        parent = {"group": "", "kind": "Service", "name": name}
+
+    def backend(role: str) -> dict[str, Any]:
+        return {"group": "", "kind": "Service", "name": object_name(name, role), "port": opts.port}
+
+    rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
+    if challenger is None or policy is None:
+        rule["backendRefs"] = [backend("champion")]
+    elif policy.mode == "shadow":
+        # Only the champion's answer reaches clients; the mirror's responses are dropped.
+        rule["filters"] = [{"type": "RequestMirror", "requestMirror": {"backendRef": backend("challenger")}}]
+        rule["backendRefs"] = [backend("champion")]
+    else:
+        first, second = _weights(policy.challenger_share)
+        rule["backendRefs"] = [{**backend("champion"), "weight": first}, {**backend("challenger"), "weight": second}]
+    spec: dict[str, Any] = {"parentRefs": [parent]}
+    if opts.hostnames:
+        spec["hostnames"] = list(opts.hostnames)
+    spec["rules"] = [rule]
+    labels = {k: v for k, v in _labels(name, champion, "champion").items() if not k.startswith(_LABEL_PREFIX + "role")}
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": _metadata(name, opts, labels), "spec": spec}
+
+
+def _inference_service(name: str, opts: KubernetesOptions, version: ServedVersion, canary: int | None,
+                       settings: Settings) -> dict[str, Any]:
+    """A KServe InferenceService whose predictor is our own container (custom predictor, V2)."""
+    container = _container(version, opts, settings)
+    predictor: dict[str, Any] = {"minReplicas": opts.replicas, "maxReplicas": opts.autoscaler_ceiling}
+    if canary is not None:
+        predictor["canaryTrafficPercent"] = canary
+    predictor["labels"] = _labels(name, version, "champion")
+    predictor["annotations"] = {**_scrape_annotations(), _LABEL_PREFIX + "model-uri": version.model_uri}
+    if opts.service_account:
+        predictor["serviceAccountName"] = opts.service_account
+    if opts.image_pull_secrets:
+        predictor["imagePullSecrets"] = [{"name": s} for s in opts.image_pull_secrets]
+    # Knative takes only some pod-level security fields by default: the restrictions sit on the
+    # container, which is all "restricted" asks (emptyDir volumes are writable by any uid).
+    predictor["containers"] = [container]
+    predictor["volumes"] = _volumes(opts)
+    labels = _labels(name, version, "champion")
+    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": _metadata(name, opts, labels, {_LABEL_PREFIX + "model-uri": version.model_uri}),
+            "spec": {"predictor": predictor}}
+
+
+def canary_percent(policy: TrafficPolicy) -> int:
+    if policy.mode == "shadow":
+        raise InvalidInputError(
+            "KServe's canary rollout splits traffic and cannot mirror it: use a share of traffic with "
+            "kserve, or shadow mode without kserve (a Gateway API HTTPRoute with a RequestMirror filter)"
+        )
+    percent = policy.challenger_share * 100
+    if abs(percent - round(percent)) > 1e-9:
+        raise InvalidInputError(
+            f"KServe's canaryTrafficPercent is a whole per cent: {policy.challenger_share} is not "
+            "(use a share such as 0.1 or 0.05)"
+        )
+    return round(percent)
+
+
+def render(name: str, opts: KubernetesOptions, champion: ServedVersion, challenger: ServedVersion | None,
+            policy: TrafficPolicy | None, settings: Settings) -> list[dict[str, Any]]:
+    check_name(name)
+    if challenger is not None and policy is None:
+        policy = TrafficPolicy()
+    if opts.kserve:
+        if challenger is None or policy is None:
+            return [_inference_service(name, opts, champion, None, settings)]
+        # KServe keeps the last ready revision (the champion) for the rest of the traffic.
+        return [_inference_service(name, opts, challenger, canary_percent(policy), settings)]
+    manifests = _model_server(name, "champion", champion, opts, settings)
+    if challenger is not None:
+        manifests += _model_server(name, "challenger", challenger, opts, settings)
+    if challenger is not None or opts.gateway:
+        manifests.append(_route(name, opts, champion, challenger, policy))
+    return manifests
+
+
+def build_manifests(
+    spec: DeploymentSpec,
+    image: str,
+    *,
+    challenger: DeploymentSpec | None = None,
+    challenger_image: str | None = None,
+    policy: TrafficPolicy | None = None,
+    namespace: str | None = None,
+    settings: Settings | None = None,
+    model_bytes: int | None = None,
+    challenger_model_bytes: int | None = None,
+) -> list[dict[str, Any]]:
+    """The Kubernetes manifests that serve ``spec`` from ``image``: a pure function, no cluster needed.
+
+    Options come from ``spec.options`` (see :class:`KubernetesOptions`); ``namespace`` wins over
+    ``spec.options["namespace"]``. With ``challenger`` (and its image), traffic is shared by
+    ``policy`` (default: 10 % split). ``settings`` (default: the current ones) give the server's
+    batching limits and the start-up allowance. ``model_bytes`` (and ``challenger_model_bytes``), the
+    size of the model's files, set the default memory request (:mod:`~workbench.deployment.kubernetes.sizing`;
+    ``requests`` / ``limits`` options win). Example::
+
+        docs = build_manifests(spec, "REGISTRY/churn:3", namespace="models")
+        print(manifests_yaml(docs))
+    """
+    opts = KubernetesOptions.from_options(spec.options, namespace=namespace)
+    second = None
+    if challenger is not None:
+        if not challenger_image:
+            raise InvalidInputError("a challenger needs its own image (challenger_image)")
+        second = ServedVersion.of(challenger, challenger_image, challenger_model_bytes)
+    return render(spec.name, opts, ServedVersion.of(spec, image, model_bytes), second, policy,
+                   settings or get_settings())
+
+
+def manifests_yaml(manifests: Sequence[Mapping[str, Any]], header: str = "") -> str:
+    """Multi-document YAML (``---`` between objects), as ``kubectl apply -f`` and GitOps tools read it;
+    ``header`` lines become comments at the top."""
+    import yaml
+
+    comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return comments + yaml.safe_dump_all([dict(m) for m in manifests], sort_keys=False, default_flow_style=False,
+                                         explicit_start=True)
+
