@@ -12,7 +12,7 @@ EXT := extensions/workbench-jupyterlab
 EXT_STAMP := $(VENV)/.labextension
 EXT_SOURCES := $(EXT)/pyproject.toml $(EXT)/package.json $(EXT)/tsconfig.json \
 	$(wildcard $(EXT)/src/*.ts $(EXT)/style/*.css $(EXT)/style/*.js $(EXT)/style/icons/*.svg \
-	$(EXT)/settings/*.json $(EXT)/jupyter-config/server-config/*.json)
+	$(EXT)/jupyter-config/server-config/*.json)
 
 .PHONY: lab test setup system tools check clean
 
@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Editable: the server extension's Python is used in place; the TypeScript is rebuilt when it changes.
-# Installing enables the server extension and puts overrides.json (no "Jupyter news" fetch) in place.
+# Installing enables the server extension; it changes no Lab-wide settings (`workbench lab` passes its own).
 $(EXT_STAMP): $(STAMP) $(EXT_SOURCES)
 	@command -v npm >/dev/null || { echo "setup: the JupyterLab extension is built with Node.js 20+ and npm; install them (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 	rm -rf $(EXT)/workbench_jupyterlab/labextension
