@@ -111,7 +111,8 @@ def _missing_dependency(exc: ImportError) -> bool:
 
     if isinstance(exc, MissingDependencyError):
         return True
-    return isinstance(exc, ModuleNotFoundError) and bool(exc.name) and exc.name.split(".")[0] != "workbench"
+    name = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    return bool(name) and str(name).split(".")[0] != "workbench"
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
