@@ -14,7 +14,7 @@ EXT_SOURCES := $(EXT)/pyproject.toml $(EXT)/package.json $(EXT)/tsconfig.json \
 	$(wildcard $(EXT)/src/*.ts $(EXT)/style/*.css $(EXT)/style/*.js $(EXT)/style/icons/*.svg \
 	$(EXT)/jupyter-config/server-config/*.json)
 
-.PHONY: lab test setup system tools check clean
+.PHONY: lab test setup system tools check lint-ext clean
 
 # Set up, then start the workbench on its embedded defaults: JupyterLab on the guided notebooks.
 lab: setup
@@ -52,10 +52,15 @@ $(CHECKOV):
 system:
 	scripts/setup-system
 
-check: setup
+# Static checks: mypy on the core and the widgets, ESLint on the extension's TypeScript. (The
+# extension's unit tests run with the test suite: tests/extensions/test_frontend_model.py.)
+check: setup lint-ext
 	$(BIN)/python -m mypy
 	$(BIN)/python -m mypy --explicit-package-bases widgets
 
+lint-ext: setup
+	cd $(EXT) && npm run lint
+
 clean:
 	rm -rf $(VENV) .tools build dist *.egg-info
-	rm -rf $(EXT)/node_modules $(EXT)/lib $(EXT)/tsconfig.tsbuildinfo $(EXT)/workbench_jupyterlab/labextension
+	rm -rf $(EXT)/node_modules $(EXT)/lib $(EXT)/build $(EXT)/tsconfig.tsbuildinfo $(EXT)/workbench_jupyterlab/labextension

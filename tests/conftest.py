@@ -246,6 +246,19 @@ def live_cluster() -> LiveCluster:
     return LiveCluster(context, os.environ.get("WORKBENCH_TEST_KUBENAMESPACE", "default"), registry)
 
 
+EXTENSION = REPO / "extensions" / "workbench-jupyterlab"
+
+
+@pytest.fixture(scope="session")
+def npm() -> str:
+    """npm, with the extension's Node modules installed (``make setup`` installs them, needing Node 20+)."""
+    path = shutil.which("npm")
+    need(path is not None and (EXTENSION / "node_modules" / ".bin" / "tsc").exists(),
+         "npm or the extension's Node modules are missing: install Node.js 20+ and npm, then `make setup`")
+    assert path is not None
+    return path
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
