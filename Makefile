@@ -12,9 +12,9 @@ EXT := extensions/workbench-jupyterlab
 EXT_STAMP := $(VENV)/.labextension
 EXT_SOURCES := $(EXT)/pyproject.toml $(EXT)/package.json $(EXT)/tsconfig.json \
 	$(wildcard $(EXT)/src/*.ts $(EXT)/style/*.css $(EXT)/style/*.js $(EXT)/style/icons/*.svg \
-	$(EXT)/settings/*.json $(EXT)/jupyter-config/server-config/*.json)
+	$(EXT)/jupyter-config/server-config/*.json)
 
-.PHONY: lab test setup system tools check clean
+.PHONY: lab test setup system tools check lint-ext clean
 
 # Set up, then start the workbench on its embedded defaults: JupyterLab on the guided notebooks.
 lab: setup
@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Editable: the server extension's Python is used in place; the TypeScript is rebuilt when it changes.
-# Installing enables the server extension and puts overrides.json (no "Jupyter news" fetch) in place.
+# Installing enables the server extension; it changes no Lab-wide settings (`workbench lab` passes its own).
 $(EXT_STAMP): $(STAMP) $(EXT_SOURCES)
 	@command -v npm >/dev/null || { echo "setup: the JupyterLab extension is built with Node.js 20+ and npm; install them (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 	rm -rf $(EXT)/workbench_jupyterlab/labextension
@@ -52,12 +52,17 @@ $(CHECKOV):
 system:
 	scripts/setup-system
 
-# Typing, and the import contracts of the layers (pyproject.toml's [tool.importlinter]).
-check: setup
+# Static checks: mypy on the core and the widgets, the import contracts of the layers (pyproject.toml's
+# [tool.importlinter]), ESLint on the extension's TypeScript. (The extension's unit tests run with the
+# test suite: tests/extensions/test_frontend_model.py.)
+check: setup lint-ext
 	$(BIN)/python -m mypy
 	$(BIN)/python -m mypy --explicit-package-bases widgets
 	$(BIN)/lint-imports --no-cache
 
+lint-ext: setup
+	cd $(EXT) && npm run lint
+
 clean:
 	rm -rf $(VENV) .tools build dist *.egg-info
-	rm -rf $(EXT)/node_modules $(EXT)/lib $(EXT)/tsconfig.tsbuildinfo $(EXT)/workbench_jupyterlab/labextension
+	rm -rf $(EXT)/node_modules $(EXT)/lib $(EXT)/build $(EXT)/tsconfig.tsbuildinfo $(EXT)/workbench_jupyterlab/labextension

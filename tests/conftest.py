@@ -2,6 +2,9 @@
 
 Tests that need a Docker engine or a browser skip with a message on a developer's machine that lacks
 them; with ``WORKBENCH_STRICT_TESTS=1`` (set by ``.ci/run``) a missing engine or browser is a failure.
+One thing CI lacks on purpose, a live Kubernetes cluster, is opted into with ``KUBECONFIG``: without it
+the live-cluster test skips, saying so, even in strict mode; with it, anything else missing fails.
+All of these go through :func:`need`.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +32,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("ui") is not None)  # stable: order kept otherwise
 
 
-def need(available: bool, reason: str) -> None:
-    """Skip (or, under WORKBENCH_STRICT_TESTS=1, fail) when a tool the test drives is missing."""
+def need(available: bool, reason: str, *, opt_in: str | None = None) -> None:
+    """Skip (or, under WORKBENCH_STRICT_TESTS=1, fail) when a tool the test drives is missing.
+
+    ``opt_in`` names the environment variable that offers a tool CI does not have on purpose
+    (``KUBECONFIG`` for a live cluster): while it is unset, the test skips with that name even in
+    strict mode; once it is set, the tool is promised and a missing one fails like any other.
+    """
     if available:
         return
+    if opt_in is not None and not os.environ.get(opt_in):
+        pytest.skip(f"{reason} (set {opt_in} to run this test; unset, it is skipped on purpose, also in CI)")
     if STRICT:
         pytest.fail(f"{reason} (WORKBENCH_STRICT_TESTS=1: CI must provide it)")
     pytest.skip(reason)
@@ -46,7 +57,9 @@ def _use_workspace(home: Path) -> wb.Settings:
 def session_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[wb.Settings]:
     """One workspace for the whole session; tests use unique experiment and model names in it."""
     saved = {k: v for k, v in os.environ.items() if k.startswith("WORKBENCH_")}
-    for key in [k for k in os.environ if k.startswith("WORKBENCH_") and k != "WORKBENCH_STRICT_TESTS"]:
+    # The workbench's own settings go; the test suite's (strict mode, the live cluster's) stay.
+    for key in [k for k in os.environ if k.startswith("WORKBENCH_") and k != "WORKBENCH_STRICT_TESTS"
+                and not k.startswith("WORKBENCH_TEST_")]:
         del os.environ[key]
     settings = _use_workspace(tmp_path_factory.mktemp("workspace"))
     yield settings
@@ -190,6 +203,59 @@ def checkov_bin() -> Path:
     """checkov, the outside checker of the Kubernetes manifests, in its own environment (`make tools`)."""
     path = REPO / ".tools" / "checkov" / "bin" / "checkov"
     need(path.exists(), f"checkov is not installed at {path}: `make tools` installs it (make test does)")
+    return path
+
+
+@dataclass(frozen=True)
+class LiveCluster:
+    """The Kubernetes cluster the live test deploys to, and the registry that cluster pulls from."""
+
+    context: str
+    namespace: str
+    registry: str
+
+
+@pytest.fixture(scope="session")
+def live_cluster() -> LiveCluster:
+    """A live cluster, opted into with KUBECONFIG (CI has none: there the test skips, by name).
+
+    The context is ``WORKBENCH_TEST_KUBECONTEXT`` (default: the kubeconfig's current one), the namespace
+    ``WORKBENCH_TEST_KUBENAMESPACE`` (default ``default``); ``WORKBENCH_TEST_REGISTRY`` is a registry
+    the cluster pulls the model images from.
+    """
+    kubeconfig = os.environ.get("KUBECONFIG", "")
+    need(bool(kubeconfig) and all(Path(p).is_file() for p in kubeconfig.split(os.pathsep) if p),
+         f"no live Kubernetes cluster: KUBECONFIG names no kubeconfig file ({kubeconfig or 'unset'})",
+         opt_in="KUBECONFIG")
+    from kubernetes import client, config
+
+    contexts, current = config.list_kube_config_contexts()
+    context = os.environ.get("WORKBENCH_TEST_KUBECONTEXT") or (current or {}).get("name", "")
+    need(any(c["name"] == context for c in contexts),
+         f"the kubeconfig has no context {context!r}: set WORKBENCH_TEST_KUBECONTEXT to one of "
+         f"{[c['name'] for c in contexts]}")
+    registry = os.environ.get("WORKBENCH_TEST_REGISTRY", "")
+    need(bool(registry), "WORKBENCH_TEST_REGISTRY is not set: the cluster needs a registry to pull the model "
+                         "images from")
+    failure = ""
+    try:
+        client.VersionApi(config.new_client_from_config(context=context)).get_code(_request_timeout=10)
+    except Exception as exc:  # any failure to reach the API server: say which
+        failure = f"{type(exc).__name__}: {exc}"
+    need(not failure, f"the cluster of context {context!r} does not answer ({failure})")
+    return LiveCluster(context, os.environ.get("WORKBENCH_TEST_KUBENAMESPACE", "default"), registry)
+
+
+EXTENSION = REPO / "extensions" / "workbench-jupyterlab"
+
+
+@pytest.fixture(scope="session")
+def npm() -> str:
+    """npm, with the extension's Node modules installed (``make setup`` installs them, needing Node 20+)."""
+    path = shutil.which("npm")
+    need(path is not None and (EXTENSION / "node_modules" / ".bin" / "tsc").exists(),
+         "npm or the extension's Node modules are missing: install Node.js 20+ and npm, then `make setup`")
+    assert path is not None
     return path
 
 

@@ -78,15 +78,31 @@ def extension(*extra: str, comms: str | None = None, **config: Any) -> None:
 
 
 def governance_available() -> bool:
-    """True when :mod:`workbench.governance` imports, so the Fairness and ModelCard panels can show."""
+    """True when :mod:`workbench.governance` imports, so the Fairness and ModelCard panels can show.
+
+    False only when a package it needs is not installed (the other panels still show, and a warning
+    names the package). A broken import of the workbench's own code is a bug, and raises.
+    """
     try:
         importlib.import_module("workbench.governance")
-    except Exception as exc:  # missing, or broken: the other panels must still show
+    except ImportError as exc:
+        if not _missing_dependency(exc):
+            raise
         import logging
 
         logging.getLogger(__name__).warning("governance panels are hidden: workbench.governance does not import (%s)", exc)
         return False
     return True
+
+
+def _missing_dependency(exc: ImportError) -> bool:
+    """Whether ``exc`` says a package from outside is not installed, rather than that our code is broken."""
+    from workbench.errors import MissingDependencyError
+
+    if isinstance(exc, MissingDependencyError):
+        return True
+    name = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    return bool(name) and str(name).split(".")[0] != "workbench"
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

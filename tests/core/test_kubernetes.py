@@ -5,7 +5,7 @@ No cluster runs on these machines. Every manifest variant is validated against t
 for HTTPRoute and InferenceService: see k8s_schemas.py). The model image is run on the local Docker
 engine under the pod's security context. The target's rollouts (undo on failure, challenger, promote,
 abort) run against an in-memory stand-in for the API server. One live test deploys, updates, rolls
-back and deletes on a real cluster when WORKBENCH_TEST_KUBECONTEXT names a kubeconfig context.
+back and deletes on a real cluster when KUBECONFIG offers one (see the ``live_cluster`` fixture).
 """
 
 from __future__ import annotations
@@ -736,25 +736,17 @@ def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkey
 
 # -- a real cluster -----------------------------------------------------------------------------
 
-LIVE_CONTEXT = os.environ.get("WORKBENCH_TEST_KUBECONTEXT")
-
-
-@pytest.mark.skipif(not LIVE_CONTEXT, reason="no live Kubernetes cluster: set WORKBENCH_TEST_KUBECONTEXT to a "
-                    "kubeconfig context (and WORKBENCH_TEST_REGISTRY to a registry that cluster pulls from)")
-def test_live_cluster_deploy_update_rollback_and_delete(register_versions) -> None:
-    """Deploy, check ready, update, roll back and delete on the cluster of WORKBENCH_TEST_KUBECONTEXT."""
-    registry = os.environ.get("WORKBENCH_TEST_REGISTRY")
-    if not registry:
-        pytest.skip("WORKBENCH_TEST_REGISTRY is not set: the cluster needs a registry to pull the model images from")
+def test_live_cluster_deploy_update_rollback_and_delete(live_cluster, register_versions) -> None:
+    """Deploy, check ready, update, roll back and delete on a live cluster (opted into with KUBECONFIG)."""
     from kubernetes import client, config
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
-    namespace = os.environ.get("WORKBENCH_TEST_KUBENAMESPACE", "default")
+    context, namespace, registry = live_cluster.context, live_cluster.namespace, live_cluster.registry
     v1, v2 = register_versions(
         [RandomForestClassifier(n_estimators=10, random_state=0), GradientBoostingClassifier(random_state=0)],
         "k8s-live", "k8s-live")
     model_name = v1.name
-    api = config.new_client_from_config(context=LIVE_CONTEXT)
+    api = config.new_client_from_config(context=context)
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
 
     def served_version(name: str) -> list[str]:
@@ -764,7 +756,7 @@ def test_live_cluster_deploy_update_rollback_and_delete(register_versions) -> No
         return list((json.loads(body) if isinstance(body, str) else body)["versions"])
 
     name = f"live-{uuid.uuid4().hex[:6]}"
-    target = f"k8s://{LIVE_CONTEXT}/{namespace}"
+    target = f"k8s://{context}/{namespace}"
     dep = wb.deploy(v1.uri, target=target, name=name, registry=registry, replicas=1, max_replicas=2)
     try:
         assert (dep.state, dep.healthy) == ("running", True), dep.detail
@@ -781,3 +773,29 @@ def test_live_cluster_deploy_update_rollback_and_delete(register_versions) -> No
     with pytest.raises(client.ApiException) as gone:
         apps.read_namespaced_deployment(name, namespace)
     assert gone.value.status == 404
+
+
+def _run_live_test(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The live test in a pytest of its own, under CI's strict mode, with ``env`` as its only cluster settings."""
+    clean = {k: v for k, v in os.environ.items() if k != "KUBECONFIG" and not k.startswith("WORKBENCH_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         f"{__file__}::test_live_cluster_deploy_update_rollback_and_delete"],
+        env={**clean, "WORKBENCH_STRICT_TESTS": "1", **env}, cwd=tmp_path, capture_output=True, text=True,
+        timeout=300)
+
+
+def test_the_live_test_is_skipped_by_name_without_kubeconfig_and_fails_in_ci_with_a_dead_one(tmp_path: Path) -> None:
+    """The live cluster goes through the strict-mode rule: no KUBECONFIG is a deliberate, named skip
+    (CI has no cluster); a KUBECONFIG whose cluster does not answer fails in CI instead of skipping."""
+    unset = _run_live_test(tmp_path)
+    assert unset.returncode == 0, unset.stdout + unset.stderr
+    assert "1 skipped" in unset.stdout
+    assert "no live Kubernetes cluster" in unset.stdout and "set KUBECONFIG to run this test" in unset.stdout
+
+    dead = _kubeconfig(tmp_path / "config", f"https://127.0.0.1:{_closed_port()}")
+    offered = _run_live_test(tmp_path, KUBECONFIG=str(dead), WORKBENCH_TEST_REGISTRY="127.0.0.1:5000/models")
+    assert offered.returncode == 1, offered.stdout + offered.stderr
+    assert "1 error" in offered.stdout and " skipped" not in offered.stdout.splitlines()[-1]  # failed in its fixture
+    assert "the cluster of context 'lab' does not answer" in offered.stdout
+    assert "WORKBENCH_STRICT_TESTS=1: CI must provide it" in offered.stdout

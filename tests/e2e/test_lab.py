@@ -14,11 +14,12 @@ import pytest
 from support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
 TOKEN = "workbench-test-token"
 
 
-@pytest.fixture(scope="module")
-def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _start_lab(argv: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start a Lab with ``argv`` (plus a port) in a workspace of its own; yield its URL, stop it after."""
     port = free_port()
     home = tmp_path_factory.mktemp("lab-workspace")
     env = {
@@ -29,11 +30,8 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("lab-workspaces")),
     }
     log = open(home / "lab.log", "w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "workbench"), "lab", str(REPO / "notebooks" / "01-track-and-compare.ipynb"),
-         "--no-browser", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    proc = subprocess.Popen([*argv, "--no-browser", "--port", str(port)], env=env, cwd=home, stdout=log,
+                            stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -52,6 +50,37 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`workbench lab` on the first guided notebook."""
+    yield from _start_lab([str(BIN / "workbench"), "lab", str(REPO / "notebooks" / "01-track-and-compare.ipynb")],
+                          tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def plain_lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A plain `jupyter lab` in the same environment (the Workbench extension is installed in it too)."""
+    root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    yield from _start_lab([str(BIN / "jupyter"), "lab", *root], tmp_path_factory)
+
+
+def _fetch_news(lab_url: str) -> str:
+    """Whether the Lab at ``lab_url`` fetches "Jupyter news": its notification setting as the Lab serves it."""
+    answer = httpx.get(f"{lab_url}/lab/api/settings/@jupyterlab/apputils-extension:notification",
+                       params={"token": TOKEN}, timeout=30)
+    answer.raise_for_status()
+    return answer.json()["schema"]["properties"]["fetchNews"]["default"]
+
+
+def test_workbench_lab_does_not_fetch_jupyter_news(lab_server: str) -> None:
+    assert _fetch_news(lab_server) == "false"
+
+
+def test_a_plain_jupyter_lab_in_the_same_environment_keeps_its_own_settings(plain_lab_server: str) -> None:
+    # Installing the workbench and its extension changes no Lab-wide setting: Lab's own default stands.
+    assert _fetch_news(plain_lab_server) == "none"
 
 
 def test_lab_serves_the_guided_notebooks_with_the_workspace_in_the_kernel_env(lab_server: str) -> None:

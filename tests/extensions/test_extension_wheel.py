@@ -34,7 +34,7 @@ def test_build_outputs_stay_out_of_git() -> None:
 
 
 @pytest.mark.slow
-def test_the_wheel_holds_the_lab_extension_the_server_config_and_the_lab_overrides(tmp_path: Path) -> None:
+def test_the_wheel_holds_the_lab_extension_and_the_server_config_and_no_lab_wide_settings(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(EXTENSION)],
                    check=True, capture_output=True)
     (wheel,) = tmp_path.glob("workbench_jupyterlab-*.whl")
@@ -44,5 +44,5 @@ def test_the_wheel_holds_the_lab_extension_the_server_config_and_the_lab_overrid
     assert {lab + "package.json", lab + "install.json", lab + "static/style.js"} <= names
     assert any(n.startswith(lab + "static/remoteEntry.") for n in names)
     assert data + "etc/jupyter/jupyter_server_config.d/workbench_jupyterlab.json" in names
-    assert data + "share/jupyter/lab/settings/overrides.json" in names
+    assert [n for n in names if n.startswith(data + "share/jupyter/lab/settings/")] == []  # no Lab-wide overrides
     assert {"workbench_jupyterlab/handlers.py", "workbench_jupyterlab/service.py"} <= names

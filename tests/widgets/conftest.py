@@ -28,7 +28,7 @@ def two_versions(register_versions) -> tuple[wb.ModelVersion, wb.ModelVersion]:
 
 @pytest.fixture(scope="session")
 def live_deployment(registered_model) -> Iterator[wb.Deployment]:
-    """A local deployment of fixture-rf shared by the drift and explanation tests (stopped at the end)."""
+    """A local deployment of fixture-rf shared by the explanation and review tests (stopped at the end)."""
     name = f"widgets-live-{uuid.uuid4().hex[:5]}"
     deployment = wb.deploy(registered_model.uri, target="local", name=name)
     yield deployment

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,22 +16,39 @@ from workbench.widgets.drift import histogram_shares
 from driving import errors_shown, shown_text
 
 
-@pytest.fixture(scope="module")
-def monitor(live_deployment) -> DriftMonitor:
-    return DriftMonitor(deployment=live_deployment.name, live=False)
+@pytest.fixture()
+def deployment(registered_model) -> Iterator[wb.Deployment]:
+    """A local deployment of fixture-rf for this test alone: its prediction log starts empty, whatever
+    other tests (or this file's other tests, in any order) sent to theirs."""
+    name = f"drift-live-{uuid.uuid4().hex[:5]}"
+    deployment = wb.deploy(registered_model.uri, target="local", name=name)
+    yield deployment
+    wb.stop(name)
 
 
-def test_before_any_prediction_it_says_how_to_get_some(monitor: DriftMonitor, live_deployment) -> None:
+@pytest.fixture()
+def monitor(deployment) -> DriftMonitor:
+    """A monitor of this test's deployment, after its first update (an empty log)."""
+    monitor = DriftMonitor(deployment=deployment.name, live=False)
     monitor.wait(60)
+    return monitor
+
+
+def _send(monitor: DriftMonitor, deployment: wb.Deployment, rows: pd.DataFrame) -> None:
+    """Predict ``rows`` on the deployment and let the monitor take them in."""
+    deployment.predict(rows)
+    monitor.refresh()
+    assert monitor.wait(60)
+
+
+def test_before_any_prediction_it_says_how_to_get_some(monitor: DriftMonitor, deployment) -> None:
     assert monitor.report is None and monitor.rows == 0
     assert "no predictions logged yet" in shown_text(monitor)
 
 
-def test_predictions_sent_to_the_deployment_appear_with_their_drift(monitor, live_deployment, numeric_data) -> None:
+def test_predictions_sent_to_the_deployment_appear_with_their_drift(monitor, deployment, numeric_data) -> None:
     X, _ = numeric_data
-    live_deployment.predict(X.head(300))
-    monitor.refresh()
-    assert monitor.wait(60)
+    _send(monitor, deployment, X.head(300))
     assert monitor.rows == 300
     shown = shown_text(monitor)
     assert "window: **300 rows** (300 new)" in shown and "0 of 6** features drifted" in shown
@@ -43,12 +63,11 @@ def test_predictions_sent_to_the_deployment_appear_with_their_drift(monitor, liv
     assert monitor.alerts == []
 
 
-def test_a_shifted_feature_drifts_raises_an_alert_and_draws_its_history(monitor, live_deployment, numeric_data) -> None:
+def test_a_shifted_feature_drifts_raises_an_alert_and_draws_its_history(monitor, deployment, numeric_data) -> None:
     X, _ = numeric_data
+    _send(monitor, deployment, X.head(300))  # a window without drift first: the history's first point
     shifted = X.head(300).assign(x2=X["x2"].head(300) + 3.0)
-    live_deployment.predict(shifted)
-    monitor.refresh()
-    assert monitor.wait(60)
+    _send(monitor, deployment, shifted)
     assert monitor.rows == 600
     assert "x2" in monitor.report.drift.drifted_features
     assert any(a.feature == "x2" for a in monitor.alerts)

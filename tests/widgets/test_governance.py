@@ -1,17 +1,55 @@
-"""Fairness and ModelCard panels (shown when workbench.governance is installed)."""
+"""Fairness and ModelCard panels, and when the review app hides them (only for a missing package)."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import panel as pn
 import pytest
 
 import workbench as wb
-from workbench.widgets import governance_available
 
 from driving import control, errors_shown, shown_text
 
-pytestmark = pytest.mark.skipif(not governance_available(), reason="workbench.governance does not import")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _governance_available(code: str, cwd: Path, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` then ``governance_available()`` in a fresh interpreter (imports cannot be undone)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    script = (code + "\nimport workbench\nfrom workbench.widgets import governance_available\n"
+              "print(workbench.__file__)\nprint('available:', governance_available())")
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=cwd,
+                          env=env)
+
+
+def test_a_missing_package_hides_the_governance_panels_with_a_warning_naming_it(tmp_path: Path) -> None:
+    # Setting a module to None in sys.modules is how Python marks a package as not installed.
+    result = _governance_available("import sys; sys.modules['pandas'] = None", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "available: False" in result.stdout
+    assert "governance panels are hidden" in result.stderr and "pandas" in result.stderr
+
+
+def test_a_broken_import_of_our_own_code_raises_instead_of_hiding_the_panels(tmp_path: Path) -> None:
+    # A copy of the installed packages in which governance imports a name workbench.errors lacks.
+    copy = tmp_path / "workbench"
+    shutil.copytree(REPO / "workbench", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "widgets", copy / "widgets", ignore=shutil.ignore_patterns("__pycache__"))
+    checks = copy / "governance" / "checks.py"
+    checks.write_text(checks.read_text() + "\nfrom workbench.errors import NoSuchError\n")
+    result = _governance_available("", tmp_path, pythonpath=tmp_path)
+    assert result.stdout.splitlines()[0] == str(copy / "__init__.py")  # the broken copy was the one imported
+    assert result.returncode == 1 and "available:" not in result.stdout
+    assert "ImportError: cannot import name 'NoSuchError' from 'workbench.errors'" in result.stderr
+    assert "governance panels are hidden" not in result.stderr
 
 
 @pytest.fixture(scope="module")

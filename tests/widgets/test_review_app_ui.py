@@ -131,12 +131,24 @@ def test_every_page_renders_with_no_console_error_and_nothing_fetched_from_outsi
     page.get_by_role("button", name="Open review").click()
     page.wait_for_url(f"**/review?model={model}&version={review_model.version}", timeout=30_000)
     page.get_by_text(f"{review_model.name} v{review_model.version}").first.wait_for(timeout=60_000)
-    for tab in ("Runs", "Versions", "Drift", "Explanations", "Model card"):
+    # Each tab, clicked, shows its own view (built when first shown: none of these texts is on the page before).
+    shows = {
+        "Runs": ["Picked runs side by side", "Filter (MLflow search syntax)"],
+        "Versions": ["Registered models", "Metrics and parameters of its run"],
+        "Drift": ["no predictions logged yet"],
+        "Explanations": ["explained with SHAP (tree)", "Rows: the reference sample"],
+        "Model card": [f"Model card: {review_model.name} version {review_model.version}", "Download HTML"],
+    }
+    for tab, texts in shows.items():
         page.goto(f"{review_url}/review?model={model}")
         page.get_by_text(f"{review_model.name} v{review_model.version}").first.wait_for(timeout=60_000)
+        page.get_by_text("Training data profile").filter(visible=True).first.wait_for(timeout=60_000)
+        assert [t for t in texts if page.get_by_text(t).filter(visible=True).count()] == [], tab
         page.locator(".bk-tab", has_text=tab).first.click()
-        _settle(page, 3000)
-    page.screenshot(path=str(SHOTS / "review-model-card.png"), full_page=True)
+        for text in texts:
+            page.get_by_text(text).filter(visible=True).first.wait_for(timeout=120_000)
+        _settle(page)
+        page.screenshot(path=str(SHOTS / f"review-tab-{tab.lower().replace(' ', '-')}.png"), full_page=True)
     watched.assert_clean()
 
 

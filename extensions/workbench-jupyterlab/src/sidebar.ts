@@ -5,40 +5,14 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { errorMessage, requestAPI } from './handler';
-import { IDeployment, IExperiment, IModelVersion, IRegisteredModel, IRun, Selection } from './tokens';
+import { ALERT_TEXT, ISidebarState, POLICY_TEXT, SidebarModel, selectionKey, shortMetrics } from './model';
+import { Selection } from './tokens';
 
 /** How often the sidebar refreshes while it is visible. */
 const POLL_INTERVAL_MS = 4000;
 
-/** Runs shown per expanded experiment. */
-const RUNS_SHOWN = 20;
-
 /** What every section shows until the first answer arrives. */
 const LOADING = 'Loading… (a new workspace takes a few seconds to create its store)';
-
-/** Badge text of a deployment's policy verdict and alert state. */
-const POLICY_TEXT: { [verdict: string]: string } = {
-  passes: 'policy ✓',
-  advisory: 'policy: advice',
-  blocked: 'policy: blocked',
-  unknown: 'policy ?'
-};
-const ALERT_TEXT: { [state: string]: string } = {
-  ok: 'no drift',
-  drift: 'drift',
-  performance: 'accuracy down',
-  'drift and performance': 'drift, accuracy down',
-  'no data': 'no data yet',
-  unknown: 'drift ?'
-};
-
-interface IState {
-  experiments: IExperiment[];
-  runs: { [experiment: string]: IRun[] };
-  models: IRegisteredModel[];
-  versions: { [model: string]: IModelVersion[] };
-  deployments: IDeployment[];
-}
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -53,22 +27,16 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-function shortMetrics(metrics: { [key: string]: number }): string {
-  return Object.keys(metrics)
-    .sort()
-    .slice(0, 2)
-    .map(key => `${key} ${Number(metrics[key]).toFixed(3)}`)
-    .join(', ');
-}
-
 /**
  * The "Workbench" sidebar: experiments and their runs, registered models with versions and
  * aliases, and deployments with live health. It polls the server while it is visible, so what
- * changes in a notebook or the CLI shows up without a page reload.
+ * changes in a notebook or the CLI shows up without a page reload. Its data and selection live in
+ * a `SidebarModel`; this view draws it.
  */
 export class WorkbenchSidebar extends Widget {
-  constructor() {
+  constructor(model: SidebarModel = new SidebarModel(requestAPI)) {
     super();
+    this.model = model;
     this.id = 'workbench-sidebar';
     this.addClass('wb-Sidebar');
     this.title.caption = 'Workbench';
@@ -92,6 +60,7 @@ export class WorkbenchSidebar extends Widget {
 
     // Right-clicking a row selects it first, so its context-menu commands act on that row.
     this.node.addEventListener('mousedown', event => this._select(event.target as HTMLElement));
+    model.changed.connect(() => this._render(model.state));
 
     this._poll = new Poll({
       factory: () => this.refresh(),
@@ -101,14 +70,17 @@ export class WorkbenchSidebar extends Widget {
     });
   }
 
+  /** The sidebar's data: what is shown, expanded and selected. */
+  readonly model: SidebarModel;
+
   /** Emitted when the selection changes (commands refresh their enabled state). */
-  get selectionChanged(): ISignal<this, Selection> {
-    return this._selectionChanged;
+  get selectionChanged(): ISignal<SidebarModel, Selection> {
+    return this.model.selectionChanged;
   }
 
   /** The selected model version or deployment, if any. */
   get selection(): Selection {
-    return this._selection;
+    return this.model.selection;
   }
 
   /** Emitted when a row is double-clicked: a version opens its review, a deployment its drift. */
@@ -119,39 +91,13 @@ export class WorkbenchSidebar extends Widget {
   /** Fetch everything shown and redraw what changed. */
   async refresh(): Promise<void> {
     try {
-      const [experiments, models, deployments] = await Promise.all([
-        requestAPI<IExperiment[]>('experiments'),
-        requestAPI<IRegisteredModel[]>('models'),
-        requestAPI<IDeployment[]>('deployments')
-      ]);
-      const state: IState = { experiments, models, deployments, runs: {}, versions: {} };
-      const names = new Set(models.map(m => m.name));
-      await Promise.all([
-        ...[...this._openModels]
-          .filter(name => names.has(name))
-          .map(async name => {
-            state.versions[name] = await requestAPI<IModelVersion[]>(
-              `models/${encodeURIComponent(name)}/versions`
-            );
-          }),
-        ...[...this._openExperiments]
-          .filter(name => experiments.some(e => e.name === name))
-          .map(async name => {
-            state.runs[name] = await requestAPI<IRun[]>(
-              `runs?experiment=${encodeURIComponent(name)}&max=${RUNS_SHOWN}`
-            );
-          })
-      ]);
+      await this.model.refresh();
       this._error.textContent = '';
-      this._loaded = true;
-      this._render(state);
     } catch (error) {
-      const message = errorMessage(error);
-      this._error.textContent = message;
-      if (!this._loaded) {
+      this._error.textContent = errorMessage(error);
+      if (!this.model.loaded) {
         // Nothing was ever shown: each section says why instead of staying empty.
         this._showInSections('wb-Failed', 'Could not load: see the message above');
-        this._lastRender = '';
       }
       throw error; // the poll backs off while the server refuses
     }
@@ -186,42 +132,36 @@ export class WorkbenchSidebar extends Widget {
     return list;
   }
 
-  private _render(state: IState): void {
-    // Redraw only when something changed, so a poll never disturbs what the user is doing.
-    const key = JSON.stringify([state, [...this._openModels], [...this._openExperiments]]);
-    if (key === this._lastRender) {
-      return;
-    }
-    this._lastRender = key;
-    this._state = state;
+  private _render(state: ISidebarState): void {
     this._renderExperiments(state);
     this._renderModels(state);
     this._renderDeployments(state);
-    this._reselect();
+    this._markSelected();
   }
 
-  private _toggle(open: Set<string>, name: string): void {
-    if (open.has(name)) {
-      open.delete(name);
-    } else {
-      open.add(name);
-    }
+  private _toggleExperiment(name: string): void {
+    this.model.toggleExperiment(name);
     void this._poll.refresh();
   }
 
-  private _renderExperiments(state: IState): void {
+  private _toggleModel(name: string): void {
+    this.model.toggleModel(name);
+    void this._poll.refresh();
+  }
+
+  private _renderExperiments(state: ISidebarState): void {
     const list = this._experiments;
     list.replaceChildren();
     if (state.experiments.length === 0) {
       list.appendChild(el('li', 'wb-Empty', 'No experiments yet'));
     }
     for (const experiment of state.experiments) {
-      const open = this._openExperiments.has(experiment.name);
+      const open = this.model.isExperimentOpen(experiment.name);
       const item = el('li', 'wb-Experiment wb-Row');
       item.dataset.experiment = experiment.name;
       item.appendChild(el('span', `wb-Caret${open ? ' wb-mod-open' : ''}`));
       item.appendChild(el('span', 'wb-Name', experiment.name));
-      item.addEventListener('click', () => this._toggle(this._openExperiments, experiment.name));
+      item.addEventListener('click', () => this._toggleExperiment(experiment.name));
       list.appendChild(item);
       if (!open) {
         continue;
@@ -246,14 +186,14 @@ export class WorkbenchSidebar extends Widget {
     }
   }
 
-  private _renderModels(state: IState): void {
+  private _renderModels(state: ISidebarState): void {
     const list = this._models;
     list.replaceChildren();
     if (state.models.length === 0) {
       list.appendChild(el('li', 'wb-Empty', 'No registered models yet'));
     }
     for (const model of state.models) {
-      const open = this._openModels.has(model.name);
+      const open = this.model.isModelOpen(model.name);
       const item = el('li', 'wb-Model wb-Row');
       item.dataset.model = model.name;
       item.appendChild(el('span', `wb-Caret${open ? ' wb-mod-open' : ''}`));
@@ -262,7 +202,7 @@ export class WorkbenchSidebar extends Widget {
       for (const alias of Object.keys(model.aliases).sort()) {
         item.appendChild(el('span', 'wb-Badge', `@${alias} v${model.aliases[alias]}`));
       }
-      item.addEventListener('click', () => this._toggle(this._openModels, model.name));
+      item.addEventListener('click', () => this._toggleModel(model.name));
       list.appendChild(item);
       if (!open) {
         continue;
@@ -292,7 +232,7 @@ export class WorkbenchSidebar extends Widget {
     }
   }
 
-  private _renderDeployments(state: IState): void {
+  private _renderDeployments(state: ISidebarState): void {
     const list = this._deployments;
     list.replaceChildren();
     if (state.deployments.length === 0) {
@@ -333,40 +273,15 @@ export class WorkbenchSidebar extends Widget {
     if (!row) {
       return;
     }
-    this._selectedKey = row.dataset.deployment
-      ? `deployment:${row.dataset.deployment}`
-      : `version:${row.dataset.model}/${row.dataset.version}`;
-    this._reselect();
+    this.model.select(selectionKey(row.dataset));
+    this._markSelected();
   }
 
-  /** Mark the selected row and keep the selection's data current after a redraw. */
-  private _reselect(): void {
-    let selection: Selection = null;
+  /** Mark the selected row (after a click or a redraw). */
+  private _markSelected(): void {
     for (const row of Array.from(this.node.querySelectorAll<HTMLElement>('.wb-Selectable'))) {
-      const key = row.dataset.deployment
-        ? `deployment:${row.dataset.deployment}`
-        : `version:${row.dataset.model}/${row.dataset.version}`;
-      const selected = key === this._selectedKey;
-      row.classList.toggle('jp-mod-selected', selected);
-      if (selected) {
-        selection = this._selectionFor(row);
-      }
+      row.classList.toggle('jp-mod-selected', selectionKey(row.dataset) === this.model.selectedKey);
     }
-    if (JSON.stringify(selection) !== JSON.stringify(this._selection)) {
-      this._selection = selection;
-      this._selectionChanged.emit(selection);
-    }
-  }
-
-  private _selectionFor(row: HTMLElement): Selection {
-    if (row.dataset.deployment) {
-      const deployment = this._state.deployments.find(d => d.name === row.dataset.deployment);
-      return deployment ? { kind: 'deployment', deployment } : null;
-    }
-    const version = (this._state.versions[row.dataset.model ?? ''] ?? []).find(
-      v => v.version === row.dataset.version
-    );
-    return version ? { kind: 'version', version } : null;
   }
 
   private _error: HTMLDivElement;
@@ -374,13 +289,5 @@ export class WorkbenchSidebar extends Widget {
   private _models: HTMLUListElement;
   private _deployments: HTMLUListElement;
   private _poll: Poll;
-  private _state: IState = { experiments: [], runs: {}, models: [], versions: {}, deployments: [] };
-  private _lastRender = '';
-  private _loaded = false;
-  private _openModels = new Set<string>();
-  private _openExperiments = new Set<string>();
-  private _selectedKey = '';
-  private _selection: Selection = null;
-  private _selectionChanged = new Signal<this, Selection>(this);
   private _opened = new Signal<this, Selection>(this);
 }

@@ -1,0 +1,216 @@
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { IDeployment, IExperiment, IModelVersion, IRegisteredModel, IRun, Selection } from './tokens';
+
+/**
+ * The sidebar's data, apart from its view (as jupyterlab-git keeps its model apart from its views):
+ * what the server last answered, which experiments and models are expanded, and the selected row.
+ * It knows no DOM: the view draws `state` when `changed` fires and reports clicks back.
+ */
+
+/** Runs shown per expanded experiment. */
+export const RUNS_SHOWN = 20;
+
+/** Badge text of a deployment's policy verdict and alert state. */
+export const POLICY_TEXT: { [verdict: string]: string } = {
+  passes: 'policy ✓',
+  advisory: 'policy: advice',
+  blocked: 'policy: blocked',
+  unknown: 'policy ?'
+};
+export const ALERT_TEXT: { [state: string]: string } = {
+  ok: 'no drift',
+  drift: 'drift',
+  performance: 'accuracy down',
+  'drift and performance': 'drift, accuracy down',
+  'no data': 'no data yet',
+  unknown: 'drift ?'
+};
+
+/** Everything the sidebar shows. */
+export interface ISidebarState {
+  experiments: IExperiment[];
+  runs: { [experiment: string]: IRun[] };
+  models: IRegisteredModel[];
+  versions: { [model: string]: IModelVersion[] };
+  deployments: IDeployment[];
+}
+
+/** Calls a Workbench route and returns its JSON (`requestAPI` in the Lab; a stand-in in tests). */
+export type Request = <T>(endPoint: string) => Promise<T>;
+
+/** What a selectable row names: a deployment, or a model version. */
+export interface IRowKey {
+  deployment?: string;
+  model?: string;
+  version?: string;
+}
+
+/** The first two metrics of a run, by name, for its row (`accuracy 0.912, f1 0.880`). */
+export function shortMetrics(metrics: { [key: string]: number }): string {
+  return Object.keys(metrics)
+    .sort()
+    .slice(0, 2)
+    .map(key => `${key} ${Number(metrics[key]).toFixed(3)}`)
+    .join(', ');
+}
+
+/** The key that identifies a selectable row across redraws. */
+export function selectionKey(row: IRowKey): string {
+  return row.deployment ? `deployment:${row.deployment}` : `version:${row.model}/${row.version}`;
+}
+
+/** The deployment or version `key` names in `state`, or null when it is not shown. */
+export function findSelection(state: ISidebarState, key: string): Selection {
+  if (key.startsWith('deployment:')) {
+    const name = key.slice('deployment:'.length);
+    const deployment = state.deployments.find(d => d.name === name);
+    return deployment ? { kind: 'deployment', deployment } : null;
+  }
+  if (key.startsWith('version:')) {
+    const rest = key.slice('version:'.length);
+    const slash = rest.lastIndexOf('/');
+    const [model, number] = [rest.slice(0, slash), rest.slice(slash + 1)];
+    const version = (state.versions[model] ?? []).find(v => v.version === number);
+    return version ? { kind: 'version', version } : null;
+  }
+  return null;
+}
+
+const EMPTY: ISidebarState = { experiments: [], runs: {}, models: [], versions: {}, deployments: [] };
+
+/** The sidebar's model: fetches, remembers what is expanded and selected, and says what changed. */
+export class SidebarModel {
+  constructor(request: Request) {
+    this._request = request;
+  }
+
+  /** What the server last answered (empty until the first refresh). */
+  get state(): ISidebarState {
+    return this._state;
+  }
+
+  /** True once a refresh has succeeded. */
+  get loaded(): boolean {
+    return this._loaded;
+  }
+
+  /** Emitted when what is shown changed (a refresh with new data, or a row expanded or collapsed). */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** The selected model version or deployment, if it is shown. */
+  get selection(): Selection {
+    return this._selection;
+  }
+
+  /** The key of the selected row (see `selectionKey`), or '' for none. */
+  get selectedKey(): string {
+    return this._selectedKey;
+  }
+
+  /** Emitted when the selection changes (commands refresh their enabled state). */
+  get selectionChanged(): ISignal<this, Selection> {
+    return this._selectionChanged;
+  }
+
+  /** Whether the experiment's runs are shown. */
+  isExperimentOpen(name: string): boolean {
+    return this._openExperiments.has(name);
+  }
+
+  /** Whether the model's versions are shown. */
+  isModelOpen(name: string): boolean {
+    return this._openModels.has(name);
+  }
+
+  /** Show or hide an experiment's runs (fetched at the next refresh). */
+  toggleExperiment(name: string): void {
+    toggle(this._openExperiments, name);
+  }
+
+  /** Show or hide a model's versions (fetched at the next refresh). */
+  toggleModel(name: string): void {
+    toggle(this._openModels, name);
+  }
+
+  /** Select the row with `key` (see `selectionKey`). */
+  select(key: string): void {
+    this._selectedKey = key;
+    this._updateSelection();
+  }
+
+  /**
+   * Fetch everything shown: experiments, models and deployments, with the runs of each expanded
+   * experiment and the versions of each expanded model. `changed` fires only when something differs,
+   * so a poll never disturbs what the user is doing. A failed call throws (the poll backs off).
+   */
+  async refresh(): Promise<void> {
+    const request = this._request;
+    try {
+      const [experiments, models, deployments] = await Promise.all([
+        request<IExperiment[]>('experiments'),
+        request<IRegisteredModel[]>('models'),
+        request<IDeployment[]>('deployments')
+      ]);
+      const state: ISidebarState = { experiments, models, deployments, runs: {}, versions: {} };
+      const names = new Set(models.map(m => m.name));
+      await Promise.all([
+        ...[...this._openModels]
+          .filter(name => names.has(name))
+          .map(async name => {
+            state.versions[name] = await request<IModelVersion[]>(`models/${encodeURIComponent(name)}/versions`);
+          }),
+        ...[...this._openExperiments]
+          .filter(name => experiments.some(e => e.name === name))
+          .map(async name => {
+            state.runs[name] = await request<IRun[]>(
+              `runs?experiment=${encodeURIComponent(name)}&max=${RUNS_SHOWN}`
+            );
+          })
+      ]);
+      this._loaded = true;
+      const key = JSON.stringify([state, [...this._openModels], [...this._openExperiments]]);
+      if (key === this._lastKey) {
+        return;
+      }
+      this._lastKey = key;
+      this._state = state;
+      this._changed.emit();
+      this._updateSelection();
+    } catch (error) {
+      if (!this._loaded) {
+        this._lastKey = ''; // the view shows the failure instead: the first answer must be drawn
+      }
+      throw error;
+    }
+  }
+
+  private _updateSelection(): void {
+    const selection = this._selectedKey ? findSelection(this._state, this._selectedKey) : null;
+    if (JSON.stringify(selection) !== JSON.stringify(this._selection)) {
+      this._selection = selection;
+      this._selectionChanged.emit(selection);
+    }
+  }
+
+  private _request: Request;
+  private _state: ISidebarState = EMPTY;
+  private _lastKey = '';
+  private _loaded = false;
+  private _openModels = new Set<string>();
+  private _openExperiments = new Set<string>();
+  private _selectedKey = '';
+  private _selection: Selection = null;
+  private _changed = new Signal<this, void>(this);
+  private _selectionChanged = new Signal<this, Selection>(this);
+}
+
+function toggle(open: Set<string>, name: string): void {
+  if (open.has(name)) {
+    open.delete(name);
+  } else {
+    open.add(name);
+  }
+}
