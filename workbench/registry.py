@@ -82,9 +82,9 @@ class ModelVersion:
         return f"models:/{self.name}/{self.version}"
 
     def _repr_html_(self) -> str:
-        from workbench.cards import card
+        from workbench.cards import Tone, card
 
-        badges = [(f"@{alias}", "good" if alias == "champion" else "plain") for alias in self.aliases]
+        badges: list[tuple[str, Tone]] = [(f"@{a}", "good" if a == "champion" else "plain") for a in self.aliases]
         badges.append((self.status.lower(), "good" if self.status == "READY" else "warn"))
         return card("Model version", f"{self.name} v{self.version}", badges=badges, rows=[
             ("URI", self.uri), ("run", self.run_id), ("registered", f"{self.created:%Y-%m-%d %H:%M} UTC by {self.user}"),

@@ -105,8 +105,11 @@ def test_local_target_full_cycle(duel_versions, numeric_data, answers) -> None:
 
 
 @pytest.mark.docker
-def test_docker_target_full_cycle(duel_versions, numeric_data, answers, docker_engine) -> None:
+def test_docker_target_full_cycle(duel_versions, numeric_data, answers, docker_engine, capsys) -> None:
     _full_cycle("docker", duel_versions, numeric_data, answers)
+    # Called from plain code, the build showed its steps as it went (stdout: a notebook shows it in the cell).
+    out = capsys.readouterr().out
+    assert "building [" in out and "/" in out and "built workbench/" in out, out
 
 
 @pytest.mark.docker

@@ -12,12 +12,12 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
 import warnings
 from collections.abc import Callable, Mapping
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -118,10 +118,11 @@ class Deployment:
         }
 
     def _repr_html_(self) -> str:
-        from workbench.cards import card
+        from workbench.cards import Tone, card
 
-        badges: list[tuple[str, Any]] = [(self.state, "good" if self.state == "running" else "warn"),
-                                         ("healthy" if self.healthy else "not healthy", "good" if self.healthy else "bad")]
+        badges: list[tuple[str, Tone]] = [(self.state, "good" if self.state == "running" else "warn"),
+                                          ("healthy" if self.healthy else "not healthy",
+                                           "good" if self.healthy else "bad")]
         challenger = (f"v{self.challenger_version} ({_describe_traffic(self.traffic)})"
                       if self.challenger_uri else None)
         return card("Deployment", self.name, badges=badges, rows=[
@@ -287,21 +288,21 @@ def deploy(
 def _converge(record: DeploymentRecord, target: str, model_uri: str, exact: str, version: str | None,
               image: str | None, on_event: Callable[[Any], None]) -> Deployment:
     """Make the existing deployment ``record`` serve ``exact``: as it is when it already does and
-    answers, else updated behind the health gate (a warning says which versions)."""
+    answers, else updated behind the health gate (a warning says which versions). An ``image``
+    given is used for the update; the running one is not compared with it."""
     if record.target.strip().lower().rstrip(":/") != target.strip().lower().rstrip(":/"):
         raise NameTakenError(
             f"a deployment named {record.name!r} already runs on {record.target}, not {target}: choose "
             f"another name, or stop it first with `workbench stop {record.name}`"
         )
     current = get_deployment(record.name)
-    same_image = image is None or record.options.get("image") == image
-    if record.model_uri == exact and same_image and current.healthy:
+    if record.model_uri == exact and current.healthy:
         return dataclasses.replace(current, change="unchanged")
-    before = f"version {record.model_version}" if record.model_version else record.model_uri
     after = f"version {version}" if version else exact
-    if record.model_uri == exact:
-        change = f"restarted {after} ({'a new image' if not same_image else current.state})"
+    if record.model_uri == exact:  # the same model, but its servers stopped answering: start them again
+        change = f"restarted {after} (it was {current.state})"
     else:
+        before = f"version {record.model_version}" if record.model_version else record.model_uri
         change = f"updated from {before} to {after}"
     warnings.warn(f"deployment {record.name!r} already existed: {change}; pass replace=False to be refused "
                   "instead", DeploymentChangedWarning, stacklevel=3)
