@@ -141,3 +141,26 @@ def real_table_pipeline():
         ("dates", "drop", DATE_COLUMNS),
     ])
     return make_pipeline(prepare, LogisticRegression(max_iter=2000))
+
+
+# Where a page may fetch from without leaving the machine.
+LOCAL_PREFIXES = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "about:")
+
+
+class Watched:
+    """A page whose console errors and off-machine requests are collected while it is used."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.console_errors: list[str] = []
+        self.external: list[str] = []
+        self.failed: list[str] = []
+        page.on("requestfailed", lambda r: self.failed.append(f"{r.url}: {r.failure}"))
+        page.on("console", lambda m: self.console_errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda exc: self.console_errors.append(f"{page.url}: {exc}\n{exc.stack}"))
+        page.on("request", lambda r: None if r.url.startswith(LOCAL_PREFIXES) else self.external.append(r.url))
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+    def assert_clean(self) -> None:
+        assert self.external == [], f"requests that left the machine: {self.external}"
+        assert self.console_errors == [], f"console errors: {self.console_errors}; failed requests: {self.failed}"

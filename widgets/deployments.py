@@ -41,7 +41,7 @@ def _titled(badge_html: str, title: str) -> str:
     return f'<span title="{html.escape(title)}">{badge_html}</span>'
 
 
-class Deployments(pn.viewable.Viewer):
+class Deployments(ui.NotebookView, pn.viewable.Viewer):
     """Deploy a model version to a target; live state, health and URL of every deployment, the policy
     badge of the version each serves (advice under the default policy, blocked under an enforcing one)
     and its drift state; logs, update, rollback, stop; champion/challenger start, promote, abort and

@@ -51,7 +51,7 @@ class _Snapshot:
     profile: Any
 
 
-class DriftMonitor(pn.viewable.Viewer):
+class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
     """Live drift of a deployment's inputs against its model's reference profile: a table with status
     badges, reference vs current histograms, drift over time, alerts as they fire."""
 

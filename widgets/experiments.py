@@ -37,7 +37,7 @@ _BASE_COLUMNS = ["name", "status", "user", "start_time"]
 FIRST_PAGE = 100
 
 
-class ExperimentBrowser(pn.viewable.Viewer):
+class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
     """Runs of one experiment: a sortable, filterable table; tick runs to compare them side by side
     and draw their metric curves over steps; a scatter of a parameter against a metric over all runs.
     """

@@ -44,7 +44,7 @@ class _Result:
     shift: Any
 
 
-class Explanations(pn.viewable.Viewer):
+class Explanations(ui.NotebookView, pn.viewable.Viewer):
     """SHAP explanations of a model version or of a deployment's live traffic: local (waterfall or bar
     for one prediction) and global (importance, dependence)."""
 

@@ -30,7 +30,7 @@ __all__ = ["Fairness", "ModelCard"]
 RATES = ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy")
 
 
-class Fairness(pn.viewable.Viewer):
+class Fairness(ui.NotebookView, pn.viewable.Viewer):
     """Group fairness of a model version: per-group rates and the disparities between groups."""
 
     model_uri = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""
@@ -130,7 +130,7 @@ class Fairness(pn.viewable.Viewer):
         )
 
 
-class ModelCard(pn.viewable.Viewer):
+class ModelCard(ui.NotebookView, pn.viewable.Viewer):
     """The model card of a version (:func:`workbench.model_card`), with HTML and Markdown downloads."""
 
     model_uri = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""

@@ -34,7 +34,7 @@ _FLUSH_SECONDS = 0.25
 
 _LABEL_COLUMNS = ["label", "value"]
 
-class PackageBuilder(pn.viewable.Viewer):
+class PackageBuilder(ui.NotebookView, pn.viewable.Viewer):
     """Build an image from a model version: live log and progress; the image's tag, size and labels,
     or the error, when it ends."""
 

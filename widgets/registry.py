@@ -27,7 +27,7 @@ from workbench.widgets.background import BackgroundTask, Job
 __all__ = ["ModelRegistry"]
 
 
-class ModelRegistry(pn.viewable.Viewer):
+class ModelRegistry(ui.NotebookView, pn.viewable.Viewer):
     """Registered models and their versions with aliases and lineage; set or remove an alias, open a
     version's review."""
 

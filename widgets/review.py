@@ -34,7 +34,7 @@ SECTIONS = ("Overview", "Runs", "Versions", "Package", "Deployments", "Drift", "
             "Model card")
 
 
-class ModelReview(pn.viewable.Viewer):
+class ModelReview(ui.NotebookView, pn.viewable.Viewer):
     """Everything about one model version on one page: metrics, data profile, lineage, runs,
     versions, packaging, deployments, drift, explanations, fairness and the model card."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from workbench.widgets.background import BackgroundTask
 
 __all__ = [
     "BADGE_COLORS",
+    "NotebookView",
     "badge",
     "button",
     "error_alert",
@@ -41,6 +43,30 @@ BADGE_COLORS: Mapping[str, str] = {
     "info": "#0969da",
     "muted": "#6e7781",
 }
+
+
+def _jupyter_dist_url() -> str:
+    """Where the Jupyter server serves Panel's own stylesheets (Panel's server extension, enabled when
+    Panel is installed, serves its dist folder at ``<base_url>panel_dist/``)."""
+    return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/").rstrip("/") + "/panel_dist/"
+
+
+class NotebookView:
+    """Mix in before ``pn.viewable.Viewer``: in a notebook, the stylesheets Panel adds after the first
+    render (a live update, a new table, the theme) come from the Jupyter server, not Panel's CDN.
+
+    ``wbw.extension()`` inlines what the first render needs; Panel points anything it sends later at
+    its CDN unless the document names another place, which offline leaves parts unstyled and online
+    tells a third party that the page was opened. The document of each render names the server.
+    """
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        view = self._create_view()  # type: ignore[attr-defined]
+        bundle = view._repr_mimebundle_(include, exclude)
+        for model, _ in list(view._models.values()):
+            if model.document is not None:
+                model.document._template_variables["dist_url"] = _jupyter_dist_url()
+        return bundle
 
 
 def markdown(text: str = "", **params: Any) -> pn.pane.Markdown:

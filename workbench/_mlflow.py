@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import io
 import os
+import re
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -90,6 +93,29 @@ def ensure_ready(settings: Settings | None = None) -> Settings:
         mlflow.set_registry_uri(settings.model_registry_uri)
         _ready_for = settings
     return settings
+
+
+# What MLflow prints on stderr each time it registers a version: the workbench's own result says it.
+_REGISTRY_CHATTER = re.compile(
+    r"^(Successfully registered model '.*'\.|Registered model '.*' already exists\. Creating a new version "
+    r"of this model\.\.\.|Created version '\d+' of model '.*'\.)$"
+)
+
+
+@contextlib.contextmanager
+def quiet_registry() -> Iterator[None]:
+    """Drop MLflow's "Successfully registered model / Created version" lines, which a notebook shows
+    as red error boxes; every other line written to stderr meanwhile is passed on unchanged."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    finally:  # after the redirect is undone, so an error's own output still reaches stderr
+        kept = [line for line in captured.getvalue().splitlines(keepends=True)
+                if not _REGISTRY_CHATTER.match(line.rstrip("\n"))]
+        if kept:
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
 
 
 def client() -> MlflowClient:

@@ -28,12 +28,14 @@ in ``__cause__``. Each message says what went wrong and what to do next::
     ├── MonitoringError           drift or outlier analysis cannot run on what was given
     └── ExplanationError          a model or payload cannot be explained
 
-Beside the tree, two warnings (not errors):
+Beside the tree, three warnings (not errors):
 
 - :class:`PolicyAdvisory`: checks failed under a policy that only advises, so the action went ahead;
   the CLI prints it as ``advice: <message>``.
 - :class:`MlflowCompatibilityWarning`: said at ``log_model`` when the workbench serves a model that
   MLflow's own scoring would refuse (and how to make MLflow take it too).
+- :class:`DeploymentChangedWarning`: said when ``deploy`` (or ``start_challenger``) found the name
+  already serving another version and updated it to the one asked for, as re-running a cell does.
 
 The CLI prints ``str(error)`` and exits non-zero; the inference server and the Jupyter server routes map
 :attr:`WorkbenchError.http_status` to their status codes.
@@ -44,6 +46,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "CrossSiteRequestError",
+    "DeploymentChangedWarning",
     "DeploymentError",
     "DeploymentNotFoundError",
     "EngineUnavailableError",
@@ -215,6 +218,12 @@ class PolicyAdvisory(UserWarning):
 class MlflowCompatibilityWarning(UserWarning):
     """The workbench serves this model exactly, but MLflow's own scoring would refuse some of its
     inputs; the message names the columns and the cast that makes MLflow take them too."""
+
+
+class DeploymentChangedWarning(UserWarning):
+    """A warning, not an error: a deployment of the requested name already served another model
+    version, so it was updated (behind the health gate) to serve the one asked for. Pass
+    ``replace=False`` to be refused instead."""
 
 
 class MonitoringError(WorkbenchError):

@@ -98,6 +98,17 @@ class ModelVersion:
         """``models:/<name>/<version>``: the URI that loads exactly this version."""
         return format_model_uri(self.name, self.version)
 
+    def _repr_html_(self) -> str:
+        from workbench.cards import Tone, card
+
+        badges: list[tuple[str, Tone]] = [(f"@{a}", "good" if a == "champion" else "plain") for a in self.aliases]
+        badges.append((self.status.lower(), "good" if self.status == "READY" else "warn"))
+        return card("Model version", f"{self.name} v{self.version}", badges=badges, rows=[
+            ("URI", self.uri), ("run", self.run_id), ("registered", f"{self.created:%Y-%m-%d %H:%M} UTC by {self.user}"),
+            ("git commit", (self.git_commit or "")[:12]), ("data hash", (self.data_hash or "")[:12]),
+            ("description", self.description),
+        ])
+
 
 @dataclass(frozen=True)
 class RegisteredModel:
@@ -146,6 +157,19 @@ class Lineage:
             "metrics": dict(self.metrics),
             "params": dict(self.params),
         }
+
+    def _repr_html_(self) -> str:
+        from workbench.cards import card
+
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(self.metrics.items()))
+        params = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return card("Lineage", f"{self.name} v{self.version}", rows=[
+            ("run", f"{self.run_name or ''} ({self.run_id})" if self.run_id else None),
+            ("experiment", self.experiment_id), ("git commit", (self.git_commit or "")[:12]),
+            ("data hash", (self.data_hash or "")[:12]), ("metrics", metrics), ("params", params),
+            ("registered", f"{self.registered_at:%Y-%m-%d %H:%M} UTC by {self.registered_by}"),
+            ("source", self.source),
+        ])
 
 
 def _ts(ms: int | None) -> pd.Timestamp:
@@ -224,7 +248,8 @@ def register(
 
     _mlflow.ensure_ready()
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
-        mv = mlflow.register_model(model_uri, name, tags=lineage_tags)
+        with _mlflow.quiet_registry():
+            mv = mlflow.register_model(model_uri, name, tags=lineage_tags)
         if description:
             _mlflow.client().update_model_version(name, mv.version, description=description)
     record("register", model_name=name, to_version=str(mv.version),

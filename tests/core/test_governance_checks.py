@@ -364,6 +364,10 @@ def test_the_waiver_path_blocked_waived_passes_and_audited(models, people, polic
         f"waived by Dana Reyes (Model Risk) on {waiver.ts:%Y-%m-%d}: height_index validated as a risk driver, "
         "MRM-2026-114")
     assert wb.list_waivers(version.uri) == [waiver]
+    # The same cell run again records nothing twice.
+    assert wb.waive(alias_uri, "proxies", by="Dana Reyes (Model Risk)",
+                    reason="height_index validated as a risk driver, MRM-2026-114") == waiver
+    assert wb.list_waivers(version.uri) == [waiver]
 
     log = wb.audit_log(model=name, action="waive")
     assert len(log) == 1

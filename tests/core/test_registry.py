@@ -115,3 +115,42 @@ def test_a_model_logged_without_training_data_has_no_profile(numeric_data) -> No
         logged = wb.log_model(LogisticRegression().fit(X, y))
     with pytest.raises(ModelNotFoundError, match="has no reference profile"):
         wb.load_profile(logged.model_uri)
+
+
+def test_registering_writes_nothing_to_stderr_but_real_problems(numeric_data, capfd) -> None:
+    """MLflow's "Successfully registered model / Created version" lines showed as red boxes in cells."""
+    import sys
+
+    from workbench import _mlflow
+
+    X, y = numeric_data
+    name = f"quiet-{uuid.uuid4().hex[:6]}"
+    logged = _log(X, y)
+    capfd.readouterr()
+    wb.register(logged, name)
+    wb.register(_log(X, y), name)  # the second version: MLflow says the model "already exists" too
+    err = capfd.readouterr().err
+    assert "registered model" not in err.lower() and "Created version" not in err, err
+
+    with _mlflow.quiet_registry():
+        print(f"Created version '3' of model '{name}'.", file=sys.stderr)
+        print("WARNING mlflow: the artifact store is nearly full", file=sys.stderr)
+    assert capfd.readouterr().err == "WARNING mlflow: the artifact store is nearly full\n"
+
+
+def test_versions_and_lineage_show_as_cards(numeric_data) -> None:
+    X, y = numeric_data
+    name = f"card-{uuid.uuid4().hex[:6]}"
+    import mlflow
+
+    with wb.start_run(experiment="registry-tests"):
+        mlflow.log_metric("accuracy", 0.875)
+        logged = wb.log_model(LogisticRegression(max_iter=300).fit(X, y), training_data=X, training_labels=y)
+    version = wb.register(logged, name, description="<script>alert(1)</script> first cut")
+    wb.set_alias(name, "champion", version.version)
+    card = wb.resolve(f"models:/{name}@champion")._repr_html_()
+    assert f"{name} v1" in card and "@champion" in card and "ready" in card
+    assert "<script>" not in card and "&lt;script&gt;alert(1)&lt;/script&gt; first cut" in card
+
+    lineage = wb.lineage(f"models:/{name}@champion")._repr_html_()
+    assert f"{name} v1" in lineage and version.run_id in lineage and "accuracy 0.875" in lineage

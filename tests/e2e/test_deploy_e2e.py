@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import workbench as wb
 from workbench.deployment.docker import volume_name
 from workbench.deployment.store import DeploymentStore
 from workbench.errors import (
+    DeploymentChangedWarning,
     DeploymentNotFoundError,
     EngineUnavailableError,
     HealthCheckError,
@@ -105,8 +107,11 @@ def test_local_target_full_cycle(duel_versions, numeric_data, answers) -> None:
 
 
 @pytest.mark.docker
-def test_docker_target_full_cycle(duel_versions, numeric_data, answers, docker_engine) -> None:
+def test_docker_target_full_cycle(duel_versions, numeric_data, answers, docker_engine, capsys) -> None:
     _full_cycle("docker", duel_versions, numeric_data, answers)
+    # Called from plain code, the build showed its steps as it went (stdout: a notebook shows it in the cell).
+    out = capsys.readouterr().out
+    assert "building [" in out and "/" in out and "built workbench/" in out, out
 
 
 @pytest.mark.docker
@@ -152,14 +157,44 @@ def test_a_model_without_signature_is_refused(numeric_data) -> None:
     _nothing_left("unsigned")
 
 
-def test_a_name_already_taken_is_refused(duel_versions) -> None:
-    v1, _ = duel_versions
-    name = f"taken-{uuid.uuid4().hex[:6]}"
-    wb.deploy(v1.uri, name=name)
+def test_deploying_again_converges_on_the_running_deployment(duel_versions) -> None:
+    """Re-running a cell (or Restart Kernel and Run All) finds the deployment the last run left."""
+    v1, v2 = duel_versions
+    name = f"again-{uuid.uuid4().hex[:6]}"
+    first = wb.deploy(v1.uri, name=name)
     try:
+        assert first.change == "created"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the same model again changes nothing and says nothing
+            same = wb.deploy(v1.uri, name=name)
+        assert (same.change, same.url, same.revision, same.handle) == ("unchanged", first.url, first.revision,
+                                                                       first.handle)
+
+        with pytest.warns(DeploymentChangedWarning, match=f"deployment '{name}' already existed: updated from "
+                          f"version {v1.version} to version {v2.version}; pass replace=False"):
+            newer = wb.deploy(v2.uri, name=name)
+        assert newer.change == f"updated from version {v1.version} to version {v2.version}"
+        assert (newer.url, newer.model_version, newer.healthy) == (first.url, v2.version, True)
+        assert [h.action for h in wb.deployment_history(name)] == ["deploy", "update"]
+
         with pytest.raises(NameTakenError, match=f"`workbench update {name} MODEL_URI`"):
-            wb.deploy(v1.uri, name=name)
-        assert len([d for d in wb.deployments() if d.name == name]) == 1
+            wb.deploy(v1.uri, name=name, replace=False)
+        with pytest.raises(NameTakenError, match=f"already runs on local, not docker: .*`workbench stop {name}`"):
+            wb.deploy(v1.uri, name=name, target="docker")
+        assert [d.model_version for d in wb.deployments() if d.name == name] == [v2.version]
+    finally:
+        wb.stop(name)
+
+
+def test_a_deployment_shows_as_a_card_in_a_notebook(duel_versions) -> None:
+    v1, _ = duel_versions
+    name = f"card-{uuid.uuid4().hex[:6]}"
+    dep = wb.deploy(v1.uri, name=name)
+    try:
+        card = dep._repr_html_()
+        for shown in (name, dep.url, f"{v1.name} v{v1.version}", "running", "healthy", "created"):
+            assert shown in card
+        assert f"<a href='{dep.url}'" in card
     finally:
         wb.stop(name)
 

@@ -155,6 +155,12 @@ async def test_deploy_lists_a_healthy_deployment_then_stop_removes_it(jp_fetch, 
             wb.rollback(name)
         code, reply = await _refused(jp_fetch, "deployments", name, "rollback", method="POST", body="{}")
         assert (code, reply["message"]) == (409, str(core.value))
+
+        # The deploy dialog creates: a name in use is refused, never replaced behind the user's back.
+        code, reply = await _refused(jp_fetch, "deployments", method="POST", request_timeout=120,
+                                     body=json.dumps({"model_uri": "models:/fixture-rf@champion",
+                                                      "target": "local", "name": name}))
+        assert code == 409 and reply["message"].startswith(f"a deployment named '{name}' already exists")
     finally:
         stopped = await _json(jp_fetch, "deployments", name, method="DELETE")
     assert stopped == {"name": name, "stopped": True}

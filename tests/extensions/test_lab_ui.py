@@ -20,7 +20,7 @@ import nbformat
 import pytest
 
 import workbench as wb
-from support import free_port
+from support import Watched, free_port
 from workbench.errors import DeploymentNotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,3 +205,44 @@ def test_deploy_brings_a_deployment_up_shown_healthy_and_its_drift_tab_renders(l
     finally:
         with contextlib.suppress(DeploymentNotFoundError):
             wb.stop(DEPLOYMENT)
+
+
+def test_widgets_in_a_lab_notebook_fetch_nothing_from_outside_and_log_no_errors(page, tmp_path: Path, lab_model,
+                                                                                numeric_data) -> None:
+    """DriftMonitor and Explanations run in a notebook cell in Lab: every stylesheet and script comes
+    from the Jupyter server or is inlined (offline they must still render), and the console is clean."""
+    X, _ = numeric_data
+    name = "lab-offline"
+    dep = wb.deploy(lab_model.uri, name=name)
+    try:
+        dep.predict(X.head(200))
+        cells = [
+            "import workbench.widgets as wbw\nwbw.extension()",
+            f"monitor = wbw.DriftMonitor(deployment={name!r}, window=100)\nmonitor.wait()\nmonitor",
+            f"explanations = wbw.Explanations(model_uri={lab_model.uri!r}, n_rows=20)\nexplanations.wait()\n"
+            "explanations",
+        ]
+        notebook = nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_code_cell(c) for c in cells],
+            metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        )
+        nbformat.write(notebook, tmp_path / "widgets.ipynb")
+        with _lab_on(tmp_path, {}) as url:
+            watched = Watched(page)
+            page.goto(f"{url}/lab/tree/widgets.ipynb?reset&token={TOKEN}")
+            panel = page.locator(".jp-NotebookPanel:visible")
+            panel.wait_for(timeout=60_000)
+            page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=60_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            outputs = panel.locator(".jp-OutputArea-output")
+            outputs.filter(has_text="x0").first.wait_for(timeout=120_000)  # a feature row of the drift table
+            panel.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output").filter(
+                has_text="x1").first.wait_for(timeout=120_000)  # the explanations name the features too
+            page.wait_for_timeout(4000)  # live updates redraw parts of the monitor: they must stay local too
+            SHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SHOTS / "lab-notebook-widgets.png"), full_page=True)
+            assert panel.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+            watched.assert_clean()
+    finally:
+        wb.stop(name)

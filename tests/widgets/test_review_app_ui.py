@@ -20,13 +20,12 @@ import httpx
 import pytest
 
 import workbench as wb
-from support import WORKBENCH, free_port, start_review, stop_process
+from support import WORKBENCH, Watched, free_port, start_review, stop_process
 from workbench.errors import DeploymentNotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-results"
 PASSWORD = "review-team-password"
-LOCAL_PREFIXES = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "about:")
 
 pytestmark = pytest.mark.ui
 
@@ -79,23 +78,6 @@ def deployed(review_model: wb.ModelVersion) -> Iterator[Callable[[str], wb.Deplo
     for name in names:
         with contextlib.suppress(DeploymentNotFoundError):
             wb.stop(name)
-
-
-class Watched:
-    """A page whose console errors and off-machine requests are collected while it is used."""
-
-    def __init__(self, page) -> None:
-        self.page = page
-        self.console_errors: list[str] = []
-        self.external: list[str] = []
-        page.on("console", lambda m: self.console_errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda exc: self.console_errors.append(f"{page.url}: {exc}\n{exc.stack}"))
-        page.on("request", lambda r: None if r.url.startswith(LOCAL_PREFIXES) else self.external.append(r.url))
-        page.set_viewport_size({"width": 1400, "height": 1000})
-
-    def assert_clean(self) -> None:
-        assert self.console_errors == [], f"console errors: {self.console_errors}"
-        assert self.external == [], f"requests that left the machine: {self.external}"
 
 
 def _settle(page, ms: int = 1500) -> None:

@@ -12,10 +12,11 @@ import click
 from workbench.cli._output import emit, json_option
 
 
-def _build_progress(enabled: bool) -> tuple[Callable[[Any], None] | None, Callable[[], None]]:
-    """A terminal progress bar over build steps (on stderr), and a function that closes it."""
+def _build_progress(enabled: bool) -> tuple[Callable[[Any], None], Callable[[], None]]:
+    """A terminal progress bar over build steps (on stderr), and a function that closes it; when not
+    enabled, a callback that shows nothing (the core's default would print steps on stdout)."""
     if not enabled:
-        return None, lambda: None
+        return lambda event: None, lambda: None
     from tqdm import tqdm
 
     bar = tqdm(total=1, unit="step", file=sys.stderr, bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} steps")

@@ -184,6 +184,16 @@ class TrafficPolicy:
         """JSON-ready form."""
         return {"mode": self.mode, "challenger_share": self.challenger_share}
 
+    @classmethod
+    def describe(cls, traffic: Mapping[str, Any] | None) -> str:
+        """``shadow`` or ``20% of requests``: how a challenger shares traffic (a :meth:`to_dict`), in
+        words; empty without a challenger."""
+        if not traffic:
+            return ""
+        if traffic.get("mode") == "shadow":
+            return "shadow: sees every request, answers none"
+        return f"{float(traffic.get('challenger_share', 0)):.0%} of requests"
+
 
 @runtime_checkable
 class SupportsChallenger(Protocol):

@@ -12,8 +12,11 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +38,14 @@ from workbench.deployment.base import (
     load_target,
 )
 from workbench.deployment.store import DeploymentRecord, DeploymentStore, RevisionRecord
-from workbench.errors import DeploymentError, InvalidInputError, WorkbenchError
+from workbench.errors import (
+    DeploymentChangedWarning,
+    DeploymentError,
+    DeploymentNotFoundError,
+    InvalidInputError,
+    NameTakenError,
+    WorkbenchError,
+)
 from workbench.predlog import LogRows, PredictionPage, ServerSource, recent_rows
 from workbench.tables import encode_split
 
@@ -86,6 +96,9 @@ class Deployment:
     challenger_uri: str | None = None
     challenger_version: str | None = None
     traffic: Mapping[str, Any] | None = None
+    #: What the call that returned this did, in words: ``created``, ``unchanged`` (the name already
+    #: served that version), ``updated from version 1 to version 3``, ...; ``None`` for a look-up.
+    change: str | None = None
 
     @property
     def replica_urls(self) -> tuple[str, ...]:
@@ -101,7 +114,24 @@ class Deployment:
             "state": self.state, "healthy": self.healthy, "detail": self.detail, "created": self.created,
             "updated": self.updated, "user": self.user, "challenger_uri": self.challenger_uri,
             "challenger_version": self.challenger_version, "traffic": dict(self.traffic) if self.traffic else None,
+            "change": self.change,
         }
+
+    def _repr_html_(self) -> str:
+        from workbench.cards import Tone, card
+
+        badges: list[tuple[str, Tone]] = [(self.state, "good" if self.state == "running" else "warn"),
+                                          ("healthy" if self.healthy else "not healthy",
+                                           "good" if self.healthy else "bad")]
+        challenger = (f"v{self.challenger_version} ({TrafficPolicy.describe(self.traffic)})"
+                      if self.challenger_uri else None)
+        return card("Deployment", self.name, badges=badges, rows=[
+            ("URL", self.url), ("model", f"{self.model_name} v{self.model_version}" if self.model_version
+                                else self.model_uri),
+            ("challenger", challenger), ("target", self.target), ("what changed", self.change),
+            ("detail", None if self.healthy else self.detail), ("revision", self.revision),
+            ("updated", f"{self.updated} by {self.user}"),
+        ])
 
     def predict(self, data: pd.DataFrame, timeout: float = 60.0) -> Any:
         """Predictions for a DataFrame, through the deployment's MLflow ``/invocations`` route."""
@@ -209,6 +239,7 @@ def deploy(
     name: str | None = None,
     port: int | None = None,
     image: str | None = None,
+    replace: bool = True,
     on_event: OnEvent | None = None,
     **options: Any,
 ) -> Deployment:
@@ -217,8 +248,14 @@ def deploy(
     ``target`` is ``local`` (a process), ``docker`` (a container; the model is packaged first
     unless ``image`` is given) or another registered target URI. ``port`` fixes the port (else a
     free one). An alias is resolved now: the deployment serves that exact version until updated.
-    ``on_event`` sees each image build event while the model is packaged. Nothing is left behind
-    when it fails.
+    Nothing is left behind when it fails. ``on_event`` sees each image build event; without it a
+    Docker build prints its steps as lines of text.
+
+    Deploying converges, so a cell can be run again (deployments outlive the kernel): when ``name``
+    already serves this exact version on ``target`` it is returned as it is (``change ==
+    "unchanged"``); when it serves another version it is updated to this one behind the health gate
+    (the old one serves until the new one is ready) and a :class:`DeploymentChangedWarning` says so.
+    ``replace=False`` refuses an existing name instead (:class:`NameTakenError`).
     """
     from workbench.governance import enforce
 
@@ -234,7 +271,16 @@ def deploy(
     settings = get_settings()
     stored_options = {k: v for k, v in {"port": port, "image": image, **options}.items() if v is not None}
     target_impl.check_options(stored_options)
+    if on_event is None:
+        on_event = _print_build_step
     store = _store()
+    if replace:
+        try:
+            existing = store.get(name)
+        except DeploymentNotFoundError:
+            existing = None
+        if existing is not None and existing.status != "creating":
+            return _converge(existing, target, model_uri, exact, version, image, on_event)
     record = store.reserve(name, target, model_uri, exact, model_name, version, stored_options, settings.user)
     spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
                           revision=record.revision, workdir=_workdir(name), options=stored_options)
@@ -245,7 +291,43 @@ def deploy(
         raise
     store.activate(name, placement.to_dict(), "deploy", settings.user)
     _audit("deploy", name, target, model_name, None, version, exact)
-    return get_deployment(name)
+    return dataclasses.replace(get_deployment(name), change="created")
+
+
+def _converge(record: DeploymentRecord, target: str, model_uri: str, exact: str, version: str | None,
+              image: str | None, on_event: OnEvent) -> Deployment:
+    """Make the existing deployment ``record`` serve ``exact``: as it is when it already does and
+    answers, else updated behind the health gate (a warning says which versions). An ``image``
+    given is used for the update; the running one is not compared with it."""
+    if record.target.strip().lower().rstrip(":/") != target.strip().lower().rstrip(":/"):
+        raise NameTakenError(
+            f"a deployment named {record.name!r} already runs on {record.target}, not {target}: choose "
+            f"another name, or stop it first with `workbench stop {record.name}`"
+        )
+    current = get_deployment(record.name)
+    if record.model_uri == exact and current.healthy:
+        return dataclasses.replace(current, change="unchanged")
+    after = f"version {version}" if version else exact
+    if record.model_uri == exact:  # the same model, but its servers stopped answering: start them again
+        change = f"restarted {after} (it was {current.state})"
+    else:
+        before = f"version {record.model_version}" if record.model_version else record.model_uri
+        change = f"updated from {before} to {after}"
+    warnings.warn(f"deployment {record.name!r} already existed: {change}; pass replace=False to be refused "
+                  "instead", DeploymentChangedWarning, stacklevel=3)
+    updated = _replace(record.name, model_uri, "update", {"image": image}, on_event)
+    return dataclasses.replace(updated, change=change)
+
+
+def _print_build_step(event: Any) -> None:
+    """The default ``on_event``: one line of text per image build step, on stdout (a notebook shows
+    it in the cell as it comes; stderr would draw every line as an error)."""
+    if event.kind == "step" and event.total_steps:
+        done = int(20 * (event.step or 0) / event.total_steps)
+        print(f"building [{'#' * done}{'.' * (20 - done)}] {event.step}/{event.total_steps} "
+              f"{event.message[:60]}", file=sys.stdout, flush=True)
+    elif event.kind == "done":
+        print(event.message, file=sys.stdout, flush=True)
 
 
 def deployments() -> list[Deployment]:
@@ -296,7 +378,8 @@ def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any],
                   model_version=version, placement=placement.to_dict(), action=action,
                   user=get_settings().user)
     _audit(action, name, record.target, model_name, record.model_version, version, exact)
-    return get_deployment(name)
+    return dataclasses.replace(get_deployment(name),
+                               change=f"{action}: version {record.model_version} to version {version}")
 
 
 def _audit(action: str, name: str, target: str, model_name: str, before: str | None, after: str | None,
@@ -363,11 +446,15 @@ def _policy(share: float | None, shadow: bool | None, current: Mapping[str, Any]
 
 
 def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: bool = False,
-                     on_event: OnEvent | None = None, **options: Any) -> Deployment:
+                     on_event: OnEvent | None = None, replace: bool = True, **options: Any) -> Deployment:
     """Serve ``model_uri`` beside the champion of ``name``: ``share`` of requests go to it, or with
     ``shadow=True`` every request is mirrored to it and only the champion answers. ``options``
     (``image``, ...) apply to the challenger; ``on_event`` sees each image build event while it is
-    packaged."""
+    packaged.
+
+    It converges like :func:`deploy`: the same challenger already running is kept (only its traffic
+    is set to what is asked), another one is replaced with a :class:`DeploymentChangedWarning`, or
+    refused with ``replace=False``."""
     store = _store()
     record = store.get(name)
     target, current = _challenger_target(record)
@@ -376,6 +463,19 @@ def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: b
     exact, model_name, version = resolve_model(model_uri)
     enforce(exact, "deploy")
     policy = _policy(share, shadow, None)
+    if record.challenger_uri is not None:
+        if record.challenger_uri == exact and not options:
+            if dict(record.traffic or {}) == policy.to_dict():
+                return dataclasses.replace(get_deployment(name), change="unchanged")
+            changed = set_traffic(name, share=share, shadow=shadow)
+            return dataclasses.replace(changed, change="traffic changed")
+        if not replace:
+            raise DeploymentError(
+                f"deployment {name!r} already has a challenger ({record.challenger_uri}): abort it with "
+                f"`workbench abort {name}` first, or pass replace=True to swap it"
+            )
+        warnings.warn(f"deployment {name!r} already had a challenger: replaced version "
+                      f"{record.challenger_version} by version {version}", DeploymentChangedWarning, stacklevel=2)
     merged = {k: v for k, v in record.options.items() if k != "image"}
     merged.update({k: v for k, v in options.items() if v is not None})
     target.check_options(merged)
@@ -385,7 +485,8 @@ def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: b
     store.set_challenger(name, placement=placement.to_dict(), challenger_uri=exact, challenger_version=version,
                          traffic=policy.to_dict(), action="challenger", user=get_settings().user)
     _audit("start_challenger", name, record.target, model_name, record.model_version, version, exact)
-    return get_deployment(name)
+    before = f" (was version {record.challenger_version})" if record.challenger_uri else ""
+    return dataclasses.replace(get_deployment(name), change=f"challenger version {version} started{before}")
 
 
 def set_traffic(name: str, *, share: float | None = None, shadow: bool | None = None) -> Deployment:

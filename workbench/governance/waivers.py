@@ -86,7 +86,7 @@ class Waiver:
 def waive(model_uri: str, check: str, *, by: str, reason: str) -> Waiver:
     """Record that ``by`` accepts the failing ``check`` for the version ``model_uri`` names, because
     ``reason``; it is logged to the audit trail. :func:`workbench.governance.enforce` then lets that
-    check pass, showing the waiver."""
+    check pass, showing the waiver. The same waiver given again is returned as it was recorded."""
     if check not in CHECK_NAMES:
         raise InvalidInputError(f"{check!r} is not a policy check; checks: {', '.join(CHECK_NAMES)}")
     if not isinstance(by, str) or not by.strip():
@@ -94,6 +94,9 @@ def waive(model_uri: str, check: str, *, by: str, reason: str) -> Waiver:
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInputError("a waiver needs a reason a reviewer can check later: reason='...'")
     ref = model_ref(model_uri)
+    same = waivers_for(ref).get(check)
+    if same is not None and (same.by, same.reason) == (by.strip(), reason.strip()):
+        return same  # a cell run again records nothing twice
     ts = now_utc()
     user = get_settings().user
     details = {"check": check, "by": by.strip(), "reason": reason.strip(), "model_uri": ref.uri}

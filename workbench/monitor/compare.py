@@ -11,7 +11,7 @@ import httpx
 import pandas as pd
 from prometheus_client.parser import text_string_to_metric_families
 
-from workbench.deployment import get_deployment
+from workbench.deployment import TrafficPolicy, get_deployment
 from workbench.monitor.drift import detect_drift
 from workbench.predlog import log_rows, recent_records
 from workbench.registry import load_profile
@@ -41,7 +41,11 @@ class VersionComparison:
                           for c in self.table.columns}}
 
     def _repr_html_(self) -> str:
-        return self.table.to_html()
+        from workbench.cards import card
+
+        table = self.table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-")
+        return card("Champion / challenger", self.deployment,
+                    rows=[("traffic", TrafficPolicy.describe(self.traffic) or "champion only")], table=table)
 
 
 def router_requests(url: str) -> dict[str, tuple[float, float]]:

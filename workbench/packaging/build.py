@@ -87,6 +87,17 @@ class ImageRecord:
             "created": self.created,
         }
 
+    def _repr_html_(self) -> str:
+        from workbench.cards import card
+
+        version = f" v{self.model_version}" if self.model_version else ""
+        return card("Image", self.tag, badges=[(f"{self.size_bytes / 1e6:.0f} MB", "plain")], rows=[
+            ("model", f"{self.model_name}{version} ({self.model_uri})"), ("base image", self.base_image),
+            ("built", f"in {self.build_seconds:.1f} s, {len(self.cached_instructions)} of {self.total_steps} "
+                      "steps from the cache"),
+            ("image id", self.image_id[:19]), ("build context", str(self.context_dir)),
+        ])
+
 
 def _context_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

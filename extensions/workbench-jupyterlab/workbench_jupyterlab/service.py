@@ -93,10 +93,11 @@ class WorkbenchService:
         return [{**d.to_dict(), **g.to_dict()} for d, g in zip(found, self.glances.of(found), strict=True)]
 
     def deploy(self, model_uri: str, target: str = "local", name: str | None = None) -> dict[str, Any]:
-        """Serve ``model_uri`` on ``target``; returns once it is ready (or raises why not)."""
+        """Serve ``model_uri`` on ``target``; returns once it is ready (or raises why not). A name
+        already in use is refused: the deploy dialog creates a deployment, it never replaces one."""
         if not model_uri:
             raise InvalidInputError('say what to deploy: {"model_uri": "models:/NAME@ALIAS", "target": "local"}')
-        return wb.deploy(model_uri, target=target or "local", name=name or None).to_dict()
+        return wb.deploy(model_uri, target=target or "local", name=name or None, replace=False).to_dict()
 
     def stop(self, name: str) -> dict[str, Any]:
         """Stop deployment ``name``."""
