@@ -90,6 +90,17 @@ def test_the_import_contracts_of_the_layers_hold() -> None:
     assert "0 broken" in result.stdout
 
 
+def test_every_core_module_has_its_place_in_the_layers() -> None:
+    """A new module or package of the core is put in a layer (and under the UI ban) when it lands."""
+    importlinter = _pyproject()["tool"]["importlinter"]
+    layers, banned = importlinter["contracts"][0]["layers"], importlinter["contracts"][1]["source_modules"]
+    placed = {name.strip() for layer in layers for name in layer.replace("|", ":").split(":")}
+    core = {f"workbench.{p.stem}" for p in (REPO / "workbench").iterdir()
+            if (p.suffix == ".py" and p.stem not in ("__init__", "__main__")) or (p / "__init__.py").exists()}
+    assert core - placed == set(), "add these to [tool.importlinter]'s layers in pyproject.toml"
+    assert {m for m in core - set(banned) if not m.startswith("workbench._")} == set()
+
+
 def test_no_import_cycle_between_the_core_packages() -> None:
     """Not even inside functions: each pair of core packages imports in one direction at most."""
     import grimp
