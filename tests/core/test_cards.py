@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.cards import card
-from workbench.deployment import VersionComparison
+from workbench.monitor import VersionComparison
 from workbench.packaging import ImageRecord
 
 

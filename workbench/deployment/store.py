@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench import _sqlite
 from workbench.errors import DeploymentNotFoundError, NameTakenError
 
 __all__ = ["DeploymentRecord", "DeploymentStore", "RevisionRecord"]
@@ -104,26 +105,13 @@ class DeploymentStore:
                 if column not in have:  # a workspace from before challengers: add the columns
                     conn.execute(f"ALTER TABLE deployments ADD COLUMN {column} TEXT")
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            yield conn
-        finally:
-            conn.close()
+    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return _sqlite.opened(self.path, rows=True)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._connect() as conn, _sqlite.transaction(conn):
+            yield conn
 
     @staticmethod
     def _record(row: sqlite3.Row) -> DeploymentRecord:
