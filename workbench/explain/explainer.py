@@ -166,6 +166,8 @@ class _ServedCall:
 
 def _from_served(served: ServedModel) -> _Source:
     estimator = served.sklearn_model
+    if estimator is None and served.direct is not None:
+        estimator = served.direct.raw
     if estimator is None and served.flavor in ("xgboost", "lightgbm"):
         estimator = _raw_model(served.pyfunc, served.flavor)
     columns = tuple(c.name for c in served.columns) if served.columns is not None else None
