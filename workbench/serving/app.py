@@ -107,9 +107,12 @@ def _mlflow_error(exc: WorkbenchError) -> Response:
     """An error body exactly as `mlflow models serve` writes it (``MlflowException.serialize_as_json``),
     written here so that an error does not import MLflow into a server that loaded its model without."""
     # MLflow answers input that breaks the signature with 400 INVALID_PARAMETER_VALUE.
-    code = "INVALID_PARAMETER_VALUE" if exc.http_status == 422 else "BAD_REQUEST"
-    status = 400 if exc.http_status == 422 else exc.http_status
-    body = json.dumps({"error_code": code, "message": str(exc)})
+    schema = exc.http_status == 422
+    code = "INVALID_PARAMETER_VALUE" if schema else "BAD_REQUEST"
+    status = 400 if schema else exc.http_status
+    # MLflow 3.17's classification of the two (a test compares these bodies with MLflow's own).
+    error_class, sqlstate = ("SCHEMA_ENFORCEMENT_FAILED", "KAM01") if schema else ("INVALID_PARAMETER_VALUE", "KAM00")
+    body = json.dumps({"error_code": code, "message": str(exc), "sqlstate": sqlstate, "error_class": error_class})
     return Response(body, status_code=status, media_type="application/json")
 
 
