@@ -112,6 +112,9 @@ def test_images_of_directly_loaded_models_carry_no_mlflow(registered_model, tmp_
                                                                         with_mlflow=False)}
     assert "mlflow" not in names and "mlflow-skinny" not in names
     assert {"click", "pyyaml", "cloudpickle", "starlette", "uvicorn", "scikit-learn"} <= names
+    # an XGBoost model made with the CPU build gets the CPU build only (not the GPU one, 470 MB more)
+    xgb_reqs = serving_requirements(["mlflow==3.17.2", "xgboost-cpu==3.2.0", "xgboost==3.2.0"], with_mlflow=False)
+    assert "xgboost-cpu==3.2.0" in xgb_reqs and not any(r.startswith("xgboost=") for r in xgb_reqs)
     ctx = prepare_context(registered_model.uri, tmp_path / "ctx")
     assert not any(r.startswith("mlflow") for r in ctx.requirements)
     assert "--snapshot" in ctx.dockerfile.read_text()

@@ -31,8 +31,8 @@ from typing import Any, Mapping
 import yaml
 
 from workbench.errors import InvalidInputError, PackagingError
-from workbench.serving.flavors import loads_without_mlflow
 from workbench.packaging.training_rows import TRAINING_ROWS_LABEL, TrainingRows, limit_training_rows
+from workbench.serving.flavors import loads_without_mlflow
 
 __all__ = ["BuildContext", "prepare_context", "serving_requirements"]
 
@@ -114,6 +114,10 @@ def serving_requirements(model_requirements: list[str], *, with_mlflow: bool = T
         name = _requirement_name(spec)
         if with_mlflow or name not in _MLFLOW:
             out.setdefault(name, spec)  # the model's own pin wins
+    if "xgboost-cpu" in out:
+        # MLflow lists the import name too; `xgboost` is the GPU build (with 470 MB of NVIDIA
+        # libraries) of the same package, which the CPU build the model was made with replaces.
+        out.pop("xgboost", None)
     return sorted(out.values(), key=_requirement_name)
 
 

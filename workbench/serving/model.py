@@ -192,7 +192,7 @@ class ServedModel:
         registry_version = registered_version(model_uri)
         local = Path(download_model(model_uri))
         default_name = registry_version.name if registry_version else (name or "model")
-        common = {
+        common: dict[str, Any] = {
             "name": name or default_name,
             "version": version or (registry_version.version if registry_version else None),
             "uri": model_uri,
