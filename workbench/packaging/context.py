@@ -10,7 +10,7 @@ multi-stage ``Dockerfile``:
   the bytecode of exactly the modules serving imports, and a snapshot of a skops model, are kept in
   ``/opt/serving``, so a container starts from bytecode without MLflow or skops in its way;
 - the final stage copies that environment, then the server, then the model and its start-up files:
-  a retrained model with unchanged requirements rebuilds from cache in seconds;
+  a retrained model with unchanged requirements rebuilds without installing anything;
 - it runs as a non-root user, checks ``/v2/health/ready`` as its HEALTHCHECK and carries OCI labels
   (model name, version, run id, git commit, created, and how many training rows it holds: none by
   default, see :mod:`workbench.packaging.training_rows`).
