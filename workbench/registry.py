@@ -459,11 +459,11 @@ def load_model(model_uri: str) -> Any:
 
 def download_model(model_uri: str, dst: str | Path | None = None) -> Path:
     """Download the files of any model URI into ``dst`` (a new temporary folder by default)."""
-    import mlflow.artifacts
-
     local = Path(model_uri)
     if local.is_dir():  # no store needed: this is how the server inside an image loads its model
         return local
+    import mlflow.artifacts
+
     _mlflow.ensure_ready()
     check_model_uri(model_uri)
     target = str(dst) if dst is not None else tempfile.mkdtemp(prefix="workbench-model-")

@@ -2,21 +2,25 @@
 
 Same model (RandomForest, 50 trees, max depth 8, 20 float features), same engine and base image.
 Reports, for each tool: cold build time (no cached layers), rebuild time after retraining (same
-requirements, new model version), image size, and seconds from `docker run` to the first 200.
+requirements, new model version), image size, and seconds from `docker run` to the first 200
+(median of --repeats starts, the two images alternating). Then the same first-200 comparison for a
+scikit-learn Pipeline and an XGBoost model.
 
 `mlflow models build-docker` builds through the docker CLI with no network option, so on an engine
 started with --iptables=false its containers need a NAT rule to reach the package index: this
 script adds it (as root) when missing and says so. Its Dockerfile asks for python:<X.Y.Z>-slim,
 which is tagged from the local python:<X.Y>-slim when it cannot be pulled.
 
-Run: .venv/bin/python benchmarks/packaging/run.py
+Run: .venv/bin/python benchmarks/packaging/run.py [--repeats 5]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,20 +34,44 @@ from _common import PYTHON, env_with_venv_path, free_port, save, table, wait_for
 import docker  # noqa: E402
 
 
-def train(version_seed: int) -> Any:
+def _data() -> tuple[Any, Any]:
     import numpy as np
     import pandas as pd
-    from sklearn.ensemble import RandomForestClassifier
-
-    import workbench as wb
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(5000, 20)), columns=[f"f{i}" for i in range(20)])
     y = (X["f0"] + X["f1"] - X["f2"] > 0).astype(int)
-    model = RandomForestClassifier(n_estimators=50, max_depth=8, random_state=version_seed).fit(X, y)
+    return X, y
+
+
+def train(version_seed: int, kind: str = "forest") -> Any:
+    """Log and register one model: ``forest`` (RandomForest, 50 trees, depth 8), ``pipeline``
+    (ColumnTransformer scaling 20 numbers and one-hot encoding a text column, then a logistic
+    regression) or ``xgboost`` (XGBClassifier, 50 trees, depth 4)."""
+    import workbench as wb
+
+    X, y = _data()
+    if kind == "forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        model = RandomForestClassifier(n_estimators=50, max_depth=8, random_state=version_seed).fit(X, y)
+    elif kind == "pipeline":
+        from sklearn.compose import ColumnTransformer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        X = X.assign(city=[("north", "south", "east")[i % 3] for i in range(len(X))])
+        prep = ColumnTransformer([("num", StandardScaler(), [f"f{i}" for i in range(20)]),
+                                  ("cat", OneHotEncoder(), ["city"])])
+        model = Pipeline([("prep", prep), ("clf", LogisticRegression(random_state=version_seed))]).fit(X, y)
+    else:
+        import xgboost as xgb
+
+        model = xgb.XGBClassifier(n_estimators=50, max_depth=4, random_state=version_seed).fit(X, y)
     with wb.start_run(experiment="packaging-benchmark"):
         logged = wb.log_model(model, training_data=X, training_labels=y)
-    return wb.register(logged, "bench-package")
+    return wb.register(logged, f"bench-package-{kind}" if kind != "forest" else "bench-package")
 
 
 def remove_images(client: docker.DockerClient, repository: str) -> None:
@@ -53,6 +81,7 @@ def remove_images(client: docker.DockerClient, repository: str) -> None:
 
 
 def first_200(client: docker.DockerClient, tag: str, path: str) -> float:
+    """Seconds from `docker run` to the first 200 of ``path``."""
     port = free_port()
     start = time.monotonic()
     container = client.containers.run(tag, detach=True, init=True, ports={"8080/tcp": ("127.0.0.1", port)})
@@ -61,6 +90,16 @@ def first_200(client: docker.DockerClient, tag: str, path: str) -> float:
         return time.monotonic() - start
     finally:
         container.remove(force=True)
+
+
+def first_200_pair(client: docker.DockerClient, ours: str, theirs: str, repeats: int) -> tuple[float, float]:
+    """Median seconds to the first 200 of our image and MLflow's, started in alternating order."""
+    times: dict[str, list[float]] = {ours: [], theirs: []}
+    for i in range(repeats):
+        for tag in ((ours, theirs) if i % 2 == 0 else (theirs, ours)):
+            times[tag].append(first_200(client, tag, "/ping" if tag == theirs else "/v2/health/ready"))
+    print(f"  {ours}: {[round(t, 2) for t in times[ours]]}; {theirs}: {[round(t, 2) for t in times[theirs]]}")
+    return statistics.median(times[ours]), statistics.median(times[theirs])
 
 
 def ensure_nat() -> str:
@@ -80,6 +119,9 @@ def mlflow_build(model_uri: str, tag: str, env: dict[str, str]) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="starts of each image, alternating (median)")
+    repeats = parser.parse_args().repeats
     client = docker.from_env()
     python_version = platform.python_version()
     base = f"python:{'.'.join(python_version.split('.')[:2])}-slim"
@@ -98,8 +140,10 @@ def main() -> None:
         results: dict[str, dict[str, Any]] = {}
 
         print("cold builds ...", flush=True)
-        remove_images(client, "bench/workbench")
-        remove_images(client, "bench/mlflow")
+        # every image of an earlier run goes: MLflow's builds reuse any cached layer of the same steps
+        for kind in ("", "-pipeline", "-xgboost"):
+            remove_images(client, f"bench/workbench{kind}")
+            remove_images(client, f"bench/mlflow{kind}")
         ours = wb.package(v1.uri, tag="bench/workbench:1", no_cache=True)
         results["workbench package"] = {"cold build s": ours.build_seconds, "image MB": ours.size_bytes / 1e6}
         seconds = mlflow_build(v1.uri, "bench/mlflow:1", env)
@@ -112,14 +156,21 @@ def main() -> None:
         results["workbench package"]["rebuild s"] = ours2.build_seconds
         results["mlflow models build-docker"]["rebuild s"] = mlflow_build(v2.uri, "bench/mlflow:2", env)
 
-        print("first 200 after start ...", flush=True)
-        results["workbench package"]["first 200 s"] = first_200(client, "bench/workbench:2", "/v2/health/ready")
-        results["mlflow models build-docker"]["first 200 s"] = first_200(client, "bench/mlflow:2", "/ping")
-        bytecode = wb.package(v2.uri, tag="bench/workbench:2-bytecode", bytecode=True)
-        results["workbench package --bytecode"] = {
-            "rebuild s": bytecode.build_seconds, "image MB": bytecode.size_bytes / 1e6,
-            "first 200 s": first_200(client, "bench/workbench:2-bytecode", "/v2/health/ready"),
-        }
+        print("first 200 after start (forest) ...", flush=True)
+        results["workbench package"]["first 200 s"], results["mlflow models build-docker"]["first 200 s"] = \
+            first_200_pair(client, "bench/workbench:2", "bench/mlflow:2", repeats)
+
+        for kind in ("pipeline", "xgboost"):
+            print(f"{kind}: build and first 200 ...", flush=True)
+            version = train(0, kind)
+            ours_k = wb.package(version.uri, tag=f"bench/workbench-{kind}:1")
+            seconds = mlflow_build(version.uri, f"bench/mlflow-{kind}:1", env)
+            size = client.images.get(f"bench/mlflow-{kind}:1").attrs["Size"]
+            ours_s, theirs_s = first_200_pair(client, f"bench/workbench-{kind}:1", f"bench/mlflow-{kind}:1", repeats)
+            results[f"workbench package ({kind})"] = {"cold build s": ours_k.build_seconds,
+                                                      "image MB": ours_k.size_bytes / 1e6, "first 200 s": ours_s}
+            results[f"mlflow models build-docker ({kind})"] = {"cold build s": seconds, "image MB": size / 1e6,
+                                                               "first 200 s": theirs_s}
 
     rows = [{"tool": k, **v} for k, v in results.items()]
     ours_r, theirs = results["workbench package"], results["mlflow models build-docker"]
@@ -129,6 +180,10 @@ def main() -> None:
         "rebuild vs mlflow": ours_r["rebuild s"] / theirs["rebuild s"],
         "first 200 vs mlflow": ours_r["first 200 s"] / theirs["first 200 s"],
     }
+    for kind in ("pipeline", "xgboost"):
+        ours_k, theirs_k = results[f"workbench package ({kind})"], results[f"mlflow models build-docker ({kind})"]
+        ratios[f"{kind}: image size vs mlflow"] = ours_k["image MB"] / theirs_k["image MB"]
+        ratios[f"{kind}: first 200 vs mlflow"] = ours_k["first 200 s"] / theirs_k["first 200 s"]
     print()
     print(table(rows, ["tool", "cold build s", "rebuild s", "image MB", "first 200 s"]))
     print()

@@ -36,9 +36,12 @@ def test_build_context_is_readable_and_ordered_for_caching(registered_model, tmp
     assert not (ctx.path / "workbench" / "widgets").exists()  # no UI code in a model image
     dockerfile = ctx.dockerfile.read_text()
     lines = [line for line in dockerfile.splitlines() if line and not line.startswith((" ", "#"))]
-    order = [next(i for i, line in enumerate(lines) if line.startswith(prefix)) for prefix in (
-        "COPY requirements.txt", "RUN python -m venv", "COPY --from=deps", "COPY workbench", "COPY model")]
-    assert order == sorted(order)  # dependencies before the server before the model
+    runtime = max(i for i, line in enumerate(lines) if line.startswith("FROM "))  # the final stage
+    order = [next(i for i, line in enumerate(lines) if line.startswith(prefix) and (i > runtime) == final)
+             for prefix, final in (("COPY requirements.txt", False), ("RUN python -m venv", False),
+                                   ("COPY --from=deps", True), ("COPY workbench", True), ("COPY model", True),
+                                   ("COPY --from=startup", True))]
+    assert order == sorted(order)  # dependencies before the server before the model and its start-up files
     assert dockerfile.count("FROM ${BASE_IMAGE}") == 2  # multi-stage: wheels never reach the final image
     assert "USER 10001" in dockerfile
     assert "HEALTHCHECK" in dockerfile and "/v2/health/ready" in dockerfile

@@ -38,7 +38,6 @@ def _build_progress(enabled: bool) -> tuple[Callable[[Any], None], Callable[[], 
 @click.option("--tag", help="Image tag (default: workbench/<model>:<version>).")
 @click.option("--base-image", help="Base image (default: python:<model's X.Y>-slim or WORKBENCH_BASE_IMAGE).")
 @click.option("--offline", is_flag=True, help="Download wheels here and build with no network.")
-@click.option("--bytecode", is_flag=True, help="Precompile what serving imports: faster start, larger image.")
 @click.option("--context-dir", type=click.Path(path_type=Path), help="Where to write the build context.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer instead of reusing the build cache.")
 @click.option("--explain", is_flag=True, help="Include SHAP so the server can explain its predictions.")
@@ -46,14 +45,14 @@ def _build_progress(enabled: bool) -> tuple[Callable[[Any], None], Callable[[], 
               help="Carry a random sample of ROWS training rows (at most 10,000) in the image; by default it "
                    "carries none, only summaries of the training data.")
 @json_option
-def package(model_uri: str, tag: str | None, base_image: str | None, offline: bool, bytecode: bool,
+def package(model_uri: str, tag: str | None, base_image: str | None, offline: bool,
             context_dir: Path | None, no_cache: bool, explain: bool, sample_rows: int | None, as_json: bool) -> None:
     """Package MODEL_URI into a container image (Docker SDK), showing build progress."""
     import workbench as wb
 
     on_event, close = _build_progress(not as_json and sys.stderr.isatty())
     try:
-        record = wb.package(model_uri, tag=tag, base_image=base_image, offline=offline, bytecode=bytecode,
+        record = wb.package(model_uri, tag=tag, base_image=base_image, offline=offline,
                             context_dir=context_dir, on_event=on_event, no_cache=no_cache, explain=explain,
                             include_sample=sample_rows is not None, sample_rows=sample_rows or 1_000)
     finally:

@@ -18,8 +18,10 @@ import click
 @click.option("--model-version", "version", help="Version reported in V2 routes (default: the registry's).")
 @click.option("--log-dir", type=click.Path(path_type=Path), help="Prediction log folder.")
 @click.option("--port-file", type=click.Path(path_type=Path), hidden=True)
+@click.option("--snapshot", type=click.Path(path_type=Path), hidden=True,
+              help="The model's snapshot folder, written by a model image's build.")
 def serve(model_uri: str, host: str, port: int, name: str | None, version: str | None,
-          log_dir: Path | None, port_file: Path | None) -> None:
+          log_dir: Path | None, port_file: Path | None, snapshot: Path | None) -> None:
     """Serve MODEL_URI (models:/name@alias, models:/name/3, runs:/..., or a folder) over HTTP.
 
     Open Inference Protocol V2 under /v2, MLflow's /invocations, Prometheus /metrics, the
@@ -28,7 +30,7 @@ def serve(model_uri: str, host: str, port: int, name: str | None, version: str |
     from workbench.serving import serve as run
 
     run(model_uri, host=host, port=port, name=name, version=version, log_dir=log_dir, port_file=port_file,
-        explainer=_explainer)
+        snapshot=snapshot, explainer=_explainer)
 
 
 def _explainer(model: Any) -> Any:

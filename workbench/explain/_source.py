@@ -82,6 +82,8 @@ def raw_model(pyfunc: Any, flavor: str) -> Any:
 
 def _from_served(served: ServedModel) -> ModelSource:
     estimator = served.sklearn_model
+    if estimator is None and served.direct is not None:
+        estimator = served.direct.raw
     if estimator is None and served.flavor in ("xgboost", "lightgbm"):
         estimator = raw_model(served.pyfunc, served.flavor)
     columns = tuple(c.name for c in served.columns) if served.columns is not None else None

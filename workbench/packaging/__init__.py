@@ -33,7 +33,6 @@ def package(
     tag: str | None = None,
     base_image: str | None = None,
     offline: bool = False,
-    bytecode: bool = False,
     explain: bool = False,
     context_dir: str | Path | None = None,
     on_event: Callable[[BuildEvent], None] | None = None,
@@ -47,7 +46,6 @@ def package(
     ``builds/``) and kept, so the image can be rebuilt by hand. ``tag`` defaults to
     ``workbench/<model>:<version>``; ``base_image`` to the settings' or ``python:<model's X.Y>-slim``;
     ``offline=True`` downloads a wheelhouse on this machine and builds with no network;
-    ``bytecode=True`` precompiles the modules serving imports (faster start, larger image);
     ``explain=True`` adds SHAP so the server's explain route works (a larger image);
     ``no_cache=True`` rebuilds every layer. The image carries no training rows (the reference
     profile's sample is replaced by rows drawn from its summaries) unless ``include_sample=True``: then
@@ -63,7 +61,7 @@ def package(
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
         context_dir = get_settings().home / "builds" / stamp
     context = prepare_context(model_uri, context_dir, base_image=base_image, offline=offline,
-                              bytecode=bytecode, explain=explain, include_sample=include_sample,
+                              explain=explain, include_sample=include_sample,
                               sample_rows=sample_rows)
     image = build_image(context, tag or default_tag(context.model_name, context.model_version),
                         on_event=on_event, no_cache=no_cache)

@@ -6,8 +6,11 @@ multi-stage ``Dockerfile``:
 
 - stage ``deps`` installs the requirements into a virtual environment (from a host-side wheelhouse
   with no network when ``offline``), so the wheels never reach the final image;
-- the final stage copies that environment, then the server, then the model: a retrained model with
-  unchanged requirements rebuilds from cache in seconds;
+- stage ``startup`` starts the server once as the image will (see :mod:`workbench.packaging.warmup`):
+  the bytecode of exactly the modules serving imports, and a snapshot of a skops model, are kept in
+  ``/opt/serving``, so a container starts from bytecode without MLflow or skops in its way;
+- the final stage copies that environment, then the server, then the model and its start-up files:
+  a retrained model with unchanged requirements rebuilds without installing anything;
 - it runs as a non-root user, checks ``/v2/health/ready`` as its HEALTHCHECK and carries OCI labels
   (model name, version, run id, git commit, created, and how many training rows it holds: none by
   default, see :mod:`workbench.packaging.training_rows`).
@@ -29,11 +32,15 @@ import yaml
 
 from workbench.errors import InvalidInputError, PackagingError
 from workbench.packaging.training_rows import TRAINING_ROWS_LABEL, TrainingRows, limit_training_rows
+from workbench.serving.flavors import loads_without_mlflow
 
 __all__ = ["BuildContext", "prepare_context", "serving_requirements"]
 
 #: Where things live inside a model image.
 MODEL_DIR = "/opt/model"
+#: The model's start-up files made by the build: its snapshot and the bytecode serving imports.
+SERVING_DIR = "/opt/serving"
+_BUILD_PYCACHE = "/opt/build-pycache"
 LOG_DIR = "/var/lib/workbench/predictions"
 SERVER_PORT = 8080
 USER_ID = 10001
@@ -42,6 +49,8 @@ USER_ID = 10001
 # loaded and served (measured by tracing the server's imports): removed to keep images small.
 _INSTALLED_NOT_IMPORTED = {"cryptography", "gitpython", "gitdb", "smmap", "wcwidth", "pyasn1",
                            "pyasn1-modules", "rsa"}
+
+_MLFLOW = {"mlflow", "mlflow-skinny"}
 
 # Packages MLflow records because they were imported while the model was logged, which serving
 # never needs (test runners, notebook and terminal tooling).
@@ -63,10 +72,6 @@ class BuildContext:
     base_image: str
     requirements: tuple[str, ...]
     offline: bool
-    #: Precompile the modules serving imports: ~2 s faster start, ~45 MB larger image.
-    bytecode: bool = False
-    #: The module MLflow loads the model with (``mlflow.sklearn``, ``mlflow.pyfunc.model``, ...).
-    loader_module: str = "mlflow.pyfunc"
     labels: Mapping[str, str] = field(default_factory=dict)
     #: What of the training data the image carries (none by default).
     training_rows: TrainingRows = TrainingRows(sample_rows=0, summary_rows=0)
@@ -81,11 +86,12 @@ def _requirement_name(line: str) -> str:
     return re.split(r"[<>=!~\[ ;@]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def serving_requirements(model_requirements: list[str]) -> list[str]:
+def serving_requirements(model_requirements: list[str], *, with_mlflow: bool = True) -> list[str]:
     """The model's requirements trimmed for serving, plus what the inference server needs.
 
     ``mlflow`` becomes ``mlflow-skinny`` at the same version (no tracking server, UI or SQL store in
-    the image); packages only used while developing are dropped.
+    the image); packages only used while developing are dropped. ``with_mlflow=False`` leaves MLflow
+    out altogether, for a model the server loads without it (see :mod:`workbench.serving.flavors`).
     """
     from importlib.metadata import requires
 
@@ -95,7 +101,7 @@ def serving_requirements(model_requirements: list[str]) -> list[str]:
         if not line or line.startswith(("#", "-")):
             continue
         name = _requirement_name(line)
-        if name in _NOT_FOR_SERVING:
+        if name in _NOT_FOR_SERVING or (not with_mlflow and name in _MLFLOW):
             continue
         if name == "mlflow":
             line = "mlflow-skinny" + line[len("mlflow"):]
@@ -106,7 +112,12 @@ def serving_requirements(model_requirements: list[str]) -> list[str]:
             continue
         spec = req.split(";")[0].strip()
         name = _requirement_name(spec)
-        out.setdefault(name, spec)  # the model's own pin wins
+        if with_mlflow or name not in _MLFLOW:
+            out.setdefault(name, spec)  # the model's own pin wins
+    if "xgboost-cpu" in out:
+        # MLflow lists the import name too; `xgboost` is the GPU build (with 470 MB of NVIDIA
+        # libraries) of the same package, which the CPU build the model was made with replaces.
+        out.pop("xgboost", None)
     return sorted(out.values(), key=_requirement_name)
 
 
@@ -133,12 +144,6 @@ def default_tag(model_name: str, version: str | None) -> str:
 def _dockerfile(ctx: BuildContext, offline: bool) -> str:
     pip_source = "--no-index --find-links /tmp/wheels" if offline else ""
     not_at_runtime = " ".join(sorted(_INSTALLED_NOT_IMPORTED))
-    if ctx.bytecode:
-        warmup = f"/opt/venv-model/bin/python /tmp/warmup.py {ctx.loader_module}"
-        bytecode_note = "warmup.py then imports what serving uses, so exactly those modules get .pyc."
-    else:
-        warmup = "true"
-        bytecode_note = "the smallest image; modules compile in memory as the server starts."
     copy_wheels = "COPY wheels/ /tmp/wheels/\n" if offline else ""
     labels = "\n".join(f'      {k}="{_escape(v)}" \\' for k, v in ctx.labels.items()).rstrip(" \\")
     return f"""\
@@ -148,9 +153,10 @@ ARG BASE_IMAGE={ctx.base_image}
 
 # Stage 1: the model's dependencies in a virtual environment. Only requirements.txt (and the
 # warm-up script) are copied first, so this layer is reused from cache until the requirements change.
-# Installed without bytecode: {bytecode_note}
+# Installed without bytecode; warmup.py imports them once so that their bytecode lands in a build-only
+# cache ({_BUILD_PYCACHE}, never in the image) that makes stage 2 quick.
 FROM ${{BASE_IMAGE}} AS deps
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONPYCACHEPREFIX={_BUILD_PYCACHE}
 {copy_wheels}COPY requirements.txt warmup.py /tmp/
 RUN python -m venv /opt/venv-model \\
  && /opt/venv-model/bin/pip install --no-compile {pip_source} -r /tmp/requirements.txt \\
@@ -159,10 +165,21 @@ RUN python -m venv /opt/venv-model \\
  && find /opt/venv-model -type f \\( -name '*.pyi' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.c' \\
       -o -name '*.cpp' -o -name '*.h' \\) -delete \\
  && {{ /opt/venv-model/bin/pip uninstall -y -q pip setuptools wheel >/dev/null 2>&1 || true; }} \\
- && {warmup}
+ && find /opt/venv-model -type d -name __pycache__ -prune -exec rm -rf {{}} + \\
+ && /opt/venv-model/bin/python /tmp/warmup.py deps
 
-# Stage 2: the runtime. Dependencies, then the server, then the model: a retrained model with the
-# same requirements rebuilds only the last layers.
+# Stage 2: start-up work done once. The server starts here as the image will start it; what it
+# imported is kept as bytecode ({SERVING_DIR}/pycache), with a snapshot of a skops model that loads
+# without skops ({SERVING_DIR}/snapshot). Only those reach the image, the bytecode laid over the
+# environment's own folders.
+FROM deps AS startup
+COPY workbench /opt/workbench/workbench
+COPY model {MODEL_DIR}
+RUN PYTHONPATH=/opt/workbench MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false \\
+    /opt/venv-model/bin/python /tmp/warmup.py startup {MODEL_DIR} {SERVING_DIR}
+
+# Stage 3: the runtime. Dependencies, then the server, then the model and its start-up files: a
+# retrained model with the same requirements rebuilds only the last layers.
 FROM ${{BASE_IMAGE}}
 RUN useradd --uid {USER_ID} --create-home --shell /usr/sbin/nologin workbench \\
  && mkdir -p {LOG_DIR} && chown {USER_ID}:{USER_ID} {LOG_DIR}
@@ -182,9 +199,11 @@ EXPOSE {SERVER_PORT}
 # The address comes from WORKBENCH_HOST/WORKBENCH_PORT, so orchestrators can give each replica its own.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \\
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ['WORKBENCH_PORT'], timeout=2)"]
-ENTRYPOINT ["python", "-m", "workbench", "serve", "{MODEL_DIR}", "--log-dir", "{LOG_DIR}"]
+ENTRYPOINT ["python", "-m", "workbench", "serve", "{MODEL_DIR}", "--log-dir", "{LOG_DIR}", "--snapshot", "{SERVING_DIR}"]
 CMD ["--name", "{ctx.model_name}"{', "--model-version", "' + ctx.model_version + '"' if ctx.model_version else ''}]
 COPY model {MODEL_DIR}
+COPY --from=startup {SERVING_DIR}/pycache/opt/ /opt/
+COPY --from=startup {SERVING_DIR}/snapshot/ {SERVING_DIR}/
 LABEL {labels.lstrip()}
 """
 
@@ -228,7 +247,6 @@ def prepare_context(
     *,
     base_image: str | None = None,
     offline: bool = False,
-    bytecode: bool = False,
     explain: bool = False,
     include_sample: bool = False,
     sample_rows: int = 1_000,
@@ -267,7 +285,9 @@ def prepare_context(
         python_version = ".".join(map(str, sys.version_info[:3]))
     req_file = dest / "model" / "requirements.txt"
     model_requirements = req_file.read_text().splitlines() if req_file.exists() else ["mlflow"]
-    requirements = serving_requirements(model_requirements)
+    # A model the server loads without MLflow gets an image without it: smaller, and the room
+    # pays for the bytecode that makes it start fast.
+    requirements = serving_requirements(model_requirements, with_mlflow=not loads_without_mlflow(mlmodel))
     if explain:  # the server's explain route needs SHAP (and numba): large, so only when asked
         from importlib.metadata import version as installed_version
 
@@ -312,8 +332,6 @@ def prepare_context(
         base_image=base,
         requirements=tuple(requirements),
         offline=offline,
-        bytecode=bytecode,
-        loader_module=str(mlmodel.get("flavors", {}).get("python_function", {}).get("loader_module", "mlflow.pyfunc")),
         labels=MappingProxyType({k: str(v) for k, v in labels.items()}),
         training_rows=training_rows,
     )

@@ -10,6 +10,7 @@ protocol's ``{"error": ...}`` form, ``/invocations`` in MLflow's ``{"error_code"
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import io
@@ -77,7 +78,19 @@ class _JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(content, default=_json_default,
+                            option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def _json_default(value: Any) -> Any:
+    """What orjson cannot write itself, written as MLflow's scoring server writes it."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.encodebytes(value).decode("ascii")
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "isoformat"):  # pandas Timestamps, dates and times
+        return value.isoformat()
+    raise TypeError(f"cannot write a {type(value).__name__} as JSON")
 
 
 @dataclass
@@ -113,14 +126,15 @@ def _v2_error(exc: WorkbenchError) -> Response:
 
 
 def _mlflow_error(exc: WorkbenchError) -> Response:
-    """An error body exactly as `mlflow models serve` writes it (its own exception's JSON)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE
-
+    """An error body exactly as `mlflow models serve` writes it (``MlflowException.serialize_as_json``),
+    written here so that an error does not import MLflow into a server that loaded its model without."""
     # MLflow answers input that breaks the signature with 400 INVALID_PARAMETER_VALUE.
-    code = INVALID_PARAMETER_VALUE if exc.http_status == 422 else BAD_REQUEST
-    status = 400 if exc.http_status == 422 else exc.http_status
-    body = MlflowException(str(exc), error_code=code).serialize_as_json()
+    schema = exc.http_status == 422
+    code = "INVALID_PARAMETER_VALUE" if schema else "BAD_REQUEST"
+    status = 400 if schema else exc.http_status
+    # MLflow 3.17's classification of the two (a test compares these bodies with MLflow's own).
+    error_class, sqlstate = ("SCHEMA_ENFORCEMENT_FAILED", "KAM01") if schema else ("INVALID_PARAMETER_VALUE", "KAM00")
+    body = json.dumps({"error_code": code, "message": str(exc), "sqlstate": sqlstate, "error_class": error_class})
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -271,10 +285,9 @@ class _Routes:
 
     def _model_params(self, parameters: Mapping[str, Any]) -> dict[str, Any] | None:
         """Request parameters the model declares in its signature; protocol hints are dropped."""
-        schema = self.model.params_schema
-        if schema is None:
+        known = self.model.param_names
+        if not known:
             return None
-        known = {p.name for p in schema.params}
         chosen = {k: v for k, v in parameters.items() if k in known}
         return chosen or None
 
@@ -374,8 +387,9 @@ class _Routes:
         else:
             data = _mlflow_parse(payload, self.model.input_schema) if columns is None else _frame(columns)
             raw = await self.state.batcher.run_unbatched(data, info, params)
-        if isinstance(raw, np.ndarray) and raw.dtype.kind in "biuf":
-            return _JSON({"predictions": raw}, headers={"x-request-id": info.request_id})
+        if isinstance(raw, np.ndarray):
+            return _JSON({"predictions": raw if raw.dtype.kind in "biuf" else raw.tolist()},
+                         headers={"x-request-id": info.request_id})
         from mlflow.pyfunc.scoring_server import predictions_to_json
 
         out = io.StringIO()

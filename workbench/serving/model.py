@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.errors import InvalidInputError, SchemaError
+from workbench.errors import InvalidInputError, MissingDependencyError, SchemaError
 from workbench.predlog.schema import SKLEARN_EXTRA_OUTPUTS
 from workbench.serving.codecs import InputBatch, Tensor, v2_datatype
+from workbench.serving.flavors import DirectModel, load_direct, read_mlmodel
 from workbench.tables import TableSchema
 
 __all__ = ["InputColumn", "Prediction", "ServedModel"]
@@ -133,21 +134,30 @@ def convert_column(column: InputColumn, values: Sequence[Any] | np.ndarray) -> n
 
 @dataclass
 class ServedModel:
-    """A pyfunc model loaded for serving, with its name, version and input contract."""
+    """A model loaded for serving, with its name, version and input contract.
+
+    scikit-learn and XGBoost models with a column signature load without MLflow (see
+    :mod:`workbench.serving.flavors`); MLflow's pyfunc model is then loaded only if a request needs
+    it (:attr:`pyfunc`). Every other model loads through ``mlflow.pyfunc`` at once.
+    """
 
     name: str
     version: str | None
     uri: str
-    pyfunc: Any
     flavor: str
     #: Column contract from a column-based signature; ``None`` for tensor signatures or none at all.
     columns: tuple[InputColumn, ...] | None
     #: The scikit-learn estimator behind an sklearn-flavored model (predicted directly, for speed).
     sklearn_model: Any = None
     predict_fn: str = "predict"
+    #: MLflow's schema objects, when the model was loaded through MLflow (``None`` otherwise).
     input_schema: Any = None
     output_schema: Any = None
     params_schema: Any = None
+    #: Names of the parameters the signature declares (a request's other parameters are dropped).
+    param_names: frozenset[str] = frozenset()
+    #: The name a single unnamed result gets (the signature's one output column, else ``predict``).
+    output_name: str = "predict"
     run_id: str | None = None
     model_dir: Path | None = None
     #: Names and numpy dtypes of the outputs, learned from the input example at load time.
@@ -155,21 +165,67 @@ class ServedModel:
     #: The training frame's exact column types (``input_types.json``), when the model was logged
     #: with the workbench: requests are restored to them and the model gets the frame it was fit on.
     table: TableSchema | None = None
+    #: The model as loaded without MLflow, when it was (see :mod:`workbench.serving.flavors`).
+    direct: DirectModel | None = None
+    _pyfunc: Any = field(default=None, repr=False)
+
+    @property
+    def pyfunc(self) -> Any:
+        """MLflow's pyfunc model (``mlflow.pyfunc.load_model``), loaded on first use for a model
+        the server loaded without MLflow."""
+        if self._pyfunc is None:
+            assert self.model_dir is not None
+            self._pyfunc = _load_pyfunc(self.uri, self.model_dir)
+        return self._pyfunc
 
     @classmethod
-    def load(cls, model_uri: str, *, name: str | None = None, version: str | None = None) -> ServedModel:
-        """Load any MLflow model URI (or folder); name and version default to the registry's."""
+    def load(cls, model_uri: str, *, name: str | None = None, version: str | None = None,
+             snapshot: str | Path | None = None) -> ServedModel:
+        """Load any MLflow model URI (or folder); name and version default to the registry's.
+
+        ``snapshot`` is the folder a model image's build wrote for this model
+        (:func:`workbench.serving.flavors.write_snapshot`).
+        """
         from workbench.registry import download_model, registered_version
 
         registry_version = registered_version(model_uri)
-        local = download_model(model_uri)
-        import mlflow.pyfunc
-
+        local = Path(download_model(model_uri))
+        default_name = registry_version.name if registry_version else (name or "model")
+        common: dict[str, Any] = {
+            "name": name or default_name,
+            "version": version or (registry_version.version if registry_version else None),
+            "uri": model_uri,
+            "model_dir": local,
+        }
+        mlmodel = read_mlmodel(local)
         try:
-            # The image holds serving requirements only: MLflow need not warn about dev packages missing.
-            pyfunc = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
+            direct = load_direct(local, mlmodel, snapshot=snapshot)
         except Exception as exc:
             raise InvalidInputError(f"cannot load the model at {model_uri!r} for serving: {exc}") from exc
+        if direct is not None:
+            columns = tuple(
+                InputColumn(name=str(c["name"]), type=str(c.get("type")), required=bool(c.get("required", True)))
+                for c in json.loads(mlmodel["signature"]["inputs"])
+            )
+            model = cls(
+                **common,
+                flavor=direct.flavor,
+                columns=columns,
+                sklearn_model=direct.raw if direct.flavor == "sklearn" else None,
+                predict_fn=direct.predict_fn,
+                output_name=direct.output_name,
+                run_id=mlmodel.get("run_id"),
+                table=TableSchema.load(local),
+                direct=direct,
+            )
+        else:
+            model = cls._load_with_mlflow(model_uri, local, common)
+        model._learn_outputs()
+        return model
+
+    @classmethod
+    def _load_with_mlflow(cls, model_uri: str, local: Path, common: dict[str, Any]) -> ServedModel:
+        pyfunc = _load_pyfunc(model_uri, local)
         meta = pyfunc.metadata
         flavors = meta.flavors
         flavor = "sklearn" if "sklearn" in flavors else next(
@@ -194,25 +250,23 @@ class ServedModel:
                 sklearn_model = pyfunc.get_raw_model()
             except Exception:
                 sklearn_model = None
-        default_name = registry_version.name if registry_version else (name or "model")
-        model = cls(
-            name=name or default_name,
-            version=version or (registry_version.version if registry_version else None),
-            uri=model_uri,
-            pyfunc=pyfunc,
+        output_schema = meta.get_output_schema()
+        params_schema = meta.get_params_schema()
+        return cls(
+            **common,
             flavor=flavor,
             columns=columns,
             sklearn_model=sklearn_model,
             predict_fn=str(flavors.get("python_function", {}).get("predict_fn", "predict")),
             input_schema=input_schema,
-            output_schema=meta.get_output_schema(),
-            params_schema=meta.get_params_schema(),
+            output_schema=output_schema,
+            params_schema=params_schema,
+            param_names=frozenset(p.name for p in params_schema.params) if params_schema is not None else frozenset(),
+            output_name=_schema_output_name(output_schema),
             run_id=meta.run_id,
-            model_dir=Path(local),
             table=TableSchema.load(local) if columns is not None else None,
+            _pyfunc=pyfunc,
         )
-        model._learn_outputs()
-        return model
 
     # -- contract -------------------------------------------------------------------------------
 
@@ -375,7 +429,7 @@ class ServedModel:
     ) -> tuple[Any, dict[str, np.ndarray]]:
         n = len(frame)
         raw = self.predict_frame(frame, params)
-        named = _named_outputs(raw, n, self.output_schema)
+        named = _named_outputs(raw, n, self.output_name)
         for name in outputs:
             if name in named:
                 continue
@@ -391,6 +445,8 @@ class ServedModel:
         """The model's own answer for a frame of checked inputs (see :meth:`to_batch`)."""
         if self.sklearn_model is not None and not params:
             return getattr(self.sklearn_model, self.predict_fn)(frame)
+        if self.direct is not None and not params:
+            return self.direct.predict(frame)
         if self.table is not None and not params:
             # The frame already has the training dtypes; MLflow's signature enforcement would undo
             # some of them (nullable integers, categories, time zones), so call the flavor directly.
@@ -421,7 +477,32 @@ def _slice(raw: Any, start: int, stop: int) -> Any:
     return raw
 
 
-def _named_outputs(raw: Any, n_rows: int, output_schema: Any) -> dict[str, np.ndarray]:
+def _load_pyfunc(model_uri: str, local: Path) -> Any:
+    try:
+        import mlflow.pyfunc
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"loading {model_uri!r} through MLflow", "mlflow-skinny",
+            hint="a model image made by `workbench package` has MLflow when its model needs it; package again",
+        ) from exc
+
+    try:
+        # The image holds serving requirements only: MLflow need not warn about dev packages missing.
+        return mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
+    except Exception as exc:
+        raise InvalidInputError(f"cannot load the model at {model_uri!r} for serving: {exc}") from exc
+
+
+def _schema_output_name(output_schema: Any) -> str:
+    """The name of an MLflow output schema's one named column, else ``predict``."""
+    if output_schema is not None and not output_schema.is_tensor_spec():
+        names = output_schema.input_names()
+        if len(names) == 1 and names[0] not in (None, 0, "0"):
+            return str(names[0])
+    return "predict"
+
+
+def _named_outputs(raw: Any, n_rows: int, output_name: str) -> dict[str, np.ndarray]:
     """Name a model's result by output, checking there is one entry per input row."""
     if isinstance(raw, pd.DataFrame):
         named = {str(c): raw[c].to_numpy() for c in raw.columns}
@@ -430,13 +511,7 @@ def _named_outputs(raw: Any, n_rows: int, output_schema: Any) -> dict[str, np.nd
     elif isinstance(raw, dict):
         named = {str(k): np.asarray(v) for k, v in raw.items()}
     else:
-        array = np.asarray(raw)
-        name = "predict"
-        if output_schema is not None and not output_schema.is_tensor_spec():
-            names = output_schema.input_names()
-            if len(names) == 1 and names[0] not in (None, 0, "0"):
-                name = str(names[0])
-        named = {name: array}
+        named = {output_name: np.asarray(raw)}
     for key, value in named.items():
         if value.ndim == 0 or value.shape[0] != n_rows:
             raise ValueError(f"output {key!r} has {value.shape} for {n_rows} rows: not row-aligned")

@@ -54,15 +54,17 @@ def serve(
     port_file: str | Path | None = None,
     settings: Settings | None = None,
     explainer: ExplainerFactory | None = None,
+    snapshot: str | Path | None = None,
 ) -> None:
     """Serve ``model_uri`` until SIGTERM or Ctrl-C; in-flight requests finish and the log is flushed.
 
     ``port_file``, when given, receives the bound port once the server accepts connections (useful
     with ``port=0``); ``explainer`` builds the explain route's explainer (see :func:`create_app`).
+    ``snapshot`` is the model's snapshot folder in a model image (see :mod:`workbench.serving.flavors`).
     """
     settings = settings or get_settings()
     sock = bind(host, port)  # before loading: a busy port fails fast
-    model = ServedModel.load(model_uri, name=name, version=version)
+    model = ServedModel.load(model_uri, name=name, version=version, snapshot=snapshot)
     folder = Path(log_dir) if log_dir else default_log_dir(model.name, settings)
     app = create_app(model, log_dir=folder, settings=settings, explainer=explainer)
     bound_port = sock.getsockname()[1]

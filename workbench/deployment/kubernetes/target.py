@@ -10,7 +10,6 @@ the pushed digest).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,7 +32,6 @@ from workbench.deployment.kubernetes.rollout import reconcile
 from workbench.errors import (
     DeploymentError,
     EngineUnavailableError,
-    HealthCheckError,
     InvalidInputError,
     WorkbenchError,
 )
