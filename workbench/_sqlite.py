@@ -45,9 +45,10 @@ def connect(path: str | Path, *, read_only: bool = False, rows: bool = False,
 
 
 @contextlib.contextmanager
-def opened(path: str | Path, **options: bool | str | None) -> Iterator[sqlite3.Connection]:
+def opened(path: str | Path, *, read_only: bool = False, rows: bool = False, threads: bool = False,
+           synchronous: str | None = None) -> Iterator[sqlite3.Connection]:
     """:func:`connect` as a context manager that closes the connection."""
-    conn = connect(path, **options)  # type: ignore[arg-type]
+    conn = connect(path, read_only=read_only, rows=rows, threads=threads, synchronous=synchronous)
     try:
         yield conn
     finally:

@@ -12,17 +12,16 @@ explainers, version comparison, the CLI and the widgets read from here::
 """
 
 from workbench.predlog.log import PredictionLog
-from workbench.predlog.reader import (
-    LogRows,
-    PredictionPage,
-    log_rows,
-    page_rows,
-    read_predictions,
+from workbench.predlog.reader import LogRows, PredictionPage, log_rows, page_rows, read_predictions
+from workbench.predlog.schema import META_COLUMNS, OUTPUT_NAMES, LogRecord, is_output_column
+from workbench.predlog.sources import (
+    LogFolderSource,
+    PredictionSource,
+    ServerSource,
+    as_source,
     recent_records,
     recent_rows,
 )
-from workbench.predlog.schema import META_COLUMNS, OUTPUT_NAMES, LogRecord, is_output_column
-from workbench.predlog.sources import LogFolderSource, PredictionSource, ServerSource, as_source
 
 __all__ = [
     "META_COLUMNS",

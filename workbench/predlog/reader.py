@@ -3,32 +3,28 @@
 Readers take pages after a cursor (``since``), from the file directly (:func:`read_predictions`) or
 from a running server over HTTP (``GET /workbench/predictions?since=N``, see
 :mod:`workbench.predlog.sources`), so monitoring follows every replica without re-reading what it
-has seen. :func:`recent_rows` is the one way to read "the newest rows" of one or several logs.
+has seen.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
 from workbench._sqlite import connect
-from workbench.errors import InvalidInputError, MonitoringError, NotFoundError, WorkbenchError
+from workbench.errors import InvalidInputError, NotFoundError, WorkbenchError
 from workbench.predlog.schema import LOG_FILE, META_COLUMNS, RECORD_COLUMNS
 from workbench.tables import restore_column
 
-if TYPE_CHECKING:
-    from workbench.predlog.sources import PredictionSource
-
-__all__ = ["LogRows", "PredictionPage", "log_rows", "page_rows", "read_predictions", "recent_records",
-           "recent_rows"]
+__all__ = ["LogRows", "PredictionPage", "log_rows", "page_rows", "read_predictions"]
 
 
 @dataclass(frozen=True)
@@ -207,71 +203,3 @@ def log_rows(records: pd.DataFrame, source: str = "") -> LogRows:
     frame, inputs, outputs = page_rows(records)
     frame["source"] = source
     return LogRows(frame, inputs, outputs)
-
-
-def _tail_pages(source: PredictionSource, keep: int, size: Any, page_size: int) -> Iterable[PredictionPage]:
-    """Pages through ``source`` from the start and yields the last pages whose ``size(page)`` adds up
-    to at least ``keep`` (pages wholly older than that tail are dropped as reading goes)."""
-    pages: list[tuple[PredictionPage, int]] = []
-    kept, since = 0, 0
-    while True:
-        page = source.fetch(since, page_size)
-        if not len(page):
-            break
-        n = size(page)
-        pages.append((page, n))
-        kept += n
-        while pages and kept - pages[0][1] >= keep:
-            kept -= pages.pop(0)[1]
-        since = page.next_since
-        if not page.more:  # a page is cut short by records or by bytes; the end is when none follow
-            break
-    return [page for page, _ in pages]
-
-
-def _sources(sources: PredictionSource | str | Path | Sequence[PredictionSource | str | Path]) -> list[PredictionSource]:
-    from workbench.predlog.sources import as_source
-
-    if isinstance(sources, (str, Path)) or not isinstance(sources, Sequence):
-        return [as_source(sources)]
-    return [as_source(s) for s in sources]
-
-
-def recent_rows(sources: PredictionSource | str | Path | Sequence[PredictionSource | str | Path], rows: int, *,
-                page_size: int = 10_000) -> LogRows:
-    """The newest ``rows`` rows over one or several logs (every replica of a deployment), oldest first.
-
-    Each source is a log folder, a server URL or a :class:`~workbench.predlog.sources.PredictionSource`;
-    rows of several sources are merged by time. An empty result has the meta columns and no rows.
-    """
-    if rows <= 0:
-        raise MonitoringError(f"reading recent rows needs a positive number of rows, got {rows}")
-    chunks: list[LogRows] = []
-    for src in _sources(sources):
-        for page in _tail_pages(src, rows, lambda page: int(page.records["n_rows"].sum()), page_size):
-            chunks.append(log_rows(page.records, source=src.name))
-    if not chunks:
-        return LogRows(pd.DataFrame(columns=list(META_COLUMNS)), (), ())
-    inputs = tuple(dict.fromkeys(name for chunk in chunks for name in chunk.inputs))
-    outputs = tuple(dict.fromkeys(name for chunk in chunks for name in chunk.outputs))
-    frame = pd.concat([chunk.frame for chunk in chunks], ignore_index=True)
-    if len(chunks) > 1:
-        frame = frame.sort_values("ts", kind="stable")
-    return LogRows(frame.iloc[-rows:].reset_index(drop=True), inputs, outputs)
-
-
-def recent_records(sources: PredictionSource | str | Path | Sequence[PredictionSource | str | Path],
-                   requests: int, *, page_size: int = 10_000) -> pd.DataFrame:
-    """The newest ``requests`` records (one per answered request) over one or several logs, oldest
-    first, with a ``source`` column; empty when nothing was logged."""
-    if requests <= 0:
-        raise MonitoringError(f"reading recent records needs a positive number of requests, got {requests}")
-    frames = [page.records.assign(source=src.name)
-              for src in _sources(sources)
-              for page in _tail_pages(src, requests, len, page_size)]
-    if not frames:
-        return pd.DataFrame(columns=[*RECORD_COLUMNS, "source"])
-    frame = pd.concat(frames, ignore_index=True)
-    if len(frames) > 1:
-        frame = frame.sort_values("ts", kind="stable")
-    return frame.iloc[-requests:].reset_index(drop=True)
