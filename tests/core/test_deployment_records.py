@@ -23,6 +23,7 @@ from workbench.deployment.local import LocalTarget, RouterProcess, ServerProcess
 from workbench.deployment.routed import Backend, RoutedHandle
 from workbench.deployment.store import DeploymentStore
 from workbench.deployment.swarm import ModelService, RouterService, SwarmTarget
+from workbench.errors import DeploymentNotFoundError
 
 
 def _finished_pid() -> int:
@@ -142,3 +143,28 @@ def test_a_k8s_placement_goes_through_json_and_comes_back_equal() -> None:
     assert placement.handle.options.replicas == 3 and placement.handle.challenger.model_version == "4"
     assert placement.handle.policy == TrafficPolicy("split", 0.2)
     assert Placement.from_dict(json.loads(json.dumps(placement.to_dict())), target.read_handle) == placement
+
+
+
+def test_history_keeps_the_order_things_happened_in_even_within_one_second() -> None:
+    """Deploy, stop, deploy, update, stop within one second (a notebook re-run does that): the history
+    reads in that order, each stop after the revision it stopped."""
+    store = DeploymentStore(get_settings().workspace_db)
+    name = f"quick-{uuid.uuid4().hex[:6]}"
+    placement = {"url": "http://127.0.0.1:9", "handle": {}}
+
+    def deploy() -> None:
+        store.reserve(name, "local", "models:/churn/3", "models:/churn/3", "churn", "3", {}, "someone")
+        store.activate(name, placement, "deploy", "someone")
+
+    deploy()
+    store.remove(name, "someone")
+    deploy()
+    store.replace(name, requested_uri="models:/churn/4", model_uri="models:/churn/4", model_name="churn",
+                  model_version="4", placement=placement, action="update", user="someone")
+    store.remove(name, "someone")
+    history = wb.deployment_history(name)
+    assert [(h.action, h.revision) for h in history] == [
+        ("deploy", 1), ("stop", 1), ("deploy", 2), ("update", 3), ("stop", 3)]
+    with pytest.raises(DeploymentNotFoundError, match="was stopped"):
+        wb.get_deployment(name)

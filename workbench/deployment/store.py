@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS revisions (
 """
 
 
+# A stop shares the revision of what it stopped, and times have one-second resolution: within a
+# revision the stop comes last (ties on time would otherwise fall back to the key, alphabetical by
+# action, putting a "stop" before the "update" it followed).
+_OLDEST_FIRST = "revision, action = 'stop', ts, rowid"
+_NEWEST_FIRST = "revision DESC, action = 'stop' DESC, ts DESC, rowid DESC"
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
@@ -230,7 +237,7 @@ class DeploymentStore:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM deployments WHERE name = ?", (name,)).fetchone()
             if row is None:
-                last = conn.execute("SELECT * FROM revisions WHERE name = ? ORDER BY revision DESC, ts DESC LIMIT 1",
+                last = conn.execute(f"SELECT * FROM revisions WHERE name = ? ORDER BY {_NEWEST_FIRST} LIMIT 1",
                                     (name,)).fetchone()
                 if last is not None and last["action"] == "stop":
                     raise DeploymentNotFoundError(
@@ -254,7 +261,7 @@ class DeploymentStore:
         """Every revision of ``name``, oldest first."""
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT * FROM revisions WHERE name = ? ORDER BY revision, ts", (name,)
+                f"SELECT * FROM revisions WHERE name = ? ORDER BY {_OLDEST_FIRST}", (name,)
             ).fetchall()
         return [RevisionRecord(r["name"], int(r["revision"]), r["action"], r["model_uri"],
                                r["model_version"], r["ts"], r["user"]) for r in rows]
