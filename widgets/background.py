@@ -22,6 +22,7 @@ otherwise (notebooks, scripts and tests)::
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -43,6 +44,38 @@ T = TypeVar("T")
 
 #: Progress updates reach the page at most this often (seconds); the last one always does.
 _MIN_INTERVAL = 0.2
+
+#: Held while a notebook page changes from Python, on any thread: by :meth:`BackgroundTask.dispatch`
+#: around everything a task shows, by :meth:`BackgroundTask.start` and :meth:`BackgroundTask.cancel`,
+#: and around each patch Panel sends over a notebook comm (see :func:`_whole_patches`).
+_PAGE_LOCK = threading.RLock()
+
+
+def _whole_patches() -> None:
+    """Make Panel send each notebook patch as one uninterrupted run of comm messages.
+
+    In a notebook Panel sends a change as several comm messages (header, metadata, content, then
+    each buffer) from whichever thread made it, and the output's BokehJS receiver puts them back
+    together in order. Two threads sending at once (a task's result and the kernel's periodic
+    callback, say) interleave them: the page then reads a metadata message as the patch and drops
+    it (``TypeError: s is not iterable`` in the browser console). Panel 1.9 has no lock there; this
+    wraps its ``send`` in :data:`_PAGE_LOCK` once per process.
+    """
+    from panel.io import notebook
+
+    send = notebook.send
+    if getattr(send, "__wrapped__", None) is not None:
+        return
+
+    @functools.wraps(send)
+    def send_whole(comm: Any, msg: Any) -> None:
+        with _PAGE_LOCK:
+            send(comm, msg)
+
+    notebook.send = send_whole
+
+
+_whole_patches()
 
 
 class Job(Generic[T]):
@@ -103,7 +136,6 @@ class BackgroundTask(param.Parameterized):
         self._finished = threading.Event()
         self._finished.set()
         self._doc: Any = None
-        self._lock = threading.RLock()
 
     def dispatch(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` on the thread that owns the page this task was started from."""
@@ -120,7 +152,7 @@ class BackgroundTask(param.Parameterized):
             except Exception as exc:  # the browser tab closed: nobody is left to show it to
                 _log.debug("page gone, dropping an update: %s", exc)
             return
-        with self._lock:  # notebooks and scripts: one update at a time, from whichever thread
+        with _PAGE_LOCK:  # notebooks and scripts: one change at a time, from whichever thread
             _logged(fn)()
 
     def start(
@@ -145,7 +177,8 @@ class BackgroundTask(param.Parameterized):
         job: Job[T] = Job(self, self._generation)
         finished = threading.Event()
         self._finished = finished
-        self.param.update(running=True, progress=-1, message=message, error="")
+        with _PAGE_LOCK:
+            self.param.update(running=True, progress=-1, message=message, error="")
 
         def finish(result: Any = None, error: str = "") -> None:
             if job.cancelled:
@@ -181,7 +214,8 @@ class BackgroundTask(param.Parameterized):
     def cancel(self) -> None:
         """Drop whatever the running work reports from now on (the thread itself runs to its end)."""
         self._generation += 1
-        self.param.update(running=False, progress=-1)
+        with _PAGE_LOCK:
+            self.param.update(running=False, progress=-1)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current run ended and (outside a served page) its result is shown.

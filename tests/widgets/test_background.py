@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import panel as pn
+from bokeh.document import Document
+from bokeh.protocol import Protocol
+from bokeh.protocol.receiver import Receiver
+from panel.io.model import add_to_doc
+from pyviz_comms import Comm
 
 from workbench.errors import ModelNotFoundError
 from workbench.widgets import BackgroundTask
@@ -102,3 +109,54 @@ def test_the_progress_row_follows_the_task() -> None:
     release.set()
     task.wait(10)
     assert not bar.visible
+
+
+class _SlowWire(Comm):
+    """A notebook comm whose transport is a list: each fragment Panel sends is kept in order, with a
+    pause after it, as a busy kernel's IOPub gives other threads time to send in between."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._comm = True  # open: Panel sends at once instead of rescheduling
+        self.fragments: list[str | bytes] = []
+
+    def send(self, data=None, metadata=None, buffers=()):  # noqa: ANN001 - pyviz_comms' signature
+        self.fragments.append(buffers[0] if buffers else data)
+        time.sleep(0.002)
+
+
+def test_changes_made_from_two_threads_reach_the_notebook_as_whole_patches() -> None:
+    """A background update and the kernel's own change to one output at the same moment: Panel sends
+    each patch as several comm messages, and BokehJS puts them together in order per output. Every
+    patch must arrive whole (interleaved, the page drops them: "TypeError: s is not iterable")."""
+    wire = _SlowWire()
+    status, progress = pn.pane.Markdown("start"), pn.indicators.Progress(value=0)
+    doc = Document()
+    add_to_doc(pn.Column(status, progress).get_root(doc, comm=wire), doc, hold=True)  # as a notebook output
+    task = BackgroundTask()
+    go = threading.Barrier(2)
+
+    def work(job):
+        go.wait(10)
+        for i in range(20):
+            job.ui(lambda i=i: status.param.update(object=f"background {i}"))
+        return None
+
+    task.start(work)
+    go.wait(10)
+    for i in range(20):  # the kernel's thread, e.g. a periodic callback or a click
+        progress.value = i
+    assert task.wait(10)
+
+    receiver = Receiver(Protocol())
+    shown: dict[str, list[object]] = {"text": [], "value": []}
+    for fragment in wire.fragments:
+        message = asyncio.run(receiver.consume(fragment))
+        if message is not None:
+            assert message.msgtype == "PATCH-DOC"
+            assert isinstance(message.content.get("events"), list), f"a patch arrived in pieces: {message.content}"
+            for event in message.content["events"]:
+                shown[event["attr"]].append(event["new"])
+    # Nothing is lost on the way: every change each thread made reached the page.
+    assert sorted(shown["text"]) == sorted(f"&lt;p&gt;background {i}&lt;/p&gt;\n" for i in range(20))
+    assert sorted(shown["value"]) == list(range(1, 20))  # 0 was the value already
