@@ -42,11 +42,16 @@ from typing import Any
 
 from workbench.errors import InvalidInputError
 
-__all__ = ["STRATEGIES", "ArmStats", "BanditPolicy", "EpsilonGreedy", "ThompsonSampling", "make_policy",
-           "sticky_point"]
+__all__ = ["SHARE_STEP", "STICKY_HEADER", "STRATEGIES", "ArmShare", "ArmStats", "BanditPolicy", "BanditSnapshot",
+           "EpsilonGreedy", "ShareChange", "ThompsonSampling", "make_policy", "sticky_point"]
 
 #: The strategies :func:`make_policy` knows.
 STRATEGIES = ("thompson", "epsilon_greedy")
+#: A share change is worth telling (a router records it, the audit trail gets it) when some arm's
+#: share moved by at least this much since the last one told: 5 percentage points.
+SHARE_STEP = 0.05
+#: The request header whose value makes the router's choice sticky (the same key, the same version).
+STICKY_HEADER = "x-workbench-key"
 #: Cells of the grid on which Thompson sampling's shares are integrated.
 _GRID = 1024
 
@@ -274,3 +279,83 @@ def make_policy(strategy: str, arms: Sequence[str], *, seed: int = 0, epsilon: f
     if strategy == "epsilon_greedy":
         return EpsilonGreedy(arms, seed=seed, epsilon=epsilon)
     raise InvalidInputError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+
+
+@dataclass(frozen=True)
+class ArmShare:
+    """One arm of a live bandit: the version behind it, its share now, and its rewards so far."""
+
+    arm: str
+    version: str
+    share: float
+    rewards: int
+    reward_sum: float
+    chosen: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"arm": self.arm, "version": self.version, "share": self.share, "rewards": self.rewards,
+                "reward_sum": self.reward_sum, "chosen": self.chosen}
+
+
+@dataclass(frozen=True)
+class ShareChange:
+    """A move of the shares by :data:`SHARE_STEP` or more, as the router saw it."""
+
+    #: Position in the router's sequence of changes (``run`` names the sequence).
+    seq: int
+    #: When the shares moved (UTC, ISO 8601).
+    ts: str
+    shares: Mapping[str, float]
+    #: Rewards counted per arm at that moment.
+    rewards: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"seq": self.seq, "ts": self.ts, "shares": dict(self.shares), "rewards": dict(self.rewards)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShareChange:
+        """Inverse of :meth:`to_dict`."""
+        return cls(int(data["seq"]), str(data["ts"]), {str(k): float(v) for k, v in data["shares"].items()},
+                   {str(k): int(v) for k, v in (data.get("rewards") or {}).items()})
+
+
+@dataclass(frozen=True)
+class BanditSnapshot:
+    """A router's bandit as it is now (its ``bandit`` block in ``GET /workbench/router``)."""
+
+    strategy: str
+    epsilon: float
+    #: The smallest share an arm can have while the bandit explores.
+    floor: float
+    arms: tuple[ArmShare, ...]
+    #: Names this bandit's life (a new one starts when the versions change); ``changes`` are
+    #: numbered within it, so a reader knows which it has already seen.
+    run: str
+    changes: tuple[ShareChange, ...] = ()
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """``{arm: share}``."""
+        return {a.arm: a.share for a in self.arms}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"strategy": self.strategy, "epsilon": self.epsilon, "floor": self.floor,
+                "arms": [a.to_dict() for a in self.arms], "run": self.run,
+                "changes": [c.to_dict() for c in self.changes], "sticky_header": STICKY_HEADER}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BanditSnapshot:
+        """Inverse of :meth:`to_dict`; a block that is not one raises InvalidInputError."""
+        try:
+            return cls(
+                strategy=str(data["strategy"]), epsilon=float(data["epsilon"]), floor=float(data["floor"]),
+                arms=tuple(ArmShare(str(a["arm"]), str(a["version"]), float(a["share"]), int(a["rewards"]),
+                                    float(a["reward_sum"]), int(a["chosen"])) for a in data["arms"]),
+                run=str(data["run"]),
+                changes=tuple(ShareChange.from_dict(c) for c in data.get("changes") or ()),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInputError(f"not a bandit state: {exc}") from exc

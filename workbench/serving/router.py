@@ -3,7 +3,16 @@
 It forwards every request to the champion's servers (round robin over replicas, skipping ones
 that do not answer), or sends a share of requests to a challenger (``split``), or answers from the
 champion while mirroring a copy to the challenger (``shadow``, the challenger's answer is never
-returned). The route table changes at run time through ``PUT /workbench/router`` (with the
+returned), or shares requests between champion and challenger by the rewards fed back (``bandit``,
+see :mod:`workbench.serving.bandit`; a request carrying an ``x-workbench-key`` header keeps
+reaching the same version while the shares hold).
+
+Feedback (``POST /v2/models/{name}[/versions/{v}]/feedback``) goes to every server of champion and
+challenger at once; each item's answer is the one of the server that answered that request, and in
+``bandit`` mode each reward first recorded feeds the arm of that server's version. The live shares,
+rewards and share changes are in ``GET /workbench/router`` (its ``bandit`` block) and in
+``/workbench/router/metrics``; they are kept in ``bandit-state.json`` beside the router's config,
+so a restarted router carries on where it was. The route table changes at run time through ``PUT /workbench/router`` (with the
 deployment's admin token), so updates, promotions and aborts never move the address clients use.
 
 Started by deployment targets with ``workbench route --config FILE``; its own routes live under
@@ -25,14 +34,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from workbench.errors import InvalidInputError
+from workbench.serving.bandit import STICKY_HEADER, STRATEGIES
 from workbench.serving.guard import add_guard, read_body
+from workbench.serving.live_bandit import ARMS, LiveBandit
 
 __all__ = ["RouteTable", "create_router"]
 
@@ -42,6 +53,8 @@ _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer"
 # servers listen on other ports, so to them the caller's own Origin would look foreign: not forwarded.
 _CHECKED_HEADERS = {"origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user"}
 _SHADOW_LIMIT = 64  # mirrored requests in flight at most; beyond that copies are counted as dropped
+#: Which status an item's merged answer takes when several servers answered it: the most telling.
+_STATUS_RANK = {"recorded": 3, "corrected": 2, "duplicate": 1, "unknown": 0}
 
 
 @dataclass(frozen=True)
@@ -50,27 +63,40 @@ class RouteTable:
 
     champion: tuple[str, ...]
     challenger: tuple[str, ...] = ()
-    #: ``split`` or ``shadow`` (ignored without a challenger).
+    #: ``split``, ``shadow`` or ``bandit`` (ignored without a challenger).
     mode: str = "split"
     #: Share of requests for the challenger in ``split`` mode.
     challenger_share: float = 0.0
     #: Versions, reported in the ``x-workbench-variant`` and ``x-model-version`` headers.
     champion_version: str = ""
     challenger_version: str = ""
+    #: In ``bandit`` mode: ``thompson`` or ``epsilon_greedy``, and the latter's exploration rate.
+    strategy: str = "thompson"
+    epsilon: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.champion:
             raise InvalidInputError("a route table needs at least one champion server URL")
-        if self.mode not in ("split", "shadow"):
-            raise InvalidInputError(f"mode must be 'split' or 'shadow', not {self.mode!r}")
+        if self.mode not in ("split", "shadow", "bandit"):
+            raise InvalidInputError(f"mode must be 'split', 'shadow' or 'bandit', not {self.mode!r}")
         if not 0.0 <= self.challenger_share <= 1.0:
             raise InvalidInputError("challenger_share must be between 0 and 1")
+        if self.strategy not in STRATEGIES:
+            raise InvalidInputError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+        if not 0.0 < self.epsilon <= 1.0:
+            raise InvalidInputError(f"epsilon must be above 0 and at most 1, not {self.epsilon}")
+
+    @property
+    def bandit(self) -> bool:
+        """Whether requests are shared by a bandit now (``bandit`` mode with a challenger)."""
+        return self.mode == "bandit" and bool(self.challenger)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"champion": list(self.champion), "challenger": list(self.challenger), "mode": self.mode,
                 "challenger_share": self.challenger_share, "champion_version": self.champion_version,
-                "challenger_version": self.challenger_version}
+                "challenger_version": self.challenger_version, "strategy": self.strategy,
+                "epsilon": self.epsilon}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RouteTable:
@@ -83,6 +109,8 @@ class RouteTable:
                 challenger_share=float(data.get("challenger_share", 0.0)),
                 champion_version=str(data.get("champion_version", "")),
                 challenger_version=str(data.get("challenger_version", "")),
+                strategy=str(data.get("strategy", "thompson")),
+                epsilon=float(data.get("epsilon", 0.1)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"not a route table: {exc}") from exc
@@ -104,6 +132,23 @@ class _Group:
         return [self.urls[(start + i) % len(self.urls)] for i in range(len(self.urls))]
 
 
+def _feedback_items(body: bytes) -> list[Any]:
+    """The items of a feedback body (one object or a list); ``[]`` when it is not JSON (the servers
+    say why)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return []
+    return data if isinstance(data, list) else [data]
+
+
+def _reward_of(item: Any) -> float | None:
+    value = item.get("reward") if isinstance(item, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 class _Router:
     def __init__(self, table: RouteTable, token: str, config_path: Path | None, max_body_bytes: int) -> None:
         self.token = token
@@ -120,23 +165,61 @@ class _Router:
                               ["outcome"], registry=self.registry)
         self.shadow_slots = asyncio.Semaphore(_SHADOW_LIMIT)
         self.background: set[asyncio.Task[None]] = set()
+        self.feedback_items = Counter("router_feedback_items", "Feedback items answered, by variant and status",
+                                      ["variant", "status"], registry=self.registry)
+        self.bandit_share = Gauge("router_bandit_share", "Share of requests the bandit gives each variant now",
+                                  ["variant", "version"], registry=self.registry)
+        self.bandit_rewards = Gauge("router_bandit_rewards", "Rewards counted by the bandit, by variant",
+                                    ["variant", "version"], registry=self.registry)
+        self.bandit_reward_sum = Gauge("router_bandit_reward_sum", "Sum of the rewards counted, by variant",
+                                       ["variant", "version"], registry=self.registry)
+        self.bandit: LiveBandit | None = None
+        self.state_path = config_path.with_name("bandit-state.json") if config_path is not None else None
         self.apply(table)
 
     def apply(self, table: RouteTable) -> None:
         self.table = table
         self.groups = {"champion": _Group(table.champion), "challenger": _Group(table.challenger)}
+        if not table.bandit:
+            self.bandit = None
+        elif self.bandit is not None and self.bandit.key == LiveBandit.key_of(table):
+            self.bandit.retune(table)
+        else:
+            self.bandit = LiveBandit(table, self.state_path)
 
-    def choose(self) -> str:
+    def choose(self, request: Request) -> str:
         table = self.table
+        if self.bandit is not None:
+            return self.bandit.policy.choose(request.headers.get(STICKY_HEADER) or None)
         if table.challenger and table.mode == "split" and random.random() < table.challenger_share:
             return "challenger"
         return "champion"
 
+    def describe(self) -> dict[str, Any]:
+        """``GET /workbench/router``: the route table, and the live bandit when there is one."""
+        data = self.table.to_dict()
+        if self.bandit is not None:
+            data["bandit"] = self.bandit.snapshot().to_dict()
+        return data
+
+    def update_gauges(self) -> None:
+        for gauge in (self.bandit_share, self.bandit_rewards, self.bandit_reward_sum):
+            gauge.clear()
+        if self.bandit is None:
+            return
+        for arm in self.bandit.snapshot().arms:
+            self.bandit_share.labels(arm.arm, arm.version).set(arm.share)
+            self.bandit_rewards.labels(arm.arm, arm.version).set(arm.rewards)
+            self.bandit_reward_sum.labels(arm.arm, arm.version).set(arm.reward_sum)
+
+    def _headers(self, request: Request) -> dict[str, str]:
+        return {k: v for k, v in request.headers.items()
+                if k.lower() not in _HOP_HEADERS and k.lower() not in _CHECKED_HEADERS}
+
     async def send(self, variant: str, request: Request, body: bytes) -> httpx.Response:
         """Forward to the variant's servers in turn until one answers."""
         assert self.client is not None
-        headers = {k: v for k, v in request.headers.items()
-                   if k.lower() not in _HOP_HEADERS and k.lower() not in _CHECKED_HEADERS}
+        headers = self._headers(request)
         last_error: Exception | None = None
         for url in self.groups[variant].order():
             try:
@@ -162,7 +245,7 @@ class _Router:
             body = await read_body(request, self.max_body_bytes, json_only=False, allow_empty=True)
         except InvalidInputError as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
-        variant = self.choose()
+        variant = self.choose(request)
         version = self.table.champion_version if variant == "champion" else self.table.challenger_version
         started = time.perf_counter()
         if (variant == "champion" and self.table.challenger and self.table.mode == "shadow"
@@ -187,6 +270,89 @@ class _Router:
         if version:
             headers["x-model-version"] = version
         return Response(upstream.content, status_code=upstream.status_code, headers=headers)
+
+    async def feedback(self, request: Request) -> Response:
+        """Send feedback to every server of champion and challenger at once and merge the answers.
+
+        Each item takes the status of the server that knew its request (``unknown`` when none did);
+        the answer is 200, or 404 when every item is unknown, or 503 (safe to send again: a repeat is
+        a ``duplicate``) when an item is unknown and some server did not answer. In ``bandit`` mode,
+        the reward of each item first ``recorded`` goes to the arm of the server that recorded it.
+        """
+        assert self.client is not None
+        try:
+            body = await read_body(request, self.max_body_bytes, json_only=False, allow_empty=True)
+        except InvalidInputError as exc:  # past the size limit; the servers judge the rest
+            return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+        headers = self._headers(request)
+        servers = [(variant, url) for variant in ARMS for url in self.groups[variant].urls]
+
+        async def post(url: str) -> httpx.Response:
+            return await self.client.post(url + request.url.path, params=request.query_params,  # type: ignore[union-attr]
+                                          content=body, headers=headers)
+
+        answers = await asyncio.gather(*(post(url) for _, url in servers), return_exceptions=True)
+        known: list[tuple[str, list[Any], dict[str, Any]]] = []
+        other: httpx.Response | None = None
+        unreachable: list[str] = []
+        for (variant, url), answer in zip(servers, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, httpx.TransportError):
+                    raise answer
+                unreachable.append(url)
+                continue
+            try:
+                data = answer.json()
+            except ValueError:
+                data = None
+            results = data.get("results") if isinstance(data, dict) and answer.status_code in (200, 404) else None
+            if isinstance(results, list):
+                known.append((variant, results, data))
+            elif other is None or answer.status_code == 422:  # a malformed body is the caller's to fix
+                other = answer
+        if not known:
+            if other is not None:
+                return Response(other.content, status_code=other.status_code,
+                                media_type=other.headers.get("content-type"))
+            return JSONResponse({"error": "no model server answered the feedback; nothing was recorded, "
+                                          "send it again when the deployment is ready"}, status_code=503)
+        items = _feedback_items(body)
+        merged: list[dict[str, Any]] = []
+        rewarded = dict.fromkeys(ARMS, 0)
+        ignored = 0
+        for i in range(max(len(results) for _, results, _ in known)):
+            best: tuple[int, str, dict[str, Any]] | None = None
+            for variant, results, _ in known:
+                if i < len(results) and isinstance(results[i], dict):
+                    rank = _STATUS_RANK.get(str(results[i].get("status")), 2)
+                    if best is None or rank > best[0]:
+                        best = (rank, variant, results[i])
+            if best is None:
+                continue
+            _, variant, result = best
+            status = str(result.get("status"))
+            self.feedback_items.labels(variant if status != "unknown" else "", status).inc()
+            merged.append(result)
+            reward = _reward_of(items[i]) if i < len(items) else None
+            if self.bandit is not None and status == "recorded" and reward is not None:
+                try:
+                    self.bandit.policy.reward(variant, reward)
+                    rewarded[variant] += 1
+                except InvalidInputError:
+                    ignored += 1  # recorded by the server all the same; the bandit takes [0, 1] only
+        answer_body: dict[str, Any] = {"results": merged}
+        if self.bandit is not None:
+            if any(rewarded.values()):
+                self.bandit.settle()
+            answer_body["bandit"] = {"rewarded": rewarded, "ignored": ignored,
+                                     "shares": self.bandit.policy.shares()}
+        all_unknown = all(r.get("status") == "unknown" for r in merged)
+        if unreachable and any(r.get("status") == "unknown" for r in merged):
+            answer_body["error"] = (f"{len(unreachable)} model server(s) did not answer, so 'unknown' items may "
+                                    "belong to them: send the feedback again (items recorded now answer "
+                                    "'duplicate')")
+            return JSONResponse(answer_body, status_code=503)
+        return JSONResponse(answer_body, status_code=404 if all_unknown else 200)
 
     def authorized(self, request: Request) -> bool:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -215,9 +381,11 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
             if router.background:
                 await asyncio.wait(router.background, timeout=10)
             await router.client.aclose()
+            if router.bandit is not None and router.bandit.dirty:
+                router.bandit.save()
 
     async def get_table(request: Request) -> Response:
-        return JSONResponse(router.table.to_dict())
+        return JSONResponse(router.describe())
 
     async def put_table(request: Request) -> Response:
         if not router.authorized(request):
@@ -234,13 +402,17 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
             tmp = router.config_path.with_suffix(".tmp")
             tmp.write_text(json.dumps({"table": table.to_dict(), "token": router.token}))
             tmp.replace(router.config_path)
-        return JSONResponse(table.to_dict())
+        return JSONResponse(router.describe())
 
     async def metrics(request: Request) -> Response:
+        router.update_gauges()
         return Response(generate_latest(router.registry), media_type="text/plain; version=0.0.4")
 
     async def forward(request: Request) -> Response:
         return await router.forward(request)
+
+    async def feedback(request: Request) -> Response:
+        return await router.feedback(request)
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
     app = Starlette(
@@ -248,6 +420,8 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
             Route("/workbench/router", get_table, methods=["GET"]),
             Route("/workbench/router", put_table, methods=["PUT"]),
             Route("/workbench/router/metrics", metrics, methods=["GET"]),
+            Route("/v2/models/{name}/feedback", feedback, methods=["POST"]),
+            Route("/v2/models/{name}/versions/{version}/feedback", feedback, methods=["POST"]),
             Route("/{path:path}", forward, methods=methods),
         ],
         lifespan=lifespan,
