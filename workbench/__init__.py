@@ -87,6 +87,7 @@ _EXPORTS: dict[str, str] = {
     "VersionComparison": "workbench.monitor",
     "compare_versions": "workbench.monitor",
     # the prediction log
+    "FeedbackReport": "workbench.predlog",
     "LogRows": "workbench.predlog",
     "PredictionPage": "workbench.predlog",
     "recent_rows": "workbench.predlog",
@@ -125,6 +126,7 @@ _EXPORTS: dict[str, str] = {
     "deployment_history": "workbench.deployment",
     "deployments": "workbench.deployment",
     "get_deployment": "workbench.deployment",
+    "log_feedback": "workbench.deployment",
     "logs": "workbench.deployment",
     "promote": "workbench.deployment",
     "rollback": "workbench.deployment",
@@ -151,6 +153,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         deployment_history,
         deployments,
         get_deployment,
+        log_feedback,
         logs,
         promote,
         rollback,
@@ -204,7 +207,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from workbench.overview import DeploymentGlance, Glances, where_deployed
     from workbench.packaging import ImageRecord, package
-    from workbench.predlog import LogRows, PredictionPage, recent_rows
+    from workbench.predlog import FeedbackReport, LogRows, PredictionPage, recent_rows
     from workbench.profile import ReferenceProfile
     from workbench.registry import (
         Lineage,

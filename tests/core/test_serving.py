@@ -457,7 +457,8 @@ def test_openapi_document_lists_every_route(rf_server) -> None:
     assert doc["openapi"].startswith("3.")
     for path in ("/v2/health/live", "/v2/health/ready", "/v2", "/v2/models/{model_name}",
                  "/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}/infer",
-                 "/invocations", "/metrics", "/workbench/predictions"):
+                 "/invocations", "/metrics", "/workbench/predictions", "/v2/models/{model_name}/feedback",
+                 "/workbench/feedback"):
         assert path in doc["paths"]
 
 

@@ -46,7 +46,15 @@ from workbench.errors import (
     NameTakenError,
     WorkbenchError,
 )
-from workbench.predlog import LogRows, PredictionPage, ServerSource, recent_rows
+from workbench.predlog import (
+    FeedbackReport,
+    LogRows,
+    PredictionPage,
+    ServerSource,
+    feedback_items,
+    recent_rows,
+    send_feedback,
+)
 from workbench.tables import encode_split
 
 __all__ = [
@@ -57,6 +65,7 @@ __all__ = [
     "deployment_history",
     "deployments",
     "get_deployment",
+    "log_feedback",
     "logs",
     "promote",
     "resolve_model",
@@ -133,15 +142,20 @@ class Deployment:
             ("updated", f"{self.updated} by {self.user}"),
         ])
 
-    def predict(self, data: pd.DataFrame, timeout: float = 60.0) -> Any:
-        """Predictions for a DataFrame, through the deployment's MLflow ``/invocations`` route."""
+    def predict(self, data: pd.DataFrame, timeout: float = 60.0, *, request_id: str | None = None) -> Any:
+        """Predictions for a DataFrame, through the deployment's MLflow ``/invocations`` route.
+
+        ``request_id`` names the request in the prediction log (default: one the server makes up):
+        send the rows' ground truth later with :meth:`log_feedback` under that id."""
         if not isinstance(data, pd.DataFrame):
             raise InvalidInputError("predict takes a pandas DataFrame of the model's input columns")
         # Exact values: pandas' to_json keeps 10 significant digits and writes datetimes as epoch
         # milliseconds; encode_split writes every float to the last bit and datetimes in ISO 8601.
         body = json.dumps({"dataframe_split": encode_split(data)})
-        response = httpx.post(f"{self.url}/invocations", content=body,
-                              headers={"content-type": "application/json"}, timeout=timeout)
+        headers = {"content-type": "application/json"}
+        if request_id is not None:
+            headers["x-request-id"] = request_id
+        response = httpx.post(f"{self.url}/invocations", content=body, headers=headers, timeout=timeout)
         if response.status_code != 200:
             raise InvalidInputError(f"deployment {self.name!r} answered {response.status_code}: "
                                     f"{response.json().get('message', response.text)}")
@@ -156,11 +170,65 @@ class Deployment:
         finally:
             source.close()
 
+    def log_feedback(self, request_ids: str | Any, truth: Any = None, *, reward: Any = None,
+                     rows: Any = None) -> FeedbackReport:
+        """Send what really happened for answered rows: their ``truth`` and/or a ``reward``.
+
+        ``request_ids``: one id (then ``truth``/``reward`` hold one value per row of that request,
+        in order) or one id per value. ``rows``: each value's row in its request (default: 0, or the
+        position within the one request). Recorded durably by the replica and version that answered;
+        the report says, per row, ``recorded``, ``corrected``, ``duplicate``, ``unknown`` or
+        ``out_of_range``.
+        """
+        return log_feedback(self.name, _feedback_frame(request_ids, truth, reward, rows), deployment=self)
+
     def recent_rows(self, rows: int = 1000) -> LogRows:
         """The newest ``rows`` predicted rows over every log of this deployment (each replica's, and
         the challenger's), oldest first: inputs in their training dtypes, outputs, and ``request_id``,
         ``ts``, ``model_version``, ``seq`` and ``source`` for each row."""
         return recent_rows(self.log_sources, rows)
+
+
+def _feedback_frame(request_ids: Any, truth: Any, reward: Any, rows: Any) -> pd.DataFrame:
+    """The table :func:`log_feedback` takes, from :meth:`Deployment.log_feedback`'s arguments."""
+    if truth is None and reward is None:
+        raise InvalidInputError("log_feedback needs truth (the true values), reward, or both")
+    columns = {key: list(value) if _listlike(value) else [value]
+               for key, value in (("truth", truth), ("reward", reward)) if value is not None}
+    n = max(len(v) for v in columns.values())
+    if any(len(v) != n for v in columns.values()):
+        raise InvalidInputError("truth and reward must have one value per row, as many of each")
+    if isinstance(request_ids, str):
+        ids = [request_ids] * n
+        positions = list(rows) if rows is not None else list(range(n))
+    else:
+        ids = list(request_ids)
+        positions = list(rows) if rows is not None else [0] * len(ids)
+    if len(ids) != n or len(positions) != n:
+        raise InvalidInputError(f"{n} values but {len(ids)} request ids and {len(positions)} rows: give one "
+                                "request id (the values are its rows, in order) or one per value")
+    return pd.DataFrame({"request_id": ids, "row": positions, **columns})
+
+
+def _listlike(value: Any) -> bool:
+    return isinstance(value, (list, tuple, pd.Series, pd.Index)) or (
+        hasattr(value, "__len__") and hasattr(value, "dtype") and getattr(value, "ndim", 0) == 1)
+
+
+def log_feedback(name: str, feedback: pd.DataFrame, *, deployment: Deployment | None = None) -> FeedbackReport:
+    """Send ground truth and/or rewards for rows deployment ``name`` answered.
+
+    ``feedback`` has a ``request_id`` column (the id each answer carried, or the one given to
+    :meth:`Deployment.predict`), an optional ``row`` column (the row's position in its request, 0
+    when absent) and a ``truth`` and/or ``reward`` column. It goes through the deployment's front
+    door, so with replicas or a challenger it reaches the server that answered. Returns the status
+    of each row (see :class:`~workbench.predlog.FeedbackReport`).
+    """
+    dep = deployment or get_deployment(name)
+    items = feedback_items(feedback)
+    if not dep.url:
+        raise DeploymentError(f"deployment {name!r} has no URL yet ({dep.state}): wait until it is running")
+    return send_feedback(dep.url, dep.model_name, items)
 
 
 def _store() -> DeploymentStore:

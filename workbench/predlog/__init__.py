@@ -5,12 +5,24 @@ mode); readers take pages after a cursor from a log folder or a running server
 (:class:`LogFolderSource`, :class:`ServerSource`), turn records into one row per predicted input row
 (:func:`log_rows`), and read "the newest rows" of every replica of a deployment with
 :func:`recent_rows` (``Deployment.recent_rows`` calls it). Serving writes here; the monitor, the
-explainers, version comparison, the CLI and the widgets read from here::
+explainers, version comparison, the CLI and the widgets read from here. Ground truth and rewards that
+arrive later (:mod:`workbench.predlog.feedback`) are kept in the same file, beside the rows they label::
 
     from workbench.predlog import recent_rows
     recent_rows(["http://127.0.0.1:8080", "/path/to/deployment/predictions"], 1000).frame
 """
 
+from workbench.predlog.feedback import (
+    FeedbackItem,
+    FeedbackPage,
+    FeedbackReport,
+    FeedbackResult,
+    feedback_items,
+    latest_feedback,
+    parse_feedback,
+    read_feedback,
+    send_feedback,
+)
 from workbench.predlog.log import PredictionLog
 from workbench.predlog.reader import LogRows, PredictionPage, log_rows, page_rows, read_predictions
 from workbench.predlog.schema import META_COLUMNS, OUTPUT_NAMES, LogRecord, is_output_column
@@ -24,20 +36,29 @@ from workbench.predlog.sources import (
 )
 
 __all__ = [
-    "META_COLUMNS",
-    "OUTPUT_NAMES",
+    "FeedbackItem",
+    "FeedbackPage",
+    "FeedbackReport",
+    "FeedbackResult",
     "LogFolderSource",
     "LogRecord",
     "LogRows",
+    "META_COLUMNS",
+    "OUTPUT_NAMES",
     "PredictionLog",
     "PredictionPage",
     "PredictionSource",
     "ServerSource",
     "as_source",
+    "feedback_items",
     "is_output_column",
+    "latest_feedback",
     "log_rows",
     "page_rows",
+    "parse_feedback",
+    "read_feedback",
     "read_predictions",
     "recent_records",
     "recent_rows",
+    "send_feedback",
 ]

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from workbench._sqlite import connect
+from workbench.predlog.feedback import FEEDBACK_SCHEMA, FeedbackItem, FeedbackResult, record_feedback
 from workbench.predlog.reader import PredictionPage, read_predictions
 from workbench.predlog.schema import LOG_FILE, SCHEMA, LogRecord
 
@@ -40,8 +41,24 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connect(path, threads=True, synchronous="NORMAL")
 
 
+class _Job:
+    """One call's worth of writing: prediction records or feedback items, and who to tell."""
+
+    __slots__ = ("done", "feedback", "records", "results")
+
+    def __init__(self, records: Sequence[LogRecord], feedback: Sequence[FeedbackItem],
+                 done: Callable[[BaseException | None], None]) -> None:
+        self.records = list(records)
+        self.feedback = list(feedback)
+        self.done = done
+        self.results: list[FeedbackResult] = []
+
+
 class PredictionLog:
     """Appends records from any thread; each ``append`` returns once its record is committed.
+
+    Feedback on answered rows (ground truth, rewards) goes into the same file through the same
+    writer: :meth:`submit_feedback` and :meth:`record_feedback`.
 
     ``PredictionLog(folder)`` opens (or creates) ``folder/predictions.db``. Call :meth:`close` to
     flush and stop the writer thread.
@@ -54,7 +71,7 @@ class PredictionLog:
         self.replica = replica or uuid.uuid4().hex[:12]
         self._max_group = max_group
         conn = _connect(self.path)
-        conn.executescript(SCHEMA)
+        conn.executescript(SCHEMA + FEEDBACK_SCHEMA)
         conn.close()
         self._stop = threading.Event()
         # Checkpoints (copying the WAL into the database, with an fsync) run on their own thread:
@@ -62,8 +79,7 @@ class PredictionLog:
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="prediction-log-checkpoint",
                                               daemon=True)
         self._checkpointer.start()
-        self._queue: queue.SimpleQueue[tuple[list[LogRecord], Callable[[BaseException | None], None]] | None]
-        self._queue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
@@ -71,21 +87,43 @@ class PredictionLog:
     def submit(self, records: Sequence[LogRecord], done: Callable[[BaseException | None], None]) -> None:
         """Queue records; ``done(None)`` is called from the writer thread once they are committed
         (``done(error)`` if they could not be)."""
+        self._put(_Job(records, (), done))
+
+    def submit_feedback(self, items: Sequence[FeedbackItem],
+                        done: Callable[[list[FeedbackResult], BaseException | None], None]) -> None:
+        """Queue feedback; ``done(results, None)`` is called from the writer thread once what was
+        accepted is committed (``done([], error)`` if it could not be)."""
+        job = _Job((), items, lambda error: done(job.results if error is None else [], error))
+        self._put(job)
+
+    def record_feedback(self, items: Sequence[FeedbackItem], timeout: float = 30.0) -> list[FeedbackResult]:
+        """Record feedback and wait for the commit (for callers outside the server's event loop)."""
+        job = _Job((), items, lambda error: None)
+        self._wait(job, timeout)
+        return job.results
+
+    def _put(self, job: _Job) -> None:
         if self._closed:
-            done(RuntimeError("the prediction log is closed"))
+            job.done(RuntimeError("the prediction log is closed"))
             return
-        self._queue.put((list(records), done))
+        self._queue.put(job)
 
     def append(self, records: Sequence[LogRecord], timeout: float = 30.0) -> None:
         """Append and wait for the commit (for callers outside the server's event loop)."""
+        self._wait(_Job(records, (), lambda error: None), timeout)
+
+    def _wait(self, job: _Job, timeout: float) -> None:
         finished = threading.Event()
         failure: list[BaseException | None] = [None]
+        tell = job.done
 
         def done(error: BaseException | None) -> None:
+            tell(error)
             failure[0] = error
             finished.set()
 
-        self.submit(records, done)
+        job.done = done
+        self._put(job)
         if not finished.wait(timeout):
             raise TimeoutError("the prediction log did not commit in time")
         if failure[0] is not None:
@@ -125,13 +163,14 @@ class PredictionLog:
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, group: list[Any]) -> None:
+    def _commit(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
         rows = [
             (r.request_id, r.ts, r.model_name, r.model_version, r.protocol, r.n_rows, r.latency_ms,
              _dumps(r.inputs), _dumps(r.outputs), self.replica)
-            for records, _ in group
-            for r in records
+            for job in group
+            for r in job.records
         ]
+        feedback = [job for job in group if job.feedback]
         error: BaseException | None = None
         for attempt in range(5):
             try:
@@ -142,6 +181,9 @@ class PredictionLog:
                         "n_rows, latency_ms, inputs, outputs, replica) VALUES (?,?,?,?,?,?,?,?,?,?)",
                         rows,
                     )
+                    now = time.time()
+                    for job in feedback:  # after the predictions: feedback may label one of them
+                        job.results = record_feedback(conn, job.feedback, replica=self.replica, now=now)
                 error = None
                 break
             except sqlite3.OperationalError as exc:  # e.g. busy beyond the timeout, disk full
@@ -150,9 +192,9 @@ class PredictionLog:
             except Exception as exc:  # never let the writer thread die
                 error = exc
                 break
-        for _, done in group:
+        for job in group:
             with contextlib.suppress(Exception):
-                done(error)
+                job.done(error)
 
     def close(self) -> None:
         """Commit everything queued, then stop the writer thread."""

@@ -43,10 +43,11 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.serving import codecs
-from workbench.serving.batching import Batcher, RequestInfo
+from workbench.serving.batching import Batcher, RequestInfo, _settle
 from workbench.serving.guard import add_guard, read_body
 from workbench.serving.metrics import ServerMetrics
 from workbench.predlog import PredictionLog, read_predictions
+from workbench.predlog.feedback import ACCEPTED, MAX_REQUEST_ID, FeedbackResult, parse_feedback, read_feedback
 from workbench.serving.model import ServedModel
 
 __all__ = ["ExplainerFactory", "RowExplainer", "ServerState", "create_app"]
@@ -177,7 +178,8 @@ class _Routes:
         except PackageNotFoundError:
             server_version = "unknown"
         return _JSON({"name": SERVER_NAME, "version": server_version,
-                      "extensions": ["model_repository_readonly", "workbench_prediction_log", "explain"]})
+                      "extensions": ["model_repository_readonly", "workbench_prediction_log", "explain",
+                                     "feedback"]})
 
     def _check_model(self, request: Request) -> None:
         name = request.path_params["model_name"]
@@ -343,6 +345,7 @@ class _Routes:
     async def invocations(self, request: Request) -> Response:
         info = RequestInfo(protocol="invocations")
         try:
+            info = _with_client_id(info, request.headers.get("x-request-id"))
             content_type = request.headers.get("content-type", "")
             mime = content_type.split(";")[0].strip().lower()
             if mime not in ("application/json", "text/csv"):
@@ -397,6 +400,39 @@ class _Routes:
         return Response(out.getvalue(), media_type="application/json",
                         headers={"x-request-id": info.request_id})
 
+    # -- feedback -------------------------------------------------------------------------------
+
+    async def feedback(self, request: Request) -> Response:
+        """Ground truth and rewards for answered rows (see :mod:`workbench.predlog.feedback`)."""
+        try:
+            self._check_model(request)
+            items = parse_feedback(_parse_json(await read_body(request, self.state.settings.max_body_bytes)))
+            loop = asyncio.get_running_loop()
+            committed: asyncio.Future[list[FeedbackResult]] = loop.create_future()
+
+            def done(results: list[FeedbackResult], error: BaseException | None) -> None:
+                loop.call_soon_threadsafe(_settle, committed, results, error)
+
+            self.state.log.submit_feedback(items, done)
+            results = await committed
+        except WorkbenchError as exc:
+            return _v2_error(exc)
+        counts = {status: sum(r.status == status for r in results)
+                  for status in ("recorded", "corrected", "duplicate", "unknown", "out_of_range")}
+        status = 200
+        if not any(r.status in ACCEPTED for r in results):
+            status = 404 if counts["unknown"] else 422
+        return _JSON({"results": [r.to_json() for r in results], **counts}, status_code=status)
+
+    async def feedback_page(self, request: Request) -> Response:
+        try:
+            since = _int_param(request, "since", 0, minimum=0, maximum=2**63 - 1)
+            limit = _int_param(request, "limit", 10_000, minimum=1, maximum=10_000)
+            page = read_feedback(self.state.log.folder, since=since, limit=limit)
+        except WorkbenchError as exc:
+            return _v2_error(exc)
+        return _JSON({**page.to_json(), "replica": self.state.log.replica})
+
     # -- operations -----------------------------------------------------------------------------
 
     async def metrics(self, request: Request) -> Response:
@@ -422,6 +458,16 @@ class _Routes:
 
     async def ping(self, request: Request) -> Response:
         return Response("\n", media_type="application/json", status_code=200 if self.state.ready else 503)
+
+
+def _with_client_id(info: RequestInfo, given: str | None) -> RequestInfo:
+    """``info`` with the request id the client chose (``x-request-id``), when it sent one: feedback
+    then refers to the answer by the client's own key."""
+    if given is None:
+        return info
+    if not given or len(given) > MAX_REQUEST_ID or not given.isprintable() or not given.isascii():
+        raise InvalidInputError(f"x-request-id must be 1 to {MAX_REQUEST_ID} printable ASCII characters")
+    return RequestInfo(protocol=info.protocol, request_id=given, started=info.started)
 
 
 def _int_param(request: Request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
@@ -579,11 +625,14 @@ def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | 
             Route(f"{versioned}/infer", routes.infer, methods=["POST"]),
             Route(f"{model_path}/explain", routes.explain, methods=["POST"]),
             Route(f"{versioned}/explain", routes.explain, methods=["POST"]),
+            Route(f"{model_path}/feedback", routes.feedback, methods=["POST"]),
+            Route(f"{versioned}/feedback", routes.feedback, methods=["POST"]),
             Route("/invocations", routes.invocations, methods=["POST"]),
             Route("/ping", routes.ping),
             Route("/health", routes.ping),
             Route("/metrics", routes.metrics),
             Route("/workbench/predictions", routes.predictions),
+            Route("/workbench/feedback", routes.feedback_page),
             Route("/openapi.json", routes.openapi),
         ],
         lifespan=lifespan,

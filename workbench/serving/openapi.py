@@ -102,6 +102,34 @@ _INVOCATIONS = {
 }
 
 
+_FEEDBACK_ITEM = {
+    "type": "object",
+    "required": ["request_id"],
+    "additionalProperties": False,
+    "properties": {
+        "request_id": {"type": "string", "minLength": 1, "maxLength": 256,
+                       "description": "the id the answer carried (its id / x-request-id)"},
+        "row": {"type": "integer", "minimum": 0, "default": 0, "description": "the row's position in its request"},
+        "truth": {"description": "the true value of the row"},
+        "reward": {"type": "number", "description": "a reward for the answer (bandit routing learns from it)"},
+    },
+}
+
+_FEEDBACK_RESPONSE = {
+    "type": "object",
+    "required": ["results"],
+    "properties": {
+        "results": {"type": "array", "items": {"type": "object", "required": ["request_id", "row", "status"],
+                                               "properties": {
+            "request_id": {"type": "string"}, "row": {"type": "integer"},
+            "status": {"type": "string", "enum": ["recorded", "corrected", "duplicate", "unknown", "out_of_range"]},
+            "model_version": {"type": "string", "nullable": True}, "delay_s": {"type": "number", "nullable": True},
+            "message": {"type": "string"}}}},
+        **{k: {"type": "integer"} for k in ("recorded", "corrected", "duplicate", "unknown", "out_of_range")},
+    },
+}
+
+
 def _json(schema: Any) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
@@ -151,6 +179,21 @@ def openapi_document(model: ServedModel, *, max_page_bytes: int = 8 * 1024 * 102
                                     400, 403, 404, 413, 415, 422, 501, 503),
         }}
 
+    def feedback_op(params: list[dict[str, Any]]) -> dict[str, Any]:
+        either = {"oneOf": [{"$ref": "#/components/schemas/FeedbackResponse"}, {"$ref": "#/components/schemas/Error"}]}
+        return {"post": {
+            "summary": "Ground truth and/or a reward for answered rows: one item or a list (404: every "
+                       "request id unknown here; 422: every row out of range)",
+            "operationId": "feedback" + ("_version" if len(params) > 1 else ""),
+            "parameters": params,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "oneOf": [{"$ref": "#/components/schemas/FeedbackItem"},
+                          {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/FeedbackItem"}}]}}}},
+            "responses": {**_responses({"$ref": "#/components/schemas/FeedbackResponse"}, 400, 403, 413, 415, 503),
+                          "404": {"description": "Unknown", "content": _json(either)},
+                          "422": {"description": "Out of range", "content": _json(either)}},
+        }}
+
     def get_op(op_id: str, summary: str, ok: Any, params: list[dict[str, Any]] | None = None,
                errors: tuple[int, ...] = ()) -> dict[str, Any]:
         op: dict[str, Any] = {"summary": summary, "operationId": op_id, "responses": _responses(ok, *errors)}
@@ -179,6 +222,8 @@ def openapi_document(model: ServedModel, *, max_page_bytes: int = 8 * 1024 * 102
             "/v2/models/{model_name}/versions/{model_version}/infer": infer_op(version_params),
             "/v2/models/{model_name}/explain": explain_op(model_params),
             "/v2/models/{model_name}/versions/{model_version}/explain": explain_op(version_params),
+            "/v2/models/{model_name}/feedback": feedback_op(model_params),
+            "/v2/models/{model_name}/versions/{model_version}/feedback": feedback_op(version_params),
             "/invocations": {"post": {
                 "summary": "Predict (MLflow scoring protocol)",
                 "operationId": "invocations",
@@ -211,8 +256,23 @@ def openapi_document(model: ServedModel, *, max_page_bytes: int = 8 * 1024 * 102
                                                         "more": {"type": "boolean"},
                                                         "replica": {"type": "string"}}}, 400, 403, 404),
             }},
+            "/workbench/feedback": {"get": {
+                "summary": "Recorded feedback after a cursor",
+                "operationId": "feedback_records",
+                "parameters": [
+                    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                ],
+                "responses": _responses({"type": "object", "required": ["records", "next_since", "more"],
+                                         "properties": {"records": {"type": "array", "items": {"type": "object"}},
+                                                        "next_since": {"type": "integer"},
+                                                        "more": {"type": "boolean"},
+                                                        "replica": {"type": "string"}}}, 400, 403, 404),
+            }},
         },
         "components": {"schemas": {
+            "FeedbackItem": _FEEDBACK_ITEM,
+            "FeedbackResponse": _FEEDBACK_RESPONSE,
             "Error": _ERROR,
             "MlflowError": _MLFLOW_ERROR,
             "RequestInput": _TENSOR,

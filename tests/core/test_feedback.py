@@ -1,0 +1,141 @@
+"""Ground truth and rewards after the answer: the feedback route of real server processes, what each
+item's status says, durability under kill -9, and reading feedback back."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+
+import httpx
+import pytest
+
+from workbench.predlog import read_feedback, read_predictions
+
+
+@pytest.fixture(scope="module")
+def server(registered_model, serve_shared):
+    return serve_shared(registered_model.uri)
+
+
+def _answer(url: str, rows, request_id: str | None = None) -> str:
+    """Predict ``rows`` through /invocations; the request id the answer carried."""
+    headers = {"x-request-id": request_id} if request_id else {}
+    response = httpx.post(f"{url}/invocations", json={"dataframe_split": rows.to_dict("split")}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.headers["x-request-id"]
+
+
+def _feedback(url: str, body, name: str = "fixture-rf") -> httpx.Response:
+    return httpx.post(f"{url}/v2/models/{name}/feedback", json=body)
+
+
+def test_feedback_is_recorded_corrected_and_told_apart_from_duplicates(server, numeric_data,
+                                                                      registered_model) -> None:
+    X, y = numeric_data
+    request_id = _answer(server.url, X.iloc[:3])
+    first = _feedback(server.url, [{"request_id": request_id, "row": r, "truth": int(y.iloc[r])} for r in range(3)])
+    assert first.status_code == 200, first.text
+    assert [r["status"] for r in first.json()["results"]] == ["recorded"] * 3
+    assert first.json()["results"][0]["model_version"] == registered_model.version  # the version that answered
+    assert first.json()["results"][0]["delay_s"] >= 0
+
+    again = _feedback(server.url, {"request_id": request_id, "row": 1, "truth": int(y.iloc[1])})
+    assert again.json()["results"][0]["status"] == "duplicate"
+    fixed = _feedback(server.url, {"request_id": request_id, "row": 1, "truth": 1 - int(y.iloc[1])})
+    assert fixed.json()["results"][0]["status"] == "corrected"
+    assert f"replaces truth {int(y.iloc[1])}" in fixed.json()["results"][0]["message"]
+    rewarded = _feedback(server.url, {"request_id": request_id, "row": 1, "reward": 1})
+    assert rewarded.json()["results"][0]["status"] == "recorded"  # a reward added, nothing replaced
+
+    rows = read_feedback(server.log_dir).records
+    mine = rows[rows["request_id"] == request_id]
+    assert len(mine) == 5  # three recorded, one correction, one reward: the history stays
+    latest = mine.drop_duplicates(["request_id", "row"], keep="last").set_index("row")
+    assert latest.loc[1, "truth"] == 1 - int(y.iloc[1]) and latest.loc[1, "reward"] == 1.0  # the truth kept
+    # Readers over HTTP see the same, after a cursor.
+    page = httpx.get(f"{server.url}/workbench/feedback", params={"since": int(mine["seq"].iloc[2])}).json()
+    assert [r["request_id"] for r in page["records"]][-2:] == [request_id, request_id]
+
+
+def test_a_client_chosen_request_id_and_a_v2_id_are_what_feedback_refers_to(server, numeric_data) -> None:
+    X, _ = numeric_data
+    assert _answer(server.url, X.iloc[:1], request_id="order-4711") == "order-4711"
+    v2 = httpx.post(f"{server.url}/v2/models/fixture-rf/infer", json={
+        "id": "v2-request-9", "inputs": [{"name": c, "shape": [1], "datatype": "FP64", "data": [float(X[c].iloc[0])]}
+                                         for c in X.columns]})
+    assert v2.status_code == 200, v2.text
+    answer = _feedback(server.url, [{"request_id": "order-4711", "truth": 0}, {"request_id": "v2-request-9",
+                                                                                "truth": 1}])
+    assert [r["status"] for r in answer.json()["results"]] == ["recorded", "recorded"]
+
+
+def test_unknown_ids_rows_out_of_range_and_bad_bodies_get_clear_answers(server, numeric_data) -> None:
+    X, _ = numeric_data
+    request_id = _answer(server.url, X.iloc[:2])
+    unknown = _feedback(server.url, {"request_id": "never-answered", "truth": 1})
+    assert unknown.status_code == 404
+    assert "no answer with this request id" in unknown.json()["results"][0]["message"]
+    beyond = _feedback(server.url, {"request_id": request_id, "row": 2, "truth": 1})
+    assert beyond.status_code == 422
+    assert beyond.json()["results"][0]["message"] == "that request had 2 rows: row is 0 to 1"
+    mixed = _feedback(server.url, [{"request_id": request_id, "truth": 1}, {"request_id": "nope", "truth": 0}])
+    assert mixed.status_code == 200 and (mixed.json()["recorded"], mixed.json()["unknown"]) == (1, 1)
+    before = len(read_feedback(server.log_dir).records)
+    for body, says in [
+        ({"request_id": request_id}, "give a truth"),
+        ([{"request_id": request_id, "truth": 1}, {"truth": 1}], "feedback item 1 needs a request_id"),
+        ({"request_id": request_id, "truth": 1, "label": 1}, "unknown keys ['label']"),
+        ({"request_id": request_id, "row": -1, "truth": 1}, "row is the row's position"),
+        ({"request_id": request_id, "reward": "high"}, "reward must be a finite number"),
+        ([], "empty list"),
+    ]:
+        response = _feedback(server.url, body)
+        assert response.status_code == 400, (body, response.text)
+        assert says in response.json()["error"], response.text
+    assert len(read_feedback(server.log_dir).records) == before  # nothing of a bad body is kept
+    wrong_model = _feedback(server.url, {"request_id": request_id, "truth": 1}, name="other-model")
+    assert wrong_model.status_code == 404 and "is not served here" in wrong_model.json()["error"]
+    # A web page cannot post feedback either: bodies are JSON only.
+    form = httpx.post(f"{server.url}/v2/models/fixture-rf/feedback", content=b"request_id=x&truth=1",
+                      headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415
+
+
+def test_a_killed_server_keeps_every_acknowledged_feedback(registered_model, numeric_data, serve_model) -> None:
+    """Feedback sent from 8 threads while the server is killed with SIGKILL: every item the server
+    acknowledged is in the log afterwards."""
+    server = serve_model(registered_model.uri)
+    X, y = numeric_data
+    ids = [_answer(server.url, X.iloc[[i]]) for i in range(40)]
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def send(worker: int) -> None:
+        with httpx.Client(timeout=10) as client:
+            for n in range(10_000):
+                if stop.is_set():
+                    return
+                item = {"request_id": ids[(worker * 7 + n) % len(ids)], "truth": 0, "reward": float(worker * 100_000 + n)}
+                try:
+                    response = client.post(f"{server.url}/v2/models/fixture-rf/feedback", json=item)
+                except httpx.HTTPError:
+                    return  # the server is gone
+                if response.status_code == 200:
+                    with lock:
+                        acknowledged.append(f"{item['request_id']}:{item['reward']}")
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(send, w) for w in range(8)]
+        while len(acknowledged) < 300:
+            threading.Event().wait(0.05)
+        server.proc.kill()  # mid-stream, no chance to flush anything
+        server.proc.wait()
+        stop.set()
+        for future in futures:
+            future.result()
+    kept = read_feedback(server.log_dir, limit=1_000_000).records
+    stored = {f"{r}:{w}" for r, w in zip(kept["request_id"], kept["reward"])}
+    assert len(acknowledged) >= 300
+    assert set(acknowledged) <= stored
+    assert len(read_predictions(server.log_dir, limit=None)) == 40
