@@ -54,7 +54,7 @@ _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer"
 _CHECKED_HEADERS = {"origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user"}
 _SHADOW_LIMIT = 64  # mirrored requests in flight at most; beyond that copies are counted as dropped
 #: Which status an item's merged answer takes when several servers answered it: the most telling.
-_STATUS_RANK = {"recorded": 3, "corrected": 2, "duplicate": 1, "unknown": 0}
+_STATUS_RANK = {"recorded": 4, "corrected": 3, "duplicate": 2, "out_of_range": 1, "unknown": 0}
 
 
 @dataclass(frozen=True)
@@ -274,10 +274,11 @@ class _Router:
     async def feedback(self, request: Request) -> Response:
         """Send feedback to every server of champion and challenger at once and merge the answers.
 
-        Each item takes the status of the server that knew its request (``unknown`` when none did);
-        the answer is 200, or 404 when every item is unknown, or 503 (safe to send again: a repeat is
+        Each item takes the status of the server that knew its request (``unknown`` when none did),
+        and the answer's code is a server's: 200 when some item was kept, 404 when every item is
+        unknown, 422 when none was kept and none is unknown; but 503 (safe to send again: a repeat is
         a ``duplicate``) when an item is unknown and some server did not answer. In ``bandit`` mode,
-        the reward of each item first ``recorded`` goes to the arm of the server that recorded it.
+        the reward of each item first ``recorded`` goes to the arm of the version that answered it.
         """
         assert self.client is not None
         try:
@@ -324,12 +325,13 @@ class _Router:
             best: tuple[int, str, dict[str, Any]] | None = None
             for variant, results, _ in known:
                 if i < len(results) and isinstance(results[i], dict):
-                    rank = _STATUS_RANK.get(str(results[i].get("status")), 2)
+                    rank = _STATUS_RANK.get(str(results[i].get("status")), 1)
                     if best is None or rank > best[0]:
                         best = (rank, variant, results[i])
             if best is None:
                 continue
             _, variant, result = best
+            variant = self._answered_by(result, variant)
             status = str(result.get("status"))
             self.feedback_items.labels(variant if status != "unknown" else "", status).inc()
             merged.append(result)
@@ -340,19 +342,35 @@ class _Router:
                     rewarded[variant] += 1
                 except InvalidInputError:
                     ignored += 1  # recorded by the server all the same; the bandit takes [0, 1] only
-        answer_body: dict[str, Any] = {"results": merged}
+        counts = {status: sum(r.get("status") == status for r in merged) for status in _STATUS_RANK}
+        answer_body: dict[str, Any] = {"results": merged, **counts}
         if self.bandit is not None:
             if any(rewarded.values()):
                 self.bandit.settle()
             answer_body["bandit"] = {"rewarded": rewarded, "ignored": ignored,
                                      "shares": self.bandit.policy.shares()}
-        all_unknown = all(r.get("status") == "unknown" for r in merged)
-        if unreachable and any(r.get("status") == "unknown" for r in merged):
+        if unreachable and counts["unknown"]:
             answer_body["error"] = (f"{len(unreachable)} model server(s) did not answer, so 'unknown' items may "
                                     "belong to them: send the feedback again (items recorded now answer "
                                     "'duplicate')")
             return JSONResponse(answer_body, status_code=503)
-        return JSONResponse(answer_body, status_code=404 if all_unknown else 200)
+        status_code = 200
+        if not (counts["recorded"] or counts["corrected"] or counts["duplicate"]):
+            status_code = 404 if counts["unknown"] else 422
+        return JSONResponse(answer_body, status_code=status_code)
+
+    def _answered_by(self, result: Mapping[str, Any], server_variant: str) -> str:
+        """The variant whose version gave the answer a feedback result refers to. Champion and
+        challenger may share one prediction log (then either server knows every request): the
+        result's ``model_version`` says who answered; without it, the server that knew it."""
+        version = result.get("model_version")
+        champion, challenger = self.table.champion_version, self.table.challenger_version
+        if version is not None and champion != challenger:
+            if str(version) == challenger and challenger:
+                return "challenger"
+            if str(version) == champion and champion:
+                return "champion"
+        return server_variant
 
     def authorized(self, request: Request) -> bool:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
