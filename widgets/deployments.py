@@ -41,6 +41,23 @@ def _titled(badge_html: str, title: str) -> str:
     return f'<span title="{html.escape(title)}">{badge_html}</span>'
 
 
+def _traffic(d: Any) -> str:
+    """How a deployment shares traffic, in a table cell: ``split 10%``, ``shadow``, or a bandit's live
+    shares (``thompson: v1 22% / v2 78%``)."""
+    traffic = d.traffic or {}
+    if not traffic:
+        return "-"
+    if traffic.get("mode") == "bandit":
+        if d.bandit is None:
+            return f"{traffic.get('strategy')}: shares not readable now"
+        versions = {"champion": d.model_version, "challenger": d.challenger_version}
+        shares = " / ".join(f"v{versions[arm]} {share:.0%}" for arm, share in d.shares.items())
+        return f"{traffic.get('strategy')}: {shares}"
+    if traffic.get("mode") == "shadow":
+        return "shadow"
+    return f"split {traffic.get('challenger_share', 0):.0%}"
+
+
 class Deployments(ui.NotebookView, pn.viewable.Viewer):
     """Deploy a model version to a target; live state, health and URL of every deployment, the policy
     badge of the version each serves (advice under the default policy, blocked under an enforcing one)
@@ -60,6 +77,9 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
         Share of requests a new challenger receives (split mode).""")
     shadow = param.Boolean(default=False, doc="""
         Start the challenger in shadow mode: it sees a copy of every request, only the champion answers.""")
+    strategy = param.Selector(default="fixed share", objects=["fixed share", "thompson", "epsilon_greedy"], doc="""
+        How a new challenger shares traffic: the fixed ``share``, or a bandit (``thompson`` or
+        ``epsilon_greedy``) that follows the rewards fed back; the table shows a bandit's live shares.""")
     model_name = param.String(default=None, allow_None=True, doc="""
         Show only deployments of this registered model, and offer only its versions.""")
     live = param.Boolean(default=True, doc="Refresh state and health every ``interval`` seconds.")
@@ -107,6 +127,7 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
             pn.Row(
                 pn.widgets.FloatSlider.from_param(self.param.share, label="Challenger share", width=200),
                 pn.widgets.Checkbox.from_param(self.param.shadow, label="shadow", align="end"),
+                pn.widgets.Select.from_param(self.param.strategy, label="Routing", width=140),
                 button("Start challenger", self.start_challenger),
                 button("Promote", self.promote, "success"),
                 button("Abort", self.abort, "warning"),
@@ -152,7 +173,6 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
         rows = []
         for d, glance in glanced:
             state_kind = {"running": "ok", "starting": "info", "unhealthy": "warn"}.get(d.state, "drift")
-            traffic = d.traffic or {}
             rows.append({
                 "name": d.name, "target": d.target, "model": d.model_name, "version": d.model_version or "-",
                 "state": ui.badge(d.state, state_kind),
@@ -163,7 +183,7 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
                 "url": f'<a href="{html.escape(d.url)}" target="_blank">{html.escape(d.url)}</a>' if d.url else "-",
                 "revision": d.revision,
                 "challenger": f"v{d.challenger_version}" if d.challenger_uri else "-",
-                "traffic": (f"{traffic.get('mode')} {traffic.get('challenger_share', 0):.0%}" if traffic else "-"),
+                "traffic": _traffic(d),
                 "updated": d.updated[:19].replace("T", " "),
             })
         self._rows = pd.DataFrame(rows, columns=_COLUMNS)
@@ -232,11 +252,14 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
         return self._act(lambda job: wb.stop(self._need(name)), lambda _: f"stopped {name}", f"stopping {name}...")
 
     def start_challenger(self) -> bool:
-        """Serve ``model_uri`` beside the champion of ``selected`` (``share`` of traffic, or ``shadow``)."""
-        name, uri, share, shadow = self.selected, self.model_uri, self.share, self.shadow
+        """Serve ``model_uri`` beside the champion of ``selected`` (``share`` of traffic, ``shadow``, or
+        shared by a bandit ``strategy``)."""
+        name, uri, shadow = self.selected, self.model_uri, self.shadow
+        bandit = self.strategy if self.strategy != "fixed share" else None
+        share = None if bandit else self.share
         return self._act(
             lambda job: wb.start_challenger(self._need(name), self._need(uri, "a model version"), share=share,
-                                            shadow=shadow),
+                                            shadow=shadow, strategy=bandit),
             lambda d: f"{d.name}: challenger v{d.challenger_version} started", f"starting a challenger on {name}...")
 
     def promote(self) -> bool:

@@ -8,6 +8,17 @@ deployment, governance) records to it without importing anything above itself::
     wb.audit_log(model="churn", since="7d")      # one row per action, oldest first
 """
 
-from workbench.audit.trail import ACTIONS, AUDIT_COLUMNS, AuditRecord, append, audit_log, parse_since, record
+from workbench.audit.trail import (
+    ACTIONS,
+    AUDIT_COLUMNS,
+    AuditRecord,
+    ShareMove,
+    append,
+    audit_log,
+    parse_since,
+    record,
+    record_share_changes,
+)
 
-__all__ = ["ACTIONS", "AUDIT_COLUMNS", "AuditRecord", "append", "audit_log", "parse_since", "record"]
+__all__ = ["ACTIONS", "AUDIT_COLUMNS", "AuditRecord", "ShareMove", "append", "audit_log", "parse_since", "record",
+           "record_share_changes"]

@@ -29,13 +29,15 @@ from workbench.config import get_settings
 from workbench.errors import InvalidInputError
 from workbench.audit.database import connect, now_utc, transaction
 
-__all__ = ["ACTIONS", "AUDIT_COLUMNS", "AuditRecord", "append", "audit_log", "parse_since", "record"]
+__all__ = ["ACTIONS", "AUDIT_COLUMNS", "AuditRecord", "ShareMove", "append", "audit_log", "parse_since", "record",
+           "record_share_changes"]
 
 #: The actions the audit trail knows. ``set_traffic``, ``start_challenger``, ``promote`` and
-#: ``abort`` are the champion/challenger steps of a deployment.
+#: ``abort`` are the champion/challenger steps of a deployment; ``bandit_shares`` is a move of the
+#: shares a bandit router gave its versions (see :func:`record_share_changes`).
 ACTIONS: frozenset[str] = frozenset({
     "register", "set_alias", "delete_alias", "package", "deploy", "update", "rollback", "stop",
-    "start_challenger", "set_traffic", "promote", "abort", "waive",
+    "start_challenger", "set_traffic", "promote", "abort", "waive", "bandit_shares",
 })
 
 #: Columns of :func:`audit_log`'s DataFrame, in order.
@@ -135,6 +137,50 @@ def append(
         from_version=_version(from_version), to_version=_version(to_version), target=target,
         deployment=deployment, details=MappingProxyType(json.loads(payload)),
     )
+
+
+@dataclass(frozen=True)
+class ShareMove:
+    """One move of a bandit router's shares, numbered ``seq`` within the bandit's ``run``."""
+
+    run: str
+    seq: int
+    #: When the router saw the shares move (UTC, ISO 8601).
+    ts: str
+    shares: Mapping[str, float]
+    rewards: Mapping[str, int]
+
+
+def record_share_changes(moves: list[ShareMove], *, deployment: str, model_name: str | None,
+                         from_version: str | None, to_version: str | None, target: str | None,
+                         strategy: str) -> list[AuditRecord]:
+    """Append one ``bandit_shares`` row per move not yet in the trail, oldest first, and return them.
+
+    Whoever reads a router may call this with every move it still keeps: the newest row of the
+    deployment says which run and seq were written last, and both the look-up and the writes are
+    one write transaction, so two readers at once never write a move twice. A move the router no
+    longer kept is counted in the next row's ``missed``."""
+    if not moves:
+        return []
+    written: list[AuditRecord] = []
+    with transaction() as conn:
+        row = conn.execute(
+            "SELECT details FROM audit WHERE model_name IS ? AND deployment = ? AND action = 'bandit_shares' "
+            "ORDER BY id DESC LIMIT 1", (model_name, deployment)).fetchone()
+        last = json.loads(row["details"]) if row else {}
+        seen = int(last.get("seq", 0)) if last.get("run") == moves[0].run else 0
+        for move in sorted(moves, key=lambda m: m.seq):
+            if move.seq <= seen:
+                continue
+            details: dict[str, Any] = {"run": move.run, "seq": move.seq, "moved_at": move.ts, "strategy": strategy,
+                                       "shares": {k: round(v, 4) for k, v in move.shares.items()},
+                                       "rewards": dict(move.rewards)}
+            if move.seq > seen + 1:
+                details["missed"] = move.seq - seen - 1
+            written.append(append(conn, "bandit_shares", model_name=model_name, from_version=from_version,
+                                  to_version=to_version, target=target, deployment=deployment, details=details))
+            seen = move.seq
+    return written
 
 
 def parse_since(since: str | _dt.datetime | _dt.date | _dt.timedelta | pd.Timestamp) -> pd.Timestamp:

@@ -166,29 +166,62 @@ def rollback(name: str, as_json: bool) -> None:
     emit(wb.rollback(name).to_dict(), as_json)
 
 
+strategy_option = click.option(
+    "--strategy", type=click.Choice(["thompson", "epsilon_greedy"]),
+    help="Share traffic by the rewards fed back (a bandit) instead of a fixed share.")
+epsilon_option = click.option("--epsilon", type=float,
+                              help="epsilon_greedy: share of requests that explore (default 0.1).")
+
+
 @click.command()
 @click.argument("name")
 @click.argument("model_uri")
-@click.option("--share", type=float, default=0.1, show_default=True, help="Share of requests for the challenger.")
+@click.option("--share", type=float, help="Share of requests for the challenger (default 0.1).")
 @click.option("--shadow", is_flag=True, help="Mirror every request to the challenger; only the champion answers.")
+@strategy_option
+@epsilon_option
 @json_option
-def challenger(name: str, model_uri: str, share: float, shadow: bool, as_json: bool) -> None:
+def challenger(name: str, model_uri: str, share: float | None, shadow: bool, strategy: str | None,
+               epsilon: float | None, as_json: bool) -> None:
     """Serve MODEL_URI as a challenger beside deployment NAME's champion."""
     import workbench as wb
 
-    emit(wb.start_challenger(name, model_uri, share=share, shadow=shadow).to_dict(), as_json)
+    emit(wb.start_challenger(name, model_uri, share=share, shadow=shadow, strategy=strategy,  # type: ignore[arg-type]
+                             epsilon=epsilon).to_dict(), as_json)
 
 
 @click.command()
 @click.argument("name")
 @click.option("--share", type=float, help="New share of requests for the challenger.")
 @click.option("--shadow/--split", default=None, help="Mirror to the challenger, or split traffic.")
+@strategy_option
+@epsilon_option
 @json_option
-def traffic(name: str, share: float | None, shadow: bool | None, as_json: bool) -> None:
-    """Change how deployment NAME shares traffic with its challenger."""
+def traffic(name: str, share: float | None, shadow: bool | None, strategy: str | None, epsilon: float | None,
+            as_json: bool) -> None:
+    """Show how deployment NAME shares traffic now (a bandit's shares read live from its router), or
+    change it with --share, --shadow/--split or --strategy."""
     import workbench as wb
+    from workbench.deployment import TrafficPolicy
 
-    emit(wb.set_traffic(name, share=share, shadow=shadow).to_dict(), as_json)
+    if share is None and shadow is None and strategy is None and epsilon is None:
+        dep = wb.get_deployment(name)
+    else:
+        dep = wb.set_traffic(name, share=share, shadow=shadow, strategy=strategy,  # type: ignore[arg-type]
+                             epsilon=epsilon)
+    versions = {"champion": dep.model_version, "challenger": dep.challenger_version}
+    data: dict[str, Any] = {
+        "name": dep.name,
+        "traffic": TrafficPolicy.describe(dep.traffic) or "champion only",
+        "shares": {f"{arm} v{versions[arm]}": round(share, 4) for arm, share in dep.shares.items()},
+    }
+    if dep.bandit is not None:
+        data["rewards"] = {f"{a.arm} v{a.version}": f"{a.rewards} (mean {a.reward_sum / a.rewards:.3f})"
+                           if a.rewards else "0" for a in dep.bandit.arms}
+        data["floor"] = round(dep.bandit.floor, 4)
+    elif (dep.traffic or {}).get("mode") == "bandit":
+        data["shares"] = "the router does not answer now: see `workbench deployments`"
+    emit(dep.to_dict() if as_json else data, as_json)
 
 
 @click.command()

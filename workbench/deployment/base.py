@@ -168,30 +168,72 @@ class TrafficPolicy:
 
     - ``split``: each request goes to the challenger with probability ``challenger_share``;
     - ``shadow``: every request goes to the champion, which answers; a copy goes to the challenger,
-      whose answer is logged and never returned.
+      whose answer is logged and never returned;
+    - ``bandit``: the router shares requests by the rewards fed back (``strategy`` ``thompson`` or
+      ``epsilon_greedy`` with ``epsilon``; see :mod:`workbench.serving.bandit`), each version keeping
+      a floor of traffic while it explores. ``challenger_share`` is not used.
     """
 
-    mode: Literal["split", "shadow"] = "split"
+    mode: Literal["split", "shadow", "bandit"] = "split"
     challenger_share: float = 0.1
+    strategy: Literal["thompson", "epsilon_greedy"] | None = None
+    epsilon: float | None = None
 
     def __post_init__(self) -> None:
-        if self.mode not in ("split", "shadow"):
-            raise InvalidInputError(f"traffic mode must be 'split' or 'shadow', not {self.mode!r}")
+        if self.mode not in ("split", "shadow", "bandit"):
+            raise InvalidInputError(f"traffic mode must be 'split', 'shadow' or 'bandit', not {self.mode!r}")
         if not 0.0 <= self.challenger_share <= 1.0:
             raise InvalidInputError(f"challenger_share must be between 0 and 1, not {self.challenger_share}")
+        if self.mode != "bandit":
+            if self.strategy is not None or self.epsilon is not None:
+                raise InvalidInputError(f"strategy and epsilon choose a bandit; the {self.mode} mode takes neither")
+            return
+        if self.strategy not in ("thompson", "epsilon_greedy"):
+            raise InvalidInputError(f"a bandit's strategy is 'thompson' or 'epsilon_greedy', not {self.strategy!r}")
+        if self.epsilon is not None and (self.strategy != "epsilon_greedy" or not 0.0 < self.epsilon <= 1.0):
+            raise InvalidInputError(f"epsilon (above 0, at most 1) goes with the epsilon_greedy strategy only, "
+                                    f"not {self.epsilon!r} with {self.strategy}")
+
+    @classmethod
+    def bandit(cls, strategy: str, epsilon: float | None = None) -> TrafficPolicy:
+        """A ``bandit`` policy; epsilon-greedy explores 10 % of requests unless ``epsilon`` says."""
+        if strategy == "epsilon_greedy" and epsilon is None:
+            epsilon = 0.1
+        return cls(mode="bandit", strategy=strategy, epsilon=epsilon)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"mode": self.mode, "challenger_share": self.challenger_share}
+        """JSON-ready form (records written before bandits had only ``mode`` and ``challenger_share``;
+        those keys alone still describe a split or shadow)."""
+        data: dict[str, Any] = {"mode": self.mode, "challenger_share": self.challenger_share}
+        if self.mode == "bandit":
+            data["strategy"] = self.strategy
+            if self.epsilon is not None:
+                data["epsilon"] = self.epsilon
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrafficPolicy:
+        """Inverse of :meth:`to_dict`, for records of any age; a bad one raises InvalidInputError."""
+        try:
+            epsilon = data.get("epsilon")
+            return cls(mode=data.get("mode", "split"), challenger_share=float(data.get("challenger_share", 0.1)),
+                       strategy=data.get("strategy"), epsilon=None if epsilon is None else float(epsilon))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"not a traffic policy: {exc}") from exc
 
     @classmethod
     def describe(cls, traffic: Mapping[str, Any] | None) -> str:
-        """``shadow`` or ``20% of requests``: how a challenger shares traffic (a :meth:`to_dict`), in
-        words; empty without a challenger."""
+        """``shadow``, ``20% of requests`` or ``bandit (thompson)``: how a challenger shares traffic (a
+        :meth:`to_dict`), in words; empty without a challenger."""
         if not traffic:
             return ""
         if traffic.get("mode") == "shadow":
             return "shadow: sees every request, answers none"
+        if traffic.get("mode") == "bandit":
+            strategy = str(traffic.get("strategy"))
+            if traffic.get("epsilon") is not None:
+                strategy += f", epsilon {float(traffic['epsilon']):g}"
+            return f"bandit ({strategy}): shares follow the rewards fed back"
         return f"{float(traffic.get('challenger_share', 0)):.0%} of requests"
 
 

@@ -46,6 +46,7 @@ from workbench.errors import (
     NameTakenError,
     WorkbenchError,
 )
+from workbench.serving.bandit import BanditSnapshot
 from workbench.predlog import (
     FeedbackReport,
     LogRows,
@@ -105,6 +106,8 @@ class Deployment:
     challenger_uri: str | None = None
     challenger_version: str | None = None
     traffic: Mapping[str, Any] | None = None
+    #: The router's bandit as read just now (shares, rewards), when traffic is shared by a bandit.
+    bandit: BanditSnapshot | None = None
     #: What the call that returned this did, in words: ``created``, ``unchanged`` (the name already
     #: served that version), ``updated from version 1 to version 3``, ...; ``None`` for a look-up.
     change: str | None = None
@@ -115,6 +118,20 @@ class Deployment:
         urls = self.handle.replica_urls if self.handle is not None else ()
         return urls or ((self.url,) if self.url else ())
 
+    @property
+    def shares(self) -> dict[str, float]:
+        """The share of answers each version gives now: ``{"champion": 0.8, "challenger": 0.2}``.
+        A bandit's are live (read from the router); in shadow the challenger answers none."""
+        if self.bandit is not None:
+            return self.bandit.shares
+        traffic = self.traffic or {}
+        if self.challenger_uri is None or not traffic:
+            return {"champion": 1.0}
+        if traffic.get("mode") == "split":
+            share = float(traffic.get("challenger_share", 0.0))
+            return {"champion": 1.0 - share, "challenger": share}
+        return {"champion": 1.0, "challenger": 0.0}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
@@ -123,6 +140,9 @@ class Deployment:
             "state": self.state, "healthy": self.healthy, "detail": self.detail, "created": self.created,
             "updated": self.updated, "user": self.user, "challenger_uri": self.challenger_uri,
             "challenger_version": self.challenger_version, "traffic": dict(self.traffic) if self.traffic else None,
+            "shares": self.shares if self.challenger_uri else None,
+            "bandit": ({k: v for k, v in self.bandit.to_dict().items() if k != "changes"}
+                       if self.bandit is not None else None),
             "change": self.change,
         }
 
@@ -134,10 +154,13 @@ class Deployment:
                                            "good" if self.healthy else "bad")]
         challenger = (f"v{self.challenger_version} ({TrafficPolicy.describe(self.traffic)})"
                       if self.challenger_uri else None)
+        shares = (", ".join(f"{arm} {share:.0%}" for arm, share in self.shares.items())
+                  if self.bandit is not None else None)
         return card("Deployment", self.name, badges=badges, rows=[
             ("URL", self.url), ("model", f"{self.model_name} v{self.model_version}" if self.model_version
                                 else self.model_uri),
-            ("challenger", challenger), ("target", self.target), ("what changed", self.change),
+            ("challenger", challenger), ("shares now", shares), ("target", self.target),
+            ("what changed", self.change),
             ("detail", None if self.healthy else self.detail), ("revision", self.revision),
             ("updated", f"{self.updated} by {self.user}"),
         ])
@@ -267,8 +290,28 @@ def _live(record: DeploymentRecord) -> Deployment:
         state=status.state, healthy=status.healthy, detail=status.detail, created=record.created,
         updated=record.updated, user=record.user, handle=handle, log_sources=sources or ((url,) if url else ()),
         challenger_uri=record.challenger_uri, challenger_version=record.challenger_version,
-        traffic=record.traffic,
+        traffic=record.traffic, bandit=_read_bandit(record, url) if status.state == "running" else None,
     )
+
+
+def _read_bandit(record: DeploymentRecord, url: str) -> BanditSnapshot | None:
+    """The router's bandit, when ``record``'s traffic is shared by one, with every share move it saw
+    written to the audit trail (once each: see :func:`workbench.audit.record_share_changes`).
+    ``None`` when the router cannot be read now; its moves wait there for the next reader."""
+    if not url or (record.traffic or {}).get("mode") != "bandit":
+        return None
+    try:
+        response = httpx.get(f"{url}/workbench/router", timeout=5)
+        snapshot = BanditSnapshot.from_dict(response.json()["bandit"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, InvalidInputError):
+        return None
+    from workbench.audit import ShareMove, record_share_changes
+
+    record_share_changes(
+        [ShareMove(snapshot.run, c.seq, c.ts, c.shares, c.rewards) for c in snapshot.changes],
+        deployment=record.name, model_name=record.model_name, from_version=record.model_version,
+        to_version=record.challenger_version, target=record.target, strategy=snapshot.strategy)
+    return snapshot
 
 
 def resolve_model(model_uri: str) -> tuple[str, str, str | None]:
@@ -441,6 +484,7 @@ def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any],
     target.check_options(merged)
     spec = DeploymentSpec(name=name, model_uri=exact, model_name=model_name, model_version=version,
                           revision=record.revision + 1, workdir=_workdir(name), options=merged)
+    _collect_share_moves(record)  # an update ends any challenger: its bandit's last moves first
     placement = target.update(current, spec, on_event=on_event)
     store.replace(name, requested_uri=model_uri, model_uri=exact, model_name=model_name,
                   model_version=version, placement=placement.to_dict(), action=action,
@@ -451,12 +495,15 @@ def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any],
 
 
 def _audit(action: str, name: str, target: str, model_name: str, before: str | None, after: str | None,
-           model_uri: str | None) -> None:
-    """One audit-trail record of a change to deployment ``name``."""
+           model_uri: str | None, *, traffic: Mapping[str, Any] | None = None) -> None:
+    """One audit-trail record of a change to deployment ``name`` (with the traffic policy it set)."""
     from workbench.audit import record
 
+    details: dict[str, Any] = {"model_uri": model_uri} if model_uri else {}
+    if traffic is not None:
+        details["traffic"] = dict(traffic)
     record(action, model_name=model_name, from_version=before, to_version=after, target=target,
-           deployment=name, details={"model_uri": model_uri} if model_uri else None)
+           deployment=name, details=details or None)
 
 
 def update(name: str, model_uri: str, *, on_event: OnEvent | None = None, **options: Any) -> Deployment:
@@ -483,6 +530,7 @@ def stop(name: str) -> None:
     store = _store()
     record = store.get(name)
     if record.placement is not None:
+        _collect_share_moves(record)
         target = load_target(record.target)
         target.delete(_placement(target, record))
     store.remove(name, get_settings().user)
@@ -505,20 +553,39 @@ def _challenger_target(record: DeploymentRecord) -> tuple[_ChallengerTarget, Pla
     return target, _placement(target, record)
 
 
-def _policy(share: float | None, shadow: bool | None, current: Mapping[str, Any] | None) -> TrafficPolicy:
+def _policy(share: float | None, shadow: bool | None, strategy: str | None, epsilon: float | None,
+            current: Mapping[str, Any] | None) -> TrafficPolicy:
+    """The policy asked for, starting from ``current`` (a stored :meth:`TrafficPolicy.to_dict`)."""
+    now = TrafficPolicy.from_dict(current) if current else None
+    if strategy is not None or epsilon is not None:
+        if shadow:
+            raise InvalidInputError("a challenger is in shadow or shared by a bandit, not both: drop shadow=True")
+        if share is not None:
+            raise InvalidInputError("a bandit sets the shares itself from the rewards fed back: give share or "
+                                    "strategy, not both")
+        if strategy is None:
+            if now is None or now.mode != "bandit":
+                raise InvalidInputError("epsilon goes with strategy='epsilon_greedy'")
+            strategy = now.strategy
+        return TrafficPolicy.bandit(str(strategy), epsilon)
+    if share is None and shadow is None and now is not None:
+        return now
     mode: Literal["split", "shadow"] = "split"
-    if shadow or (shadow is None and (current or {}).get("mode") == "shadow"):
+    if shadow or (shadow is None and now is not None and now.mode == "shadow"):
         mode = "shadow"
-    default_share = (current or {}).get("challenger_share", 0.1)
+    default_share = now.challenger_share if now is not None else 0.1
     return TrafficPolicy(mode=mode, challenger_share=default_share if share is None else share)
 
 
-def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: bool = False,
+def start_challenger(name: str, model_uri: str, *, share: float | None = None, shadow: bool = False,
+                     strategy: Literal["thompson", "epsilon_greedy"] | None = None, epsilon: float | None = None,
                      on_event: OnEvent | None = None, replace: bool = True, **options: Any) -> Deployment:
-    """Serve ``model_uri`` beside the champion of ``name``: ``share`` of requests go to it, or with
-    ``shadow=True`` every request is mirrored to it and only the champion answers. ``options``
-    (``image``, ...) apply to the challenger; ``on_event`` sees each image build event while it is
-    packaged.
+    """Serve ``model_uri`` beside the champion of ``name``: ``share`` of requests go to it (0.1 by
+    default), or with ``shadow=True`` every request is mirrored to it and only the champion answers,
+    or with ``strategy`` (``"thompson"`` or ``"epsilon_greedy"``, with ``epsilon``) a bandit shares
+    requests by the rewards fed back (:func:`log_feedback` with a ``reward`` from 0 to 1; see
+    :mod:`workbench.serving.bandit`). ``options`` (``image``, ...) apply to the challenger;
+    ``on_event`` sees each image build event while it is packaged.
 
     It converges like :func:`deploy`: the same challenger already running is kept (only its traffic
     is set to what is asked), another one is replaced with a :class:`DeploymentChangedWarning`, or
@@ -528,14 +595,14 @@ def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: b
     target, current = _challenger_target(record)
     from workbench.governance import enforce
 
+    policy = _policy(share, shadow, strategy, epsilon, None)
     exact, model_name, version = resolve_model(model_uri)
     enforce(exact, "deploy")
-    policy = _policy(share, shadow, None)
     if record.challenger_uri is not None:
         if record.challenger_uri == exact and not options:
             if dict(record.traffic or {}) == policy.to_dict():
                 return dataclasses.replace(get_deployment(name), change="unchanged")
-            changed = set_traffic(name, share=share, shadow=shadow)
+            changed = _set_policy(name, policy)
             return dataclasses.replace(changed, change="traffic changed")
         if not replace:
             raise DeploymentError(
@@ -544,6 +611,7 @@ def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: b
             )
         warnings.warn(f"deployment {name!r} already had a challenger: replaced version "
                       f"{record.challenger_version} by version {version}", DeploymentChangedWarning, stacklevel=2)
+        _collect_share_moves(record)
     merged = {k: v for k, v in record.options.items() if k != "image"}
     merged.update({k: v for k, v in options.items() if v is not None})
     target.check_options(merged)
@@ -552,26 +620,42 @@ def start_challenger(name: str, model_uri: str, *, share: float = 0.1, shadow: b
     placement = target.start_challenger(current, spec, policy, on_event=on_event)
     store.set_challenger(name, placement=placement.to_dict(), challenger_uri=exact, challenger_version=version,
                          traffic=policy.to_dict(), action="challenger", user=get_settings().user)
-    _audit("start_challenger", name, record.target, model_name, record.model_version, version, exact)
+    _audit("start_challenger", name, record.target, model_name, record.model_version, version, exact,
+           traffic=policy.to_dict())
     before = f" (was version {record.challenger_version})" if record.challenger_uri else ""
     return dataclasses.replace(get_deployment(name), change=f"challenger version {version} started{before}")
 
 
-def set_traffic(name: str, *, share: float | None = None, shadow: bool | None = None) -> Deployment:
-    """Change the challenger's share of traffic, or switch between split and shadow."""
+def set_traffic(name: str, *, share: float | None = None, shadow: bool | None = None,
+                strategy: Literal["thompson", "epsilon_greedy"] | None = None,
+                epsilon: float | None = None) -> Deployment:
+    """Change the challenger's share of traffic, switch between split and shadow, or let a bandit
+    share it (``strategy``, ``epsilon``: see :func:`start_challenger`). A bandit that keeps its
+    versions keeps the rewards it counted."""
+    record = _store().get(name)
+    if record.challenger_uri is None:
+        raise DeploymentError(f"deployment {name!r} has no challenger: start one with start_challenger")
+    return _set_policy(name, _policy(share, shadow, strategy, epsilon, record.traffic))
+
+
+def _set_policy(name: str, policy: TrafficPolicy) -> Deployment:
     store = _store()
     record = store.get(name)
     target, current = _challenger_target(record)
-    if record.challenger_uri is None:
-        raise DeploymentError(f"deployment {name!r} has no challenger: start one with start_challenger")
-    policy = _policy(share, shadow, record.traffic)
+    _collect_share_moves(record)
     placement = target.set_policy(current, policy)
     store.set_challenger(name, placement=placement.to_dict(), challenger_uri=record.challenger_uri,
                          challenger_version=record.challenger_version, traffic=policy.to_dict(),
                          action="traffic", user=get_settings().user)
     _audit("set_traffic", name, record.target, record.model_name, record.model_version,
-           record.challenger_version, record.challenger_uri)
+           record.challenger_version, record.challenger_uri, traffic=policy.to_dict())
     return get_deployment(name)
+
+
+def _collect_share_moves(record: DeploymentRecord) -> None:
+    """Before the routes change, write to the audit trail the share moves the router still holds."""
+    if record.placement is not None:
+        _read_bandit(record, str(record.placement.get("url", "")))
 
 
 def promote(name: str) -> Deployment:
@@ -581,6 +665,7 @@ def promote(name: str) -> Deployment:
     target, current = _challenger_target(record)
     if record.challenger_uri is None:
         raise DeploymentError(f"deployment {name!r} has no challenger to promote")
+    _collect_share_moves(record)
     placement = target.promote(current)
     store.replace(name, requested_uri=record.challenger_uri, model_uri=record.challenger_uri,
                   model_name=record.model_name, model_version=record.challenger_version,
@@ -597,6 +682,7 @@ def abort(name: str) -> Deployment:
     target, current = _challenger_target(record)
     if record.challenger_uri is None:
         raise DeploymentError(f"deployment {name!r} has no challenger to abort")
+    _collect_share_moves(record)
     placement = target.abort(current)
     store.set_challenger(name, placement=placement.to_dict(), challenger_uri=None, challenger_version=None,
                          traffic=None, action="abort", user=get_settings().user)

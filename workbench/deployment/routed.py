@@ -22,7 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import httpx
 
 from workbench.deployment.base import DeploymentSpec, OnEvent, Placement, TargetStatus, TrafficPolicy, probe_ready
-from workbench.errors import DeploymentError, WorkbenchError
+from workbench.errors import DeploymentError, InvalidInputError, WorkbenchError
 from workbench.serving.router import RouteTable
 
 __all__ = ["Backend", "PlatformHandle", "RoutedHandle", "RoutedTarget"]
@@ -103,9 +103,9 @@ class RoutedHandle(Generic[B, R]):
                 token=str(data["token"]),
                 champion=Backend.from_dict(data["champion"], read_backend),
                 challenger=Backend.from_dict(data["challenger"], read_backend) if data.get("challenger") else None,
-                policy=TrafficPolicy(**policy) if policy else None,
+                policy=TrafficPolicy.from_dict(policy) if policy else None,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             raise WorkbenchError(f"the deployment record is not one this version understands: {exc}") from exc
 
 
@@ -266,13 +266,16 @@ class RoutedTarget(ABC, Generic[B, R]):
 
     @staticmethod
     def _table(champion: Backend[B], challenger: Backend[B] | None, policy: TrafficPolicy | None) -> RouteTable:
+        bandit = policy is not None and policy.mode == "bandit"
         return RouteTable(
             champion=champion.internal_urls,
             challenger=challenger.internal_urls if challenger else (),
             mode=policy.mode if policy else "split",
-            challenger_share=policy.challenger_share if policy and challenger else 0.0,
+            challenger_share=policy.challenger_share if policy and challenger and not bandit else 0.0,
             champion_version=champion.model_version or "",
             challenger_version=(challenger.model_version or "") if challenger else "",
+            strategy=(policy.strategy or "thompson") if policy and bandit else "thompson",
+            epsilon=(policy.epsilon or 0.1) if policy and bandit else 0.1,
         )
 
     def _route(self, placement: Placement[RoutedHandle[B, R]], table: RouteTable) -> None:

@@ -110,7 +110,7 @@ class KubernetesHandle:
                 options=KubernetesOptions.from_options(data["options"]),
                 champion=ServedVersion.from_dict(data["champion"]),
                 challenger=ServedVersion.from_dict(data["challenger"]) if data.get("challenger") else None,
-                policy=TrafficPolicy(**policy) if policy else None, images=dict(data.get("images") or {}),
+                policy=TrafficPolicy.from_dict(policy) if policy else None, images=dict(data.get("images") or {}),
             )
         except (KeyError, TypeError) as exc:
             raise WorkbenchError(f"the deployment record is not one this version understands: {exc}") from exc
@@ -377,6 +377,7 @@ class KubernetesTarget:
                          policy: TrafficPolicy, *, on_event: OnEvent | None = None) -> Placement[KubernetesHandle]:
         """Roll out ``spec`` beside the champion, then route by ``policy`` (an HTTPRoute, or a KServe
         canary); if the challenger never becomes ready, it is removed and the champion untouched."""
+        _refuse_bandit(policy)
         state = current.handle
         if state.options.kserve:
             canary_percent(policy)  # a policy KServe cannot follow fails before anything changes
@@ -389,6 +390,7 @@ class KubernetesTarget:
     def set_policy(self, placement: Placement[KubernetesHandle],
                    policy: TrafficPolicy) -> Placement[KubernetesHandle]:
         """Change the split or switch between split and shadow; no pod restarts."""
+        _refuse_bandit(policy)
         state = placement.handle
         if state.challenger is None:
             raise DeploymentError("this deployment has no challenger: start one first")
@@ -433,3 +435,13 @@ class KubernetesTarget:
             self._commit(cluster, state, back, keep_url)
             return self._commit(cluster, back, final, keep_url)
         return self._commit(cluster, state, final, keep_url)
+
+
+def _refuse_bandit(policy: TrafficPolicy) -> None:
+    """An HTTPRoute's weights (and a KServe canary's percent) are static: no bandit on Kubernetes."""
+    if policy.mode == "bandit":
+        raise InvalidInputError(
+            "the k8s target cannot route by a bandit strategy: an HTTPRoute's weights (and a KServe canary's "
+            "percent) are fixed until changed, nothing moves them by the rewards fed back. Use a share "
+            "(share=0.1) or shadow=True, or a local, docker or swarm deployment for bandit routing"
+        )
