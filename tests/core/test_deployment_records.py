@@ -23,7 +23,7 @@ from workbench.deployment.local import LocalTarget, RouterProcess, ServerProcess
 from workbench.deployment.routed import Backend, RoutedHandle
 from workbench.deployment.store import DeploymentStore
 from workbench.deployment.swarm import ModelService, RouterService, SwarmTarget
-from workbench.errors import DeploymentNotFoundError
+from workbench.errors import DeploymentNotFoundError, InvalidInputError
 
 
 def _finished_pid() -> int:
@@ -120,14 +120,30 @@ def test_a_record_this_version_cannot_read_shows_as_gone_with_the_reason() -> No
 def test_routed_placements_go_through_json_and_come_back_equal(target: Any, backend: Any, router: Any) -> None:
     champion = Backend(("http://a:8080",), ("http://127.0.0.1:43211",), "models:/churn/3", "3", backend)
     challenger = Backend(("http://b:8080",), ("http://127.0.0.1:43212",), "models:/churn/4", "4", backend)
+    for policy in (TrafficPolicy.bandit("epsilon_greedy", 0.3), TrafficPolicy.bandit("thompson")):
+        bandit = Placement("http://127.0.0.1:9", RoutedHandle(router, "t", champion, challenger, policy))
+        assert Placement.from_dict(json.loads(json.dumps(bandit.to_dict())), target.read_handle) == bandit
     placement = Placement("http://127.0.0.1:9", RoutedHandle(router, "t", champion, challenger,
                                                                TrafficPolicy("shadow", 0.25)),
                           ("http://127.0.0.1:43211",))
     stored = json.loads(json.dumps(placement.to_dict()))
     assert Placement.from_dict(stored, target.read_handle) == placement
+    assert stored["handle"]["policy"] == {"mode": "shadow", "challenger_share": 0.25}  # as records always had it
     # the keys earlier versions wrote stay where they were
     assert set(stored["handle"]) == {"router", "token", "champion", "challenger", "policy"}
     assert stored["handle"]["champion"]["handle"] == backend.to_dict()
+
+
+def test_traffic_policies_say_what_goes_with_what() -> None:
+    assert TrafficPolicy.from_dict({"mode": "split", "challenger_share": 0.2}) == TrafficPolicy("split", 0.2)
+    assert TrafficPolicy.describe(TrafficPolicy.bandit("epsilon_greedy", 0.2).to_dict()) == (
+        "bandit (epsilon_greedy, epsilon 0.2): shares follow the rewards fed back")
+    for bad, message in (({"mode": "bandit"}, "strategy is 'thompson' or 'epsilon_greedy'"),
+                         ({"mode": "split", "strategy": "thompson"}, "the split mode takes neither"),
+                         ({"mode": "bandit", "strategy": "thompson", "epsilon": 0.2}, "epsilon_greedy strategy only"),
+                         ({"mode": "bandit", "strategy": "epsilon_greedy", "epsilon": 0}, "above 0")):
+        with pytest.raises(InvalidInputError, match=message):
+            TrafficPolicy.from_dict(bad)
 
 
 def test_a_k8s_placement_goes_through_json_and_comes_back_equal() -> None:

@@ -714,6 +714,14 @@ def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkey
     assert cluster.workloads() == {"churn": "workbench/churn:4", "churn-challenger": "workbench/churn:3"}
     route = cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "churn", "models")
     assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [90, 10]
+    # An HTTPRoute's weights are static: a bandit is refused before anything changes.
+    for bandit in (TrafficPolicy.bandit("thompson"), TrafficPolicy.bandit("epsilon_greedy")):
+        with pytest.raises(InvalidInputError, match="cannot route by a bandit strategy.*share=0.1.*local, docker or swarm"):
+            target.set_policy(placement, bandit)
+        with pytest.raises(InvalidInputError, match="cannot route by a bandit strategy"):
+            target.start_challenger(placement, spec("5"), bandit)
+    assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [90, 10]
+    assert cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "churn", "models") == route
     placement = target.set_policy(placement, TrafficPolicy("shadow"))
     route = cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "churn", "models")
     assert route["spec"]["rules"][0]["filters"][0]["type"] == "RequestMirror"
