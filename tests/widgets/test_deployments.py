@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
+import pandas as pd
 import panel as pn
 import pytest
 
@@ -90,6 +92,38 @@ def test_challenger_start_compare_and_promote(two_versions, numeric_data) -> Non
         widget.wait(180)
         promoted = wb.get_deployment(name)
         assert (promoted.model_version, promoted.challenger_uri) == (second.version, None)
+    finally:
+        wb.stop(name)
+
+
+def test_a_bandit_challenger_shows_its_live_shares(two_versions, numeric_data) -> None:
+    first, second = two_versions
+    name = f"wb-{uuid.uuid4().hex[:6]}"
+    widget = Deployments(model_name=first.name, live=False)
+    try:
+        _deploy(widget, first.uri, name)
+        control(widget, pn.widgets.Select, "Model").value = second.uri
+        control(widget, pn.widgets.Select, "Routing").value = "epsilon_greedy"
+        press(widget, "Start challenger")
+        widget.wait(180)
+        assert errors_shown(widget) == []
+        assert f"epsilon_greedy: v{first.version} 50% / v{second.version} 50%" in shown_text(widget)
+
+        # the challenger's answers earn rewards: the table follows the router on the next refresh
+        X, _ = numeric_data
+        url = wb.get_deployment(name).url
+        answers = [httpx.post(f"{url}/invocations", json={"dataframe_split": X.iloc[[i]].to_dict("split")})
+                   for i in range(20)]
+        wb.log_feedback(name, pd.DataFrame({
+            "request_id": [a.headers["x-request-id"] for a in answers],
+            "reward": [1.0 if a.headers["x-workbench-variant"] == "challenger" else 0.0 for a in answers]}))
+        widget.refresh()
+        widget.wait(60)
+        shares = wb.get_deployment(name).shares
+        assert shares == pytest.approx({"champion": 0.05, "challenger": 0.95})  # epsilon 0.1: the leader's 95 %
+        versions = {"champion": first.version, "challenger": second.version}
+        shown = " / ".join(f"v{versions[arm]} {share:.0%}" for arm, share in shares.items())
+        assert f"epsilon_greedy: {shown}" in shown_text(widget)
     finally:
         wb.stop(name)
 
