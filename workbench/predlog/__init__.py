@@ -27,6 +27,7 @@ from workbench.predlog.log import PredictionLog
 from workbench.predlog.reader import LogRows, PredictionPage, log_rows, page_rows, read_predictions
 from workbench.predlog.schema import META_COLUMNS, OUTPUT_NAMES, LogRecord, is_output_column
 from workbench.predlog.sources import (
+    FeedbackSource,
     LogFolderSource,
     PredictionSource,
     ServerSource,
@@ -40,6 +41,7 @@ __all__ = [
     "FeedbackPage",
     "FeedbackReport",
     "FeedbackResult",
+    "FeedbackSource",
     "LogFolderSource",
     "LogRecord",
     "LogRows",

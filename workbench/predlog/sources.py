@@ -19,10 +19,12 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from workbench.errors import MonitoringError, NotFoundError
+from workbench.predlog.feedback import FeedbackPage, read_feedback
 from workbench.predlog.reader import LogRows, PredictionPage, log_rows, read_predictions
 from workbench.predlog.schema import META_COLUMNS, RECORD_COLUMNS
 
-__all__ = ["LogFolderSource", "PredictionSource", "ServerSource", "as_source", "recent_records", "recent_rows"]
+__all__ = ["FeedbackSource", "LogFolderSource", "PredictionSource", "ServerSource", "as_source", "recent_records",
+           "recent_rows"]
 
 
 @runtime_checkable
@@ -34,6 +36,17 @@ class PredictionSource(Protocol):
 
     def fetch(self, since: int, limit: int) -> PredictionPage:
         """Records with ``seq > since``, oldest first, at most ``limit``."""
+        ...
+
+
+@runtime_checkable
+class FeedbackSource(Protocol):
+    """A source that also returns the feedback (ground truth, rewards) recorded beside its log."""
+
+    name: str
+
+    def fetch_feedback(self, since: int, limit: int) -> FeedbackPage:
+        """Feedback with ``seq > since``, oldest first, at most ``limit``."""
         ...
 
 
@@ -54,6 +67,13 @@ class LogFolderSource:
         except NotFoundError:
             return PredictionPage(pd.DataFrame(), since)
 
+    def fetch_feedback(self, since: int, limit: int) -> FeedbackPage:
+        """Feedback read straight from the log (an empty page while there is none)."""
+        try:
+            return read_feedback(self.folder, since=since, limit=limit)
+        except NotFoundError:
+            return FeedbackPage(pd.DataFrame(), since)
+
 
 class ServerSource:
     """A running inference server, read over HTTP (``GET /workbench/predictions``)."""
@@ -70,24 +90,34 @@ class ServerSource:
 
     def fetch(self, since: int, limit: int) -> PredictionPage:
         """One page from the server; connection problems become :class:`MonitoringError`."""
+        body = self._get("predictions", since, limit)
+        return PredictionPage.from_json(body) if body is not None else PredictionPage(pd.DataFrame(), since)
+
+    def fetch_feedback(self, since: int, limit: int) -> FeedbackPage:
+        """One page of the server's recorded feedback (``GET /workbench/feedback``)."""
+        body = self._get("feedback", since, limit)
+        return FeedbackPage.from_json(body) if body is not None else FeedbackPage(pd.DataFrame(), since)
+
+    def _get(self, what: str, since: int, limit: int) -> Any:
+        """The JSON body of ``/workbench/<what>``; ``None`` while the server has logged nothing."""
         import httpx
 
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout, headers=self.headers)
         try:
-            response = self._client.get(f"{self.url}/workbench/predictions",
+            response = self._client.get(f"{self.url}/workbench/{what}",
                                         params={"since": since, "limit": min(limit, 10_000)})
         except httpx.HTTPError as exc:
             raise MonitoringError(
-                f"cannot read predictions from {self.url} ({exc}): is the server running and the URL right?"
+                f"cannot read {what} from {self.url} ({exc}): is the server running and the URL right?"
             ) from exc
         if response.status_code == 404 and "no prediction log" in response.text:
-            return PredictionPage(pd.DataFrame(), since)
+            return None
         if response.status_code != 200:
             raise MonitoringError(
-                f"{self.url}/workbench/predictions answered {response.status_code}: {response.text[:200]}"
+                f"{self.url}/workbench/{what} answered {response.status_code}: {response.text[:200]}"
             )
-        return PredictionPage.from_json(response.json())
+        return response.json()
 
     def close(self) -> None:
         """Close the HTTP connection."""
