@@ -32,10 +32,11 @@ from workbench.audit.database import connect, now_utc, transaction
 __all__ = ["ACTIONS", "AUDIT_COLUMNS", "AuditRecord", "append", "audit_log", "parse_since", "record"]
 
 #: The actions the audit trail knows. ``set_traffic``, ``start_challenger``, ``promote`` and
-#: ``abort`` are the champion/challenger steps of a deployment.
+#: ``abort`` are the champion/challenger steps of a deployment; ``retrain`` (a new version trained
+#: on live rows) and ``gate`` (the comparison that decided it) those of a retrain loop.
 ACTIONS: frozenset[str] = frozenset({
     "register", "set_alias", "delete_alias", "package", "deploy", "update", "rollback", "stop",
-    "start_challenger", "set_traffic", "promote", "abort", "waive",
+    "start_challenger", "set_traffic", "promote", "abort", "waive", "retrain", "gate",
 })
 
 #: Columns of :func:`audit_log`'s DataFrame, in order.

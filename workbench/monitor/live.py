@@ -326,13 +326,14 @@ class LiveMonitor:
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     def pull_feedback(self, max_items: int = 1_000_000) -> pd.DataFrame:
-        """Feedback recorded since each source's feedback cursor: the newest value of each row."""
-        pages = []
+        """Feedback recorded since each source's feedback cursor: the newest value of each answered
+        row, with the ``source`` it came from."""
+        frames = []
         for source in self.sources:
             if not isinstance(source, FeedbackSource):
                 continue
             since = self.feedback_cursors.get(source.name, 0)
-            taken = 0
+            pages, taken = [], 0
             while taken < max_items:
                 page = source.fetch_feedback(since, self.page_size)
                 if not len(page):
@@ -343,7 +344,8 @@ class LiveMonitor:
                 self.feedback_cursors[source.name] = since
                 if not page.more:
                     break
-        return latest_feedback(pages)
+            frames.append(latest_feedback(pages, source=source.name))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     # -- updating --------------------------------------------------------------------------------
 
@@ -434,13 +436,21 @@ class LiveMonitor:
         return self.estimator.estimate(proba) if proba is not None else None
 
     def _add_feedback(self, feedback: pd.DataFrame) -> int:
-        """Join feedback's truths to the kept predictions; how many got one."""
-        truths = feedback[feedback["truth"].notna()]
-        if not len(truths):
+        """Join feedback's truths to the kept predictions they label (by log, record and row: a
+        request id a client reused names two answers); how many got one."""
+        truths = feedback[feedback["truth"].notna()] if len(feedback) else feedback
+        if not len(truths) or not len(self._predictions):
             return 0
-        labels = pd.DataFrame({"request_id": truths["request_id"].to_numpy(), "row": truths["row"].to_numpy(),
+        labels = pd.DataFrame({"source": truths["source"].to_numpy(),
+                               "seq": truths["prediction_seq"].to_numpy(dtype=np.int64),
+                               "_row_in_request": truths["row"].to_numpy(dtype=np.int64),
                                "label": pd.Series(truths["truth"].tolist()).infer_objects().to_numpy()})
-        return self.add_labels(labels)
+        found = self._predictions.drop(columns=["label"], errors="ignore").merge(
+            labels, on=["source", "seq", "_row_in_request"], how="inner", sort=False)
+        labelled = pd.concat([self._labelled, found], ignore_index=True) if len(self._labelled) else found
+        self._labelled = labelled.drop_duplicates(["source", "seq", "_row_in_request"], keep="last").sort_values(
+            "seq", kind="stable").iloc[-self.keep_predictions:].reset_index(drop=True)
+        return len(found)
 
     def _measured(self, window: pd.DataFrame) -> WindowPerformance | None:
         """Performance on the labelled rows of the current window."""

@@ -19,12 +19,12 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from workbench.errors import MonitoringError, NotFoundError
-from workbench.predlog.feedback import FeedbackPage, read_feedback
+from workbench.predlog.feedback import FeedbackPage, latest_feedback, read_feedback
 from workbench.predlog.reader import LogRows, PredictionPage, log_rows, read_predictions
 from workbench.predlog.schema import META_COLUMNS, RECORD_COLUMNS
 
-__all__ = ["FeedbackSource", "LogFolderSource", "PredictionSource", "ServerSource", "as_source", "recent_records",
-           "recent_rows"]
+__all__ = ["FeedbackSource", "LogFolderSource", "PredictionSource", "ServerSource", "as_source", "labelled_rows",
+           "read_all_feedback", "recent_records", "recent_rows"]
 
 
 @runtime_checkable
@@ -163,18 +163,22 @@ def _sources(sources: PredictionSource | str | Path | Sequence[PredictionSource 
 
 
 def recent_rows(sources: PredictionSource | str | Path | Sequence[PredictionSource | str | Path], rows: int, *,
-                page_size: int = 10_000) -> LogRows:
+                page_size: int = 10_000, positions: bool = False) -> LogRows:
     """The newest ``rows`` rows over one or several logs (every replica of a deployment), oldest first.
 
     Each source is a log folder, a server URL or a :class:`~workbench.predlog.sources.PredictionSource`;
-    rows of several sources are merged by time. An empty result has the meta columns and no rows.
+    rows of several sources are merged by time. ``positions=True`` adds ``row``, each row's position
+    in its request (what feedback names). An empty result has the meta columns and no rows.
     """
     if rows <= 0:
         raise MonitoringError(f"reading recent rows needs a positive number of rows, got {rows}")
     chunks: list[LogRows] = []
     for src in _sources(sources):
         for page in _tail_pages(src, rows, lambda page: int(page.records["n_rows"].sum()), page_size):
-            chunks.append(log_rows(page.records, source=src.name))
+            chunk = log_rows(page.records, source=src.name)
+            if positions:  # pages hold whole requests: the count restarts at each one
+                chunk.frame["row"] = chunk.frame.groupby("seq", sort=False).cumcount()
+            chunks.append(chunk)
     if not chunks:
         return LogRows(pd.DataFrame(columns=list(META_COLUMNS)), (), ())
     inputs = tuple(dict.fromkeys(name for chunk in chunks for name in chunk.inputs))
@@ -183,6 +187,42 @@ def recent_rows(sources: PredictionSource | str | Path | Sequence[PredictionSour
     if len(chunks) > 1:
         frame = frame.sort_values("ts", kind="stable")
     return LogRows(frame.iloc[-rows:].reset_index(drop=True), inputs, outputs)
+
+
+def labelled_rows(sources: PredictionSource | str | Path | Sequence[PredictionSource | str | Path],
+                  rows: int, *, page_size: int = 10_000) -> LogRows:
+    """The newest ``rows`` rows (as :func:`recent_rows`, with ``row``) and the feedback each got:
+    ``truth`` and ``reward`` columns, missing where none arrived.
+
+    Each log's feedback labels that log's answers (the route records it on every server that
+    answered the request: a shadow challenger's log has it too).
+    """
+    found = _sources(sources)
+    logged = recent_rows(found, rows, page_size=page_size, positions=True)
+    feedback = pd.concat([read_all_feedback(src, page_size) for src in found], ignore_index=True)
+    frame = logged.frame
+    if "row" not in frame.columns:
+        frame = frame.assign(row=pd.Series(dtype="int64"))
+    truths = feedback[["source", "prediction_seq", "row", "truth", "reward"]].rename(columns={"prediction_seq": "seq"})
+    truths = truths.astype({"seq": "int64", "row": "int64"})
+    joined = frame.merge(truths, on=["source", "seq", "row"], how="left", sort=False)
+    return LogRows(joined, logged.inputs, logged.outputs)
+
+
+def read_all_feedback(source: PredictionSource, page_size: int = 10_000, since: int = 0) -> pd.DataFrame:
+    """Every feedback ``source`` recorded after ``since``: the newest of each answered row, with a
+    ``source`` column (empty for sources that keep no feedback)."""
+    pages = []
+    if isinstance(source, FeedbackSource):
+        while True:
+            page = source.fetch_feedback(since, page_size)
+            if not len(page):
+                break
+            pages.append(page.records)
+            since = page.next_since
+            if not page.more:
+                break
+    return latest_feedback(pages, source=source.name)
 
 
 def recent_records(sources: PredictionSource | str | Path | Sequence[PredictionSource | str | Path],
