@@ -590,6 +590,20 @@ class LiveMonitor:
                          "threshold": report.drift.drift_share, "drifted": report.drift.drifted})
         return pd.DataFrame(rows, columns=["time", "feature", "test", "statistic", "p_value", "threshold", "drifted"])
 
+    def performance_frame(self) -> pd.DataFrame:
+        """One row per update whose window had labelled rows: time, labelled rows (``n``) and each
+        measured metric; beside it ``estimated_accuracy`` where an estimator ran."""
+        rows = []
+        for report in self.history:
+            row: dict[str, Any] = {"time": report.time}
+            if report.performance is not None:
+                row.update({"n": report.performance.n, **dict(report.performance.metrics)})
+            if report.estimate is not None:
+                row["estimated_accuracy"] = report.estimate.expected_accuracy
+            if len(row) > 1:
+                rows.append(row)
+        return pd.DataFrame(rows)
+
     def alerts_frame(self) -> pd.DataFrame:
         """Every alert as a row."""
         return pd.DataFrame([a.to_dict() for a in self.alerts],
