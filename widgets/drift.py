@@ -11,7 +11,8 @@ starts each update on a background thread (pulling only new records and re-testi
 milliseconds; the multivariate test about a second every tenth update), and the page changes in
 place: the drift table with status badges, the reference vs current histogram of the selected
 feature (reference bins from the profile, current counts from the window), the drift of that
-feature and of the dataset over time, and the alerts as they fire.
+feature and of the dataset over time, performance measured on the rows whose ground truth came back
+(``dep.log_feedback``) over time, and the alerts as they fire.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class _Snapshot:
     alerts: list[Any]
     window: pd.DataFrame
     profile: Any
+    performance: pd.DataFrame
 
 
 class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
@@ -70,6 +72,9 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
     alerts = param.List(default=[], constant=True, doc="""
         Every :class:`~workbench.monitor.Alert` raised so far, oldest first (read only).""")
     rows = param.Integer(default=0, constant=True, doc="Prediction rows in the current window (read only).")
+    thresholds = param.Dict(default={}, doc="""
+        Measured-metric thresholds (``{"accuracy": 0.85}``, ``{"rmse": 4.0}``): a ``performance``
+        alert fires when the window's measured value decays past one (drawn on the chart).""")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -86,6 +91,8 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         self._histogram = charts.grouped_bars("Reference vs current", y_label="share of rows")
         self._over_time = charts.lines("Drift over time", x_label="time",
                                        y_label="drift score (1 = threshold)", datetime_x=True)
+        self._performance = charts.lines("Measured performance", x_label="time", y_label="metric",
+                                         datetime_x=True)
         self._alerts = pn.pane.HTML("", sizing_mode="stretch_width")
         update = ui.button("Update now", lambda: self.refresh(deployments=True), disabled=self._task.param.running)
         self._layout = pn.Column(
@@ -102,6 +109,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
             self._alerts,
             pn.Row(self._table, sizing_mode="stretch_width"),
             pn.Row(self._histogram.pane, self._over_time.pane, sizing_mode="stretch_width"),
+            pn.Row(self._performance.pane, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
         self._poller = pn.state.add_periodic_callback(self._poll, period=int(self.interval * 1000), start=self.live)
@@ -116,7 +124,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         """Pull what the deployment logged since the last update and test the window now (off the
         event loop); ``deployments=True`` also lists the deployments again. Returns ``False`` while
         an update is still running."""
-        name, window, model_name = self.deployment, self.window, self.model_name
+        name, window, model_name, thresholds = self.deployment, self.window, self.model_name, dict(self.thresholds)
         listing = deployments or not self.param.deployment.objects or not name
 
         def work(job: Job[_Snapshot | None]) -> _Snapshot | None:
@@ -126,16 +134,16 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
                 if not name:
                     return None
             dep = wb.get_deployment(name)
-            key = (dep.name, dep.model_uri, tuple(dep.log_sources), window)
+            key = (dep.name, dep.model_uri, tuple(dep.log_sources), window, tuple(sorted(thresholds.items())))
             if self._monitor is None or self._monitor_key != key:
                 job.update(None, f"loading the reference profile of {dep.model_uri}...", force=True)
-                self._monitor = LiveMonitor.for_deployment(dep, window=window)
+                self._monitor = LiveMonitor.for_deployment(dep, window=window, performance_thresholds=thresholds)
                 self._monitor_key = key
             monitor = self._monitor
             job.update(None, f"reading new predictions of {name}...")
             monitor.update()
             return _Snapshot(dep, monitor.latest, monitor.history_frame(), monitor.alerts, monitor.window_rows,
-                             monitor.profile)
+                             monitor.profile, monitor.performance_frame())
 
         return self._task.start(work, self._show, message="updating drift...", exclusive=True)
 
@@ -151,7 +159,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
     def _restart_polling(self) -> None:
         ui.set_polling(self._poller, self.live, self.interval)
 
-    @param.depends("deployment", "window", watch=True)
+    @param.depends("deployment", "window", "thresholds", watch=True)
     def _restart(self) -> None:
         self._task.cancel()
         self._monitor = None
@@ -175,6 +183,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         with param.edit_constant(self):
             self.param.update(report=report, alerts=list(snapshot.alerts), rows=len(snapshot.window))
         self._show_alerts(snapshot.alerts)
+        self._draw_performance(snapshot.performance)
         dep = snapshot.deployment
         if report is None:
             self._task.message = "no predictions logged yet"
@@ -254,6 +263,22 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
             title=f"Drift over time: {self.feature} and the dataset (1 = drift threshold)",
             spans={"threshold": 1.0},
         )
+
+
+    def _draw_performance(self, frame: pd.DataFrame) -> None:
+        shown = [m for m in ("accuracy", "f1", "estimated_accuracy", "r2") if m in frame.columns
+                 and frame[m].notna().any()]
+        if not len(frame) or not shown:
+            charts.show_lines(self._performance, [], title="Measured performance: no ground truth yet (send it "
+                                                            "with dep.log_feedback or `workbench feedback`)")
+            return
+        times = frame["time"].dt.tz_localize(None).to_numpy()
+        series = [(metric.replace("_", " "), times, frame[metric].to_numpy(dtype=float)) for metric in shown]
+        limit = next((self.thresholds[m] for m in shown if m in self.thresholds), None)
+        labelled = frame["n"].dropna()
+        counted = f" ({int(labelled.iloc[-1]):,} labelled rows in the window)" if len(labelled) else ""
+        charts.show_lines(self._performance, series, title=f"Measured performance over time{counted}",
+                          spans={"threshold": limit})
 
 
 def histogram_shares(profile: NumericProfile | CategoricalProfile, values: pd.Series) -> tuple[list[str], list[float], list[float]]:

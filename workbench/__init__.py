@@ -119,6 +119,10 @@ _EXPORTS: dict[str, str] = {
     # packaging
     "ImageRecord": "workbench.packaging",
     "package": "workbench.packaging",
+    # closing the loop
+    "Gate": "workbench.retrain",
+    "RetrainLoop": "workbench.retrain",
+    "retrain_on": "workbench.retrain",
     # deploying
     "Deployment": "workbench.deployment",
     "abort": "workbench.deployment",
@@ -208,6 +212,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from workbench.overview import DeploymentGlance, Glances, where_deployed
     from workbench.packaging import ImageRecord, package
     from workbench.predlog import FeedbackReport, LogRows, PredictionPage, recent_rows
+    from workbench.retrain import Gate, RetrainLoop, retrain_on
     from workbench.profile import ReferenceProfile
     from workbench.registry import (
         Lineage,

@@ -133,8 +133,16 @@ class Glances:
         if report is None:
             return "no data", "no predictions yet"
         found: list[str] = []
-        estimate = report.estimate
-        if estimate is not None and estimate.expected_accuracy < estimate.reference_accuracy - monitor.accuracy_alert_drop:
+        estimate, measured = report.estimate, report.performance
+        reference = monitor.estimator.reference_accuracy_ if monitor.estimator is not None else None
+        if (measured is not None and measured.n >= monitor.min_labels and reference is not None
+                and "accuracy" in measured.metrics):
+            # Ground truth has arrived for enough of the window: what was measured outranks the estimate.
+            accuracy = measured.metrics["accuracy"]
+            if accuracy < reference - monitor.accuracy_alert_drop:
+                found.append(f"measured accuracy {accuracy:.3f} on {measured.n} labelled rows (reference "
+                             f"{reference:.3f})")
+        elif estimate is not None and estimate.expected_accuracy < estimate.reference_accuracy - monitor.accuracy_alert_drop:
             found.append(f"estimated accuracy {estimate.expected_accuracy:.3f} (reference "
                          f"{estimate.reference_accuracy:.3f})")
         drifted = [f.feature for f in report.drift.features if f.drifted]
@@ -145,7 +153,7 @@ class Glances:
         if not found:
             return "ok", f"no drift {span}"
         state: AlertState = ("drift and performance" if len(found) == 2
-                             else "performance" if found[0].startswith("estimated") else "drift")
+                             else "performance" if "accuracy" in found[0] else "drift")
         return state, "; ".join(found) + f" {span}"
 
 

@@ -7,8 +7,11 @@ import concurrent.futures
 import threading
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 
+import workbench as wb
 from workbench.predlog import read_feedback, read_predictions
 
 
@@ -139,3 +142,64 @@ def test_a_killed_server_keeps_every_acknowledged_feedback(registered_model, num
     assert len(acknowledged) >= 300
     assert set(acknowledged) <= stored
     assert len(read_predictions(server.log_dir, limit=None)) == 40
+
+
+def test_truth_sent_to_a_deployment_becomes_measured_performance_and_decay_alerts(
+        session_workspace, registered_model, numeric_data, tmp_path) -> None:
+    """A local deployment answers 300 rows in requests of 10; the truth comes back later, some by the
+    CLI from a CSV file and some from Python. The monitor measures exactly what scikit-learn measures
+    on the labelled rows, and when the world changes (the truth flips) its threshold raises one alert."""
+    from sklearn.metrics import accuracy_score
+
+    from test_cli import run_cli
+    from workbench.monitor import LiveMonitor
+
+    X, y = numeric_data
+    dep = wb.deploy(registered_model.uri, name="feedback-loop")
+    try:
+        answers = {}
+        for start in range(0, 300, 10):
+            answers[f"batch-{start}"] = dep.predict(X.iloc[start:start + 10], request_id=f"batch-{start}")
+        monitor = LiveMonitor.for_deployment(dep, window=300, performance_thresholds={"accuracy": 0.7},
+                                             min_labels=50)
+        report = monitor.update()
+        assert report is not None and report.performance is None  # no truth yet: nothing measured
+
+        # The first 100 rows' truth from a file, by the CLI; rows named by their position in a request.
+        first = pd.DataFrame({"request_id": [f"batch-{10 * (i // 10)}" for i in range(100)],
+                              "row": [i % 10 for i in range(100)], "truth": y.iloc[:100].to_numpy()})
+        first.to_csv(tmp_path / "labels.csv", index=False)
+        out = run_cli("feedback", "feedback-loop", "--file", str(tmp_path / "labels.csv"), home=session_workspace.home)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "feedback-loop: 100 recorded"
+        # The next 100 from Python, a request at a time (its values are its rows, in order).
+        for start in range(100, 200, 10):
+            sent = dep.log_feedback(f"batch-{start}", y.iloc[start:start + 10].to_numpy())
+            assert sent.counts["recorded"] == 10, sent.to_frame()
+
+        report = monitor.update()
+        predicted = np.concatenate([answers[f"batch-{s}"] for s in range(0, 200, 10)])
+        assert report.performance.n == 200
+        assert report.performance.metrics["accuracy"] == accuracy_score(y.iloc[:200], predicted)
+        assert not [a for a in report.alerts if a.kind == "performance"]
+
+        # The world changes: the last 100 rows' truth is the opposite of what the model says.
+        flipped = pd.DataFrame({"request_id": [f"batch-{200 + 10 * (i // 10)}" for i in range(100)],
+                                "row": [i % 10 for i in range(100)],
+                                "truth": 1 - np.concatenate([answers[f"batch-{s}"] for s in range(200, 300, 10)])})
+        assert wb.log_feedback("feedback-loop", flipped).counts["recorded"] == 100
+        report = monitor.update()
+        assert report.performance.n == 300
+        decay = [a for a in report.alerts if a.kind == "performance"]
+        assert len(decay) == 1 and decay[0].test == "accuracy" and decay[0].statistic < 0.7
+        assert "measured accuracy fell to" in decay[0].message
+        over_time = monitor.performance(window=100).to_frame()
+        assert list(over_time["n"]) == [100, 100, 100] and over_time["accuracy"].iloc[-1] == 0.0
+
+        # Unknown ids are answered, not dropped silently; a file with nothing accepted exits 1.
+        pd.DataFrame({"request_id": ["nope"], "truth": [1]}).to_csv(tmp_path / "bad.csv", index=False)
+        bad = run_cli("feedback", "feedback-loop", "--file", str(tmp_path / "bad.csv"), home=session_workspace.home,
+                      check=False)
+        assert bad.returncode == 1 and "1 unknown" in bad.stdout and "no answer with this request id" in bad.stdout
+    finally:
+        wb.stop("feedback-loop")

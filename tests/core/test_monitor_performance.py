@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_absolute_error, roc_auc_score
 
 from workbench.errors import MonitoringError
 from workbench.monitor import ConfidenceBasedEstimator, Window, evaluate_performance, join_labels
@@ -52,8 +52,9 @@ def test_labels_join_by_request_and_row_and_metrics_match_sklearn() -> None:
         assert w.metrics["accuracy"] == pytest.approx(accuracy_score(y[part], predicted[part]))
         assert w.metrics["f1"] == pytest.approx(f1_score(y[part], predicted[part]))
         assert w.metrics["auc"] == pytest.approx(roc_auc_score(y[part], proba1[part]))
+        assert w.metrics["log_loss"] == pytest.approx(log_loss(y[part], np.c_[1 - proba1, proba1][part]))
     frame = report.to_frame()
-    assert list(frame.columns) == ["start", "end", "n", "accuracy", "f1", "auc"]
+    assert list(frame.columns) == ["start", "end", "n", "accuracy", "f1", "auc", "log_loss"]
     assert str(frame["start"].dt.tz) == "UTC"
     assert json.loads(report.to_json())["windows"][0]["n"] == 180
 

@@ -89,3 +89,17 @@ def test_a_classifier_whose_answers_grow_unsure_shows_accuracy_down(numeric_data
         assert unsure.alerts_detail.endswith("over the last 500 predictions")
     finally:
         wb.stop(deployment.name)
+
+
+def test_when_the_truth_arrives_the_badge_says_what_was_measured(running, numeric_data) -> None:
+    """Unshifted inputs (no drift), but the truth that comes back says the answers are wrong: the
+    glance shows accuracy down, measured on the labelled rows, not estimated."""
+    X, _ = numeric_data
+    glances = wb.Glances()
+    answers = running.predict(X.iloc[:200], request_id="glance-batch")
+    (calm,) = glances.of([wb.get_deployment(running.name)])
+    assert calm.alerts == "ok", calm
+    running.log_feedback("glance-batch", 1 - np.asarray(answers))  # the world now says the opposite
+    (told,) = glances.of([wb.get_deployment(running.name)])
+    assert told.alerts == "performance", told
+    assert told.alerts_detail.startswith("measured accuracy 0.000 on 200 labelled rows (reference ")

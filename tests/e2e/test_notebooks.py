@@ -61,6 +61,16 @@ def check_06(home: Path) -> None:
     assert wb.deployments() == []  # the model with a protected input was never deployed
 
 
+def check_07(home: Path) -> None:
+    history = [h.action for h in wb.deployment_history("cancer-loop")]
+    assert history == ["deploy", "challenger", "promote", "stop"]  # the loop promoted the retrained version
+    audit = wb.audit_log(deployment="cancer-loop")
+    assert audit["action"].tolist() == ["deploy", "retrain", "start_challenger", "gate", "promote", "stop"]
+    gate = audit[audit["action"] == "gate"]["details"].iloc[0]
+    assert gate["promote"] and gate["challenger"] >= gate["champion"] + 0.05 and gate["rows"] >= 150
+    assert [v.version for v in wb.versions("guided-cancer")] == ["2", "1"]
+
+
 CHECKS: dict[str, Callable[[Path], None]] = {
     "01-track-and-compare": check_01,
     "02-register-and-review": check_02,
@@ -68,6 +78,7 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "04-live-drift-and-explanations": check_04,
     "05-champion-and-challenger": check_05,
     "06-governance-and-model-card": check_06,
+    "07-closing-the-loop": check_07,
 }
 # Notebooks that drive the Docker engine: they need it like the Docker tests do.
 NEEDS_DOCKER = {"03-package-and-deploy"}
@@ -82,6 +93,7 @@ RESTART_AFTER = {
     "04-live-drift-and-explanations": 6,
     "05-champion-and-challenger": 4,  # the challenger takes 20% of traffic
     "06-governance-and-model-card": 8,
+    "07-closing-the-loop": 3,  # deployed, the loop not started yet
 }
 # What the deployments of each notebook did: the first run, then the second up to the restart, then
 # the whole notebook after the restart, which finds the deployment the interrupted run left and
@@ -94,6 +106,8 @@ HISTORIES = {
     "05-champion-and-challenger": ("credit-duel", ["deploy", "challenger", "traffic", "promote", "stop"]
                                    + ["deploy", "challenger"]
                                    + ["update", "challenger", "traffic", "promote", "stop"]),
+    "07-closing-the-loop": ("cancer-loop", ["deploy", "challenger", "promote", "stop"] + ["deploy"]
+                            + ["update", "challenger", "promote", "stop"]),
 }
 
 

@@ -81,6 +81,34 @@ def test_a_shifted_feature_drifts_raises_an_alert_and_draws_its_history(monitor,
     assert errors == []
 
 
+def test_ground_truth_sent_back_draws_measured_performance_and_its_threshold_alert(deployment,
+                                                                                    numeric_data) -> None:
+    """No truth yet: the chart says how to send it. Truth that agrees, then truth that says the
+    answers are wrong: the accuracy line falls below the user's threshold, which raises an alert."""
+    X, _ = numeric_data
+    monitor = DriftMonitor(deployment=deployment.name, live=False, thresholds={"accuracy": 0.8})
+    assert monitor.wait(60)
+    answers = deployment.predict(X.head(200), request_id="first")
+    monitor.refresh()
+    assert monitor.wait(60)
+    assert "no ground truth yet" in monitor._performance.figure.title.text
+    deployment.log_feedback("first", answers)  # the model was right
+    monitor.refresh()
+    assert monitor.wait(60)
+    later = deployment.predict(X.iloc[200:400], request_id="second")
+    deployment.log_feedback("second", 1 - np.asarray(later))  # then the world changed
+    monitor.refresh()
+    assert monitor.wait(60)
+    lines = monitor._performance.sources["lines"].data
+    accuracy = list(lines["ys"][lines["label"].index("accuracy")])
+    assert accuracy == [1.0, 0.5]  # 200 of 200 right, then 200 of 400
+    assert monitor._performance.spans["threshold"].location == 0.8
+    assert "(400 labelled rows in the window)" in monitor._performance.figure.title.text
+    assert [a.test for a in monitor.alerts if a.kind == "performance"] == ["accuracy"]
+    assert "measured accuracy fell to 0.500" in shown_text(monitor)
+    assert errors_shown(monitor) == []
+
+
 def test_an_unknown_deployment_shows_the_error() -> None:
     monitor = DriftMonitor(deployment="no-such-deployment", live=False)
     monitor.wait(60)

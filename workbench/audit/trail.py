@@ -33,11 +33,13 @@ __all__ = ["ACTIONS", "AUDIT_COLUMNS", "AuditRecord", "ShareMove", "append", "au
            "record_share_changes"]
 
 #: The actions the audit trail knows. ``set_traffic``, ``start_challenger``, ``promote`` and
-#: ``abort`` are the champion/challenger steps of a deployment; ``bandit_shares`` is a move of the
-#: shares a bandit router gave its versions (see :func:`record_share_changes`).
+#: ``abort`` are the champion/challenger steps of a deployment; ``retrain`` (a new version trained
+#: on live rows) and ``gate`` (the comparison that decided it) those of a retrain loop;
+#: ``bandit_shares`` is a move of the shares a bandit router gave its versions (see
+#: :func:`record_share_changes`).
 ACTIONS: frozenset[str] = frozenset({
     "register", "set_alias", "delete_alias", "package", "deploy", "update", "rollback", "stop",
-    "start_challenger", "set_traffic", "promote", "abort", "waive", "bandit_shares",
+    "start_challenger", "set_traffic", "promote", "abort", "waive", "retrain", "gate", "bandit_shares",
 })
 
 #: Columns of :func:`audit_log`'s DataFrame, in order.

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from workbench.cli._files import read_table
 from workbench.cli._output import emit, json_option
 
 
@@ -259,5 +260,32 @@ def compare(name: str, window: int, as_json: bool) -> None:
         click.echo(result.to_frame().to_string())
 
 
+@click.command()
+@click.argument("name")
+@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV or Parquet file: request_id, optional row, and truth and/or reward columns.")
+@json_option
+def feedback(name: str, path: Path, as_json: bool) -> None:
+    """Send ground truth and/or rewards for rows deployment NAME answered.
+
+    Each line names the answer by its request id (the id the answer carried, or the x-request-id
+    the caller sent) and, for requests of several rows, the row's position (0, 1, ...). Prints how
+    many rows were recorded, corrected, duplicates, unknown or out of range; exits with 1 when
+    nothing was accepted.
+    """
+    import workbench as wb
+
+    report = wb.log_feedback(name, read_table(path))
+    if as_json:
+        emit({"counts": report.counts, "results": report.to_frame()}, True)
+    else:
+        click.echo(f"{name}: {report.summary()}")
+        refused = report.to_frame().query("status in ('unknown', 'out_of_range')")
+        if len(refused):
+            click.echo(refused.head(20).to_string(index=False))
+    if not any(report.counts[s] for s in ("recorded", "corrected", "duplicate")):
+        sys.exit(1)
+
+
 COMMANDS = [package, deploy, deployments, logs, stop, update, rollback, challenger, traffic, promote, abort,
-            compare]
+            compare, feedback]

@@ -6,25 +6,10 @@ from pathlib import Path
 
 import click
 
+from workbench.cli._files import read_table
 from workbench.cli._output import emit, json_option
 
 _METHODS = ("auto", "tree", "permutation", "kernel")  # kept equal to workbench.explain.METHODS (tested)
-
-
-def _read_table(path: Path) -> object:
-    import pandas as pd
-
-    from workbench.errors import InvalidInputError
-
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".txt"):
-            return pd.read_csv(path)
-    except Exception as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc}") from exc
-    raise InvalidInputError(f"{path} is neither CSV (.csv) nor Parquet (.parquet): convert it to one of those")
 
 
 @click.command()
@@ -49,7 +34,7 @@ def explain(model_uri: str, data_path: Path, global_importance: bool, target: st
     """
     from workbench.explain import Explainer
 
-    data = _read_table(data_path)
+    data = read_table(data_path)
     explainer = Explainer(method=method, max_evals=max_evals).fit(model_uri)  # type: ignore[arg-type]
     if global_importance:
         result = explainer.explain_global(data, target=target, max_rows=max_rows)

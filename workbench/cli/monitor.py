@@ -7,22 +7,8 @@ from typing import Any
 
 import click
 
+from workbench.cli._files import TABLE_SUFFIXES, read_table
 from workbench.cli._output import emit, json_option
-
-_DATA_SUFFIXES = (".csv", ".parquet", ".pq")
-
-
-def _read_table(path: Path) -> Any:
-    import pandas as pd
-
-    from workbench.errors import InvalidInputError
-
-    try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
-    except (OSError, ValueError, ImportError) as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc}") from exc
 
 
 def _reference(spec: str) -> Any:
@@ -30,10 +16,10 @@ def _reference(spec: str) -> Any:
     from workbench.profile import ReferenceProfile
 
     path = Path(spec)
-    if path.suffix.lower() in _DATA_SUFFIXES:
+    if path.suffix.lower() in TABLE_SUFFIXES:
         if not path.exists():
             raise InvalidInputError(f"no reference file {spec}: give a CSV or Parquet file, or a model URI")
-        return ReferenceProfile.from_data(_read_table(path))
+        return ReferenceProfile.from_data(read_table(path))
     if path.is_dir():
         from workbench.registry import load_profile
 
@@ -103,7 +89,7 @@ def drift(reference: str, current: Path | None, current_url: str | None, deploym
     if current is not None:
         if not current.exists():
             raise InvalidInputError(f"no current data file {current}")
-        frame = _read_table(current)
+        frame = read_table(current)
         where = str(current)
     else:
         if deployment is not None:

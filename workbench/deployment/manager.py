@@ -53,6 +53,7 @@ from workbench.predlog import (
     PredictionPage,
     ServerSource,
     feedback_items,
+    labelled_rows,
     recent_rows,
     send_feedback,
 )
@@ -210,6 +211,11 @@ class Deployment:
         the challenger's), oldest first: inputs in their training dtypes, outputs, and ``request_id``,
         ``ts``, ``model_version``, ``seq`` and ``source`` for each row."""
         return recent_rows(self.log_sources, rows)
+
+    def labelled_rows(self, rows: int = 1000) -> LogRows:
+        """:meth:`recent_rows` with each row's position in its request (``row``) and the feedback it
+        got: ``truth`` and ``reward``, missing where none arrived yet."""
+        return labelled_rows(self.log_sources, rows)
 
 
 def _feedback_frame(request_ids: Any, truth: Any, reward: Any, rows: Any) -> pd.DataFrame:

@@ -12,6 +12,8 @@
         alerts=[NotebookAlerts(), WebhookAlerts("http://hooks.local/drift")],
     )
     report = monitor.update()        # pull what is new from every source, test the latest window
+    report.performance               # measured on the window's rows whose ground truth arrived
+    monitor.performance()            # per window over time, with how many labels each had
     monitor.history_frame()          # every update's per-feature statistics, for plots
     monitor.alerts                   # threshold crossings: time, feature, statistic, threshold
     monitor.start(interval=10)       # or keep updating in a background thread
@@ -21,6 +23,11 @@ Each update pulls only records after each source's cursor, appends them to the w
 costs milliseconds; the multivariate test (about a second) runs every ``multivariate_every`` updates.
 An alert is raised when a check *crosses* its threshold (it was fine in the previous update), not
 again on every update while it stays crossed.
+
+Ground truth sent to the deployment later (``dep.log_feedback``, ``POST .../feedback``) is read from
+the same sources after its own cursor and joined to the predictions it labels, so measured
+performance follows as labels arrive; ``performance_thresholds`` (``{"accuracy": 0.85}``,
+``{"rmse": 4.0}``) raise a ``performance`` alert when the window's measured value decays past one.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import html
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,9 +50,11 @@ from workbench.monitor._report import Report
 from workbench.monitor.drift import DriftDetector, DriftReport, DriftSettings, as_profile
 from workbench.monitor.outliers import OutlierDetector
 from workbench.monitor.performance import (
+    LOWER_IS_BETTER,
     ConfidenceBasedEstimator,
     PerformanceEstimate,
     PerformanceReport,
+    WindowPerformance,
     evaluate_performance,
     join_labels,
     probabilities,
@@ -53,7 +62,15 @@ from workbench.monitor.performance import (
 from workbench.monitor.quality import QualityReport, check_quality
 from workbench.monitor.stattests import ColumnSample
 from workbench.monitor.windows import Window
-from workbench.predlog import META_COLUMNS, PredictionSource, as_source, is_output_column, log_rows
+from workbench.predlog import (
+    META_COLUMNS,
+    FeedbackSource,
+    PredictionSource,
+    as_source,
+    is_output_column,
+    latest_feedback,
+    log_rows,
+)
 from workbench.profile import ReferenceProfile
 from workbench.serialize import jsonable
 
@@ -63,6 +80,9 @@ if TYPE_CHECKING:
 __all__ = ["Alert", "AlertCallback", "LiveMonitor", "MonitorReport", "NotebookAlerts", "WebhookAlerts"]
 
 _log = logging.getLogger(__name__)
+
+#: Measured metrics a performance threshold can be set on.
+_METRICS = frozenset({"accuracy", "f1", "auc", "log_loss", "mae", "rmse", "r2"})
 
 AlertKind = Literal["feature_drift", "dataset_drift", "multivariate_drift", "missing_rate", "schema",
                     "outliers", "performance"]
@@ -148,6 +168,8 @@ class MonitorReport(Report):
     expected_outlier_share: float | None = None
     estimate: PerformanceEstimate | None = None
     alerts: tuple[Alert, ...] = field(default=())
+    #: Performance measured on the window's rows whose ground truth has arrived (``None``: none has).
+    performance: WindowPerformance | None = None
 
     def summary(self) -> str:
         """One line: time, window, and each part's verdict."""
@@ -157,6 +179,9 @@ class MonitorReport(Report):
             parts.append(f"outliers {self.outlier_share:.3f} (expected {self.expected_outlier_share:.3f})")
         if self.estimate is not None:
             parts.append(self.estimate.summary())
+        if self.performance is not None:
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in self.performance.metrics.items())
+            parts.append(f"measured on {self.performance.n} labelled rows: {metrics}")
         if self.alerts:
             parts.append(f"{len(self.alerts)} new alerts")
         return "; ".join(parts)
@@ -177,6 +202,7 @@ class MonitorReport(Report):
             "outlier_share": self.outlier_share,
             "expected_outlier_share": self.expected_outlier_share,
             "estimate": self.estimate.to_dict() if self.estimate else None,
+            "performance": self.performance.to_dict() if self.performance else None,
             "alerts": [a.to_dict() for a in self.alerts],
         }
 
@@ -187,6 +213,9 @@ class MonitorReport(Report):
             metrics["outliers.share"] = self.outlier_share
         if self.estimate is not None:
             metrics.update(self.estimate.mlflow_metrics())
+        if self.performance is not None:
+            metrics.update({f"performance.{k}": v for k, v in self.performance.metrics.items()})
+            metrics["performance.labelled_rows"] = float(self.performance.n)
         return metrics
 
 
@@ -198,7 +227,9 @@ class LiveMonitor:
     ``outliers=True`` scores new rows with an :class:`OutlierDetector`; ``estimator`` (a fitted
     :class:`ConfidenceBasedEstimator`) estimates accuracy from the logged ``predict_proba``, or from
     ``model`` (an object with ``predict_proba``, e.g. ``wb.load_model(uri).get_raw_model()``) applied
-    to the logged inputs when the log has no probabilities.
+    to the logged inputs when the log has no probabilities. ``performance_thresholds`` maps measured
+    metrics (accuracy, f1, auc, log_loss; mae, rmse, r2) to the value past which the window's
+    performance raises an alert, once at least ``min_labels`` of its rows are labelled.
     """
 
     def __init__(
@@ -214,6 +245,8 @@ class LiveMonitor:
         estimator: ConfidenceBasedEstimator | None = None,
         model: Any = None,
         accuracy_alert_drop: float = 0.05,
+        performance_thresholds: Mapping[str, float] | None = None,
+        min_labels: int = 30,
         alerts: Sequence[AlertCallback] = (),
         history: int = 1000,
         page_size: int = 5000,
@@ -228,6 +261,12 @@ class LiveMonitor:
         self.estimator = estimator
         self.model = model
         self.accuracy_alert_drop = accuracy_alert_drop
+        self.performance_thresholds = dict(performance_thresholds or {})
+        unknown = sorted(set(self.performance_thresholds) - _METRICS)
+        if unknown:
+            raise InvalidInputError(f"no measured metric named {unknown}: thresholds can be set on "
+                                    f"{', '.join(sorted(_METRICS))}")
+        self.min_labels = min_labels
         self.callbacks = list(alerts)
         self.page_size = page_size
         self.keep_predictions = keep_predictions
@@ -235,6 +274,8 @@ class LiveMonitor:
         self.outlier_detector = OutlierDetector().fit(self.profile) if outliers else None
         #: Cursor per source name: the last ``seq`` read from it.
         self.cursors: dict[str, int] = {s.name: 0 for s in self.sources}
+        #: Cursor per source name in its feedback (ground truth) log.
+        self.feedback_cursors: dict[str, int] = {s.name: 0 for s in self.sources}
         self._history: collections.deque[MonitorReport] = collections.deque(maxlen=history)
         self._alerts: list[Alert] = []
         self._buffer = pd.DataFrame()
@@ -284,6 +325,28 @@ class LiveMonitor:
             return pd.DataFrame()
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
+    def pull_feedback(self, max_items: int = 1_000_000) -> pd.DataFrame:
+        """Feedback recorded since each source's feedback cursor: the newest value of each answered
+        row, with the ``source`` it came from."""
+        frames = []
+        for source in self.sources:
+            if not isinstance(source, FeedbackSource):
+                continue
+            since = self.feedback_cursors.get(source.name, 0)
+            pages, taken = [], 0
+            while taken < max_items:
+                page = source.fetch_feedback(since, self.page_size)
+                if not len(page):
+                    break
+                pages.append(page.records)
+                taken += len(page)
+                since = page.next_since
+                self.feedback_cursors[source.name] = since
+                if not page.more:
+                    break
+            frames.append(latest_feedback(pages, source=source.name))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
     # -- updating --------------------------------------------------------------------------------
 
     def update(self, rows: pd.DataFrame | None = None) -> MonitorReport | None:
@@ -293,9 +356,12 @@ class LiveMonitor:
         """
         with self._lock:
             new = self.pull() if rows is None else self._stamped(rows)
-            if not len(new):
+            truth = self.pull_feedback() if rows is None else pd.DataFrame()
+            if len(new):
+                self._append(new)
+            labelled = self._add_feedback(truth) if len(truth) else 0
+            if not len(self._buffer) or not (len(new) or labelled):
                 return None
-            self._append(new)
             window = self._buffer
             self._updates += 1
             run_mv = self.multivariate_every > 0 and (self._updates - 1) % self.multivariate_every == 0
@@ -317,7 +383,7 @@ class LiveMonitor:
             estimate = self._estimate(window)
             now = pd.Timestamp.now(tz="UTC")
             report = MonitorReport(now, str(self.window), len(window), len(new), drift, quality,
-                                   outlier_share, expected, estimate)
+                                   outlier_share, expected, estimate, performance=self._measured(window))
             alerts = self._crossings(report, self._history[-1] if self._history else None)
             report = _replace(report, alerts=tuple(alerts))
             self._history.append(report)
@@ -369,6 +435,34 @@ class LiveMonitor:
                 raise MonitoringError(f"the model could not give probabilities for the window: {exc}") from exc
         return self.estimator.estimate(proba) if proba is not None else None
 
+    def _add_feedback(self, feedback: pd.DataFrame) -> int:
+        """Join feedback's truths to the kept predictions they label (by log, record and row: a
+        request id a client reused names two answers); how many got one."""
+        truths = feedback[feedback["truth"].notna()] if len(feedback) else feedback
+        if not len(truths) or not len(self._predictions):
+            return 0
+        labels = pd.DataFrame({"source": truths["source"].to_numpy(),
+                               "seq": truths["prediction_seq"].to_numpy(dtype=np.int64),
+                               "_row_in_request": truths["row"].to_numpy(dtype=np.int64),
+                               "label": pd.Series(truths["truth"].tolist()).infer_objects().to_numpy()})
+        found = self._predictions.drop(columns=["label"], errors="ignore").merge(
+            labels, on=["source", "seq", "_row_in_request"], how="inner", sort=False)
+        labelled = pd.concat([self._labelled, found], ignore_index=True) if len(self._labelled) else found
+        self._labelled = labelled.drop_duplicates(["source", "seq", "_row_in_request"], keep="last").sort_values(
+            "seq", kind="stable").iloc[-self.keep_predictions:].reset_index(drop=True)
+        return len(found)
+
+    def _measured(self, window: pd.DataFrame) -> WindowPerformance | None:
+        """Performance on the labelled rows of the current window."""
+        labelled = self._labelled
+        if not len(labelled) or "ts" not in window.columns or not len(window):
+            return None
+        inside = labelled[labelled["ts"] >= float(window["ts"].min())]
+        if not len(inside) or "predict" not in inside.columns:
+            return None
+        report = evaluate_performance(inside)
+        return report.windows[-1] if report.windows else None
+
     def _crossings(self, report: MonitorReport, previous: MonitorReport | None) -> list[Alert]:
         now = report.time
         alerts: list[Alert] = []
@@ -406,6 +500,21 @@ class LiveMonitor:
                 alerts.append(Alert(now, "outliers", None, "outlier_share", report.outlier_share, limit,
                                     f"{report.outlier_share:.1%} of new rows are outliers (expected "
                                     f"{report.expected_outlier_share:.1%})"))
+        measured, before_measured = report.performance, previous.performance if previous else None
+        if measured is not None and measured.n >= self.min_labels:
+            for metric, limit in self.performance_thresholds.items():
+                value = measured.metrics.get(metric)
+                if value is None or np.isnan(value):
+                    continue
+                lower = metric in LOWER_IS_BETTER
+                past = value > limit if lower else value < limit
+                prior = before_measured.metrics.get(metric) if before_measured is not None else None
+                was = (prior is not None and before_measured is not None and before_measured.n >= self.min_labels
+                       and (prior > limit if lower else prior < limit))
+                if past and not was:
+                    alerts.append(Alert(now, "performance", None, metric, value, limit,
+                                        f"measured {metric} {'rose' if lower else 'fell'} to {value:.3f} on "
+                                        f"{measured.n} labelled rows (threshold {limit})"))
         if report.estimate is not None:
             limit = report.estimate.reference_accuracy - self.accuracy_alert_drop
             was = (previous is not None and previous.estimate is not None
@@ -480,6 +589,20 @@ class LiveMonitor:
                          "statistic": report.drift.share_drifted, "p_value": None,
                          "threshold": report.drift.drift_share, "drifted": report.drift.drifted})
         return pd.DataFrame(rows, columns=["time", "feature", "test", "statistic", "p_value", "threshold", "drifted"])
+
+    def performance_frame(self) -> pd.DataFrame:
+        """One row per update whose window had labelled rows: time, labelled rows (``n``) and each
+        measured metric; beside it ``estimated_accuracy`` where an estimator ran."""
+        rows = []
+        for report in self.history:
+            row: dict[str, Any] = {"time": report.time}
+            if report.performance is not None:
+                row.update({"n": report.performance.n, **dict(report.performance.metrics)})
+            if report.estimate is not None:
+                row["estimated_accuracy"] = report.estimate.expected_accuracy
+            if len(row) > 1:
+                rows.append(row)
+        return pd.DataFrame(rows)
 
     def alerts_frame(self) -> pd.DataFrame:
         """Every alert as a row."""

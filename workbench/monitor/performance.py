@@ -30,6 +30,7 @@ from workbench.monitor._report import Report
 from workbench.monitor.windows import Window
 
 __all__ = [
+    "LOWER_IS_BETTER",
     "ConfidenceBasedEstimator",
     "PerformanceEstimate",
     "PerformanceReport",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 Task = Literal["classification", "regression"]
+
+#: Measured metrics where a smaller value is better (the others: larger is better).
+LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse"})
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ def probabilities(rows: pd.DataFrame, column: str = "predict_proba") -> np.ndarr
 
 def _classification_metrics(y: np.ndarray, predicted: np.ndarray, proba: np.ndarray | None,
                             classes: Sequence[Any] | None) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
     labels = np.unique(np.concatenate([y, predicted]))
     binary = len(labels) <= 2
@@ -161,6 +165,14 @@ def _classification_metrics(y: np.ndarray, predicted: np.ndarray, proba: np.ndar
         except ValueError:  # classes missing from the window
             auc = float("nan")
     metrics["auc"] = auc
+    loss = float("nan")
+    if proba is not None:
+        order = list(classes) if classes is not None else list(range(proba.shape[1]))
+        try:
+            loss = float(log_loss(y, proba, labels=order))
+        except ValueError:  # labels outside the model's classes
+            loss = float("nan")
+    metrics["log_loss"] = loss
     return metrics
 
 

@@ -27,10 +27,13 @@ from workbench.predlog.log import PredictionLog
 from workbench.predlog.reader import LogRows, PredictionPage, log_rows, page_rows, read_predictions
 from workbench.predlog.schema import META_COLUMNS, OUTPUT_NAMES, LogRecord, is_output_column
 from workbench.predlog.sources import (
+    FeedbackSource,
     LogFolderSource,
     PredictionSource,
     ServerSource,
     as_source,
+    labelled_rows,
+    read_all_feedback,
     recent_records,
     recent_rows,
 )
@@ -40,6 +43,7 @@ __all__ = [
     "FeedbackPage",
     "FeedbackReport",
     "FeedbackResult",
+    "FeedbackSource",
     "LogFolderSource",
     "LogRecord",
     "LogRows",
@@ -52,10 +56,12 @@ __all__ = [
     "as_source",
     "feedback_items",
     "is_output_column",
+    "labelled_rows",
     "latest_feedback",
     "log_rows",
     "page_rows",
     "parse_feedback",
+    "read_all_feedback",
     "read_feedback",
     "read_predictions",
     "recent_records",

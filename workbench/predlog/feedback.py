@@ -54,8 +54,8 @@ FeedbackStatus = Literal["recorded", "corrected", "duplicate", "unknown", "out_o
 ACCEPTED: frozenset[str] = frozenset({"recorded", "corrected", "duplicate"})
 
 #: Columns of a page of feedback, in order.
-FEEDBACK_COLUMNS = ("seq", "request_id", "row", "truth", "reward", "ts", "predicted_ts", "model_version",
-                    "replica")
+FEEDBACK_COLUMNS = ("seq", "request_id", "row", "truth", "reward", "ts", "predicted_ts", "prediction_seq",
+                    "model_version", "replica")
 
 FEEDBACK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS feedback (
     reward REAL,
     ts REAL NOT NULL,                 -- when the feedback was recorded
     predicted_ts REAL NOT NULL,       -- when the answer it refers to was given
+    prediction_seq INTEGER NOT NULL,  -- the answer's record in this log (request ids may repeat)
     model_version TEXT,
     replica TEXT NOT NULL
 );
@@ -172,13 +173,13 @@ def record_feedback(conn: sqlite3.Connection, items: Sequence[FeedbackItem], *, 
     results = []
     for item in items:
         answered = conn.execute(
-            "SELECT n_rows, ts, model_version FROM predictions WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
+            "SELECT n_rows, ts, model_version, seq FROM predictions WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
             (item.request_id,)).fetchone()
         if answered is None:
             results.append(FeedbackResult(item.request_id, item.row, "unknown", message=(
                 "no answer with this request id was logged here: send the id the answer carried")))
             continue
-        n_rows, predicted_ts, version = int(answered[0]), float(answered[1]), answered[2]
+        n_rows, predicted_ts, version, seq = int(answered[0]), float(answered[1]), answered[2], int(answered[3])
         delay = round(now - predicted_ts, 3)
         if item.row >= n_rows:
             results.append(FeedbackResult(item.request_id, item.row, "out_of_range", version, delay,
@@ -196,9 +197,9 @@ def record_feedback(conn: sqlite3.Connection, items: Sequence[FeedbackItem], *, 
                                           "the same as the feedback already recorded: nothing changed"))
             continue
         conn.execute(
-            "INSERT INTO feedback (request_id, row, truth, reward, ts, predicted_ts, model_version, replica) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            (item.request_id, item.row, truth, reward, now, predicted_ts, version, replica))
+            "INSERT INTO feedback (request_id, row, truth, reward, ts, predicted_ts, prediction_seq, model_version, "
+            "replica) VALUES (?,?,?,?,?,?,?,?,?)",
+            (item.request_id, item.row, truth, reward, now, predicted_ts, seq, version, replica))
         replaced = []
         if item.has_truth and old_truth is not None and old_truth != truth:
             replaced.append(f"truth {orjson.loads(old_truth)!r}")
@@ -261,13 +262,16 @@ def read_feedback(folder: str | Path, since: int = 0, limit: int = 10_000) -> Fe
     return FeedbackPage(frame, int(rows[-1][0]) if rows else since, len(rows) >= limit)
 
 
-def latest_feedback(pages: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """The newest feedback of each (request_id, row) over pages of records read in order."""
+def latest_feedback(pages: Iterable[pd.DataFrame], source: str = "") -> pd.DataFrame:
+    """The newest feedback of each answered row over pages of one log's records read in order, with
+    a ``source`` column naming that log (rows are told apart by ``prediction_seq`` and ``row``: a
+    request id a client reused names two answers)."""
     frames = [p for p in pages if len(p)]
     if not frames:
-        return pd.DataFrame(columns=list(FEEDBACK_COLUMNS))
+        return pd.DataFrame(columns=[*FEEDBACK_COLUMNS, "source"])
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return frame.drop_duplicates(["request_id", "row"], keep="last").reset_index(drop=True)
+    frame = frame.drop_duplicates(["prediction_seq", "row"], keep="last").reset_index(drop=True)
+    return frame.assign(source=source)
 
 
 @dataclass(frozen=True)

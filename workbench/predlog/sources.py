@@ -19,10 +19,12 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from workbench.errors import MonitoringError, NotFoundError
+from workbench.predlog.feedback import FeedbackPage, latest_feedback, read_feedback
 from workbench.predlog.reader import LogRows, PredictionPage, log_rows, read_predictions
 from workbench.predlog.schema import META_COLUMNS, RECORD_COLUMNS
 
-__all__ = ["LogFolderSource", "PredictionSource", "ServerSource", "as_source", "recent_records", "recent_rows"]
+__all__ = ["FeedbackSource", "LogFolderSource", "PredictionSource", "ServerSource", "as_source", "labelled_rows",
+           "read_all_feedback", "recent_records", "recent_rows"]
 
 
 @runtime_checkable
@@ -34,6 +36,17 @@ class PredictionSource(Protocol):
 
     def fetch(self, since: int, limit: int) -> PredictionPage:
         """Records with ``seq > since``, oldest first, at most ``limit``."""
+        ...
+
+
+@runtime_checkable
+class FeedbackSource(Protocol):
+    """A source that also returns the feedback (ground truth, rewards) recorded beside its log."""
+
+    name: str
+
+    def fetch_feedback(self, since: int, limit: int) -> FeedbackPage:
+        """Feedback with ``seq > since``, oldest first, at most ``limit``."""
         ...
 
 
@@ -54,6 +67,13 @@ class LogFolderSource:
         except NotFoundError:
             return PredictionPage(pd.DataFrame(), since)
 
+    def fetch_feedback(self, since: int, limit: int) -> FeedbackPage:
+        """Feedback read straight from the log (an empty page while there is none)."""
+        try:
+            return read_feedback(self.folder, since=since, limit=limit)
+        except NotFoundError:
+            return FeedbackPage(pd.DataFrame(), since)
+
 
 class ServerSource:
     """A running inference server, read over HTTP (``GET /workbench/predictions``)."""
@@ -70,24 +90,34 @@ class ServerSource:
 
     def fetch(self, since: int, limit: int) -> PredictionPage:
         """One page from the server; connection problems become :class:`MonitoringError`."""
+        body = self._get("predictions", since, limit)
+        return PredictionPage.from_json(body) if body is not None else PredictionPage(pd.DataFrame(), since)
+
+    def fetch_feedback(self, since: int, limit: int) -> FeedbackPage:
+        """One page of the server's recorded feedback (``GET /workbench/feedback``)."""
+        body = self._get("feedback", since, limit)
+        return FeedbackPage.from_json(body) if body is not None else FeedbackPage(pd.DataFrame(), since)
+
+    def _get(self, what: str, since: int, limit: int) -> Any:
+        """The JSON body of ``/workbench/<what>``; ``None`` while the server has logged nothing."""
         import httpx
 
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout, headers=self.headers)
         try:
-            response = self._client.get(f"{self.url}/workbench/predictions",
+            response = self._client.get(f"{self.url}/workbench/{what}",
                                         params={"since": since, "limit": min(limit, 10_000)})
         except httpx.HTTPError as exc:
             raise MonitoringError(
-                f"cannot read predictions from {self.url} ({exc}): is the server running and the URL right?"
+                f"cannot read {what} from {self.url} ({exc}): is the server running and the URL right?"
             ) from exc
         if response.status_code == 404 and "no prediction log" in response.text:
-            return PredictionPage(pd.DataFrame(), since)
+            return None
         if response.status_code != 200:
             raise MonitoringError(
-                f"{self.url}/workbench/predictions answered {response.status_code}: {response.text[:200]}"
+                f"{self.url}/workbench/{what} answered {response.status_code}: {response.text[:200]}"
             )
-        return PredictionPage.from_json(response.json())
+        return response.json()
 
     def close(self) -> None:
         """Close the HTTP connection."""
@@ -133,18 +163,22 @@ def _sources(sources: PredictionSource | str | Path | Sequence[PredictionSource 
 
 
 def recent_rows(sources: PredictionSource | str | Path | Sequence[PredictionSource | str | Path], rows: int, *,
-                page_size: int = 10_000) -> LogRows:
+                page_size: int = 10_000, positions: bool = False) -> LogRows:
     """The newest ``rows`` rows over one or several logs (every replica of a deployment), oldest first.
 
     Each source is a log folder, a server URL or a :class:`~workbench.predlog.sources.PredictionSource`;
-    rows of several sources are merged by time. An empty result has the meta columns and no rows.
+    rows of several sources are merged by time. ``positions=True`` adds ``row``, each row's position
+    in its request (what feedback names). An empty result has the meta columns and no rows.
     """
     if rows <= 0:
         raise MonitoringError(f"reading recent rows needs a positive number of rows, got {rows}")
     chunks: list[LogRows] = []
     for src in _sources(sources):
         for page in _tail_pages(src, rows, lambda page: int(page.records["n_rows"].sum()), page_size):
-            chunks.append(log_rows(page.records, source=src.name))
+            chunk = log_rows(page.records, source=src.name)
+            if positions:  # pages hold whole requests: the count restarts at each one
+                chunk.frame["row"] = chunk.frame.groupby("seq", sort=False).cumcount()
+            chunks.append(chunk)
     if not chunks:
         return LogRows(pd.DataFrame(columns=list(META_COLUMNS)), (), ())
     inputs = tuple(dict.fromkeys(name for chunk in chunks for name in chunk.inputs))
@@ -153,6 +187,42 @@ def recent_rows(sources: PredictionSource | str | Path | Sequence[PredictionSour
     if len(chunks) > 1:
         frame = frame.sort_values("ts", kind="stable")
     return LogRows(frame.iloc[-rows:].reset_index(drop=True), inputs, outputs)
+
+
+def labelled_rows(sources: PredictionSource | str | Path | Sequence[PredictionSource | str | Path],
+                  rows: int, *, page_size: int = 10_000) -> LogRows:
+    """The newest ``rows`` rows (as :func:`recent_rows`, with ``row``) and the feedback each got:
+    ``truth`` and ``reward`` columns, missing where none arrived.
+
+    Each log's feedback labels that log's answers (the route records it on every server that
+    answered the request: a shadow challenger's log has it too).
+    """
+    found = _sources(sources)
+    logged = recent_rows(found, rows, page_size=page_size, positions=True)
+    feedback = pd.concat([read_all_feedback(src, page_size) for src in found], ignore_index=True)
+    frame = logged.frame
+    if "row" not in frame.columns:
+        frame = frame.assign(row=pd.Series(dtype="int64"))
+    truths = feedback[["source", "prediction_seq", "row", "truth", "reward"]].rename(columns={"prediction_seq": "seq"})
+    truths = truths.astype({"seq": "int64", "row": "int64"})
+    joined = frame.merge(truths, on=["source", "seq", "row"], how="left", sort=False)
+    return LogRows(joined, logged.inputs, logged.outputs)
+
+
+def read_all_feedback(source: PredictionSource, page_size: int = 10_000, since: int = 0) -> pd.DataFrame:
+    """Every feedback ``source`` recorded after ``since``: the newest of each answered row, with a
+    ``source`` column (empty for sources that keep no feedback)."""
+    pages = []
+    if isinstance(source, FeedbackSource):
+        while True:
+            page = source.fetch_feedback(since, page_size)
+            if not len(page):
+                break
+            pages.append(page.records)
+            since = page.next_since
+            if not page.more:
+                break
+    return latest_feedback(pages, source=source.name)
 
 
 def recent_records(sources: PredictionSource | str | Path | Sequence[PredictionSource | str | Path],

@@ -220,6 +220,7 @@ class _Routes:
     async def infer(self, request: Request) -> Response:
         info = RequestInfo(protocol="v2")
         try:
+            info = _with_client_id(info, request.headers.get("x-request-id"))  # the body's id wins
             self._check_model(request)
             body = _parse_json(await read_body(request, self.state.settings.max_body_bytes))
             response = await self._infer_v2(body, info)
