@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -203,3 +204,34 @@ def test_truth_sent_to_a_deployment_becomes_measured_performance_and_decay_alert
         assert bad.returncode == 1 and "1 unknown" in bad.stdout and "no answer with this request id" in bad.stdout
     finally:
         wb.stop("feedback-loop")
+
+
+def test_a_shadow_challenger_answers_under_the_champions_id_and_feedback_labels_both(register_versions,
+                                                                                     numeric_data) -> None:
+    """Requests sent without an id through the router: champion and shadow challenger log their
+    answers under one id, and one feedback call labels both (each server labels its own answer)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = numeric_data
+    v1, v2 = register_versions([LogisticRegression(), DecisionTreeClassifier(max_depth=2)], "feedback-shadow", "fb")
+    dep = wb.deploy(v1.uri, name="feedback-shadow")
+    try:
+        dep = wb.start_challenger("feedback-shadow", v2.uri, shadow=True)
+        ids = []
+        for i in range(5):
+            answer = httpx.post(f"{dep.url}/invocations", json={"dataframe_split": X.iloc[[i]].to_dict("split")})
+            ids.append(answer.headers["x-request-id"])
+        deadline = time.monotonic() + 30
+        while len(dep.recent_rows(100)) < 10 and time.monotonic() < deadline:
+            threading.Event().wait(0.2)  # the shadow copies are sent after the answers
+        sent = wb.log_feedback("feedback-shadow", pd.DataFrame({"request_id": ids, "truth": y.iloc[:5].to_numpy()}))
+        assert sent.counts["recorded"] == 5, sent.to_frame()
+        rows = dep.labelled_rows(100).frame
+        assert sorted(rows["model_version"].unique()) == sorted([v1.version, v2.version])
+        for version in (v1.version, v2.version):
+            mine = rows[rows["model_version"] == version]
+            assert sorted(mine["request_id"]) == sorted(ids)  # the same requests, under the same ids
+            assert mine.set_index("request_id").loc[ids, "truth"].tolist() == y.iloc[:5].tolist()
+    finally:
+        wb.stop("feedback-shadow")

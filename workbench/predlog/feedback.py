@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS feedback (
     model_version TEXT,
     replica TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS feedback_row ON feedback (request_id, row, seq);
+CREATE INDEX IF NOT EXISTS feedback_row ON feedback (prediction_seq, row, seq);
 """
 
 #: Longest request id accepted (the server's own are 32 hex characters).
@@ -162,10 +162,14 @@ def parse_feedback(body: Any) -> list[FeedbackItem]:
     return parsed
 
 
-def record_feedback(conn: sqlite3.Connection, items: Sequence[FeedbackItem], *, replica: str,
-                    now: float) -> list[FeedbackResult]:
+def record_feedback(conn: sqlite3.Connection, items: Sequence[FeedbackItem], *, replica: str, now: float,
+                    model_version: str | None) -> list[FeedbackResult]:
     """Classify and write ``items`` on ``conn``, inside the caller's transaction (so two writers
     never both record the "first" feedback for a row).
+
+    Each item labels the newest answer *of ``model_version``* with its request id: a server labels
+    its own answers. A champion and its shadow challenger may share one log and both answer a
+    request under the same id; the router sends the feedback to both, and each labels its own.
 
     Each written row holds the row's whole current feedback: an item that gives only a reward keeps
     the truth recorded before it, and the other way round.
@@ -173,8 +177,8 @@ def record_feedback(conn: sqlite3.Connection, items: Sequence[FeedbackItem], *, 
     results = []
     for item in items:
         answered = conn.execute(
-            "SELECT n_rows, ts, model_version, seq FROM predictions WHERE request_id = ? ORDER BY seq DESC LIMIT 1",
-            (item.request_id,)).fetchone()
+            "SELECT n_rows, ts, model_version, seq FROM predictions WHERE request_id = ? AND model_version IS ? "
+            "ORDER BY seq DESC LIMIT 1", (item.request_id, model_version)).fetchone()
         if answered is None:
             results.append(FeedbackResult(item.request_id, item.row, "unknown", message=(
                 "no answer with this request id was logged here: send the id the answer carried")))
@@ -187,8 +191,8 @@ def record_feedback(conn: sqlite3.Connection, items: Sequence[FeedbackItem], *, 
                                           f"0 to {n_rows - 1}"))
             continue
         latest = conn.execute(
-            "SELECT truth, reward FROM feedback WHERE request_id = ? AND row = ? ORDER BY seq DESC LIMIT 1",
-            (item.request_id, item.row)).fetchone()
+            "SELECT truth, reward FROM feedback WHERE prediction_seq = ? AND row = ? ORDER BY seq DESC LIMIT 1",
+            (seq, item.row)).fetchone()
         old_truth, old_reward = (latest[0], latest[1]) if latest is not None else (None, None)
         truth = orjson.dumps(item.truth) if item.has_truth else old_truth
         reward = item.reward if item.reward is not None else old_reward

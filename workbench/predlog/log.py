@@ -44,13 +44,14 @@ def _connect(path: Path) -> sqlite3.Connection:
 class _Job:
     """One call's worth of writing: prediction records or feedback items, and who to tell."""
 
-    __slots__ = ("done", "feedback", "records", "results")
+    __slots__ = ("done", "feedback", "records", "results", "version")
 
     def __init__(self, records: Sequence[LogRecord], feedback: Sequence[FeedbackItem],
-                 done: Callable[[BaseException | None], None]) -> None:
+                 done: Callable[[BaseException | None], None], version: str | None = None) -> None:
         self.records = list(records)
         self.feedback = list(feedback)
         self.done = done
+        self.version = version
         self.results: list[FeedbackResult] = []
 
 
@@ -90,15 +91,18 @@ class PredictionLog:
         self._put(_Job(records, (), done))
 
     def submit_feedback(self, items: Sequence[FeedbackItem],
-                        done: Callable[[list[FeedbackResult], BaseException | None], None]) -> None:
-        """Queue feedback; ``done(results, None)`` is called from the writer thread once what was
-        accepted is committed (``done([], error)`` if it could not be)."""
-        job = _Job((), items, lambda error: done(job.results if error is None else [], error))
+                        done: Callable[[list[FeedbackResult], BaseException | None], None], *,
+                        model_version: str | None) -> None:
+        """Queue feedback on the answers of ``model_version``; ``done(results, None)`` is called from
+        the writer thread once what was accepted is committed (``done([], error)`` if it could not be)."""
+        job = _Job((), items, lambda error: done(job.results if error is None else [], error), model_version)
         self._put(job)
 
-    def record_feedback(self, items: Sequence[FeedbackItem], timeout: float = 30.0) -> list[FeedbackResult]:
-        """Record feedback and wait for the commit (for callers outside the server's event loop)."""
-        job = _Job((), items, lambda error: None)
+    def record_feedback(self, items: Sequence[FeedbackItem], *, model_version: str | None,
+                        timeout: float = 30.0) -> list[FeedbackResult]:
+        """Record feedback on the answers of ``model_version`` and wait for the commit (for callers
+        outside the server's event loop)."""
+        job = _Job((), items, lambda error: None, model_version)
         self._wait(job, timeout)
         return job.results
 
@@ -183,7 +187,8 @@ class PredictionLog:
                     )
                     now = time.time()
                     for job in feedback:  # after the predictions: feedback may label one of them
-                        job.results = record_feedback(conn, job.feedback, replica=self.replica, now=now)
+                        job.results = record_feedback(conn, job.feedback, replica=self.replica, now=now,
+                                                      model_version=job.version)
                 error = None
                 break
             except sqlite3.OperationalError as exc:  # e.g. busy beyond the timeout, disk full

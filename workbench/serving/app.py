@@ -414,7 +414,7 @@ class _Routes:
             def done(results: list[FeedbackResult], error: BaseException | None) -> None:
                 loop.call_soon_threadsafe(_settle, committed, results, error)
 
-            self.state.log.submit_feedback(items, done)
+            self.state.log.submit_feedback(items, done, model_version=self.model.version)
             results = await committed
         except WorkbenchError as exc:
             return _v2_error(exc)

@@ -28,6 +28,7 @@ import itertools
 import json
 import random
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,8 +214,15 @@ class _Router:
             self.bandit_reward_sum.labels(arm.arm, arm.version).set(arm.reward_sum)
 
     def _headers(self, request: Request) -> dict[str, str]:
-        return {k: v for k, v in request.headers.items()
-                if k.lower() not in _HOP_HEADERS and k.lower() not in _CHECKED_HEADERS}
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in _HOP_HEADERS and k.lower() not in _CHECKED_HEADERS}
+        if request.method == "POST" and "x-request-id" not in request.headers:
+            # One id per request, given to every server that sees it: a shadow challenger logs its
+            # answer under the champion's id, so feedback on that id labels both answers.
+            if not hasattr(request.state, "request_id"):
+                request.state.request_id = uuid.uuid4().hex
+            headers["x-request-id"] = request.state.request_id
+        return headers
 
     async def send(self, variant: str, request: Request, body: bytes) -> httpx.Response:
         """Forward to the variant's servers in turn until one answers."""
