@@ -74,6 +74,12 @@ def wrk(url: str, body_file: Path, connections: int, seconds: int, content_type:
         f'wrk.headers["Content-Type"] = "{content_type}"\n'
         f'local f = io.open("{body_file}", "r"); wrk.body = f:read("*a"); f:close()\n'
     )
+    return wrk_script(url, script, connections, seconds)
+
+
+def wrk_script(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+    """Run wrk with the Lua ``script`` against ``url``; requests/s and latency percentiles (ms). Any
+    non-2xx answer is an error."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -79,6 +80,15 @@ def _duel(target: str, versions, numeric_data, **options) -> None:
         while _challenger_rows(name, challenger.version) < before + N_REQUESTS and time.monotonic() < deadline:
             time.sleep(0.5)
         assert _challenger_rows(name, challenger.version) == before + N_REQUESTS
+
+        # the truth of the shadowed requests reaches both versions' servers: each labels its own answer
+        ids = [r.headers["x-request-id"] for r in responses]
+        sent = wb.log_feedback(name, pd.DataFrame({"request_id": ids, "truth": 1}))
+        assert sent.counts["recorded"] == N_REQUESTS, sent.to_frame()
+        labelled = wb.get_deployment(name).labelled_rows(10_000).frame
+        for version in (champion.version, challenger.version):
+            mine = labelled[(labelled["model_version"].astype(str) == version) & labelled["request_id"].isin(ids)]
+            assert len(mine) == N_REQUESTS and (mine["truth"] == 1).all(), version
 
         # side by side
         table = wb.compare_versions(name).to_frame()
