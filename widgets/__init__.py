@@ -13,9 +13,11 @@ put one at the end of a cell, or several in a layout::
     wbw.DriftMonitor(deployment="churn")
     wbw.Explanations(model_uri="models:/churn@champion")
     wbw.ModelReview(model_name="churn")               # the whole page for one model
+    wbw.RetrainProgress(loop=wb.retrain_on(...))      # a retrain loop's steps as they happen
 
 Components: :class:`ExperimentBrowser`, :class:`ModelRegistry`, :class:`PackageBuilder`,
-:class:`Deployments`, :class:`DriftMonitor`, :class:`Explanations`, :class:`ModelReview`, and, when
+:class:`Deployments`, :class:`DriftMonitor`, :class:`Explanations`, :class:`ModelReview`,
+:class:`RetrainProgress`, and, when
 :mod:`workbench.governance` is installed, :class:`Fairness` and :class:`ModelCard`. Pages for
 ``panel serve``: :mod:`workbench.widgets.apps`. Progress bars for long calls from plain Python
 (``tqdm``: a widget in notebooks, text in terminals): :mod:`workbench.widgets.progress`.
@@ -56,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "ModelRegistry": "workbench.widgets.registry",
     "ModelReview": "workbench.widgets.review",
     "PackageBuilder": "workbench.widgets.packaging",
+    "RetrainProgress": "workbench.widgets.retrain",
 }
 
 __all__ = sorted([*_EXPORTS, "extension", "governance_available"])
@@ -115,3 +118,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from workbench.widgets.registry import ModelRegistry
     from workbench.widgets.review import ModelReview
     from workbench.widgets.packaging import PackageBuilder
+    from workbench.widgets.retrain import RetrainProgress
