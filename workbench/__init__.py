@@ -112,6 +112,9 @@ _EXPORTS: dict[str, str] = {
     "policy_path": "workbench.governance",
     "publish_policy": "workbench.governance",
     "waive": "workbench.governance",
+    # what changed between two versions
+    "VersionDiff": "workbench.diff",
+    "diff": "workbench.diff",
     # at a glance
     "DeploymentGlance": "workbench.overview",
     "Glances": "workbench.overview",
@@ -166,6 +169,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         stop,
         update,
     )
+    from workbench.diff import VersionDiff, diff
     from workbench.explain import (
         Explainer,
         FeatureDependence,

@@ -46,6 +46,7 @@ __all__ = [
     "load_model",
     "load_profile",
     "model_size",
+    "model_file",
     "models",
     "register",
     "registered_version",
@@ -502,6 +503,28 @@ def model_size(model_uri: str) -> int:
                 else:
                     total += int(entry.file_size or 0)
     return total
+
+
+def model_file(model_uri: str, path: str) -> str | None:
+    """The text of one file stored with a model (``requirements.txt``, ``MLmodel``, ...), read
+    without downloading the rest of the model; ``None`` when the model has no such file."""
+    import mlflow.artifacts
+
+    _mlflow.ensure_ready()
+    check_model_uri(model_uri)
+    root = _artifact_root(model_uri)
+    if ":/" not in root or root.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        local = (Path(unquote(urlparse(root).path)) if root.startswith("file:") else Path(root)) / path
+        return local.read_text() if local.is_file() else None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
+                found = mlflow.artifacts.download_artifacts(artifact_uri=f"{root.rstrip('/')}/{path}", dst_path=tmp)
+        except NotFoundError:
+            return None
+        return Path(found).read_text()
 
 
 def load_profile(model_uri: str) -> ReferenceProfile:

@@ -1,4 +1,5 @@
-"""``workbench info``, ``runs`` and ``models``: what the workspace holds."""
+"""``workbench info``, ``runs``, ``models`` and ``diff``: what the workspace holds, and what changed
+between two of its versions."""
 
 from __future__ import annotations
 
@@ -85,4 +86,26 @@ def models(name: str | None, as_json: bool) -> None:
     )
 
 
-COMMANDS = [info, runs, models]
+@click.command()
+@click.argument("a")
+@click.argument("b")
+@json_option
+def diff(a: str, b: str, as_json: bool) -> None:
+    """Show what changed from version A to version B: params, metrics, signature, packages, training
+    data (row counts, drifted features) and predictions on the same rows.
+
+    A and B are models:/<name>/<version>, models:/<name>@<alias> or run ids.
+    """
+    import workbench as wb
+
+    result = wb.diff(a, b)
+    if as_json:
+        emit(result.to_dict(), True)
+        return
+    click.echo(result.summary())
+    emit(result.to_frame().astype(object).fillna("-"), False)  # "-" where a side has no value
+    for note in result.notes:
+        click.echo(f"not compared: {note}")
+
+
+COMMANDS = [info, runs, models, diff]
