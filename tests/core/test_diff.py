@@ -18,7 +18,7 @@ from sklearn.tree import DecisionTreeClassifier
 import workbench as wb
 from workbench.errors import InvalidInputError, RunNotFoundError
 
-from tests.core.test_cli import run_cli
+from test_cli import run_cli
 
 SHIFTED = "mean texture"  # the feature version 2's data shifts (a column name with a space)
 
