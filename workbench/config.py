@@ -60,6 +60,17 @@ def _env_float(name: str, default: float) -> float:
         ) from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = (os.environ.get(_ENV_PREFIX + name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{_ENV_PREFIX}{name}={raw!r} is not a yes or no: set it to 1 or 0, or unset it")
+
+
 def _env_list(name: str) -> tuple[str, ...]:
     raw = os.environ.get(_ENV_PREFIX + name) or ""
     return tuple(item.strip() for item in raw.split(",") if item.strip())
@@ -114,6 +125,12 @@ class Settings:
     sign_in_attempts: int = 5
     #: Seconds a client stays locked out after too many wrong passwords (``WORKBENCH_SIGN_IN_LOCKOUT``).
     sign_in_lockout: float = 60.0
+    #: Store the code that trained a model with it at ``log_model`` (``WORKBENCH_CAPTURE_CODE``, 1 or
+    #: 0): the notebook's executed cells or the script, the git commit and the uncommitted diff.
+    capture_code: bool = True
+    #: Most bytes of each captured code file (``WORKBENCH_MAX_CODE_BYTES``); longer ones are cut and
+    #: marked as cut.
+    max_code_bytes: int = 1_000_000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -131,6 +148,8 @@ class Settings:
             raise ConfigurationError("sign_in_attempts (WORKBENCH_SIGN_IN_ATTEMPTS) must be at least 1")
         if self.sign_in_lockout < 0:
             raise ConfigurationError("sign_in_lockout (WORKBENCH_SIGN_IN_LOCKOUT) cannot be negative")
+        if self.max_code_bytes <= 0:
+            raise ConfigurationError("max_code_bytes (WORKBENCH_MAX_CODE_BYTES) must be positive")
         object.__setattr__(self, "allowed_origins", tuple(o.rstrip("/") for o in self.allowed_origins))
 
     @classmethod
@@ -151,6 +170,8 @@ class Settings:
             allowed_origins=_env_list("ALLOWED_ORIGINS"),
             sign_in_attempts=_env_int("SIGN_IN_ATTEMPTS", cls.sign_in_attempts),
             sign_in_lockout=_env_float("SIGN_IN_LOCKOUT", cls.sign_in_lockout),
+            capture_code=_env_bool("CAPTURE_CODE", cls.capture_code),
+            max_code_bytes=_env_int("MAX_CODE_BYTES", cls.max_code_bytes),
         )
 
     @property
@@ -205,6 +226,8 @@ class Settings:
         env[_ENV_PREFIX + "LOG_PAGE_BYTES"] = str(self.log_page_bytes)
         env[_ENV_PREFIX + "SIGN_IN_ATTEMPTS"] = str(self.sign_in_attempts)
         env[_ENV_PREFIX + "SIGN_IN_LOCKOUT"] = str(self.sign_in_lockout)
+        env[_ENV_PREFIX + "CAPTURE_CODE"] = "1" if self.capture_code else "0"
+        env[_ENV_PREFIX + "MAX_CODE_BYTES"] = str(self.max_code_bytes)
         if self.allowed_origins:
             env[_ENV_PREFIX + "ALLOWED_ORIGINS"] = ",".join(self.allowed_origins)
         return env

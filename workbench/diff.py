@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import _mlflow
+from workbench.capture import CODE_DIR, CODE_MANIFEST, GIT_DIFF_FILE
 from workbench.errors import InvalidInputError, ModelNotFoundError, WorkbenchError
 from workbench.monitor import DriftDetector, DriftSettings
 from workbench.profile import NumericProfile, ReferenceProfile
@@ -38,8 +39,8 @@ from workbench.tracking import get_run
 __all__ = ["DIFF_COLUMNS", "Difference", "DifferenceKind", "VersionDiff", "diff"]
 
 #: What a difference is about, in the order the frame lists them.
-DifferenceKind = Literal["param", "metric", "signature", "environment", "data", "predictions"]
-_KINDS: tuple[DifferenceKind, ...] = ("param", "metric", "signature", "environment", "data", "predictions")
+DifferenceKind = Literal["param", "metric", "code", "signature", "environment", "data", "predictions"]
+_KINDS: tuple[DifferenceKind, ...] = ("param", "metric", "code", "signature", "environment", "data", "predictions")
 #: The columns of :meth:`VersionDiff.to_frame`.
 DIFF_COLUMNS = ("kind", "name", "a", "b", "detail")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -76,6 +77,8 @@ class VersionDiff:
     rows_differing: int = 0
     #: What could not be compared, and why (e.g. a model logged without training data).
     notes: tuple[str, ...] = ()
+    #: A unified diff of the captured code (the notebook's cells or the script), when it changed.
+    code_diff: str = ""
 
     def __bool__(self) -> bool:
         return bool(self.differences)
@@ -107,12 +110,16 @@ class VersionDiff:
         return {"a": self.a, "b": self.b, "summary": self.summary(),
                 "differences": [d.to_dict() for d in self.differences],
                 "rows_compared": self.rows_compared, "rows_differing": self.rows_differing,
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "code_diff": self.code_diff}
 
     def _repr_html_(self) -> str:
         from workbench.cards import Tone, card
 
+        import html
+
         table = self.to_frame().to_html(index=False, na_rep="-") if self.differences else ""
+        if self.code_diff:
+            table += f"<pre style='font-size:0.85em;max-height:30em;overflow:auto'>{html.escape(self.code_diff)}</pre>"
         badge: tuple[str, Tone] = ((f"{len(self.differences)} differences", "warn") if self.differences
                                    else ("no differences", "good"))
         return card("Version diff", f"{self.a} → {self.b}", badges=[badge], table=table, rows=[
@@ -183,6 +190,69 @@ def _runs(a: _Side, b: _Side, notes: list[str]) -> list[Difference]:
         return []
     run_a, run_b = get_run(a.run_id), get_run(b.run_id)
     return _changed("param", run_a.params, run_b.params) + _changed("metric", run_a.metrics, run_b.metrics)
+
+
+@dataclass(frozen=True)
+class _Code:
+    name: str
+    text: str
+    git_commit: str | None
+    uncommitted: str
+
+
+def _captured(uri: str) -> _Code | None:
+    manifest = model_file(uri, f"{CODE_DIR}/{CODE_MANIFEST}")
+    if manifest is None:
+        return None
+    meta = json.loads(manifest)
+    name = meta.get("code_file") or ""
+    text = (model_file(uri, f"{CODE_DIR}/{name}") or "") if name else ""
+    return _Code(name, text, meta.get("git_commit"), model_file(uri, f"{CODE_DIR}/{GIT_DIFF_FILE}") or "")
+
+
+def _unified(a: str, b: str, from_file: str, to_file: str) -> tuple[str, int, int]:
+    """The unified diff of two texts, and how many lines it adds and removes."""
+    import difflib
+
+    lines = list(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
+                                      fromfile=from_file, tofile=to_file))
+    text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    return text, *_counts(text)
+
+
+def _code(uri_a: str, uri_b: str, notes: list[str]) -> tuple[list[Difference], str]:
+    code_a, code_b = _captured(uri_a), _captured(uri_b)
+    if code_a is None or code_b is None:
+        if code_a is not code_b:
+            notes.append(f"code: only {'a' if code_a is not None else 'b'} stored the code that trained it")
+        return [], ""
+    out = []
+    shown = ""
+    if code_a.text != code_b.text:
+        shown, added, removed = _unified(code_a.text, code_b.text, f"a/{code_a.name}", f"b/{code_b.name}")
+        out.append(Difference("code", code_b.name or code_a.name, code_a.name, code_b.name,
+                              f"+{added} -{removed} lines (code_diff)"))
+    if code_a.git_commit != code_b.git_commit:
+        out.append(Difference("code", "git commit", code_a.git_commit, code_b.git_commit, "another commit"))
+    if code_a.uncommitted != code_b.uncommitted:
+        out.append(Difference("code", "uncommitted changes", _size(code_a.uncommitted), _size(code_b.uncommitted),
+                              f"git diff HEAD when each was logged (stored as {CODE_DIR}/{GIT_DIFF_FILE})"))
+    return out, shown
+
+
+def _size(patch: str) -> str:
+    """``+3 -1 lines`` for a patch, ``none`` for an empty one."""
+    if not patch:
+        return "none"
+    added, removed = _counts(patch)
+    return f"+{added} -{removed} lines"
+
+
+def _counts(patch: str) -> tuple[int, int]:
+    """Lines a unified diff adds and removes (its file headers not counted)."""
+    lines = patch.splitlines()
+    return (sum(1 for line in lines if line.startswith("+") and not line.startswith("+++")),
+            sum(1 for line in lines if line.startswith("-") and not line.startswith("---")))
 
 
 def _mlmodel(uri: str) -> dict[str, Any]:
@@ -336,6 +406,8 @@ def diff(a: str, b: str) -> VersionDiff:
         notes.append(f"model: {side_a.given if side_a.model_uri is None else side_b.given} logged no model")
         return VersionDiff(a, b, tuple(found), notes=tuple(notes))
     uri_a, uri_b = side_a.model_uri, side_b.model_uri
+    code_found, code_diff = _code(uri_a, uri_b, notes)
+    found += code_found
     meta_a, meta_b = _mlmodel(uri_a), _mlmodel(uri_b)
     found += _signature(meta_a, meta_b)
     found += _environment(uri_a, uri_b, meta_a, meta_b, notes)
@@ -354,5 +426,5 @@ def diff(a: str, b: str) -> VersionDiff:
                                     f"{rows_differing} of {rows_compared} rows answered differently "
                                     f"({rows_differing / rows_compared:.1%})"))
     return VersionDiff(a, b, tuple(found), rows_compared=rows_compared, rows_differing=rows_differing,
-                       notes=tuple(notes))
+                       notes=tuple(notes), code_diff=code_diff)
 

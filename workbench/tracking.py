@@ -20,8 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from workbench import _mlflow
+from workbench.capture import capture_code as _capture_code
+from workbench.capture import git_commit
 from workbench.config import get_settings
 from workbench.errors import (
     ExperimentNotFoundError,
@@ -112,23 +112,6 @@ class LoggedModel:
     signature: Mapping[str, Any] | None
     data_hash: str | None
     git_commit: str | None
-
-
-def git_commit(path: str | os.PathLike[str] | None = None) -> str | None:
-    """The commit checked out in the git repository containing ``path`` (default: the cwd)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=path or os.getcwd(),
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and len(commit) == 40 else None
 
 
 def _to_experiment(exp: Any) -> Experiment:
@@ -366,6 +349,7 @@ def log_model(
     signature: Any = None,
     flavor: str | None = None,
     pip_requirements: Sequence[str] | None = None,
+    capture_code: bool | None = None,
     **flavor_kwargs: Any,
 ) -> LoggedModel:
     """Log a model to the active run with a signature, an input example and a reference profile.
@@ -377,6 +361,10 @@ def log_model(
     ``flavor`` defaults to the one matching the model's library (``sklearn`` for
     scikit-learn compatible estimators, ``pyfunc`` for :class:`mlflow.pyfunc.PythonModel`).
     Starts a run in the Default experiment if none is active.
+
+    The code that trained the model is stored with it (``training_code/``: the notebook's executed cells or
+    the script, the git commit and the uncommitted diff; see :mod:`workbench.capture`) unless
+    ``capture_code=False`` or the ``capture_code`` setting (``WORKBENCH_CAPTURE_CODE=0``) is off.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -432,7 +420,9 @@ def log_model(
         pip_requirements = model_requirements(model, libraries)
     model_arg = {"python_model": model} if flavor == "pyfunc" else {}
     commit = git_commit()
-    tags = {TAG_USER: get_settings().user, TAG_FLAVOR: flavor}
+    settings = get_settings()
+    code = _capture_code(settings.max_code_bytes) if (settings.capture_code if capture_code is None else capture_code) else None
+    tags = {TAG_USER: settings.user, TAG_FLAVOR: flavor}
     if commit:
         tags[TAG_GIT_COMMIT] = commit
     if profile is not None:
@@ -447,12 +437,14 @@ def log_model(
         else:
             info = _log(flavor_module, flavor, model, model_arg, name, signature,
                         input_example, pip_requirements, tags, kwargs)
-        if profile is not None or table_schema is not None:
+        if profile is not None or table_schema is not None or code is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 if profile is not None:
                     profile.save(Path(tmp) / PROFILE_DIR)
                 if table_schema is not None:
                     table_schema.save(Path(tmp) / TABLE_SCHEMA_FILE)
+                if code is not None:
+                    code.save(Path(tmp))
                 _mlflow.client().log_model_artifacts(info.model_id, tmp)
     sig = info.signature.to_dict() if info.signature is not None else None
     return LoggedModel(

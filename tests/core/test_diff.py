@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -17,6 +21,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 import workbench as wb
 from workbench.errors import InvalidInputError, RunNotFoundError
+from workbench.registry import model_file
 
 from test_cli import run_cli
 
@@ -173,3 +178,117 @@ def test_the_cli_prints_the_table_and_json(session_workspace, versions) -> None:
     assert data == json.loads(json.dumps(wb.diff(first.version.uri, second.version.uri).to_dict()))
     same = run_cli("diff", first.version.uri, first.version.uri, home=home).stdout
     assert same.startswith("no differences")
+
+
+# The code that trained a version: captured at log_model, compared by diff.
+
+TRAIN_SCRIPT = """\
+import sys
+
+import mlflow
+from sklearn.datasets import load_breast_cancer
+from sklearn.tree import DecisionTreeClassifier
+
+import workbench as wb
+
+name, capture = sys.argv[1], {"on": True, "off": False, "default": None}[sys.argv[2]]
+data = load_breast_cancer(as_frame=True)
+max_depth = 3
+with wb.start_run(experiment=name):
+    mlflow.log_param("max_depth", max_depth)
+    model = DecisionTreeClassifier(max_depth=max_depth, random_state=0).fit(data.data, data.target)
+    logged = wb.log_model(model, training_data=data.data, training_labels=data.target, capture_code=capture)
+print(wb.register(logged, name).uri)
+"""
+
+
+def _run(args: list[str], cwd: Path, home: Path, **env: str) -> str:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "WORKBENCH_HOME": str(home), **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=repo,
+                   check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def script_versions(session_workspace, tmp_path_factory) -> tuple[str, str, str, Path]:
+    """Version 1 from a committed script; version 2 from the same script edited (max_depth 5) and
+    not committed."""
+    repo = tmp_path_factory.mktemp("repo")
+    script = repo / "train.py"
+    script.write_text(TRAIN_SCRIPT)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "train.py")
+    _git(repo, "commit", "-q", "-m", "train")
+    name = f"code-{uuid.uuid4().hex[:8]}"
+    home = session_workspace.home
+    first = _run([sys.executable, str(script), name, "default"], repo, home)
+    script.write_text(TRAIN_SCRIPT.replace("max_depth = 3", "max_depth = 5"))
+    second = _run([sys.executable, str(script), name, "default"], repo, home)
+    return first, second, name, repo
+
+
+def test_the_script_and_its_git_state_are_stored_and_diffed(script_versions) -> None:
+    first, second, _, repo = script_versions
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    stored = model_file(first, "training_code/train.py")
+    assert stored == TRAIN_SCRIPT
+    manifest = json.loads(model_file(first, "training_code/capture.json"))
+    assert manifest["source"] == "script" and manifest["git_commit"] == commit and manifest["cut"] == []
+    assert model_file(first, "training_code/uncommitted.diff") is None  # the committed script, unchanged
+    assert "+max_depth = 5" in model_file(second, "training_code/uncommitted.diff")
+
+    result = wb.diff(first, second)
+    code = result.to_frame().query("kind == 'code'")
+    assert code[["name", "a", "b", "detail"]].values.tolist() == [
+        ["train.py", "train.py", "train.py", "+1 -1 lines (code_diff)"],
+        ["uncommitted changes", "none", "+1 -1 lines", "git diff HEAD when each was logged "
+                                                      "(stored as training_code/uncommitted.diff)"],
+    ]
+    assert "-max_depth = 3\n+max_depth = 5\n" in result.code_diff
+    assert result.code_diff.startswith("--- a/train.py\n+++ b/train.py\n")
+    assert result.to_frame().query("kind == 'param'")["name"].tolist() == ["max_depth"]
+    assert wb.diff(first, first).code_diff == ""
+
+
+def test_code_capture_is_turned_off_by_argument_or_setting_and_bounded(script_versions, session_workspace) -> None:
+    first, _, name, repo = script_versions
+    home = session_workspace.home
+    off = _run([sys.executable, str(repo / "train.py"), name, "off"], repo, home)
+    assert model_file(off, "training_code/capture.json") is None
+    setting_off = _run([sys.executable, str(repo / "train.py"), name, "default"], repo, home,
+                       WORKBENCH_CAPTURE_CODE="0")
+    assert model_file(setting_off, "training_code/capture.json") is None
+    assert "code: only a stored the code that trained it" in wb.diff(first, off).notes
+    forced = _run([sys.executable, str(repo / "train.py"), name, "on"], repo, home,
+                  WORKBENCH_CAPTURE_CODE="0", WORKBENCH_MAX_CODE_BYTES="100")
+    manifest = json.loads(model_file(forced, "training_code/capture.json"))
+    assert manifest["cut"] == ["train.py", "uncommitted.diff"]
+    assert manifest["bytes"]["train.py"] == 100
+    assert model_file(forced, "training_code/train.py") == TRAIN_SCRIPT.encode()[:100].decode()
+
+
+def test_a_notebooks_executed_cells_are_stored(session_workspace, tmp_path) -> None:
+    name = f"cells-{uuid.uuid4().hex[:8]}"
+    cells = [
+        "import mlflow\nfrom sklearn.datasets import load_breast_cancer\n"
+        "from sklearn.tree import DecisionTreeClassifier\nimport workbench as wb",
+        "data = load_breast_cancer(as_frame=True)",
+        "model = DecisionTreeClassifier(max_depth=2).fit(data.data, data.target)",
+        f"logged = wb.log_model(model, training_data=data.data)\nprint(wb.register(logged, {name!r}).uri)",
+    ]
+    program = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        f"for cell in {cells!r}:\n"
+        "    shell.run_cell(cell, store_history=True).raise_error()\n"
+    )
+    uri = _run([sys.executable, "-c", program], tmp_path, session_workspace.home)
+    stored = model_file(uri, "training_code/notebook.py")
+    assert stored == "\n\n".join(f"# In[{n}]:\n{cell}\n" for n, cell in enumerate(cells, start=1))
+    manifest = json.loads(model_file(uri, "training_code/capture.json"))
+    assert manifest["source"] == "notebook" and manifest["git_commit"] is None
