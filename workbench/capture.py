@@ -13,8 +13,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 __all__ = ["CODE_DIR", "CODE_MANIFEST", "GIT_DIFF_FILE", "CapturedCode", "capture_code", "git_commit"]
@@ -36,7 +38,7 @@ class CapturedCode:
     #: Where it came from: the script's path, or ``None`` for a notebook.
     path: str | None
     #: File name (in :data:`CODE_DIR`) -> text, cut at the size limit.
-    files: dict[str, str] = field(default_factory=dict)
+    files: Mapping[str, str] = field(default_factory=dict)
     git_commit: str | None = None
     #: Files that were longer than the limit and were cut.
     cut: tuple[str, ...] = ()
@@ -132,4 +134,4 @@ def capture_code(max_bytes: int) -> CapturedCode | None:
         if was_cut:
             cut.append(name)
     return CapturedCode("notebook" if cells is not None else "script", str(script) if script else None,
-                        kept, commit, tuple(cut))
+                        MappingProxyType(kept), commit, tuple(cut))

@@ -232,7 +232,7 @@ def script_versions(session_workspace, tmp_path_factory) -> tuple[str, str, str,
     return first, second, name, repo
 
 
-def test_the_script_and_its_git_state_are_stored_and_diffed(script_versions) -> None:
+def test_the_script_and_its_git_state_are_stored_and_diffed(script_versions, session_workspace) -> None:
     first, second, _, repo = script_versions
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     stored = model_file(first, "training_code/train.py")
@@ -253,6 +253,9 @@ def test_the_script_and_its_git_state_are_stored_and_diffed(script_versions) -> 
     assert result.code_diff.startswith("--- a/train.py\n+++ b/train.py\n")
     assert result.to_frame().query("kind == 'param'")["name"].tolist() == ["max_depth"]
     assert wb.diff(first, first).code_diff == ""
+    printed = run_cli("diff", first, second, home=session_workspace.home).stdout
+    assert printed.endswith(result.code_diff)
+    assert any(line.split()[:2] == ["code", "train.py"] for line in printed.splitlines())
 
 
 def test_code_capture_is_turned_off_by_argument_or_setting_and_bounded(script_versions, session_workspace) -> None:

@@ -106,6 +106,8 @@ def diff(a: str, b: str, as_json: bool) -> None:
     emit(result.to_frame().astype(object).fillna("-"), False)  # "-" where a side has no value
     for note in result.notes:
         click.echo(f"not compared: {note}")
+    if result.code_diff:
+        click.echo(result.code_diff, nl=False)
 
 
 COMMANDS = [info, runs, models, diff]
