@@ -362,8 +362,8 @@ def log_model(
     scikit-learn compatible estimators, ``pyfunc`` for :class:`mlflow.pyfunc.PythonModel`).
     Starts a run in the Default experiment if none is active.
 
-    The code that trained the model is stored with it (``training_code/``: the notebook's executed cells or
-    the script, the git commit and the uncommitted diff; see :mod:`workbench.capture`) unless
+    The code that trained the model is stored with it (``training_code/``: the notebook's executed
+    cells or the script, the git commit and the uncommitted diff; see :mod:`workbench.capture`) unless
     ``capture_code=False`` or the ``capture_code`` setting (``WORKBENCH_CAPTURE_CODE=0``) is off.
     """
     import mlflow
@@ -421,7 +421,8 @@ def log_model(
     model_arg = {"python_model": model} if flavor == "pyfunc" else {}
     commit = git_commit()
     settings = get_settings()
-    code = _capture_code(settings.max_code_bytes) if (settings.capture_code if capture_code is None else capture_code) else None
+    wants_code = settings.capture_code if capture_code is None else capture_code
+    code = _capture_code(settings.max_code_bytes) if wants_code else None
     tags = {TAG_USER: settings.user, TAG_FLAVOR: flavor}
     if commit:
         tags[TAG_GIT_COMMIT] = commit
