@@ -295,3 +295,8 @@ def test_a_notebooks_executed_cells_are_stored(session_workspace, tmp_path) -> N
     assert stored == "\n\n".join(f"# In[{n}]:\n{cell}\n" for n, cell in enumerate(cells, start=1))
     manifest = json.loads(model_file(uri, "training_code/capture.json"))
     assert manifest["source"] == "notebook" and manifest["git_commit"] is None
+    # The cells stay in the registry: a model image's build context never carries them.
+    from workbench.packaging import prepare_context
+
+    context = prepare_context(uri, tmp_path / "ctx")
+    assert (context.path / "model" / "MLmodel").exists() and not (context.path / "model" / "training_code").exists()

@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import yaml
 
 from workbench.errors import InvalidInputError, PackagingError
+from workbench.capture import CODE_DIR
 from workbench.packaging.training_rows import TRAINING_ROWS_LABEL, TrainingRows, limit_training_rows
 from workbench.serving.flavors import loads_without_mlflow
 
@@ -268,6 +269,9 @@ def prepare_context(
     # Copied, never moved: a local model folder given by the user stays where it is.
     shutil.copytree(download_model(model_uri, dest / ".download"), dest / "model")
     shutil.rmtree(dest / ".download", ignore_errors=True)
+    # The code that trained the model (notebook cells, an uncommitted diff) stays in the registry:
+    # the server never reads it, and cells may hold what should not ship in an image.
+    shutil.rmtree(dest / "model" / CODE_DIR, ignore_errors=True)
     mlmodel = yaml.safe_load((dest / "model" / "MLmodel").read_text())
     if not mlmodel.get("signature"):
         shutil.rmtree(dest)
