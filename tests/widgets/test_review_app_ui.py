@@ -105,14 +105,15 @@ def test_every_page_renders_with_no_console_error_and_nothing_fetched_from_outsi
     }
     for shot, (path, expected) in pages.items():
         page.goto(f"{review_url}/{path}")
-        page.get_by_text(expected).first.wait_for(timeout=60_000)
+        # Visible text: a model's name is also the label of hidden options in the pages' selects.
+        page.get_by_text(expected).filter(visible=True).first.wait_for(timeout=60_000)
         _settle(page)
         page.screenshot(path=str(SHOTS / f"review-{shot}.png"), full_page=True)
     page.goto(f"{review_url}/review")  # a version's review opens from the registry
     _select(page, "Model").select_option(review_model.name)
     page.get_by_role("button", name="Open review").click()
     page.wait_for_url(f"**/review?model={model}&version={review_model.version}", timeout=30_000)
-    page.get_by_text(f"{review_model.name} v{review_model.version}").first.wait_for(timeout=60_000)
+    page.get_by_text(f"{review_model.name} v{review_model.version}").filter(visible=True).first.wait_for(timeout=60_000)
     # Each tab, clicked, shows its own view (built when first shown: none of these texts is on the page before).
     shows = {
         "Runs": ["Picked runs side by side", "Filter (MLflow search syntax)"],
@@ -123,7 +124,8 @@ def test_every_page_renders_with_no_console_error_and_nothing_fetched_from_outsi
     }
     for tab, texts in shows.items():
         page.goto(f"{review_url}/review?model={model}")
-        page.get_by_text(f"{review_model.name} v{review_model.version}").first.wait_for(timeout=60_000)
+        page.get_by_text(f"{review_model.name} v{review_model.version}").filter(visible=True).first.wait_for(
+            timeout=60_000)
         page.get_by_text("Training data profile").filter(visible=True).first.wait_for(timeout=60_000)
         assert [t for t in texts if page.get_by_text(t).filter(visible=True).count()] == [], tab
         page.locator(".bk-tab", has_text=tab).first.click()
