@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from workbench._repeat import Repeater
 from workbench.errors import DeploymentError, InvalidInputError, WorkbenchError
 from workbench.monitor import LiveMonitor, MonitorReport, evaluate_performance
 from workbench.monitor.performance import LOWER_IS_BETTER
@@ -136,8 +137,7 @@ class RetrainLoop:
         self.challenger_version: str | None = None
         self._challenge_started = 0.0
         self._lock = threading.RLock()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._repeater = Repeater(self.check, name=f"workbench-retrain-{name}", what="retrain loop check")
         deployment = get_deployment(name)
         if deployment.challenger_uri is not None:
             raise DeploymentError(f"deployment {name!r} already has a challenger ({deployment.challenger_uri}): "
@@ -286,28 +286,11 @@ class RetrainLoop:
 
     def start(self, interval: float = 30.0) -> None:
         """Check every ``interval`` seconds in a background thread until :meth:`stop`."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.check()
-                except Exception as exc:  # keep watching through a hiccup
-                    _log.warning("retrain loop check failed: %s", exc)
-                self._stop.wait(interval)
-
-        self._thread = threading.Thread(target=loop, name=f"workbench-retrain-{self.name}", daemon=True)
-        self._thread.start()
+        self._repeater.start(interval)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop background checks (waits for a running one to finish)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
+        self._repeater.stop(timeout)
 
 def compare_on_same_rows(deployment: Any, gate: Gate, *, since: float = 0.0, rows: int = 10_000) -> GateResult | None:
     """The gate's comparison of a deployment's champion and challenger on the labelled rows both

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from workbench._repeat import Repeater
 from workbench.errors import InvalidInputError, MonitoringError
 from workbench.monitor._report import Report
 from workbench.monitor.drift import DriftDetector, DriftReport, DriftSettings, as_profile
@@ -285,8 +286,7 @@ class LiveMonitor:
         self._updates = 0
         self._seq = 0
         self._lock = threading.RLock()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._repeater = Repeater(self.update, name="workbench-monitor", what="monitor update")
 
     @classmethod
     def for_deployment(cls, deployment: Deployment | str, **options: Any) -> LiveMonitor:
@@ -629,28 +629,11 @@ class LiveMonitor:
 
     def start(self, interval: float = 10.0) -> None:
         """Update every ``interval`` seconds in a background thread until :meth:`stop`."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.update()
-                except Exception as exc:  # keep watching through a source's hiccup
-                    _log.warning("monitor update failed: %s", exc)
-                self._stop.wait(interval)
-
-        self._thread = threading.Thread(target=loop, name="workbench-monitor", daemon=True)
-        self._thread.start()
+        self._repeater.start(interval)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop background updates (waits for a running update to finish)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
+        self._repeater.stop(timeout)
 
 def _replace(report: MonitorReport, **changes: Any) -> MonitorReport:
     import dataclasses
