@@ -69,8 +69,8 @@ from workbench.predlog import (
     PredictionSource,
     as_source,
     is_output_column,
-    latest_feedback,
     log_rows,
+    read_all_feedback,
 )
 from workbench.profile import ReferenceProfile
 from workbench.serialize import jsonable
@@ -332,19 +332,9 @@ class LiveMonitor:
         for source in self.sources:
             if not isinstance(source, FeedbackSource):
                 continue
-            since = self.feedback_cursors.get(source.name, 0)
-            pages, taken = [], 0
-            while taken < max_items:
-                page = source.fetch_feedback(since, self.page_size)
-                if not len(page):
-                    break
-                pages.append(page.records)
-                taken += len(page)
-                since = page.next_since
-                self.feedback_cursors[source.name] = since
-                if not page.more:
-                    break
-            frames.append(latest_feedback(pages, source=source.name))
+            read = read_all_feedback(source, self.page_size, self.feedback_cursors.get(source.name, 0), max_items)
+            self.feedback_cursors[source.name] = read.next_since
+            frames.append(read.records)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     # -- updating --------------------------------------------------------------------------------

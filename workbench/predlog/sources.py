@@ -199,7 +199,7 @@ def labelled_rows(sources: PredictionSource | str | Path | Sequence[PredictionSo
     """
     found = _sources(sources)
     logged = recent_rows(found, rows, page_size=page_size, positions=True)
-    feedback = pd.concat([read_all_feedback(src, page_size) for src in found], ignore_index=True)
+    feedback = pd.concat([read_all_feedback(src, page_size).records for src in found], ignore_index=True)
     frame = logged.frame
     if "row" not in frame.columns:
         frame = frame.assign(row=pd.Series(dtype="int64"))
@@ -209,20 +209,24 @@ def labelled_rows(sources: PredictionSource | str | Path | Sequence[PredictionSo
     return LogRows(joined, logged.inputs, logged.outputs)
 
 
-def read_all_feedback(source: PredictionSource, page_size: int = 10_000, since: int = 0) -> pd.DataFrame:
-    """Every feedback ``source`` recorded after ``since``: the newest of each answered row, with a
-    ``source`` column (empty for sources that keep no feedback)."""
-    pages = []
+def read_all_feedback(source: PredictionSource, page_size: int = 10_000, since: int = 0,
+                      max_items: int | None = None) -> FeedbackPage:
+    """The feedback ``source`` recorded after ``since`` (at most about ``max_items``), page by page:
+    the newest of each answered row, with a ``source`` column (empty for sources that keep no
+    feedback), and the cursor to continue from."""
+    pages, taken, more = [], 0, False
     if isinstance(source, FeedbackSource):
-        while True:
+        while max_items is None or taken < max_items:
             page = source.fetch_feedback(since, page_size)
             if not len(page):
+                more = False
                 break
             pages.append(page.records)
-            since = page.next_since
+            taken += len(page)
+            since, more = page.next_since, page.more
             if not page.more:
                 break
-    return latest_feedback(pages, source=source.name)
+    return FeedbackPage(latest_feedback(pages, source=source.name), since, more)
 
 
 def recent_records(sources: PredictionSource | str | Path | Sequence[PredictionSource | str | Path],
