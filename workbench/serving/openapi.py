@@ -201,6 +201,15 @@ def openapi_document(model: ServedModel, *, max_page_bytes: int = 8 * 1024 * 102
             op["parameters"] = params
         return {"get": op}
 
+    # The log's pages (predictions, feedback): a cursor in, records and the next cursor out.
+    cursor_params = [
+        {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+    ]
+    page_responses = _responses({"type": "object", "required": ["records", "next_since", "more"],
+                                 "properties": {"records": {"type": "array", "items": {"type": "object"}},
+                                                "next_since": {"type": "integer"}, "more": {"type": "boolean"},
+                                                "replica": {"type": "string"}}}, 400, 403, 404)
     metadata = {"type": "object", "required": ["name"], "properties": {
         "name": {"type": "string"}, "versions": {"type": "array"}, "platform": {"type": "string"},
         "inputs": {"type": "array"}, "outputs": {"type": "array"}}}
@@ -244,30 +253,20 @@ def openapi_document(model: ServedModel, *, max_page_bytes: int = 8 * 1024 * 102
                 "summary": "Prediction log records after a cursor",
                 "operationId": "predictions",
                 "parameters": [
-                    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                    *cursor_params,
                     {"name": "max_bytes", "in": "query", "description": "bytes of logged records per page, "
                      "at most the server's WORKBENCH_LOG_PAGE_BYTES; a page holds at least one record",
                      "schema": {"type": "integer", "minimum": 1, "maximum": max_page_bytes}},
                 ],
-                "responses": _responses({"type": "object", "required": ["records", "next_since", "more"],
-                                         "properties": {"records": {"type": "array", "items": {"type": "object"}},
-                                                        "next_since": {"type": "integer"},
-                                                        "more": {"type": "boolean"},
-                                                        "replica": {"type": "string"}}}, 400, 403, 404),
+                "responses": page_responses,
             }},
             "/workbench/feedback": {"get": {
                 "summary": "Recorded feedback after a cursor",
                 "operationId": "feedback_records",
                 "parameters": [
-                    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                    *cursor_params,
                 ],
-                "responses": _responses({"type": "object", "required": ["records", "next_since", "more"],
-                                         "properties": {"records": {"type": "array", "items": {"type": "object"}},
-                                                        "next_since": {"type": "integer"},
-                                                        "more": {"type": "boolean"},
-                                                        "replica": {"type": "string"}}}, 400, 403, 404),
+                "responses": page_responses,
             }},
         },
         "components": {"schemas": {
