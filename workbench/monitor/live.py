@@ -437,6 +437,11 @@ class LiveMonitor:
                                "label": pd.Series(truths["truth"].tolist()).infer_objects().to_numpy()})
         found = self._predictions.drop(columns=["label"], errors="ignore").merge(
             labels, on=["source", "seq", "_row_in_request"], how="inner", sort=False)
+        return self._keep_labelled(found)
+
+    def _keep_labelled(self, found: pd.DataFrame) -> int:
+        """Add newly labelled predictions to those kept (a row's newest label wins, the newest
+        ``keep_predictions`` stay); how many were added."""
         labelled = pd.concat([self._labelled, found], ignore_index=True) if len(self._labelled) else found
         self._labelled = labelled.drop_duplicates(["source", "seq", "_row_in_request"], keep="last").sort_values(
             "seq", kind="stable").iloc[-self.keep_predictions:].reset_index(drop=True)
@@ -528,10 +533,7 @@ class LiveMonitor:
             found = joined[joined[label_column].notna()]
             if label_column != "label":
                 found = found.rename(columns={label_column: "label"})
-            labelled = pd.concat([self._labelled, found], ignore_index=True) if len(self._labelled) else found
-            self._labelled = labelled.drop_duplicates(["source", "seq", "_row_in_request"], keep="last").sort_values(
-                "seq", kind="stable").iloc[-self.keep_predictions:].reset_index(drop=True)
-            return len(found)
+            return self._keep_labelled(found)
 
     def performance(self, window: Window | int | str | None = None, **kwargs: Any) -> PerformanceReport:
         """Measured performance of the labelled predictions, per window (default: the monitor's)."""
