@@ -64,6 +64,9 @@ def session_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[wb.S
     settings = _use_workspace(tmp_path_factory.mktemp("workspace"))
     yield settings
     _stop_deployments(settings)
+    from workbench.deployment import warm
+
+    warm.shutdown()  # the warm process the local deployments were forked from
     os.environ.update(saved)
 
 

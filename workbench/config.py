@@ -131,6 +131,9 @@ class Settings:
     #: Most bytes of each captured code file (``WORKBENCH_MAX_CODE_BYTES``); longer ones are cut and
     #: marked as cut.
     max_code_bytes: int = 1_000_000
+    #: Start local model servers and routers as forks of a pre-imported warm process
+    #: (``WORKBENCH_WARM_SERVER``, 1 or 0; see :mod:`workbench.deployment.warm`); 0: fresh processes.
+    warm_server: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -172,6 +175,7 @@ class Settings:
             sign_in_lockout=_env_float("SIGN_IN_LOCKOUT", cls.sign_in_lockout),
             capture_code=_env_bool("CAPTURE_CODE", cls.capture_code),
             max_code_bytes=_env_int("MAX_CODE_BYTES", cls.max_code_bytes),
+            warm_server=_env_bool("WARM_SERVER", cls.warm_server),
         )
 
     @property
@@ -228,6 +232,7 @@ class Settings:
         env[_ENV_PREFIX + "SIGN_IN_LOCKOUT"] = str(self.sign_in_lockout)
         env[_ENV_PREFIX + "CAPTURE_CODE"] = "1" if self.capture_code else "0"
         env[_ENV_PREFIX + "MAX_CODE_BYTES"] = str(self.max_code_bytes)
+        env[_ENV_PREFIX + "WARM_SERVER"] = "1" if self.warm_server else "0"
         if self.allowed_origins:
             env[_ENV_PREFIX + "ALLOWED_ORIGINS"] = ",".join(self.allowed_origins)
         return env

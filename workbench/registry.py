@@ -472,6 +472,27 @@ def download_model(model_uri: str, dst: str | Path | None = None) -> Path:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=target))
 
 
+def _local_folder(root: str) -> Path | None:
+    """The folder behind an artifact location when it is on this machine."""
+    if ":/" in root and not root.startswith("file:"):
+        return None
+    from urllib.parse import unquote, urlparse
+
+    folder = Path(unquote(urlparse(root).path)) if root.startswith("file:") else Path(root)
+    return folder if folder.is_dir() else None
+
+
+def local_model_folder(model_uri: str, dst: str | Path) -> Path:
+    """The files of any model URI as a folder on this machine: the store's own folder when its
+    artifacts are here (nothing is copied), else a download into ``dst``."""
+    local = Path(model_uri)
+    if local.is_dir():
+        return local
+    _mlflow.ensure_ready()
+    check_model_uri(model_uri)
+    return _local_folder(_artifact_root(model_uri)) or download_model(model_uri, dst)
+
+
 def model_size(model_uri: str) -> int:
     """The size in bytes of the files of the model behind ``model_uri`` (any model URI, or a model
     folder), read from the artifact store's listing without downloading the model."""
@@ -484,12 +505,9 @@ def model_size(model_uri: str) -> int:
     _mlflow.ensure_ready()
     check_model_uri(model_uri)
     root = _artifact_root(model_uri)
-    if ":/" not in root or root.startswith("file:"):
-        from urllib.parse import unquote, urlparse
-
-        folder = Path(unquote(urlparse(root).path)) if root.startswith("file:") else Path(root)
-        if folder.is_dir():
-            return folder_size(folder)
+    folder = _local_folder(root)
+    if folder is not None:
+        return folder_size(folder)
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):

@@ -20,8 +20,11 @@ import click
 @click.option("--port-file", type=click.Path(path_type=Path), hidden=True)
 @click.option("--snapshot", type=click.Path(path_type=Path), hidden=True,
               help="The model's snapshot folder, written by a model image's build.")
+@click.option("--model-dir", type=click.Path(path_type=Path, file_okay=False), hidden=True,
+              help="A folder that already holds MODEL_URI's files (with --name and --model-version, the "
+                   "store is not opened).")
 def serve(model_uri: str, host: str, port: int, name: str | None, version: str | None,
-          log_dir: Path | None, port_file: Path | None, snapshot: Path | None) -> None:
+          log_dir: Path | None, port_file: Path | None, snapshot: Path | None, model_dir: Path | None) -> None:
     """Serve MODEL_URI (models:/name@alias, models:/name/3, runs:/..., or a folder) over HTTP.
 
     Open Inference Protocol V2 under /v2, MLflow's /invocations, Prometheus /metrics, the
@@ -30,7 +33,7 @@ def serve(model_uri: str, host: str, port: int, name: str | None, version: str |
     from workbench.serving import serve as run
 
     run(model_uri, host=host, port=port, name=name, version=version, log_dir=log_dir, port_file=port_file,
-        snapshot=snapshot, explainer=_explainer)
+        snapshot=snapshot, model_dir=model_dir, explainer=_explainer)
 
 
 def _explainer(model: Any) -> Any:

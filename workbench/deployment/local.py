@@ -23,12 +23,17 @@ from workbench.deployment.base import (
     probe_ready,
     wait_until_ready,
 )
+from workbench.deployment import warm
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import HealthCheckError, PortInUseError
+from workbench.registry import local_model_folder
 from workbench.serving.router import RouteTable
 from workbench.serving.server import bind
 
 __all__ = ["LocalOptions", "LocalTarget", "RouterProcess", "ServerProcess"]
+
+#: A started server or router: our child, or a fork of the warm process.
+Process = subprocess.Popen[bytes] | warm.SpawnedProcess
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ def _tail(path: Path, lines: int) -> str:
 
 
 def _alive(process: ServerProcess | RouterProcess) -> bool:
-    return bool(process.pid) and _start_time(process.pid) == process.start_time
+    """Still the process started (a reused pid is another one), and not a zombie left unreaped."""
+    return bool(process.pid) and _start_time(process.pid) == process.start_time and not _is_zombie(process.pid)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -149,25 +155,34 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         """``host`` and ``port``; anything else is an error naming them."""
         LocalOptions.from_options(options)
 
-    def _launch(self, cmd: list[str], log_file: Path, port_file: Path, what: str) -> tuple[subprocess.Popen[bytes], str]:
+    def _launch(self, argv: list[str], log_file: Path, port_file: Path, what: str) -> tuple[Process, str]:
+        """Start ``workbench ARGV... --port-file PORT_FILE`` (a fork of the warm process unless
+        ``WORKBENCH_WARM_SERVER=0``) and wait until it has bound its port."""
         settings = get_settings()
         port_file.unlink(missing_ok=True)
         env = {**os.environ, **settings.as_env()}
-        with open(log_file, "ab") as out:
-            proc = subprocess.Popen(cmd + ["--port-file", str(port_file)], stdout=out, stderr=subprocess.STDOUT,
-                                    env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+        argv = argv + ["--port-file", str(port_file)]
+        proc: Process
+        if settings.warm_server:
+            proc = warm.spawn(argv, env=env, cwd=os.getcwd(), log_file=log_file, timeout=settings.health_timeout)
+        else:
+            with open(log_file, "ab") as out:
+                proc = subprocess.Popen([sys.executable, "-m", "workbench", *argv], stdout=out,
+                                        stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                        stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + settings.health_timeout
         while not port_file.exists():
-            if proc.poll() is not None:
+            if (code := proc.poll()) is not None:
                 output = _tail(log_file, 15)
                 if "cannot listen on" in output:
                     raise PortInUseError(output.splitlines()[-1].removeprefix("error: "))
-                raise HealthCheckError(f"{what} exited with code {proc.returncode}:\n{output}")
+                status = f" with code {code}" if code >= 0 else ""
+                raise HealthCheckError(f"{what} exited{status}:\n{output}")
             if time.monotonic() > deadline:
                 _kill(proc.pid)
                 raise HealthCheckError(f"{what} did not start within {settings.health_timeout:.0f} s:\n"
                                        f"{_tail(log_file, 15)}")
-            time.sleep(0.05)
+            time.sleep(0.01)
         return proc, port_file.read_text().strip()
 
     def start_backend(self, spec: DeploymentSpec, role: str, on_event: OnEvent | None) -> Backend[ServerProcess]:
@@ -176,7 +191,10 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         spec.workdir.mkdir(parents=True, exist_ok=True)
         stem = f"{role}-r{spec.revision}"
         log_file = spec.workdir / f"{stem}.log"
-        cmd = [sys.executable, "-m", "workbench", "serve", spec.model_uri, "--host", "127.0.0.1", "--port", "0",
+        # The server reads the model's files where the store keeps them (or a download in the
+        # deployment's folder), so it never opens the store itself.
+        folder = local_model_folder(spec.model_uri, spec.workdir / f"model-r{spec.revision}")
+        cmd = ["serve", spec.model_uri, "--model-dir", str(folder), "--host", "127.0.0.1", "--port", "0",
                "--log-dir", str(spec.workdir / "predictions"), "--name", spec.model_name]
         if spec.model_version:
             cmd += ["--model-version", spec.model_version]
@@ -219,7 +237,7 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         config.write_text(json.dumps({"table": table.to_dict(), "token": token}))
         config.chmod(0o600)  # holds the admin token
         log_file = spec.workdir / "router.log"
-        cmd = [sys.executable, "-m", "workbench", "route", "--config", str(config), "--host", host,
+        cmd = ["route", "--config", str(config), "--host", host,
                "--port", str(port)]
         proc, bound = self._launch(cmd, log_file, spec.workdir / "router.port", "the router")
         url = f"http://{host}:{bound}"

@@ -180,16 +180,18 @@ class ServedModel:
 
     @classmethod
     def load(cls, model_uri: str, *, name: str | None = None, version: str | None = None,
-             snapshot: str | Path | None = None) -> ServedModel:
+             snapshot: str | Path | None = None, model_dir: str | Path | None = None) -> ServedModel:
         """Load any MLflow model URI (or folder); name and version default to the registry's.
 
         ``snapshot`` is the folder a model image's build wrote for this model
-        (:func:`workbench.serving.flavors.write_snapshot`).
+        (:func:`workbench.serving.flavors.write_snapshot`). ``model_dir``, when given, holds the
+        model's files already (the local target passes the store's folder): with ``name`` and
+        ``version`` also given, the store is not opened at all.
         """
         from workbench.registry import download_model, registered_version
 
-        registry_version = registered_version(model_uri)
-        local = Path(download_model(model_uri))
+        registry_version = None if (model_dir and name and version) else registered_version(model_uri)
+        local = Path(model_dir) if model_dir else Path(download_model(model_uri))
         default_name = registry_version.name if registry_version else (name or "model")
         common: dict[str, Any] = {
             "name": name or default_name,

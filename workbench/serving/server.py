@@ -55,16 +55,18 @@ def serve(
     settings: Settings | None = None,
     explainer: ExplainerFactory | None = None,
     snapshot: str | Path | None = None,
+    model_dir: str | Path | None = None,
 ) -> None:
     """Serve ``model_uri`` until SIGTERM or Ctrl-C; in-flight requests finish and the log is flushed.
 
     ``port_file``, when given, receives the bound port once the server accepts connections (useful
     with ``port=0``); ``explainer`` builds the explain route's explainer (see :func:`create_app`).
-    ``snapshot`` is the model's snapshot folder in a model image (see :mod:`workbench.serving.flavors`).
+    ``snapshot`` is the model's snapshot folder in a model image (see :mod:`workbench.serving.flavors`);
+    ``model_dir`` a folder that already holds the model's files (see :meth:`ServedModel.load`).
     """
     settings = settings or get_settings()
     sock = bind(host, port)  # before loading: a busy port fails fast
-    model = ServedModel.load(model_uri, name=name, version=version, snapshot=snapshot)
+    model = ServedModel.load(model_uri, name=name, version=version, snapshot=snapshot, model_dir=model_dir)
     folder = Path(log_dir) if log_dir else default_log_dir(model.name, settings)
     app = create_app(model, log_dir=folder, settings=settings, explainer=explainer)
     bound_port = sock.getsockname()[1]
