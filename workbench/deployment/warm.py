@@ -160,7 +160,7 @@ def _start(path: Path, timeout: float) -> None:
         with open(log, "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "workbench.deployment.warm", str(path)],
                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd="/")
+                                    start_new_session=True, cwd=path.parent)
         deadline = time.monotonic() + timeout
         while (probe := _connect(path, 2.0)) is None:
             if proc.poll() is not None:
