@@ -193,7 +193,7 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         log_file = spec.workdir / f"{stem}.log"
         # The server reads the model's files where the store keeps them (or a download in the
         # deployment's folder), so it never opens the store itself.
-        folder = local_model_folder(spec.model_uri, spec.workdir / f"model-r{spec.revision}")
+        folder = local_model_folder(spec.model_uri, spec.workdir / f"{stem}-model")
         cmd = ["serve", spec.model_uri, "--model-dir", str(folder), "--host", "127.0.0.1", "--port", "0",
                "--log-dir", str(spec.workdir / "predictions"), "--name", spec.model_name]
         if spec.model_version:
