@@ -213,7 +213,29 @@ def _json_float(value: float) -> float | str:
     return float(value)
 
 
-def _numeric_profile(name: str, series: pd.Series, n_quantiles: int, n_bins: int) -> NumericProfile:
+#: Above this many values, a numeric feature's quantile sketch and bin edges come from a uniform
+#: random sample of this many of them (its count, missing values, mean, spread, extremes and bin counts
+#: still from every value): profiling a million rows costs a fraction of sorting each column, and the
+#: sketch's quantiles are off by about 1/sqrt(200,000) of rank, far below what a drift test resolves.
+QUANTILE_SAMPLE = 200_000
+
+
+def _sorted_quantiles(ordered: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, probs)`` (its default, linear method), bit for bit, of values already
+    sorted: no partition per quantile."""
+    positions = probs * (len(ordered) - 1)
+    below = np.floor(positions).astype(np.intp)
+    above = np.minimum(below + 1, len(ordered) - 1)
+    t = positions - below
+    a, b = ordered[below], ordered[above]
+    diff = b - a
+    result = a + diff * t
+    np.subtract(b, diff * (1 - t), out=result, where=t >= 0.5)
+    return result
+
+
+def _numeric_profile(name: str, series: pd.Series, n_quantiles: int, n_bins: int,
+                     rng: np.random.Generator) -> NumericProfile:
     values = numeric_values(series)
     missing = int(len(series) - len(values))
     if len(values) == 0:
@@ -222,10 +244,15 @@ def _numeric_profile(name: str, series: pd.Series, n_quantiles: int, n_bins: int
             name, str(series.dtype), 0, missing, nan, nan, nan, nan,
             np.full(n_quantiles, np.nan), np.array([-np.inf, np.inf]), np.array([0]),
         )
-    quantiles = np.quantile(values, np.linspace(0.0, 1.0, n_quantiles))
-    inner = np.unique(np.quantile(values, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
+    sampled = values if len(values) <= QUANTILE_SAMPLE else values[rng.integers(0, len(values), QUANTILE_SAMPLE)]
+    ordered = np.sort(sampled)
+    low, high = float(values.min()), float(values.max())
+    quantiles = _sorted_quantiles(ordered, np.linspace(0.0, 1.0, n_quantiles))
+    quantiles[0], quantiles[-1] = low, high  # a sample may miss the extremes; the sketch keeps them
+    inner = np.unique(_sorted_quantiles(ordered, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
     edges = np.concatenate([[-np.inf], inner, [np.inf]])
-    counts, _ = np.histogram(values, bins=edges)
+    # Bins [e_i, e_i+1), as np.histogram counts them, without sorting every value.
+    counts = np.bincount(np.searchsorted(inner, values, side="right"), minlength=len(inner) + 1)
     return NumericProfile(
         name=name,
         dtype=str(series.dtype),
@@ -233,8 +260,8 @@ def _numeric_profile(name: str, series: pd.Series, n_quantiles: int, n_bins: int
         missing=missing,
         mean=float(values.mean()),
         std=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-        min=float(values.min()),
-        max=float(values.max()),
+        min=low,
+        max=high,
         quantiles=quantiles,
         bin_edges=edges,
         bin_counts=counts.astype(np.int64),
@@ -330,10 +357,11 @@ class ReferenceProfile:
             sensitive_names = tuple(sensitive.columns)
             full = full.assign(**{c: sensitive[c].to_numpy() for c in sensitive_names})
         features: dict[str, FeatureProfile] = {}
+        rng = np.random.default_rng(seed)
         for name in full.columns:
             series = full[name]
             if feature_kind(series) == "numeric":
-                features[name] = _numeric_profile(name, series, n_quantiles, n_bins)
+                features[name] = _numeric_profile(name, series, n_quantiles, n_bins, rng)
             else:
                 features[name] = _categorical_profile(name, series, max_categories)
         sample = full.sample(n=min(sample_size, len(full)), random_state=seed) if len(full) else full

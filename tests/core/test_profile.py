@@ -88,3 +88,35 @@ def test_bad_input_is_refused_with_a_reason(tmp_path: Path) -> None:
         ReferenceProfile.from_data(pd.DataFrame([[1, 2]], columns=["a", "a"]))
     with pytest.raises(InvalidInputError, match="no reference profile"):
         ReferenceProfile.load(tmp_path)
+
+
+def test_a_column_up_to_the_sample_bound_gets_numpys_quantiles_bit_for_bit() -> None:
+    from workbench.profile import QUANTILE_SAMPLE
+
+    rng = np.random.default_rng(3)
+    values = np.round(rng.exponential(size=5000), 2)  # ties, as real measurements have
+    x = ReferenceProfile.from_data(pd.DataFrame({"x": values})).features["x"]
+    assert np.array_equal(x.quantiles, np.quantile(values, np.linspace(0, 1, 1001)))
+    assert QUANTILE_SAMPLE >= 5000
+
+
+def test_a_million_rows_keep_exact_counts_extremes_and_close_quantiles() -> None:
+    from workbench.profile import QUANTILE_SAMPLE
+
+    rng = np.random.default_rng(4)
+    values = rng.lognormal(size=1_000_000)
+    assert len(values) > QUANTILE_SAMPLE
+    frame = pd.DataFrame({"x": values, "n": rng.integers(0, 50, size=len(values))})
+    profile = ReferenceProfile.from_data(frame)
+    x = profile.features["x"]
+    assert (x.count, x.min, x.max) == (len(values), values.min(), values.max())
+    assert x.quantiles[0] == values.min() and x.quantiles[-1] == values.max()
+    counts, _ = np.histogram(values, bins=x.bin_edges)
+    assert counts.tolist() == x.bin_counts.tolist() and x.bin_counts.sum() == len(values)
+    exact = np.quantile(values, np.linspace(0, 1, 1001))[1:-1]
+    # Each sketch point's rank among all the values is within a few 1/sqrt(sample) of its own.
+    ranks = np.searchsorted(np.sort(values), x.quantiles[1:-1]) / len(values)
+    assert np.abs(ranks - np.linspace(0, 1, 1001)[1:-1]).max() < 5 / np.sqrt(QUANTILE_SAMPLE)
+    assert not np.array_equal(x.quantiles[1:-1], exact)  # sampled, so not numpy's over every value
+    assert profile.features["n"].bin_counts.sum() == len(values)
+    assert ReferenceProfile.from_data(frame).features["x"].quantiles.tolist() == x.quantiles.tolist()  # seeded
