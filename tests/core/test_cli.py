@@ -63,6 +63,11 @@ def test_errors_are_one_line_with_advice_and_exit_1(session_workspace) -> None:
     assert "Traceback" not in result.stderr
     result = run_cli("runs", "no-such-experiment", home=session_workspace.home, check=False)
     assert result.returncode == 1 and "workbench.start_run(experiment='no-such-experiment')" in result.stderr
+    # serve finds the model's files in a forked process: its error still reaches the terminal as is
+    result = run_cli("serve", "models:/no-such-model/1", "--port", "0", home=session_workspace.home, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: no registered model named 'no-such-model'")
+    assert "Traceback" not in result.stderr
 
 
 def test_an_empty_workspace_says_how_to_start(tmp_path: Path) -> None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import importlib
+import json
 import logging
 import os
 import socket
 import sys
+import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from workbench.config import Settings, get_settings
-from workbench.errors import PortInUseError
+from workbench import errors
+from workbench.errors import PortInUseError, WorkbenchError
 from workbench.serving.app import ExplainerFactory, create_app
 from workbench.serving.model import ServedModel
 
@@ -66,6 +73,14 @@ def serve(
     """
     settings = settings or get_settings()
     sock = bind(host, port)  # before loading: a busy port fails fast
+    if model_dir is None and not Path(model_uri).is_dir() and threading.active_count() == 1:
+        # Finding a registry URI's files imports MLflow and opens its store (seconds); a forked
+        # process does that while this one imports what loading the model needs (a process with
+        # threads resolves in line instead: forking it could leave a lock held in the child).
+        resolution = _resolve_in_background(model_uri)
+        _import_model_libraries()
+        model_dir, registered_name, registered_version = resolution()
+        name, version = name or registered_name, version or registered_version
     model = ServedModel.load(model_uri, name=name, version=version, snapshot=snapshot, model_dir=model_dir)
     folder = Path(log_dir) if log_dir else default_log_dir(model.name, settings)
     app = create_app(model, log_dir=folder, settings=settings, explainer=explainer)
@@ -82,6 +97,54 @@ def serve(
         flush=True,
     )
     run_asgi(app, sock, port_file=port_file)
+
+
+def _resolve_in_background(model_uri: str) -> Callable[[], tuple[Path, str | None, str | None]]:
+    """Start resolving ``model_uri`` to a local folder (and its registered name and version) in a
+    forked process; the returned function waits for the answer, raising the error the resolution
+    raised (a :class:`~workbench.errors.WorkbenchError` subclass, with its message)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: resolve, answer in JSON, exit without running the parent's clean-ups
+        os.close(read_end)
+        try:
+            from workbench.registry import local_model_folder, registered_version
+
+            registered = registered_version(model_uri)
+            folder = local_model_folder(model_uri, tempfile.mkdtemp(prefix="workbench-model-"))
+            answer: dict[str, Any] = {"folder": str(folder), "name": registered.name if registered else None,
+                                      "version": registered.version if registered else None}
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the server process
+            answer = {"error": str(exc), "kind": type(exc).__name__}
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(json.dumps(answer).encode())
+        os._exit(0)
+    os.close(write_end)
+
+    def result() -> tuple[Path, str | None, str | None]:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(pid, 0)
+        if not data:
+            raise WorkbenchError(f"the process resolving {model_uri!r} exited without an answer")
+        answer = json.loads(data)
+        if "error" in answer:
+            kind = getattr(errors, answer["kind"], None)
+            if isinstance(kind, type) and issubclass(kind, WorkbenchError):
+                try:
+                    raise kind(answer["error"])
+                except TypeError:  # an error class built from more than a message
+                    pass
+            raise WorkbenchError(answer["error"])
+        return Path(answer["folder"]), answer["name"], answer["version"]
+
+    return result
+
+
+def _import_model_libraries() -> None:
+    """Import what loading a scikit-learn model needs (skops walks every estimator when imported)."""
+    with contextlib.suppress(ImportError):
+        importlib.import_module("skops.io")
 
 
 def run_asgi(app: Any, sock: socket.socket, *, port_file: str | Path | None = None) -> None:
