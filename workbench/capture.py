@@ -42,6 +42,10 @@ class CapturedCode:
     git_commit: str | None = None
     #: Files that were longer than the limit and were cut.
     cut: tuple[str, ...] = ()
+    #: The script's command-line arguments (``sys.argv[1:]``), so the script can be run again alike.
+    args: tuple[str, ...] = ()
+    #: The working directory the code ran in (relative paths it read are relative to it).
+    workdir: str | None = None
 
     @property
     def code_file(self) -> str | None:
@@ -53,7 +57,7 @@ class CapturedCode:
         return {"source": self.source, "path": self.path, "code_file": self.code_file,
                 "git_commit": self.git_commit,
                 "bytes": {name: len(text.encode()) for name, text in self.files.items()},
-                "cut": list(self.cut)}
+                "cut": list(self.cut), "args": list(self.args), "workdir": self.workdir}
 
     def save(self, directory: Path) -> Path:
         """Write the files and the manifest into ``directory / CODE_DIR``."""
@@ -134,4 +138,5 @@ def capture_code(max_bytes: int) -> CapturedCode | None:
         if was_cut:
             cut.append(name)
     return CapturedCode("notebook" if cells is not None else "script", str(script) if script else None,
-                        MappingProxyType(kept), commit, tuple(cut))
+                        MappingProxyType(kept), commit, tuple(cut),
+                        args=tuple(sys.argv[1:]) if script is not None else (), workdir=os.getcwd())
