@@ -84,7 +84,7 @@ class ReproduceResult:
     original: str
     original_run_id: str | None
     #: The run the reproduction logged (tagged ``workbench.reproduction_of``) and its model.
-    new_run_id: str | None
+    new_run_id: str
     new_model_uri: str
     #: True when the code trained on exactly the snapshot's rows and every answer on the reference
     #: rows is bit-for-bit the same.
@@ -145,7 +145,7 @@ def _manifest(model_uri: str, path: str) -> dict[str, Any] | None:
     return json.loads(text) if text is not None else None
 
 
-def _snapshot_of(uri: str, model_uri: str) -> SnapshotManifest | None:
+def _snapshot_of(model_uri: str) -> SnapshotManifest | None:
     found = _manifest(model_uri, f"{SNAPSHOT_DIR}/{SNAPSHOT_MANIFEST}")
     return SnapshotManifest.from_dict(found) if found is not None else None
 
@@ -155,7 +155,7 @@ def training_data(uri: str) -> tuple[pd.DataFrame, pd.Series | None]:
     exactly as they were logged, with a fresh index. ``uri``: ``models:/<name>/<version>``,
     ``models:/<name>@<alias>`` or a run id."""
     _, model_uri = model_of(uri)
-    snapshot = _snapshot_of(uri, model_uri) if model_uri is not None else None
+    snapshot = _snapshot_of(model_uri) if model_uri is not None else None
     if snapshot is None:
         raise ReproductionError(f"{uri} was logged without a training data snapshot: log the next version with "
                                 "workbench.log_model(model, training_data=X, training_labels=y, snapshot_data=True) "
@@ -210,6 +210,7 @@ def _run_captured(uri: str, model_uri: str, code: dict[str, Any], spec_of: dict[
         workdir = code.get("workdir")
         cwd = workdir if workdir and Path(workdir).is_dir() else str(folder)
         env = {**os.environ, **get_settings().as_env(), ENV_SPEC: str(folder / "spec.json")}
+        env.pop("MLFLOW_RUN_ID", None)  # the code starts its own run, never resumes the caller's
         script_dir = Path(code["path"]).parent if code.get("path") else None
         if script_dir is not None and script_dir.is_dir():  # its own modules import as they did
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(script_dir), env.get("PYTHONPATH", "")) if p)
@@ -224,6 +225,8 @@ def _run_captured(uri: str, model_uri: str, code: dict[str, Any], spec_of: dict[
             raise ReproductionError(
                 f"re-running the code of {uri} ended (exit status {done.returncode}) without logging a model; "
                 f"the code must call workbench.log_model as it did. Its last output:\n{_tail(done.stderr or done.stdout)}")
+        if outcome.run_id is None:
+            raise ReproductionError(f"re-running the code of {uri} logged a model outside any run")
         return outcome
 
 
@@ -259,29 +262,29 @@ def reproduce(uri: str, *, timeout: float | None = 3600.0) -> ReproduceResult:
         raise ReproductionError(f"{uri} logged no model, so there is nothing to reproduce: give a version or a run "
                                 "that logged one with workbench.log_model")
     code = _manifest(model_uri, f"{CODE_DIR}/{CODE_MANIFEST}")
-    snapshot = _snapshot_of(uri, model_uri)
+    snapshot = _snapshot_of(model_uri)
     missing = _what_is_missing(uri, code, snapshot)
     if missing or code is None or snapshot is None:
         raise ReproductionError(missing or f"{uri} cannot be reproduced")
     outcome = _run_captured(uri, model_uri, code, {"original": uri, "original_run_id": run_id,
                                                    "snapshot_key": snapshot.key}, timeout)
     _copy_provenance(model_uri, code, outcome.model_uri, outcome.model_id)
-    found = diff(uri, outcome.run_id) if outcome.run_id else diff(uri, outcome.model_uri)
+    new_run_id = outcome.run_id or ""
+    found = diff(uri, new_run_id)
     data_matches = outcome.data_key == snapshot.key
     matches = data_matches and found.rows_compared > 0 and found.rows_differing == 0
-    if outcome.run_id:
-        with _mlflow.translated(RunNotFoundError, f"run {outcome.run_id!r}"):
-            _mlflow.client().set_tag(outcome.run_id, TAG_MATCHES, "true" if matches else "false")
+    with _mlflow.translated(RunNotFoundError, f"run {new_run_id!r}"):
+        _mlflow.client().set_tag(new_run_id, TAG_MATCHES, "true" if matches else "false")
     seconds = time.perf_counter() - started
     result = ReproduceResult(
-        original=uri, original_run_id=run_id, new_run_id=outcome.run_id, new_model_uri=outcome.model_uri,
+        original=uri, original_run_id=run_id, new_run_id=new_run_id, new_model_uri=outcome.model_uri,
         matches=matches, data_matches=data_matches, rows_compared=found.rows_compared,
         rows_differing=found.rows_differing, metric_differences=tuple(found.of_kind("metric")),
         seconds=seconds, diff=found)
     version = registered_version(uri) if uri.startswith("models:/") else None
     record("reproduce", model_name=version.name if version else None, from_version=version.version if version else None,
            details={"matches": matches, "data_matches": data_matches, "original": uri, "original_run_id": run_id,
-                    "new_run_id": outcome.run_id, "new_model_uri": outcome.model_uri,
+                    "new_run_id": new_run_id, "new_model_uri": outcome.model_uri,
                     "rows_compared": found.rows_compared, "rows_differing": found.rows_differing,
                     "seconds": round(seconds, 3)})
     return result
