@@ -1,26 +1,34 @@
 """The child's side of ``wb.reproduce``: what ``log_model`` does in the process re-running captured code.
 
 :func:`workbench.reproduce` runs a model's captured notebook cells or script in a fresh Python process
-with :data:`ENV_SPEC` naming a JSON file (:class:`ReplaySpec`). There the code runs as it did, loading
-its data and training its model, until it calls ``log_model``. That call logs the new model in a run
-tagged :data:`TAG_REPRODUCTION_OF` (the original's run), computes the snapshot key of the rows it was
-given (so the parent knows whether the code trained on exactly the snapshot's rows), writes a
-:class:`ReplayOutcome`, ends its runs as finished and stops the process: what the code does after
-``log_model`` (registering a version, setting an alias, deploying) is not done a second time.
+with :data:`ENV_SPEC` naming a JSON file (:class:`ReplaySpec`), against a scratch workspace. There the
+code runs as it did, loading its data and training, until its ``log_model`` call numbered as the one
+that logged the original (a notebook often logs several models, in a loop or a function); the calls
+before it, and whatever the code registers with them, stay in the scratch workspace. That call moves
+to the real store: a new run in the original's experiment, tagged :data:`TAG_REPRODUCTION_OF`, with
+the params, metrics and tags the code logged so far (:func:`enter_real_store`). It logs the model
+there, computes the snapshot key of the rows it was given (so the parent knows whether the code
+trained on exactly the snapshot's rows), writes a :class:`ReplayOutcome`, ends its runs as finished
+and stops the process (:func:`finish`): what the code does after ``log_model`` (registering a
+version, setting an alias, deploying) is not done a second time.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from dataclasses import asdict, dataclass
+import threading
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
 from workbench import _mlflow
+from workbench.config import configure
 from workbench.errors import RunNotFoundError
 
-__all__ = ["ENV_SPEC", "TAG_REPRODUCTION_OF", "ReplayOutcome", "ReplaySpec", "active_spec", "finish"]
+__all__ = ["ENV_SPEC", "TAG_REPRODUCTION_OF", "ReplayOutcome", "ReplaySpec", "active_spec", "count_call",
+           "enter_real_store", "finish"]
 
 #: The environment variable naming the replay spec file in the child process.
 ENV_SPEC = "WORKBENCH_REPRODUCE_SPEC"
@@ -39,6 +47,12 @@ class ReplaySpec:
     snapshot_key: str
     #: Where the child writes its :class:`ReplayOutcome`.
     outcome_path: str
+    #: Which ``log_model`` call of the process logged the original (1 for the first).
+    call: int = 1
+    #: The original run's experiment, where the reproduction's run goes.
+    experiment_id: str | None = None
+    #: The ``WORKBENCH_*`` settings of the real store (the child starts on a scratch workspace).
+    settings_env: dict[str, str] = field(default_factory=dict)
 
     def save(self, path: Path) -> Path:
         """Write the spec as JSON."""
@@ -70,6 +84,39 @@ def active_spec() -> ReplaySpec | None:
     if not where:
         return None
     return ReplaySpec(**json.loads(Path(where).read_text()))
+
+
+_calls = itertools.count(1)
+_calls_lock = threading.Lock()
+
+
+def count_call() -> int:
+    """Number this process's ``log_model`` calls: 1 for the first, 2 for the next, ..."""
+    with _calls_lock:
+        return next(_calls)
+
+
+def enter_real_store(spec: ReplaySpec) -> None:
+    """Leave the scratch workspace for the real store, in a new run of the original's experiment
+    carrying the name, params, metrics and tags the code logged in its scratch run so far."""
+    import mlflow
+
+    scratch = mlflow.active_run()
+    carried = _mlflow.client().get_run(scratch.info.run_id) if scratch is not None else None
+    while mlflow.active_run() is not None:
+        mlflow.end_run("FINISHED")
+    os.environ.update(spec.settings_env)
+    configure()  # re-read the environment: the real store's settings
+    _mlflow.ensure_ready()
+    tags = {TAG_REPRODUCTION_OF: spec.original_run_id or spec.original}
+    if carried is not None:
+        tags = {**{k: v for k, v in carried.data.tags.items() if not k.startswith("mlflow.")}, **tags}
+    with _mlflow.translated(RunNotFoundError, f"the experiment of {spec.original}"):
+        mlflow.start_run(experiment_id=spec.experiment_id, tags=tags,
+                         run_name=carried.info.run_name if carried is not None else None)
+        if carried is not None:
+            mlflow.log_params(dict(carried.data.params))
+            mlflow.log_metrics(dict(carried.data.metrics))
 
 
 def finish(spec: ReplaySpec, outcome: ReplayOutcome) -> NoReturn:

@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -45,6 +46,7 @@ from workbench.errors import ReproductionError, RunNotFoundError
 from workbench.registry import model_file, registered_version
 from workbench.replay import ENV_SPEC, ReplayOutcome, ReplaySpec
 from workbench.snapshot import SNAPSHOT_DIR, SNAPSHOT_MANIFEST, SnapshotManifest, read_snapshot
+from workbench.tracking import get_run
 
 __all__ = ["ReproduceResult", "reproduce", "training_data"]
 
@@ -198,19 +200,25 @@ def _tail(text: str) -> str:
 
 def _run_captured(uri: str, model_uri: str, code: dict[str, Any], spec_of: dict[str, Any],
                   timeout: float | None) -> ReplayOutcome:
+    settings = get_settings()
     with tempfile.TemporaryDirectory(prefix="workbench-reproduce-") as tmp:
         folder = Path(tmp)
+        # The code runs on a scratch workspace until the log_model call that logged the original.
+        scratch = dataclasses.replace(settings, home=folder / "scratch-workspace", tracking_uri=None,
+                                      registry_uri=None)
         for name in code.get("bytes") or {}:
             text = model_file(model_uri, f"{CODE_DIR}/{name}")
             if text is not None:
                 (folder / name).write_text(text)
         outcome_path = folder / "outcome.json"
-        spec = ReplaySpec(outcome_path=str(outcome_path), **spec_of)
+        spec = ReplaySpec(outcome_path=str(outcome_path), call=int(code.get("log_model_call") or 1),
+                          settings_env=settings.as_env(), **spec_of)
         spec.save(folder / "spec.json")
         workdir = code.get("workdir")
         cwd = workdir if workdir and Path(workdir).is_dir() else str(folder)
-        env = {**os.environ, **get_settings().as_env(), ENV_SPEC: str(folder / "spec.json")}
-        env.pop("MLFLOW_RUN_ID", None)  # the code starts its own run, never resumes the caller's
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")
+               and k not in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        env.update({**scratch.as_env(), ENV_SPEC: str(folder / "spec.json")})
         script_dir = Path(code["path"]).parent if code.get("path") else None
         if script_dir is not None and script_dir.is_dir():  # its own modules import as they did
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(script_dir), env.get("PYTHONPATH", "")) if p)
@@ -266,8 +274,10 @@ def reproduce(uri: str, *, timeout: float | None = 3600.0) -> ReproduceResult:
     missing = _what_is_missing(uri, code, snapshot)
     if missing or code is None or snapshot is None:
         raise ReproductionError(missing or f"{uri} cannot be reproduced")
+    experiment_id = get_run(run_id).experiment_id if run_id else None
     outcome = _run_captured(uri, model_uri, code, {"original": uri, "original_run_id": run_id,
-                                                   "snapshot_key": snapshot.key}, timeout)
+                                                   "snapshot_key": snapshot.key, "experiment_id": experiment_id},
+                            timeout)
     _copy_provenance(model_uri, code, outcome.model_uri, outcome.model_id)
     new_run_id = outcome.run_id or ""
     found = diff(uri, new_run_id)

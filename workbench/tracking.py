@@ -372,8 +372,13 @@ def log_model(
     except AttributeError as exc:
         raise InvalidInputError(f"MLflow has no flavor {flavor!r}: use e.g. 'sklearn' or 'pyfunc'") from exc
 
-    settings = get_settings()
+    call = _replay.count_call()
     replay = _replay.active_spec()
+    if replay is not None and call != replay.call:
+        replay = None  # an earlier model of the code: logged in the scratch workspace, as the code wants
+    elif replay is not None:
+        _replay.enter_real_store(replay)
+    settings = get_settings()
     wants_snapshot = settings.snapshot_data if snapshot_data is None else snapshot_data
     if snapshot_data and not isinstance(training_data, pd.DataFrame):
         raise InvalidInputError("snapshot_data=True stores the training data with the model: pass "
@@ -424,7 +429,7 @@ def log_model(
     commit = git_commit()
     wants_code = settings.capture_code if capture_code is None else capture_code
     # A reproduction gets the original's code and snapshot from wb.reproduce, not its own copies.
-    code = _capture_code(settings.max_code_bytes) if wants_code and replay is None else None
+    code = _capture_code(settings.max_code_bytes, call) if wants_code and replay is None else None
     snapshot = None
     if wants_snapshot and replay is None and isinstance(training_data, pd.DataFrame):
         snapshot = store_snapshot(training_data, labels, settings.max_snapshot_bytes)

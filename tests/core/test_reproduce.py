@@ -227,16 +227,21 @@ def test_the_cli_reproduces_and_exits_non_zero_when_the_data_source_changed(sess
     assert wb.audit_log(model=name, action="reproduce")["details"].map(lambda d: d["matches"]).tolist() == [True, False]
 
 
-def test_a_notebook_trained_version_reproduces_from_its_cells(session_workspace, tmp_path) -> None:
+def test_the_second_model_a_notebook_logs_in_a_loop_reproduces_from_its_cells(session_workspace, tmp_path) -> None:
     name = f"cells-{uuid.uuid4().hex[:6]}"
     cells = [
         "import mlflow\nfrom sklearn.datasets import load_breast_cancer\n"
         "from sklearn.linear_model import LogisticRegression\nimport workbench as wb",
         "%load_ext autoreload",  # a magic: the cells run in an IPython shell again
         "data = load_breast_cancer(as_frame=True)",
-        "model = LogisticRegression(max_iter=5000).fit(data.data, data.target)",
-        f"logged = wb.log_model(model, training_data=data.data, training_labels=data.target, snapshot_data=True)\n"
-        f"print(wb.register(logged, {name!r}).uri)",
+        # Two models in a loop, each registered: version 2 is the second log_model call of the process.
+        "for C in (0.1, 10.0):\n"
+        f"    with wb.start_run(experiment={name!r}):\n"
+        "        mlflow.log_param('C', C)\n"
+        "        model = LogisticRegression(C=C, max_iter=5000).fit(data.data, data.target)\n"
+        "        mlflow.log_metric('accuracy', model.score(data.data, data.target))\n"
+        "        logged = wb.log_model(model, training_data=data.data, training_labels=data.target, snapshot_data=True)\n"
+        f"    print(wb.register(logged, {name!r}).uri)",
     ]
     program = ("from IPython.core.interactiveshell import InteractiveShell\nshell = InteractiveShell.instance()\n"
                f"for cell in {cells!r}:\n    shell.run_cell(cell, store_history=True).raise_error()\n")
@@ -244,9 +249,15 @@ def test_a_notebook_trained_version_reproduces_from_its_cells(session_workspace,
                           env={**os.environ, "WORKBENCH_HOME": str(session_workspace.home)})
     assert done.returncode == 0, done.stderr
     uri = done.stdout.strip().splitlines()[-1]
+    assert uri == f"models:/{name}/2"
     result = wb.reproduce(uri)
     assert result.matches, result.summary()
-    assert result.rows_compared > 0 and [v.version for v in wb.versions(name)] == ["1"]
+    assert result.rows_compared > 0 and result.metric_differences == ()
+    new_run = wb.get_run(result.new_run_id)
+    assert new_run.params == {"C": "10.0"} and new_run.metrics == wb.get_run(result.original_run_id).metrics
+    # The first model was trained and registered again only in the reproduction's scratch workspace.
+    assert [v.version for v in wb.versions(name)] == ["2", "1"]
+    assert len(wb.runs(name)) == 3
 
 
 def test_a_version_without_a_snapshot_or_code_says_what_to_log_next_time(session_workspace) -> None:
