@@ -4,9 +4,11 @@
 captured at ``log_model`` by default) and a snapshot of its training data (``log_model(...,
 snapshot_data=True)`` or ``WORKBENCH_SNAPSHOT_DATA=1``). It runs the captured script (with its
 arguments) or the notebook's captured cells in a fresh Python process of the same interpreter, in the
-directory the code ran in when it still exists. The code loads its data and trains as it did; its
-``log_model`` call logs the new model in a new run tagged ``workbench.reproduction_of`` and stops the
-process there (see :mod:`workbench.replay`), so nothing after it (registering, deploying) runs twice.
+directory the code ran in when it still exists, against a scratch workspace. The code loads its data
+and trains as it did; the ``log_model`` call numbered as the one that logged the original (the
+earlier ones stay in the scratch workspace) logs the new model in a new run of the original's
+experiment, tagged ``workbench.reproduction_of``, and stops the process there (see
+:mod:`workbench.replay`), so nothing after it (registering, deploying) runs twice.
 
 The rows the code gave ``log_model`` are checked against the snapshot's content key: the new model is
 proven to be trained on exactly the snapshot's rows, or the result says it was not. Then both models
