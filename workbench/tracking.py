@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from workbench import _mlflow
+from workbench import replay as _replay
 from workbench.capture import capture_code as _capture_code
 from workbench.capture import git_commit
 from workbench.config import get_settings
@@ -41,7 +42,6 @@ from workbench.errors import (
     RunNotFoundError,
 )
 from workbench.profile import PROFILE_DIR, ReferenceProfile
-from workbench import replay as _replay
 from workbench.requirements import model_requirements
 from workbench.snapshot import TAG_SNAPSHOT_KEY, SnapshotManifest, content_key, store_snapshot
 from workbench.tables import TABLE_SCHEMA_FILE, TableSchema
