@@ -115,6 +115,10 @@ _EXPORTS: dict[str, str] = {
     # what changed between two versions
     "VersionDiff": "workbench.diff",
     "diff": "workbench.diff",
+    # re-training a version from its captured code and data
+    "ReproduceResult": "workbench.reproduction",
+    "reproduce": "workbench.reproduction",
+    "training_data": "workbench.reproduction",
     # at a glance
     "DeploymentGlance": "workbench.overview",
     "Glances": "workbench.overview",
@@ -170,6 +174,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         update,
     )
     from workbench.diff import VersionDiff, diff
+    from workbench.reproduction import ReproduceResult, reproduce, training_data
     from workbench.explain import (
         Explainer,
         FeatureDependence,

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workbench.config import Settings, get_settings
 from workbench.errors import (
@@ -124,6 +124,31 @@ def client() -> MlflowClient:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=settings.store_uri, registry_uri=settings.model_registry_uri)
+
+
+def get_or_create_experiment(name: str, tags: dict[str, str] | None = None) -> Any:
+    """MLflow's experiment called ``name``, created when missing (call inside :func:`translated`).
+
+    Creation is safe when several processes ask at once: the loser of the race reads the winner's.
+    Embedded experiments keep their artifacts under the workspace's ``artifacts/`` folder.
+    """
+    from mlflow.exceptions import MlflowException
+
+    settings = get_settings()
+    mlflow_client = client()
+    exp = mlflow_client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp
+    location = None
+    if settings.embedded:
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        location = (settings.artifact_root / safe).as_uri()
+    try:
+        mlflow_client.create_experiment(name, artifact_location=location, tags=tags or {})
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+    return mlflow_client.get_experiment_by_name(name)
 
 
 @contextlib.contextmanager

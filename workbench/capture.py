@@ -42,6 +42,12 @@ class CapturedCode:
     git_commit: str | None = None
     #: Files that were longer than the limit and were cut.
     cut: tuple[str, ...] = ()
+    #: The script's command-line arguments (``sys.argv[1:]``), so the script can be run again alike.
+    args: tuple[str, ...] = ()
+    #: The working directory the code ran in (relative paths it read are relative to it).
+    workdir: str | None = None
+    #: Which ``log_model`` call of the process this was (1 for the first), so a re-run stops at it.
+    log_model_call: int = 1
 
     @property
     def code_file(self) -> str | None:
@@ -53,7 +59,8 @@ class CapturedCode:
         return {"source": self.source, "path": self.path, "code_file": self.code_file,
                 "git_commit": self.git_commit,
                 "bytes": {name: len(text.encode()) for name, text in self.files.items()},
-                "cut": list(self.cut)}
+                "cut": list(self.cut), "args": list(self.args), "workdir": self.workdir,
+                "log_model_call": self.log_model_call}
 
     def save(self, directory: Path) -> Path:
         """Write the files and the manifest into ``directory / CODE_DIR``."""
@@ -108,9 +115,9 @@ def _cut(text: str, limit: int) -> tuple[str, bool]:
     return data[:limit].decode(errors="ignore"), True
 
 
-def capture_code(max_bytes: int) -> CapturedCode | None:
+def capture_code(max_bytes: int, log_model_call: int = 1) -> CapturedCode | None:
     """The code of this process as it is now (``None`` when there is neither a notebook nor a script),
-    each file cut at ``max_bytes``."""
+    each file cut at ``max_bytes``; ``log_model_call`` numbers the ``log_model`` call asking."""
     cells = _notebook_cells()
     script = None if cells is not None else _script()
     if cells is None and script is None:
@@ -134,4 +141,6 @@ def capture_code(max_bytes: int) -> CapturedCode | None:
         if was_cut:
             cut.append(name)
     return CapturedCode("notebook" if cells is not None else "script", str(script) if script else None,
-                        MappingProxyType(kept), commit, tuple(cut))
+                        MappingProxyType(kept), commit, tuple(cut),
+                        args=tuple(sys.argv[1:]) if script is not None else (), workdir=os.getcwd(),
+                        log_model_call=log_model_call)

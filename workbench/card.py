@@ -384,6 +384,75 @@ def _lineage_section(lineage: Any) -> CardSection:
     return CardSection("Lineage", (Facts(facts),))
 
 
+def _model_json(uri: str, path: str) -> dict[str, Any] | None:
+    from workbench.registry import model_file
+
+    text = model_file(uri, path)
+    return json.loads(text) if text else None
+
+
+def _environment_fact(uri: str) -> str:
+    import yaml
+
+    from workbench.registry import model_file
+
+    meta = yaml.safe_load(model_file(uri, "MLmodel") or "") or {}
+    python = ((meta.get("flavors") or {}).get("python_function") or {}).get("python_version")
+    requirements = model_file(uri, "requirements.txt")
+    packages = None if requirements is None else sum(
+        1 for line in requirements.splitlines() if line.split("#", 1)[0].strip() and not line.lstrip().startswith("-"))
+    return (f"Python {python or 'not recorded'}, "
+            + (f"{packages} pinned packages (requirements.txt)" if packages is not None else "no requirements.txt"))
+
+
+def _provenance_section(uri: str, mv: Any, audit: pd.DataFrame) -> CardSection:
+    """What was captured to rebuild this version (code, environment, data) and its reproductions."""
+    from workbench.capture import CODE_DIR, CODE_MANIFEST, GIT_DIFF_FILE
+    from workbench.snapshot import SNAPSHOT_DIR, SNAPSHOT_MANIFEST
+
+    code = _model_json(uri, f"{CODE_DIR}/{CODE_MANIFEST}")
+    snapshot = _model_json(uri, f"{SNAPSHOT_DIR}/{SNAPSHOT_MANIFEST}")
+    facts: list[tuple[str, Any]] = []
+    if code is None:
+        facts.append(("Code", "not captured (log_model captures it unless capture_code=False or "
+                              "WORKBENCH_CAPTURE_CODE=0)"))
+    else:
+        shown = f"{CODE_DIR}/{code.get('code_file')} ({code.get('source')}"
+        shown += f" {code['path']})" if code.get("path") else ")"
+        if code.get("cut"):
+            shown += f"; cut at the size bound: {', '.join(code['cut'])}"
+        facts.append(("Code", shown))
+        commit = code.get("git_commit")
+        dirty = GIT_DIFF_FILE in (code.get("bytes") or {})
+        facts.append(("Git commit", f"{commit} ({'with uncommitted changes, stored' if dirty else 'clean'})"
+                      if commit else "not in a git repository"))
+    facts.append(("Environment", _environment_fact(uri)))
+    if snapshot is None:
+        facts.append(("Data snapshot", "none (log_model(..., snapshot_data=True) or WORKBENCH_SNAPSHOT_DATA=1 "
+                                       "stores the training data so the version can be reproduced)"))
+    elif snapshot.get("stored"):
+        facts.append(("Data snapshot", f"{snapshot['key']}: {snapshot['rows']} rows, {snapshot['bytes']:,} bytes "
+                                       "of Parquet, stored once for every version trained on these rows"))
+    else:
+        facts.append(("Data snapshot", f"not stored: {snapshot.get('reason')}"))
+    blocks: list[Block] = [Facts(tuple(facts))]
+    rows = []
+    if mv is not None and not audit.empty:
+        done = audit[(audit["action"] == "reproduce") & (audit["from_version"] == mv.version)]
+        for row in done.itertuples():
+            details = row.details or {}
+            rows.append({"when": row.ts, "by": row.user, "matched": bool(details.get("matches")),
+                         "answers differing": f"{details.get('rows_differing')} of {details.get('rows_compared')}",
+                         "new run": details.get("new_run_id")})
+    frame = pd.DataFrame(rows, columns=["when", "by", "matched", "answers differing", "new run"])
+    if frame.empty:
+        blocks.append(Text("Not reproduced yet: workbench.reproduce(uri) re-runs the captured code on the data "
+                           "snapshot and compares the answers exactly."))
+    else:
+        blocks.append(Table(frame, "Reproductions (workbench.reproduce)"))
+    return CardSection("Provenance", tuple(blocks))
+
+
 def _deployment_names(model_name: str, audited: Iterable[Any]) -> list[str]:
     from workbench.deployment import deployments
 
@@ -472,6 +541,7 @@ def model_card(
         _explanations_section(explanations),
         _policy_section(ref.uri),
         _lineage_section(found_lineage),
+        _provenance_section(ref.uri, mv, audit),
         deployments_section,
         _audit_section(mv, audit),
     )

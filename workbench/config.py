@@ -134,6 +134,13 @@ class Settings:
     #: Start local model servers and routers as forks of a pre-imported warm process
     #: (``WORKBENCH_WARM_SERVER``, 1 or 0; see :mod:`workbench.deployment.warm`); 0: fresh processes.
     warm_server: bool = True
+    #: Store the training data (``training_data`` and ``training_labels``) with a model at
+    #: ``log_model`` as a content-addressed Parquet snapshot (``WORKBENCH_SNAPSHOT_DATA``, 1 or 0; off
+    #: by default: data leaves the notebook only when asked), so ``wb.reproduce`` can re-run its code.
+    snapshot_data: bool = False
+    #: Largest snapshot stored, in bytes of Parquet (``WORKBENCH_MAX_SNAPSHOT_BYTES``); a larger one is
+    #: not stored and the model's snapshot manifest says so.
+    max_snapshot_bytes: int = 100_000_000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -153,6 +160,8 @@ class Settings:
             raise ConfigurationError("sign_in_lockout (WORKBENCH_SIGN_IN_LOCKOUT) cannot be negative")
         if self.max_code_bytes <= 0:
             raise ConfigurationError("max_code_bytes (WORKBENCH_MAX_CODE_BYTES) must be positive")
+        if self.max_snapshot_bytes <= 0:
+            raise ConfigurationError("max_snapshot_bytes (WORKBENCH_MAX_SNAPSHOT_BYTES) must be positive")
         object.__setattr__(self, "allowed_origins", tuple(o.rstrip("/") for o in self.allowed_origins))
 
     @classmethod
@@ -176,6 +185,8 @@ class Settings:
             capture_code=_env_bool("CAPTURE_CODE", cls.capture_code),
             max_code_bytes=_env_int("MAX_CODE_BYTES", cls.max_code_bytes),
             warm_server=_env_bool("WARM_SERVER", cls.warm_server),
+            snapshot_data=_env_bool("SNAPSHOT_DATA", cls.snapshot_data),
+            max_snapshot_bytes=_env_int("MAX_SNAPSHOT_BYTES", cls.max_snapshot_bytes),
         )
 
     @property
@@ -233,6 +244,8 @@ class Settings:
         env[_ENV_PREFIX + "CAPTURE_CODE"] = "1" if self.capture_code else "0"
         env[_ENV_PREFIX + "MAX_CODE_BYTES"] = str(self.max_code_bytes)
         env[_ENV_PREFIX + "WARM_SERVER"] = "1" if self.warm_server else "0"
+        env[_ENV_PREFIX + "SNAPSHOT_DATA"] = "1" if self.snapshot_data else "0"
+        env[_ENV_PREFIX + "MAX_SNAPSHOT_BYTES"] = str(self.max_snapshot_bytes)
         if self.allowed_origins:
             env[_ENV_PREFIX + "ALLOWED_ORIGINS"] = ",".join(self.allowed_origins)
         return env

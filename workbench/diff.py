@@ -36,7 +36,7 @@ from workbench.profile import NumericProfile, ReferenceProfile
 from workbench.registry import load_model, load_profile, model_file, registered_version
 from workbench.tracking import get_run
 
-__all__ = ["DIFF_COLUMNS", "Difference", "DifferenceKind", "VersionDiff", "diff"]
+__all__ = ["DIFF_COLUMNS", "Difference", "DifferenceKind", "VersionDiff", "diff", "model_of"]
 
 #: What a difference is about, in the order the frame lists them.
 DifferenceKind = Literal["param", "metric", "code", "signature", "environment", "data", "predictions"]
@@ -160,6 +160,13 @@ def _side(given: str) -> _Side:
         raise InvalidInputError(f"run {given!r} logged {len(logged)} models ({names}): register the one to "
                                 "compare and give its models:/<name>/<version>")
     return _Side(given, given, logged[0].model_uri if logged else None)
+
+
+def model_of(given: str) -> tuple[str | None, str | None]:
+    """The run id and the loadable model URI behind a version URI or a run id, read as :func:`diff`
+    reads each side (the model URI is ``None`` for a run that logged no model)."""
+    side = _side(given)
+    return side.run_id, side.model_uri
 
 
 def _changed(kind: DifferenceKind, a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Difference]:

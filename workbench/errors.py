@@ -26,7 +26,8 @@ in ``__cause__``. Each message says what went wrong and what to do next::
     │   └── HealthCheckError      a new deployment never became ready
     ├── PolicyViolationError      a governance check blocks the action
     ├── MonitoringError           drift or outlier analysis cannot run on what was given
-    └── ExplanationError          a model or payload cannot be explained
+    ├── ExplanationError          a model or payload cannot be explained
+    └── ReproductionError         a model cannot be re-trained from what was logged with it
 
 Beside the tree, three warnings (not errors):
 
@@ -65,6 +66,7 @@ __all__ = [
     "PolicyAdvisory",
     "PolicyViolationError",
     "PortInUseError",
+    "ReproductionError",
     "RunNotFoundError",
     "SchemaError",
     "StoreUnavailableError",
@@ -234,5 +236,12 @@ class MonitoringError(WorkbenchError):
 
 class ExplanationError(WorkbenchError):
     """A model or payload cannot be explained."""
+
+    http_status = 422
+
+
+class ReproductionError(WorkbenchError):
+    """A model cannot be reproduced: it was logged without its code or its training data snapshot, or
+    the captured code failed or never logged a model; the message says what to log next time."""
 
     http_status = 422

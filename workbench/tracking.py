@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from workbench import _mlflow
+from workbench import replay as _replay
 from workbench.capture import capture_code as _capture_code
 from workbench.capture import git_commit
 from workbench.config import get_settings
@@ -42,6 +43,7 @@ from workbench.errors import (
 )
 from workbench.profile import PROFILE_DIR, ReferenceProfile
 from workbench.requirements import model_requirements
+from workbench.snapshot import TAG_SNAPSHOT_KEY, SnapshotManifest, content_key, store_snapshot
 from workbench.tables import TABLE_SCHEMA_FILE, TableSchema
 
 if TYPE_CHECKING:
@@ -112,6 +114,8 @@ class LoggedModel:
     signature: Mapping[str, Any] | None
     data_hash: str | None
     git_commit: str | None
+    #: The training data snapshot, when one was asked for (``snapshot.stored`` says if it was kept).
+    snapshot: SnapshotManifest | None = None
 
 
 def _to_experiment(exp: Any) -> Experiment:
@@ -134,23 +138,8 @@ def get_experiment(name: str, *, create: bool = False) -> Experiment:
         raise InvalidInputError("an experiment needs a non-empty name")
     client = _mlflow.client()
     with _mlflow.translated(ExperimentNotFoundError, f"experiment {name!r}"):
-        exp = client.get_experiment_by_name(name)
-        if exp is None and create:
-            settings = get_settings()
-            location = None
-            if settings.embedded:
-                safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-                location = (settings.artifact_root / safe).as_uri()
-            from mlflow.exceptions import MlflowException
-
-            try:
-                client.create_experiment(
-                    name, artifact_location=location, tags={TAG_USER: settings.user}
-                )
-            except MlflowException as exc:
-                if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-                    raise
-            exp = client.get_experiment_by_name(name)
+        exp = _mlflow.get_or_create_experiment(name, {TAG_USER: get_settings().user}) if create else (
+            client.get_experiment_by_name(name))
     if exp is None:
         known = ", ".join(e.name for e in experiments()) or "none yet"
         raise ExperimentNotFoundError(
@@ -350,6 +339,7 @@ def log_model(
     flavor: str | None = None,
     pip_requirements: Sequence[str] | None = None,
     capture_code: bool | None = None,
+    snapshot_data: bool | None = None,
     **flavor_kwargs: Any,
 ) -> LoggedModel:
     """Log a model to the active run with a signature, an input example and a reference profile.
@@ -365,6 +355,12 @@ def log_model(
     The code that trained the model is stored with it (``training_code/``: the notebook's executed
     cells or the script, the git commit and the uncommitted diff; see :mod:`workbench.capture`) unless
     ``capture_code=False`` or the ``capture_code`` setting (``WORKBENCH_CAPTURE_CODE=0``) is off.
+
+    With ``snapshot_data=True`` (or the setting ``WORKBENCH_SNAPSHOT_DATA=1``; off by default) the
+    training data and labels themselves are stored, once per distinct content, as a Parquet snapshot
+    (see :mod:`workbench.snapshot`), so :func:`workbench.reproduce` can re-run the captured code later.
+    In a process :func:`workbench.reproduce` started, this call logs the reproduction and ends the
+    process (see :mod:`workbench.replay`).
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -376,12 +372,23 @@ def log_model(
     except AttributeError as exc:
         raise InvalidInputError(f"MLflow has no flavor {flavor!r}: use e.g. 'sklearn' or 'pyfunc'") from exc
 
+    call = _replay.count_call()
+    replay = _replay.active_spec()
+    if replay is not None and call != replay.call:
+        replay = None  # an earlier model of the code: logged in the scratch workspace, as the code wants
+    elif replay is not None:
+        _replay.enter_real_store(replay)
+    settings = get_settings()
+    wants_snapshot = settings.snapshot_data if snapshot_data is None else snapshot_data
+    if snapshot_data and not isinstance(training_data, pd.DataFrame):
+        raise InvalidInputError("snapshot_data=True stores the training data with the model: pass "
+                                "training_data=X (and training_labels=y)")
     profile = None
+    labels = None
     typed = training_data if isinstance(training_data, pd.DataFrame) else input_example
     table_schema = TableSchema.from_frame(typed) if isinstance(typed, pd.DataFrame) else None
     mlflow_refuses = table_schema is not None and _advise_mlflow_limits(table_schema)
     if training_data is not None:
-        labels = None
         if training_labels is not None:
             labels = training_labels if isinstance(training_labels, pd.Series) else pd.Series(
                 list(training_labels), name="target"
@@ -420,14 +427,21 @@ def log_model(
         pip_requirements = model_requirements(model, libraries)
     model_arg = {"python_model": model} if flavor == "pyfunc" else {}
     commit = git_commit()
-    settings = get_settings()
     wants_code = settings.capture_code if capture_code is None else capture_code
-    code = _capture_code(settings.max_code_bytes) if wants_code else None
+    # A reproduction gets the original's code and snapshot from wb.reproduce, not its own copies.
+    code = _capture_code(settings.max_code_bytes, call) if wants_code and replay is None else None
+    snapshot = None
+    if wants_snapshot and replay is None and isinstance(training_data, pd.DataFrame):
+        snapshot = store_snapshot(training_data, labels, settings.max_snapshot_bytes)
     tags = {TAG_USER: settings.user, TAG_FLAVOR: flavor}
     if commit:
         tags[TAG_GIT_COMMIT] = commit
     if profile is not None:
         tags[TAG_DATA_HASH] = profile.data_hash
+    if snapshot is not None and snapshot.stored:
+        tags[TAG_SNAPSHOT_KEY] = snapshot.key
+    if replay is not None:
+        tags[_replay.TAG_REPRODUCTION_OF] = replay.original_run_id or replay.original
 
     active = mlflow.active_run()
     with _mlflow.translated(RunNotFoundError, "run"):
@@ -438,7 +452,7 @@ def log_model(
         else:
             info = _log(flavor_module, flavor, model, model_arg, name, signature,
                         input_example, pip_requirements, tags, kwargs)
-        if profile is not None or table_schema is not None or code is not None:
+        if profile is not None or table_schema is not None or code is not None or snapshot is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 if profile is not None:
                     profile.save(Path(tmp) / PROFILE_DIR)
@@ -446,7 +460,12 @@ def log_model(
                     table_schema.save(Path(tmp) / TABLE_SCHEMA_FILE)
                 if code is not None:
                     code.save(Path(tmp))
+                if snapshot is not None:
+                    snapshot.save(Path(tmp))
                 _mlflow.client().log_model_artifacts(info.model_id, tmp)
+    if replay is not None:
+        key = content_key(training_data, labels) if isinstance(training_data, pd.DataFrame) else None
+        _replay.finish(replay, _replay.ReplayOutcome(info.run_id, info.model_id, info.model_uri, key))
     sig = info.signature.to_dict() if info.signature is not None else None
     return LoggedModel(
         model_uri=info.model_uri,
@@ -456,6 +475,7 @@ def log_model(
         signature=MappingProxyType(sig) if sig else None,
         data_hash=profile.data_hash if profile else None,
         git_commit=commit,
+        snapshot=snapshot,
     )
 
 

@@ -18,7 +18,7 @@ from workbench.errors import InvalidInputError
 from workbench.audit import record
 
 SECTIONS = ["Model details", "Intended use", "Training data", "Metrics and parameters", "Fairness", "Explanations",
-            "Policy checks", "Lineage", "Deployment history", "Audit trail"]
+            "Policy checks", "Lineage", "Provenance", "Deployment history", "Audit trail"]
 
 
 @pytest.fixture(scope="module")

@@ -36,10 +36,12 @@ __all__ = ["ACTIONS", "AUDIT_COLUMNS", "AuditRecord", "ShareMove", "append", "au
 #: ``abort`` are the champion/challenger steps of a deployment; ``retrain`` (a new version trained
 #: on live rows) and ``gate`` (the comparison that decided it) those of a retrain loop;
 #: ``bandit_shares`` is a move of the shares a bandit router gave its versions (see
-#: :func:`record_share_changes`).
+#: :func:`record_share_changes`); ``reproduce`` a re-run of a version's captured code on its data
+#: snapshot (``details``: whether it matched, the new run).
 ACTIONS: frozenset[str] = frozenset({
     "register", "set_alias", "delete_alias", "package", "deploy", "update", "rollback", "stop",
     "start_challenger", "set_traffic", "promote", "abort", "waive", "retrain", "gate", "bandit_shares",
+    "reproduce",
 })
 
 #: Columns of :func:`audit_log`'s DataFrame, in order.

@@ -1,5 +1,5 @@
-"""``workbench info``, ``runs``, ``models`` and ``diff``: what the workspace holds, and what changed
-between two of its versions."""
+"""``workbench info``, ``runs``, ``models``, ``diff`` and ``reproduce``: what the workspace holds, what
+changed between two of its versions, and whether a version can be trained again alike."""
 
 from __future__ import annotations
 
@@ -110,4 +110,30 @@ def diff(a: str, b: str, as_json: bool) -> None:
         click.echo(result.code_diff, nl=False)
 
 
-COMMANDS = [info, runs, models, diff]
+@click.command()
+@click.argument("uri")
+@click.option("--timeout", type=float, default=3600.0, show_default=True,
+              help="Most seconds the captured code may take to train again.")
+@json_option
+def reproduce(uri: str, timeout: float, as_json: bool) -> None:
+    """Re-run the code that trained URI on its training data snapshot and check that the new model
+    answers the reference rows exactly alike; exits with status 1 when it does not.
+
+    URI is models:/<name>/<version>, models:/<name>@<alias> or a run id.
+    """
+    import workbench as wb
+
+    result = wb.reproduce(uri, timeout=timeout)
+    if as_json:
+        emit(result.to_dict(), True)
+    else:
+        click.echo(result.summary())
+        if len(result.diff.to_frame()):
+            emit(result.diff.to_frame().astype(object).fillna("-"), False)
+        for note in result.diff.notes:
+            click.echo(f"not compared: {note}")
+    if not result.matches:
+        raise SystemExit(1)
+
+
+COMMANDS = [info, runs, models, diff, reproduce]
