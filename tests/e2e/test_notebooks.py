@@ -71,6 +71,19 @@ def check_07(home: Path) -> None:
     assert [v.version for v in wb.versions("guided-cancer")] == ["2", "1"]
 
 
+def check_08(home: Path) -> None:
+    changes = wb.diff("models:/guided-reproduce/1", "models:/guided-reproduce/2")
+    differences = {(d.kind, d.name) for d in changes.differences}
+    assert ("param", "max_depth") in differences
+    assert {d.name for d in changes.differences if d.kind == "data"} >= {"training rows"}, differences
+    assert not {kind for kind, _ in differences} & {"environment", "signature", "metric"}
+    assert 0 < changes.rows_differing < changes.rows_compared
+    reproductions = wb.audit_log(model="guided-reproduce").query("action == 'reproduce'")
+    assert len(reproductions) == 1 and reproductions["from_version"].tolist() == ["1"]
+    assert reproductions["details"].iloc[0]["matches"] is True
+    assert len(wb.runs("guided-reproduce")) == 3  # spring, autumn, and the reproduction of spring
+
+
 CHECKS: dict[str, Callable[[Path], None]] = {
     "01-track-and-compare": check_01,
     "02-register-and-review": check_02,
@@ -79,6 +92,7 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "05-champion-and-challenger": check_05,
     "06-governance-and-model-card": check_06,
     "07-closing-the-loop": check_07,
+    "08-reproduce-and-compare": check_08,
 }
 # Notebooks that drive the Docker engine: they need it like the Docker tests do.
 NEEDS_DOCKER = {"03-package-and-deploy"}
@@ -94,6 +108,7 @@ RESTART_AFTER = {
     "05-champion-and-challenger": 4,  # the challenger takes 20% of traffic
     "06-governance-and-model-card": 8,
     "07-closing-the-loop": 3,  # deployed, the loop not started yet
+    "08-reproduce-and-compare": 5,  # both versions registered, nothing compared or reproduced yet
 }
 # What the deployments of each notebook did: the first run, then the second up to the restart, then
 # the whole notebook after the restart, which finds the deployment the interrupted run left and
