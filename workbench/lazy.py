@@ -20,8 +20,14 @@ def attach(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], An
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        loaded = importlib.import_module(module)
+        value = getattr(loaded, name)
         namespace[name] = value  # later lookups skip this function
+        # Importing a submodule binds its name in the package (``workbench.diff`` -> the module), which
+        # would hide a name it exports under the same name (the function ``diff``): the export wins.
+        parent, _, child = module.rpartition(".")
+        if parent == package and exports.get(child) == module:
+            namespace[child] = getattr(loaded, child)
         return value
 
     def __dir__() -> list[str]:
