@@ -34,7 +34,7 @@ from workbench.errors import InvalidInputError, ModelNotFoundError, RunNotFoundE
 from workbench.monitor import DriftDetector, DriftSettings
 from workbench.profile import NumericProfile, ReferenceProfile
 from workbench.registry import load_model, load_profile, model_file, registered_version
-from workbench.tracking import get_run
+from workbench.tracking import RunSummary, get_run
 
 __all__ = ["DIFFERENCE_KINDS", "DIFF_COLUMNS", "Difference", "DifferenceKind", "VersionDiff", "diff"]
 
@@ -186,21 +186,24 @@ def _same(x: Any, y: Any) -> bool:
     return bool(x == y)
 
 
+def _kept_run(run_id: str) -> RunSummary | None:
+    """The run, or ``None`` when it was deleted for good (``mlflow gc``): its model can still be compared."""
+    try:
+        return get_run(run_id)
+    except RunNotFoundError:
+        return None
+
+
 def _runs(a: _Side, b: _Side, notes: list[str]) -> list[Difference]:
     if a.run_id is None or b.run_id is None:
         missing = a.given if a.run_id is None else b.given
         notes.append(f"params and metrics: {missing} records no run")
         return []
-    found, gone = [], []
-    for side in (a, b):
-        try:
-            found.append(get_run(side.run_id))
-        except RunNotFoundError:  # deleted for good (mlflow gc): its model can still be compared
-            gone.append(f"{side.given} (run {side.run_id})")
-    if gone:
+    run_a, run_b = _kept_run(a.run_id), _kept_run(b.run_id)
+    if run_a is None or run_b is None:
+        gone = [f"{side.given} (run {side.run_id})" for side, run in ((a, run_a), (b, run_b)) if run is None]
         notes.append(f"params and metrics: the run of {' and of '.join(gone)} was deleted")
         return []
-    run_a, run_b = found
     return _changed("param", run_a.params, run_b.params) + _changed("metric", run_a.metrics, run_b.metrics)
 
 
