@@ -165,10 +165,9 @@ class VersionComparison(ui.NotebookView, pn.viewable.Viewer):
         """Block until the comparison running now has finished and is shown (for scripts and tests)."""
         return self._task.wait(timeout)
 
-    @property
-    def versions(self) -> list[str]:
-        """The model's version numbers offered for A and B, newest first."""
-        return list(self._versions)
+    def pair_for(self, reviewed: str | None) -> tuple[str | None, str | None]:
+        """Versions A and B to compare when ``reviewed`` is the version under review (:func:`default_pair`)."""
+        return default_pair(self._versions, reviewed)
 
     @property
     def uris(self) -> tuple[str, str] | None:

@@ -27,7 +27,6 @@ from workbench.errors import InvalidInputError, WorkbenchError
 from workbench.profile import PROFILE_COLUMNS
 from workbench.widgets import governance_available, ui
 from workbench.widgets.background import BackgroundTask, Job
-from workbench.widgets.compare import default_pair
 
 __all__ = ["ModelReview", "SECTIONS"]
 
@@ -233,7 +232,7 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
             elif section == "Versions":
                 component.version = self.version
             elif section == "Compare versions":
-                a, b = default_pair(component.versions, self.version)
+                a, b = component.pair_for(self.version)
                 component.param.update(a=a, b=b)
 
     def _on_opened(self, event: Any) -> None:
