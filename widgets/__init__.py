@@ -12,11 +12,13 @@ put one at the end of a cell, or several in a layout::
     wbw.Deployments()
     wbw.DriftMonitor(deployment="churn")
     wbw.Explanations(model_uri="models:/churn@champion")
+    wbw.VersionComparison(model_name="churn")         # what changed from the version before
     wbw.ModelReview(model_name="churn")               # the whole page for one model
     wbw.RetrainProgress(loop=wb.retrain_on(...))      # a retrain loop's steps as they happen
 
 Components: :class:`ExperimentBrowser`, :class:`ModelRegistry`, :class:`PackageBuilder`,
-:class:`Deployments`, :class:`DriftMonitor`, :class:`Explanations`, :class:`ModelReview`,
+:class:`Deployments`, :class:`DriftMonitor`, :class:`Explanations`, :class:`VersionComparison`,
+:class:`ModelReview`,
 :class:`RetrainProgress`, and, when
 :mod:`workbench.governance` is installed, :class:`Fairness` and :class:`ModelCard`. Pages for
 ``panel serve``: :mod:`workbench.widgets.apps`. Progress bars for long calls from plain Python
@@ -59,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "ModelReview": "workbench.widgets.review",
     "PackageBuilder": "workbench.widgets.packaging",
     "RetrainProgress": "workbench.widgets.retrain",
+    "VersionComparison": "workbench.widgets.compare",
 }
 
 __all__ = sorted([*_EXPORTS, "extension", "governance_available"])
@@ -119,3 +122,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from workbench.widgets.review import ModelReview
     from workbench.widgets.packaging import PackageBuilder
     from workbench.widgets.retrain import RetrainProgress
+    from workbench.widgets.compare import VersionComparison

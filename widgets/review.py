@@ -7,7 +7,8 @@
     ModelReview(model_name="churn", version="3")
 
 Tabs: an overview (lineage, metrics and parameters of its run, the data profile, where it is
-deployed), the runs of its experiment, its versions and aliases, packaging, deployments, live drift,
+deployed), the runs of its experiment, its versions and aliases, what changed from the version before
+(:class:`~workbench.widgets.VersionComparison`), packaging, deployments, live drift,
 explanations, and, when :mod:`workbench.governance` is installed, fairness and the model card.
 Each tab is built the first time it is shown, so opening the page costs only the overview.
 """
@@ -30,13 +31,14 @@ from workbench.widgets.background import BackgroundTask, Job
 __all__ = ["ModelReview", "SECTIONS"]
 
 #: The review's tabs, in order (Fairness and Model card only with governance installed).
-SECTIONS = ("Overview", "Runs", "Versions", "Package", "Deployments", "Drift", "Explanations", "Fairness",
-            "Model card")
+SECTIONS = ("Overview", "Runs", "Versions", "Compare versions", "Package", "Deployments", "Drift", "Explanations",
+            "Fairness", "Model card")
 
 
 class ModelReview(ui.NotebookView, pn.viewable.Viewer):
     """Everything about one model version on one page: metrics, data profile, lineage, runs,
-    versions, packaging, deployments, drift, explanations, fairness and the model card."""
+    versions, what changed from the version before, packaging, deployments, drift, explanations,
+    fairness and the model card."""
 
     model_name = param.String(default=None, allow_None=True, doc="The registered model reviewed.")
     version = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""
@@ -205,6 +207,8 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
             registry = wbw.ModelRegistry(model_name=name, version=self.version, navigate=False)
             registry.param.watch(self._on_opened, "opened")
             return registry
+        if section == "Compare versions":
+            return wbw.VersionComparison(model_name=name, b=self.version)
         if section == "Package":
             return wbw.PackageBuilder(model_uri=uri, model_name=name)
         if section == "Deployments":
@@ -227,6 +231,9 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
                 component.model_uri = uri
             elif section == "Versions":
                 component.version = self.version
+            elif section == "Compare versions":
+                a, b = component.pair_for(self.version)
+                component.param.update(a=a, b=b)
 
     def _on_opened(self, event: Any) -> None:
         version = event.new.rsplit("/", 1)[-1]

@@ -113,6 +113,9 @@ _EXPORTS: dict[str, str] = {
     "publish_policy": "workbench.governance",
     "waive": "workbench.governance",
     # what changed between two versions
+    "DIFFERENCE_KINDS": "workbench.diff",
+    "DIFF_COLUMNS": "workbench.diff",
+    "Difference": "workbench.diff",
     "VersionDiff": "workbench.diff",
     "diff": "workbench.diff",
     # re-training a version from its captured code and data
@@ -173,7 +176,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         stop,
         update,
     )
-    from workbench.diff import VersionDiff, diff
+    from workbench.diff import DIFF_COLUMNS, DIFFERENCE_KINDS, Difference, VersionDiff, diff
     from workbench.reproduction import ReproduceResult, reproduce, training_data
     from workbench.explain import (
         Explainer,

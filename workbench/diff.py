@@ -30,17 +30,20 @@ import pandas as pd
 
 from workbench import _mlflow
 from workbench.capture import CODE_DIR, CODE_MANIFEST, GIT_DIFF_FILE
-from workbench.errors import InvalidInputError, ModelNotFoundError, WorkbenchError
+from workbench.errors import InvalidInputError, ModelNotFoundError, RunNotFoundError, WorkbenchError
 from workbench.monitor import DriftDetector, DriftSettings
 from workbench.profile import NumericProfile, ReferenceProfile
 from workbench.registry import load_model, load_profile, model_file, registered_version
-from workbench.tracking import get_run
+from workbench.tracking import RunSummary, get_run
 
-__all__ = ["DIFF_COLUMNS", "Difference", "DifferenceKind", "VersionDiff", "diff", "model_of"]
+__all__ = ["DIFFERENCE_KINDS", "DIFF_COLUMNS", "Difference", "DifferenceKind", "VersionDiff", "diff",
+           "model_of"]
 
-#: What a difference is about, in the order the frame lists them.
+#: What a difference is about.
 DifferenceKind = Literal["param", "metric", "code", "signature", "environment", "data", "predictions"]
-_KINDS: tuple[DifferenceKind, ...] = ("param", "metric", "code", "signature", "environment", "data", "predictions")
+#: Every kind, in the order the frame lists them.
+DIFFERENCE_KINDS: tuple[DifferenceKind, ...] = ("param", "metric", "code", "signature", "environment", "data",
+                                                "predictions")
 #: The columns of :meth:`VersionDiff.to_frame`.
 DIFF_COLUMNS = ("kind", "name", "a", "b", "detail")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -97,7 +100,8 @@ class VersionDiff:
         if not self.differences:
             text = f"no differences between {self.a} and {self.b}"
         else:
-            counts = [f"{n} {kind}" for kind in _KINDS if (n := len(self.of_kind(kind))) and kind != "predictions"]
+            counts = [f"{n} {kind}" for kind in DIFFERENCE_KINDS
+                      if (n := len(self.of_kind(kind))) and kind != "predictions"]
             total = len(self.differences)
             text = f"{total} difference{'s' if total != 1 else ''}: " + ", ".join(counts or ["predictions"])
         if self.rows_differing:
@@ -190,12 +194,24 @@ def _same(x: Any, y: Any) -> bool:
     return bool(x == y)
 
 
+def _kept_run(run_id: str) -> RunSummary | None:
+    """The run, or ``None`` when it was deleted for good (``mlflow gc``): its model can still be compared."""
+    try:
+        return get_run(run_id)
+    except RunNotFoundError:
+        return None
+
+
 def _runs(a: _Side, b: _Side, notes: list[str]) -> list[Difference]:
     if a.run_id is None or b.run_id is None:
         missing = a.given if a.run_id is None else b.given
         notes.append(f"params and metrics: {missing} records no run")
         return []
-    run_a, run_b = get_run(a.run_id), get_run(b.run_id)
+    run_a, run_b = _kept_run(a.run_id), _kept_run(b.run_id)
+    if run_a is None or run_b is None:
+        gone = [f"{side.given} (run {side.run_id})" for side, run in ((a, run_a), (b, run_b)) if run is None]
+        notes.append(f"params and metrics: the run of {' and of '.join(gone)} was deleted")
+        return []
     return _changed("param", run_a.params, run_b.params) + _changed("metric", run_a.metrics, run_b.metrics)
 
 

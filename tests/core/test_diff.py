@@ -158,6 +158,21 @@ def test_a_model_logged_without_training_data_says_what_was_not_compared(version
     assert result.rows_compared > 0 and result.rows_differing == 0
 
 
+def test_a_version_whose_run_was_deleted_for_good_is_still_compared_by_its_model(versions) -> None:
+    first, _, X_train, y_train, name = versions
+    again = _train(name, 3, X_train, y_train, X_train, y_train)  # the same tree as version 1
+    mlflow.delete_run(again.version.run_id)
+    subprocess.run([str(Path(sys.executable).parent / "mlflow"), "gc", "--backend-store-uri", mlflow.get_tracking_uri(),
+                    "--run-ids", again.version.run_id], check=True, capture_output=True, timeout=120)
+    with pytest.raises(RunNotFoundError):
+        wb.get_run(again.version.run_id)
+    result = wb.diff(first.version.uri, again.version.uri)
+    assert result.notes == (f"params and metrics: the run of {again.version.uri} (run {again.version.run_id}) "
+                            "was deleted",)
+    assert result.to_frame().empty  # nothing else differs: same code, data and answers
+    assert result.rows_compared > 0 and result.rows_differing == 0
+
+
 def test_bad_sides_say_what_to_give(versions) -> None:
     with pytest.raises(InvalidInputError, match="neither a model URI nor a run id"):
         wb.diff("churn", "churn")

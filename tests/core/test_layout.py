@@ -185,3 +185,11 @@ def test_test_modules_have_unique_names() -> None:
     """pytest imports test files by their base name (no packages under tests/): two alike cannot both run."""
     names = [p.name for p in (REPO / "tests").rglob("test_*.py")]
     assert sorted(n for n in set(names) if names.count(n) > 1) == []
+
+
+def test_a_function_named_like_its_module_stays_the_function_whatever_is_used_first() -> None:
+    """``wb.VersionDiff`` imports ``workbench.diff``, which binds ``workbench.diff`` to the module;
+    ``wb.diff`` must still be the function."""
+    code = "import workbench as wb; wb.VersionDiff; print(callable(wb.diff), wb.diff.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["True", "workbench.diff"]

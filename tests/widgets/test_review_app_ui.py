@@ -1,7 +1,7 @@
 """The review app served by ``workbench review``, driven in Debian's Chromium with Playwright.
 
 Pages render with no console error and no request leaving the machine; a deploy from the page
-brings a deployment up; the drift view updates by itself when predictions arrive; team mode asks
+brings a deployment up; Compare versions shows what changed between two versions; the drift view updates by itself when predictions arrive; team mode asks
 for the password and keeps three signed-in browsers' selections apart. Screenshots go to
 test-results/.
 """
@@ -133,6 +133,33 @@ def test_every_page_renders_with_no_console_error_and_nothing_fetched_from_outsi
             page.get_by_text(text).filter(visible=True).first.wait_for(timeout=120_000)
         _settle(page)
         page.screenshot(path=str(SHOTS / f"review-tab-{tab.lower().replace(' ', '-')}.png"), full_page=True)
+    watched.assert_clean()
+
+
+def test_compare_versions_shows_the_param_the_answers_and_the_code_that_changed(
+    page, review_url: str, depth_versions
+) -> None:
+    name, first, second = depth_versions.name, depth_versions.first, depth_versions.second
+    watched = Watched(page)
+    page.goto(f"{review_url}/review?model={urllib.parse.quote(name)}&version={second}")
+    page.get_by_text(f"{name} v{second}").filter(visible=True).first.wait_for(timeout=60_000)
+    page.locator(".bk-tab", has_text="Compare versions").first.click()
+    # The differences table (kind, name, a, b, detail), not the overview's table of the run's params.
+    differences = page.locator(".tabulator", has=page.locator(".tabulator-col", has_text="detail"))
+    row = differences.locator(".tabulator-row", has_text="max_depth").first
+    row.wait_for(timeout=120_000)
+    assert row.inner_text().split() == ["max_depth", "3", "5"]  # under its group's header, "kind: param"
+    assert differences.locator(".tabulator-group", has_text="kind: param").count() == 1
+    assert _select(page, "Version A").input_value() == f"v{first}"
+    assert _select(page, "Version B").input_value() == f"v{second}"
+    page.get_by_text(f"v{first} → v{second}").filter(visible=True).first.wait_for(timeout=10_000)
+    page.get_by_text("answers differ").filter(visible=True).first.wait_for(timeout=10_000)
+    added = page.locator("pre.wb-code-diff div", has_text="max_depth = 5").first
+    assert added.inner_text() == f"+{depth_versions.changed_line}"  # shown as text, not run as markup
+    _settle(page)
+    page.screenshot(path="/tmp/compare.png", full_page=True)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "review-compare-versions.png"), full_page=True)
     watched.assert_clean()
 
 
