@@ -127,7 +127,8 @@ def test_a_model_with_one_version_says_there_is_nothing_to_compare() -> None:
 
 def test_a_version_deleted_while_the_page_is_open_is_a_message_not_a_traceback() -> None:
     name = f"compare-gone-{uuid.uuid4().hex[:6]}"
-    first, second = _register(name, 2), _register(name, 4)
+    first = _register(name, 2)
+    _register(name, 4)  # the second version the page compares it with
     compare = VersionComparison(model_name=name)
     assert compare.wait(120) and errors_shown(compare) == []
     mlflow.MlflowClient().delete_model_version(name, first.version)  # a teammate deletes it meanwhile
