@@ -45,6 +45,9 @@ T = TypeVar("T")
 #: Progress updates reach the page at most this often (seconds); the last one always does.
 _MIN_INTERVAL = 0.2
 
+#: Seconds an update waits for a served page to be reported drawn before it is shown anyway.
+_ONLOAD_FALLBACK = 5.0
+
 #: Held while a notebook page changes from Python, on any thread: by :meth:`BackgroundTask.dispatch`
 #: around everything a task shows, by :meth:`BackgroundTask.start` and :meth:`BackgroundTask.cancel`,
 #: and around each patch Panel sends over a notebook comm (see :func:`_whole_patches`).
@@ -141,11 +144,25 @@ class BackgroundTask(param.Parameterized):
         """Call ``fn`` on the thread that owns the page this task was started from."""
         doc = self._doc
         if doc is not None and doc.session_context is not None:
+            shown = False
+
+            def once() -> None:
+                nonlocal shown  # both calls below run on the page's event loop: no lock needed
+                if not shown:
+                    shown = True
+                    with set_curdoc(doc):
+                        _logged(fn)()
+
             def deliver() -> None:
                 # Not before the browser has drawn the page: a Tabulator whose columns change while
                 # it is still being built fails there (and stays empty).
                 with set_curdoc(doc):
-                    pn.state.onload(_logged(fn))
+                    pn.state.onload(once)
+                    if pn.state.loaded:
+                        return
+                # The browser reports a page drawn only once every view on it has settled; when
+                # that report never comes, Panel keeps the update forever. Show it anyway, later.
+                doc.add_timeout_callback(once, int(_ONLOAD_FALLBACK * 1000))
 
             try:
                 doc.add_next_tick_callback(deliver)

@@ -160,3 +160,36 @@ def test_changes_made_from_two_threads_reach_the_notebook_as_whole_patches() -> 
     # Nothing is lost on the way: every change each thread made reached the page.
     assert sorted(shown["text"]) == sorted(f"&lt;p&gt;background {i}&lt;/p&gt;\n" for i in range(20))
     assert sorted(shown["value"]) == list(range(1, 20))  # 0 was the value already
+
+
+def test_a_result_reaches_a_served_page_whose_browser_never_reports_it_drawn() -> None:
+    """A served page's update waits for the browser's "document ready"; when that never comes (here,
+    no browser ever connects to the session the page request created), it is shown anyway."""
+    import httpx
+
+    from support import free_port
+    from workbench.widgets import background
+
+    shown: list[int] = []
+
+    def page() -> pn.viewable.Viewable:
+        task = BackgroundTask()
+        task.start(lambda job: 42, done=shown.append)
+        return pn.pane.Markdown("a page")
+
+    port = free_port()
+    server = pn.serve({"page": page}, port=port, threaded=True, show=False, start=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/page", timeout=10).status_code == 200
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        asked = time.monotonic()
+        while not shown and time.monotonic() < asked + background._ONLOAD_FALLBACK + 10:
+            time.sleep(0.05)
+        assert shown == [42]
+    finally:
+        server.stop()
