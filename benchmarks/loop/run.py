@@ -79,6 +79,19 @@ def _answers(url: str, body: str, timeout: float = 120.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
+def _serve_until_it_answers(command: Any, env: dict[str, str], X: Any) -> None:
+    """Start ``command(port)`` on a free port, wait for its first 200 of ``/invocations`` on one row of
+    ``X``, then stop it."""
+    port = free_port()
+    body = json.dumps({"dataframe_split": json.loads(X.head(1).to_json(orient="split", index=False))})
+    proc = subprocess.Popen(command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _answers(f"http://127.0.0.1:{port}", body)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def workbench_loop(kind: str, model: Any, X: Any, y: Any, tag: str) -> dict[str, float]:
     import workbench as wb
 
@@ -101,19 +114,12 @@ def workbench_loop(kind: str, model: Any, X: Any, y: Any, tag: str) -> dict[str,
     assert updated.model_version == second.version, (updated.model_version, second.version)
     wb.stop(name)
     # `workbench serve` in a terminal: a fresh process, as `mlflow models serve` is.
-    port = free_port()
-    body = json.dumps({"dataframe_split": json.loads(X.head(1).to_json(orient="split", index=False))})
     serve_start = time.perf_counter()
-    proc = subprocess.Popen([PYTHON, "-m", "workbench", "serve", version.uri, "--port", str(port), "--log-dir",
-                             str(Path(wb.get_settings().home) / "serve-log" / tag)],
-                            env={**os.environ, **wb.get_settings().as_env()}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        _answers(f"http://127.0.0.1:{port}", body)
-        served_at = time.perf_counter()
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    _serve_until_it_answers(
+        lambda port: [PYTHON, "-m", "workbench", "serve", version.uri, "--port", str(port), "--log-dir",
+                      str(Path(wb.get_settings().home) / "serve-log" / tag)],
+        {**os.environ, **wb.get_settings().as_env()}, X)
+    served_at = time.perf_counter()
     return {"log_model s": logged_at - start, "register s": registered_at - logged_at,
             "deploy to first answer s": answered_at - registered_at, "loop s": answered_at - start,
             "update s": updated_at - update_start, "workbench serve to first answer s": served_at - serve_start}
@@ -127,7 +133,6 @@ def mlflow_loop(kind: str, model: Any, X: Any, y: Any, tag: str) -> dict[str, fl
 
     flavor = {"forest": mlflow.sklearn, "pipeline": mlflow.sklearn, "xgboost": mlflow.xgboost}[kind]
     name = f"mlflow-loop-{kind}-{tag}"
-    body = json.dumps({"dataframe_split": json.loads(X.head(1).to_json(orient="split", index=False))})
     start = time.perf_counter()
     mlflow.set_experiment("loop-benchmark-mlflow")
     with mlflow.start_run():
@@ -139,18 +144,11 @@ def mlflow_loop(kind: str, model: Any, X: Any, y: Any, tag: str) -> dict[str, fl
     logged_at = time.perf_counter()
     version = mlflow.register_model(info.model_uri, name)
     registered_at = time.perf_counter()
-    port = free_port()
-    env = {**env_with_venv_path(), "MLFLOW_TRACKING_URI": wb.get_settings().store_uri}
-    proc = subprocess.Popen([str(Path(PYTHON).parent / "mlflow"), "models", "serve", "-m",
-                             f"models:/{name}/{version.version}", "--env-manager", "local", "--host", "127.0.0.1",
-                             "-p", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _answers(f"http://127.0.0.1:{port}", body)
-        answered_at = time.perf_counter()
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    _serve_until_it_answers(
+        lambda port: [str(Path(PYTHON).parent / "mlflow"), "models", "serve", "-m", f"models:/{name}/{version.version}",
+                      "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)],
+        {**env_with_venv_path(), "MLFLOW_TRACKING_URI": wb.get_settings().store_uri}, X)
+    answered_at = time.perf_counter()
     return {"log_model s": logged_at - start, "register s": registered_at - logged_at,
             "deploy to first answer s": answered_at - registered_at, "loop s": answered_at - start}
 
