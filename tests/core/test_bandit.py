@@ -13,7 +13,7 @@ import statistics
 import pytest
 
 from workbench.errors import InvalidInputError
-from workbench.serving.bandit import EpsilonGreedy, ThompsonSampling, make_policy, sticky_point
+from workbench.routing.bandit import EpsilonGreedy, ThompsonSampling, make_policy, sticky_point
 
 RATES = {"champion": 0.45, "challenger": 0.60}
 SEEDS = range(20)

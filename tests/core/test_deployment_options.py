@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 import workbench as wb
-from workbench.deployment.docker import DockerOptions
-from workbench.deployment.local import LocalOptions
-from workbench.deployment.swarm import SwarmOptions
+from workbench.deployment.targets.docker import DockerOptions
+from workbench.deployment.targets.local import LocalOptions
+from workbench.deployment.targets.swarm import SwarmOptions
 from workbench.errors import InvalidInputError
 
 

@@ -17,12 +17,12 @@ import pytest
 import workbench as wb
 from workbench.config import get_settings
 from workbench.deployment import Placement, TrafficPolicy
-from workbench.deployment.docker import DockerTarget, ModelContainer, RouterContainer
-from workbench.deployment.kubernetes import KubernetesHandle, KubernetesTarget
-from workbench.deployment.local import LocalTarget, RouterProcess, ServerProcess
+from workbench.deployment.targets.docker import DockerTarget, ModelContainer, RouterContainer
+from workbench.deployment.targets.kubernetes import KubernetesHandle, KubernetesTarget
+from workbench.deployment.targets.local import LocalTarget, RouterProcess, ServerProcess
 from workbench.deployment.routed import Backend, RoutedHandle
 from workbench.deployment.store import DeploymentStore
-from workbench.deployment.swarm import ModelService, RouterService, SwarmTarget
+from workbench.deployment.targets.swarm import ModelService, RouterService, SwarmTarget
 from workbench.errors import DeploymentNotFoundError, InvalidInputError
 
 

@@ -34,14 +34,14 @@ import workbench as wb
 import workbench.registry
 from workbench.deployment import Placement, SupportsChallenger, Target, TrafficPolicy, load_target
 from workbench.deployment.base import DeploymentSpec
-from workbench.deployment.kubernetes import (
+from workbench.deployment.targets.kubernetes import (
     KubernetesTarget,
     build_manifests,
     manifests_yaml,
     parse_target_uri,
     push_image,
 )
-from workbench.deployment.kubernetes.sizing import SERVER_FOOTPRINT_MIB, default_resources, quantity_value
+from workbench.deployment.targets.kubernetes.sizing import SERVER_FOOTPRINT_MIB, default_resources, quantity_value
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
 
@@ -410,7 +410,7 @@ def test_target_uris_name_a_context_and_a_namespace() -> None:
 
 
 def test_importing_the_target_leaves_the_kubernetes_client_unloaded() -> None:
-    code = ("import sys, workbench.deployment.kubernetes, workbench.cli.kubernetes; "
+    code = ("import sys, workbench.deployment.targets.kubernetes, workbench.cli.kubernetes; "
             "print(sorted(m for m in sys.modules if m == 'kubernetes' or m.startswith('kubernetes.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"

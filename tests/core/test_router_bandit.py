@@ -11,7 +11,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from workbench.serving.router import RouteTable, create_router
+from workbench.routing.router import RouteTable, create_router
 
 TOKEN = "admin-token"
 

@@ -303,7 +303,7 @@ def test_the_router_refuses_cross_site_requests_and_forwards_its_own(rf_server, 
     without the caller's Origin (which the server, on another port, would take for a foreign one)."""
     from starlette.testclient import TestClient
 
-    from workbench.serving.router import RouteTable, create_router
+    from workbench.routing.router import RouteTable, create_router
 
     rows = _rows(numeric_data, 1)
     before = _logged(rf_server)
@@ -332,7 +332,7 @@ def test_the_router_refuses_cross_site_requests_and_forwards_its_own(rf_server, 
 def test_allowing_every_origin_lets_any_page_call(rf_server, numeric_data) -> None:
     from starlette.testclient import TestClient
 
-    from workbench.serving.router import RouteTable, create_router
+    from workbench.routing.router import RouteTable, create_router
 
     before = _logged(rf_server)
     app = create_router(RouteTable(champion=(rf_server.url,)), token="admin-token", allowed_origins=("*",))

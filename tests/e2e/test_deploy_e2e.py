@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.deployment.docker import volume_name
+from workbench.deployment.targets.docker import volume_name
 from workbench.deployment.store import DeploymentStore
 from workbench.errors import (
     DeploymentChangedWarning,

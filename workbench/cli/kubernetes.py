@@ -33,7 +33,7 @@ def manifests(model_uri: str, image: str, kserve: bool, name: str | None, namesp
     """
     from workbench.config import get_settings
     from workbench.deployment.base import DeploymentSpec, TrafficPolicy
-    from workbench.deployment.kubernetes import build_manifests, manifests_yaml
+    from workbench.deployment.targets.kubernetes import build_manifests, manifests_yaml
     from workbench.deployment.manager import default_name, resolve_model
     from workbench.errors import InvalidInputError
     from workbench.registry import model_size

@@ -53,7 +53,7 @@ def _explainer(model: Any) -> Any:
 @click.option("--port-file", type=click.Path(path_type=Path), hidden=True)
 def route(config_file: Path, host: str, port: int, port_file: Path | None) -> None:
     """Run a deployment's traffic router: one address in front of its model servers."""
-    from workbench.serving.router import run_router
+    from workbench.routing.router import run_router
 
     run_router(config_file, host=host, port=port, port_file=port_file)
 

@@ -171,7 +171,7 @@ class TrafficPolicy:
     - ``shadow``: every request goes to the champion, which answers; a copy goes to the challenger,
       whose answer is logged and never returned;
     - ``bandit``: the router shares requests by the rewards fed back (``strategy`` ``thompson`` or
-      ``epsilon_greedy`` with ``epsilon``; see :mod:`workbench.serving.bandit`), each version keeping
+      ``epsilon_greedy`` with ``epsilon``; see :mod:`workbench.routing.bandit`), each version keeping
       a floor of traffic while it explores. ``challenger_share`` is not used.
     """
 

@@ -46,7 +46,7 @@ from workbench.errors import (
     NameTakenError,
     WorkbenchError,
 )
-from workbench.serving.bandit import BanditSnapshot
+from workbench.routing.bandit import BanditSnapshot
 from workbench.predlog import (
     FeedbackReport,
     LogRows,
@@ -590,7 +590,7 @@ def start_challenger(name: str, model_uri: str, *, share: float | None = None, s
     default), or with ``shadow=True`` every request is mirrored to it and only the champion answers,
     or with ``strategy`` (``"thompson"`` or ``"epsilon_greedy"``, with ``epsilon``) a bandit shares
     requests by the rewards fed back (:func:`log_feedback` with a ``reward`` from 0 to 1; see
-    :mod:`workbench.serving.bandit`). ``options`` (``image``, ...) apply to the challenger;
+    :mod:`workbench.routing.bandit`). ``options`` (``image``, ...) apply to the challenger;
     ``on_event`` sees each image build event while it is packaged.
 
     It converges like :func:`deploy`: the same challenger already running is kept (only its traffic

@@ -1,6 +1,6 @@
 """Targets whose deployments are a router in front of model servers (local, docker, swarm).
 
-The router (:mod:`workbench.serving.router`) holds the deployment's address for its whole life.
+The router (:mod:`workbench.routing.router`) holds the deployment's address for its whole life.
 Model servers ("backends") come and go behind it:
 
 - update / rollback: start the new backend, wait until it is ready, switch the router, stop the old
@@ -23,7 +23,7 @@ import httpx
 
 from workbench.deployment.base import DeploymentSpec, OnEvent, Placement, TargetStatus, TrafficPolicy, probe_ready
 from workbench.errors import DeploymentError, InvalidInputError, WorkbenchError
-from workbench.serving.router import RouteTable
+from workbench.routing.router import RouteTable
 
 __all__ = ["Backend", "PlatformHandle", "RoutedHandle", "RoutedTarget"]
 

@@ -48,7 +48,7 @@ PRELOAD = (
     "workbench.serving.server",
     "workbench.serving.app",
     "workbench.serving.model",
-    "workbench.serving.router",
+    "workbench.routing.router",
     "workbench.explain",
     "uvicorn.lifespan.on",
     "uvicorn.loops.auto",

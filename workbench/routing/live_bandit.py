@@ -3,7 +3,7 @@ and their copy on disk.
 
 The copy (``bandit-state.json`` beside the router's config) lets a restarted router, or one given
 new routes with the same versions, carry on with the rewards counted so far. A share change of
-:data:`~workbench.serving.bandit.SHARE_STEP` or more is numbered within the bandit's ``run`` and kept
+:data:`~workbench.routing.bandit.SHARE_STEP` or more is numbered within the bandit's ``run`` and kept
 (the last ``KEPT_CHANGES``) until a reader collects it: the deployment manager writes each one to
 the audit trail when it reads the router (see :func:`workbench.deployment.manager.get_deployment`).
 """
@@ -19,10 +19,10 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.serving.bandit import SHARE_STEP, ArmShare, BanditPolicy, BanditSnapshot, ShareChange, make_policy
+from workbench.routing.bandit import SHARE_STEP, ArmShare, BanditPolicy, BanditSnapshot, ShareChange, make_policy
 
 if TYPE_CHECKING:
-    from workbench.serving.router import RouteTable
+    from workbench.routing.router import RouteTable
 
 __all__ = ["ARMS", "KEPT_CHANGES", "LiveBandit"]
 

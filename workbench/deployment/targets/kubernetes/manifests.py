@@ -14,8 +14,8 @@ from typing import Any
 
 from workbench.config import Settings, get_settings
 from workbench.deployment.base import DeploymentSpec, TrafficPolicy
-from workbench.deployment.kubernetes.options import KubernetesOptions
-from workbench.deployment.kubernetes.sizing import default_resources
+from workbench.deployment.targets.kubernetes.options import KubernetesOptions
+from workbench.deployment.targets.kubernetes.sizing import default_resources
 from workbench.errors import InvalidInputError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
 
@@ -374,7 +374,7 @@ def build_manifests(
     ``spec.options["namespace"]``. With ``challenger`` (and its image), traffic is shared by
     ``policy`` (default: 10 % split). ``settings`` (default: the current ones) give the server's
     batching limits and the start-up allowance. ``model_bytes`` (and ``challenger_model_bytes``), the
-    size of the model's files, set the default memory request (:mod:`~workbench.deployment.kubernetes.sizing`;
+    size of the model's files, set the default memory request (:mod:`~workbench.deployment.targets.kubernetes.sizing`;
     ``requests`` / ``limits`` options win). Example::
 
         docs = build_manifests(spec, "REGISTRY/churn:3", namespace="models")

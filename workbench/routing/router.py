@@ -4,7 +4,7 @@ It forwards every request to the champion's servers (round robin over replicas, 
 that do not answer), or sends a share of requests to a challenger (``split``), or answers from the
 champion while mirroring a copy to the challenger (``shadow``, the challenger's answer is never
 returned), or shares requests between champion and challenger by the rewards fed back (``bandit``,
-see :mod:`workbench.serving.bandit`; a request carrying an ``x-workbench-key`` header keeps
+see :mod:`workbench.routing.bandit`; a request carrying an ``x-workbench-key`` header keeps
 reaching the same version while the shares hold).
 
 Feedback (``POST /v2/models/{name}[/versions/{v}]/feedback``) goes to every server of champion and
@@ -42,9 +42,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from workbench.errors import InvalidInputError
-from workbench.serving.bandit import STICKY_HEADER, STRATEGIES
+from workbench.routing.bandit import STICKY_HEADER, STRATEGIES
 from workbench.serving.guard import add_guard, read_body
-from workbench.serving.live_bandit import ARMS, LiveBandit
+from workbench.routing.live_bandit import ARMS, LiveBandit
 
 __all__ = ["RouteTable", "create_router"]
 

@@ -30,7 +30,7 @@ from workbench.deployment.base import (
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import DeploymentError, HealthCheckError, InvalidInputError, PortInUseError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
-from workbench.serving.router import RouteTable
+from workbench.routing.router import RouteTable
 
 __all__ = ["NETWORK", "DockerOptions", "DockerTarget", "ModelContainer", "RouterContainer", "container_name",
            "model_image", "server_environment", "volume_name"]

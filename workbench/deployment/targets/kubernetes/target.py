@@ -16,8 +16,8 @@ from typing import Any
 
 from workbench.config import Settings, get_settings
 from workbench.deployment.base import DeploymentSpec, OnEvent, Placement, TargetStatus, TrafficPolicy
-from workbench.deployment.kubernetes.api import Cluster, condition
-from workbench.deployment.kubernetes.manifests import (
+from workbench.deployment.targets.kubernetes.api import Cluster, condition
+from workbench.deployment.targets.kubernetes.manifests import (
     CONTAINER,
     KSERVE_CONTAINER,
     ServedVersion,
@@ -27,8 +27,8 @@ from workbench.deployment.kubernetes.manifests import (
     pod_selector,
     render,
 )
-from workbench.deployment.kubernetes.options import KubernetesOptions, RolloutOptions, parse_target_uri
-from workbench.deployment.kubernetes.rollout import reconcile
+from workbench.deployment.targets.kubernetes.options import KubernetesOptions, RolloutOptions, parse_target_uri
+from workbench.deployment.targets.kubernetes.rollout import reconcile
 from workbench.errors import (
     DeploymentError,
     EngineUnavailableError,

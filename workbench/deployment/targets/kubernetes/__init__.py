@@ -15,7 +15,7 @@ for GitOps users and the target applies:
 - a Service, a HorizontalPodAutoscaler (autoscaling/v2), a NetworkPolicy that opens the server's port
   only, and a PodDisruptionBudget (policy/v1);
 - resource requests and a memory limit on every pod (never BestEffort), sized from the model and the
-  server's measured footprint (:mod:`~workbench.deployment.kubernetes.sizing`), overridable;
+  server's measured footprint (:mod:`~workbench.deployment.targets.kubernetes.sizing`), overridable;
 - with a challenger: the same four objects for it, and a Gateway API ``HTTPRoute`` that splits traffic
   by weight or mirrors every request to the challenger (``RequestMirror``);
 - or, with ``kserve=True``, one KServe ``InferenceService`` (a custom predictor container on the
@@ -34,7 +34,7 @@ and container states. Options (``wb.deploy(uri, target="k8s://ctx/ns", **options
 - manifests: ``replicas`` (2), ``max_replicas`` (3 x replicas; equal to replicas: no autoscaler),
   ``cpu_utilization`` (70: per cent of the CPU request), ``requests`` / ``limits``
   (``{"cpu": "500m", "memory": "1Gi"}`` or ``"cpu=500m,memory=1Gi"``; by default a CPU request and a
-  memory request and limit from the model's size, see :mod:`~workbench.deployment.kubernetes.sizing`), ``kserve``,
+  memory request and limit from the model's size, see :mod:`~workbench.deployment.targets.kubernetes.sizing`), ``kserve``,
   ``gateway`` (``NAME`` or ``NAMESPACE/NAME`` of the Gateway the HTTPRoute attaches to; without one
   the route attaches to the Service, for a service mesh), ``hostnames``, ``port`` (the Service's, 80),
   ``service_type``, ``service_account``, ``image_pull_secrets``, ``log_claim`` (a
@@ -46,10 +46,10 @@ and container states. Options (``wb.deploy(uri, target="k8s://ctx/ns", **options
 
 from __future__ import annotations
 
-from workbench.deployment.kubernetes.api import FIELD_MANAGER
-from workbench.deployment.kubernetes.manifests import ServedVersion, build_manifests, manifests_yaml
-from workbench.deployment.kubernetes.options import KubernetesOptions, parse_target_uri
-from workbench.deployment.kubernetes.target import KubernetesHandle, KubernetesTarget, push_image
+from workbench.deployment.targets.kubernetes.api import FIELD_MANAGER
+from workbench.deployment.targets.kubernetes.manifests import ServedVersion, build_manifests, manifests_yaml
+from workbench.deployment.targets.kubernetes.options import KubernetesOptions, parse_target_uri
+from workbench.deployment.targets.kubernetes.target import KubernetesHandle, KubernetesTarget, push_image
 
 __all__ = [
     "FIELD_MANAGER",

@@ -33,11 +33,11 @@ from workbench.deployment.base import (
     probe_ready,
     wait_until_ready,
 )
-from workbench.deployment.docker import DockerOptions, model_image, server_environment
+from workbench.deployment.targets.docker import DockerOptions, model_image, server_environment
 from workbench.deployment.routed import Backend, RoutedHandle, RoutedTarget
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
 from workbench.packaging.context import LOG_DIR, USER_ID
-from workbench.serving.router import RouteTable
+from workbench.routing.router import RouteTable
 
 __all__ = ["ModelService", "RouterService", "SwarmOptions", "SwarmTarget"]
 

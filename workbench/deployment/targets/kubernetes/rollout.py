@@ -11,8 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workbench.deployment.kubernetes.api import Cluster, condition, describe_pod, event_lines
-from workbench.deployment.kubernetes.manifests import CONTAINER, KSERVE_CONTAINER
+from workbench.deployment.targets.kubernetes.api import Cluster, condition, describe_pod, event_lines
+from workbench.deployment.targets.kubernetes.manifests import CONTAINER, KSERVE_CONTAINER
 from workbench.errors import HealthCheckError, WorkbenchError
 
 __all__ = ["reconcile"]

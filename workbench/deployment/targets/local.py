@@ -27,7 +27,7 @@ from workbench.deployment import warm
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import HealthCheckError, PortInUseError
 from workbench.registry import local_model_folder
-from workbench.serving.router import RouteTable
+from workbench.routing.router import RouteTable
 from workbench.serving.server import bind
 
 __all__ = ["LocalOptions", "LocalTarget", "RouterProcess", "ServerProcess"]
