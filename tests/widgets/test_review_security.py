@@ -206,3 +206,17 @@ def test_behind_a_proxy_clients_are_told_apart_and_https_cookies_are_secure(tmp_
         assert "from 203.0.113.7" in (tmp_path / "review.log").read_text()
     finally:
         stop_process(proc)
+
+
+def test_a_rebound_host_name_is_refused_before_any_route(team) -> None:
+    """DNS rebinding: a page on a name that now resolves to this machine gets 403, sign-in page
+    and app alike; the address, localhost and the app's own names keep working."""
+    url, log = team
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    for path in ("/login", "/review", "/static/js/bokeh.min.js"):
+        refused = httpx.get(f"{url}{path}", headers={"host": f"evil.example:{port}"}, follow_redirects=False)
+        assert refused.status_code == 403, (path, refused.status_code)
+        assert "evil.example" in refused.text and "--allow-origin" in refused.text
+    assert "refused a request for host 'evil.example:" in log.read_text()
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert httpx.get(f"{url}/login", headers={"host": host}).status_code == 200

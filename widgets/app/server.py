@@ -11,7 +11,9 @@ proxy's headers with ``--use-xheaders``), with three changes for a page served t
   seconds, each lock-out logged) and cookies marked ``SameSite=Lax`` and, over TLS, ``Secure``;
 - ``--sign-in-template FILE`` is the sign-in page (Jinja2, as Panel's ``--basic-login-template``;
   default: the workbench's offline page, :data:`workbench.widgets.app.LOGIN_PAGE`);
-- ``--review-model URI``: the model ``/review`` shows when its URL names none.
+- ``--review-model URI``: the model ``/review`` shows when its URL names none;
+- a request whose ``Host`` is not an IP address, ``localhost``, a host of ``--allow-websocket-origin``
+  or a name in ``WORKBENCH_ALLOWED_HOSTS`` is refused with 403 (:class:`HostGuard`: DNS rebinding).
 
 Without app files it serves the review app (:data:`workbench.widgets.app.APP_FILE`).
 """
@@ -31,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import tornado.escape
+import tornado.routing
+import tornado.web
 from bokeh.command.subcommand import Argument
 from panel.auth import BasicAuthProvider, BasicLoginHandler
 from panel.command.serve import Serve
@@ -40,7 +44,7 @@ from workbench.config import get_settings
 from workbench.widgets.app import APP_FILE, DEFAULT_MODEL_ENV, LOGIN_PAGE
 from workbench.widgets.app.resources import SafeComponentResources
 
-__all__ = ["ReviewServe", "SignInThrottle", "main"]
+__all__ = ["HostGuard", "ReviewServe", "SignInThrottle", "main"]
 
 _log = logging.getLogger("workbench.review")
 
@@ -86,6 +90,34 @@ class SignInThrottle:
     def succeeded(self, client: str) -> None:
         """Forget the client's wrong passwords."""
         self._failures.pop(client, None)
+
+
+class HostGuard(tornado.routing.Matcher):
+    """Matches requests for a host name the app does not answer to (see
+    :meth:`workbench.config.Settings.allows_host`; ``origins`` are Bokeh's websocket origins, whose
+    names browsers use to reach the app), so that :class:`HostRefusedHandler` answers them first."""
+
+    def __init__(self, origins: Sequence[str]) -> None:
+        self.names = {origin.rsplit(":", 1)[0].strip("[]").lower() for origin in origins}  # host:port
+        self.settings = get_settings()
+
+    def match(self, request: Any) -> dict[str, Any] | None:
+        """``{}`` (handle it: refuse) for a name not allowed, else ``None``."""
+        if request.host_name.lower().rstrip(".") in self.names or self.settings.allows_host(request.host):
+            return None
+        return {}
+
+
+class HostRefusedHandler(tornado.web.RequestHandler):
+    """403 for a request :class:`HostGuard` matched."""
+
+    def prepare(self) -> None:
+        """Refuse before any route of Bokeh or Panel runs."""
+        _log.warning("review app: refused a request for host %r (not an allowed name)", self.request.host)
+        self.set_status(403)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"Host {self.request.host!r} is not a name this app answers to: open it by its address or "
+                    "localhost, or start it with --allow-origin NAME (or WORKBENCH_ALLOWED_HOSTS).\n")
 
 
 class SignInHandler(BasicLoginHandler):
@@ -198,6 +230,13 @@ class ReviewServe(Serve):
                 SignInThrottle(settings.sign_in_attempts, settings.sign_in_lockout),
             )
         return kwargs
+
+    def customize_server(self, server: Any) -> Any:
+        """Refuse requests for host names the app does not answer to, before any other route."""
+        app = server._tornado
+        app.default_router.rules.insert(0, tornado.routing.Rule(HostGuard(sorted(app.websocket_origins)),
+                                                                HostRefusedHandler))
+        return server
 
 
 def main(argv: Sequence[str] | None = None) -> None:

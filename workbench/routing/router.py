@@ -452,7 +452,8 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
         ],
         lifespan=lifespan,
     )
-    add_guard(app, settings.allowed_origins if allowed_origins is None else allowed_origins)
+    add_guard(app, settings.allowed_origins if allowed_origins is None else allowed_origins,
+              allows_host=settings.allows_host)
     return app
 
 
@@ -465,8 +466,10 @@ def load_config(path: Path) -> tuple[RouteTable, str]:
 def run_router(config: Path, *, host: str = "127.0.0.1", port: int = 8080,
                port_file: Path | None = None) -> None:
     """Serve the router described by ``config`` until SIGTERM."""
+    from workbench.config import configure, get_settings
     from workbench.serving.server import bind, run_asgi
 
+    configure(get_settings().bound_to(host))
     table, token = load_config(config)
     sock = bind(host, port)
     run_asgi(create_router(table, token=token, config_path=config), sock, port_file=port_file)

@@ -640,7 +640,7 @@ def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | 
         exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error},
     )
     app.state.workbench = state
-    add_guard(app, settings.allowed_origins)  # before any route: a refused request is never read
+    add_guard(app, settings.allowed_origins, allows_host=settings.allows_host)  # before any route: a refused request is never read
     app.add_middleware(_RequestMetrics, metrics=metrics)
     return app
 

@@ -11,6 +11,11 @@ a browser marks as sent from another origin is refused with 403, before any rout
   ``same-site``, which is another origin, so it is refused too;
 - else an ``Origin`` that is not this server's own (scheme, host and port of the ``Host`` header).
 
+Before that, the ``Host`` header must name this server (:meth:`~workbench.config.Settings.allows_host`:
+an IP address, ``localhost`` or a name in ``WORKBENCH_ALLOWED_HOSTS``), else 403: a page on a name whose
+DNS answer is switched to 127.0.0.1 after it loaded (DNS rebinding) is same-origin to itself, so only
+the name it uses gives it away.
+
 Clients that are not browsers (httpx, requests, curl, MLflow's scoring client, Prometheus, health
 checks) send neither header and are unaffected. A deployment that wants a web page to call it lists
 that page's origin in ``WORKBENCH_ALLOWED_ORIGINS`` (:attr:`~workbench.config.Settings.allowed_origins`);
@@ -25,7 +30,7 @@ instead of holding whatever a client sends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -128,19 +133,29 @@ class CrossSiteGuard:
     app answers errors in its own form); by default ``{"error": message}``.
     """
 
-    def __init__(self, app: Any, *, allowed_origins: Sequence[str] = (), error_body: Any = None) -> None:
+    def __init__(self, app: Any, *, allowed_origins: Sequence[str] = (), error_body: Any = None,
+                 allows_host: Callable[[str | None], bool] | None = None) -> None:
         self.app = app
         self.allowed_origins = tuple(allowed_origins)
         self.error_body = error_body or (lambda error: {"error": str(error)})
+        self.allows_host = allows_host
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            reason = cross_site_reason(scope, self.allowed_origins)
-            if reason is not None:
+            error: CrossSiteRequestError | None = None
+            host = _header(scope.get("headers") or [], b"host")
+            if self.allows_host is not None and not self.allows_host(host):
+                error = CrossSiteRequestError(
+                    f"request for host {host!r} refused: this server answers to IP addresses, localhost "
+                    "and the names in WORKBENCH_ALLOWED_HOSTS only (a page on another name may have had "
+                    "it pointed here: DNS rebinding). Use the address, or add the name to "
+                    "WORKBENCH_ALLOWED_HOSTS (e.g. models.example.com)")
+            elif (reason := cross_site_reason(scope, self.allowed_origins)) is not None:
                 error = CrossSiteRequestError(
                     f"cross-site request refused: {reason}. Pages on other origins may not call this "
                     "server; to allow one, add its origin to WORKBENCH_ALLOWED_ORIGINS (e.g. "
                     "https://app.example.com)")
+            if error is not None:
                 body = orjson.dumps(self.error_body(error))
                 await send({"type": "http.response.start", "status": error.http_status,
                             "headers": [(b"content-type", b"application/json"),
@@ -150,12 +165,15 @@ class CrossSiteGuard:
         await self.app(scope, receive, send)
 
 
-def add_guard(app: Any, allowed_origins: Sequence[str], *, error_body: Any = None) -> None:
-    """Add the guard (and, for allowed origins, CORS answers) to a Starlette ``app``."""
+def add_guard(app: Any, allowed_origins: Sequence[str], *, error_body: Any = None,
+              allows_host: Callable[[str | None], bool] | None = None) -> None:
+    """Add the guard (and, for allowed origins, CORS answers) to a Starlette ``app``; ``allows_host``
+    (usually :meth:`Settings.allows_host <workbench.config.Settings.allows_host>`) checks ``Host``."""
     if allowed_origins:
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(allowed_origins),
                            allow_methods=["GET", "POST", "PUT"], allow_headers=["content-type", "authorization"],
                            expose_headers=["x-request-id", "x-workbench-variant", "x-model-version"])
-    app.add_middleware(CrossSiteGuard, allowed_origins=allowed_origins, error_body=error_body)
+    app.add_middleware(CrossSiteGuard, allowed_origins=allowed_origins, error_body=error_body,
+                       allows_host=allows_host)

@@ -71,7 +71,7 @@ def serve(
     ``snapshot`` is the model's snapshot folder in a model image (see :mod:`workbench.serving.flavors`);
     ``model_dir`` a folder that already holds the model's files (see :meth:`ServedModel.load`).
     """
-    settings = settings or get_settings()
+    settings = (settings or get_settings()).bound_to(host)
     sock = bind(host, port)  # before loading: a busy port fails fast
     if model_dir is None and not Path(model_uri).is_dir() and threading.active_count() == 1:
         # Finding a registry URI's files imports MLflow and opens its store (seconds); a forked

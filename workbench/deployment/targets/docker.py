@@ -183,7 +183,7 @@ class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
         container, url = self._run(
             client, image, name, None, spec,
             volumes={volume_name(spec.name): {"bind": LOG_DIR, "mode": "rw"}},
-            environment=server_environment(settings),
+            environment=server_environment(settings, name),  # the router reaches it by its name
         )
         return Backend((f"http://{name}:{SERVER_PORT}",), (url,), spec.model_uri, spec.model_version,
                        ModelContainer(name, container.id, image, volume_name(spec.name)))
@@ -225,6 +225,7 @@ class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
                         "--host", "0.0.0.0", "--port", str(SERVER_PORT)],
             command=[],
             volumes={str(folder): {"bind": _ROUTER_DIR, "mode": "rw"}},
+            environment=server_environment(get_settings(), name),
         )
         return url, RouterContainer(name, container.id)
 
@@ -260,13 +261,18 @@ def model_image(spec: DeploymentSpec, options: DockerOptions, client: Any, on_ev
     return record.tag
 
 
-def server_environment(settings: Any) -> dict[str, str]:
-    """Serving settings passed into a model server's container."""
-    return {
+def server_environment(settings: Any, *names: str) -> dict[str, str]:
+    """Serving settings passed into a model server's container; ``names`` are host names the server
+    is reached by besides IP addresses and localhost (its container name on the network)."""
+    env = {
         "WORKBENCH_MAX_BATCH_SIZE": str(settings.max_batch_size),
         "WORKBENCH_MAX_BATCH_WAIT_MS": str(settings.max_batch_wait_ms),
         "WORKBENCH_MAX_BODY_BYTES": str(settings.max_body_bytes),
     }
+    hosts = dict.fromkeys((*names, *settings.allowed_hosts))
+    if hosts:
+        env["WORKBENCH_ALLOWED_HOSTS"] = ",".join(hosts)
+    return env
 
 
 def _container_status(container_id: str, url: str | None) -> TargetStatus:

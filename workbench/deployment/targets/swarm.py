@@ -259,7 +259,8 @@ class SwarmTarget(RoutedTarget[ModelService, RouterService]):
             champion.handle.image,
             command=["python", "-m", "workbench", "route", "--config", f"{_ROUTER_DIR}/router.json"],
             name=name,
-            env=["WORKBENCH_HOST=127.0.0.1", f"WORKBENCH_PORT={port}"],
+            env=[f"{k}={v}" for k, v in server_environment(get_settings()).items()]
+            + ["WORKBENCH_HOST=127.0.0.1", f"WORKBENCH_PORT={port}"],
             networks=["host"],
             endpoint_spec=EndpointSpec(mode="dnsrr"),
             mode=ServiceMode("replicated", replicas=1),

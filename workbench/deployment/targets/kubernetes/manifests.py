@@ -110,18 +110,32 @@ def _metadata(name: str, opts: KubernetesOptions, labels: Mapping[str, str],
     return meta
 
 
-def _server_env(settings: Settings, kserve: bool) -> list[dict[str, str]]:
+def _served_names(obj: str | None, opts: KubernetesOptions, settings: Settings) -> str:
+    """The host names a server's pods answer to (``WORKBENCH_ALLOWED_HOSTS``): its Service's DNS names,
+    the HTTPRoute's host names and the user's own. Under KServe any name: Knative's ingress routes only
+    the host names it assigned, so a rebound name never reaches the pod."""
+    if obj is None:
+        return "*"
+    ns = opts.namespace or "default"
+    names = [obj, f"{obj}.{ns}", f"{obj}.{ns}.svc", f"{obj}.{ns}.svc.cluster.local",
+             *opts.hostnames, *settings.allowed_hosts]
+    return ",".join(dict.fromkeys(names))
+
+
+def _server_env(settings: Settings, kserve: bool, hosts: str) -> list[dict[str, str]]:
     env = [
         {"name": "WORKBENCH_MAX_BATCH_SIZE", "value": str(settings.max_batch_size)},
         {"name": "WORKBENCH_MAX_BATCH_WAIT_MS", "value": str(settings.max_batch_wait_ms)},
         {"name": "WORKBENCH_MAX_BODY_BYTES", "value": str(settings.max_body_bytes)},
+        {"name": "WORKBENCH_ALLOWED_HOSTS", "value": hosts},
     ]
     if kserve:  # how KServe learns a custom predictor's protocol (its CustomSpecProtocolEnvVarKey)
         env.append({"name": "PROTOCOL", "value": "v2"})
     return env
 
 
-def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settings) -> dict[str, Any]:
+def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settings,
+               obj: str | None = None) -> dict[str, Any]:
     kserve = opts.kserve
     container: dict[str, Any] = {
         "name": KSERVE_CONTAINER if kserve else CONTAINER,
@@ -130,7 +144,7 @@ def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settin
         "imagePullPolicy": "IfNotPresent" if "@" in version.image else "Always",
         # Knative (KServe's serverless mode) accepts only the port names http1 and h2c.
         "ports": [{"name": "http1" if kserve else "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
-        "env": _server_env(settings, kserve),
+        "env": _server_env(settings, kserve, _served_names(None if kserve else obj, opts, settings)),
     }
     # Never BestEffort: requests (and a memory limit) from the model's size and the server's measured
     # footprint, the user's options winning key by key.
@@ -184,7 +198,7 @@ def _pod_spec(name: str, role: str, version: ServedVersion, opts: KubernetesOpti
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationGracePeriodSeconds": 30,
-        "containers": [_container(version, opts, settings)],
+        "containers": [_container(version, opts, settings, object_name(name, role))],
         "volumes": _volumes(opts),
         "topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",

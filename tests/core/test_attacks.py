@@ -1,0 +1,100 @@
+"""The attacker's suite: what another local user, a rebound DNS name, a writer of the shared store
+or a forged client can do to the workbench, each with real parts (servers, files, a second uid).
+
+- DNS rebinding: a page on a name that resolves to 127.0.0.1 is same-origin to itself; the servers
+  refuse any ``Host`` but an address, ``localhost`` and the configured names.
+- Secrets and file modes: the router's admin token stays out of reprs and stays 0600; the
+  workspace is private to its user.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pandas as pd
+import pytest
+
+
+def _v2(rows: pd.DataFrame) -> dict:
+    return {"inputs": [{"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].tolist()}
+                       for c in rows]}
+
+
+@pytest.fixture(scope="module")
+def rebind_server(registered_model, serve_shared):
+    """fixture-rf served on loopback, also answering to one configured name."""
+    return serve_shared(registered_model.uri, env={"WORKBENCH_ALLOWED_HOSTS": "models.example.test"})
+
+
+def _rebound(url: str, name: str = "evil.example") -> dict[str, str]:
+    """The headers a page at http://NAME:PORT sends once NAME resolves to 127.0.0.1."""
+    port = url.rsplit(":", 1)[1]
+    return {"host": f"{name}:{port}", "origin": f"http://{name}:{port}", "sec-fetch-site": "same-origin"}
+
+
+# -- 1. DNS rebinding ----------------------------------------------------------------------------
+
+
+def test_a_rebound_name_reads_no_inputs_and_writes_no_feedback(rebind_server, numeric_data) -> None:
+    X, _ = numeric_data
+    url = rebind_server.url
+    answered = httpx.post(f"{url}/v2/models/fixture-rf/infer", json=_v2(X.head(2)))
+    assert answered.status_code == 200
+    request_id = answered.json()["id"]
+
+    page = httpx.get(f"{url}/workbench/predictions", headers=_rebound(url))
+    assert page.status_code == 403, page.text
+    assert "WORKBENCH_ALLOWED_HOSTS" in page.json()["error"] and "evil.example" in page.json()["error"]
+    assert str(X.iloc[0, 0]) not in page.text
+    feedback = httpx.post(f"{url}/v2/models/fixture-rf/feedback", headers=_rebound(url),
+                          json=[{"request_id": request_id, "reward": 1.0}])
+    assert feedback.status_code == 403
+    invocations = httpx.post(f"{url}/invocations", headers=_rebound(url),
+                             json={"dataframe_split": X.head(1).to_dict(orient="split")})
+    assert invocations.status_code == 403
+    first = httpx.post(f"{url}/v2/models/fixture-rf/feedback", json=[{"request_id": request_id, "reward": 1.0}])
+    assert first.json()["recorded"] == 1  # the refused one was never recorded
+
+    # Addresses, localhost and the configured name keep working, from a page too.
+    for name in ("127.0.0.1", "localhost", "models.example.test", "api.localhost"):
+        own = httpx.get(f"{url}/workbench/predictions", headers=_rebound(url, name))
+        assert own.status_code == 200, (name, own.text)
+
+
+def test_the_router_refuses_a_rebound_name(rebind_server, numeric_data) -> None:
+    from starlette.testclient import TestClient
+
+    from workbench.routing.router import RouteTable, create_router
+
+    X, _ = numeric_data
+    app = create_router(RouteTable(champion=(rebind_server.url,)), token="admin-token", allowed_origins=())
+    with TestClient(app, base_url="http://evil.example:9999") as client:
+        headers = {"origin": "http://evil.example:9999", "sec-fetch-site": "same-origin"}
+        refused = client.post("/v2/models/fixture-rf/infer", json=_v2(X.head(1)), headers=headers)
+        assert refused.status_code == 403 and "WORKBENCH_ALLOWED_HOSTS" in refused.json()["error"]
+        table = client.get("/workbench/router", headers=headers)
+        assert table.status_code == 403
+    with TestClient(app, base_url="http://localhost:9999") as client:
+        own = client.post("/v2/models/fixture-rf/infer", json=_v2(X.head(1)),
+                          headers={"origin": "http://localhost:9999", "sec-fetch-site": "same-origin"})
+        assert own.status_code == 200, own.text
+
+
+def test_allowed_host_names_are_settings_and_reach_containers() -> None:
+    """``WORKBENCH_ALLOWED_HOSTS`` is read, passed to child processes and containers, and a
+    server bound by a name answers to it; a Docker model server answers to its container name."""
+    import workbench as wb
+    from workbench.deployment.targets.docker import server_environment
+
+    settings = wb.configure(allowed_hosts=("Models.Example.test.", ".team.example"))
+    try:
+        assert settings.allows_host("models.example.test:8080") and settings.allows_host("a.team.example")
+        assert settings.allows_host("team.example") and not settings.allows_host("evil.example:8080")
+        assert settings.allows_host("[::1]:80") and settings.allows_host("10.1.2.3:80")
+        assert settings.as_env()["WORKBENCH_ALLOWED_HOSTS"] == "models.example.test,.team.example"
+        assert settings.bound_to("box.lan").allows_host("box.lan:8080")
+        env = server_environment(settings, "workbench-m-champion-1")
+        assert env["WORKBENCH_ALLOWED_HOSTS"] == "workbench-m-champion-1,models.example.test,.team.example"
+    finally:
+        wb.configure(allowed_hosts=())
