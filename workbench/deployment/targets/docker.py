@@ -27,6 +27,7 @@ from workbench.deployment.base import (
     probe_ready,
     wait_until_ready,
 )
+from workbench.deployment.catalog import TargetInfo, describe_options
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import DeploymentError, HealthCheckError, InvalidInputError, PortInUseError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
@@ -128,6 +129,15 @@ class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
 
     def __init__(self, uri: str = "docker") -> None:
         super().__init__(uri, ModelContainer.from_dict, RouterContainer.from_dict)
+
+    @classmethod
+    def describe(cls) -> TargetInfo:
+        """The ``docker`` target, for the listing of installed targets."""
+        return TargetInfo(
+            name="docker", uri="docker", summary="model containers behind a router container on the local Docker engine",
+            description=("Packages the model into an image first unless `image` names one. Needs a running "
+                         "Docker engine; the router publishes its port on 127.0.0.1."),
+            options=describe_options(DockerOptions))
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """``image``, ``port``, ``base_image`` and ``explain``; anything else is an error naming them."""

@@ -24,6 +24,7 @@ from workbench.deployment.base import (
     wait_until_ready,
 )
 from workbench.deployment import warm
+from workbench.deployment.catalog import TargetInfo, describe_options
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import HealthCheckError, PortInUseError
 from workbench.registry import local_model_folder
@@ -150,6 +151,16 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
 
     def __init__(self, uri: str = "local") -> None:
         super().__init__(uri, ServerProcess.from_dict, RouterProcess.from_dict)
+
+    @classmethod
+    def describe(cls) -> TargetInfo:
+        """The ``local`` target, for the listing of installed targets."""
+        return TargetInfo(
+            name="local", uri="local", summary="model servers and their router as processes on this machine",
+            description=("Starts in about half a second (forked from a warm process that has the server's "
+                         "libraries imported); reads the model's files where the store keeps them. The "
+                         "deployment's address stays the same through updates, challengers and rollbacks."),
+            options=describe_options(LocalOptions))
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """``host`` and ``port``; anything else is an error naming them."""

@@ -34,6 +34,7 @@ from workbench.deployment.base import (
     wait_until_ready,
 )
 from workbench.deployment.targets.docker import DockerOptions, model_image, server_environment
+from workbench.deployment.catalog import TargetInfo, describe_options
 from workbench.deployment.routed import Backend, RoutedHandle, RoutedTarget
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
 from workbench.packaging.context import LOG_DIR, USER_ID
@@ -139,6 +140,16 @@ class SwarmTarget(RoutedTarget[ModelService, RouterService]):
 
     def __init__(self, uri: str = "swarm") -> None:
         super().__init__(uri, ModelService.from_dict, RouterService.from_dict)
+
+    @classmethod
+    def describe(cls) -> TargetInfo:
+        """The ``swarm`` target, for the listing of installed targets."""
+        return TargetInfo(
+            name="swarm", uri="swarm", cluster=True,
+            summary="model services with replicas behind a router service on a Docker Swarm",
+            description=("Needs an engine that is a swarm manager (`docker swarm init`). Packages the model "
+                         "into an image first unless `image` names one."),
+            options=describe_options(SwarmOptions))
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """The ``docker`` target's options and ``replicas``; anything else is an error naming them."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from workbench.config import Settings, get_settings
 from workbench.deployment.base import DeploymentSpec, OnEvent, Placement, TargetStatus, TrafficPolicy
+from workbench.deployment.catalog import TargetInfo, describe_options
 from workbench.deployment.targets.kubernetes.api import Cluster, condition
 from workbench.deployment.targets.kubernetes.manifests import (
     CONTAINER,
@@ -161,6 +162,17 @@ class KubernetesTarget:
         self.uri = uri
         self.context, self.namespace = parse_target_uri(uri)
         self._clusters: dict[str | None, Cluster] = {}
+
+    @classmethod
+    def describe(cls) -> TargetInfo:
+        """The ``k8s`` target, for the listing of installed targets."""
+        return TargetInfo(
+            name="k8s", uri="k8s://CONTEXT/NAMESPACE", cluster=True,
+            summary="a Deployment, Service, autoscaler and budget (or a KServe InferenceService) on Kubernetes",
+            description=("CONTEXT and NAMESPACE default to the kubeconfig's (`k8s://`). The image comes from "
+                         "`image` (already in a registry the cluster pulls from) or is packaged and pushed to "
+                         "`registry`. `workbench manifests` prints the same manifests for GitOps."),
+            options=describe_options(RolloutOptions, KubernetesOptions, skip=("namespace",)))
 
     def _connect(self, context: str | None) -> Cluster:
         """The cluster of ``context`` (None: the kubeconfig's current one), connected once."""
