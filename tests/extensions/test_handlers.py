@@ -183,3 +183,12 @@ async def test_pages_redirect_to_panel_apps_behind_the_server(jp_fetch, jp_base_
     assert location.startswith(prefix) and location.endswith("?deployment=churn&section=Drift")
     # The review app's own file, as `workbench review` serves it: the same Panel components.
     assert Path(location[len(prefix):].split("?")[0]) == APP_FILE
+
+
+@pytest.mark.parametrize("parts", [("api", "experiments"), ("api", "deployments"), ("apps", "review")])
+async def test_a_rebound_host_name_is_refused_even_when_signed_in(jp_fetch, parts: tuple[str, ...]) -> None:
+    """DNS rebinding: Jupyter's own Host check (on while Lab listens on loopback, as ``workbench lab``
+    starts it) covers the Workbench routes, since every one is a ``JupyterHandler``."""
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("workbench", *parts, headers={"Host": "evil.example:8888"}, follow_redirects=False)
+    assert caught.value.code == 403
