@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from workbench._private import create_private, private_folder
 from workbench.config import Settings, get_settings
 from workbench.errors import (
     InvalidInputError,
@@ -42,9 +43,11 @@ def _init_embedded_store(settings: Settings) -> None:
     and background jobs all need.
     """
     try:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        private_folder(settings.home)  # 0700: logs and artifacts hold the users' data
         settings.artifact_root.mkdir(exist_ok=True)
+        create_private(settings.store_path)
         lock_path = settings.home / ".store.lock"
+        create_private(lock_path)
         with open(lock_path, "a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             # MLflow logs each migration step at INFO: noise in a notebook cell's output.

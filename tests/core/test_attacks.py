@@ -10,6 +10,9 @@ or a forged client can do to the workbench, each with real parts (servers, files
 from __future__ import annotations
 
 import json
+import os
+import stat
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -98,3 +101,70 @@ def test_allowed_host_names_are_settings_and_reach_containers() -> None:
         assert env["WORKBENCH_ALLOWED_HOSTS"] == "workbench-m-champion-1,models.example.test,.team.example"
     finally:
         wb.configure(allowed_hosts=())
+
+
+# -- 2. Secrets and file modes -------------------------------------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.fixture(scope="module")
+def two_versions(register_versions):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    return register_versions([RandomForestClassifier(n_estimators=5, random_state=0),
+                              LogisticRegression(max_iter=300)], "attacks", "secrets")
+
+
+def test_the_router_token_stays_out_of_reprs_and_its_file_stays_0600(two_versions, session_workspace) -> None:
+    import workbench as wb
+
+    old = os.umask(0o022)  # a usual umask: files are 0644 unless written privately
+    name = "attack-secrets"
+    try:
+        deployment = wb.deploy(two_versions[0].uri, name=name, target="local")
+        token = deployment.handle.token
+        config = session_workspace.deployments_dir / name / "router.json"
+        assert json.loads(config.read_text())["token"] == token and _mode(config) == 0o600
+        challenged = wb.start_challenger(name, two_versions[1].uri, strategy="thompson")
+        assert _mode(config) == 0o600, oct(_mode(config))  # the router rewrote it: still private
+        listed = wb.get_deployment(name)
+        for shown in (repr(deployment), repr(challenged), repr(listed), str(listed), listed._repr_html_(),
+                      json.dumps(listed.to_dict()), repr(wb.audit_log(limit=50))):
+            assert token not in shown
+        assert "token=" not in repr(listed)
+    finally:
+        os.umask(old)
+        wb.stop(name)
+
+
+def test_the_workspace_is_private_to_its_user(tmp_path: Path, session_workspace, numeric_data) -> None:
+    import workbench as wb
+    from workbench.predlog import PredictionLog
+
+    old = os.umask(0o022)
+    home = tmp_path / "shared" / ".workbench"
+    try:
+        wb.configure(home=home)
+        with wb.start_run(experiment="private"):
+            pass
+        wb.audit_log(limit=1)
+        log = PredictionLog(home / "deployments" / "x" / "predictions")
+        log.close()
+        assert _mode(home) == 0o700
+        for file in (home / "mlflow.db", home / "workbench.db", home / "deployments" / "x" / "predictions" / "predictions.db"):
+            assert _mode(file) == 0o600, (file, oct(_mode(file)))
+        # A link in the place of a private folder is refused, not followed.
+        (tmp_path / "elsewhere").mkdir()
+        os.symlink(tmp_path / "elsewhere", tmp_path / "link")
+        from workbench._private import private_folder
+        from workbench.errors import ConfigurationError
+
+        with pytest.raises(ConfigurationError, match="symbolic link"):
+            private_folder(tmp_path / "link")
+    finally:
+        os.umask(old)
+        wb.configure(session_workspace)

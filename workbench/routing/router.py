@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from workbench._private import write_private
 from workbench.errors import InvalidInputError
 from workbench.routing.bandit import STICKY_HEADER, STRATEGIES
 from workbench.serving.guard import add_guard, read_body
@@ -425,9 +426,8 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
             return JSONResponse({"error": str(exc)}, status_code=400)
         router.apply(table)
         if router.config_path is not None:  # a restarted router comes back with the same routes
-            tmp = router.config_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"table": table.to_dict(), "token": router.token}))
-            tmp.replace(router.config_path)
+            # It holds the admin token: 0600 every time, never a moment readable by others.
+            write_private(router.config_path, json.dumps({"table": table.to_dict(), "token": router.token}))
         return JSONResponse(router.describe())
 
     async def metrics(request: Request) -> Response:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from workbench._private import write_private
 from workbench._docker import docker_client
 from workbench.config import get_settings
 from workbench.deployment.base import (
@@ -223,11 +224,10 @@ class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
         folder = spec.workdir / "router"
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "router.json"
-        config.write_text(json.dumps({"table": table.to_dict(), "token": token}))
+        write_private(config, json.dumps({"table": table.to_dict(), "token": token}))  # 0600 from the start
         if os.geteuid() == 0:  # the container runs as the image's non-root user, which rewrites it
             os.chown(folder, USER_ID, USER_ID)
             os.chown(config, USER_ID, USER_ID)
-        config.chmod(0o600)
         name = f"workbench-{_slug(spec.name)}-router"
         container, url = self._run(
             client, champion.handle.image, name, DockerOptions.from_options(spec.options).port, spec,

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from workbench._private import write_private
 from workbench._docker import docker_client
 from workbench.config import get_settings
 from workbench.deployment.base import (
@@ -260,11 +261,10 @@ class SwarmTarget(RoutedTarget[ModelService, RouterService]):
         folder = spec.workdir / "router"
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "router.json"
-        config.write_text(json.dumps({"table": table.to_dict(), "token": token}))
+        write_private(config, json.dumps({"table": table.to_dict(), "token": token}))  # 0600 from the start
         if os.geteuid() == 0:  # the router runs as the image's non-root user and rewrites the file
             os.chown(folder, USER_ID, USER_ID)
             os.chown(config, USER_ID, USER_ID)
-        config.chmod(0o600)
         name = f"workbench-{_slug(spec.name)}-router"
         service = client.services.create(
             champion.handle.image,
