@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from workbench._private import create_private, private_folder
-from workbench.config import Settings, get_settings
+from workbench.config import Settings, get_settings, redact_uri
 from workbench.errors import (
     InvalidInputError,
     NotFoundError,
@@ -74,7 +74,7 @@ def _init_embedded_store(settings: Settings) -> None:
         raise
     except Exception as exc:
         raise StoreUnavailableError(
-            f"cannot open the MLflow store {settings.store_uri}: {exc}. If the file is damaged, "
+            f"cannot open the MLflow store {redact_uri(settings.store_uri)}: {exc}. If the file is damaged, "
             "move it away (or set WORKBENCH_HOME to a new folder) and try again."
         ) from exc
 

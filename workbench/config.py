@@ -32,7 +32,7 @@ from typing import Any
 
 from workbench.errors import ConfigurationError
 
-__all__ = ["Settings", "configure", "get_settings"]
+__all__ = ["Settings", "configure", "get_settings", "redact_uri"]
 
 _ENV_PREFIX = "WORKBENCH_"
 
@@ -75,6 +75,17 @@ def _env_bool(name: str, default: bool) -> bool:
 def _env_list(name: str) -> tuple[str, ...]:
     raw = os.environ.get(_ENV_PREFIX + name) or ""
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with the password of its user part replaced by ``***`` (for messages and reprs)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0] or ":" not in rest.split("/", 1)[0].rsplit("@", 1)[0]:
+        return uri
+    userinfo, host = rest.split("/", 1)[0].rsplit("@", 1), rest.split("/", 1)[1:]
+    user = userinfo[0].split(":", 1)[0]
+    tail = "/" + host[0] if host else ""
+    return f"{scheme}://{user}:***@{userinfo[1]}{tail}"
 
 
 def _default_user() -> str:
@@ -170,6 +181,15 @@ class Settings:
             raise ConfigurationError("max_snapshot_bytes (WORKBENCH_MAX_SNAPSHOT_BYTES) must be positive")
         object.__setattr__(self, "allowed_origins", tuple(o.rstrip("/") for o in self.allowed_origins))
         object.__setattr__(self, "allowed_hosts", tuple(h.strip().lower().rstrip(".") for h in self.allowed_hosts))
+
+    def __repr__(self) -> str:
+        # A store URI may carry a password (postgresql://user:secret@host/db): never in a repr,
+        # which a notebook saves with its outputs.
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("tracking_uri", "registry_uri"):
+            if shown[key]:
+                shown[key] = redact_uri(shown[key])
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -168,3 +168,14 @@ def test_the_workspace_is_private_to_its_user(tmp_path: Path, session_workspace,
     finally:
         os.umask(old)
         wb.configure(session_workspace)
+
+
+def test_a_store_password_stays_out_of_the_settings_repr(session_workspace) -> None:
+    import workbench as wb
+
+    settings = wb.configure(tracking_uri="postgresql://ana:s3cret-pw@db.example.test:5432/mlflow")
+    try:
+        assert "s3cret-pw" not in repr(settings) and "ana:***@db.example.test" in repr(settings)
+        assert settings.store_uri.endswith("ana:s3cret-pw@db.example.test:5432/mlflow")  # still usable
+    finally:
+        wb.configure(session_workspace)
