@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 from pathlib import Path
 
 from workbench.errors import ConfigurationError
@@ -21,24 +20,31 @@ from workbench.errors import ConfigurationError
 __all__ = ["check_private", "create_private", "private_folder", "write_private"]
 
 
-def check_private(fd: int, path: Path, *, what: str = "folder") -> os.stat_result:
-    """The ``fstat`` of the open ``fd``, refused unless this user owns it and (for a folder)
-    no one else may enter it; a folder of ours that is looser is tightened to 0700."""
+_HINT = "choose another place (WORKBENCH_HOME for the workspace)"
+
+
+def check_private(fd: int, path: Path, *, tighten: bool = True, hint: str = _HINT) -> os.stat_result:
+    """The ``fstat`` of the open folder ``fd``, refused unless this user owns it; one of ours that
+    others may enter is tightened to 0700 (``tighten``) or refused."""
     info = os.fstat(fd)
     if info.st_uid != os.geteuid():
         raise ConfigurationError(
-            f"the {what} {path} belongs to another user (uid {info.st_uid}), not to you (uid {os.geteuid()}): "
-            "someone may have created it to read or redirect your data. Remove it, or choose another "
-            "place (WORKBENCH_HOME for the workspace)")
-    if stat.S_ISDIR(info.st_mode) and info.st_mode & 0o077:
+            f"{path} belongs to another user (uid {info.st_uid}), not to you (uid {os.geteuid()}): someone "
+            f"may have created it to read or redirect your data. Remove it, or {hint}")
+    if info.st_mode & 0o077:
+        if not tighten:
+            raise ConfigurationError(
+                f"{path} is not private to you (mode {oct(info.st_mode & 0o777)}, others may enter it): "
+                f"remove it, or {hint}")
         os.fchmod(fd, 0o700)
     return info
 
 
-def private_folder(path: Path) -> Path:
+def private_folder(path: Path, *, tighten: bool = True, hint: str = _HINT) -> Path:
     """``path`` as a folder only this user can enter: created 0700 (its missing parents with the
     usual modes), or an existing one checked (:func:`check_private`) without following a link at
-    ``path`` itself. A link or a folder of another user is a :class:`ConfigurationError`."""
+    ``path`` itself. A link or a folder of another user is a :class:`ConfigurationError` whose
+    message ends with ``hint`` (what to do instead)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
@@ -48,10 +54,10 @@ def private_folder(path: Path) -> Path:
     except OSError as exc:
         kind = "a symbolic link" if path.is_symlink() else "not a folder"
         raise ConfigurationError(
-            f"{path} is {kind}, where the workbench keeps private files: remove it, or choose another "
-            "place (WORKBENCH_HOME for the workspace)") from exc
+            f"{path} is {kind}, where the workbench keeps private files (someone may have put it there "
+            f"to redirect them): remove it, or {hint}") from exc
     try:
-        check_private(fd, path)
+        check_private(fd, path, tighten=tighten, hint=hint)
     finally:
         os.close(fd)
     return path

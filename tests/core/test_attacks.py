@@ -179,3 +179,165 @@ def test_a_store_password_stays_out_of_the_settings_repr(session_workspace) -> N
         assert settings.store_uri.endswith("ana:s3cret-pw@db.example.test:5432/mlflow")  # still usable
     finally:
         wb.configure(session_workspace)
+
+
+# -- 3. The warm process's folder and socket -----------------------------------------------------
+
+NOBODY = 65534  # the second user: the "nobody" account every Linux has
+
+
+def _as_other_user(action) -> None:  # noqa: ANN001
+    """Run ``action()`` in a forked child that became another user; fail if it fails."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to a second user needs root (the CI container runs the tests as root)")
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            action()
+            code = 0
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+@pytest.fixture()
+def shared_runtime(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A runtime folder everyone may write into, as the shared temporary folder is (1777)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="wa", dir="/tmp"))
+    folder.chmod(0o1777)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
+    return folder
+
+
+def test_a_warm_folder_another_user_made_first_is_refused(shared_runtime: Path) -> None:
+    from workbench.deployment import warm
+    from workbench.errors import ConfigurationError
+
+    _as_other_user(lambda: os.mkdir(shared_runtime / "workbench", 0o700))
+    with pytest.raises(ConfigurationError, match=r"belongs to another user \(uid 65534\).*WORKBENCH_WARM_SERVER=0"):
+        warm.socket_path()
+
+
+def test_a_warm_folder_symlink_planted_by_another_user_is_not_followed(shared_runtime: Path) -> None:
+    from workbench.deployment import warm
+    from workbench.errors import ConfigurationError
+
+    def plant() -> None:
+        os.mkdir(shared_runtime / "theirs", 0o777)
+        os.symlink(shared_runtime / "theirs", shared_runtime / "workbench")
+
+    _as_other_user(plant)
+    with pytest.raises(ConfigurationError, match="symbolic link.*WORKBENCH_WARM_SERVER=0"):
+        warm.socket_path()
+    assert os.listdir(shared_runtime / "theirs") == []  # nothing of ours went there
+
+
+def test_without_a_runtime_folder_the_socket_is_not_in_the_shared_temp_folder(monkeypatch) -> None:
+    import tempfile
+
+    from workbench.deployment import warm
+
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    path = warm.socket_path()
+    assert not str(path).startswith(tempfile.gettempdir() + "/") and path.parent == Path.home() / ".cache" / "workbench"
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_the_client_sends_nothing_to_a_socket_another_user_listens_on() -> None:
+    """Even at the right path (say, a race won), a socket served by another uid gets no request:
+    the request would carry the whole environment, secrets included."""
+    import socket
+
+    from workbench.deployment import warm
+    from workbench.errors import ConfigurationError
+
+    if os.geteuid() != 0:
+        pytest.skip("switching to a second user needs root (the CI container runs the tests as root)")
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="wp", dir="/tmp"))  # pytest's own folders are 0700
+    folder.chmod(0o777)
+    path, received = folder / "warm.sock", folder / "received"
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the other user: listen, keep whatever arrives
+        try:
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.bind(str(path))
+            os.chmod(path, 0o777)
+            server.listen(1)
+            os.write(ready_write, b"1")
+            server.settimeout(30)
+            conn, _ = server.accept()
+            conn.settimeout(5)
+            data = b""
+            while chunk := conn.recv(1 << 16):
+                data += chunk
+            received.write_bytes(data)
+        finally:
+            os._exit(0)
+    os.close(ready_write)
+    assert os.read(ready_read, 1) == b"1", "the other user could not listen"
+    try:
+        with pytest.raises(ConfigurationError, match=r"another user \(uid 65534\).*nothing was sent"):
+            warm._ask(path, {"argv": ["serve"], "env": {"SECRET_TOKEN": "s3cret"}}, 10.0)
+    finally:
+        os.waitpid(pid, 0)
+    assert received.read_bytes() == b""
+
+
+@pytest.fixture()
+def own_warm_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """A warm process of this test's own (its own runtime folder), asked to exit afterwards."""
+    import shutil
+    import tempfile
+
+    from workbench.deployment import warm
+
+    folder = Path(tempfile.mkdtemp(prefix="wr", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
+    warm.spawn(["--version"], env=dict(os.environ), cwd=tmp_path, log_file=tmp_path / "version.log")
+    yield warm.socket_path()
+    warm.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_warm_process_checks_a_request_before_it_forks(own_warm_process: Path, tmp_path: Path) -> None:
+    from workbench.deployment import warm
+    from workbench.errors import HealthCheckError
+
+    with pytest.raises(HealthCheckError, match="runs only"):
+        warm.spawn(["-c", "import os"], env={}, cwd=tmp_path, log_file=tmp_path / "x.log")
+    with pytest.raises(HealthCheckError, match="'cwd' must be an existing folder"):
+        warm.spawn(["serve", "m"], env={}, cwd=tmp_path / "missing", log_file=tmp_path / "x.log")
+    assert not (tmp_path / "x.log").exists()  # no child ever opened its log
+
+
+def test_idle_connections_do_not_stall_the_warm_process(own_warm_process: Path, tmp_path: Path) -> None:
+    import socket
+
+    from workbench.deployment import warm
+
+    idle = []
+    for _ in range(3):  # connected, sending nothing
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(own_warm_process))
+        idle.append(sock)
+    try:
+        child = warm.spawn(["--version"], env=dict(os.environ), cwd=tmp_path, log_file=tmp_path / "v.log",
+                           timeout=4.0)
+        assert child.pid > 0
+    finally:
+        for sock in idle:
+            sock.close()
