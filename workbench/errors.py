@@ -27,7 +27,8 @@ in ``__cause__``. Each message says what went wrong and what to do next::
     ├── PolicyViolationError      a governance check blocks the action
     ├── MonitoringError           drift or outlier analysis cannot run on what was given
     ├── ExplanationError          a model or payload cannot be explained
-    └── ReproductionError         a model cannot be re-trained from what was logged with it
+    ├── ReproductionError         a model cannot be re-trained from what was logged with it
+    └── IntegrityError            a file stored with a model changed since log_model (or is missing)
 
 Beside the tree, three warnings (not errors):
 
@@ -54,6 +55,7 @@ __all__ = [
     "ExperimentNotFoundError",
     "ExplanationError",
     "HealthCheckError",
+    "IntegrityError",
     "InvalidInputError",
     "MissingDependencyError",
     "MlflowCompatibilityWarning",
@@ -245,3 +247,11 @@ class ReproductionError(WorkbenchError):
     the captured code failed or never logged a model; the message says what to log next time."""
 
     http_status = 422
+
+
+class IntegrityError(WorkbenchError):
+    """A file the workbench stored with a model (model files, captured code, snapshot manifest,
+    reference profile) is not what ``log_model`` recorded: it changed, or is missing. Nothing of it
+    was loaded or run; the message names the file."""
+
+    http_status = 409

@@ -341,3 +341,132 @@ def test_idle_connections_do_not_stall_the_warm_process(own_warm_process: Path, 
     finally:
         for sock in idle:
             sock.close()
+
+
+# -- 4. What the store hands back ----------------------------------------------------------------
+
+
+def _logged(numeric_data, name: str, user: str | None = None):
+    """A small model logged with its profile (and its captured code), registered as ``name``."""
+    import workbench as wb
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = numeric_data
+    saved = wb.get_settings()
+    if user is not None:
+        wb.configure(user=user)
+    try:
+        with wb.start_run(experiment="attacks"):
+            logged = wb.log_model(DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y),
+                                  training_data=X, training_labels=y)
+        return wb.register(logged, name)
+    finally:
+        wb.configure(saved)
+
+
+def _files_of(version) -> Path:
+    import mlflow
+
+    logged_id = version.source.split("/")[-1]
+    root = mlflow.MlflowClient().get_logged_model(logged_id).artifact_location
+    return Path(root.removeprefix("file://"))
+
+
+def test_log_model_records_a_hash_of_every_file_it_stores(numeric_data, session_workspace) -> None:
+    import workbench as wb
+    from workbench.integrity import MANIFEST, TAG_DIGEST, digest
+    from workbench.registry import logged_model_tags
+
+    version = _logged(numeric_data, "attack-hashes")
+    folder = _files_of(version)
+    listed = json.loads((folder / MANIFEST).read_text())["sha256"]
+    assert {"MLmodel", "reference_profile/profile.json"} <= set(listed) or "MLmodel" in listed
+    assert any(name.startswith("reference_profile/") for name in listed)
+    assert logged_model_tags(version.uri)[TAG_DIGEST] == digest((folder / MANIFEST).read_bytes())
+    wb.load_model(version.uri)  # untouched: loads
+
+
+def test_a_changed_model_file_is_refused_before_it_is_loaded_or_served(numeric_data, session_workspace) -> None:
+    import workbench as wb
+    from workbench.errors import IntegrityError
+    from workbench.registry import download_model, local_model_folder
+
+    version = _logged(numeric_data, "attack-tampered-model")
+    folder = _files_of(version)
+    mlmodel = folder / "MLmodel"
+    mlmodel.write_text(mlmodel.read_text() + "\n# changed by someone who can write artifacts\n")
+    for load in (lambda: wb.load_model(version.uri), lambda: download_model(version.uri),
+                 lambda: local_model_folder(version.uri, session_workspace.home / "x"),
+                 lambda: wb.diff(version.uri, version.uri)):
+        with pytest.raises(IntegrityError, match=r"MLmodel changed since log_model"):
+            load()
+    with pytest.raises(IntegrityError, match="MLmodel changed"):
+        wb.deploy(version.uri, name="attack-tampered", target="local")
+
+
+def test_a_changed_profile_is_refused(numeric_data, session_workspace) -> None:
+    import workbench as wb
+    from workbench.errors import IntegrityError
+
+    version = _logged(numeric_data, "attack-tampered-profile")
+    profile = next(p for p in (_files_of(version) / "reference_profile").rglob("*") if p.is_file())
+    profile.write_bytes(profile.read_bytes() + b" ")
+    with pytest.raises(IntegrityError, match=rf"reference_profile/{profile.name} changed since log_model"):
+        wb.load_profile(version.uri)
+
+
+TRAIN_SCRIPT = """\
+import sys
+import pandas as pd
+from sklearn.tree import DecisionTreeClassifier
+import workbench as wb
+
+X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0] * 10, "b": [1.0, 0.0, 1.0, 0.0] * 10})
+y = (X["a"] > 1).astype(int).rename("label")
+with wb.start_run(experiment="attacks-script"):
+    logged = wb.log_model(DecisionTreeClassifier(random_state=0).fit(X, y), training_data=X, training_labels=y,
+                          snapshot_data=True)
+print(wb.register(logged, sys.argv[1]).uri)
+"""
+
+
+def test_changed_captured_code_is_never_run(tmp_path: Path, session_workspace) -> None:
+    """The issue's case: capture.json names the working folder and arguments, and the captured
+    script is what runs; changed in the store, nothing runs and the changed file is named."""
+    import subprocess
+    import sys
+
+    import workbench as wb
+    from workbench.capture import CODE_DIR, CODE_MANIFEST
+    from workbench.errors import IntegrityError
+
+    (tmp_path / "train.py").write_text(TRAIN_SCRIPT)
+    done = subprocess.run([sys.executable, "train.py", "attack-tampered-code"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **session_workspace.as_env()})
+    assert done.returncode == 0, done.stderr
+    version = wb.get_version("attack-tampered-code", 1)
+    code_dir = _files_of(version) / CODE_DIR
+    marker = tmp_path / "ran"
+    script = code_dir / "train.py"
+    script.write_text(f"open({str(marker)!r}, 'w').write('ran')\n" + script.read_text())
+    with pytest.raises(IntegrityError, match=rf"{CODE_DIR}/train.py changed since log_model"):
+        wb.reproduce(version.uri)
+    assert not marker.exists()
+    script.write_text(TRAIN_SCRIPT)  # restored: the code reads the same again
+    manifest = code_dir / CODE_MANIFEST
+    code = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**code, "args": ["--evil"], "workdir": "/"}))
+    with pytest.raises(IntegrityError, match=rf"{CODE_DIR}/{CODE_MANIFEST} changed since log_model"):
+        wb.reproduce(version.uri)
+
+
+def test_reproducing_another_users_model_needs_consent_and_says_whose_code(numeric_data, session_workspace) -> None:
+    import workbench as wb
+    from workbench.errors import ReproductionError
+
+    version = _logged(numeric_data, "attack-their-code", user="mallory")
+    with pytest.raises(ReproductionError, match=r"logged by 'mallory'.*trust=True.*--trust"):
+        wb.reproduce(version.uri)
+    with pytest.raises(ReproductionError, match="snapshot") as consented:  # past consent: what is missing
+        wb.reproduce(version.uri, trust=True)
+    assert "mallory" not in str(consented.value)
