@@ -137,6 +137,9 @@ class Settings:
     #: its subdomains, ``*`` any name). A request whose ``Host`` is another name is refused (403), so a
     #: page on a name an attacker points at 127.0.0.1 (DNS rebinding) cannot use the server.
     allowed_hosts: tuple[str, ...] = ()
+    #: The token feedback writes must carry (``Authorization: Bearer TOKEN``) on the inference server
+    #: (``WORKBENCH_FEEDBACK_TOKEN``); unset, the server takes feedback without one. Never in a repr.
+    feedback_token: str | None = None
     #: Wrong passwords a client may try at the review app's team sign-in before it is locked out
     #: (``WORKBENCH_SIGN_IN_ATTEMPTS``).
     sign_in_attempts: int = 5
@@ -189,6 +192,8 @@ class Settings:
         for key in ("tracking_uri", "registry_uri"):
             if shown[key]:
                 shown[key] = redact_uri(shown[key])
+        if shown["feedback_token"]:
+            shown["feedback_token"] = "***"
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @classmethod
@@ -208,6 +213,7 @@ class Settings:
             log_page_bytes=_env_int("LOG_PAGE_BYTES", cls.log_page_bytes),
             allowed_origins=_env_list("ALLOWED_ORIGINS"),
             allowed_hosts=_env_list("ALLOWED_HOSTS"),
+            feedback_token=os.environ.get(_ENV_PREFIX + "FEEDBACK_TOKEN") or None,
             sign_in_attempts=_env_int("SIGN_IN_ATTEMPTS", cls.sign_in_attempts),
             sign_in_lockout=_env_float("SIGN_IN_LOCKOUT", cls.sign_in_lockout),
             capture_code=_env_bool("CAPTURE_CODE", cls.capture_code),
@@ -278,6 +284,8 @@ class Settings:
             env[_ENV_PREFIX + "ALLOWED_ORIGINS"] = ",".join(self.allowed_origins)
         if self.allowed_hosts:
             env[_ENV_PREFIX + "ALLOWED_HOSTS"] = ",".join(self.allowed_hosts)
+        if self.feedback_token:
+            env[_ENV_PREFIX + "FEEDBACK_TOKEN"] = self.feedback_token
         return env
 
     def bound_to(self, address: str) -> Settings:

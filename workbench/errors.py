@@ -17,7 +17,8 @@ in ``__cause__``. Each message says what went wrong and what to do next::
     │   ├── SchemaError           input that does not match a model signature
     │   ├── PayloadTooLargeError  a request over the server's byte or row limit (413)
     │   ├── UnsupportedMediaTypeError a body in a content type the route does not read (415)
-    │   └── CrossSiteRequestError a request a web page on another origin sent (403)
+    │   ├── CrossSiteRequestError a request a web page on another origin sent (403)
+    │   └── CredentialsError      a request without the credential the route needs (401)
     ├── PackagingError            an image could not be built
     ├── DeploymentError           a deployment could not be created or changed
     │   ├── EngineUnavailableError no container engine or cluster answers
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "CredentialsError",
     "CrossSiteRequestError",
     "DeploymentChangedWarning",
     "DeploymentError",
@@ -162,6 +164,12 @@ class CrossSiteRequestError(InvalidInputError):
     """A request that a web page on another origin sent (refused unless that origin is allowed)."""
 
     http_status = 403
+
+
+class CredentialsError(InvalidInputError):
+    """A request without the credential the route needs (a feedback token), or a wrong one (401)."""
+
+    http_status = 401
 
 
 class PackagingError(WorkbenchError):

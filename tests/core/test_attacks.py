@@ -470,3 +470,91 @@ def test_reproducing_another_users_model_needs_consent_and_says_whose_code(numer
     with pytest.raises(ReproductionError, match="snapshot") as consented:  # past consent: what is missing
         wb.reproduce(version.uri, trust=True)
     assert "mallory" not in str(consented.value)
+
+
+# -- 6. Forged feedback --------------------------------------------------------------------------
+
+
+def test_rewards_outside_zero_to_one_are_refused(rebind_server, numeric_data) -> None:
+    X, _ = numeric_data
+    url = rebind_server.url
+    answered = httpx.post(f"{url}/v2/models/fixture-rf/infer", json=_v2(X.head(1))).json()["id"]
+    for reward in (25.0, -1, 1.5):
+        refused = httpx.post(f"{url}/v2/models/fixture-rf/feedback", json=[{"request_id": answered, "reward": reward}])
+        assert refused.status_code == 400, refused.text
+        assert "reward must be a number from 0 to 1" in refused.json()["error"]
+    assert httpx.post(f"{url}/v2/models/fixture-rf/feedback",
+                      json=[{"request_id": answered, "reward": 1}]).json()["recorded"] == 1
+
+
+def test_feedback_items_and_bytes_per_request_are_bounded(rebind_server) -> None:
+    from workbench.predlog.feedback import MAX_FEEDBACK_BYTES, MAX_FEEDBACK_ITEMS
+
+    url = rebind_server.url
+    many = [{"request_id": f"r{i}", "reward": 1} for i in range(MAX_FEEDBACK_ITEMS + 1)]
+    too_many = httpx.post(f"{url}/v2/models/fixture-rf/feedback", json=many)
+    assert too_many.status_code == 413 and "several requests" in too_many.json()["error"]
+    big = [{"request_id": "r" * 200, "truth": "x" * 1000}] * (MAX_FEEDBACK_BYTES // 1000)
+    too_big = httpx.post(f"{url}/v2/models/fixture-rf/feedback", json=big)
+    assert too_big.status_code == 413 and "feedback" in too_big.json()["error"]
+    assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+
+
+def test_the_deployment_issues_a_feedback_token_its_router_checks(rebind_server, numeric_data) -> None:
+    from starlette.testclient import TestClient
+
+    from workbench.routing.router import RouteTable, create_router, feedback_token_for
+
+    X, _ = numeric_data
+    token = feedback_token_for("admin-token")
+    assert token != "admin-token" and len(token) >= 32
+    for required in (True, False):
+        app = create_router(RouteTable(champion=(rebind_server.url,)), token="admin-token", allowed_origins=(),
+                            require_feedback_token=required)
+        with TestClient(app, base_url="http://127.0.0.1:9999") as client:
+            rid = client.post("/v2/models/fixture-rf/infer", json=_v2(X.head(1))).json()["id"]
+            body = [{"request_id": rid, "reward": 1.0}]
+            wrong = client.post("/v2/models/fixture-rf/feedback", json=body, headers={"authorization": "Bearer guess"})
+            assert wrong.status_code == 401 and "feedback token is wrong" in wrong.json()["error"]
+            bare = client.post("/v2/models/fixture-rf/feedback", json=body)
+            if required:
+                assert bare.status_code == 401 and "feedback_token" in bare.json()["error"]
+                good = client.post("/v2/models/fixture-rf/feedback", json=body,
+                                   headers={"authorization": f"Bearer {token}"})
+                assert good.status_code == 200 and good.json()["recorded"] == 1
+            else:
+                assert bare.status_code == 200  # on loopback the token is optional
+
+
+def test_a_server_given_a_feedback_token_requires_it(registered_model, serve_model, numeric_data) -> None:
+    X, _ = numeric_data
+    server = serve_model(registered_model.uri, env={"WORKBENCH_FEEDBACK_TOKEN": "fb-secret"})
+    rid = httpx.post(f"{server.url}/v2/models/fixture-rf/infer", json=_v2(X.head(1))).json()["id"]
+    body = [{"request_id": rid, "truth": 1}]
+    assert httpx.post(f"{server.url}/v2/models/fixture-rf/feedback", json=body).status_code == 401
+    ok = httpx.post(f"{server.url}/v2/models/fixture-rf/feedback", json=body,
+                    headers={"authorization": "Bearer fb-secret"})
+    assert ok.status_code == 200
+
+
+def test_forged_rewards_for_one_version_raise_a_monitor_alert(two_versions, serve_shared, numeric_data) -> None:
+    """25 rewards, all for the version that gave half the answers: the monitor says so."""
+    import workbench as wb
+
+    X, _ = numeric_data
+    servers = [serve_shared(v.uri) for v in two_versions]
+    name = two_versions[0].name
+    answered = {}
+    for server, version in zip(servers, two_versions, strict=True):
+        ids = [httpx.post(f"{server.url}/v2/models/{name}/infer", json=_v2(X.iloc[[i]])).json()["id"]
+               for i in range(25)]
+        answered[version.version] = (server, ids)
+    monitor = wb.LiveMonitor(two_versions[0].uri, [s.url for s in servers])
+    monitor.update()
+    assert not [a for a in monitor.alerts if a.kind == "feedback"]
+    server, ids = answered[two_versions[1].version]
+    httpx.post(f"{server.url}/v2/models/{name}/feedback", json=[{"request_id": i, "reward": 1.0} for i in ids])
+    monitor.update()
+    forged = [a for a in monitor.alerts if a.kind == "feedback"]
+    assert len(forged) == 1 and f"version {two_versions[1].version}" in forged[0].message
+    assert "100% of 25 rewards" in forged[0].message

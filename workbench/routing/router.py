@@ -43,11 +43,18 @@ from starlette.routing import Route
 
 from workbench._private import write_private
 from workbench.errors import InvalidInputError
+from workbench.predlog.feedback import MAX_FEEDBACK_BYTES
 from workbench.routing.bandit import STICKY_HEADER, STRATEGIES
-from workbench.serving.guard import add_guard, read_body
+from workbench.serving.guard import add_guard, check_feedback_token, read_body
 from workbench.routing.live_bandit import ARMS, LiveBandit
 
-__all__ = ["RouteTable", "create_router"]
+__all__ = ["RouteTable", "create_router", "feedback_token_for"]
+
+
+def feedback_token_for(admin_token: str) -> str:
+    """The feedback token a deployment issues: derived from its router's admin token (so no other
+    secret is kept), and useless for changing routes."""
+    return hmac.new(admin_token.encode(), b"workbench feedback token", "sha256").hexdigest()[:40]
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
                 "content-length", "proxy-authorization", "proxy-connection"}
@@ -154,6 +161,9 @@ def _reward_of(item: Any) -> float | None:
 class _Router:
     def __init__(self, table: RouteTable, token: str, config_path: Path | None, max_body_bytes: int) -> None:
         self.token = token
+        #: Feedback without the deployment's feedback token is refused (the router is reached from
+        #: other machines); a wrong token is refused always.
+        self.feedback_token_required = False
         self.max_body_bytes = max_body_bytes
         self.config_path = config_path
         self.client: httpx.AsyncClient | None = None
@@ -291,7 +301,11 @@ class _Router:
         """
         assert self.client is not None
         try:
-            body = await read_body(request, self.max_body_bytes, json_only=False, allow_empty=True)
+            check_feedback_token(request.headers.get("authorization"),
+                                 feedback_token_for(self.token) if self.token else None,
+                                 required=self.feedback_token_required)
+            body = await read_body(request, min(self.max_body_bytes, MAX_FEEDBACK_BYTES), json_only=False,
+                                   allow_empty=True, advice="for feedback: send the items in several requests")
         except InvalidInputError as exc:  # past the size limit; the servers judge the rest
             return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
         headers = self._headers(request)
@@ -387,8 +401,11 @@ class _Router:
 
 
 def create_router(table: RouteTable, *, token: str, config_path: Path | None = None,
-                  timeout: float = 60.0, allowed_origins: tuple[str, ...] | None = None) -> Starlette:
-    """The router application; ``token`` guards ``PUT /workbench/router``.
+                  timeout: float = 60.0, allowed_origins: tuple[str, ...] | None = None,
+                  require_feedback_token: bool = False) -> Starlette:
+    """The router application; ``token`` guards ``PUT /workbench/router``, and feedback carries the
+    token derived from it (:func:`feedback_token_for`): optional, unless ``require_feedback_token``
+    (a router bound to an address other machines reach), but a wrong one is always refused.
 
     Requests from web pages on other origins are refused unless ``allowed_origins`` (default: the
     ``WORKBENCH_ALLOWED_ORIGINS`` setting) lists them (see :mod:`workbench.serving.guard`).
@@ -397,6 +414,7 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
 
     settings = get_settings()
     router = _Router(table, token, config_path, settings.max_body_bytes)
+    router.feedback_token_required = require_feedback_token
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -472,4 +490,17 @@ def run_router(config: Path, *, host: str = "127.0.0.1", port: int = 8080,
     configure(get_settings().bound_to(host))
     table, token = load_config(config)
     sock = bind(host, port)
-    run_asgi(create_router(table, token=token, config_path=config), sock, port_file=port_file)
+    run_asgi(create_router(table, token=token, config_path=config, require_feedback_token=not _loopback(host)),
+             sock, port_file=port_file)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -44,10 +44,17 @@ from workbench.errors import (
 )
 from workbench.serving import codecs
 from workbench.serving.batching import Batcher, RequestInfo, _settle
-from workbench.serving.guard import add_guard, read_body
+from workbench.serving.guard import add_guard, check_feedback_token, read_body
 from workbench.serving.metrics import ServerMetrics
 from workbench.predlog import PredictionLog, read_predictions
-from workbench.predlog.feedback import ACCEPTED, MAX_REQUEST_ID, FeedbackResult, parse_feedback, read_feedback
+from workbench.predlog.feedback import (
+    ACCEPTED,
+    MAX_FEEDBACK_BYTES,
+    MAX_REQUEST_ID,
+    FeedbackResult,
+    parse_feedback,
+    read_feedback,
+)
 from workbench.serving.model import ServedModel
 
 __all__ = ["ExplainerFactory", "RowExplainer", "ServerState", "create_app"]
@@ -407,7 +414,11 @@ class _Routes:
         """Ground truth and rewards for answered rows (see :mod:`workbench.predlog.feedback`)."""
         try:
             self._check_model(request)
-            items = parse_feedback(_parse_json(await read_body(request, self.state.settings.max_body_bytes)))
+            check_feedback_token(request.headers.get("authorization"), self.state.settings.feedback_token,
+                                 required=True)
+            limit = min(self.state.settings.max_body_bytes, MAX_FEEDBACK_BYTES)
+            items = parse_feedback(_parse_json(await read_body(
+                request, limit, advice="for feedback: send the items in several requests")))
             loop = asyncio.get_running_loop()
             committed: asyncio.Future[list[FeedbackResult]] = loop.create_future()
 

@@ -30,19 +30,22 @@ instead of holding whatever a client sends.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from workbench.errors import (
+    CredentialsError,
     CrossSiteRequestError,
     InvalidInputError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
 
-__all__ = ["CrossSiteGuard", "add_guard", "cross_site_reason", "is_json", "read_body", "require_json"]
+__all__ = ["CrossSiteGuard", "add_guard", "check_feedback_token", "cross_site_reason", "is_json", "read_body",
+           "require_json"]
 
 _SAME_ORIGIN = {"same-origin", "none"}
 
@@ -69,15 +72,13 @@ def require_json(content_type: str | None, *, from_browser: bool = True) -> None
         )
 
 
-async def read_body(request: Any, limit: int, *, json_only: bool = True, allow_empty: bool = False) -> bytes:
+async def read_body(request: Any, limit: int, *, json_only: bool = True, allow_empty: bool = False,
+                    advice: str = "(WORKBENCH_MAX_BODY_BYTES): send fewer rows per request") -> bytes:
     """The body of a Starlette ``request``, refused past ``limit`` bytes (413, whether or not a
-    Content-Length was declared), when empty (400, unless ``allow_empty``) and, with ``json_only``,
-    when not JSON (415)."""
+    Content-Length was declared, with ``advice`` in the message), when empty (400, unless
+    ``allow_empty``) and, with ``json_only``, when not JSON (415)."""
     declared = request.headers.get("content-length")
-    too_big = PayloadTooLargeError(
-        f"the request body is larger than the server's limit of {limit} bytes "
-        "(WORKBENCH_MAX_BODY_BYTES): send fewer rows per request"
-    )
+    too_big = PayloadTooLargeError(f"the request body is larger than the server's limit of {limit} bytes {advice}")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_big
     if json_only:
@@ -92,6 +93,23 @@ async def read_body(request: Any, limit: int, *, json_only: bool = True, allow_e
     if not body and not allow_empty:
         raise InvalidInputError("the request body is empty: send a JSON document")
     return bytes(body)
+
+
+def check_feedback_token(authorization: str | None, token: str | None, *, required: bool) -> None:
+    """Raise :class:`CredentialsError` (401) unless the ``Authorization`` header carries ``token``
+    (compared in constant time); without a header that is fine only when not ``required``, and a
+    wrong token is refused always. ``token`` ``None``: no token is issued, nothing to check."""
+    if not token:
+        return
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not given and not required:
+        return
+    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+        raise CredentialsError(
+            "feedback needs the deployment's feedback token: send it as `Authorization: Bearer TOKEN` "
+            "(wb.get_deployment(NAME).feedback_token; wb.log_feedback sends it itself)"
+            if not given else "the feedback token is wrong: use the deployment's own "
+            "(wb.get_deployment(NAME).feedback_token)")
 
 
 def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
