@@ -558,3 +558,74 @@ def test_forged_rewards_for_one_version_raise_a_monitor_alert(two_versions, serv
     forged = [a for a in monitor.alerts if a.kind == "feedback"]
     assert len(forged) == 1 and f"version {two_versions[1].version}" in forged[0].message
     assert "100% of 25 rewards" in forged[0].message
+
+
+# -- 7. Smaller ones -----------------------------------------------------------------------------
+
+
+def test_while_the_log_cannot_be_written_the_server_is_not_ready(registered_model, numeric_data, tmp_path) -> None:
+    """A full disk, as a file size limit on the server process (Python ignores SIGXFSZ, so writes
+    past it fail as on a full disk): predictions fail with 503 and readiness says why."""
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    X, _ = numeric_data
+    port_file, log = tmp_path / "port", tmp_path / "server.log"
+    limit = 400_000
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "serve", registered_model.uri, "--port", "0",
+                             "--log-dir", str(tmp_path / "predictions"), "--port-file", str(port_file)],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"), preexec_fn=small_disk)
+    try:
+        deadline = time.monotonic() + 90
+        while not port_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port_file.read_text()}"
+        assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+        rows = X.sample(n=2000, replace=True, random_state=0)
+        body = {"dataframe_split": rows.to_dict(orient="split")}
+        statuses = []
+        for _ in range(40):
+            answer = httpx.post(f"{url}/invocations", json=body, timeout=60)
+            statuses.append(answer.status_code)
+            if answer.status_code != 200:
+                break
+        assert statuses[-1] == 503, statuses
+        assert answer.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert "prediction log could not record" in answer.json()["message"]
+        ready = httpx.get(f"{url}/v2/health/ready")
+        assert ready.status_code == 503 and "prediction log cannot be written" in ready.json()["reason"]
+        assert httpx.get(f"{url}/ping").status_code == 503
+        assert httpx.get(f"{url}/v2/health/live").status_code == 200  # alive: not to be restarted for it
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_a_wrong_type_outputs_field_is_refused(rebind_server, numeric_data) -> None:
+    X, _ = numeric_data
+    for outputs in ({}, "", 0, False, {"name": "predict"}):
+        response = httpx.post(f"{rebind_server.url}/v2/models/fixture-rf/infer",
+                              json={**_v2(X.head(1)), "outputs": outputs})
+        assert response.status_code == 400, (outputs, response.text)
+        assert "'outputs' must be a list" in response.json()["error"]
+
+
+def test_a_model_image_keeps_no_path_of_the_build_machine(registered_model, session_workspace, tmp_path) -> None:
+    from workbench.packaging.context import prepare_context
+    from workbench.registry import download_model
+
+    prepare_context(registered_model.uri, tmp_path / "context")
+    model = tmp_path / "context" / "model"
+    for file in model.rglob("*"):
+        if file.is_file():
+            data = file.read_bytes()
+            for path in (str(session_workspace.home), str(tmp_path)):
+                assert path.encode() not in data, (file.name, path)
+    assert download_model(str(model)) == model  # its own manifest matches what the image holds

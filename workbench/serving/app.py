@@ -133,12 +133,18 @@ def _v2_error(exc: WorkbenchError) -> Response:
     return _JSON({"error": str(exc)}, status_code=exc.http_status)
 
 
+#: MLflow's error code for each status it shares with the workbench (``databricks.ErrorCode``).
+_MLFLOW_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
+                 413: "REQUEST_LIMIT_EXCEEDED", 429: "REQUEST_LIMIT_EXCEEDED", 500: "INTERNAL_ERROR",
+                 503: "TEMPORARILY_UNAVAILABLE"}
+
+
 def _mlflow_error(exc: WorkbenchError) -> Response:
     """An error body exactly as `mlflow models serve` writes it (``MlflowException.serialize_as_json``),
     written here so that an error does not import MLflow into a server that loaded its model without."""
     # MLflow answers input that breaks the signature with 400 INVALID_PARAMETER_VALUE.
     schema = exc.http_status == 422
-    code = "INVALID_PARAMETER_VALUE" if schema else "BAD_REQUEST"
+    code = "INVALID_PARAMETER_VALUE" if schema else _MLFLOW_CODES.get(exc.http_status, "BAD_REQUEST")
     status = 400 if schema else exc.http_status
     # MLflow 3.17's classification of the two (a test compares these bodies with MLflow's own).
     error_class, sqlstate = ("SCHEMA_ENFORCEMENT_FAILED", "KAM01") if schema else ("INVALID_PARAMETER_VALUE", "KAM00")
@@ -174,8 +180,19 @@ class _Routes:
     async def live(self, request: Request) -> Response:
         return _JSON({"live": True})
 
+    def _ready(self) -> tuple[bool, str | None]:
+        """Whether predictions can be answered now, and why not: while the prediction log cannot be
+        written every prediction would fail, so the server says it is not ready."""
+        if not self.state.ready:
+            return False, "starting or stopping"
+        failure = self.state.batcher.log_unwritable()
+        if failure is not None:
+            return False, f"the prediction log cannot be written ({failure}): check free space and permissions"
+        return True, None
+
     async def ready(self, request: Request) -> Response:
-        return _JSON({"ready": self.state.ready}, status_code=200 if self.state.ready else 503)
+        ready, reason = self._ready()
+        return _JSON({"ready": ready, **({"reason": reason} if reason else {})}, status_code=200 if ready else 503)
 
     async def server_metadata(self, request: Request) -> Response:
         from importlib.metadata import PackageNotFoundError, version
@@ -211,8 +228,9 @@ class _Routes:
             self._check_model(request)
         except WorkbenchError as exc:
             return _v2_error(exc)
-        return _JSON({"name": self.model.name, "ready": self.state.ready},
-                     status_code=200 if self.state.ready else 503)
+        ready, reason = self._ready()
+        return _JSON({"name": self.model.name, "ready": ready, **({"reason": reason} if reason else {})},
+                     status_code=200 if ready else 503)
 
     # -- inference ------------------------------------------------------------------------------
 
@@ -281,7 +299,8 @@ class _Routes:
         parameters = body.get("parameters") or {}
         if not isinstance(parameters, Mapping):
             raise InvalidInputError("'parameters' must be an object")
-        requested = body.get("outputs") or []
+        requested = body.get("outputs")
+        requested = [] if requested is None else requested
         if not isinstance(requested, list) or not all(
             isinstance(o, Mapping) and isinstance(o.get("name"), str) for o in requested
         ):
@@ -469,7 +488,7 @@ class _Routes:
         return _JSON(openapi_document(self.model, max_page_bytes=self.state.settings.log_page_bytes))
 
     async def ping(self, request: Request) -> Response:
-        return Response("\n", media_type="application/json", status_code=200 if self.state.ready else 503)
+        return Response("\n", media_type="application/json", status_code=200 if self._ready()[0] else 503)
 
 
 def _with_client_id(info: RequestInfo, given: str | None) -> RequestInfo:
