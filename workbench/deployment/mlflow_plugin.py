@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 from mlflow.deployments import BaseDeploymentClient, PredictionsResponse
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
 from workbench.deployment.catalog import deploy_targets, get_target_info
 from workbench.deployment.manager import Deployment, deploy, deployments, get_deployment, stop, update
@@ -43,8 +44,8 @@ def _workbench_target(target_uri: str) -> str:
 
 def _mlflow_error(exc: WorkbenchError) -> MlflowException:
     """MLflow's tools print an MlflowException's message and its error code; ours says what to do."""
-    code = ("RESOURCE_DOES_NOT_EXIST" if isinstance(exc, NotFoundError)
-            else "INVALID_PARAMETER_VALUE" if isinstance(exc, InvalidInputError) else "INTERNAL_ERROR")
+    code = (RESOURCE_DOES_NOT_EXIST if isinstance(exc, NotFoundError)
+            else INVALID_PARAMETER_VALUE if isinstance(exc, InvalidInputError) else INTERNAL_ERROR)
     return MlflowException(str(exc), error_code=code)
 
 
@@ -56,7 +57,7 @@ def _described(dep: Deployment) -> dict[str, Any]:
 def _options(config: Mapping[str, Any] | None, flavor: str | None) -> dict[str, Any]:
     if flavor not in (None, "python_function"):
         raise MlflowException(f"the workbench serves a model's python_function flavor, not {flavor!r}",
-                              error_code="INVALID_PARAMETER_VALUE")
+                              error_code=INVALID_PARAMETER_VALUE)
     return dict(config or {})
 
 
@@ -133,14 +134,14 @@ class PluginDeploymentClient(BaseDeploymentClient):
         if not self._mine(dep):
             raise MlflowException(f"deployment {name!r} runs on the {dep.target!r} target, not "
                                   f"{self.workbench_target!r}: use -t {PREFIX}{dep.target}",
-                                  error_code="RESOURCE_DOES_NOT_EXIST")
+                                  error_code=RESOURCE_DOES_NOT_EXIST)
         return _described(dep)
 
     def predict(self, deployment_name: str | None = None, inputs: Any = None,
                 endpoint: str | None = None) -> PredictionsResponse:
         """The deployment's answers for ``inputs`` (a DataFrame, or what ``pd.DataFrame`` takes)."""
         if deployment_name is None:
-            raise MlflowException("name the deployment to predict with", error_code="INVALID_PARAMETER_VALUE")
+            raise MlflowException("name the deployment to predict with", error_code=INVALID_PARAMETER_VALUE)
         self.get_deployment(deployment_name)
         frame = inputs if isinstance(inputs, pd.DataFrame) else pd.DataFrame(inputs)
         try:
