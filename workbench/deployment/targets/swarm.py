@@ -39,6 +39,7 @@ from workbench.deployment.routed import Backend, RoutedHandle, RoutedTarget
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
 from workbench.packaging.context import LOG_DIR, USER_ID
 from workbench.routing.router import RouteTable
+from workbench.serving.command import PROGRAM, route_args
 
 __all__ = ["ModelService", "RouterService", "SwarmOptions", "SwarmTarget"]
 
@@ -268,7 +269,7 @@ class SwarmTarget(RoutedTarget[ModelService, RouterService]):
         name = f"workbench-{_slug(spec.name)}-router"
         service = client.services.create(
             champion.handle.image,
-            command=["python", "-m", "workbench", "route", "--config", f"{_ROUTER_DIR}/router.json"],
+            command=[*PROGRAM, *route_args(f"{_ROUTER_DIR}/router.json")],
             name=name,
             env=["WORKBENCH_HOST=127.0.0.1", f"WORKBENCH_PORT={port}"],
             networks=["host"],
