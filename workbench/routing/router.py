@@ -127,6 +127,10 @@ class RouteTable:
             raise InvalidInputError(f"not a route table: {exc}") from exc
 
 
+class InFlightError(Exception):
+    """A server failed after it was sent a request: it may have answered and logged it."""
+
+
 #: Seconds between two look-ups of the replicas' addresses when a route table says ``discover``.
 RESOLVE_EVERY = 2.0
 
@@ -277,7 +281,12 @@ class _Router:
         return headers
 
     async def send(self, variant: str, request: Request, body: bytes) -> httpx.Response:
-        """Forward to the variant's servers in turn until one answers."""
+        """Forward to the variant's servers in turn until one takes the request.
+
+        A server that refused the connection (down, restarting, gone with its node) never saw the
+        request, so the next one gets it. One that failed after the request was sent may have
+        answered and logged it: sending it again would log one request twice, so the client gets
+        a 502 and decides (a repeat with the same ``x-request-id`` is safe to match up)."""
         assert self.client is not None
         headers = self._headers(request)
         last_error: Exception | None = None
@@ -287,15 +296,18 @@ class _Router:
                     request.method, url + request.url.path, params=request.query_params, content=body,
                     headers=headers,
                 )
-            except httpx.TransportError as exc:  # that replica is down or restarting: try the next
-                last_error = exc
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                last_error = exc  # not delivered: try the next server
+            except httpx.TransportError as exc:
+                raise InFlightError(f"the {variant} server at {url} failed while answering ({exc!r}); the "
+                                    "request may have been answered and logged there") from exc
         raise ConnectionError(f"no {variant} server answered: {last_error}")
 
     async def mirror(self, request: Request, body: bytes) -> None:
         try:
             response = await self.send("challenger", request, body)
             self.shadow.labels("answered" if response.status_code < 500 else "failed").inc()
-        except ConnectionError:
+        except (ConnectionError, InFlightError):
             self.shadow.labels("failed").inc()
         finally:
             self.shadow_slots.release()
@@ -319,6 +331,9 @@ class _Router:
                 task.add_done_callback(self.background.discard)
         try:
             upstream = await self.send(variant, request, body)
+        except InFlightError as exc:
+            self.requests.labels(variant, version, "502").inc()
+            return JSONResponse({"error": str(exc)}, status_code=502)
         except ConnectionError as exc:
             self.requests.labels(variant, version, "503").inc()
             return JSONResponse({"error": f"{exc}; the deployment has no server ready"}, status_code=503)
