@@ -112,8 +112,8 @@ class StoreLog(QueuedLog):
                              f"nor to the spool {self.path} ({self._spool_problem}): requests are refused with "
                              "503 until either works; start PostgreSQL or free the disk", self._spooled)
         if self._spooling:
-            return LogHealth(True, "spool", f"the log store is unreachable ({self._store_problem}); records wait in "
-                             f"{self.path} and are written to the store once it answers", self._spooled)
+            return LogHealth(True, "spool", f"records wait in {self.path} and go to the log store once it answers "
+                             f"({self._store_problem or 'draining'})", self._spooled)
         return LogHealth(True, "store", f"writing to the log store {self.url.name}", self._spooled)
 
     # -- the writer thread ----------------------------------------------------------------------
