@@ -116,7 +116,9 @@ class StoreURL:
     def name(self) -> str:
         """The address without its password: what sources are named by and what messages show."""
         shown = _redact(self.dsn)
-        return f"{shown}?deployment={self.deployment}" if self.deployment else shown
+        if not self.deployment:
+            return shown
+        return f"{shown}{'&' if urlsplit(shown).query else '?'}{urlencode({'deployment': self.deployment})}"
 
     def __repr__(self) -> str:
         return f"StoreURL({self.name!r})"
