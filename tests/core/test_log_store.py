@@ -229,6 +229,37 @@ def test_a_postgresql_restart_mid_traffic_loses_and_doubles_nothing(postgres_clu
     assert not (log_dir / "predictions.db").exists()
 
 
+def test_feedback_spooled_on_one_replica_waits_for_the_prediction_another_spooled(
+        postgres_cluster, serve_model, registered_model, numeric_data, tmp_path) -> None:
+    """Behind a router with one shared log, feedback reaches any replica: while the store is away, a
+    prediction answered by one replica and its feedback received by another wait in two spools, and
+    the feedback's replica may drain first. The item was acknowledged ("spooled"), so it must wait for
+    its prediction, not be dropped as unknown."""
+    X, y = numeric_data
+    deployment = f"cross-{uuid.uuid4().hex[:6]}"
+    answering, labelling = (serve_model(registered_model.uri,
+                                        args=_store_args(postgres_cluster.url, deployment, tmp_path / name))
+                            for name in ("answering", "labelling"))
+    postgres_cluster.stop()
+    ids = [f"cross-{i}" for i in range(5)]
+    for i, request_id in enumerate(ids):
+        assert _predict(answering.url, X.iloc[[i]], request_id).status_code == 200
+    told = _feedback(labelling.url, [{"request_id": r, "truth": int(y.iloc[i])} for i, r in enumerate(ids)])
+    assert told.status_code == 200 and {r["status"] for r in told.json()["results"]} == {"spooled"}
+    answering.stop()  # its spool waits on disk: the labelling replica drains first
+    postgres_cluster.start()
+    time.sleep(3)  # the labelling replica has tried its spool against the store at least once
+    assert _store_rows(postgres_cluster.url, "SELECT count(*) FROM workbench_feedback WHERE deployment = %s",
+                       deployment) == [(0,)]
+    again = serve_model(registered_model.uri, args=_store_args(postgres_cluster.url, deployment,
+                                                                tmp_path / "answering"))
+    _wait_for_log_state(again.url, "store")
+    _wait_for_log_state(labelling.url, "store")
+    feedback = dict(_store_rows(postgres_cluster.url, "SELECT request_id, count(*) FROM workbench_feedback "
+                                                      "WHERE deployment = %s GROUP BY request_id", deployment))
+    assert feedback == dict.fromkeys(ids, 1)
+
+
 def test_a_replica_that_can_write_neither_store_nor_spool_answers_503_and_says_why(
         postgres_cluster, serve_model, registered_model, numeric_data, tmp_path) -> None:
     X, _ = numeric_data

@@ -162,7 +162,7 @@ def test_the_loop_on_two_nodes_loses_nothing(on_cluster, cluster_store, duel_ver
         assert set(stored["model_version"].astype(str)) == {v1.version}
 
         # the live monitor reads every replica from the store: one source, every row
-        monitor = LiveMonitor(v1.uri, sources=dep.log_sources, window=1000, multivariate_every=0)
+        monitor = LiveMonitor(v1.uri, sources=dep.log_sources, window=1_000_000, multivariate_every=0)
         assert len(monitor.pull()) == int(stored["n_rows"].sum())
 
         # a bandit challenger across both nodes moves its share as the rewards say

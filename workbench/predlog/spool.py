@@ -118,6 +118,21 @@ class Spool:
                                     "spooled_feedback ORDER BY seq LIMIT ?", (limit,)).fetchall()
         return [SpooledFeedback(int(r[0]), r[1], r[2], r[3], orjson.loads(r[4]), r[5], float(r[6])) for r in rows]
 
+    def defer(self, feedback: Sequence[int]) -> None:
+        """Put feedback items back at the end of the queue, as they are (their arrival time kept)."""
+        conn = self._open()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for seq in feedback:
+                conn.execute("INSERT INTO spooled_feedback (deployment, replica, idem_key, item, model_version, ts) "
+                             "SELECT deployment, replica, idem_key, item, model_version, ts FROM spooled_feedback "
+                             "WHERE seq = ?", (seq,))
+                conn.execute("DELETE FROM spooled_feedback WHERE seq = ?", (seq,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
     def forget(self, predictions: Sequence[int] = (), feedback: Sequence[int] = ()) -> None:
         """Delete what the store committed."""
         conn = self._open()

@@ -50,6 +50,10 @@ __all__ = ["StoreLog"]
 
 _log = logging.getLogger("workbench.predlog")
 
+#: Seconds a spooled feedback item whose prediction the store does not know yet is retried: the
+#: replica that answered may still be draining its own spool. After that it is refused (logged).
+DEFER_UNKNOWN_FEEDBACK = 300.0
+
 
 def _dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -79,6 +83,8 @@ class StoreLog(QueuedLog):
         self._reader = StoreSource(StoreURL(self.url.dsn, self.deployment))
         # Written by the writer thread only; read by health() from any thread.
         self._spooling = False
+        #: Spooled feedback waits for its prediction to reach the store (see DEFER_UNKNOWN_FEEDBACK).
+        self._deferred = False
         self._store_problem = ""
         self._spool_problem = ""
         self._spooled = 0
@@ -135,7 +141,8 @@ class StoreLog(QueuedLog):
         next_try = time.monotonic()
         try:
             while True:
-                timeout = max(0.0, next_try - time.monotonic()) if (self._spooling or self._spool_problem) else None
+                retrying = self._spooling or self._spool_problem or self._deferred
+                timeout = max(0.0, next_try - time.monotonic()) if retrying else None
                 try:
                     item = self._queue.get(timeout=timeout)
                 except queue.Empty:
@@ -159,7 +166,7 @@ class StoreLog(QueuedLog):
                 if stop:
                     self._final_drain()
                     return
-                if (self._spooling or self._spool_problem) and time.monotonic() >= next_try:
+                if (self._spooling or self._spool_problem or self._deferred) and time.monotonic() >= next_try:
                     more = self._drain_step()
                     next_try = time.monotonic() + (0 if more else self._retry_every)
         finally:
@@ -256,7 +263,11 @@ class StoreLog(QueuedLog):
         if not moved:
             if self._spooling:
                 _log.warning("the log store answers again: the spool %s is drained", self.path)
-            self._spooling, self._store_problem, self._spool_problem, self._spooled = False, "", "", 0
+            self._spooling, self._store_problem, self._spool_problem = False, "", ""
+            # Feedback deferred until its prediction reaches the store keeps the retries going (new
+            # records go to the store meanwhile).
+            self._deferred = self._spool.exists() and self._spool.counts()[1] > 0
+            self._spooled = self._spool.counts()[1] if self._deferred else 0
         return moved
 
     def _drain_predictions(self, conn: Any) -> bool:
@@ -273,7 +284,8 @@ class StoreLog(QueuedLog):
         batch = self._spool.oldest_feedback(self._drain_chunk // 4 or 1)
         if not batch:
             return False
-        refused = []
+        refused, deferred = [], []
+        now = time.time()
         with conn.cursor() as cur:
             cur.execute("BEGIN")
             try:
@@ -284,26 +296,34 @@ class StoreLog(QueuedLog):
                     book = PostgresBook(cur, spooled.deployment, spooled.replica)
                     book.keys = {id(item): spooled.idem_key}
                     (result,) = classify_feedback(book, [item], now=spooled.ts, model_version=spooled.model_version)
-                    if result.status in ("unknown", "out_of_range"):
+                    if result.status == "unknown" and now - spooled.ts < DEFER_UNKNOWN_FEEDBACK:
+                        # Its prediction may wait in another replica's spool (that replica answered it
+                        # while the store was away, and feedback reached this one): try again later.
+                        deferred.append(spooled.seq)
+                    elif result.status in ("unknown", "out_of_range"):
                         refused.append(result)
                 cur.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):
                     cur.execute("ROLLBACK")
                 raise
-        self._spool.forget(feedback=[s.seq for s in batch])
-        self._spooled = max(0, self._spooled - len(batch))
+        done = [s.seq for s in batch if s.seq not in deferred]
+        self._spool.forget(feedback=done)
+        if deferred:
+            self._spool.defer(deferred)
+        self._spooled = max(0, self._spooled - len(done))
+        self._deferred = bool(deferred)
         for result in refused:  # what the route would have answered had the store been there
             _log.warning("spooled feedback on request %s row %s was refused by the store: %s", result.request_id,
                          result.row, result.message)
-        return True
+        return bool(done)
 
     def _final_drain(self, budget: float = 10.0) -> None:
         """On close: drain what the spool holds while the store answers (what is left waits on disk
         for the next start)."""
         deadline = time.monotonic() + budget
-        while (self._spooling or self._spool_problem) and time.monotonic() < deadline:
-            if not self._drain_step() and (self._spooling or self._spool_problem):
+        while (self._spooling or self._spool_problem or self._deferred) and time.monotonic() < deadline:
+            if not self._drain_step() and (self._spooling or self._spool_problem or self._deferred):
                 return
 
     def close(self) -> None:
