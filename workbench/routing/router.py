@@ -80,8 +80,9 @@ class RouteTable:
     #: Kubernetes headless Service): the router resolves them every :data:`RESOLVE_EVERY` seconds and
     #: shares requests among the addresses, so replicas on any node, in any number, are reached.
     discover: bool = False
-    #: Every server writes one shared prediction log (a PostgreSQL store): any server records feedback
-    #: for any request, so feedback goes to one server instead of all of them.
+    #: Every server writes one shared prediction log (a PostgreSQL store): any server of a version
+    #: records feedback for that version's answers, so feedback goes to one server of each version
+    #: instead of all of them.
     shared_log: bool = False
 
     def __post_init__(self) -> None:
@@ -373,16 +374,20 @@ class _Router:
 
         answers: list[httpx.Response | BaseException]
         if self.table.shared_log:
-            # One store holds every server's log: the first server that answers records it all.
-            answers, tried = [], []
-            for server in servers:
-                tried.append(server)
-                try:
-                    answers.append(await post(server[1]))
-                    break
-                except httpx.TransportError as exc:
-                    answers.append(exc)
-            servers = tried
+            # One store holds every server's log, and a server labels its own version's answers: one
+            # server of each version is enough (the first that answers).
+            async def first(urls: list[str]) -> httpx.Response:
+                failure: BaseException = httpx.ConnectError("no server")
+                for url in urls:
+                    try:
+                        return await post(url)
+                    except httpx.TransportError as exc:
+                        failure = exc
+                raise failure
+
+            groups = [(v, self.groups[v].order()) for v in ARMS if self.groups[v].targets]
+            servers = [(variant, urls[0]) for variant, urls in groups]
+            answers = await asyncio.gather(*(first(urls) for _, urls in groups), return_exceptions=True)
         else:
             answers = await asyncio.gather(*(post(url) for _, url in servers), return_exceptions=True)
         known: list[tuple[str, list[Any], dict[str, Any]]] = []
@@ -441,8 +446,7 @@ class _Router:
                 self.bandit.settle()
             answer_body["bandit"] = {"rewarded": rewarded, "ignored": ignored,
                                      "shares": self.bandit.policy.shares()}
-        # With one shared log, the server that answered knew every request: "unknown" is final.
-        if unreachable and counts["unknown"] and not self.table.shared_log:
+        if unreachable and counts["unknown"]:
             answer_body["error"] = (f"{len(unreachable)} model server(s) did not answer, so 'unknown' items may "
                                     "belong to them: send the feedback again (items recorded now answer "
                                     "'duplicate')")
