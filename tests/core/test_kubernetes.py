@@ -54,8 +54,15 @@ WORKBENCH_LABELS = ("workbench.io/deployment", "workbench.io/model-name", "workb
 RESOURCES = {"requests": "cpu=500m,memory=1Gi", "limits": {"memory": "2Gi"}}
 
 
+STORE_SECRET = "churn-log-store"
+
+
 def spec(version: str = "3", name: str = "churn", **options: Any) -> DeploymentSpec:
-    """A deployment spec as the manager makes it (no MLflow needed: manifests are a pure function)."""
+    """A deployment spec as the manager makes it (no MLflow needed: manifests are a pure function).
+    The log goes to the shared store (``log_secret``) unless the options say where (``None``: nowhere)."""
+    if not {"log_secret", "log_url", "log_claim"} & set(options):
+        options = {"log_secret": STORE_SECRET, **options}
+    options = {k: v for k, v in options.items() if v is not None}
     return DeploymentSpec(name=name, model_uri=f"models:/churn/{version}", model_name="churn", model_version=version,
                           revision=int(version), workdir=Path("/nonexistent"), options=options)
 
@@ -86,19 +93,36 @@ def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str
     return pods
 
 
+NO_ROUTER = {"router": False}
 VARIANTS = {
-    "plain": ({}, None, {"Deployment": 1, "Service": 1, "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 1}),
-    "plain-with-resources": (RESOURCES, None, {"Deployment": 1, "HorizontalPodAutoscaler": 1}),
-    "fixed-replicas": ({"replicas": 3, "max_replicas": 3}, None, {"Deployment": 1, "HorizontalPodAutoscaler": 0}),
+    "plain": ({}, None, {"Deployment": 2, "Service": 2, "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 2,
+                         "ConfigMap": 1, "NetworkPolicy": 2, "HTTPRoute": 0}),
+    "plain-without-router": (NO_ROUTER, None, {"Deployment": 1, "Service": 1, "HorizontalPodAutoscaler": 1,
+                                               "PodDisruptionBudget": 1, "ConfigMap": 0}),
+    "plain-with-resources": (RESOURCES, None, {"Deployment": 2, "HorizontalPodAutoscaler": 1}),
+    "fixed-replicas": ({"replicas": 3, "max_replicas": 3}, None, {"Deployment": 2, "HorizontalPodAutoscaler": 0}),
     "gateway": ({"gateway": "infra/public", "hostnames": "churn.models.test", "namespace": "models"}, None,
                 {"HTTPRoute": 1}),
     "log-claim": ({"log_claim": "churn-predictions", "service_account": "churn", "image_pull_secrets": "pull"},
-                  None, {"Deployment": 1}),
-    "split": ({}, TrafficPolicy("split", 0.1), {"Deployment": 2, "Service": 2, "HorizontalPodAutoscaler": 2,
-                                                "PodDisruptionBudget": 2, "HTTPRoute": 1}),
+                  None, {"Deployment": 2}),
+    "log-url": ({"log_url": "postgresql://wb:s3cret@pg.data.svc:5432/predictions"}, TrafficPolicy("split", 0.1),
+                {"Secret": 1, "Deployment": 3}),
+    "one-pod-emptydir-log": ({"log_secret": None, "replicas": 1, "max_replicas": 1, "router_replicas": 1}, None,
+                             {"Deployment": 2, "PodDisruptionBudget": 1}),
+    "split": ({}, TrafficPolicy("split", 0.1), {"Deployment": 3, "Service": 3, "HorizontalPodAutoscaler": 2,
+                                                "PodDisruptionBudget": 3, "ConfigMap": 1, "HTTPRoute": 0}),
     "split-with-resources-and-gateway": ({**RESOURCES, "gateway": "public"}, TrafficPolicy("split", 0.25),
-                                         {"Deployment": 2, "HTTPRoute": 1}),
-    "shadow": ({}, TrafficPolicy("shadow"), {"Deployment": 2, "HTTPRoute": 1}),
+                                         {"Deployment": 3, "HTTPRoute": 1}),
+    "shadow": ({}, TrafficPolicy("shadow"), {"Deployment": 3, "ConfigMap": 1, "HTTPRoute": 0}),
+    "bandit-thompson": ({"namespace": "models"}, TrafficPolicy.bandit("thompson"), {"Deployment": 3, "ConfigMap": 1}),
+    "bandit-epsilon-greedy": ({"router_replicas": 3}, TrafficPolicy.bandit("epsilon_greedy", 0.2),
+                              {"Deployment": 3, "ConfigMap": 1}),
+    "split-httproute": (NO_ROUTER, TrafficPolicy("split", 0.1),
+                        {"Deployment": 2, "Service": 2, "HorizontalPodAutoscaler": 2, "PodDisruptionBudget": 2,
+                         "HTTPRoute": 1, "ConfigMap": 0}),
+    "split-httproute-with-resources-and-gateway": ({**NO_ROUTER, **RESOURCES, "gateway": "public"},
+                                                   TrafficPolicy("split", 0.25), {"Deployment": 2, "HTTPRoute": 1}),
+    "shadow-httproute": (NO_ROUTER, TrafficPolicy("shadow"), {"Deployment": 2, "HTTPRoute": 1}),
     "kserve": ({"kserve": True}, None, {"InferenceService": 1, "Deployment": 0, "Service": 0}),
     "kserve-with-resources": ({"kserve": True, **RESOURCES}, None, {"InferenceService": 1}),
     "kserve-canary": ({"kserve": True}, TrafficPolicy("split", 0.1), {"InferenceService": 1, "HTTPRoute": 0}),
@@ -120,7 +144,7 @@ def test_every_manifest_variant_is_valid_against_the_official_schemas(variant: s
 
 
 def test_the_validators_catch_what_a_cluster_would_reject() -> None:
-    plain, split, kserve = render(), render(policy=TrafficPolicy("split", 0.1)), render({"kserve": True})
+    plain, split, kserve = render(NO_ROUTER), render(NO_ROUTER, TrafficPolicy("split", 0.1)), render({"kserve": True})
 
     def broken(doc: dict[str, Any], change: Any) -> dict[str, Any]:
         copied = copy.deepcopy(doc)
@@ -151,7 +175,9 @@ def test_the_validators_catch_what_a_cluster_would_reject() -> None:
 
 
 def test_pods_meet_the_restricted_pod_security_standard() -> None:
-    for docs in (render(RESOURCES, TrafficPolicy("shadow")), render({"kserve": True})):
+    routed = render(RESOURCES, TrafficPolicy("shadow"))
+    claimed = render({**NO_ROUTER, "log_secret": None, "log_claim": "logs"})
+    for docs in (routed, render({"kserve": True}), claimed):
         for _, pod in pod_specs(docs):
             assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
             assert all("hostPath" not in v for v in pod["volumes"])
@@ -165,21 +191,36 @@ def test_pods_meet_the_restricted_pod_security_standard() -> None:
                 assert sc["capabilities"] == {"drop": ["ALL"]}
                 assert (sc.get("seccompProfile") or pod_sc["seccompProfile"]) == {"type": "RuntimeDefault"}
                 assert "privileged" not in sc
-                # the only writable places: the prediction log and /tmp, both emptyDir volumes
+                assert set(container["resources"]["requests"]) == {"cpu", "memory"}  # never BestEffort
+                assert "memory" in container["resources"]["limits"]
                 mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-                assert set(mounts) == {LOG_DIR, "/tmp"}
                 volumes = {v["name"]: v for v in pod["volumes"]}
-                assert all("emptyDir" in volumes[name] for name in mounts.values())
+                assert container["ports"][0]["containerPort"] == SERVER_PORT == 8080
+                if container["name"] == "router":
+                    # writable: the bandit's state and /tmp (emptyDir); the route table is a read-only ConfigMap
+                    assert mounts == {"/etc/workbench-router": "route-table", "/var/lib/workbench-router":
+                                      "router-state", "/tmp": "tmp"}
+                    assert volumes["route-table"] == {"name": "route-table", "configMap": {"name": "churn-router"}}
+                    assert all("emptyDir" in volumes[n] for n in ("router-state", "tmp"))
+                    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+                        assert container[probe]["httpGet"] == {"path": "/workbench/router", "port": SERVER_PORT}
+                    continue
+                # the only writable places: the log folder (the store's spool, or a claim) and /tmp
+                assert set(mounts) == {LOG_DIR, "/tmp"} and "emptyDir" in volumes[mounts["/tmp"]]
+                log_volume = volumes[mounts[LOG_DIR]]
+                assert ("persistentVolumeClaim" in log_volume) if docs is claimed else (
+                    "emptyDir" in log_volume and log_volume["name"] == "log-spool")
                 assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": SERVER_PORT}
                 assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": SERVER_PORT}
-                assert container["ports"][0]["containerPort"] == SERVER_PORT == 8080
             if pod_sc:  # Deployments: the pod level says it too
                 assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] == USER_ID
-                assert pod["containers"][0]["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
+                probes = pod["containers"][0]["startupProbe"]["httpGet"]["path"]
+                assert probes in ("/v2/health/live", "/workbench/router")
+    assert {c["name"] for _, pod in pod_specs(routed) for c in pod["containers"]} == {"model-server", "router"}
 
 
 def test_labels_annotations_and_selectors_a_platform_team_looks_for() -> None:
-    docs = render({"namespace": "models"}, TrafficPolicy("split", 0.1))
+    docs = render({"namespace": "models", **NO_ROUTER}, TrafficPolicy("split", 0.1))
     for doc in docs:
         labels = doc["metadata"]["labels"]
         assert set(STANDARD_LABELS + WORKBENCH_LABELS) <= set(labels), doc["kind"]
@@ -214,7 +255,7 @@ def test_labels_annotations_and_selectors_a_platform_team_looks_for() -> None:
 def test_resources_and_autoscaling_follow_the_options() -> None:
     # Never BestEffort: without options, a CPU request and memory sized from the server's footprint
     # (the model's size is unknown to a bare render: 256 MiB is allowed for it).
-    bare = render()
+    bare = render(NO_ROUTER)
     container = one(bare, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     hpa = one(bare, "HorizontalPodAutoscaler")["spec"]
@@ -223,28 +264,28 @@ def test_resources_and_autoscaling_follow_the_options() -> None:
     assert "replicas" not in one(bare, "Deployment")["spec"]  # the autoscaler owns the count
 
     # the model's size moves the memory request: a 12 MB forest, a 2 GB model
-    small = build_manifests(spec(), CHAMPION_IMAGE, model_bytes=12_000_000)
+    small = build_manifests(spec(**NO_ROUTER), CHAMPION_IMAGE, model_bytes=12_000_000)
     assert one(small, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"] == {
         "requests": {"cpu": "250m", "memory": "448Mi"}, "limits": {"memory": "896Mi"}}
-    big = build_manifests(spec(), CHAMPION_IMAGE, model_bytes=2 * 10**9)
+    big = build_manifests(spec(**NO_ROUTER), CHAMPION_IMAGE, model_bytes=2 * 10**9)
     big_resources = one(big, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert big_resources["requests"]["memory"] == "5184Mi" and big_resources["limits"]["memory"] == "10368Mi"
 
-    sized = render({**RESOURCES, "cpu_utilization": 60, "max_replicas": 10})
+    sized = render({**RESOURCES, "cpu_utilization": 60, "max_replicas": 10, **NO_ROUTER})
     container = one(sized, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     target = one(sized, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]["target"]
     assert target == {"type": "Utilization", "averageUtilization": 60}
 
     # an override never leaves a default that contradicts it
-    low_limit = render({"limits": "cpu=100m,memory=256Mi"})
+    low_limit = render({"limits": "cpu=100m,memory=256Mi", **NO_ROUTER})
     resources = one(low_limit, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "100m", "memory": "256Mi"}}
-    high_request = render({"requests": "memory=4Gi"})
+    high_request = render({"requests": "memory=4Gi", **NO_ROUTER})
     resources = one(high_request, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources == {"requests": {"cpu": "250m", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}
 
-    fixed = render({"replicas": 3, "max_replicas": 3})
+    fixed = render({"replicas": 3, "max_replicas": 3, **NO_ROUTER})
     assert one(fixed, "Deployment")["spec"]["replicas"] == 3 and not by_kind(fixed, "HorizontalPodAutoscaler")
 
     kserve = render({"kserve": True, **RESOURCES, "replicas": 1})[0]["spec"]["predictor"]
@@ -330,7 +371,7 @@ def test_checkov_passes_every_manifest_variant_but_the_documented_skips(checkov_
 @pytest.mark.parametrize(("share", "weights"), [(0.1, (90, 10)), (0.05, (95, 5)), (0.125, (875, 125)),
                                                 (0.0, (100, 0)), (1.0, (0, 100))])
 def test_split_weights_send_the_asked_share_to_the_challenger(share: float, weights: tuple[int, int]) -> None:
-    route = one(render(policy=TrafficPolicy("split", share)), "HTTPRoute")
+    route = one(render(NO_ROUTER, TrafficPolicy("split", share)), "HTTPRoute")
     refs = route["spec"]["rules"][0]["backendRefs"]
     assert [(r["name"], r["port"], r["weight"]) for r in refs] == [("churn", 80, weights[0]),
                                                                   ("churn-challenger", 80, weights[1])]
@@ -339,7 +380,7 @@ def test_split_weights_send_the_asked_share_to_the_challenger(share: float, weig
 
 
 def test_shadow_answers_from_the_champion_and_mirrors_to_the_challenger() -> None:
-    docs = render({"gateway": "infra/public", "hostnames": "churn.models.test"}, TrafficPolicy("shadow"))
+    docs = render({"gateway": "infra/public", "hostnames": "churn.models.test", **NO_ROUTER}, TrafficPolicy("shadow"))
     route = one(docs, "HTTPRoute")
     assert route["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                                             "name": "public", "namespace": "infra"}]
@@ -440,7 +481,7 @@ def test_no_image_and_no_registry_is_a_clear_error_before_any_cluster_is_needed(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     name = f"k8s-noimage-{uuid.uuid4().hex[:6]}"
     with pytest.raises(InvalidInputError) as caught:
-        wb.deploy(registered_model.uri, target="k8s://lab/models", name=name)
+        wb.deploy(registered_model.uri, target="k8s://lab/models", name=name, log_secret="store")
     assert "image='REGISTRY/REPOSITORY:TAG'" in str(caught.value) and "registry='REGISTRY/PATH'" in str(caught.value)
     assert name not in {d.name for d in wb.deployments()}  # nothing left behind
 
@@ -557,24 +598,48 @@ def test_manifests_command_prints_yaml_documents_for_gitops(registered_model, se
         return subprocess.run([str(BIN), "manifests", registered_model.uri, *args], capture_output=True,
                               text=True, env=env, timeout=180)
 
-    plain = run("--image", CHAMPION_IMAGE, "--namespace", "models", "--requests", "cpu=250m,memory=512Mi")
+    # more than one pod per version and no store: refused, saying what to give
+    nowhere = run("--image", CHAMPION_IMAGE)
+    assert nowhere.returncode == 1 and "log_secret=" in nowhere.stderr and "log_claim=" in nowhere.stderr
+
+    plain = run("--image", CHAMPION_IMAGE, "--namespace", "models", "--requests", "cpu=250m,memory=512Mi",
+                "--log-secret", "predictions-store")
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.startswith(f"# Generated by `workbench manifests` for {registered_model.uri}")
     docs = list(yaml.safe_load_all(plain.stdout))
     assert [d["kind"] for d in docs] == ["Deployment", "Service", "HorizontalPodAutoscaler", "NetworkPolicy",
-                                         "PodDisruptionBudget"]
+                                         "PodDisruptionBudget", "ConfigMap", "Deployment", "Service",
+                                         "NetworkPolicy", "PodDisruptionBudget"]
+    assert "Secret" not in {d["kind"] for d in docs}  # no secret to commit to a repository
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Service"] == ["fixture-rf-champion", "fixture-rf"]
     # sized from the model: its files (a small forest) and the server's footprint, never BestEffort
     resources = docs[0]["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources["requests"] == {"cpu": "250m", "memory": "512Mi"}  # the --requests given win
     # the default limit: twice the 384Mi the small forest needs (footprint 300 MiB + model, + a quarter)
     assert resources["limits"] == {"memory": "768Mi"}
-    assert docs[0]["metadata"]["name"] == "fixture-rf" and docs[0]["metadata"]["namespace"] == "models"
+    assert docs[0]["metadata"]["name"] == "fixture-rf-champion" and docs[0]["metadata"]["namespace"] == "models"
     assert docs[0]["metadata"]["labels"]["workbench.io/model-version"] == registered_model.version
     for doc in docs:
         validate(doc)
 
+    bandit = run("--image", CHAMPION_IMAGE, "--name", "churn", "--challenger", registered_model.uri,
+                 "--challenger-image", CHALLENGER_IMAGE, "--strategy", "epsilon_greedy", "--epsilon", "0.2",
+                 "--log-claim", "churn-predictions", "--router-replicas", "3")
+    assert bandit.returncode == 0, bandit.stderr
+    docs = list(yaml.safe_load_all(bandit.stdout))
+    table = json.loads(one(docs, "ConfigMap", "churn-router")["data"]["router.json"])["table"]
+    assert (table["mode"], table["strategy"], table["epsilon"]) == ("bandit", "epsilon_greedy", 0.2)
+    assert table["champion"] == ["http://churn-champion:80"] and table["challenger"] == ["http://churn-challenger:80"]
+    assert one(docs, "Deployment", "churn-router")["spec"]["replicas"] == 3
+    assert "epsilon_greedy bandit" in bandit.stdout.split("---")[0]
+    for doc in docs:
+        validate(doc)
+    no_router = run("--image", CHAMPION_IMAGE, "--challenger", registered_model.uri, "--challenger-image",
+                    CHALLENGER_IMAGE, "--strategy", "thompson", "--log-secret", "s", "--no-router")
+    assert no_router.returncode == 1 and "a bandit needs the workbench router" in no_router.stderr
+
     canary = run("--image", CHAMPION_IMAGE, "--kserve", "--name", "churn", "--challenger", registered_model.uri,
-                 "--challenger-image", CHALLENGER_IMAGE, "--share", "0.2")
+                 "--challenger-image", CHALLENGER_IMAGE, "--share", "0.2", "--log-secret", "predictions-store")
     assert canary.returncode == 0, canary.stderr
     (isvc,) = yaml.safe_load_all(canary.stdout)
     assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 20
@@ -678,6 +743,11 @@ class ApiServerStandIn:
 
 
 def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkeypatch) -> None:
+    """Without the router (router=False): a Gateway API HTTPRoute shares the traffic."""
+
+    def spec(version: str, **options: Any) -> DeploymentSpec:
+        return globals()["spec"](version, router=False, **options)
+
     cluster = ApiServerStandIn()
     target = KubernetesTarget("k8s://lab/models")
     target._clusters["lab"] = cluster
@@ -714,11 +784,11 @@ def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkey
     assert cluster.workloads() == {"churn": "workbench/churn:4", "churn-challenger": "workbench/churn:3"}
     route = cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "churn", "models")
     assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [90, 10]
-    # An HTTPRoute's weights are static: a bandit is refused before anything changes.
+    # An HTTPRoute's weights are static: without the router a bandit is refused before anything changes.
     for bandit in (TrafficPolicy.bandit("thompson"), TrafficPolicy.bandit("epsilon_greedy")):
-        with pytest.raises(InvalidInputError, match="cannot route by a bandit strategy.*share=0.1.*local, docker or swarm"):
+        with pytest.raises(InvalidInputError, match="a bandit needs the workbench router.*router=True.*share=0.1"):
             target.set_policy(placement, bandit)
-        with pytest.raises(InvalidInputError, match="cannot route by a bandit strategy"):
+        with pytest.raises(InvalidInputError, match="a bandit needs the workbench router"):
             target.start_challenger(placement, spec("5"), bandit)
     assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [90, 10]
     assert cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "churn", "models") == route

@@ -2,10 +2,33 @@
 
 :func:`build_manifests` is what ``workbench manifests`` prints for GitOps users and what the target
 applies; no cluster is needed to call it.
+
+With the router (the default, not with KServe) a deployment ``NAME`` is:
+
+- the router: Deployment ``NAME-router`` (``workbench route``, the champion's image unless
+  ``router_image`` says), its route table in ConfigMap ``NAME-router`` and its admin token in Secret
+  ``NAME-router`` (env ``WORKBENCH_ROUTER_TOKEN``), the clients' Service ``NAME``, a
+  PodDisruptionBudget with more than one router pod, and a NetworkPolicy: in on the server's port,
+  out to the model servers and the cluster's DNS only;
+- the versions: Deployment and Service ``NAME-champion`` (and ``NAME-challenger``), each with its
+  autoscaler, budget and NetworkPolicy. The route table names them by Service DNS name
+  (``http://NAME-champion.NAMESPACE.svc:80``).
+
+The ConfigMap is the route table's only home: a change of routes is a new ConfigMap, and the router
+pods' template carries the table's hash, so the router Deployment rolls to it (new pods read the new
+table; the router answers 409 to ``PUT /workbench/router`` there). Each router pod keeps its own
+bandit (state in an emptyDir), fed by the feedback that reaches it.
+
+The prediction log: with ``log_secret`` or ``log_url`` every pod writes the shared store
+(``WORKBENCH_LOG_URL`` from the Secret's key ``url``; the pod's emptyDir only spools while the store is
+away); with ``log_claim`` a shared volume; else (one pod per version only) an emptyDir.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -15,17 +38,26 @@ from typing import Any
 from workbench.config import Settings, get_settings
 from workbench.deployment.base import DeploymentSpec, TrafficPolicy
 from workbench.deployment.targets.kubernetes.options import KubernetesOptions
-from workbench.deployment.targets.kubernetes.sizing import default_resources
+from workbench.deployment.targets.kubernetes.sizing import default_resources, router_resources
 from workbench.errors import InvalidInputError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
+from workbench.routing.router import ROUTER_TOKEN_ENV, RouteTable
+from workbench.serving.command import PROGRAM, route_args
 
-__all__ = ["CONTAINER", "KSERVE_CONTAINER", "ServedVersion", "build_manifests", "canary_percent", "check_name",
-           "manifests_yaml", "object_name", "pod_selector", "render"]
+__all__ = ["CONTAINER", "KSERVE_CONTAINER", "ROLE_LABEL", "ROUTER_CONTAINER", "ServedVersion", "build_manifests", "canary_percent",
+           "check_name", "check_policy", "log_secret_name", "manifests_yaml", "object_name", "pod_selector", "render", "route_table"]
 
 _LABEL_PREFIX = "workbench.io/"
+#: The label naming an object's part of a deployment: champion, challenger or router.
+ROLE_LABEL = _LABEL_PREFIX + "role"
 CONTAINER = "model-server"
 #: KServe finds the predictor's own container by this name, and reads its protocol from PROTOCOL.
 KSERVE_CONTAINER = "kserve-container"
+ROUTER_CONTAINER = "router"
+_ROUTER_DIR = "/etc/workbench-router"
+_ROUTER_STATE = "/var/lib/workbench-router"
+#: The router pods' annotation holding the route table's hash: a new table rolls them.
+ROUTE_TABLE_ANNOTATION = "workbench.io/route-table-sha256"
 _CHALLENGER_SUFFIX = "-challenger"
 _MAX_NAME = 63 - len(_CHALLENGER_SUFFIX)
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -73,8 +105,17 @@ def check_name(name: str) -> None:
         )
 
 
-def object_name(name: str, role: str) -> str:
-    return name if role == "champion" else name + _CHALLENGER_SUFFIX
+def object_name(name: str, role: str, *, routed: bool = False) -> str:
+    """The objects of ``role`` (champion, challenger, router). Without the router the champion's
+    objects take the deployment's own name; with it the clients' Service does, in front of the router."""
+    if role == "champion":
+        return name + "-champion" if routed else name
+    return name + ("-router" if role == "router" else _CHALLENGER_SUFFIX)
+
+
+def log_secret_name(name: str, opts: KubernetesOptions) -> str | None:
+    """The Secret whose key ``url`` holds the log store's URL (``None``: no store)."""
+    return opts.log_secret or (f"{name}-log" if opts.log_url else None)
 
 
 def pod_selector(name: str, role: str) -> dict[str, str]:
@@ -88,7 +129,7 @@ def _labels(name: str, version: ServedVersion, role: str) -> dict[str, str]:
         "app.kubernetes.io/name": model,
         "app.kubernetes.io/instance": name,
         "app.kubernetes.io/version": _label_value(version.model_version or ""),
-        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/component": "router" if role == "router" else "model-server",
         "app.kubernetes.io/part-of": "workbench",
         "app.kubernetes.io/managed-by": "workbench",
         _LABEL_PREFIX + "deployment": name,
@@ -110,18 +151,45 @@ def _metadata(name: str, opts: KubernetesOptions, labels: Mapping[str, str],
     return meta
 
 
-def _server_env(settings: Settings, kserve: bool) -> list[dict[str, str]]:
-    env = [
+def _server_env(name: str, settings: Settings, opts: KubernetesOptions) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
         {"name": "WORKBENCH_MAX_BATCH_SIZE", "value": str(settings.max_batch_size)},
         {"name": "WORKBENCH_MAX_BATCH_WAIT_MS", "value": str(settings.max_batch_wait_ms)},
         {"name": "WORKBENCH_MAX_BODY_BYTES", "value": str(settings.max_body_bytes)},
     ]
-    if kserve:  # how KServe learns a custom predictor's protocol (its CustomSpecProtocolEnvVarKey)
+    secret = log_secret_name(name, opts)
+    if secret:
+        # Every pod of both versions writes the store under the deployment's name; the URL (and its
+        # password) comes from the Secret, never from a manifest.
+        env.append({"name": "WORKBENCH_LOG_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "url"}}})
+        env.append({"name": "WORKBENCH_DEPLOYMENT", "value": name})
+    if opts.kserve:  # how KServe learns a custom predictor's protocol (its CustomSpecProtocolEnvVarKey)
         env.append({"name": "PROTOCOL", "value": "v2"})
     return env
 
 
-def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settings) -> dict[str, Any]:
+def _log_volume(opts: KubernetesOptions) -> tuple[str, dict[str, Any]]:
+    """The volume at the server's log folder: the claim that holds the log, the spool of a store
+    (kept while the store is away, drained when it returns), or the log of a single pod."""
+    if opts.log_claim:
+        return "predictions", {"persistentVolumeClaim": {"claimName": opts.log_claim}}
+    if opts.log_store:
+        return "log-spool", {"emptyDir": {}}
+    return "predictions", {"emptyDir": {}}
+
+
+_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "runAsUser": USER_ID,
+    "runAsGroup": USER_ID,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _container(name: str, version: ServedVersion, opts: KubernetesOptions, settings: Settings) -> dict[str, Any]:
     kserve = opts.kserve
     container: dict[str, Any] = {
         "name": KSERVE_CONTAINER if kserve else CONTAINER,
@@ -130,7 +198,7 @@ def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settin
         "imagePullPolicy": "IfNotPresent" if "@" in version.image else "Always",
         # Knative (KServe's serverless mode) accepts only the port names http1 and h2c.
         "ports": [{"name": "http1" if kserve else "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
-        "env": _server_env(settings, kserve),
+        "env": _server_env(name, settings, opts),
     }
     # Never BestEffort: requests (and a memory limit) from the model's size and the server's measured
     # footprint, the user's options winning key by key.
@@ -149,29 +217,23 @@ def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settin
                                      "failureThreshold": max(1, math.ceil(settings.health_timeout / 5))}
         # Endpoints drop a terminating pod a moment after SIGTERM: keep answering meanwhile.
         container["lifecycle"] = {"preStop": {"exec": {"command": ["python", "-c", "import time; time.sleep(5)"]}}}
-    container["securityContext"] = {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": USER_ID,
-        "runAsGroup": USER_ID,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    container["volumeMounts"] = [{"name": "predictions", "mountPath": LOG_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    container["securityContext"] = dict(_SECURITY_CONTEXT)
+    container["volumeMounts"] = [{"name": _log_volume(opts)[0], "mountPath": LOG_DIR},
+                                 {"name": "tmp", "mountPath": "/tmp"}]
     return container
 
 
 def _volumes(opts: KubernetesOptions) -> list[dict[str, Any]]:
-    log: dict[str, Any] = ({"persistentVolumeClaim": {"claimName": opts.log_claim}} if opts.log_claim
-                           else {"emptyDir": {}})
-    return [{"name": "predictions", **log}, {"name": "tmp", "emptyDir": {}}]
+    log_name, log = _log_volume(opts)
+    return [{"name": log_name, **log}, {"name": "tmp", "emptyDir": {}}]
 
 
-def _pod_spec(name: str, role: str, version: ServedVersion, opts: KubernetesOptions,
-              settings: Settings) -> dict[str, Any]:
+def _pod_security(parts: dict[str, Any], opts: KubernetesOptions) -> dict[str, Any]:
+    """A pod spec of ``parts`` (containers, volumes, ...) with what model server and router pods
+    share: no API token, no service links, the restricted security context, the user's service
+    account and pull secrets."""
     spec: dict[str, Any] = {
-        # A model server never talks to the Kubernetes API.
+        # Neither a model server nor the router talks to the Kubernetes API.
         "automountServiceAccountToken": False,
         # Service-link variables would shadow the server's settings: a Service named "workbench"
         # injects WORKBENCH_PORT=tcp://...
@@ -184,12 +246,7 @@ def _pod_spec(name: str, role: str, version: ServedVersion, opts: KubernetesOpti
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationGracePeriodSeconds": 30,
-        "containers": [_container(version, opts, settings)],
-        "volumes": _volumes(opts),
-        "topologySpreadConstraints": [{
-            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": pod_selector(name, role)},
-        }],
+        **parts,
     }
     if opts.service_account:
         spec["serviceAccountName"] = opts.service_account
@@ -198,14 +255,26 @@ def _pod_spec(name: str, role: str, version: ServedVersion, opts: KubernetesOpti
     return spec
 
 
+def _pod_spec(name: str, role: str, version: ServedVersion, opts: KubernetesOptions,
+              settings: Settings) -> dict[str, Any]:
+    return _pod_security({
+        "containers": [_container(name, version, opts, settings)],
+        "volumes": _volumes(opts),
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": pod_selector(name, role)},
+        }],
+    }, opts)
+
+
 def _scrape_annotations() -> dict[str, str]:
     return {"prometheus.io/scrape": "true", "prometheus.io/port": str(SERVER_PORT), "prometheus.io/path": "/metrics"}
 
 
 def _model_server(name: str, role: str, version: ServedVersion, opts: KubernetesOptions,
                   settings: Settings) -> list[dict[str, Any]]:
-    """Deployment, Service, autoscaler and disruption budget of one version."""
-    obj = object_name(name, role)
+    """Deployment, Service, autoscaler, NetworkPolicy and disruption budget of one version."""
+    obj = object_name(name, role, routed=opts.routed)
     labels = _labels(name, version, role)
     selector = pod_selector(name, role)
     uri_note = {_LABEL_PREFIX + "model-uri": version.model_uri}
@@ -229,7 +298,8 @@ def _model_server(name: str, role: str, version: ServedVersion, opts: Kubernetes
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(obj, opts, labels, uri_note),
          "spec": deployment_spec},
         {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(obj, opts, labels),
-         "spec": {"type": opts.service_type, "selector": selector,
+         # Behind the router, a version's Service is the router's backend, inside the cluster only.
+         "spec": {"type": "ClusterIP" if opts.routed else opts.service_type, "selector": selector,
                   "ports": [{"name": "http", "port": opts.port, "targetPort": "http", "protocol": "TCP",
                              "appProtocol": "http"}]}},
     ]
@@ -243,8 +313,9 @@ def _model_server(name: str, role: str, version: ServedVersion, opts: Kubernetes
                      "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]},
         })
     if opts.network_policy:
-        # Ingress only on the server's port (from anywhere: clients, gateways, Prometheus); every other
-        # port of the pods is closed. Egress is left alone: the cluster's own policy decides.
+        # Ingress only on the server's port (from anywhere: the router, clients, gateways, Prometheus);
+        # every other port of the pods is closed. Egress is left alone: the cluster's own policy
+        # decides (a server reaches its log store).
         manifests.append({
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(obj, opts, labels),
             "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress"],
@@ -269,7 +340,8 @@ def _weights(share: float) -> tuple[int, int]:
 
 def _route(name: str, opts: KubernetesOptions, champion: ServedVersion, challenger: ServedVersion | None,
            policy: TrafficPolicy | None) -> dict[str, Any]:
-    """The HTTPRoute in front of the version Services (Gateway API v1, standard channel)."""
+    """The HTTPRoute in front of the version Services (Gateway API v1, standard channel); with the
+    router, the Gateway's route to the router's Service, which shares the traffic itself."""
     if opts.gateway:
         gw_ns, _, gw_name = opts.gateway.rpartition("/")
         parent: dict[str, Any] = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name}
@@ -282,7 +354,9 @@ def _route(name: str, opts: KubernetesOptions, champion: ServedVersion, challeng
         return {"group": "", "kind": "Service", "name": object_name(name, role), "port": opts.port}
 
     rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
-    if challenger is None or policy is None:
+    if opts.routed:
+        rule["backendRefs"] = [{"group": "", "kind": "Service", "name": name, "port": opts.port}]
+    elif challenger is None or policy is None:
         rule["backendRefs"] = [backend("champion")]
     elif policy.mode == "shadow":
         # Only the champion's answer reaches clients; the mirror's responses are dropped.
@@ -303,7 +377,7 @@ def _route(name: str, opts: KubernetesOptions, champion: ServedVersion, challeng
 def _inference_service(name: str, opts: KubernetesOptions, version: ServedVersion, canary: int | None,
                        settings: Settings) -> dict[str, Any]:
     """A KServe InferenceService whose predictor is our own container (custom predictor, V2)."""
-    container = _container(version, opts, settings)
+    container = _container(name, version, opts, settings)
     predictor: dict[str, Any] = {"minReplicas": opts.replicas, "maxReplicas": opts.autoscaler_ceiling}
     if canary is not None:
         predictor["canaryTrafficPercent"] = canary
@@ -338,20 +412,173 @@ def canary_percent(policy: TrafficPolicy) -> int:
     return round(percent)
 
 
+
+def route_table(name: str, opts: KubernetesOptions, champion: ServedVersion, challenger: ServedVersion | None,
+                policy: TrafficPolicy | None) -> RouteTable:
+    """The router's table: each version by its Service's DNS name (``http://NAME-champion.NS.svc:80``;
+    without a namespace, the short name the router's own namespace resolves), never a pod's address."""
+    suffix = f".{opts.namespace}.svc" if opts.namespace else ""
+
+    def url(role: str) -> str:
+        return f"http://{object_name(name, role, routed=True)}{suffix}:{opts.port}"
+
+    bandit = challenger is not None and policy is not None and policy.mode == "bandit"
+    return RouteTable(
+        champion=(url("champion"),),
+        challenger=(url("challenger"),) if challenger is not None else (),
+        mode=policy.mode if policy is not None and challenger is not None else "split",
+        challenger_share=policy.challenger_share if policy is not None and challenger is not None and not bandit
+        else 0.0,
+        champion_version=champion.model_version or "",
+        challenger_version=(challenger.model_version or "") if challenger is not None else "",
+        strategy=(policy.strategy or "thompson") if bandit and policy is not None else "thompson",
+        epsilon=(policy.epsilon or 0.1) if bandit and policy is not None else 0.1,
+        # One log for every pod (the store, or a shared claim): any server records any feedback.
+        shared_log=opts.log_store or bool(opts.log_claim),
+    )
+
+
+def _secret(name: str, opts: KubernetesOptions, labels: Mapping[str, str], data: Mapping[str, str]) -> dict[str, Any]:
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(name, opts, labels), "type": "Opaque",
+            "data": encoded}
+
+
+def _router(name: str, opts: KubernetesOptions, champion: ServedVersion, table: RouteTable, token: str | None,
+            settings: Settings) -> list[dict[str, Any]]:
+    """The router: its table (ConfigMap), token (Secret), Deployment, the clients' Service, its
+    NetworkPolicy and, with more than one pod, its disruption budget."""
+    obj = object_name(name, "router")
+    labels = _labels(name, champion, "router")
+    selector = pod_selector(name, "router")
+    config = json.dumps({"table": table.to_dict()}, sort_keys=True)
+    digest = hashlib.sha256(config.encode()).hexdigest()
+    manifests: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(obj, opts, labels),
+         "data": {"router.json": config}},
+    ]
+    if token:
+        manifests.append(_secret(obj, opts, labels, {"token": token}))
+    image = opts.router_image or champion.image
+    container: dict[str, Any] = {
+        "name": ROUTER_CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent" if "@" in image else "Always",
+        # command replaces the model image's entry point, and without args its CMD too.
+        "command": [*PROGRAM, *route_args(f"{_ROUTER_DIR}/router.json", host="0.0.0.0", port=SERVER_PORT,
+                                          state_dir=_ROUTER_STATE)],
+        "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
+        "env": [
+            {"name": "WORKBENCH_MAX_BODY_BYTES", "value": str(settings.max_body_bytes)},
+            # optional: `workbench manifests` writes no Secret; without a token no one changes routes
+            # through the router (the ConfigMap is where they change anyway).
+            {"name": ROUTER_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": obj, "key": "token",
+                                                                       "optional": True}}},
+        ],
+        "resources": router_resources().to_dict(),
+        # The router's own route: readiness and liveness never depend on a model server.
+        "readinessProbe": {"httpGet": {"path": "/workbench/router", "port": SERVER_PORT},
+                           "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": "/workbench/router", "port": SERVER_PORT},
+                          "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
+        "startupProbe": {"httpGet": {"path": "/workbench/router", "port": SERVER_PORT},
+                         "periodSeconds": 2, "timeoutSeconds": 3, "failureThreshold": 30},
+        "lifecycle": {"preStop": {"exec": {"command": ["python", "-c", "import time; time.sleep(5)"]}}},
+        "securityContext": dict(_SECURITY_CONTEXT),
+        "volumeMounts": [{"name": "route-table", "mountPath": _ROUTER_DIR, "readOnly": True},
+                         {"name": "router-state", "mountPath": _ROUTER_STATE},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    pod = _pod_security({
+        "containers": [container],
+        "volumes": [{"name": "route-table", "configMap": {"name": obj}},
+                    {"name": "router-state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+        "topologySpreadConstraints": [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+        }],
+    }, opts)
+    annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(SERVER_PORT),
+                   "prometheus.io/path": "/workbench/router/metrics",
+                   # a new table is a new pod template: the router pods roll to it
+                   ROUTE_TABLE_ANNOTATION: digest}
+    manifests += [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(obj, opts, labels),
+         "spec": {"replicas": opts.router_replicas, "revisionHistoryLimit": 5, "progressDeadlineSeconds": 600,
+                  "selector": {"matchLabels": selector},
+                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+                  "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(name, opts, labels),
+         "spec": {"type": opts.service_type, "selector": selector,
+                  "ports": [{"name": "http", "port": opts.port, "targetPort": "http", "protocol": "TCP",
+                             "appProtocol": "http"}]}},
+    ]
+    if opts.network_policy:
+        models = {"matchLabels": {"app.kubernetes.io/instance": name},
+                  "matchExpressions": [{"key": _LABEL_PREFIX + "role", "operator": "In",
+                                        "values": ["champion", "challenger"]}]}
+        manifests.append({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(obj, opts, labels),
+            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress", "Egress"],
+                     "ingress": [{"ports": [{"port": SERVER_PORT, "protocol": "TCP"}]}],
+                     # out: to this deployment's model servers, and to the cluster's DNS to find them
+                     "egress": [{"to": [{"podSelector": models}],
+                                 "ports": [{"port": SERVER_PORT, "protocol": "TCP"}]},
+                                {"to": [{"namespaceSelector": {}}],
+                                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]},
+        })
+    if opts.router_replicas > 1:
+        manifests.append({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _metadata(obj, opts, labels),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector},
+                     "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        })
+    return manifests
+
+
+def check_policy(policy: TrafficPolicy | None, opts: KubernetesOptions) -> None:
+    """Refuse a traffic policy these manifests cannot follow, before anything is built or applied:
+    only the router follows a bandit (an HTTPRoute's weights and a KServe canary's percent are
+    static), and KServe's canary neither mirrors nor takes fractions of a per cent."""
+    if policy is not None and opts.kserve and policy.mode != "bandit":
+        canary_percent(policy)
+    if policy is not None and policy.mode == "bandit" and not opts.routed:
+        way = "a KServe canary's percent is" if opts.kserve else "an HTTPRoute's weights are"
+        raise InvalidInputError(
+            f"a bandit needs the workbench router: {way} fixed until changed, nothing moves it by the rewards "
+            "fed back. Deploy with the router (router=True, the default; not with kserve), or use a share "
+            "(share=0.1) or shadow=True"
+        )
+
+
 def render(name: str, opts: KubernetesOptions, champion: ServedVersion, challenger: ServedVersion | None,
-            policy: TrafficPolicy | None, settings: Settings) -> list[dict[str, Any]]:
+           policy: TrafficPolicy | None, settings: Settings, *, router_token: str | None = None) -> list[dict[str, Any]]:
+    """Every object of a deployment, in the order they are applied (see :mod:`.rollout`).
+
+    ``router_token``: the router's admin token, written into its Secret (``None``: no Secret).
+    """
     check_name(name)
     if challenger is not None and policy is None:
         policy = TrafficPolicy()
+    check_policy(policy if challenger is not None else None, opts)
+    manifests: list[dict[str, Any]] = []
+    if opts.log_url:
+        labels = {k: v for k, v in _labels(name, champion, "champion").items() if k != _LABEL_PREFIX + "role"}
+        manifests.append(_secret(f"{name}-log", opts, labels, {"url": opts.log_url}))
     if opts.kserve:
         if challenger is None or policy is None:
-            return [_inference_service(name, opts, champion, None, settings)]
+            return [*manifests, _inference_service(name, opts, champion, None, settings)]
         # KServe keeps the last ready revision (the champion) for the rest of the traffic.
-        return [_inference_service(name, opts, challenger, canary_percent(policy), settings)]
-    manifests = _model_server(name, "champion", champion, opts, settings)
+        return [*manifests, _inference_service(name, opts, challenger, canary_percent(policy), settings)]
+    manifests += _model_server(name, "champion", champion, opts, settings)
     if challenger is not None:
         manifests += _model_server(name, "challenger", challenger, opts, settings)
-    if challenger is not None or opts.gateway:
+    if opts.routed:
+        manifests += _router(name, opts, champion, route_table(name, opts, champion, challenger, policy),
+                             router_token, settings)
+        if opts.gateway:
+            manifests.append(_route(name, opts, champion, challenger, policy))
+    elif challenger is not None or opts.gateway:
         manifests.append(_route(name, opts, champion, challenger, policy))
     return manifests
 
