@@ -10,8 +10,10 @@ back and deletes on a real cluster when KUBECONFIG offers one (see the ``live_cl
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -41,6 +43,7 @@ from workbench.deployment.targets.kubernetes import (
     parse_target_uri,
     push_image,
 )
+from workbench.deployment.targets.kubernetes import KubernetesOptions as KubernetesOptionsForTest
 from workbench.deployment.targets.kubernetes.sizing import SERVER_FOOTPRINT_MIB, default_resources, quantity_value
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
@@ -318,6 +321,9 @@ def test_the_default_memory_request_covers_the_measured_server(registered_model,
 CHECKOV_SKIPS = {
     "CKV_K8S_11": "CPU limits: a limit throttles a busy model server in 100 ms slices (latency spikes) while "
                   "its CPU request already guarantees its share; give --limits cpu=... where a quota needs one",
+    "CKV_K8S_35": "secrets as environment variables: the model server reads its log store's URL from "
+                  "WORKBENCH_LOG_URL and the router its token from WORKBENCH_ROUTER_TOKEN, each a secretKeyRef, so "
+                  "no manifest holds the value",
 }
 #: What a user who gives a tag and no namespace sees on top, and the option that clears each.
 CHECKOV_USER_CHOICES = {
@@ -679,7 +685,8 @@ class ApiServerStandIn:
         if manifest["kind"] == "Deployment":
             obj["spec"].setdefault("replicas", 1)  # the API server's default
         generation = (old or {}).get("metadata", {}).get("generation", 0)
-        obj["metadata"]["generation"] = generation + (old is None or old["spec"] != obj["spec"])
+        content = (lambda o: o.get("spec", o.get("data")))  # a ConfigMap or Secret has data, no spec
+        obj["metadata"]["generation"] = generation + (old is None or content(old) != content(obj))
         obj["status"] = (old or {}).get("status", {})
         self.objects[key] = obj
         if manifest["kind"] == "Deployment":
@@ -810,6 +817,186 @@ def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkey
 
     target.delete(aborted)
     assert cluster.kinds() == []
+
+
+# -- the router and the shared log ----------------------------------------------------------------
+
+
+def _table(docs: list[dict[str, Any]], name: str = "churn") -> dict[str, Any]:
+    return json.loads(one(docs, "ConfigMap", f"{name}-router")["data"]["router.json"])["table"]
+
+
+@pytest.mark.parametrize(("policy", "mode", "share", "strategy"), [
+    (TrafficPolicy("split", 0.25), "split", 0.25, "thompson"),
+    (TrafficPolicy("shadow"), "shadow", 0.1, "thompson"),  # the share is unused in shadow mode
+    (TrafficPolicy.bandit("thompson"), "bandit", 0.0, "thompson"),
+    (TrafficPolicy.bandit("epsilon_greedy", 0.3), "bandit", 0.0, "epsilon_greedy"),
+])
+def test_the_router_fronts_both_versions_by_their_service_dns_names(policy, mode, share, strategy) -> None:
+    docs = render({"namespace": "models"}, policy)
+    table = _table(docs)
+    # the backends are the versions' Services in the cluster's DNS, never a pod or a loopback address
+    assert table["champion"] == ["http://churn-champion.models.svc:80"]
+    assert table["challenger"] == ["http://churn-challenger.models.svc:80"]
+    assert (table["mode"], table["challenger_share"], table["strategy"]) == (mode, share, strategy)
+    assert (table["champion_version"], table["challenger_version"]) == ("3", "4")
+    assert table["shared_log"] is True  # one store: any server records any feedback
+    assert "127.0.0.1" not in json.dumps(docs) and "localhost" not in json.dumps(docs)
+    services = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
+    assert services["churn-champion"]["spec"]["selector"] == {"app.kubernetes.io/instance": "churn",
+                                                              "workbench.io/role": "champion"}
+    assert services["churn-challenger"]["spec"]["selector"]["workbench.io/role"] == "challenger"
+    # the clients' Service is the router's
+    assert services["churn"]["spec"]["selector"] == {"app.kubernetes.io/instance": "churn", "workbench.io/role": "router"}
+    router = one(docs, "Deployment", "churn-router")
+    pod = router["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "workbench", "route", "--config", "/etc/workbench-router/router.json",
+                                    "--host", "0.0.0.0", "--port", "8080", "--state-dir", "/var/lib/workbench-router"]
+    assert "args" not in container and container["image"] == CHAMPION_IMAGE
+    assert {"name": "WORKBENCH_ROUTER_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": "churn-router", "key": "token", "optional": True}}} in container["env"]
+    assert router["spec"]["replicas"] == 2
+    assert one(docs, "PodDisruptionBudget", "churn-router")["spec"]["maxUnavailable"] == 1
+    # the router reaches the model pods (their policy admits the port) and nothing else but DNS
+    policy_doc = one(docs, "NetworkPolicy", "churn-router")["spec"]
+    assert policy_doc["policyTypes"] == ["Ingress", "Egress"]
+    to_models = policy_doc["egress"][0]
+    assert to_models["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    model_labels = [one(docs, "Deployment", n)["spec"]["template"]["metadata"]["labels"]
+                    for n in ("churn-champion", "churn-challenger")]
+    selector = to_models["to"][0]["podSelector"]
+    for labels in model_labels:
+        assert selector["matchLabels"].items() <= labels.items()
+        assert labels["workbench.io/role"] in selector["matchExpressions"][0]["values"]
+    assert "workbench.io/role" not in selector["matchLabels"]
+    assert {p["port"] for p in policy_doc["egress"][1]["ports"]} == {53}
+    for name in ("churn-champion", "churn-challenger"):
+        ingress = one(docs, "NetworkPolicy", name)["spec"]["ingress"]
+        assert ingress == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]  # from any pod, the router's too
+    assert not by_kind(docs, "HTTPRoute")
+
+
+def test_a_new_route_table_rolls_the_router_and_nothing_else() -> None:
+    split, bandit = render(policy=TrafficPolicy("split", 0.1)), render(policy=TrafficPolicy.bandit("thompson"))
+
+    def annotations(docs: list[dict[str, Any]], name: str) -> dict[str, str]:
+        return one(docs, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+
+    assert annotations(split, "churn-router") != annotations(bandit, "churn-router")
+    assert annotations(split, "churn-router")["workbench.io/route-table-sha256"] == hashlib.sha256(
+        one(split, "ConfigMap", "churn-router")["data"]["router.json"].encode()).hexdigest()
+    for name in ("churn-champion", "churn-challenger"):
+        assert one(split, "Deployment", name) == one(bandit, "Deployment", name)
+
+
+def test_the_log_goes_to_the_store_from_a_secret_never_an_empty_dir() -> None:
+    for docs in (render(policy=TrafficPolicy.bandit("thompson")),
+                 render({"log_url": "postgresql://wb:s3cret@pg.data.svc/predictions", "log_secret": None},
+                        TrafficPolicy("shadow"))):
+        secret = "churn-log" if by_kind(docs, "Secret") else STORE_SECRET
+        for _, pod in pod_specs(docs):
+            for container in pod["containers"]:
+                env = {e["name"]: e for e in container["env"]}
+                if container["name"] == "router":
+                    assert "WORKBENCH_LOG_URL" not in env
+                    continue
+                assert env["WORKBENCH_LOG_URL"] == {"name": "WORKBENCH_LOG_URL", "valueFrom": {
+                    "secretKeyRef": {"name": secret, "key": "url"}}}
+                assert env["WORKBENCH_DEPLOYMENT"]["value"] == "churn"  # both versions write one deployment's log
+                # the emptyDir at the log folder is the store's spool only
+                log_mount = next(m for m in container["volumeMounts"] if m["mountPath"] == LOG_DIR)
+                assert log_mount["name"] == "log-spool"
+        assert "s3cret" not in json.dumps([d for d in docs if d["kind"] != "Secret"])
+    (written,) = by_kind(docs, "Secret")
+    assert written["metadata"]["name"] == "churn-log"
+    assert base64.b64decode(written["data"]["url"]).decode() == "postgresql://wb:s3cret@pg.data.svc/predictions"
+
+    # a claim holds the log itself; without either, only one pod per version may run
+    claimed = render({"log_claim": "churn-predictions"})
+    for _, pod in pod_specs(claimed):
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "log-spool" not in volumes and all("emptyDir" not in v for n, v in volumes.items() if n == "predictions")
+    assert _table(claimed)["shared_log"] is True
+    lone = render({"log_secret": None, "replicas": 1, "max_replicas": 1})
+    assert _table(lone)["shared_log"] is False  # each version's one pod: feedback goes to both
+    for options in ({"log_secret": None}, {"log_secret": None, "replicas": 1}, {"log_secret": None, "kserve": True}):
+        with pytest.raises(InvalidInputError, match="emptyDir, lost with the pod.*log_secret=.*log_url=.*log_claim="):
+            render(options)
+    with pytest.raises(InvalidInputError, match="log_secret and log_claim both say"):
+        render({"log_claim": "c"} | {"log_secret": "s"})
+    with pytest.raises(InvalidInputError, match="postgresql://"):
+        render({"log_url": "mysql://db/x", "log_secret": None})
+    assert "s3cret" not in repr(KubernetesOptionsForTest.from_options({"log_url": "postgresql://u:s3cret@h/d"}))
+
+
+def test_rollouts_through_the_router_switch_its_table_after_the_versions_are_ready(monkeypatch) -> None:
+    """Deploy, challenge with a bandit, change the policy, promote, abort and delete through the router,
+    on the stand-in API server: the router's table (ConfigMap) changes only once the versions it
+    names are ready, and the router pods roll to it before a version it no longer names goes."""
+    cluster = ApiServerStandIn()
+    applied: list[tuple[str, str]] = []
+    apply, delete = cluster.apply, cluster.delete
+    monkeypatch.setattr(cluster, "apply", lambda m, ns: applied.append(("apply", f"{m['kind']}/{m['metadata']['name']}"))
+                        or apply(m, ns))
+    monkeypatch.setattr(cluster, "delete", lambda v, k, n, ns: applied.append(("delete", f"{k}/{n}"))
+                        or delete(v, k, n, ns))
+    target = KubernetesTarget("k8s://lab/models")
+    target._clusters["lab"] = cluster
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+
+    def table() -> dict[str, Any]:
+        return json.loads(cluster.get("v1", "ConfigMap", "churn-router", "models")["data"]["router.json"])["table"]
+
+    placement = target.deploy(spec("3", image="workbench/churn:3"))
+    assert placement.url == "http://churn.models.svc.cluster.local"
+    assert cluster.workloads() == {"churn-champion": "workbench/churn:3", "churn-router": "workbench/churn:3"}
+    token = cluster.get("v1", "Secret", "churn-router", "models")["data"]["token"]
+    assert base64.b64decode(token).decode() == placement.handle.token and len(placement.handle.token) >= 32
+    assert "token" not in repr(placement.handle) or placement.handle.token not in repr(placement.handle)
+    assert table()["champion"] == ["http://churn-champion.models.svc:80"] and table()["challenger"] == []
+    # the versions first, then the router's table, token and pods; the clients' Service once it is ready
+    order = [what for verb, what in applied if verb == "apply"]
+    assert order.index("Deployment/churn-champion") < order.index("ConfigMap/churn-router")
+    assert order.index("Secret/churn-router") < order.index("Deployment/churn-router")
+    assert order.index("Deployment/churn-router") < order.index("Service/churn")
+    assert target.status(placement).state == "running"
+    assert "router 2/2 ready" in target.status(placement).detail and "--- router ---" in target.logs(placement)
+
+    images = {**placement.handle.images, "models:/churn/4": "workbench/churn:4", "models:/churn/5": "workbench/unpullable:5"}
+    placement = Placement(placement.url, dataclasses.replace(placement.handle, images=images), placement.log_sources)
+    before = table()
+    with pytest.raises(HealthCheckError):
+        target.start_challenger(placement, spec("5"), TrafficPolicy.bandit("thompson"))
+    assert table() == before and "churn-challenger" not in cluster.workloads()  # the router never named it
+
+    applied.clear()
+    placement = target.start_challenger(placement, spec("4"), TrafficPolicy.bandit("thompson"))
+    assert (table()["mode"], table()["strategy"], table()["challenger"]) == (
+        "bandit", "thompson", ["http://churn-challenger.models.svc:80"])
+    order = [what for verb, what in applied if verb == "apply"]
+    assert order.index("Deployment/churn-challenger") < order.index("ConfigMap/churn-router")
+    router_revision = cluster.get("apps/v1", "Deployment", "churn-router", "models")["metadata"]["generation"]
+    placement = target.set_policy(placement, TrafficPolicy.bandit("epsilon_greedy", 0.2))
+    assert (table()["strategy"], table()["epsilon"]) == ("epsilon_greedy", 0.2)
+    assert cluster.get("apps/v1", "Deployment", "churn-router", "models")["metadata"]["generation"] > router_revision
+    assert "challenger 4 (bandit, 1 ready)" in target.status(placement).detail
+
+    applied.clear()
+    promoted = target.promote(placement)
+    assert cluster.workloads() == {"churn-champion": "workbench/churn:4", "churn-router": "workbench/churn:4"}
+    assert table()["challenger"] == [] and table()["champion_version"] == "4"
+    # the challenger's Deployment goes only after the router's last roll to a table without it
+    last_router_roll = max(i for i, step in enumerate(applied) if step == ("apply", "Deployment/churn-router"))
+    assert applied.index(("delete", "Deployment/churn-challenger")) > last_router_roll
+
+    again = target.start_challenger(promoted, spec("3"), TrafficPolicy("shadow"))
+    assert table()["mode"] == "shadow"
+    aborted = target.abort(again)
+    assert cluster.workloads() == {"churn-champion": "workbench/churn:4", "churn-router": "workbench/churn:4"}
+    assert table()["challenger"] == []
+    target.delete(aborted)
+    assert cluster.kinds() == [] and not [k for k in cluster.objects if k[0] in ("ConfigMap", "Secret")]
 
 
 # -- a real cluster -----------------------------------------------------------------------------
