@@ -507,7 +507,7 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
             return JSONResponse({"error": str(exc)}, status_code=400)
         if router.config_path is not None:  # a restarted router comes back with the same routes
             try:
-                _save_table(router.config_path, table)
+                _save_table(router.config_path, table, router.token)
             except OSError as exc:  # kept nowhere: change nothing, so every replica keeps the same routes
                 return JSONResponse({"error": (
                     f"this router's routes come from {router.config_path}, which it cannot write "
@@ -544,10 +544,13 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
     return app
 
 
-def _save_table(path: Path, table: RouteTable) -> None:
+def _save_table(path: Path, table: RouteTable, token: str) -> None:
     """Replace the table in the config file ``path`` (atomically), keeping its other keys: a token
-    that came from the environment is never written to it."""
-    data = json.loads(path.read_text())
+    that came from the environment is never written to an existing file (a new one gets ``token``)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {"token": token}
     data["table"] = table.to_dict()
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
