@@ -63,7 +63,8 @@ _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer"
 _CHECKED_HEADERS = {"origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user"}
 _SHADOW_LIMIT = 64  # mirrored requests in flight at most; beyond that copies are counted as dropped
 #: Which status an item's merged answer takes when several servers answered it: the most telling.
-_STATUS_RANK = {"recorded": 4, "corrected": 3, "duplicate": 2, "out_of_range": 1, "unknown": 0}
+#: ``spooled``: kept on a replica's disk while the shared store is away, classified when it returns.
+_STATUS_RANK = {"recorded": 5, "corrected": 4, "spooled": 3, "duplicate": 2, "out_of_range": 1, "unknown": 0}
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,10 @@ class RouteTable:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"not a route table: {exc}") from exc
+
+
+class InFlightError(Exception):
+    """A server failed after it was sent a request: it may have answered and logged it."""
 
 
 #: Seconds between two look-ups of the replicas' addresses when a route table says ``discover``.
@@ -286,7 +291,12 @@ class _Router:
         return headers
 
     async def send(self, variant: str, request: Request, body: bytes) -> httpx.Response:
-        """Forward to the variant's servers in turn until one answers."""
+        """Forward to the variant's servers in turn until one takes the request.
+
+        A server that refused the connection (down, restarting, gone with its node) never saw the
+        request, so the next one gets it. One that failed after the request was sent may have
+        answered and logged it: sending it again would log one request twice, so the client gets
+        a 502 and decides (a repeat with the same ``x-request-id`` is safe to match up)."""
         assert self.client is not None
         headers = self._headers(request)
         last_error: Exception | None = None
@@ -296,15 +306,18 @@ class _Router:
                     request.method, url + request.url.path, params=request.query_params, content=body,
                     headers=headers,
                 )
-            except httpx.TransportError as exc:  # that replica is down or restarting: try the next
-                last_error = exc
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                last_error = exc  # not delivered: try the next server
+            except httpx.TransportError as exc:
+                raise InFlightError(f"the {variant} server at {url} failed while answering ({exc!r}); the "
+                                    "request may have been answered and logged there") from exc
         raise ConnectionError(f"no {variant} server answered: {last_error}")
 
     async def mirror(self, request: Request, body: bytes) -> None:
         try:
             response = await self.send("challenger", request, body)
             self.shadow.labels("answered" if response.status_code < 500 else "failed").inc()
-        except ConnectionError:
+        except (ConnectionError, InFlightError):
             self.shadow.labels("failed").inc()
         finally:
             self.shadow_slots.release()
@@ -328,6 +341,9 @@ class _Router:
                 task.add_done_callback(self.background.discard)
         try:
             upstream = await self.send(variant, request, body)
+        except InFlightError as exc:
+            self.requests.labels(variant, version, "502").inc()
+            return JSONResponse({"error": str(exc)}, status_code=502)
         except ConnectionError as exc:
             self.requests.labels(variant, version, "503").inc()
             return JSONResponse({"error": f"{exc}; the deployment has no server ready"}, status_code=503)
@@ -438,7 +454,7 @@ class _Router:
                                     "'duplicate')")
             return JSONResponse(answer_body, status_code=503)
         status_code = 200
-        if not (counts["recorded"] or counts["corrected"] or counts["duplicate"]):
+        if not (counts["recorded"] or counts["corrected"] or counts["duplicate"] or counts["spooled"]):
             status_code = 404 if counts["unknown"] else 422
         return JSONResponse(answer_body, status_code=status_code)
 

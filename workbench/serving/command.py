@@ -46,6 +46,7 @@ def serve_options(
     model_version: str | None = None,
     log_dir: _Path | None = None,
     log_url: str | None = None,
+    deployment: str | None = None,
     model_dir: _Path | None = None,
     snapshot: _Path | None = None,
     port_file: _Path | None = None,
@@ -53,7 +54,7 @@ def serve_options(
     """The options of ``workbench serve`` (see :func:`serve_args`), for an image's ``CMD``, which
     follows its ``ENTRYPOINT``."""
     return _flags(model_dir=model_dir, snapshot=snapshot, host=host, port=port, log_dir=log_dir,
-                  log_url=log_url, name=name, model_version=model_version, port_file=port_file)
+                  log_url=log_url, deployment=deployment, name=name, model_version=model_version, port_file=port_file)
 
 
 def serve_args(model: _Path, **options: Any) -> list[str]:
@@ -62,7 +63,8 @@ def serve_args(model: _Path, **options: Any) -> list[str]:
     ``WORKBENCH_HOST``/``WORKBENCH_PORT``).
 
     ``model`` is a model URI or folder; ``model_dir`` a folder already holding the URI's files;
-    ``log_url`` a shared prediction-log store (``postgresql://...``) every replica writes to."""
+    ``log_url`` a shared prediction-log store (``postgresql://...``) every replica writes to, under
+    ``deployment``'s name."""
     return ["serve", str(model), *serve_options(**options)]
 
 
