@@ -999,6 +999,38 @@ def test_rollouts_through_the_router_switch_its_table_after_the_versions_are_rea
     assert cluster.kinds() == [] and not [k for k in cluster.objects if k[0] in ("ConfigMap", "Secret")]
 
 
+def test_the_settings_log_store_is_the_default_and_its_password_stays_in_a_secret(monkeypatch) -> None:
+    """Like the swarm target, a deployment that names no place for its log writes the settings' store
+    (WORKBENCH_LOG_URL): the target writes it into Secret NAME-log, and the deployment's log source is
+    the store itself, without the password."""
+    from workbench.config import configure, get_settings
+
+    cluster = ApiServerStandIn()
+    target = KubernetesTarget("k8s://lab/models")
+    target._clusters["lab"] = cluster
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    url = "postgresql://wb:s3cret@pg.data.svc:5432/predictions"
+    before = get_settings()
+    try:
+        configure(log_url=None)
+        with pytest.raises(InvalidInputError, match="emptyDir, lost with the pod"):
+            target.deploy(spec("3", image="workbench/churn:3", log_secret=None))
+        configure(log_url=url)
+        placement = target.deploy(spec("3", image="workbench/churn:3", log_secret=None))
+    finally:
+        configure(before)
+    secret = cluster.get("v1", "Secret", "churn-log", "models")
+    assert base64.b64decode(secret["data"]["url"]).decode() == url
+    env = {e["name"]: e for e in cluster.get("apps/v1", "Deployment", "churn-champion", "models")[
+        "spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["WORKBENCH_LOG_URL"]["valueFrom"] == {"secretKeyRef": {"name": "churn-log", "key": "url"}}
+    (source,) = placement.log_sources
+    assert source.startswith("postgresql://wb@pg.data.svc:5432/predictions") and "deployment=churn" in source
+    assert "s3cret" not in source and "s3cret" not in repr(placement.handle)
+    target.delete(placement)
+    assert cluster.get("v1", "Secret", "churn-log", "models") is None
+
+
 # -- a real cluster -----------------------------------------------------------------------------
 
 def test_live_cluster_deploy_update_rollback_and_delete(live_cluster, register_versions) -> None:

@@ -117,7 +117,13 @@ class KubernetesHandle:
         return replace(self, images={**self.images, **{v.model_uri: v.image for v in versions}})
 
     def placement(self, url: str) -> Placement[KubernetesHandle]:
-        """The placement of this state at ``url``; its prediction log is read through ``url``."""
+        """The placement of this state at ``url``. Its prediction log is read from the store when the
+        target knows its URL (``log_url``: one query for every pod, without the password, which
+        readers take from ``WORKBENCH_LOG_URL``), else through ``url``."""
+        if self.options.log_url:
+            from workbench.predlog.writer import log_store_source
+
+            return Placement(url, self, log_sources=(log_store_source(self.options.log_url, self.name),))
         return Placement(url, self, log_sources=(url,))
 
 
@@ -237,7 +243,7 @@ class KubernetesTarget:
         return None
 
     def _options(self, spec: DeploymentSpec, namespace: str) -> KubernetesOptions:
-        return KubernetesOptions.from_options(spec.options, namespace=namespace)
+        return KubernetesOptions.from_options(_with_store(spec.options), namespace=namespace)
 
     def _commit(self, cluster: Cluster, before: KubernetesHandle | None, after: KubernetesHandle,
                 options: RolloutOptions) -> Placement[KubernetesHandle]:
@@ -250,7 +256,7 @@ class KubernetesTarget:
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Check every option: unknown names and bad values fail before anything starts."""
-        KubernetesOptions.from_options(options, namespace=self.namespace)
+        KubernetesOptions.from_options(_with_store(options), namespace=self.namespace)
         RolloutOptions.from_options(options)
 
     def read_handle(self, data: Mapping[str, Any]) -> KubernetesHandle:
@@ -264,7 +270,7 @@ class KubernetesTarget:
         self._check_image_source(spec, None)
         cluster = self._connect(self.context)  # before a long build, so a missing cluster fails fast
         image = self._image(spec, None, on_event)
-        namespace = (self.namespace or KubernetesOptions.from_options(spec.options).namespace
+        namespace = (self.namespace or KubernetesOptions.from_options(_with_store(spec.options)).namespace
                      or cluster.default_namespace)
         version = ServedVersion.of(spec, image, _model_bytes(spec.model_uri))
         state = KubernetesHandle(spec.name, cluster.context, str(namespace), self._options(spec, str(namespace)),
@@ -441,3 +447,11 @@ class KubernetesTarget:
             return self._commit(cluster, back, final, keep_url)
         return self._commit(cluster, state, final, keep_url)
 
+
+def _with_store(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``options``, with the settings' log store (``WORKBENCH_LOG_URL``) as ``log_url`` when they name
+    no place for the log: the pods then write the store every target shares (in Secret ``NAME-log``)."""
+    if any(options.get(k) for k in ("log_secret", "log_url", "log_claim")):
+        return options
+    log_url = get_settings().log_url
+    return {**options, "log_url": log_url} if log_url else options
