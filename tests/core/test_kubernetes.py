@@ -543,58 +543,116 @@ def test_a_push_the_registry_refuses_is_a_clear_error(docker_engine) -> None:
         client.images.remove(reference)
 
 
-@pytest.mark.docker
-@pytest.mark.slow
-def test_the_model_image_serves_under_the_pods_security_context(docker_engine, registered_model,
-                                                               numeric_data) -> None:
-    """The restrictions of the generated pod, applied to the real image by the local engine."""
-    import docker
-
-    record = wb.package(registered_model.uri)
-    deployment = one(build_manifests(spec(name="fixture"), record.tag), "Deployment", "fixture")
-    pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+def _run_as_pod(client: Any, image: str, pod: dict[str, Any], container: dict[str, Any], name: str, network: str,
+                extra_env: dict[str, str] | None = None, binds: dict[str, dict[str, str]] | None = None) -> Any:
+    """One container of a rendered pod, on the local engine under the pod's restrictions: read-only
+    root, its user, no capabilities, no privilege escalation, its emptyDirs as tmpfs, its command."""
     sc = container["securityContext"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     # The kubelet makes an emptyDir 0777 (and group-owned by fsGroup). Docker resets the mode of a
     # tmpfs laid over an image's VOLUME path, so the same write access is given by ownership.
     owner = f"uid={pod['securityContext']['runAsUser']},gid={pod['securityContext']['fsGroup']}"
     empty_dirs = {mounts[v["name"]]: owner for v in pod["volumes"] if "emptyDir" in v}
-    client = docker.from_env()
-    running = client.containers.run(
-        record.tag, detach=True, init=True, read_only=sc["readOnlyRootFilesystem"],
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    return client.containers.run(
+        image, name=name, detach=True, init=True, network=network, read_only=sc["readOnlyRootFilesystem"],
         user=f"{sc['runAsUser']}:{sc['runAsGroup']}", cap_drop=sc["capabilities"]["drop"],
         security_opt=[] if sc["allowPrivilegeEscalation"] else ["no-new-privileges"], tmpfs=empty_dirs,
-        environment={e["name"]: e["value"] for e in container["env"]},
+        environment={**env, **(extra_env or {})}, volumes=binds or {},
+        entrypoint=container.get("command"), command=[] if "command" in container else None,
         ports={f"{container['ports'][0]['containerPort']}/tcp": ("127.0.0.1", None)},
     )
-    try:
+
+
+def _published(running: Any, ready_path: str) -> str:
+    running.reload()
+    url = f"http://127.0.0.1:{running.attrs['NetworkSettings']['Ports']['8080/tcp'][0]['HostPort']}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(url + ready_path, timeout=2).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
         running.reload()
-        url = f"http://127.0.0.1:{running.attrs['NetworkSettings']['Ports']['8080/tcp'][0]['HostPort']}"
-        ready_path = container["readinessProbe"]["httpGet"]["path"]
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + ready_path, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            running.reload()
-            assert running.status == "running", running.logs().decode()
-            assert time.monotonic() < deadline, running.logs().decode()
-            time.sleep(0.5)
+        assert running.status == "running", running.logs().decode()
+        assert time.monotonic() < deadline, running.logs().decode()
+        time.sleep(0.5)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_model_image_serves_and_routes_under_the_pods_security_context(docker_engine, registered_model,
+                                                                          numeric_data, tmp_path: Path) -> None:
+    """The restrictions of the generated pods, applied to the real image by the local engine: the model
+    server, and the router in front of it with its route table mounted read-only (the ConfigMap) and
+    its token from the environment (the Secret), reaching the server by its Service's name."""
+    import docker
+
+    record = wb.package(registered_model.uri)
+    name = f"fx{uuid.uuid4().hex[:8]}"
+    # one pod per version, so its emptyDir log is allowed; the Service port is the server's own (no
+    # kube-proxy here: the engine's DNS gives the container's address, as a Service's would)
+    docs = build_manifests(spec(name=name, log_secret=None, replicas=1, max_replicas=1, router_replicas=1,
+                                port=SERVER_PORT), record.tag)
+    client = docker.from_env()
+    network = client.networks.create(f"wb-k8s-{name}", driver="bridge")
+    started: list[Any] = []
+    try:
+        deployment = one(docs, "Deployment", f"{name}-champion")
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        # the router's table names the Service, which is the container's name on this network
+        started.append(_run_as_pod(client, record.tag, pod, container, f"{name}-champion", network.name))
+        url = _published(started[-1], container["readinessProbe"]["httpGet"]["path"])
         for probe in ("livenessProbe", "startupProbe"):
             assert httpx.get(url + container[probe]["httpGet"]["path"], timeout=5).status_code == 200
         assert httpx.get(url + "/metrics", timeout=5).status_code == 200  # what the scrape annotations name
         rows = numeric_data[0].head(2)
-        answer = httpx.post(url + "/invocations", json={"dataframe_split": json.loads(
-            rows.to_json(orient="split", index=False))}, timeout=30)
+        body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+        direct = httpx.post(url + "/invocations", json=body, timeout=30)
+        assert direct.status_code == 200, direct.text
+
+        router = one(docs, "Deployment", f"{name}-router")
+        router_pod = router["spec"]["template"]["spec"]
+        (router_container,) = router_pod["containers"]
+        config_map = one(docs, "ConfigMap", f"{name}-router")
+        table_dir = tmp_path / "route-table"
+        table_dir.mkdir(mode=0o755)
+        table_dir.chmod(0o755)
+        (table_dir / "router.json").write_text(config_map["data"]["router.json"])
+        (table_dir / "router.json").chmod(0o644)
+        (table_mount,) = [m for m in router_container["volumeMounts"] if m["name"] == "route-table"]
+        token = "a-token-from-the-secret"
+        started.append(_run_as_pod(client, record.tag, router_pod, router_container, f"{name}-router", network.name,
+                                   extra_env={"WORKBENCH_ROUTER_TOKEN": token},
+                                   binds={str(table_dir): {"bind": table_mount["mountPath"], "mode": "ro"}}))
+        routed = _published(started[-1], router_container["readinessProbe"]["httpGet"]["path"])
+        answer = httpx.post(routed + "/invocations", json=body, timeout=30)
         assert answer.status_code == 200, answer.text
+        assert answer.json() == direct.json() and answer.headers["x-workbench-variant"] == "champion"
+        described = httpx.get(routed + "/workbench/router", timeout=10).json()
+        assert described["champion"] == [f"http://{name}-champion:{SERVER_PORT}"]
+        # routes live in the ConfigMap: the router refuses to change them, with the token or without
+        change = {**described, "mode": "shadow"}
+        change.pop("bandit", None)
+        assert httpx.put(routed + "/workbench/router", json=change, timeout=10).status_code == 401
+        refused = httpx.put(routed + "/workbench/router", json=change, timeout=10,
+                            headers={"authorization": f"Bearer {token}"})
+        assert refused.status_code == 409, refused.text
+        # feedback through the router reaches the server that logged the answer
         logged = httpx.get(url + "/workbench/predictions", timeout=10).json()
-        assert len(logged["records"]) == 1  # the prediction log is writable on a read-only root
-        assert running.logs().decode().count("Traceback") == 0
+        assert len(logged["records"]) == 2  # the prediction log is writable on a read-only root
+        request_id = answer.headers["x-request-id"]
+        feedback = httpx.post(f"{routed}/v2/models/{registered_model.name}/feedback",
+                              json={"request_id": request_id, "row": 0, "truth": 1}, timeout=30)
+        assert feedback.status_code == 200 and feedback.json()["results"][0]["status"] == "recorded", feedback.text
+        for running in started:
+            assert running.logs().decode().count("Traceback") == 0
     finally:
-        running.remove(force=True)
+        for running in started:
+            running.remove(force=True)
+        network.remove()
 
 
 def test_manifests_command_prints_yaml_documents_for_gitops(registered_model, session_workspace) -> None:
