@@ -256,8 +256,8 @@ class KubernetesTarget:
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Check every option: unknown names and bad values fail before anything starts."""
-        KubernetesOptions.from_options(_with_store(options), namespace=self.namespace)
         RolloutOptions.from_options(options)
+        KubernetesOptions.from_options(_with_store(options), namespace=self.namespace)
 
     def read_handle(self, data: Mapping[str, Any]) -> KubernetesHandle:
         """The handle of a placement, read back from its record."""
