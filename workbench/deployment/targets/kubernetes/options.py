@@ -96,6 +96,7 @@ class KubernetesOptions:
     log_secret: str | None = None
     #: The store's ``postgresql://`` URL itself: the target keeps it in a Secret ``NAME-log`` it
     #: writes, as ``log_secret`` would name one (``workbench manifests`` takes ``--log-secret`` only).
+    #: The target's default, when no place for the log is named: the settings' ``WORKBENCH_LOG_URL``.
     log_url: str | None = field(default=None, repr=False)
     #: A PersistentVolumeClaim (ReadWriteMany) for the prediction log, shared by the replicas and
     #: outliving pods, when there is no store. Without a store or a claim, only one pod may run

@@ -154,10 +154,13 @@ class KubernetesTarget:
         """The ``k8s`` target, for the listing of installed targets."""
         return TargetInfo(
             name="k8s", uri="k8s://CONTEXT/NAMESPACE", cluster=True,
-            summary="a Deployment, Service, autoscaler and budget (or a KServe InferenceService) on Kubernetes",
+            summary=("the workbench router in front of each version's Deployment, Service, autoscaler and budget "
+                     "(or a KServe InferenceService) on Kubernetes"),
             description=("CONTEXT and NAMESPACE default to the kubeconfig's (`k8s://`). The image comes from "
                          "`image` (already in a registry the cluster pulls from) or is packaged and pushed to "
-                         "`registry`. `workbench manifests` prints the same manifests for GitOps."),
+                         "`registry`. Every pod writes the shared log store (`log_secret`, `log_url`, default "
+                         "WORKBENCH_LOG_URL) or a shared `log_claim`. `workbench manifests` prints the same "
+                         "manifests for GitOps."),
             options=describe_options(RolloutOptions, KubernetesOptions, skip=("namespace",)))
 
     def _connect(self, context: str | None) -> Cluster:
