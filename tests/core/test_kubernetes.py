@@ -142,8 +142,10 @@ def test_every_manifest_variant_is_valid_against_the_official_schemas(variant: s
         for version in K8S_VERSIONS:
             validate(doc, version)
         assert check_object_syntax(doc) == []
-    # and the YAML a GitOps user commits reads back to the same objects
-    assert list(yaml.safe_load_all(manifests_yaml(docs, header="made by a test"))) == docs
+    # and the YAML a GitOps user commits reads back to the same objects, written out in full (no anchors)
+    text = manifests_yaml(docs, header="made by a test")
+    assert list(yaml.safe_load_all(text)) == docs
+    assert "&id0" not in text and "*id0" not in text
 
 
 def test_the_validators_catch_what_a_cluster_would_reject() -> None:
@@ -933,6 +935,33 @@ def test_the_router_fronts_both_versions_by_their_service_dns_names(policy, mode
         ingress = one(docs, "NetworkPolicy", name)["spec"]["ingress"]
         assert ingress == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]  # from any pod, the router's too
     assert not by_kind(docs, "HTTPRoute")
+
+
+def test_the_router_is_labelled_like_the_rest_and_a_gateway_reaches_it() -> None:
+    docs = render({"namespace": "models", "gateway": "infra/public", "hostnames": "churn.models.test"},
+                  TrafficPolicy.bandit("thompson"))
+    for doc in docs:
+        assert set(STANDARD_LABELS + WORKBENCH_LABELS) <= set(doc["metadata"]["labels"]), doc["kind"]
+        assert doc["metadata"]["namespace"] == "models"
+    router_objects = [d for d in docs if d["metadata"]["labels"].get("workbench.io/role") == "router"]
+    assert {d["kind"] for d in router_objects} == {"ConfigMap", "Deployment", "Service", "NetworkPolicy",
+                                                   "PodDisruptionBudget"}
+    assert all(d["metadata"]["labels"]["app.kubernetes.io/component"] == "router" for d in router_objects)
+    route = one(docs, "HTTPRoute")
+    # the Gateway sends everything to the router's Service, which shares it by the bandit
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"group": "", "kind": "Service", "name": "churn", "port": 80}]
+    assert route["spec"]["hostnames"] == ["churn.models.test"]
+    # only the router follows a bandit: KServe's canary and an HTTPRoute say so before anything is made
+    for options in ({"kserve": True}, NO_ROUTER):
+        with pytest.raises(InvalidInputError, match="a bandit needs the workbench router"):
+            render(options, TrafficPolicy.bandit("thompson"))
+    with pytest.raises(InvalidInputError, match="whole per cent"):
+        KubernetesTarget("k8s://lab/models").start_challenger(
+            Placement("http://x", KubernetesTarget("k8s://lab/models").read_handle({
+                "name": "churn", "context": "lab", "namespace": "models", "options": {"kserve": True,
+                                                                                      "log_secret": "s"},
+                "champion": {"model_uri": "models:/churn/3", "model_name": "churn", "model_version": "3",
+                             "image": CHAMPION_IMAGE}}), ()), spec("4"), TrafficPolicy("split", 0.125))
 
 
 def test_a_new_route_table_rolls_the_router_and_nothing_else() -> None:

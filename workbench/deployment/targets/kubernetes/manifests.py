@@ -27,6 +27,7 @@ away); with ``log_claim`` a shared volume; else (one pod per version only) an em
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import math
@@ -217,7 +218,7 @@ def _container(name: str, version: ServedVersion, opts: KubernetesOptions, setti
                                      "failureThreshold": max(1, math.ceil(settings.health_timeout / 5))}
         # Endpoints drop a terminating pod a moment after SIGTERM: keep answering meanwhile.
         container["lifecycle"] = {"preStop": {"exec": {"command": ["python", "-c", "import time; time.sleep(5)"]}}}
-    container["securityContext"] = dict(_SECURITY_CONTEXT)
+    container["securityContext"] = copy.deepcopy(_SECURITY_CONTEXT)
     container["volumeMounts"] = [{"name": _log_volume(opts)[0], "mountPath": LOG_DIR},
                                  {"name": "tmp", "mountPath": "/tmp"}]
     return container
@@ -484,7 +485,7 @@ def _router(name: str, opts: KubernetesOptions, champion: ServedVersion, table: 
         "startupProbe": {"httpGet": {"path": "/workbench/router", "port": SERVER_PORT},
                          "periodSeconds": 2, "timeoutSeconds": 3, "failureThreshold": 30},
         "lifecycle": {"preStop": {"exec": {"command": ["python", "-c", "import time; time.sleep(5)"]}}},
-        "securityContext": dict(_SECURITY_CONTEXT),
+        "securityContext": copy.deepcopy(_SECURITY_CONTEXT),
         "volumeMounts": [{"name": "route-table", "mountPath": _ROUTER_DIR, "readOnly": True},
                          {"name": "router-state", "mountPath": _ROUTER_STATE},
                          {"name": "tmp", "mountPath": "/tmp"}],
@@ -495,7 +496,7 @@ def _router(name: str, opts: KubernetesOptions, champion: ServedVersion, table: 
                     {"name": "router-state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
         "topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": selector},
+            "labelSelector": {"matchLabels": pod_selector(name, "router")},
         }],
     }, opts)
     annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(SERVER_PORT),
@@ -622,7 +623,11 @@ def manifests_yaml(manifests: Sequence[Mapping[str, Any]], header: str = "") -> 
     ``header`` lines become comments at the top."""
     import yaml
 
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:  # a value used twice is written twice, never as &id001
+            return True
+
     comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    return comments + yaml.safe_dump_all([dict(m) for m in manifests], sort_keys=False, default_flow_style=False,
-                                         explicit_start=True)
+    return comments + yaml.dump_all([dict(m) for m in manifests], Dumper=Dumper, sort_keys=False,
+                                    default_flow_style=False, explicit_start=True)
 
