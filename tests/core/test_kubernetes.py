@@ -1141,7 +1141,9 @@ def test_live_cluster_deploy_update_rollback_and_delete(live_cluster, register_v
 
     name = f"live-{uuid.uuid4().hex[:6]}"
     target = f"k8s://{context}/{namespace}"
-    dep = wb.deploy(v1.uri, target=target, name=name, registry=registry, replicas=1, max_replicas=2)
+    # one pod per version (an emptyDir log is allowed then), behind the router
+    dep = wb.deploy(v1.uri, target=target, name=name, registry=registry, replicas=1, max_replicas=1,
+                    router_replicas=1)
     try:
         assert (dep.state, dep.healthy) == ("running", True), dep.detail
         assert served_version(name) == [v1.version]
@@ -1154,9 +1156,10 @@ def test_live_cluster_deploy_update_rollback_and_delete(live_cluster, register_v
         assert served_version(name) == [v1.version]
     finally:
         wb.stop(name)
-    with pytest.raises(client.ApiException) as gone:
-        apps.read_namespaced_deployment(name, namespace)
-    assert gone.value.status == 404
+    for deployment in (f"{name}-champion", f"{name}-router"):
+        with pytest.raises(client.ApiException) as gone:
+            apps.read_namespaced_deployment(deployment, namespace)
+        assert gone.value.status == 404
 
 
 def _run_live_test(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
