@@ -522,11 +522,11 @@ def _router(name: str, opts: KubernetesOptions, champion: ServedVersion, table: 
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(obj, opts, labels),
             "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress", "Egress"],
                      "ingress": [{"ports": [{"port": SERVER_PORT, "protocol": "TCP"}]}],
-                     # out: to this deployment's model servers, and to the cluster's DNS to find them
+                     # out: to this deployment's model servers, and to DNS to find them (port 53 anywhere:
+                     # the cluster's DNS may be a pod, or a node-local cache on a link-local address)
                      "egress": [{"to": [{"podSelector": models}],
                                  "ports": [{"port": SERVER_PORT, "protocol": "TCP"}]},
-                                {"to": [{"namespaceSelector": {}}],
-                                 "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]},
+                                {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]},
         })
     if opts.router_replicas > 1:
         manifests.append({
