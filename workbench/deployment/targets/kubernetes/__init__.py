@@ -27,7 +27,8 @@ for GitOps users and the target applies:
   same image and port, V2 protocol) whose challenger is a canary (``canaryTrafficPercent``).
 
 The package, by job: :mod:`.options` (the target URI and the options, checked),
-:mod:`.manifests` (rendering), :mod:`.sizing` (default resources), :mod:`.api` (the Kubernetes API
+:mod:`.manifests` (rendering; :mod:`.objects` the parts every object shares,
+:mod:`.router_objects` the router's), :mod:`.sizing` (default resources), :mod:`.api` (the Kubernetes API
 wrapper), :mod:`.rollout` (apply, wait, undo) and :mod:`.target` (the target and its handle).
 
 Applying needs the ``kubernetes`` client, imported only when a cluster is used: server-side apply

@@ -26,130 +26,39 @@ away); with ``log_claim`` a shared volume; else (one pod per version only) an em
 
 from __future__ import annotations
 
-import base64
-import copy
-import hashlib
-import json
 import math
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from workbench.config import Settings, get_settings
 from workbench.deployment.base import DeploymentSpec, TrafficPolicy
+from workbench.deployment.targets.kubernetes.objects import (
+    LABEL_PREFIX,
+    ROLE_LABEL,
+    ServedVersion,
+    check_name,
+    labels as object_labels,
+    log_secret_name,
+    metadata,
+    object_name,
+    pod_selector,
+    restricted_pod,
+    secret,
+    security_context,
+)
 from workbench.deployment.targets.kubernetes.options import KubernetesOptions
-from workbench.deployment.targets.kubernetes.sizing import default_resources, router_resources
+from workbench.deployment.targets.kubernetes.router_objects import ROUTER_CONTAINER, route_table, router_objects
+from workbench.deployment.targets.kubernetes.sizing import default_resources
 from workbench.errors import InvalidInputError
-from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
-from workbench.routing.router import ROUTER_TOKEN_ENV, RouteTable
-from workbench.serving.command import PROGRAM, route_args
+from workbench.packaging.context import LOG_DIR, SERVER_PORT
 
-__all__ = ["CONTAINER", "KSERVE_CONTAINER", "ROLE_LABEL", "ROUTER_CONTAINER", "ServedVersion", "build_manifests", "canary_percent",
-           "check_name", "check_policy", "log_secret_name", "manifests_yaml", "object_name", "pod_selector", "render", "route_table"]
+__all__ = ["CONTAINER", "KSERVE_CONTAINER", "ROLE_LABEL", "ROUTER_CONTAINER", "ServedVersion", "build_manifests",
+           "canary_percent", "check_name", "check_policy", "log_secret_name", "manifests_yaml", "object_name",
+           "pod_selector", "render", "route_table"]
 
-_LABEL_PREFIX = "workbench.io/"
-#: The label naming an object's part of a deployment: champion, challenger or router.
-ROLE_LABEL = _LABEL_PREFIX + "role"
 CONTAINER = "model-server"
 #: KServe finds the predictor's own container by this name, and reads its protocol from PROTOCOL.
 KSERVE_CONTAINER = "kserve-container"
-ROUTER_CONTAINER = "router"
-_ROUTER_DIR = "/etc/workbench-router"
-_ROUTER_STATE = "/var/lib/workbench-router"
-#: The router pods' annotation holding the route table's hash: a new table rolls them.
-ROUTE_TABLE_ANNOTATION = "workbench.io/route-table-sha256"
-_CHALLENGER_SUFFIX = "-challenger"
-_MAX_NAME = 63 - len(_CHALLENGER_SUFFIX)
-_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-
-
-@dataclass(frozen=True)
-class ServedVersion:
-    """One model version as the cluster runs it: which model, from which image."""
-
-    model_uri: str
-    model_name: str
-    model_version: str | None
-    image: str
-    #: Size of the model's files; sets the default memory request (``None``: unknown).
-    model_bytes: int | None = None
-
-    @classmethod
-    def of(cls, spec: DeploymentSpec, image: str, model_bytes: int | None = None) -> ServedVersion:
-        """The version a deployment spec asks for, run from ``image``."""
-        return cls(spec.model_uri, spec.model_name, spec.model_version, image, model_bytes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (kept in the placement handle)."""
-        return {"model_uri": self.model_uri, "model_name": self.model_name,
-                "model_version": self.model_version, "image": self.image, "model_bytes": self.model_bytes}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ServedVersion:
-        """Inverse of :meth:`to_dict`."""
-        size = data.get("model_bytes")
-        return cls(str(data["model_uri"]), str(data["model_name"]), data.get("model_version"), str(data["image"]),
-                   int(size) if size is not None else None)
-
-
-def _label_value(text: str) -> str:
-    """``text`` made into a valid label value (at most 63 of ``[A-Za-z0-9_.-]``, alphanumeric ends)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63].strip("-_.")
-
-
-def check_name(name: str) -> None:
-    if not _NAME.match(name) or len(name) > _MAX_NAME:
-        raise InvalidInputError(
-            f"{name!r} cannot name Kubernetes objects: use lowercase letters, digits and '-', starting "
-            f"with a letter, at most {_MAX_NAME} characters (a challenger adds {_CHALLENGER_SUFFIX!r})"
-        )
-
-
-def object_name(name: str, role: str, *, routed: bool = False) -> str:
-    """The objects of ``role`` (champion, challenger, router). Without the router the champion's
-    objects take the deployment's own name; with it the clients' Service does, in front of the router."""
-    if role == "champion":
-        return name + "-champion" if routed else name
-    return name + ("-router" if role == "router" else _CHALLENGER_SUFFIX)
-
-
-def log_secret_name(name: str, opts: KubernetesOptions) -> str | None:
-    """The Secret whose key ``url`` holds the log store's URL (``None``: no store)."""
-    return opts.log_secret or (f"{name}-log" if opts.log_url else None)
-
-
-def pod_selector(name: str, role: str) -> dict[str, str]:
-    # Never changes over a Deployment's life (its selector is immutable), unlike the model labels.
-    return {"app.kubernetes.io/instance": name, _LABEL_PREFIX + "role": role}
-
-
-def _labels(name: str, version: ServedVersion, role: str) -> dict[str, str]:
-    model = _label_value(version.model_name) or "model"
-    labels = {
-        "app.kubernetes.io/name": model,
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/version": _label_value(version.model_version or ""),
-        "app.kubernetes.io/component": "router" if role == "router" else "model-server",
-        "app.kubernetes.io/part-of": "workbench",
-        "app.kubernetes.io/managed-by": "workbench",
-        _LABEL_PREFIX + "deployment": name,
-        _LABEL_PREFIX + "role": role,
-        _LABEL_PREFIX + "model-name": model,
-        _LABEL_PREFIX + "model-version": _label_value(version.model_version or ""),
-    }
-    return {k: v for k, v in labels.items() if v}
-
-
-def _metadata(name: str, opts: KubernetesOptions, labels: Mapping[str, str],
-              annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if opts.namespace:
-        meta["namespace"] = opts.namespace
-    meta["labels"] = dict(labels)
-    if annotations:
-        meta["annotations"] = dict(annotations)
-    return meta
 
 
 def _server_env(name: str, settings: Settings, opts: KubernetesOptions) -> list[dict[str, Any]]:
@@ -177,17 +86,6 @@ def _log_volume(opts: KubernetesOptions) -> tuple[str, dict[str, Any]]:
     if opts.log_store:
         return "log-spool", {"emptyDir": {}}
     return "predictions", {"emptyDir": {}}
-
-
-_SECURITY_CONTEXT: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "runAsUser": USER_ID,
-    "runAsGroup": USER_ID,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 def _container(name: str, version: ServedVersion, opts: KubernetesOptions, settings: Settings) -> dict[str, Any]:
@@ -218,7 +116,7 @@ def _container(name: str, version: ServedVersion, opts: KubernetesOptions, setti
                                      "failureThreshold": max(1, math.ceil(settings.health_timeout / 5))}
         # Endpoints drop a terminating pod a moment after SIGTERM: keep answering meanwhile.
         container["lifecycle"] = {"preStop": {"exec": {"command": ["python", "-c", "import time; time.sleep(5)"]}}}
-    container["securityContext"] = copy.deepcopy(_SECURITY_CONTEXT)
+    container["securityContext"] = security_context()
     container["volumeMounts"] = [{"name": _log_volume(opts)[0], "mountPath": LOG_DIR},
                                  {"name": "tmp", "mountPath": "/tmp"}]
     return container
@@ -229,36 +127,9 @@ def _volumes(opts: KubernetesOptions) -> list[dict[str, Any]]:
     return [{"name": log_name, **log}, {"name": "tmp", "emptyDir": {}}]
 
 
-def _pod_security(parts: dict[str, Any], opts: KubernetesOptions) -> dict[str, Any]:
-    """A pod spec of ``parts`` (containers, volumes, ...) with what model server and router pods
-    share: no API token, no service links, the restricted security context, the user's service
-    account and pull secrets."""
-    spec: dict[str, Any] = {
-        # Neither a model server nor the router talks to the Kubernetes API.
-        "automountServiceAccountToken": False,
-        # Service-link variables would shadow the server's settings: a Service named "workbench"
-        # injects WORKBENCH_PORT=tcp://...
-        "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": USER_ID,
-            "runAsGroup": USER_ID,
-            "fsGroup": USER_ID,  # a PersistentVolumeClaim for the log is writable by the server
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "terminationGracePeriodSeconds": 30,
-        **parts,
-    }
-    if opts.service_account:
-        spec["serviceAccountName"] = opts.service_account
-    if opts.image_pull_secrets:
-        spec["imagePullSecrets"] = [{"name": s} for s in opts.image_pull_secrets]
-    return spec
-
-
 def _pod_spec(name: str, role: str, version: ServedVersion, opts: KubernetesOptions,
               settings: Settings) -> dict[str, Any]:
-    return _pod_security({
+    return restricted_pod({
         "containers": [_container(name, version, opts, settings)],
         "volumes": _volumes(opts),
         "topologySpreadConstraints": [{
@@ -276,9 +147,9 @@ def _model_server(name: str, role: str, version: ServedVersion, opts: Kubernetes
                   settings: Settings) -> list[dict[str, Any]]:
     """Deployment, Service, autoscaler, NetworkPolicy and disruption budget of one version."""
     obj = object_name(name, role, routed=opts.routed)
-    labels = _labels(name, version, role)
+    labels = object_labels(name, version, role)
     selector = pod_selector(name, role)
-    uri_note = {_LABEL_PREFIX + "model-uri": version.model_uri}
+    uri_note = {LABEL_PREFIX + "model-uri": version.model_uri}
     autoscaled = opts.autoscaler_ceiling > opts.replicas
     deployment_spec: dict[str, Any] = {}
     if not autoscaled:
@@ -296,9 +167,9 @@ def _model_server(name: str, role: str, version: ServedVersion, opts: Kubernetes
         },
     })
     manifests: list[dict[str, Any]] = [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(obj, opts, labels, uri_note),
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(obj, opts, labels, uri_note),
          "spec": deployment_spec},
-        {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(obj, opts, labels),
+        {"apiVersion": "v1", "kind": "Service", "metadata": metadata(obj, opts, labels),
          # Behind the router, a version's Service is the router's backend, inside the cluster only.
          "spec": {"type": "ClusterIP" if opts.routed else opts.service_type, "selector": selector,
                   "ports": [{"name": "http", "port": opts.port, "targetPort": "http", "protocol": "TCP",
@@ -308,7 +179,7 @@ def _model_server(name: str, role: str, version: ServedVersion, opts: Kubernetes
         # Every pod has a CPU request (sizing's default or the user's): scale on utilization of it.
         target: dict[str, Any] = {"type": "Utilization", "averageUtilization": opts.cpu_utilization}
         manifests.append({
-            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _metadata(obj, opts, labels),
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata(obj, opts, labels),
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": obj},
                      "minReplicas": opts.replicas, "maxReplicas": opts.autoscaler_ceiling,
                      "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]},
@@ -318,12 +189,12 @@ def _model_server(name: str, role: str, version: ServedVersion, opts: Kubernetes
         # every other port of the pods is closed. Egress is left alone: the cluster's own policy
         # decides (a server reaches its log store).
         manifests.append({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(obj, opts, labels),
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata(obj, opts, labels),
             "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress"],
                      "ingress": [{"ports": [{"port": SERVER_PORT, "protocol": "TCP"}]}]},
         })
     manifests.append({
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _metadata(obj, opts, labels),
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata(obj, opts, labels),
         # maxUnavailable (not minAvailable) never blocks a node drain, even with one replica;
         # AlwaysAllow lets a drain evict pods that are not ready anyway.
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector},
@@ -370,9 +241,9 @@ def _route(name: str, opts: KubernetesOptions, champion: ServedVersion, challeng
     if opts.hostnames:
         spec["hostnames"] = list(opts.hostnames)
     spec["rules"] = [rule]
-    labels = {k: v for k, v in _labels(name, champion, "champion").items() if not k.startswith(_LABEL_PREFIX + "role")}
+    labels = {k: v for k, v in object_labels(name, champion, "champion").items() if k != ROLE_LABEL}
     return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": _metadata(name, opts, labels), "spec": spec}
+            "metadata": metadata(name, opts, labels), "spec": spec}
 
 
 def _inference_service(name: str, opts: KubernetesOptions, version: ServedVersion, canary: int | None,
@@ -382,8 +253,8 @@ def _inference_service(name: str, opts: KubernetesOptions, version: ServedVersio
     predictor: dict[str, Any] = {"minReplicas": opts.replicas, "maxReplicas": opts.autoscaler_ceiling}
     if canary is not None:
         predictor["canaryTrafficPercent"] = canary
-    predictor["labels"] = _labels(name, version, "champion")
-    predictor["annotations"] = {**_scrape_annotations(), _LABEL_PREFIX + "model-uri": version.model_uri}
+    predictor["labels"] = object_labels(name, version, "champion")
+    predictor["annotations"] = {**_scrape_annotations(), LABEL_PREFIX + "model-uri": version.model_uri}
     if opts.service_account:
         predictor["serviceAccountName"] = opts.service_account
     if opts.image_pull_secrets:
@@ -392,9 +263,9 @@ def _inference_service(name: str, opts: KubernetesOptions, version: ServedVersio
     # container, which is all "restricted" asks (emptyDir volumes are writable by any uid).
     predictor["containers"] = [container]
     predictor["volumes"] = _volumes(opts)
-    labels = _labels(name, version, "champion")
+    labels = object_labels(name, version, "champion")
     return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-            "metadata": _metadata(name, opts, labels, {_LABEL_PREFIX + "model-uri": version.model_uri}),
+            "metadata": metadata(name, opts, labels, {LABEL_PREFIX + "model-uri": version.model_uri}),
             "spec": {"predictor": predictor}}
 
 
@@ -411,130 +282,6 @@ def canary_percent(policy: TrafficPolicy) -> int:
             "(use a share such as 0.1 or 0.05)"
         )
     return round(percent)
-
-
-
-def route_table(name: str, opts: KubernetesOptions, champion: ServedVersion, challenger: ServedVersion | None,
-                policy: TrafficPolicy | None) -> RouteTable:
-    """The router's table: each version by its Service's DNS name (``http://NAME-champion.NS.svc:80``;
-    without a namespace, the short name the router's own namespace resolves), never a pod's address."""
-    suffix = f".{opts.namespace}.svc" if opts.namespace else ""
-
-    def url(role: str) -> str:
-        return f"http://{object_name(name, role, routed=True)}{suffix}:{opts.port}"
-
-    bandit = challenger is not None and policy is not None and policy.mode == "bandit"
-    return RouteTable(
-        champion=(url("champion"),),
-        challenger=(url("challenger"),) if challenger is not None else (),
-        mode=policy.mode if policy is not None and challenger is not None else "split",
-        challenger_share=policy.challenger_share if policy is not None and challenger is not None and not bandit
-        else 0.0,
-        champion_version=champion.model_version or "",
-        challenger_version=(challenger.model_version or "") if challenger is not None else "",
-        strategy=(policy.strategy or "thompson") if bandit and policy is not None else "thompson",
-        epsilon=(policy.epsilon or 0.1) if bandit and policy is not None else 0.1,
-        # One log for every pod (the store, or a shared claim): any server records any feedback.
-        shared_log=opts.log_store or bool(opts.log_claim),
-    )
-
-
-def _secret(name: str, opts: KubernetesOptions, labels: Mapping[str, str], data: Mapping[str, str]) -> dict[str, Any]:
-    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(name, opts, labels), "type": "Opaque",
-            "data": encoded}
-
-
-def _router(name: str, opts: KubernetesOptions, champion: ServedVersion, table: RouteTable, token: str | None,
-            settings: Settings) -> list[dict[str, Any]]:
-    """The router: its table (ConfigMap), token (Secret), Deployment, the clients' Service, its
-    NetworkPolicy and, with more than one pod, its disruption budget."""
-    obj = object_name(name, "router")
-    labels = _labels(name, champion, "router")
-    selector = pod_selector(name, "router")
-    config = json.dumps({"table": table.to_dict()}, sort_keys=True)
-    digest = hashlib.sha256(config.encode()).hexdigest()
-    manifests: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(obj, opts, labels),
-         "data": {"router.json": config}},
-    ]
-    if token:
-        manifests.append(_secret(obj, opts, labels, {"token": token}))
-    image = opts.router_image or champion.image
-    container: dict[str, Any] = {
-        "name": ROUTER_CONTAINER,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent" if "@" in image else "Always",
-        # command replaces the model image's entry point, and without args its CMD too.
-        "command": [*PROGRAM, *route_args(f"{_ROUTER_DIR}/router.json", host="0.0.0.0", port=SERVER_PORT,
-                                          state_dir=_ROUTER_STATE)],
-        "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
-        "env": [
-            {"name": "WORKBENCH_MAX_BODY_BYTES", "value": str(settings.max_body_bytes)},
-            # optional: `workbench manifests` writes no Secret; without a token no one changes routes
-            # through the router (the ConfigMap is where they change anyway).
-            {"name": ROUTER_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": obj, "key": "token",
-                                                                       "optional": True}}},
-        ],
-        "resources": router_resources().to_dict(),
-        # The router's own route: readiness and liveness never depend on a model server.
-        "readinessProbe": {"httpGet": {"path": "/workbench/router", "port": SERVER_PORT},
-                           "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": {"path": "/workbench/router", "port": SERVER_PORT},
-                          "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
-        "startupProbe": {"httpGet": {"path": "/workbench/router", "port": SERVER_PORT},
-                         "periodSeconds": 2, "timeoutSeconds": 3, "failureThreshold": 30},
-        "lifecycle": {"preStop": {"exec": {"command": ["python", "-c", "import time; time.sleep(5)"]}}},
-        "securityContext": copy.deepcopy(_SECURITY_CONTEXT),
-        "volumeMounts": [{"name": "route-table", "mountPath": _ROUTER_DIR, "readOnly": True},
-                         {"name": "router-state", "mountPath": _ROUTER_STATE},
-                         {"name": "tmp", "mountPath": "/tmp"}],
-    }
-    pod = _pod_security({
-        "containers": [container],
-        "volumes": [{"name": "route-table", "configMap": {"name": obj}},
-                    {"name": "router-state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
-        "topologySpreadConstraints": [{
-            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": pod_selector(name, "router")},
-        }],
-    }, opts)
-    annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(SERVER_PORT),
-                   "prometheus.io/path": "/workbench/router/metrics",
-                   # a new table is a new pod template: the router pods roll to it
-                   ROUTE_TABLE_ANNOTATION: digest}
-    manifests += [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(obj, opts, labels),
-         "spec": {"replicas": opts.router_replicas, "revisionHistoryLimit": 5, "progressDeadlineSeconds": 600,
-                  "selector": {"matchLabels": selector},
-                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
-                  "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(name, opts, labels),
-         "spec": {"type": opts.service_type, "selector": selector,
-                  "ports": [{"name": "http", "port": opts.port, "targetPort": "http", "protocol": "TCP",
-                             "appProtocol": "http"}]}},
-    ]
-    if opts.network_policy:
-        models = {"matchLabels": {"app.kubernetes.io/instance": name},
-                  "matchExpressions": [{"key": _LABEL_PREFIX + "role", "operator": "In",
-                                        "values": ["champion", "challenger"]}]}
-        manifests.append({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(obj, opts, labels),
-            "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress", "Egress"],
-                     "ingress": [{"ports": [{"port": SERVER_PORT, "protocol": "TCP"}]}],
-                     # out: to this deployment's model servers, and to DNS to find them (port 53 anywhere:
-                     # the cluster's DNS may be a pod, or a node-local cache on a link-local address)
-                     "egress": [{"to": [{"podSelector": models}],
-                                 "ports": [{"port": SERVER_PORT, "protocol": "TCP"}]},
-                                {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]},
-        })
-    if opts.router_replicas > 1:
-        manifests.append({
-            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _metadata(obj, opts, labels),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector},
-                     "unhealthyPodEvictionPolicy": "AlwaysAllow"},
-        })
-    return manifests
 
 
 def check_policy(policy: TrafficPolicy | None, opts: KubernetesOptions) -> None:
@@ -564,8 +311,8 @@ def render(name: str, opts: KubernetesOptions, champion: ServedVersion, challeng
     check_policy(policy if challenger is not None else None, opts)
     manifests: list[dict[str, Any]] = []
     if opts.log_url:
-        labels = {k: v for k, v in _labels(name, champion, "champion").items() if k != _LABEL_PREFIX + "role"}
-        manifests.append(_secret(f"{name}-log", opts, labels, {"url": opts.log_url}))
+        labels = {k: v for k, v in object_labels(name, champion, "champion").items() if k != ROLE_LABEL}
+        manifests.append(secret(f"{name}-log", opts, labels, {"url": opts.log_url}))
     if opts.kserve:
         if challenger is None or policy is None:
             return [*manifests, _inference_service(name, opts, champion, None, settings)]
@@ -575,7 +322,7 @@ def render(name: str, opts: KubernetesOptions, champion: ServedVersion, challeng
     if challenger is not None:
         manifests += _model_server(name, "challenger", challenger, opts, settings)
     if opts.routed:
-        manifests += _router(name, opts, champion, route_table(name, opts, champion, challenger, policy),
+        manifests += router_objects(name, opts, champion, route_table(name, opts, champion, challenger, policy),
                              router_token, settings)
         if opts.gateway:
             manifests.append(_route(name, opts, champion, challenger, policy))
