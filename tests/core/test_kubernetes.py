@@ -1119,6 +1119,31 @@ def test_the_settings_log_store_is_the_default_and_its_password_stays_in_a_secre
     assert cluster.get("v1", "Secret", "churn-log", "models") is None
 
 
+def test_a_deployment_from_before_the_router_moves_behind_it_on_its_next_update(monkeypatch) -> None:
+    """A record written before the router keeps its layout (the champion's objects named NAME) until its
+    next update, which brings the router in: the clients' Service NAME keeps its name and turns to the
+    router once it is ready, and the champion's old objects go."""
+    cluster = ApiServerStandIn()
+    target = KubernetesTarget("k8s://lab/models")
+    target._clusters["lab"] = cluster
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    old = target.deploy(spec("3", image="workbench/churn:3", router=False))
+    record = json.loads(json.dumps(old.to_dict()))
+    for key in ("router", "router_replicas", "router_image", "log_secret", "log_url"):
+        record["handle"]["options"].pop(key)  # as a record from before wrote it
+    record["handle"].pop("token")
+    placement = Placement.from_dict(record, target.read_handle)
+    assert placement.handle.options.router is False and target.status(placement).state == "running"
+    assert cluster.workloads() == {"churn": "workbench/churn:3"}
+
+    updated = target.update(placement, spec("4", image="workbench/churn:4"))
+    assert cluster.workloads() == {"churn-champion": "workbench/churn:4", "churn-router": "workbench/churn:4"}
+    service = cluster.get("v1", "Service", "churn", "models")
+    assert service["spec"]["selector"]["workbench.io/role"] == "router"
+    assert updated.url == old.url and updated.handle.token
+    assert target.status(updated).state == "running"
+
+
 # -- a real cluster -----------------------------------------------------------------------------
 
 def test_live_cluster_deploy_update_rollback_and_delete(live_cluster, register_versions) -> None:
