@@ -131,10 +131,11 @@ class KubernetesOptions:
         if not (self.log_store or self.log_claim) and self.autoscaler_ceiling > 1:
             raise InvalidInputError(
                 f"{self.autoscaler_ceiling} pods per version would each keep a prediction log of their own in an "
-                "emptyDir, lost with the pod, and feedback would reach one of them: give log_secret='SECRET' (a "
-                "Secret whose key 'url' holds the shared store's postgresql:// URL), log_url='postgresql://...' "
-                "(the target writes that Secret), or log_claim='CLAIM' (a ReadWriteMany PersistentVolumeClaim); "
-                "or run one pod per version (replicas=1, max_replicas=1)")
+                "emptyDir, lost with the pod, and feedback would reach one of them: give log_secret='SECRET' "
+                "(--log-secret: a Secret whose key 'url' holds the shared store's postgresql:// URL), "
+                "log_url='postgresql://...' (the target writes that Secret; by default WORKBENCH_LOG_URL), or "
+                "log_claim='CLAIM' (--log-claim: a ReadWriteMany PersistentVolumeClaim); or run one pod per "
+                "version (replicas=1, max_replicas=1)")
 
     @property
     def log_store(self) -> bool:
