@@ -25,7 +25,13 @@ REPO = Path(__file__).resolve().parents[2]
 MLFLOW = Path(sys.executable).parent / "mlflow"
 
 
-def test_the_listing_is_the_entry_points_with_every_option_documented() -> None:
+def test_the_listing_is_the_entry_points_with_every_option_documented(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Cluster targets write one shared log store (the settings' WORKBENCH_LOG_URL by default): the k8s
+    # target refuses its default of several pods per version without one.
+    from workbench.config import configure, get_settings
+
+    monkeypatch.setattr("workbench.config._current", None)
+    configure(get_settings(), log_url="postgresql://wb@127.0.0.1:5432/predictions")
     names = sorted(ep.name for ep in entry_points(group=TARGET_GROUP))
     listed = wb.deploy_targets()
     assert [t.name for t in listed] == names

@@ -58,11 +58,16 @@ def _explainer(model: Any) -> Any:
 @click.option("--port", type=int, default=8080, show_default=True, envvar="WORKBENCH_PORT",
               help="Port, 0 for any free one (or WORKBENCH_PORT).")
 @click.option("--port-file", type=click.Path(path_type=Path), hidden=True)
-def route(config_file: Path, host: str, port: int, port_file: Path | None) -> None:
-    """Run a deployment's traffic router: one address in front of its model servers."""
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Writable folder for the bandit's state (default: the config's folder).")
+def route(config_file: Path, host: str, port: int, port_file: Path | None, state_dir: Path | None) -> None:
+    """Run a deployment's traffic router: one address in front of its model servers.
+
+    The admin token comes from the config file, else from WORKBENCH_ROUTER_TOKEN.
+    """
     from workbench.routing.router import run_router
 
-    run_router(config_file, host=host, port=port, port_file=port_file)
+    run_router(config_file, host=host, port=port, port_file=port_file, state_dir=state_dir)
 
 
 COMMANDS = [serve, route]

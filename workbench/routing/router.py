@@ -14,6 +14,9 @@ rewards and share changes are in ``GET /workbench/router`` (its ``bandit`` block
 ``/workbench/router/metrics``; they are kept in ``bandit-state.json`` beside the router's config,
 so a restarted router carries on where it was. The route table changes at run time through ``PUT /workbench/router`` (with the
 deployment's admin token), so updates, promotions and aborts never move the address clients use.
+A router whose config file it cannot write (a Kubernetes ConfigMap, mounted read-only) refuses that
+route with 409: there the routes change where the file comes from, and the admin token may come from
+the environment (``WORKBENCH_ROUTER_TOKEN``, a Secret) instead of the file.
 
 Started by deployment targets with ``workbench route --config FILE``; its own routes live under
 ``/workbench/router`` so every other path (``/invocations``, ``/v2/...``) reaches the models.
@@ -26,6 +29,7 @@ import contextlib
 import hmac
 import itertools
 import json
+import os
 import random
 import socket
 import time
@@ -47,7 +51,10 @@ from workbench.routing.bandit import STICKY_HEADER, STRATEGIES
 from workbench.serving.guard import add_guard, read_body
 from workbench.routing.live_bandit import ARMS, LiveBandit
 
-__all__ = ["RouteTable", "create_router"]
+__all__ = ["ROUTER_TOKEN_ENV", "RouteTable", "create_router", "load_config", "run_router"]
+
+#: Where the router finds its admin token when its config file holds none (a Kubernetes Secret).
+ROUTER_TOKEN_ENV = "WORKBENCH_ROUTER_TOKEN"
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
                 "content-length", "proxy-authorization", "proxy-connection"}
@@ -195,7 +202,8 @@ def _reward_of(item: Any) -> float | None:
 
 
 class _Router:
-    def __init__(self, table: RouteTable, token: str, config_path: Path | None, max_body_bytes: int) -> None:
+    def __init__(self, table: RouteTable, token: str, config_path: Path | None, max_body_bytes: int,
+                 state_dir: Path | None = None) -> None:
         self.token = token
         self.max_body_bytes = max_body_bytes
         self.config_path = config_path
@@ -219,7 +227,8 @@ class _Router:
         self.bandit_reward_sum = Gauge("router_bandit_reward_sum", "Sum of the rewards counted, by variant",
                                        ["variant", "version"], registry=self.registry)
         self.bandit: LiveBandit | None = None
-        self.state_path = config_path.with_name("bandit-state.json") if config_path is not None else None
+        state_folder = state_dir if state_dir is not None else config_path.parent if config_path is not None else None
+        self.state_path = state_folder / "bandit-state.json" if state_folder is not None else None
         self.apply(table)
 
     def apply(self, table: RouteTable) -> None:
@@ -475,8 +484,12 @@ class _Router:
 
 
 def create_router(table: RouteTable, *, token: str, config_path: Path | None = None,
-                  timeout: float = 60.0, allowed_origins: tuple[str, ...] | None = None) -> Starlette:
+                  timeout: float = 60.0, allowed_origins: tuple[str, ...] | None = None,
+                  state_dir: Path | None = None) -> Starlette:
     """The router application; ``token`` guards ``PUT /workbench/router``.
+
+    ``config_path`` is where a new route table is kept (a restarted router comes back with it);
+    ``state_dir`` (default: the config's folder) where the bandit keeps its state.
 
     Requests from web pages on other origins are refused unless ``allowed_origins`` (default: the
     ``WORKBENCH_ALLOWED_ORIGINS`` setting) lists them (see :mod:`workbench.serving.guard`).
@@ -484,7 +497,7 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
     from workbench.config import get_settings
 
     settings = get_settings()
-    router = _Router(table, token, config_path, settings.max_body_bytes)
+    router = _Router(table, token, config_path, settings.max_body_bytes, state_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -517,12 +530,17 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
             return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        if router.config_path is not None:  # a restarted router comes back with the same routes
+            try:
+                _save_table(router.config_path, table, router.token)
+            except OSError as exc:  # kept nowhere: change nothing, so every replica keeps the same routes
+                return JSONResponse({"error": (
+                    f"this router's routes come from {router.config_path}, which it cannot write "
+                    f"({exc.strerror or exc}): change them where that file comes from (on Kubernetes, the "
+                    "deployment's ConfigMap: `wb.set_traffic`, `wb.promote` or `wb.abort`, or apply the "
+                    "ConfigMap; the router's pods roll to it)")}, status_code=409)
         router.apply(table)
         await router.resolve()
-        if router.config_path is not None:  # a restarted router comes back with the same routes
-            tmp = router.config_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"table": table.to_dict(), "token": router.token}))
-            tmp.replace(router.config_path)
         return JSONResponse(router.describe())
 
     async def metrics(request: Request) -> Response:
@@ -551,17 +569,41 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
     return app
 
 
+def _save_table(path: Path, table: RouteTable, token: str) -> None:
+    """Replace the table in the config file ``path`` (atomically), keeping its other keys: a token
+    that came from the environment is never written to an existing file (a new one gets ``token``)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {"token": token}
+    data["table"] = table.to_dict()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
 def load_config(path: Path) -> tuple[RouteTable, str]:
-    """The route table and admin token stored in a router config file."""
-    data = json.loads(path.read_text())
-    return RouteTable.from_dict(data["table"]), str(data["token"])
+    """The route table and admin token of a router config file (``{"table": ..., "token": ...}``).
+
+    A file without ``token`` (a Kubernetes ConfigMap) takes it from ``WORKBENCH_ROUTER_TOKEN`` (a
+    Secret); with neither, the routes cannot be changed through ``PUT /workbench/router``.
+    """
+    try:
+        data = json.loads(path.read_text())
+        table = RouteTable.from_dict(data["table"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{path} is not a router config ({{\"table\": ...}}): {exc}") from exc
+    token = data.get("token") or os.environ.get(ROUTER_TOKEN_ENV, "")
+    return table, str(token)
 
 
 def run_router(config: Path, *, host: str = "127.0.0.1", port: int = 8080,
-               port_file: Path | None = None) -> None:
-    """Serve the router described by ``config`` until SIGTERM."""
+               port_file: Path | None = None, state_dir: Path | None = None) -> None:
+    """Serve the router described by ``config`` until SIGTERM; the bandit's state goes to
+    ``state_dir`` (default: the config's folder)."""
     from workbench.serving.server import bind, run_asgi
 
     table, token = load_config(config)
     sock = bind(host, port)
-    run_asgi(create_router(table, token=token, config_path=config), sock, port_file=port_file)
+    run_asgi(create_router(table, token=token, config_path=config, state_dir=state_dir), sock,
+             port_file=port_file)
