@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -17,7 +18,6 @@ BUILD_OUTPUTS = [
     "node_modules/@jupyterlab/builder/package.json",
     "lib/index.js",
     "tsconfig.tsbuildinfo",
-    "package-lock.json",
     "workbench_jupyterlab/labextension/static/style.js",
 ]
 
@@ -31,6 +31,24 @@ def test_build_outputs_stay_out_of_git() -> None:
     tracked = subprocess.run(["git", "ls-files", *paths], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.split()
     assert tracked == []
+
+
+def test_the_lockfile_is_committed_and_pins_what_package_json_asks_for() -> None:
+    """Every set-up builds the extension from the same Node packages (as jupyterlab-git commits its
+    lockfile); the lockfile says which, by version and hash, and not where they were downloaded."""
+    lock_path = EXTENSION / "package-lock.json"
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(lock_path.relative_to(REPO))], cwd=REPO,
+                             capture_output=True, text=True)
+    assert tracked.returncode == 0, "extensions/workbench-jupyterlab/package-lock.json is not committed"
+    lock = json.loads(lock_path.read_text())
+    package = json.loads((EXTENSION / "package.json").read_text())
+    root = lock["packages"][""]
+    assert root.get("dependencies", {}) == package["dependencies"]
+    assert root.get("devDependencies", {}) == package["devDependencies"]
+    installed = {path: entry for path, entry in lock["packages"].items() if path}
+    assert installed and all(entry.get("integrity") or entry.get("link") for entry in installed.values())
+    assert not [path for path, entry in installed.items() if "resolved" in entry and not entry.get("link")]
+    assert "package-lock=false" not in (EXTENSION / ".npmrc").read_text()
 
 
 @pytest.mark.slow
