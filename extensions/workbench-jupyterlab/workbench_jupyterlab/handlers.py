@@ -7,6 +7,7 @@ JSON API (``<base_url>/workbench/api/...``; shapes in ``src/tokens.ts``)::
     GET    models                              registered models with aliases
     GET    models/NAME/versions                versions of one model, newest first
     PUT    models/NAME/aliases/ALIAS           {"version": "2"}: point the alias at a version
+    GET    targets                             the deployment targets installed, with their options
     GET    deployments                         deployments with live state and health
     POST   deployments                         {"model_uri": ..., "target": "local", "name": ...}
     DELETE deployments/NAME                    stop
@@ -137,6 +138,14 @@ class AliasHandler(WorkbenchAPIHandler):
         await self.answer(lambda: self.workbench.set_alias(name, alias, str(self.body().get("version") or "")))
 
 
+class TargetsHandler(WorkbenchAPIHandler):
+    """``GET targets``: the installed deployment targets, as the deploy dialog offers them."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        await self.answer(self.workbench.targets)
+
+
 class DeploymentsHandler(WorkbenchAPIHandler):
     """``GET deployments`` (with live health) and ``POST deployments`` (deploy, 201 when ready)."""
 
@@ -254,6 +263,7 @@ def setup_handlers(web_app: tornado.web.Application) -> None:
         (url_path_join(api, "models"), ModelsHandler),
         (url_path_join(api, "models", name, "versions"), VersionsHandler),
         (url_path_join(api, "models", name, "aliases", r"(?P<alias>[^/]+)"), AliasHandler),
+        (url_path_join(api, "targets"), TargetsHandler),
         (url_path_join(api, "deployments"), DeploymentsHandler),
         (url_path_join(api, "deployments", name), DeploymentHandler),
         (url_path_join(api, "deployments", name, "rollback"), RollbackHandler),
