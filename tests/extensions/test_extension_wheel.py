@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -51,6 +52,25 @@ def test_the_lockfile_is_committed_and_pins_what_package_json_asks_for() -> None
     assert "package-lock=false" not in (EXTENSION / ".npmrc").read_text()
 
 
+def test_the_settings_schema_that_package_json_names_is_shipped() -> None:
+    """JupyterLab reads the plugin's settings from ``<schemaDir>/<plugin>.json``; the defaults there are
+    the ones the extension applies before the setting registry answers."""
+    package = json.loads((EXTENSION / "package.json").read_text())
+    schema_dir = EXTENSION / package["jupyterlab"]["schemaDir"]
+    assert f"{schema_dir.name}/*.json" in package["files"]
+    plugin_ids = re.findall(r"PLUGIN_ID = '([^']+)'", (EXTENSION / "src" / "index.ts").read_text())
+    assert plugin_ids == ["@workbench/jupyterlab:plugin"]
+    schema = json.loads((schema_dir / "plugin.json").read_text())
+    assert schema["type"] == "object" and schema["additionalProperties"] is False
+    defaults = {name: spec["default"] for name, spec in schema["properties"].items()}
+    assert set(defaults) == {"refreshInterval", "defaultTarget"}
+    tokens = (EXTENSION / "src" / "tokens.ts").read_text()
+    in_code = re.search(r"DEFAULT_SETTINGS: ISettings = \{ refreshInterval: (\d+), defaultTarget: '([^']+)' \}", tokens)
+    assert in_code and (int(in_code.group(1)), in_code.group(2)) == (defaults["refreshInterval"],
+                                                                     defaults["defaultTarget"])
+    assert all(spec.get("title") and spec.get("description") for spec in schema["properties"].values())
+
+
 @pytest.mark.slow
 def test_the_wheel_holds_the_lab_extension_and_the_server_config_and_no_lab_wide_settings(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(EXTENSION)],
@@ -60,6 +80,7 @@ def test_the_wheel_holds_the_lab_extension_and_the_server_config_and_no_lab_wide
     data = f"{wheel.name.split('-py3')[0]}.data/data/"
     lab = data + "share/jupyter/labextensions/@workbench/jupyterlab/"
     assert {lab + "package.json", lab + "install.json", lab + "static/style.js"} <= names
+    assert lab + "schemas/@workbench/jupyterlab/plugin.json" in names  # the settings schema
     assert any(n.startswith(lab + "static/remoteEntry.") for n in names)
     assert data + "etc/jupyter/jupyter_server_config.d/workbench_jupyterlab.json" in names
     assert [n for n in names if n.startswith(data + "share/jupyter/lab/settings/")] == []  # no Lab-wide overrides

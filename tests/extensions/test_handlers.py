@@ -38,6 +38,7 @@ UNAUTHENTICATED = {"Authorization": ""}  # jp_fetch keeps a header the test sets
         ("GET", ("models",), None),
         ("GET", ("models", "fixture-rf", "versions"), None),
         ("PUT", ("models", "fixture-rf", "aliases", "stolen"), '{"version": "1"}'),
+        ("GET", ("targets",), None),
         ("GET", ("deployments",), None),
         ("POST", ("deployments",), '{"model_uri": "models:/fixture-rf@champion"}'),
         ("DELETE", ("deployments", "anything"), None),
