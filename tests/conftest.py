@@ -201,6 +201,81 @@ def postgres_bin() -> Path:
     return found[-1].parent
 
 
+class PostgresCluster:
+    """A throwaway PostgreSQL server (Debian's binaries) on a free loopback port, run as the postgres
+    user when the tests run as root (PostgreSQL refuses root). ``url`` names its ``workbench``
+    database; :meth:`stop` and :meth:`start` take it away and bring it back on the same port."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        import subprocess
+        import tempfile
+
+        from support import free_port
+
+        self.bin = bin_dir
+        # Not under pytest's temporary folder: that one is private to root, and the server runs as postgres.
+        self.data = Path(tempfile.mkdtemp(prefix="workbench-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "postgres", "postgres")
+        self.port = free_port()
+        subprocess.run(self._as_postgres([str(bin_dir / "initdb"), "-D", str(self.data), "-A", "trust",
+                                          "-U", "postgres"]), check=True, capture_output=True)
+        self.start()
+        subprocess.run(self._as_postgres([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                                          "-U", "postgres", "workbench"]), check=True, capture_output=True)
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/workbench"
+
+    @staticmethod
+    def _as_postgres(cmd: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        import subprocess
+
+        subprocess.run(self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
+                                          str(self.data / "server.log"), "-w", "-o",
+                                          f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start"]),
+                       check=True, capture_output=True)
+
+    def stop(self) -> None:
+        """Stop the server (``pg_ctl -m fast``: open connections are cut, as when a database goes)."""
+        import subprocess
+
+        subprocess.run(self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
+                                          "stop"]), check=True, capture_output=True)
+
+    def remove(self) -> None:
+        """Stop the server and delete its files."""
+        import contextlib
+        import subprocess
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_bin: Path) -> Iterator[str]:
+    """One PostgreSQL server for the session; yields the URL of its empty ``workbench`` database
+    (``postgresql://postgres@127.0.0.1:PORT/workbench``). Tests keep apart by their own names."""
+    cluster = PostgresCluster(postgres_bin)
+    try:
+        yield cluster.url
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture()
+def postgres_cluster(postgres_bin: Path) -> Iterator[PostgresCluster]:
+    """A PostgreSQL server of the test's own, for tests that stop and start it."""
+    cluster = PostgresCluster(postgres_bin)
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
 @pytest.fixture(scope="session")
 def checkov_bin() -> Path:
     """checkov, the outside checker of the Kubernetes manifests, in its own environment (`make tools`)."""

@@ -141,6 +141,11 @@ class Settings:
     #: Largest snapshot stored, in bytes of Parquet (``WORKBENCH_MAX_SNAPSHOT_BYTES``); a larger one is
     #: not stored and the model's snapshot manifest says so.
     max_snapshot_bytes: int = 100_000_000
+    #: The shared prediction log store (``WORKBENCH_LOG_URL``, ``postgresql://user@host:port/db``):
+    #: model servers write their records there, spooling to their log folder while it is away;
+    #: ``None``: each server's embedded SQLite log (see :mod:`workbench.predlog`). Left out of the
+    #: repr: it may hold a password.
+    log_url: str | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -162,6 +167,9 @@ class Settings:
             raise ConfigurationError("max_code_bytes (WORKBENCH_MAX_CODE_BYTES) must be positive")
         if self.max_snapshot_bytes <= 0:
             raise ConfigurationError("max_snapshot_bytes (WORKBENCH_MAX_SNAPSHOT_BYTES) must be positive")
+        if self.log_url is not None and not self.log_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigurationError("log_url (WORKBENCH_LOG_URL) must be a postgresql:// URL, or unset for the "
+                                     "embedded SQLite log")
         object.__setattr__(self, "allowed_origins", tuple(o.rstrip("/") for o in self.allowed_origins))
 
     @classmethod
@@ -187,6 +195,7 @@ class Settings:
             warm_server=_env_bool("WARM_SERVER", cls.warm_server),
             snapshot_data=_env_bool("SNAPSHOT_DATA", cls.snapshot_data),
             max_snapshot_bytes=_env_int("MAX_SNAPSHOT_BYTES", cls.max_snapshot_bytes),
+            log_url=os.environ.get(_ENV_PREFIX + "LOG_URL") or None,
         )
 
     @property
@@ -231,6 +240,7 @@ class Settings:
             "TRACKING_URI": self.tracking_uri,
             "REGISTRY_URI": self.registry_uri,
             "BASE_IMAGE": self.base_image,
+            "LOG_URL": self.log_url,
         }
         env.update({_ENV_PREFIX + k: v for k, v in optional.items() if v})
         env[_ENV_PREFIX + "MAX_BODY_BYTES"] = str(self.max_body_bytes)

@@ -28,7 +28,7 @@ from workbench.errors import InvalidInputError, SchemaError, StoreUnavailableErr
 from workbench.serving.codecs import InputBatch
 from workbench.serving.metrics import ServerMetrics
 from workbench.serving.model import Prediction, ServedModel
-from workbench.predlog import LogRecord, PredictionLog
+from workbench.predlog import LogRecord, LogWriter
 
 __all__ = ["Batcher", "RequestInfo"]
 
@@ -74,7 +74,7 @@ class Batcher:
     def __init__(
         self,
         model: ServedModel,
-        log: PredictionLog,
+        log: LogWriter,
         metrics: ServerMetrics,
         *,
         max_batch_size: int = 256,
@@ -245,7 +245,7 @@ class Batcher:
                 self.metrics.log_failures.labels(*self._labels).inc(len(answered))
             failure = None if error is None else StoreUnavailableError(
                 f"the prediction log could not record this request ({error}), so the prediction is not "
-                f"returned: nothing is answered unlogged. Check free space and permissions of {self.log.folder}"
+                f"returned: nothing is answered unlogged. Check {self.log.where}"
             )
             for item, prediction in answered:
                 loop.call_soon_threadsafe(_settle, item.future, prediction, failure)
