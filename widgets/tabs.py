@@ -11,14 +11,25 @@ JupyterLab extension's main-area pages (a tab with ``lab_page`` is one). A new t
     tabs.register(tabs.ReviewTab(
         "Latency", lambda ctx: pn.pane.Markdown(f"latency of {ctx.model_uri}"), page="model", order=65))
 
+An installed package adds tabs to every page, ``workbench review``'s included, through the entry-point
+group ``workbench.review_tabs`` (:data:`TAB_GROUP`): each entry point names a :class:`ReviewTab`, a
+list of them, or a function returning either::
+
+    [project.entry-points."workbench.review_tabs"]
+    latency = "my_package.tabs:LATENCY_TAB"
+
 Each tab is built the first time it is shown (:class:`TabSet`), from a :class:`TabContext` saying what
 the page shows; ``follow`` points a tab already built at what the page shows now (another version).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
+from importlib.metadata import entry_points
 from typing import Any
 
 import panel as pn
@@ -27,10 +38,15 @@ import workbench as wb
 from workbench.errors import InvalidInputError
 from workbench.widgets import governance_available
 
-__all__ = ["NEEDS", "PAGES", "ReviewTab", "TabContext", "TabSet", "lab_pages", "register", "tabs_of", "unregister"]
+__all__ = ["NEEDS", "PAGES", "TAB_GROUP", "ReviewTab", "TabContext", "TabSet", "lab_pages", "register", "tabs_of", "unregister"]
 
 #: The pages that show tabs: one model's review, the home page, one deployment's page.
 PAGES = ("model", "home", "deployment")
+
+#: The entry-point group of installed packages' review tabs.
+TAB_GROUP = "workbench.review_tabs"
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,10 +135,32 @@ def unregister(page: str, name: str) -> None:
         raise InvalidInputError(f"the {page} page has no tab {name!r}; its tabs: {[t.name for t in tabs_of(page)]}")
 
 
+@functools.cache
+def _load_installed(path: tuple[str, ...]) -> None:
+    """Register the tabs of the ``workbench.review_tabs`` entry points found on ``path`` (once per path).
+
+    A plugin that fails to load or clashes with a tab already there is left out with a warning that
+    names it: one broken package does not take the review pages down.
+    """
+    for ep in entry_points(group=TAB_GROUP):
+        try:
+            found = ep.load()
+            if callable(found) and not isinstance(found, ReviewTab):
+                found = found()
+            for tab in [found] if isinstance(found, ReviewTab) else list(found):
+                if not isinstance(tab, ReviewTab):
+                    raise TypeError(f"{tab!r} is not a workbench.widgets.tabs.ReviewTab")
+                if (tab.page, tab.name) not in _registry or _registry[(tab.page, tab.name)] is not tab:
+                    register(tab)
+        except Exception as exc:  # a plugin's bug: shown in the log, the other tabs still show
+            _log.warning("review tabs of %s = %s left out: %s (fix or uninstall that package)", ep.name, ep.value, exc)
+
+
 def tabs_of(page: str, context: TabContext | None = None) -> list[ReviewTab]:
     """The tabs of ``page`` in order, those whose needs ``context`` meets (all needs, without one)."""
     if page not in PAGES:
         raise InvalidInputError(f"no page {page!r}; pages: {list(PAGES)}")
+    _load_installed(tuple(sys.path))
     found = sorted((t for (p, _), t in _registry.items() if p == page), key=lambda t: (t.order, t.name))
     if context is None:
         return found
@@ -131,6 +169,7 @@ def tabs_of(page: str, context: TabContext | None = None) -> list[ReviewTab]:
 
 def lab_pages() -> dict[str, dict[str, str]]:
     """The JupyterLab pages that open one tab: page name -> the query arguments that show it."""
+    _load_installed(tuple(sys.path))
     return {t.lab_page: {"section": t.name} for page in PAGES for t in tabs_of(page) if t.lab_page}
 
 

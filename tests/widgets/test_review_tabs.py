@@ -101,3 +101,28 @@ def test_a_bad_registration_says_what_to_fix() -> None:
         tabs.register(tabs.ReviewTab("Drift", lambda ctx: None))
     with pytest.raises(InvalidInputError, match="has no tab 'Nope'"):
         tabs.unregister("model", "Nope")
+
+
+def test_an_installed_package_adds_a_tab_through_its_entry_point(two_versions, tab_plugin, monkeypatch) -> None:
+    first, _ = two_versions
+    monkeypatch.syspath_prepend(tab_plugin)
+    try:
+        review = ModelReview(model_name=first.name, version=first.version, section="Plugin tab")
+        assert review.param.section.objects[-1] == "Plugin tab"
+        assert f"plugin tab of {first.uri}" in shown_text(review)
+    finally:
+        tabs.unregister("model", "Plugin tab")
+
+
+def test_a_broken_plugin_is_left_out_with_a_warning_and_the_pages_still_show(two_versions, tmp_path, monkeypatch,
+                                                                             caplog) -> None:
+    first, _ = two_versions
+    info = tmp_path / "wb_broken_tabs-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wb_broken_tabs\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[workbench.review_tabs]\nbroken = wb_broken_tabs_missing:TAB\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    review = ModelReview(model_name=first.name)
+    assert review.param.section.objects[:2] == ["Overview", "Runs"]
+    assert "review tabs of broken = wb_broken_tabs_missing:TAB left out: No module named 'wb_broken_tabs_missing'" \
+        in caplog.text
