@@ -169,7 +169,6 @@ def tabs_of(page: str, context: TabContext | None = None) -> list[ReviewTab]:
 
 def lab_pages() -> dict[str, dict[str, str]]:
     """The JupyterLab pages that open one tab: page name -> the query arguments that show it."""
-    _load_installed(tuple(sys.path))
     return {t.lab_page: {"section": t.name} for page in PAGES for t in tabs_of(page) if t.lab_page}
 
 
