@@ -14,7 +14,16 @@ import { askDeploy, confirm } from './dialogs';
 import { errorMessage } from './handler';
 import { createPageTracker, WorkbenchPage } from './pages';
 import { WorkbenchSidebar } from './sidebar';
-import { CommandIDs, DEFAULT_SETTINGS, IDeployRequest, IModelVersion, ISettings, PageName, SnippetSubject } from './tokens';
+import {
+  CommandIDs,
+  DEFAULT_SETTINGS,
+  IDeployRequest,
+  IModelVersion,
+  ISettings,
+  ITarget,
+  PageName,
+  SnippetSubject
+} from './tokens';
 
 /** The sidebar's icon. */
 export const workbenchIcon = new LabIcon({ name: 'workbench:icon', svgstr: workbenchSvg });
@@ -149,7 +158,7 @@ function activate(
       const given = args as { target?: string; name?: string };
       let choice = given.target ? { target: given.target, name: given.name ?? '' } : null;
       if (!choice) {
-        let targets;
+        let targets: ITarget[];
         try {
           targets = await model.targets();
         } catch (error) {
