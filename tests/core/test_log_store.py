@@ -259,3 +259,17 @@ def test_the_embedded_log_stays_the_default(serve_model, registered_model, numer
     assert _predict(server.url, X.iloc[:2], "embedded-0").status_code == 200
     assert read_predictions(server.log_dir).records["request_id"].tolist() == ["embedded-0"]
     assert _ready(server.url)["log"]["state"] == "sqlite"
+
+
+def test_store_addresses_never_show_a_password() -> None:
+    from workbench.predlog import log_store_env, log_store_source
+
+    url = "postgresql://wb:s3cret@db.internal:5432/logs?sslmode=prefer"
+    assert log_store_source(url, "churn") == "postgresql://wb@db.internal:5432/logs?sslmode=prefer&deployment=churn"
+    source = StoreSource(f"{url}&deployment=churn")
+    assert "s3cret" not in source.name and "s3cret" not in repr(source)
+    assert source.url.deployment == "churn" and "deployment" not in source.url.dsn  # libpq never sees it
+    assert log_store_env(url, "churn") == {"WORKBENCH_LOG_URL": url, "WORKBENCH_DEPLOYMENT": "churn"}
+    assert "s3cret" not in repr(wb.Settings(home=Path("/tmp/x"), log_url=url))
+    with pytest.raises(wb.errors.ConfigurationError, match="postgresql://"):
+        wb.Settings(home=Path("/tmp/x"), log_url="mysql://wb@db/logs")

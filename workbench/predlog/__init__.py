@@ -29,7 +29,7 @@ from workbench.predlog.feedback import (
 )
 from workbench.predlog.log import PredictionLog
 from workbench.predlog.store import StoreSource, StoreURL, is_store_url
-from workbench.predlog.writer import LogWriter, open_log
+from workbench.predlog.writer import LogWriter, log_store_env, log_store_source, open_log
 from workbench.predlog.reader import LogRows, PredictionPage, log_rows, page_rows, read_predictions
 from workbench.predlog.schema import META_COLUMNS, OUTPUT_NAMES, LogHealth, LogRecord, is_output_column
 from workbench.predlog.sources import (
@@ -70,6 +70,8 @@ __all__ = [
     "labelled_rows",
     "latest_feedback",
     "log_rows",
+    "log_store_env",
+    "log_store_source",
     "open_log",
     "page_rows",
     "parse_feedback",

@@ -116,7 +116,9 @@ class StoreURL:
     def name(self) -> str:
         """The address without its password: what sources are named by and what messages show."""
         shown = _redact(self.dsn)
-        return f"{shown}?deployment={self.deployment}" if self.deployment else shown
+        if not self.deployment:
+            return shown
+        return f"{shown}{'&' if urlsplit(shown).query else '?'}{urlencode({'deployment': self.deployment})}"
 
     def __repr__(self) -> str:
         return f"StoreURL({self.name!r})"
@@ -195,14 +197,28 @@ def lock_deployment(cur: Any, deployment: str) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(f"workbench-log:{deployment}"),))
 
 
+def _insert_sql(n: int) -> str:
+    row = f"({','.join(['%s'] * len(INSERT_COLUMNS))})"
+    return (f"INSERT INTO workbench_predictions ({', '.join(INSERT_COLUMNS)}) VALUES {','.join([row] * n)} "
+            "ON CONFLICT (replica, idem_key) DO NOTHING")
+
+
 def insert_predictions(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert rows of :data:`INSERT_COLUMNS` in one multi-row statement; a key already there is skipped."""
+    """Insert rows of :data:`INSERT_COLUMNS` in one multi-row statement, inside the caller's
+    transaction; a key already there is skipped."""
+    if rows:
+        cur.execute(_insert_sql(len(rows)), [value for row in rows for value in row])
+
+
+def commit_predictions(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Commit rows of :data:`INSERT_COLUMNS` in one round trip, on an autocommit connection: the
+    deployments' locks and one multi-row insert, sent as one statement string, which PostgreSQL runs
+    as one transaction."""
     if not rows:
         return
-    from psycopg2.extras import execute_values
-
-    execute_values(cur, f"INSERT INTO workbench_predictions ({', '.join(INSERT_COLUMNS)}) VALUES %s "
-                        "ON CONFLICT (replica, idem_key) DO NOTHING", rows, page_size=max(len(rows), 1))
+    locks = "".join(f"SELECT pg_advisory_xact_lock({_lock_id(f'workbench-log:{d}')}); "
+                    for d in sorted({row[0] for row in rows}))
+    cur.execute(locks + _insert_sql(len(rows)), [value for row in rows for value in row])
 
 
 class PostgresBook:

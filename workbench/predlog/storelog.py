@@ -39,6 +39,7 @@ from workbench.predlog.store import (
     PostgresBook,
     StoreSource,
     StoreURL,
+    commit_predictions,
     connect,
     insert_predictions,
     is_unreachable,
@@ -111,8 +112,8 @@ class StoreLog(QueuedLog):
                              f"nor to the spool {self.path} ({self._spool_problem}): requests are refused with "
                              "503 until either works; start PostgreSQL or free the disk", self._spooled)
         if self._spooling:
-            return LogHealth(True, "spool", f"the log store is unreachable ({self._store_problem}); records wait in "
-                             f"{self.path} and are written to the store once it answers", self._spooled)
+            return LogHealth(True, "spool", f"records wait in {self.path} and go to the log store once it answers "
+                             f"({self._store_problem or 'draining'})", self._spooled)
         return LogHealth(True, "store", f"writing to the log store {self.url.name}", self._spooled)
 
     # -- the writer thread ----------------------------------------------------------------------
@@ -120,6 +121,8 @@ class StoreLog(QueuedLog):
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.url)
+            # Transactions are spelled out (or one statement string is one): see _write_store.
+            self._conn.autocommit = True
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -194,8 +197,12 @@ class StoreLog(QueuedLog):
     def _write_store(self, predictions: list[tuple[Any, ...]],
                      feedback: list[tuple[WriteJob, list[tuple[str, Any]]]], now: float) -> None:
         conn = self._connection()
-        try:
-            with conn.cursor() as cur:
+        with conn.cursor() as cur:
+            if not feedback:  # the common case: one round trip
+                commit_predictions(cur, predictions)
+                return
+            cur.execute("BEGIN")
+            try:
                 lock_deployment(cur, self.deployment)
                 insert_predictions(cur, predictions)
                 book = PostgresBook(cur, self.deployment, self.replica)
@@ -203,11 +210,11 @@ class StoreLog(QueuedLog):
                 for job, keyed in feedback:  # after the predictions: feedback may label one of them
                     book.keys = {id(item): key for key, item in keyed}
                     results.append(classify_feedback(book, job.feedback, now=now, model_version=job.version))
-            conn.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                conn.rollback()
-            raise
+                cur.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    cur.execute("ROLLBACK")
+                raise
         for (job, _), found in zip(feedback, results):
             job.results = found
 
@@ -256,16 +263,8 @@ class StoreLog(QueuedLog):
         batch = self._spool.oldest_predictions(self._drain_chunk)
         if not batch:
             return False
-        try:
-            with conn.cursor() as cur:
-                for deployment in sorted({row[0] for _, row in batch}):
-                    lock_deployment(cur, deployment)
-                insert_predictions(cur, [row for _, row in batch])
-            conn.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                conn.rollback()
-            raise
+        with conn.cursor() as cur:
+            commit_predictions(cur, [row for _, row in batch])
         self._spool.forget(predictions=[seq for seq, _ in batch])
         self._spooled = max(0, self._spooled - len(batch))
         return True
@@ -275,8 +274,9 @@ class StoreLog(QueuedLog):
         if not batch:
             return False
         refused = []
-        try:
-            with conn.cursor() as cur:
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
                 for deployment in sorted({s.deployment for s in batch}):
                     lock_deployment(cur, deployment)
                 for spooled in batch:
@@ -286,11 +286,11 @@ class StoreLog(QueuedLog):
                     (result,) = classify_feedback(book, [item], now=spooled.ts, model_version=spooled.model_version)
                     if result.status in ("unknown", "out_of_range"):
                         refused.append(result)
-            conn.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                conn.rollback()
-            raise
+                cur.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    cur.execute("ROLLBACK")
+                raise
         self._spool.forget(feedback=[s.seq for s in batch])
         self._spooled = max(0, self._spooled - len(batch))
         for result in refused:  # what the route would have answered had the store been there

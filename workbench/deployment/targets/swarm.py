@@ -426,8 +426,16 @@ def _task_failure(service: Any) -> str | None:
                 f"(docker save {image} | docker -H NODE load)")
     if len(failed) >= 3:
         status = failed[-1]["Status"]
-        return f"{status.get('State')}: {status.get('Err') or status.get('Message')}"
+        return f"{status.get('State')}: {status.get('Err') or status.get('Message')}\n{_service_output(service)}"
     return None
+
+
+def _service_output(service: Any, tail: int = 15) -> str:
+    """The last lines the service's tasks wrote, to say why they failed."""
+    try:
+        return b"".join(service.logs(stdout=True, stderr=True, tail=tail)).decode(errors="replace").strip()
+    except Exception:  # noqa: BLE001 - the output is a courtesy; the state above says what failed
+        return ""
 
 
 def _log_url() -> str:
