@@ -158,7 +158,7 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
         except InvalidInputError as exc:  # a target no installed plugin knows: say so before a deploy fails
             self._target_summary.object = html.escape(str(exc), quote=False)
             return
-        self._target_summary.object = f"*{html.escape(info.uri)}*: {html.escape(info.summary)}"
+        self._target_summary.object = f"*{html.escape(info.uri, quote=False)}*: {html.escape(info.summary, quote=False)}"
 
     # -- status ----------------------------------------------------------------------------------
 

@@ -205,9 +205,13 @@ class TabSet:
             raise InvalidInputError(f"no tab {name!r}; tabs: {self.names}")
         if name not in self._built:
             context = self._context()
-            self._built[name] = self._tabs[name].build(context)
+            built = self._tabs[name].build(context)
             self._seen[name] = context
-            self._slots[name][:] = [self._built[name]]
+            self._built[name] = built
+            self._slots[name][:] = [built]
+            # What the page learnt while the tab was being built (a background load finishing) was
+            # not followed by it: catch up now.
+            self._follow(name, self._context())
         return self._built[name]
 
     def show(self, name: str) -> Any:
@@ -222,11 +226,14 @@ class TabSet:
         """Point every built tab at what the page shows now: its ``follow``, if what it follows changed
         (so a choice made inside a tab stands until the page moves on)."""
         context = self._context()
-        for name, component in self._built.items():
-            tab, seen = self._tabs[name], self._seen[name]
-            if tab.follow is not None and any(getattr(seen, f) != getattr(context, f) for f in tab.follows):
-                tab.follow(component, context)
-            self._seen[name] = context
+        for name in list(self._built):  # a copy: a page's background work calls this while tabs are built
+            self._follow(name, context)
+
+    def _follow(self, name: str, context: TabContext) -> None:
+        tab, seen = self._tabs[name], self._seen[name]
+        self._seen[name] = context
+        if tab.follow is not None and any(getattr(seen, f) != getattr(context, f) for f in tab.follows):
+            tab.follow(self._built[name], context)
 
 
 # -- the workbench's own tabs ---------------------------------------------------------------------
