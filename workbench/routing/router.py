@@ -132,6 +132,9 @@ class InFlightError(Exception):
     """A server failed after it was sent a request: it may have answered and logged it."""
 
 
+#: Seconds the router waits for a server to accept a connection before it tries the next one.
+CONNECT_TIMEOUT = 2.0
+
 #: Seconds between two look-ups of the replicas' addresses when a route table says ``discover``.
 RESOLVE_EVERY = 2.0
 
@@ -482,7 +485,9 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        router.client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        # A replica gone with its node leaves an address nothing answers from: give up connecting to
+        # it soon and try the next, instead of holding the request for the whole timeout.
+        router.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT), limits=limits)
         await router.resolve()
         resolver = asyncio.get_running_loop().create_task(router.keep_resolving())
         try:
