@@ -10,8 +10,8 @@ CHECKOV := .tools/checkov/bin/checkov
 # The JupyterLab extension: its own distribution, built from source with Node (npm) when installed.
 EXT := extensions/workbench-jupyterlab
 EXT_STAMP := $(VENV)/.labextension
-EXT_SOURCES := $(EXT)/pyproject.toml $(EXT)/package.json $(EXT)/tsconfig.json \
-	$(wildcard $(EXT)/src/*.ts $(EXT)/style/*.css $(EXT)/style/*.js $(EXT)/style/icons/*.svg \
+EXT_SOURCES := $(EXT)/pyproject.toml $(EXT)/package.json $(EXT)/package-lock.json $(EXT)/tsconfig.json \
+	$(wildcard $(EXT)/src/*.ts $(EXT)/schema/*.json $(EXT)/style/*.css $(EXT)/style/*.js $(EXT)/style/icons/*.svg \
 	$(EXT)/jupyter-config/server-config/*.json)
 
 .PHONY: lab test setup system tools check lint-ext clean

@@ -21,7 +21,8 @@ Components: :class:`ExperimentBrowser`, :class:`ModelRegistry`, :class:`PackageB
 :class:`ModelReview`,
 :class:`RetrainProgress`, and, when
 :mod:`workbench.governance` is installed, :class:`Fairness` and :class:`ModelCard`. Pages for
-``panel serve``: :mod:`workbench.widgets.apps`. Progress bars for long calls from plain Python
+``panel serve``: :mod:`workbench.widgets.apps`; the tabs of those pages and of ModelReview, where a
+new tab registers: :mod:`workbench.widgets.tabs`. Progress bars for long calls from plain Python
 (``tqdm``: a widget in notebooks, text in terminals): :mod:`workbench.widgets.progress`.
 
 Offline

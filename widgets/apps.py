@@ -9,8 +9,9 @@ extension, ``pn.serve``)::
     /review?deployment=churn         one deployment: live drift, explanations, status
     /review?experiment=churn         ExperimentBrowser of one experiment
 
-Layouts are plain Panel columns and tabs: no template, so no web font or stylesheet is fetched from
-outside the machine.
+The tabs of each page are those registered for it in :mod:`workbench.widgets.tabs` (pages
+``"home"``, ``"model"`` and ``"deployment"``). Layouts are plain Panel columns and tabs: no template,
+so no web font or stylesheet is fetched from outside the machine.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import panel as pn
 
 from workbench.errors import WorkbenchError
-from workbench.widgets import ui
+from workbench.widgets import tabs, ui
 from workbench.widgets.app import DEFAULT_MODEL_ENV
 
 __all__ = [
@@ -58,15 +59,7 @@ def _frame(title: str, body: Any, *, subtitle: str = "") -> pn.Column:
 
 def home_page(section: str | None = None) -> pn.viewable.Viewable:
     """Every registered model (open one's review from there), experiment runs, deployments and drift."""
-    import workbench.widgets as wbw
-
-    builders = {
-        "Models": lambda: wbw.ModelRegistry(),
-        "Experiments": lambda: wbw.ExperimentBrowser(),
-        "Deployments": lambda: wbw.Deployments(),
-        "Drift": lambda: wbw.DriftMonitor(),
-    }
-    return _frame(TITLE, _lazy_tabs(builders, section or "Models"))
+    return _frame(TITLE, _tabs("home", tabs.TabContext(), section))
 
 
 def review_page(model: str, version: str | None = None, section: str | None = None) -> pn.viewable.Viewable:
@@ -79,14 +72,8 @@ def review_page(model: str, version: str | None = None, section: str | None = No
 
 def deployment_page(deployment: str, section: str | None = None) -> pn.viewable.Viewable:
     """One deployment: its live drift, explanations of its latest predictions, and its status."""
-    import workbench.widgets as wbw
-
-    builders = {
-        "Drift": lambda: wbw.DriftMonitor(deployment=deployment),
-        "Explanations": lambda: wbw.Explanations(deployment=deployment),
-        "Status": lambda: wbw.Deployments(selected=deployment),
-    }
-    return _frame(f"{TITLE}: deployment {deployment}", _lazy_tabs(builders, section or "Drift"))
+    return _frame(f"{TITLE}: deployment {deployment}", _tabs("deployment", tabs.TabContext(deployment=deployment),
+                                                               section))
 
 
 def experiments_page(experiment: str | None = None) -> pn.viewable.Viewable:
@@ -159,20 +146,7 @@ def _freeze_loaded_modules() -> None:
         gc.freeze()
 
 
-def _lazy_tabs(builders: Mapping[str, Any], first: str) -> pn.Tabs:
-    """Tabs whose content is built the first time the tab is shown."""
-    names = list(builders)
-    slots = {name: pn.Column(sizing_mode="stretch_width") for name in names}
-    tabs = pn.Tabs(*[(name, slots[name]) for name in names], sizing_mode="stretch_width")
-
-    def show(index: int) -> None:
-        name = names[index]
-        if not len(slots[name]):
-            slots[name][:] = [builders[name]()]
-
-    tabs.param.watch(lambda event: show(event.new), "active")
-    start = names.index(first) if first in names else 0
-    tabs.active = start
-    if start == 0:
-        show(0)
-    return tabs
+def _tabs(page: str, context: tabs.TabContext, section: str | None) -> pn.Tabs:
+    """The registered tabs of ``page``, ``section`` in front (else the first), each built when first shown."""
+    found = tabs.tabs_of(page, context)
+    return tabs.TabSet(found, lambda: context, first=section or found[0].name).panel

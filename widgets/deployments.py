@@ -67,9 +67,10 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
     model_uri = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""
         The model version to deploy, update to, or start as challenger (``models:/churn/3``,
         ``models:/churn@champion``).""")
-    target = param.Selector(default="local", objects=["local", "docker"], check_on_set=False, doc="""
-        Where a new deployment runs: ``local`` (a process), ``docker`` (a container; the model is
-        packaged first), or another target URI.""")
+    target = param.Selector(default="local", objects=[], check_on_set=False, doc="""
+        Where a new deployment runs: one of the installed targets, as ``wb.deploy_targets()`` lists
+        them (``local``, a process; ``docker``, a container, the model packaged first; ...), or
+        another target URI (``k8s://CONTEXT/NAMESPACE``).""")
     deployment_name = param.String(default="", doc="Name of a new deployment (default: from the model's name).")
     selected = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""
         The deployment that logs, update, rollback, stop and challenger actions apply to.""")
@@ -90,6 +91,9 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         ui.offer_models(self, self.model_name)
+        # The targets installed (entry points), not a list of our own: a plugin's target shows too.
+        self.param.target.objects = [t.name for t in wb.deploy_targets()]
+        self._target_summary = ui.markdown()
         self._action = BackgroundTask()
         self._status = BackgroundTask()
         self._glances = wb.Glances()
@@ -114,6 +118,7 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
                                                 width=200),
                 button("Deploy", self.deploy, "primary"),
             ),
+            self._target_summary,
             ui.progress_row(self._action, width=320),
             ui.error_alert(self._action),
             self._table,
@@ -139,10 +144,21 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         self._poller = pn.state.add_periodic_callback(self._poll, period=int(self.interval * 1000), start=self.live)
+        self._show_target()
         self.refresh()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
+
+    @param.depends("target", watch=True)
+    def _show_target(self) -> None:
+        """Say what the chosen target runs, and where (its one-line summary in the listing)."""
+        try:
+            info = wb.get_target_info(self.target or "")
+        except InvalidInputError as exc:  # a target no installed plugin knows: say so before a deploy fails
+            self._target_summary.object = html.escape(str(exc), quote=False)
+            return
+        self._target_summary.object = f"*{html.escape(info.uri, quote=False)}*: {html.escape(info.summary, quote=False)}"
 
     # -- status ----------------------------------------------------------------------------------
 

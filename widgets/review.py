@@ -6,11 +6,12 @@
     ModelReview(model_name="churn")                 # the champion (or the newest version)
     ModelReview(model_name="churn", version="3")
 
-Tabs: an overview (lineage, metrics and parameters of its run, the data profile, where it is
-deployed), the runs of its experiment, its versions and aliases, what changed from the version before
-(:class:`~workbench.widgets.VersionComparison`), packaging, deployments, live drift,
-explanations, and, when :mod:`workbench.governance` is installed, fairness and the model card.
-Each tab is built the first time it is shown, so opening the page costs only the overview.
+Tabs (the ``"model"`` page of :mod:`workbench.widgets.tabs`, where a new one registers): an overview
+(lineage, metrics and parameters of its run, the data profile, where it is deployed), the runs of its
+experiment, its versions and aliases, what changed from the version before
+(:class:`~workbench.widgets.VersionComparison`), packaging, deployments, live drift, explanations,
+and, when :mod:`workbench.governance` is installed, fairness and the model card. Each tab is built the
+first time it is shown, so opening the page costs only the overview.
 """
 
 from __future__ import annotations
@@ -25,14 +26,10 @@ import param
 import workbench as wb
 from workbench.errors import InvalidInputError, WorkbenchError
 from workbench.profile import PROFILE_COLUMNS
-from workbench.widgets import governance_available, ui
+from workbench.widgets import tabs, ui
 from workbench.widgets.background import BackgroundTask, Job
 
-__all__ = ["ModelReview", "SECTIONS"]
-
-#: The review's tabs, in order (Fairness and Model card only with governance installed).
-SECTIONS = ("Overview", "Runs", "Versions", "Compare versions", "Package", "Deployments", "Drift", "Explanations",
-            "Fairness", "Model card")
+__all__ = ["ModelReview"]
 
 
 class ModelReview(ui.NotebookView, pn.viewable.Viewer):
@@ -43,7 +40,8 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
     model_name = param.String(default=None, allow_None=True, doc="The registered model reviewed.")
     version = param.Selector(default=None, objects=[], check_on_set=False, allow_None=True, doc="""
         The version reviewed (default: the one @champion points at, else the newest).""")
-    section = param.Selector(default="Overview", objects=list(SECTIONS), doc="The tab shown.")
+    section = param.Selector(default="Overview", objects=["Overview"], doc="""
+        The tab shown: one of the ``"model"`` page's tabs in :mod:`workbench.widgets.tabs`.""")
 
     def __init__(self, **params: Any) -> None:
         if not params.get("model_name"):
@@ -54,15 +52,17 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
             params["version"] = (champion or found[0]).version
         elif params.get("version") is not None:
             params["version"] = str(params["version"])
+        section = params.pop("section", "Overview")
         super().__init__(**params)
-        self.param.version.objects = [v.version for v in found]
-        sections = [s for s in SECTIONS if governance_available() or s not in ("Fairness", "Model card")]
-        self.param.section.objects = sections
-        self._task = BackgroundTask()
         self._serving: list[str] = []
         self._experiment: str | None = None
         self._run_id: str | None = None
-        self._built: dict[str, Any] = {}
+        self.param.version.objects = [v.version for v in found]
+        sections = [t.name for t in tabs.tabs_of("model", self._context())]
+        if section not in sections:
+            raise InvalidInputError(f"ModelReview has no section {section!r}; sections: {sections}")
+        self.param.section.objects = sections
+        self._task = BackgroundTask()
         self._header = ui.markdown()
         self._lineage = pn.pane.HTML("", sizing_mode="stretch_width")
         # Tables get their final columns now: see ui.table.
@@ -70,7 +70,8 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
         self._profile = ui.table(pd.DataFrame(columns=list(PROFILE_COLUMNS)), label="data profile", selectable=False)
         self._profile_note = ui.markdown()
         self._deployed = pn.pane.HTML("", sizing_mode="stretch_width")
-        overview = pn.Column(
+        #: The overview tab's content (built here: the page always opens with it loading).
+        self.overview = pn.Column(
             ui.progress_row(self._task),
             ui.error_alert(self._task),
             pn.Row(
@@ -84,19 +85,17 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
             self._profile,
             sizing_mode="stretch_width",
         )
-        self._slots = {name: pn.Column(sizing_mode="stretch_width") for name in sections}
-        self._slots["Overview"][:] = [overview]
-        self._tabs = pn.Tabs(*[(name, self._slots[name]) for name in sections],
-                             sizing_mode="stretch_width")
-        self._tabs.param.watch(self._on_tab, "active")
+        self._tabs = tabs.TabSet(tabs.tabs_of("model", self._context()), self._context)
+        self._tabs.panel.param.watch(self._on_tab, "active")
         self._layout = pn.Column(
             pn.Row(self._header,
                    pn.widgets.Select.from_param(self.param.version, label="Version", width=120),
                    sizing_mode="stretch_width"),
-            self._tabs,
+            self._tabs.panel,
             sizing_mode="stretch_width",
         )
         self._load_overview()
+        self.section = section
         self._show_section()
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -110,26 +109,29 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
     def wait(self, timeout: float | None = 120) -> bool:
         """Block until the overview and the built sections have loaded (for scripts and tests)."""
         waited = self._task.wait(timeout)
-        for component in self._built.values():
+        for component in self._tabs.built.values():
             if hasattr(component, "wait"):
                 waited = component.wait(timeout) and waited
         return waited
 
     def component(self, section: str) -> Any:
-        """The component shown in ``section`` (built now if it was not yet); ``None`` for the overview."""
-        if section not in self._slots:
-            raise InvalidInputError(f"no section {section!r}; sections: {list(self._slots)}")
-        if section != "Overview" and section not in self._built:
-            self._built[section] = self._build(section)
-            self._slots[section][:] = [self._built[section]]
-        return self._built.get(section)
+        """The component shown in ``section`` (built now if it was not yet; the overview's layout for
+        ``"Overview"``)."""
+        if section not in self._tabs.names:
+            raise InvalidInputError(f"no section {section!r}; sections: {self._tabs.names}")
+        return self._tabs.component(section)
+
+    def _context(self) -> tabs.TabContext:
+        """What the review shows, for its tabs (the experiment, run and deployments once loaded)."""
+        return tabs.TabContext(model_name=self.model_name, version=self.version, experiment=self._experiment,
+                               run_id=self._run_id, serving=tuple(self._serving), review=self)
 
     # -- overview --------------------------------------------------------------------------------
 
     @param.depends("version", watch=True)
     def _load_overview(self) -> None:
         name, version, uri = self.model_name, self.version, self.model_uri
-        self._update_built()
+        self._tabs.follow()  # the tabs built so far show the version now reviewed
 
         def work(job: Job[dict[str, Any]]) -> dict[str, Any]:
             versions = {v.version: v for v in wb.versions(name or "")}
@@ -152,12 +154,7 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
         version, lineage = found["version"], found["lineage"]
         self._experiment, self._run_id = found["experiment"], lineage.run_id
         self._serving = [d.name for d in found["serving"]]
-        browser = self._built.get("Runs")
-        if browser is not None:  # shown before the overview finished loading: point it at the run now
-            if self._experiment and browser.experiment != self._experiment:
-                browser.experiment = self._experiment
-            if self._run_id:
-                browser.selected_runs = [self._run_id]
+        self._tabs.follow()  # e.g. the runs, shown before the overview finished loading: at the run now
         aliases = " ".join(ui.badge(f"@{a}", "info") for a in (version.aliases if version else ()))
         self._header.object = (
             f"## {html.escape(self.model_name or '')} <small>v{html.escape(str(self.version))}</small> {aliases}\n"
@@ -189,54 +186,5 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
 
     @param.depends("section", watch=True)
     def _show_section(self) -> None:
-        index = self.param.section.objects.index(self.section)
-        if self._tabs.active != index:
-            self._tabs.active = index
-        self.component(self.section)
-
-    def _build(self, section: str) -> Any:
-        import workbench.widgets as wbw
-
-        uri, name = self.model_uri, self.model_name
-        if section == "Runs":
-            browser = wbw.ExperimentBrowser(experiment=self._experiment)
-            if self._run_id:
-                browser.selected_runs = [self._run_id]
-            return browser
-        if section == "Versions":
-            registry = wbw.ModelRegistry(model_name=name, version=self.version, navigate=False)
-            registry.param.watch(self._on_opened, "opened")
-            return registry
-        if section == "Compare versions":
-            return wbw.VersionComparison(model_name=name, b=self.version)
-        if section == "Package":
-            return wbw.PackageBuilder(model_uri=uri, model_name=name)
-        if section == "Deployments":
-            return wbw.Deployments(model_uri=uri, model_name=name)
-        if section == "Drift":
-            return wbw.DriftMonitor(deployment=self._serving[0] if self._serving else None, model_name=name)
-        if section == "Explanations":
-            return wbw.Explanations(model_uri=uri)
-        if section == "Fairness":
-            return wbw.Fairness(model_uri=uri)
-        if section == "Model card":
-            return wbw.ModelCard(model_uri=uri)
-        raise InvalidInputError(f"unknown section {section!r}")
-
-    def _update_built(self) -> None:
-        """Point the sections already built at the version now reviewed."""
-        uri = self.model_uri
-        for section, component in self._built.items():
-            if section in ("Package", "Deployments", "Explanations", "Fairness", "Model card"):
-                component.model_uri = uri
-            elif section == "Versions":
-                component.version = self.version
-            elif section == "Compare versions":
-                a, b = component.pair_for(self.version)
-                component.param.update(a=a, b=b)
-
-    def _on_opened(self, event: Any) -> None:
-        version = event.new.rsplit("/", 1)[-1]
-        if version and version != self.version:
-            self.version = version
-
+        if hasattr(self, "_tabs"):  # not while __init__ sets the section it was given
+            self._tabs.show(self.section)

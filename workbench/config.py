@@ -161,6 +161,11 @@ class Settings:
     #: Largest snapshot stored, in bytes of Parquet (``WORKBENCH_MAX_SNAPSHOT_BYTES``); a larger one is
     #: not stored and the model's snapshot manifest says so.
     max_snapshot_bytes: int = 100_000_000
+    #: The shared prediction log store (``WORKBENCH_LOG_URL``, ``postgresql://user@host:port/db``):
+    #: model servers write their records there, spooling to their log folder while it is away;
+    #: ``None``: each server's embedded SQLite log (see :mod:`workbench.predlog`). Left out of the
+    #: repr: it may hold a password.
+    log_url: str | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -182,17 +187,20 @@ class Settings:
             raise ConfigurationError("max_code_bytes (WORKBENCH_MAX_CODE_BYTES) must be positive")
         if self.max_snapshot_bytes <= 0:
             raise ConfigurationError("max_snapshot_bytes (WORKBENCH_MAX_SNAPSHOT_BYTES) must be positive")
+        if self.log_url is not None and not self.log_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigurationError("log_url (WORKBENCH_LOG_URL) must be a postgresql:// URL, or unset for the "
+                                     "embedded SQLite log")
         object.__setattr__(self, "allowed_origins", tuple(o.rstrip("/") for o in self.allowed_origins))
         object.__setattr__(self, "allowed_hosts", tuple(h.strip().lower().rstrip(".") for h in self.allowed_hosts))
 
     def __repr__(self) -> str:
         # A store URI may carry a password (postgresql://user:secret@host/db): never in a repr,
         # which a notebook saves with its outputs.
-        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
         for key in ("tracking_uri", "registry_uri"):
             if shown[key]:
                 shown[key] = redact_uri(shown[key])
-        if shown["feedback_token"]:
+        if shown.get("feedback_token"):
             shown["feedback_token"] = "***"
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
@@ -221,6 +229,7 @@ class Settings:
             warm_server=_env_bool("WARM_SERVER", cls.warm_server),
             snapshot_data=_env_bool("SNAPSHOT_DATA", cls.snapshot_data),
             max_snapshot_bytes=_env_int("MAX_SNAPSHOT_BYTES", cls.max_snapshot_bytes),
+            log_url=os.environ.get(_ENV_PREFIX + "LOG_URL") or None,
         )
 
     @property
@@ -265,6 +274,7 @@ class Settings:
             "TRACKING_URI": self.tracking_uri,
             "REGISTRY_URI": self.registry_uri,
             "BASE_IMAGE": self.base_image,
+            "LOG_URL": self.log_url,
         }
         env.update({_ENV_PREFIX + k: v for k, v in optional.items() if v})
         env[_ENV_PREFIX + "MAX_BODY_BYTES"] = str(self.max_body_bytes)

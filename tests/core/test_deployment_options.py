@@ -22,9 +22,9 @@ from workbench.errors import InvalidInputError
     ("local", {"port": "eighty"}, "port must be a whole number from 0 to 65535, not 'eighty'"),
     ("docker", {"replicas": 2, "tag": "x"},
      "unknown option(s) for the docker target: replicas, tag; known: base_image, explain, image, port"),
-    ("swarm", {"replicas": 12}, "the swarm target runs 1 to 9 replicas, not 12"),
-    ("swarm", {"gpus": 1}, "unknown option(s) for the swarm target: gpus; known: base_image, explain, image, port, "
-                           "replicas"),
+    ("swarm", {"replicas": 101}, "replicas must be a whole number from 1 to 100, not 101"),
+    ("swarm", {"gpus": 1}, "unknown option(s) for the swarm target: gpus; known: base_image, explain, image, network, "
+                           "port, registry, replicas"),
     ("k8s://lab/models", {"replica": 3}, "unknown option(s) for the k8s target: replica; known: "),
     ("k8s://lab/models", {"timeout": "soon"}, "timeout is a number of seconds, not 'soon'"),
 ])
@@ -35,6 +35,14 @@ def test_a_bad_option_fails_before_anything_is_reserved(registered_model, target
         wb.deploy(registered_model.uri, target=target, name=name, **options)
     assert str(caught.value).startswith(message)
     assert name not in [d.name for d in wb.deployments()]  # no reservation left behind
+
+
+def test_a_swarm_without_a_shared_log_store_is_refused_before_anything_starts(registered_model) -> None:
+    # Replicas on several nodes cannot each keep their log on their node's disk.
+    assert wb.get_settings().log_url is None
+    with pytest.raises(wb.ConfigurationError, match="set WORKBENCH_LOG_URL=postgresql://"):
+        wb.deploy(registered_model.uri, target="swarm", name="no-store", replicas=12)
+    assert "no-store" not in [d.name for d in wb.deployments()]
 
 
 def test_options_are_read_into_typed_values() -> None:

@@ -114,7 +114,7 @@ def test_a_record_this_version_cannot_read_shows_as_gone_with_the_reason() -> No
     (DockerTarget(), ModelContainer("workbench-churn-champion-r1", "c0ffee", "workbench/churn:3",
                                     "workbench-churn-predictions"),
      RouterContainer("workbench-churn-router", "beef")),
-    (SwarmTarget(), ModelService("workbench-churn-champion-r1", "s1", "workbench/churn:3", 2, 4321),
+    (SwarmTarget(), ModelService("workbench-churn-champion-r1", "s1", "workbench/churn:3", 2, "workbench", "churn"),
      RouterService("workbench-churn-router", "s0")),
 ])
 def test_routed_placements_go_through_json_and_come_back_equal(target: Any, backend: Any, router: Any) -> None:
@@ -184,3 +184,10 @@ def test_history_keeps_the_order_things_happened_in_even_within_one_second() -> 
         ("deploy", 1), ("stop", 1), ("deploy", 2), ("update", 3), ("stop", 3)]
     with pytest.raises(DeploymentNotFoundError, match="was stopped"):
         wb.get_deployment(name)
+
+
+def test_a_swarm_record_of_the_host_network_design_says_to_deploy_again() -> None:
+    old = {"service": "workbench-churn-champion-r1", "service_id": "s1", "image": "workbench/churn:3", "replicas": 2,
+           "port_prefix": 4321}
+    with pytest.raises(wb.DeploymentError, match="docker service rm` and deploy again"):
+        ModelService.from_dict(old)

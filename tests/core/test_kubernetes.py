@@ -10,8 +10,10 @@ back and deletes on a real cluster when KUBECONFIG offers one (see the ``live_cl
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -41,6 +43,7 @@ from workbench.deployment.targets.kubernetes import (
     parse_target_uri,
     push_image,
 )
+from workbench.deployment.targets.kubernetes import KubernetesOptions as KubernetesOptionsForTest
 from workbench.deployment.targets.kubernetes.sizing import SERVER_FOOTPRINT_MIB, default_resources, quantity_value
 from workbench.errors import DeploymentError, EngineUnavailableError, HealthCheckError, InvalidInputError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
@@ -54,8 +57,15 @@ WORKBENCH_LABELS = ("workbench.io/deployment", "workbench.io/model-name", "workb
 RESOURCES = {"requests": "cpu=500m,memory=1Gi", "limits": {"memory": "2Gi"}}
 
 
+STORE_SECRET = "churn-log-store"
+
+
 def spec(version: str = "3", name: str = "churn", **options: Any) -> DeploymentSpec:
-    """A deployment spec as the manager makes it (no MLflow needed: manifests are a pure function)."""
+    """A deployment spec as the manager makes it (no MLflow needed: manifests are a pure function).
+    The log goes to the shared store (``log_secret``) unless the options say where (``None``: nowhere)."""
+    if not {"log_secret", "log_url", "log_claim"} & set(options):
+        options = {"log_secret": STORE_SECRET, **options}
+    options = {k: v for k, v in options.items() if v is not None}
     return DeploymentSpec(name=name, model_uri=f"models:/churn/{version}", model_name="churn", model_version=version,
                           revision=int(version), workdir=Path("/nonexistent"), options=options)
 
@@ -86,19 +96,36 @@ def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str
     return pods
 
 
+NO_ROUTER = {"router": False}
 VARIANTS = {
-    "plain": ({}, None, {"Deployment": 1, "Service": 1, "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 1}),
-    "plain-with-resources": (RESOURCES, None, {"Deployment": 1, "HorizontalPodAutoscaler": 1}),
-    "fixed-replicas": ({"replicas": 3, "max_replicas": 3}, None, {"Deployment": 1, "HorizontalPodAutoscaler": 0}),
+    "plain": ({}, None, {"Deployment": 2, "Service": 2, "HorizontalPodAutoscaler": 1, "PodDisruptionBudget": 2,
+                         "ConfigMap": 1, "NetworkPolicy": 2, "HTTPRoute": 0}),
+    "plain-without-router": (NO_ROUTER, None, {"Deployment": 1, "Service": 1, "HorizontalPodAutoscaler": 1,
+                                               "PodDisruptionBudget": 1, "ConfigMap": 0}),
+    "plain-with-resources": (RESOURCES, None, {"Deployment": 2, "HorizontalPodAutoscaler": 1}),
+    "fixed-replicas": ({"replicas": 3, "max_replicas": 3}, None, {"Deployment": 2, "HorizontalPodAutoscaler": 0}),
     "gateway": ({"gateway": "infra/public", "hostnames": "churn.models.test", "namespace": "models"}, None,
                 {"HTTPRoute": 1}),
     "log-claim": ({"log_claim": "churn-predictions", "service_account": "churn", "image_pull_secrets": "pull"},
-                  None, {"Deployment": 1}),
-    "split": ({}, TrafficPolicy("split", 0.1), {"Deployment": 2, "Service": 2, "HorizontalPodAutoscaler": 2,
-                                                "PodDisruptionBudget": 2, "HTTPRoute": 1}),
+                  None, {"Deployment": 2}),
+    "log-url": ({"log_url": "postgresql://wb:s3cret@pg.data.svc:5432/predictions"}, TrafficPolicy("split", 0.1),
+                {"Secret": 1, "Deployment": 3}),
+    "one-pod-emptydir-log": ({"log_secret": None, "replicas": 1, "max_replicas": 1, "router_replicas": 1}, None,
+                             {"Deployment": 2, "PodDisruptionBudget": 1}),
+    "split": ({}, TrafficPolicy("split", 0.1), {"Deployment": 3, "Service": 3, "HorizontalPodAutoscaler": 2,
+                                                "PodDisruptionBudget": 3, "ConfigMap": 1, "HTTPRoute": 0}),
     "split-with-resources-and-gateway": ({**RESOURCES, "gateway": "public"}, TrafficPolicy("split", 0.25),
-                                         {"Deployment": 2, "HTTPRoute": 1}),
-    "shadow": ({}, TrafficPolicy("shadow"), {"Deployment": 2, "HTTPRoute": 1}),
+                                         {"Deployment": 3, "HTTPRoute": 1}),
+    "shadow": ({}, TrafficPolicy("shadow"), {"Deployment": 3, "ConfigMap": 1, "HTTPRoute": 0}),
+    "bandit-thompson": ({"namespace": "models"}, TrafficPolicy.bandit("thompson"), {"Deployment": 3, "ConfigMap": 1}),
+    "bandit-epsilon-greedy": ({"router_replicas": 3}, TrafficPolicy.bandit("epsilon_greedy", 0.2),
+                              {"Deployment": 3, "ConfigMap": 1}),
+    "split-httproute": (NO_ROUTER, TrafficPolicy("split", 0.1),
+                        {"Deployment": 2, "Service": 2, "HorizontalPodAutoscaler": 2, "PodDisruptionBudget": 2,
+                         "HTTPRoute": 1, "ConfigMap": 0}),
+    "split-httproute-with-resources-and-gateway": ({**NO_ROUTER, **RESOURCES, "gateway": "public"},
+                                                   TrafficPolicy("split", 0.25), {"Deployment": 2, "HTTPRoute": 1}),
+    "shadow-httproute": (NO_ROUTER, TrafficPolicy("shadow"), {"Deployment": 2, "HTTPRoute": 1}),
     "kserve": ({"kserve": True}, None, {"InferenceService": 1, "Deployment": 0, "Service": 0}),
     "kserve-with-resources": ({"kserve": True, **RESOURCES}, None, {"InferenceService": 1}),
     "kserve-canary": ({"kserve": True}, TrafficPolicy("split", 0.1), {"InferenceService": 1, "HTTPRoute": 0}),
@@ -115,12 +142,14 @@ def test_every_manifest_variant_is_valid_against_the_official_schemas(variant: s
         for version in K8S_VERSIONS:
             validate(doc, version)
         assert check_object_syntax(doc) == []
-    # and the YAML a GitOps user commits reads back to the same objects
-    assert list(yaml.safe_load_all(manifests_yaml(docs, header="made by a test"))) == docs
+    # and the YAML a GitOps user commits reads back to the same objects, written out in full (no anchors)
+    text = manifests_yaml(docs, header="made by a test")
+    assert list(yaml.safe_load_all(text)) == docs
+    assert "&id0" not in text and "*id0" not in text
 
 
 def test_the_validators_catch_what_a_cluster_would_reject() -> None:
-    plain, split, kserve = render(), render(policy=TrafficPolicy("split", 0.1)), render({"kserve": True})
+    plain, split, kserve = render(NO_ROUTER), render(NO_ROUTER, TrafficPolicy("split", 0.1)), render({"kserve": True})
 
     def broken(doc: dict[str, Any], change: Any) -> dict[str, Any]:
         copied = copy.deepcopy(doc)
@@ -151,7 +180,9 @@ def test_the_validators_catch_what_a_cluster_would_reject() -> None:
 
 
 def test_pods_meet_the_restricted_pod_security_standard() -> None:
-    for docs in (render(RESOURCES, TrafficPolicy("shadow")), render({"kserve": True})):
+    routed = render(RESOURCES, TrafficPolicy("shadow"))
+    claimed = render({**NO_ROUTER, "log_secret": None, "log_claim": "logs"})
+    for docs in (routed, render({"kserve": True}), claimed):
         for _, pod in pod_specs(docs):
             assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
             assert all("hostPath" not in v for v in pod["volumes"])
@@ -165,21 +196,36 @@ def test_pods_meet_the_restricted_pod_security_standard() -> None:
                 assert sc["capabilities"] == {"drop": ["ALL"]}
                 assert (sc.get("seccompProfile") or pod_sc["seccompProfile"]) == {"type": "RuntimeDefault"}
                 assert "privileged" not in sc
-                # the only writable places: the prediction log and /tmp, both emptyDir volumes
+                assert set(container["resources"]["requests"]) == {"cpu", "memory"}  # never BestEffort
+                assert "memory" in container["resources"]["limits"]
                 mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-                assert set(mounts) == {LOG_DIR, "/tmp"}
                 volumes = {v["name"]: v for v in pod["volumes"]}
-                assert all("emptyDir" in volumes[name] for name in mounts.values())
+                assert container["ports"][0]["containerPort"] == SERVER_PORT == 8080
+                if container["name"] == "router":
+                    # writable: the bandit's state and /tmp (emptyDir); the route table is a read-only ConfigMap
+                    assert mounts == {"/etc/workbench-router": "route-table", "/var/lib/workbench-router":
+                                      "router-state", "/tmp": "tmp"}
+                    assert volumes["route-table"] == {"name": "route-table", "configMap": {"name": "churn-router"}}
+                    assert all("emptyDir" in volumes[n] for n in ("router-state", "tmp"))
+                    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+                        assert container[probe]["httpGet"] == {"path": "/workbench/router", "port": SERVER_PORT}
+                    continue
+                # the only writable places: the log folder (the store's spool, or a claim) and /tmp
+                assert set(mounts) == {LOG_DIR, "/tmp"} and "emptyDir" in volumes[mounts["/tmp"]]
+                log_volume = volumes[mounts[LOG_DIR]]
+                assert ("persistentVolumeClaim" in log_volume) if docs is claimed else (
+                    "emptyDir" in log_volume and log_volume["name"] == "log-spool")
                 assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": SERVER_PORT}
                 assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": SERVER_PORT}
-                assert container["ports"][0]["containerPort"] == SERVER_PORT == 8080
             if pod_sc:  # Deployments: the pod level says it too
                 assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] == USER_ID
-                assert pod["containers"][0]["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
+                probes = pod["containers"][0]["startupProbe"]["httpGet"]["path"]
+                assert probes in ("/v2/health/live", "/workbench/router")
+    assert {c["name"] for _, pod in pod_specs(routed) for c in pod["containers"]} == {"model-server", "router"}
 
 
 def test_labels_annotations_and_selectors_a_platform_team_looks_for() -> None:
-    docs = render({"namespace": "models"}, TrafficPolicy("split", 0.1))
+    docs = render({"namespace": "models", **NO_ROUTER}, TrafficPolicy("split", 0.1))
     for doc in docs:
         labels = doc["metadata"]["labels"]
         assert set(STANDARD_LABELS + WORKBENCH_LABELS) <= set(labels), doc["kind"]
@@ -214,7 +260,7 @@ def test_labels_annotations_and_selectors_a_platform_team_looks_for() -> None:
 def test_resources_and_autoscaling_follow_the_options() -> None:
     # Never BestEffort: without options, a CPU request and memory sized from the server's footprint
     # (the model's size is unknown to a bare render: 256 MiB is allowed for it).
-    bare = render()
+    bare = render(NO_ROUTER)
     container = one(bare, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"] == {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     hpa = one(bare, "HorizontalPodAutoscaler")["spec"]
@@ -223,28 +269,28 @@ def test_resources_and_autoscaling_follow_the_options() -> None:
     assert "replicas" not in one(bare, "Deployment")["spec"]  # the autoscaler owns the count
 
     # the model's size moves the memory request: a 12 MB forest, a 2 GB model
-    small = build_manifests(spec(), CHAMPION_IMAGE, model_bytes=12_000_000)
+    small = build_manifests(spec(**NO_ROUTER), CHAMPION_IMAGE, model_bytes=12_000_000)
     assert one(small, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"] == {
         "requests": {"cpu": "250m", "memory": "448Mi"}, "limits": {"memory": "896Mi"}}
-    big = build_manifests(spec(), CHAMPION_IMAGE, model_bytes=2 * 10**9)
+    big = build_manifests(spec(**NO_ROUTER), CHAMPION_IMAGE, model_bytes=2 * 10**9)
     big_resources = one(big, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert big_resources["requests"]["memory"] == "5184Mi" and big_resources["limits"]["memory"] == "10368Mi"
 
-    sized = render({**RESOURCES, "cpu_utilization": 60, "max_replicas": 10})
+    sized = render({**RESOURCES, "cpu_utilization": 60, "max_replicas": 10, **NO_ROUTER})
     container = one(sized, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
     target = one(sized, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]["target"]
     assert target == {"type": "Utilization", "averageUtilization": 60}
 
     # an override never leaves a default that contradicts it
-    low_limit = render({"limits": "cpu=100m,memory=256Mi"})
+    low_limit = render({"limits": "cpu=100m,memory=256Mi", **NO_ROUTER})
     resources = one(low_limit, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "100m", "memory": "256Mi"}}
-    high_request = render({"requests": "memory=4Gi"})
+    high_request = render({"requests": "memory=4Gi", **NO_ROUTER})
     resources = one(high_request, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources == {"requests": {"cpu": "250m", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}
 
-    fixed = render({"replicas": 3, "max_replicas": 3})
+    fixed = render({"replicas": 3, "max_replicas": 3, **NO_ROUTER})
     assert one(fixed, "Deployment")["spec"]["replicas"] == 3 and not by_kind(fixed, "HorizontalPodAutoscaler")
 
     kserve = render({"kserve": True, **RESOURCES, "replicas": 1})[0]["spec"]["predictor"]
@@ -277,6 +323,9 @@ def test_the_default_memory_request_covers_the_measured_server(registered_model,
 CHECKOV_SKIPS = {
     "CKV_K8S_11": "CPU limits: a limit throttles a busy model server in 100 ms slices (latency spikes) while "
                   "its CPU request already guarantees its share; give --limits cpu=... where a quota needs one",
+    "CKV_K8S_35": "secrets as environment variables: the model server reads its log store's URL from "
+                  "WORKBENCH_LOG_URL and the router its token from WORKBENCH_ROUTER_TOKEN, each a secretKeyRef, so "
+                  "no manifest holds the value",
 }
 #: What a user who gives a tag and no namespace sees on top, and the option that clears each.
 CHECKOV_USER_CHOICES = {
@@ -330,7 +379,7 @@ def test_checkov_passes_every_manifest_variant_but_the_documented_skips(checkov_
 @pytest.mark.parametrize(("share", "weights"), [(0.1, (90, 10)), (0.05, (95, 5)), (0.125, (875, 125)),
                                                 (0.0, (100, 0)), (1.0, (0, 100))])
 def test_split_weights_send_the_asked_share_to_the_challenger(share: float, weights: tuple[int, int]) -> None:
-    route = one(render(policy=TrafficPolicy("split", share)), "HTTPRoute")
+    route = one(render(NO_ROUTER, TrafficPolicy("split", share)), "HTTPRoute")
     refs = route["spec"]["rules"][0]["backendRefs"]
     assert [(r["name"], r["port"], r["weight"]) for r in refs] == [("churn", 80, weights[0]),
                                                                   ("churn-challenger", 80, weights[1])]
@@ -339,7 +388,7 @@ def test_split_weights_send_the_asked_share_to_the_challenger(share: float, weig
 
 
 def test_shadow_answers_from_the_champion_and_mirrors_to_the_challenger() -> None:
-    docs = render({"gateway": "infra/public", "hostnames": "churn.models.test"}, TrafficPolicy("shadow"))
+    docs = render({"gateway": "infra/public", "hostnames": "churn.models.test", **NO_ROUTER}, TrafficPolicy("shadow"))
     route = one(docs, "HTTPRoute")
     assert route["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                                             "name": "public", "namespace": "infra"}]
@@ -440,7 +489,7 @@ def test_no_image_and_no_registry_is_a_clear_error_before_any_cluster_is_needed(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     name = f"k8s-noimage-{uuid.uuid4().hex[:6]}"
     with pytest.raises(InvalidInputError) as caught:
-        wb.deploy(registered_model.uri, target="k8s://lab/models", name=name)
+        wb.deploy(registered_model.uri, target="k8s://lab/models", name=name, log_secret="store")
     assert "image='REGISTRY/REPOSITORY:TAG'" in str(caught.value) and "registry='REGISTRY/PATH'" in str(caught.value)
     assert name not in {d.name for d in wb.deployments()}  # nothing left behind
 
@@ -496,58 +545,116 @@ def test_a_push_the_registry_refuses_is_a_clear_error(docker_engine) -> None:
         client.images.remove(reference)
 
 
-@pytest.mark.docker
-@pytest.mark.slow
-def test_the_model_image_serves_under_the_pods_security_context(docker_engine, registered_model,
-                                                               numeric_data) -> None:
-    """The restrictions of the generated pod, applied to the real image by the local engine."""
-    import docker
-
-    record = wb.package(registered_model.uri)
-    deployment = one(build_manifests(spec(name="fixture"), record.tag), "Deployment", "fixture")
-    pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+def _run_as_pod(client: Any, image: str, pod: dict[str, Any], container: dict[str, Any], name: str, network: str,
+                extra_env: dict[str, str] | None = None, binds: dict[str, dict[str, str]] | None = None) -> Any:
+    """One container of a rendered pod, on the local engine under the pod's restrictions: read-only
+    root, its user, no capabilities, no privilege escalation, its emptyDirs as tmpfs, its command."""
     sc = container["securityContext"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     # The kubelet makes an emptyDir 0777 (and group-owned by fsGroup). Docker resets the mode of a
     # tmpfs laid over an image's VOLUME path, so the same write access is given by ownership.
     owner = f"uid={pod['securityContext']['runAsUser']},gid={pod['securityContext']['fsGroup']}"
     empty_dirs = {mounts[v["name"]]: owner for v in pod["volumes"] if "emptyDir" in v}
-    client = docker.from_env()
-    running = client.containers.run(
-        record.tag, detach=True, init=True, read_only=sc["readOnlyRootFilesystem"],
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    return client.containers.run(
+        image, name=name, detach=True, init=True, network=network, read_only=sc["readOnlyRootFilesystem"],
         user=f"{sc['runAsUser']}:{sc['runAsGroup']}", cap_drop=sc["capabilities"]["drop"],
         security_opt=[] if sc["allowPrivilegeEscalation"] else ["no-new-privileges"], tmpfs=empty_dirs,
-        environment={e["name"]: e["value"] for e in container["env"]},
+        environment={**env, **(extra_env or {})}, volumes=binds or {},
+        entrypoint=container.get("command"), command=[] if "command" in container else None,
         ports={f"{container['ports'][0]['containerPort']}/tcp": ("127.0.0.1", None)},
     )
-    try:
+
+
+def _published(running: Any, ready_path: str) -> str:
+    running.reload()
+    url = f"http://127.0.0.1:{running.attrs['NetworkSettings']['Ports']['8080/tcp'][0]['HostPort']}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(url + ready_path, timeout=2).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
         running.reload()
-        url = f"http://127.0.0.1:{running.attrs['NetworkSettings']['Ports']['8080/tcp'][0]['HostPort']}"
-        ready_path = container["readinessProbe"]["httpGet"]["path"]
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + ready_path, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            running.reload()
-            assert running.status == "running", running.logs().decode()
-            assert time.monotonic() < deadline, running.logs().decode()
-            time.sleep(0.5)
+        assert running.status == "running", running.logs().decode()
+        assert time.monotonic() < deadline, running.logs().decode()
+        time.sleep(0.5)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_model_image_serves_and_routes_under_the_pods_security_context(docker_engine, registered_model,
+                                                                          numeric_data, tmp_path: Path) -> None:
+    """The restrictions of the generated pods, applied to the real image by the local engine: the model
+    server, and the router in front of it with its route table mounted read-only (the ConfigMap) and
+    its token from the environment (the Secret), reaching the server by its Service's name."""
+    import docker
+
+    record = wb.package(registered_model.uri)
+    name = f"fx{uuid.uuid4().hex[:8]}"
+    # one pod per version, so its emptyDir log is allowed; the Service port is the server's own (no
+    # kube-proxy here: the engine's DNS gives the container's address, as a Service's would)
+    docs = build_manifests(spec(name=name, log_secret=None, replicas=1, max_replicas=1, router_replicas=1,
+                                port=SERVER_PORT), record.tag)
+    client = docker.from_env()
+    network = client.networks.create(f"wb-k8s-{name}", driver="bridge")
+    started: list[Any] = []
+    try:
+        deployment = one(docs, "Deployment", f"{name}-champion")
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        # the router's table names the Service, which is the container's name on this network
+        started.append(_run_as_pod(client, record.tag, pod, container, f"{name}-champion", network.name))
+        url = _published(started[-1], container["readinessProbe"]["httpGet"]["path"])
         for probe in ("livenessProbe", "startupProbe"):
             assert httpx.get(url + container[probe]["httpGet"]["path"], timeout=5).status_code == 200
         assert httpx.get(url + "/metrics", timeout=5).status_code == 200  # what the scrape annotations name
         rows = numeric_data[0].head(2)
-        answer = httpx.post(url + "/invocations", json={"dataframe_split": json.loads(
-            rows.to_json(orient="split", index=False))}, timeout=30)
+        body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+        direct = httpx.post(url + "/invocations", json=body, timeout=30)
+        assert direct.status_code == 200, direct.text
+
+        router = one(docs, "Deployment", f"{name}-router")
+        router_pod = router["spec"]["template"]["spec"]
+        (router_container,) = router_pod["containers"]
+        config_map = one(docs, "ConfigMap", f"{name}-router")
+        table_dir = tmp_path / "route-table"
+        table_dir.mkdir(mode=0o755)
+        table_dir.chmod(0o755)
+        (table_dir / "router.json").write_text(config_map["data"]["router.json"])
+        (table_dir / "router.json").chmod(0o644)
+        (table_mount,) = [m for m in router_container["volumeMounts"] if m["name"] == "route-table"]
+        token = "a-token-from-the-secret"
+        started.append(_run_as_pod(client, record.tag, router_pod, router_container, f"{name}-router", network.name,
+                                   extra_env={"WORKBENCH_ROUTER_TOKEN": token},
+                                   binds={str(table_dir): {"bind": table_mount["mountPath"], "mode": "ro"}}))
+        routed = _published(started[-1], router_container["readinessProbe"]["httpGet"]["path"])
+        answer = httpx.post(routed + "/invocations", json=body, timeout=30)
         assert answer.status_code == 200, answer.text
+        assert answer.json() == direct.json() and answer.headers["x-workbench-variant"] == "champion"
+        described = httpx.get(routed + "/workbench/router", timeout=10).json()
+        assert described["champion"] == [f"http://{name}-champion:{SERVER_PORT}"]
+        # routes live in the ConfigMap: the router refuses to change them, with the token or without
+        change = {**described, "mode": "shadow"}
+        change.pop("bandit", None)
+        assert httpx.put(routed + "/workbench/router", json=change, timeout=10).status_code == 401
+        refused = httpx.put(routed + "/workbench/router", json=change, timeout=10,
+                            headers={"authorization": f"Bearer {token}"})
+        assert refused.status_code == 409, refused.text
+        # feedback through the router reaches the server that logged the answer
         logged = httpx.get(url + "/workbench/predictions", timeout=10).json()
-        assert len(logged["records"]) == 1  # the prediction log is writable on a read-only root
-        assert running.logs().decode().count("Traceback") == 0
+        assert len(logged["records"]) == 2  # the prediction log is writable on a read-only root
+        request_id = answer.headers["x-request-id"]
+        feedback = httpx.post(f"{routed}/v2/models/{registered_model.name}/feedback",
+                              json={"request_id": request_id, "row": 0, "truth": 1}, timeout=30)
+        assert feedback.status_code == 200 and feedback.json()["results"][0]["status"] == "recorded", feedback.text
+        for running in started:
+            assert running.logs().decode().count("Traceback") == 0
     finally:
-        running.remove(force=True)
+        for running in started:
+            running.remove(force=True)
+        network.remove()
 
 
 def test_manifests_command_prints_yaml_documents_for_gitops(registered_model, session_workspace) -> None:
@@ -557,24 +664,48 @@ def test_manifests_command_prints_yaml_documents_for_gitops(registered_model, se
         return subprocess.run([str(BIN), "manifests", registered_model.uri, *args], capture_output=True,
                               text=True, env=env, timeout=180)
 
-    plain = run("--image", CHAMPION_IMAGE, "--namespace", "models", "--requests", "cpu=250m,memory=512Mi")
+    # more than one pod per version and no store: refused, saying what to give
+    nowhere = run("--image", CHAMPION_IMAGE)
+    assert nowhere.returncode == 1 and "log_secret=" in nowhere.stderr and "log_claim=" in nowhere.stderr
+
+    plain = run("--image", CHAMPION_IMAGE, "--namespace", "models", "--requests", "cpu=250m,memory=512Mi",
+                "--log-secret", "predictions-store")
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.startswith(f"# Generated by `workbench manifests` for {registered_model.uri}")
     docs = list(yaml.safe_load_all(plain.stdout))
     assert [d["kind"] for d in docs] == ["Deployment", "Service", "HorizontalPodAutoscaler", "NetworkPolicy",
-                                         "PodDisruptionBudget"]
+                                         "PodDisruptionBudget", "ConfigMap", "Deployment", "Service",
+                                         "NetworkPolicy", "PodDisruptionBudget"]
+    assert "Secret" not in {d["kind"] for d in docs}  # no secret to commit to a repository
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Service"] == ["fixture-rf-champion", "fixture-rf"]
     # sized from the model: its files (a small forest) and the server's footprint, never BestEffort
     resources = docs[0]["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources["requests"] == {"cpu": "250m", "memory": "512Mi"}  # the --requests given win
     # the default limit: twice the 384Mi the small forest needs (footprint 300 MiB + model, + a quarter)
     assert resources["limits"] == {"memory": "768Mi"}
-    assert docs[0]["metadata"]["name"] == "fixture-rf" and docs[0]["metadata"]["namespace"] == "models"
+    assert docs[0]["metadata"]["name"] == "fixture-rf-champion" and docs[0]["metadata"]["namespace"] == "models"
     assert docs[0]["metadata"]["labels"]["workbench.io/model-version"] == registered_model.version
     for doc in docs:
         validate(doc)
 
+    bandit = run("--image", CHAMPION_IMAGE, "--name", "churn", "--challenger", registered_model.uri,
+                 "--challenger-image", CHALLENGER_IMAGE, "--strategy", "epsilon_greedy", "--epsilon", "0.2",
+                 "--log-claim", "churn-predictions", "--router-replicas", "3")
+    assert bandit.returncode == 0, bandit.stderr
+    docs = list(yaml.safe_load_all(bandit.stdout))
+    table = json.loads(one(docs, "ConfigMap", "churn-router")["data"]["router.json"])["table"]
+    assert (table["mode"], table["strategy"], table["epsilon"]) == ("bandit", "epsilon_greedy", 0.2)
+    assert table["champion"] == ["http://churn-champion:80"] and table["challenger"] == ["http://churn-challenger:80"]
+    assert one(docs, "Deployment", "churn-router")["spec"]["replicas"] == 3
+    assert "epsilon_greedy bandit" in bandit.stdout.split("---")[0]
+    for doc in docs:
+        validate(doc)
+    no_router = run("--image", CHAMPION_IMAGE, "--challenger", registered_model.uri, "--challenger-image",
+                    CHALLENGER_IMAGE, "--strategy", "thompson", "--log-secret", "s", "--no-router")
+    assert no_router.returncode == 1 and "a bandit needs the workbench router" in no_router.stderr
+
     canary = run("--image", CHAMPION_IMAGE, "--kserve", "--name", "churn", "--challenger", registered_model.uri,
-                 "--challenger-image", CHALLENGER_IMAGE, "--share", "0.2")
+                 "--challenger-image", CHALLENGER_IMAGE, "--share", "0.2", "--log-secret", "predictions-store")
     assert canary.returncode == 0, canary.stderr
     (isvc,) = yaml.safe_load_all(canary.stdout)
     assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 20
@@ -614,7 +745,8 @@ class ApiServerStandIn:
         if manifest["kind"] == "Deployment":
             obj["spec"].setdefault("replicas", 1)  # the API server's default
         generation = (old or {}).get("metadata", {}).get("generation", 0)
-        obj["metadata"]["generation"] = generation + (old is None or old["spec"] != obj["spec"])
+        content = (lambda o: o.get("spec", o.get("data")))  # a ConfigMap or Secret has data, no spec
+        obj["metadata"]["generation"] = generation + (old is None or content(old) != content(obj))
         obj["status"] = (old or {}).get("status", {})
         self.objects[key] = obj
         if manifest["kind"] == "Deployment":
@@ -678,6 +810,11 @@ class ApiServerStandIn:
 
 
 def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkeypatch) -> None:
+    """Without the router (router=False): a Gateway API HTTPRoute shares the traffic."""
+
+    def spec(version: str, **options: Any) -> DeploymentSpec:
+        return globals()["spec"](version, router=False, **options)
+
     cluster = ApiServerStandIn()
     target = KubernetesTarget("k8s://lab/models")
     target._clusters["lab"] = cluster
@@ -714,11 +851,11 @@ def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkey
     assert cluster.workloads() == {"churn": "workbench/churn:4", "churn-challenger": "workbench/churn:3"}
     route = cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "churn", "models")
     assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [90, 10]
-    # An HTTPRoute's weights are static: a bandit is refused before anything changes.
+    # An HTTPRoute's weights are static: without the router a bandit is refused before anything changes.
     for bandit in (TrafficPolicy.bandit("thompson"), TrafficPolicy.bandit("epsilon_greedy")):
-        with pytest.raises(InvalidInputError, match="cannot route by a bandit strategy.*share=0.1.*local, docker or swarm"):
+        with pytest.raises(InvalidInputError, match="a bandit needs the workbench router.*router=True.*share=0.1"):
             target.set_policy(placement, bandit)
-        with pytest.raises(InvalidInputError, match="cannot route by a bandit strategy"):
+        with pytest.raises(InvalidInputError, match="a bandit needs the workbench router"):
             target.start_challenger(placement, spec("5"), bandit)
     assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [90, 10]
     assert cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "churn", "models") == route
@@ -740,6 +877,271 @@ def test_rollouts_updates_challengers_promote_and_abort_leave_one_version(monkey
 
     target.delete(aborted)
     assert cluster.kinds() == []
+
+
+# -- the router and the shared log ----------------------------------------------------------------
+
+
+def _table(docs: list[dict[str, Any]], name: str = "churn") -> dict[str, Any]:
+    return json.loads(one(docs, "ConfigMap", f"{name}-router")["data"]["router.json"])["table"]
+
+
+@pytest.mark.parametrize(("policy", "mode", "share", "strategy"), [
+    (TrafficPolicy("split", 0.25), "split", 0.25, "thompson"),
+    (TrafficPolicy("shadow"), "shadow", 0.1, "thompson"),  # the share is unused in shadow mode
+    (TrafficPolicy.bandit("thompson"), "bandit", 0.0, "thompson"),
+    (TrafficPolicy.bandit("epsilon_greedy", 0.3), "bandit", 0.0, "epsilon_greedy"),
+])
+def test_the_router_fronts_both_versions_by_their_service_dns_names(policy, mode, share, strategy) -> None:
+    docs = render({"namespace": "models"}, policy)
+    table = _table(docs)
+    # the backends are the versions' Services in the cluster's DNS, never a pod or a loopback address
+    assert table["champion"] == ["http://churn-champion.models.svc:80"]
+    assert table["challenger"] == ["http://churn-challenger.models.svc:80"]
+    assert (table["mode"], table["challenger_share"], table["strategy"]) == (mode, share, strategy)
+    assert (table["champion_version"], table["challenger_version"]) == ("3", "4")
+    assert table["shared_log"] is True  # one store: any server records any feedback
+    assert "127.0.0.1" not in json.dumps(docs) and "localhost" not in json.dumps(docs)
+    services = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
+    assert services["churn-champion"]["spec"]["selector"] == {"app.kubernetes.io/instance": "churn",
+                                                              "workbench.io/role": "champion"}
+    assert services["churn-challenger"]["spec"]["selector"]["workbench.io/role"] == "challenger"
+    # the clients' Service is the router's
+    assert services["churn"]["spec"]["selector"] == {"app.kubernetes.io/instance": "churn", "workbench.io/role": "router"}
+    router = one(docs, "Deployment", "churn-router")
+    pod = router["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "workbench", "route", "--config", "/etc/workbench-router/router.json",
+                                    "--host", "0.0.0.0", "--port", "8080", "--state-dir", "/var/lib/workbench-router"]
+    assert "args" not in container and container["image"] == CHAMPION_IMAGE
+    assert {"name": "WORKBENCH_ROUTER_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": "churn-router", "key": "token", "optional": True}}} in container["env"]
+    assert router["spec"]["replicas"] == 2
+    assert one(docs, "PodDisruptionBudget", "churn-router")["spec"]["maxUnavailable"] == 1
+    # the router reaches the model pods (their policy admits the port) and nothing else but DNS
+    policy_doc = one(docs, "NetworkPolicy", "churn-router")["spec"]
+    assert policy_doc["policyTypes"] == ["Ingress", "Egress"]
+    to_models = policy_doc["egress"][0]
+    assert to_models["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    model_labels = [one(docs, "Deployment", n)["spec"]["template"]["metadata"]["labels"]
+                    for n in ("churn-champion", "churn-challenger")]
+    selector = to_models["to"][0]["podSelector"]
+    for labels in model_labels:
+        assert selector["matchLabels"].items() <= labels.items()
+        assert labels["workbench.io/role"] in selector["matchExpressions"][0]["values"]
+    assert "workbench.io/role" not in selector["matchLabels"]
+    assert policy_doc["egress"][1] == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    assert len(policy_doc["egress"]) == 2  # nothing else
+    for name in ("churn-champion", "churn-challenger"):
+        ingress = one(docs, "NetworkPolicy", name)["spec"]["ingress"]
+        assert ingress == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]  # from any pod, the router's too
+    assert not by_kind(docs, "HTTPRoute")
+
+
+def test_the_router_is_labelled_like_the_rest_and_a_gateway_reaches_it() -> None:
+    docs = render({"namespace": "models", "gateway": "infra/public", "hostnames": "churn.models.test"},
+                  TrafficPolicy.bandit("thompson"))
+    for doc in docs:
+        assert set(STANDARD_LABELS + WORKBENCH_LABELS) <= set(doc["metadata"]["labels"]), doc["kind"]
+        assert doc["metadata"]["namespace"] == "models"
+    router_objects = [d for d in docs if d["metadata"]["labels"].get("workbench.io/role") == "router"]
+    assert {d["kind"] for d in router_objects} == {"ConfigMap", "Deployment", "Service", "NetworkPolicy",
+                                                   "PodDisruptionBudget"}
+    assert all(d["metadata"]["labels"]["app.kubernetes.io/component"] == "router" for d in router_objects)
+    route = one(docs, "HTTPRoute")
+    # the Gateway sends everything to the router's Service, which shares it by the bandit
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"group": "", "kind": "Service", "name": "churn", "port": 80}]
+    assert route["spec"]["hostnames"] == ["churn.models.test"]
+    # only the router follows a bandit: KServe's canary and an HTTPRoute say so before anything is made
+    for options in ({"kserve": True}, NO_ROUTER):
+        with pytest.raises(InvalidInputError, match="a bandit needs the workbench router"):
+            render(options, TrafficPolicy.bandit("thompson"))
+    with pytest.raises(InvalidInputError, match="whole per cent"):
+        KubernetesTarget("k8s://lab/models").start_challenger(
+            Placement("http://x", KubernetesTarget("k8s://lab/models").read_handle({
+                "name": "churn", "context": "lab", "namespace": "models", "options": {"kserve": True,
+                                                                                      "log_secret": "s"},
+                "champion": {"model_uri": "models:/churn/3", "model_name": "churn", "model_version": "3",
+                             "image": CHAMPION_IMAGE}}), ()), spec("4"), TrafficPolicy("split", 0.125))
+
+
+def test_a_new_route_table_rolls_the_router_and_nothing_else() -> None:
+    split, bandit = render(policy=TrafficPolicy("split", 0.1)), render(policy=TrafficPolicy.bandit("thompson"))
+
+    def annotations(docs: list[dict[str, Any]], name: str) -> dict[str, str]:
+        return one(docs, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+
+    assert annotations(split, "churn-router") != annotations(bandit, "churn-router")
+    assert annotations(split, "churn-router")["workbench.io/route-table-sha256"] == hashlib.sha256(
+        one(split, "ConfigMap", "churn-router")["data"]["router.json"].encode()).hexdigest()
+    for name in ("churn-champion", "churn-challenger"):
+        assert one(split, "Deployment", name) == one(bandit, "Deployment", name)
+
+
+def test_the_log_goes_to_the_store_from_a_secret_never_an_empty_dir() -> None:
+    for docs in (render(policy=TrafficPolicy.bandit("thompson")),
+                 render({"log_url": "postgresql://wb:s3cret@pg.data.svc/predictions", "log_secret": None},
+                        TrafficPolicy("shadow"))):
+        secret = "churn-log" if by_kind(docs, "Secret") else STORE_SECRET
+        for _, pod in pod_specs(docs):
+            for container in pod["containers"]:
+                env = {e["name"]: e for e in container["env"]}
+                if container["name"] == "router":
+                    assert "WORKBENCH_LOG_URL" not in env
+                    continue
+                assert env["WORKBENCH_LOG_URL"] == {"name": "WORKBENCH_LOG_URL", "valueFrom": {
+                    "secretKeyRef": {"name": secret, "key": "url"}}}
+                assert env["WORKBENCH_DEPLOYMENT"]["value"] == "churn"  # both versions write one deployment's log
+                # the emptyDir at the log folder is the store's spool only
+                log_mount = next(m for m in container["volumeMounts"] if m["mountPath"] == LOG_DIR)
+                assert log_mount["name"] == "log-spool"
+        assert "s3cret" not in json.dumps([d for d in docs if d["kind"] != "Secret"])
+    (written,) = by_kind(docs, "Secret")
+    assert written["metadata"]["name"] == "churn-log"
+    assert base64.b64decode(written["data"]["url"]).decode() == "postgresql://wb:s3cret@pg.data.svc/predictions"
+
+    # a claim holds the log itself; without either, only one pod per version may run
+    claimed = render({"log_claim": "churn-predictions"})
+    for _, pod in pod_specs(claimed):
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "log-spool" not in volumes and all("emptyDir" not in v for n, v in volumes.items() if n == "predictions")
+    assert _table(claimed)["shared_log"] is True
+    lone = render({"log_secret": None, "replicas": 1, "max_replicas": 1})
+    assert _table(lone)["shared_log"] is False  # each version's one pod: feedback goes to both
+    for options in ({"log_secret": None}, {"log_secret": None, "replicas": 1}, {"log_secret": None, "kserve": True}):
+        with pytest.raises(InvalidInputError, match="emptyDir, lost with the pod.*log_secret=.*log_url=.*log_claim="):
+            render(options)
+    with pytest.raises(InvalidInputError, match="log_secret and log_claim both say"):
+        render({"log_claim": "c"} | {"log_secret": "s"})
+    with pytest.raises(InvalidInputError, match="postgresql://"):
+        render({"log_url": "mysql://db/x", "log_secret": None})
+    assert "s3cret" not in repr(KubernetesOptionsForTest.from_options({"log_url": "postgresql://u:s3cret@h/d"}))
+
+
+def test_rollouts_through_the_router_switch_its_table_after_the_versions_are_ready(monkeypatch) -> None:
+    """Deploy, challenge with a bandit, change the policy, promote, abort and delete through the router,
+    on the stand-in API server: the router's table (ConfigMap) changes only once the versions it
+    names are ready, and the router pods roll to it before a version it no longer names goes."""
+    cluster = ApiServerStandIn()
+    applied: list[tuple[str, str]] = []
+    apply, delete = cluster.apply, cluster.delete
+    monkeypatch.setattr(cluster, "apply", lambda m, ns: applied.append(("apply", f"{m['kind']}/{m['metadata']['name']}"))
+                        or apply(m, ns))
+    monkeypatch.setattr(cluster, "delete", lambda v, k, n, ns: applied.append(("delete", f"{k}/{n}"))
+                        or delete(v, k, n, ns))
+    target = KubernetesTarget("k8s://lab/models")
+    target._clusters["lab"] = cluster
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+
+    def table() -> dict[str, Any]:
+        return json.loads(cluster.get("v1", "ConfigMap", "churn-router", "models")["data"]["router.json"])["table"]
+
+    placement = target.deploy(spec("3", image="workbench/churn:3"))
+    assert placement.url == "http://churn.models.svc.cluster.local"
+    assert cluster.workloads() == {"churn-champion": "workbench/churn:3", "churn-router": "workbench/churn:3"}
+    token = cluster.get("v1", "Secret", "churn-router", "models")["data"]["token"]
+    assert base64.b64decode(token).decode() == placement.handle.token and len(placement.handle.token) >= 32
+    assert "token" not in repr(placement.handle) or placement.handle.token not in repr(placement.handle)
+    assert table()["champion"] == ["http://churn-champion.models.svc:80"] and table()["challenger"] == []
+    # the versions first, then the router's table, token and pods; the clients' Service once it is ready
+    order = [what for verb, what in applied if verb == "apply"]
+    assert order.index("Deployment/churn-champion") < order.index("ConfigMap/churn-router")
+    assert order.index("Secret/churn-router") < order.index("Deployment/churn-router")
+    assert order.index("Deployment/churn-router") < order.index("Service/churn")
+    assert target.status(placement).state == "running"
+    assert "router 2/2 ready" in target.status(placement).detail and "--- router ---" in target.logs(placement)
+
+    images = {**placement.handle.images, "models:/churn/4": "workbench/churn:4", "models:/churn/5": "workbench/unpullable:5"}
+    placement = Placement(placement.url, dataclasses.replace(placement.handle, images=images), placement.log_sources)
+    before = table()
+    with pytest.raises(HealthCheckError):
+        target.start_challenger(placement, spec("5"), TrafficPolicy.bandit("thompson"))
+    assert table() == before and "churn-challenger" not in cluster.workloads()  # the router never named it
+
+    applied.clear()
+    placement = target.start_challenger(placement, spec("4"), TrafficPolicy.bandit("thompson"))
+    assert (table()["mode"], table()["strategy"], table()["challenger"]) == (
+        "bandit", "thompson", ["http://churn-challenger.models.svc:80"])
+    order = [what for verb, what in applied if verb == "apply"]
+    assert order.index("Deployment/churn-challenger") < order.index("ConfigMap/churn-router")
+    router_revision = cluster.get("apps/v1", "Deployment", "churn-router", "models")["metadata"]["generation"]
+    placement = target.set_policy(placement, TrafficPolicy.bandit("epsilon_greedy", 0.2))
+    assert (table()["strategy"], table()["epsilon"]) == ("epsilon_greedy", 0.2)
+    assert cluster.get("apps/v1", "Deployment", "churn-router", "models")["metadata"]["generation"] > router_revision
+    assert "challenger 4 (bandit, 1 ready)" in target.status(placement).detail
+
+    applied.clear()
+    promoted = target.promote(placement)
+    assert cluster.workloads() == {"churn-champion": "workbench/churn:4", "churn-router": "workbench/churn:4"}
+    assert table()["challenger"] == [] and table()["champion_version"] == "4"
+    # the challenger's Deployment goes only after the router's last roll to a table without it
+    last_router_roll = max(i for i, step in enumerate(applied) if step == ("apply", "Deployment/churn-router"))
+    assert applied.index(("delete", "Deployment/churn-challenger")) > last_router_roll
+
+    again = target.start_challenger(promoted, spec("3"), TrafficPolicy("shadow"))
+    assert table()["mode"] == "shadow"
+    aborted = target.abort(again)
+    assert cluster.workloads() == {"churn-champion": "workbench/churn:4", "churn-router": "workbench/churn:4"}
+    assert table()["challenger"] == []
+    target.delete(aborted)
+    assert cluster.kinds() == [] and not [k for k in cluster.objects if k[0] in ("ConfigMap", "Secret")]
+
+
+def test_the_settings_log_store_is_the_default_and_its_password_stays_in_a_secret(monkeypatch) -> None:
+    """Like the swarm target, a deployment that names no place for its log writes the settings' store
+    (WORKBENCH_LOG_URL): the target writes it into Secret NAME-log, and the deployment's log source is
+    the store itself, without the password."""
+    from workbench.config import configure, get_settings
+
+    cluster = ApiServerStandIn()
+    target = KubernetesTarget("k8s://lab/models")
+    target._clusters["lab"] = cluster
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    url = "postgresql://wb:s3cret@pg.data.svc:5432/predictions"
+    before = get_settings()
+    try:
+        configure(log_url=None)
+        with pytest.raises(InvalidInputError, match="emptyDir, lost with the pod"):
+            target.deploy(spec("3", image="workbench/churn:3", log_secret=None))
+        configure(log_url=url)
+        placement = target.deploy(spec("3", image="workbench/churn:3", log_secret=None))
+    finally:
+        configure(before)
+    secret = cluster.get("v1", "Secret", "churn-log", "models")
+    assert base64.b64decode(secret["data"]["url"]).decode() == url
+    env = {e["name"]: e for e in cluster.get("apps/v1", "Deployment", "churn-champion", "models")[
+        "spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["WORKBENCH_LOG_URL"]["valueFrom"] == {"secretKeyRef": {"name": "churn-log", "key": "url"}}
+    (source,) = placement.log_sources
+    assert source.startswith("postgresql://wb@pg.data.svc:5432/predictions") and "deployment=churn" in source
+    assert "s3cret" not in source and "s3cret" not in repr(placement.handle)
+    target.delete(placement)
+    assert cluster.get("v1", "Secret", "churn-log", "models") is None
+
+
+def test_a_deployment_from_before_the_router_moves_behind_it_on_its_next_update(monkeypatch) -> None:
+    """A record written before the router keeps its layout (the champion's objects named NAME) until its
+    next update, which brings the router in: the clients' Service NAME keeps its name and turns to the
+    router once it is ready, and the champion's old objects go."""
+    cluster = ApiServerStandIn()
+    target = KubernetesTarget("k8s://lab/models")
+    target._clusters["lab"] = cluster
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    old = target.deploy(spec("3", image="workbench/churn:3", router=False))
+    record = json.loads(json.dumps(old.to_dict()))
+    for key in ("router", "router_replicas", "router_image", "log_secret", "log_url"):
+        record["handle"]["options"].pop(key)  # as a record from before wrote it
+    record["handle"].pop("token")
+    placement = Placement.from_dict(record, target.read_handle)
+    assert placement.handle.options.router is False and target.status(placement).state == "running"
+    assert cluster.workloads() == {"churn": "workbench/churn:3"}
+
+    updated = target.update(placement, spec("4", image="workbench/churn:4"))
+    assert cluster.workloads() == {"churn-champion": "workbench/churn:4", "churn-router": "workbench/churn:4"}
+    service = cluster.get("v1", "Service", "churn", "models")
+    assert service["spec"]["selector"]["workbench.io/role"] == "router"
+    assert updated.url == old.url and updated.handle.token
+    assert target.status(updated).state == "running"
 
 
 # -- a real cluster -----------------------------------------------------------------------------
@@ -765,7 +1167,9 @@ def test_live_cluster_deploy_update_rollback_and_delete(live_cluster, register_v
 
     name = f"live-{uuid.uuid4().hex[:6]}"
     target = f"k8s://{context}/{namespace}"
-    dep = wb.deploy(v1.uri, target=target, name=name, registry=registry, replicas=1, max_replicas=2)
+    # one pod per version (an emptyDir log is allowed then), behind the router
+    dep = wb.deploy(v1.uri, target=target, name=name, registry=registry, replicas=1, max_replicas=1,
+                    router_replicas=1)
     try:
         assert (dep.state, dep.healthy) == ("running", True), dep.detail
         assert served_version(name) == [v1.version]
@@ -778,9 +1182,10 @@ def test_live_cluster_deploy_update_rollback_and_delete(live_cluster, register_v
         assert served_version(name) == [v1.version]
     finally:
         wb.stop(name)
-    with pytest.raises(client.ApiException) as gone:
-        apps.read_namespaced_deployment(name, namespace)
-    assert gone.value.status == 404
+    for deployment in (f"{name}-champion", f"{name}-router"):
+        with pytest.raises(client.ApiException) as gone:
+            apps.read_namespaced_deployment(deployment, namespace)
+        assert gone.value.status == 404
 
 
 def _run_live_test(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -108,7 +108,8 @@ def _local_model(version: wb.ModelVersion):
 
 def test_health_and_server_metadata(rf_server) -> None:
     assert httpx.get(f"{rf_server.url}/v2/health/live").json() == {"live": True}
-    assert httpx.get(f"{rf_server.url}/v2/health/ready").json() == {"ready": True}
+    ready = httpx.get(f"{rf_server.url}/v2/health/ready").json()
+    assert ready["ready"] is True and ready["log"]["ok"] is True and ready["log"]["state"] == "sqlite"
     meta = httpx.get(f"{rf_server.url}/v2").json()
     assert meta["name"] == "workbench" and "extensions" in meta
     assert httpx.get(f"{rf_server.url}/ping").status_code == 200

@@ -38,6 +38,7 @@ UNAUTHENTICATED = {"Authorization": ""}  # jp_fetch keeps a header the test sets
         ("GET", ("models",), None),
         ("GET", ("models", "fixture-rf", "versions"), None),
         ("PUT", ("models", "fixture-rf", "aliases", "stolen"), '{"version": "1"}'),
+        ("GET", ("targets",), None),
         ("GET", ("deployments",), None),
         ("POST", ("deployments",), '{"model_uri": "models:/fixture-rf@champion"}'),
         ("DELETE", ("deployments", "anything"), None),
@@ -183,6 +184,25 @@ async def test_pages_redirect_to_panel_apps_behind_the_server(jp_fetch, jp_base_
     assert location.startswith(prefix) and location.endswith("?deployment=churn&section=Drift")
     # The review app's own file, as `workbench review` serves it: the same Panel components.
     assert Path(location[len(prefix):].split("?")[0]) == APP_FILE
+
+
+async def test_a_review_tab_registered_with_a_lab_page_is_a_page_and_unknown_pages_are_404(jp_fetch) -> None:
+    import panel as pn
+
+    from workbench.widgets import tabs
+
+    tabs.register(tabs.ReviewTab("Latency", lambda ctx: pn.pane.Markdown("latency"), page="deployment",
+                                 needs=frozenset({"deployment"}), lab_page="latency"))
+    try:
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("workbench", "apps", "latency", params={"deployment": "churn"}, follow_redirects=False)
+        assert caught.value.code == 302
+        assert caught.value.response.headers["Location"].endswith("?deployment=churn&section=Latency")
+    finally:
+        tabs.unregister("deployment", "Latency")
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("workbench", "apps", "latency", params={"deployment": "churn"}, follow_redirects=False)
+    assert caught.value.code == 404
 
 
 @pytest.mark.parametrize("parts", [("api", "experiments"), ("api", "deployments"), ("apps", "review")])

@@ -159,14 +159,29 @@ def test_the_sidebar_lists_a_model_registered_in_the_test_and_inserts_code_that_
     lab.screenshot(path=str(SHOTS / "lab-review-tab.png"))
 
 
-def test_deploy_brings_a_deployment_up_shown_healthy_and_its_drift_tab_renders(lab, lab_model, numeric_data) -> None:
+def test_deploy_brings_a_deployment_up_shown_healthy_and_its_drift_tab_renders(page, lab_url: str, lab_model,
+                                                                               numeric_data) -> None:
+    # The extension's settings schema is shipped: Lab knows it, and a user's setting reaches the dialog.
+    settings_url = f"{lab_url}/lab/api/settings/@workbench/jupyterlab:plugin"
+    auth = {"Authorization": f"token {TOKEN}"}
+    schema = httpx.get(settings_url, headers=auth, timeout=10).json()["schema"]
+    assert schema["properties"]["defaultTarget"]["default"] == "local"
+    httpx.put(settings_url, headers=auth, json={"raw": '{"defaultTarget": "swarm"}'}, timeout=10).raise_for_status()
     try:
+        _open_sidebar(page, lab_url)  # Lab reads the setting when it starts
+        lab = page
         lab.locator(f'.wb-Model[data-model="{MODEL}"]').click()
         version = lab.locator(f'.wb-Version[data-model="{MODEL}"][data-version="{lab_model.version}"]')
         version.click(button="right")
         lab.locator(".lm-Menu-itemLabel", has_text=f"Deploy {MODEL} v{lab_model.version}").click()
         dialog = lab.locator(".jp-Dialog")
-        dialog.locator(".wb-DeployForm-target").select_option("local")
+        target = dialog.locator(".wb-DeployForm-target")
+        target.wait_for()
+        # the dialog offers the targets the server lists, each with its summary, the preferred one first
+        offered = target.locator("option").evaluate_all("options => options.map(o => [o.value, o.textContent])")
+        assert offered == [[t.name, f"{t.name}: {t.summary}"] for t in wb.deploy_targets()]
+        assert target.input_value() == "swarm"
+        target.select_option("local")
         dialog.locator(".wb-DeployForm-name").fill(DEPLOYMENT)
         lab.screenshot(path=str(SHOTS / "lab-deploy-dialog.png"))
         dialog.get_by_role("button", name="Deploy").click()
@@ -203,6 +218,7 @@ def test_deploy_brings_a_deployment_up_shown_healthy_and_its_drift_tab_renders(l
         lab.wait_for_timeout(1000)  # let Bokeh finish laying out before the screenshot
         lab.screenshot(path=str(SHOTS / "lab-drift-tab.png"))
     finally:
+        httpx.put(settings_url, headers=auth, json={"raw": "{}"}, timeout=10)
         with contextlib.suppress(DeploymentNotFoundError):
             wb.stop(DEPLOYMENT)
 

@@ -91,3 +91,32 @@ def depth_versions(session_workspace: wb.Settings, tmp_path_factory: pytest.Temp
         assert done.returncode == 0, done.stderr
         numbers.append(done.stdout.split()[-1])
     return DepthVersions(name, *numbers)
+
+
+#: A package with one review tab, as a plugin would ship it: its module and its entry point.
+TAB_PLUGIN = """\
+import panel as pn
+
+from workbench.widgets.tabs import ReviewTab
+
+
+def _build(ctx):
+    return pn.pane.Markdown(f"plugin tab of {ctx.model_uri}")
+
+
+TAB = ReviewTab("Plugin tab", _build, page="model", order=95)
+"""
+
+
+@pytest.fixture
+def tab_plugin(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A folder holding an installed package (module and dist-info) whose entry point adds the tab
+    "Plugin tab" to the model page; put it on the path to install it."""
+    folder = tmp_path_factory.mktemp("tab-plugin")
+    module = f"wb_tab_plugin_{uuid.uuid4().hex[:8]}"
+    (folder / f"{module}.py").write_text(TAB_PLUGIN)
+    info = folder / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[workbench.review_tabs]\nplugin-tab = {module}:TAB\n")
+    return str(folder)

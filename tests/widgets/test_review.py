@@ -16,8 +16,8 @@ from workbench.widgets import (
     PackageBuilder,
     apps,
     governance_available,
+    tabs,
 )
-from workbench.widgets.review import SECTIONS
 
 from driving import control, errors_shown, shown_text
 
@@ -39,8 +39,9 @@ def test_the_review_opens_on_the_champion_with_lineage_metrics_and_profile(two_v
 def test_sections_are_built_when_first_shown_and_follow_the_version(two_versions) -> None:
     first, second = two_versions
     review = ModelReview(model_name=first.name, version=first.version)
-    expected = [s for s in SECTIONS if governance_available() or s not in ("Fairness", "Model card")]
-    assert review.param.section.objects == expected
+    expected = ["Overview", "Runs", "Versions", "Compare versions", "Package", "Deployments", "Drift", "Explanations"]
+    expected += ["Fairness", "Model card"] if governance_available() else []
+    assert review.param.section.objects == expected == [t.name for t in tabs.tabs_of("model", review._context())]
     kinds = {"Runs": ExperimentBrowser, "Versions": ModelRegistry, "Package": PackageBuilder,
              "Deployments": Deployments, "Drift": DriftMonitor, "Explanations": Explanations}
     for section, kind in kinds.items():

@@ -140,6 +140,25 @@ def test_every_page_renders_with_no_console_error_and_nothing_fetched_from_outsi
     watched.assert_clean()
 
 
+def test_a_tab_an_installed_package_registers_shows_in_the_served_review(
+    page, tmp_path: Path, review_model: wb.ModelVersion, tab_plugin: str
+) -> None:
+    """The tab comes through the plugin's entry point alone: nothing in the workbench names it."""
+    path = os.pathsep.join([tab_plugin, *filter(None, [os.environ.get("PYTHONPATH")])])
+    proc, url = start_review(tmp_path / "review.log", env={"PYTHONPATH": path})
+    try:
+        watched = Watched(page)
+        page.goto(f"{url}/review?model={urllib.parse.quote(review_model.name)}")
+        tab = page.locator(".bk-tab", has_text="Plugin tab").first
+        tab.wait_for(timeout=60_000)
+        assert page.get_by_text("plugin tab of").filter(visible=True).count() == 0  # built when first shown
+        tab.click()
+        page.get_by_text(f"plugin tab of {review_model.uri}").filter(visible=True).first.wait_for(timeout=60_000)
+        watched.assert_clean()
+    finally:
+        stop_process(proc)
+
+
 def test_compare_versions_shows_the_param_the_answers_and_the_code_that_changed(
     page, review_url: str, depth_versions
 ) -> None:

@@ -16,7 +16,13 @@ import click
               help="Port, 0 for any free one (or WORKBENCH_PORT).")
 @click.option("--name", help="Model name in V2 routes (default: the registered name).")
 @click.option("--model-version", "version", help="Version reported in V2 routes (default: the registry's).")
-@click.option("--log-dir", type=click.Path(path_type=Path), help="Prediction log folder.")
+@click.option("--log-dir", type=click.Path(path_type=Path), help="Prediction log folder (with --log-url: the spool).")
+@click.option("--log-url", envvar="WORKBENCH_LOG_URL", metavar="postgresql://...",
+              help="Write the prediction log to this shared PostgreSQL store (or WORKBENCH_LOG_URL), spooling "
+                   "to --log-dir while it is away.")
+@click.option("--deployment", envvar="WORKBENCH_DEPLOYMENT", metavar="NAME",
+              help="The deployment this server's records belong to in the log store (or WORKBENCH_DEPLOYMENT; "
+                   "default: the model's name).")
 @click.option("--port-file", type=click.Path(path_type=Path), hidden=True)
 @click.option("--snapshot", type=click.Path(path_type=Path), hidden=True,
               help="The model's snapshot folder, written by a model image's build.")
@@ -24,7 +30,8 @@ import click
               help="A folder that already holds MODEL_URI's files (with --name and --model-version, the "
                    "store is not opened).")
 def serve(model_uri: str, host: str, port: int, name: str | None, version: str | None,
-          log_dir: Path | None, port_file: Path | None, snapshot: Path | None, model_dir: Path | None) -> None:
+          log_dir: Path | None, log_url: str | None, deployment: str | None, port_file: Path | None,
+          snapshot: Path | None, model_dir: Path | None) -> None:
     """Serve MODEL_URI (models:/name@alias, models:/name/3, runs:/..., or a folder) over HTTP.
 
     Open Inference Protocol V2 under /v2, MLflow's /invocations, Prometheus /metrics, the
@@ -33,7 +40,7 @@ def serve(model_uri: str, host: str, port: int, name: str | None, version: str |
     from workbench.serving import serve as run
 
     run(model_uri, host=host, port=port, name=name, version=version, log_dir=log_dir, port_file=port_file,
-        snapshot=snapshot, model_dir=model_dir, explainer=_explainer)
+        snapshot=snapshot, model_dir=model_dir, explainer=_explainer, log_url=log_url, deployment=deployment)
 
 
 def _explainer(model: Any) -> Any:
@@ -51,11 +58,16 @@ def _explainer(model: Any) -> Any:
 @click.option("--port", type=int, default=8080, show_default=True, envvar="WORKBENCH_PORT",
               help="Port, 0 for any free one (or WORKBENCH_PORT).")
 @click.option("--port-file", type=click.Path(path_type=Path), hidden=True)
-def route(config_file: Path, host: str, port: int, port_file: Path | None) -> None:
-    """Run a deployment's traffic router: one address in front of its model servers."""
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Writable folder for the bandit's state (default: the config's folder).")
+def route(config_file: Path, host: str, port: int, port_file: Path | None, state_dir: Path | None) -> None:
+    """Run a deployment's traffic router: one address in front of its model servers.
+
+    The admin token comes from the config file, else from WORKBENCH_ROUTER_TOKEN.
+    """
     from workbench.routing.router import run_router
 
-    run_router(config_file, host=host, port=port, port_file=port_file)
+    run_router(config_file, host=host, port=port, port_file=port_file, state_dir=state_dir)
 
 
 COMMANDS = [serve, route]

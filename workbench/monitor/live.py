@@ -67,6 +67,7 @@ from workbench.predlog import (
     META_COLUMNS,
     FeedbackSource,
     PredictionSource,
+    StoreSource,
     as_source,
     is_output_column,
     log_rows,
@@ -224,7 +225,9 @@ class LiveMonitor:
     """Follows one or more prediction-log sources and tests the latest window against a reference.
 
     ``reference``: a :class:`ReferenceProfile`, a model URI (its logged profile) or a DataFrame.
-    ``sources``: log folders, server URLs or :class:`PredictionSource` objects (one per replica).
+    ``sources``: log folders, server URLs or :class:`PredictionSource` objects (one per replica), or
+    one ``postgresql://...?deployment=NAME`` log store that every replica writes (read with one query
+    per update, starting at the window rather than at the beginning of the log).
     ``outliers=True`` scores new rows with an :class:`OutlierDetector`; ``estimator`` (a fitted
     :class:`ConfidenceBasedEstimator`) estimates accuracy from the logged ``predict_proba``, or from
     ``model`` (an object with ``predict_proba``, e.g. ``wb.load_model(uri).get_raw_model()``) applied
@@ -314,6 +317,9 @@ class LiveMonitor:
         frames = []
         for source in self.sources:
             since = self.cursors.get(source.name, 0)
+            if since == 0 and isinstance(source, StoreSource):
+                # The store finds where the window starts (one query): history before it is not read.
+                since = source.cursor_at(self.window.rows, seconds=self.window.seconds)
             taken = 0
             while taken < max_rows:
                 page = source.fetch(since, self.page_size)

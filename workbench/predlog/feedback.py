@@ -10,8 +10,9 @@ both. The server records it in the same SQLite log as the predictions, in the sa
 
 Each item gets a status: ``recorded`` (the first feedback for that row), ``corrected`` (it differs
 from the latest one, which it replaces; the history stays), ``duplicate`` (the same as the latest:
-nothing written), ``unknown`` (this log never answered that request id) or ``out_of_range`` (the
-request had fewer rows). Late feedback is accepted: it labels the row of the prediction it refers
+nothing written), ``unknown`` (this log never answered that request id), ``out_of_range`` (the
+request had fewer rows) or ``spooled`` (the shared PostgreSQL store was unreachable: the item is kept
+on the replica's disk and classified when the store returns, see :mod:`workbench.predlog.store`). Late feedback is accepted: it labels the row of the prediction it refers
 to, whenever that was, and its result says how long after the answer it came (``delay_s``).
 Readers take pages after a cursor (:func:`read_feedback`); :func:`latest_feedback` keeps the
 newest value of each row.
@@ -24,7 +25,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 import pandas as pd
@@ -35,6 +36,8 @@ from workbench.predlog.schema import LOG_FILE
 
 __all__ = [
     "FEEDBACK_COLUMNS",
+    "FEEDBACK_STATUSES",
+    "FeedbackBook",
     "FeedbackItem",
     "FeedbackPage",
     "FeedbackReport",
@@ -42,16 +45,20 @@ __all__ = [
     "FeedbackStatus",
     "feedback_items",
     "latest_feedback",
+    "classify_feedback",
     "parse_feedback",
     "read_feedback",
     "record_feedback",
     "send_feedback",
 ]
 
-FeedbackStatus = Literal["recorded", "corrected", "duplicate", "unknown", "out_of_range"]
+FeedbackStatus = Literal["recorded", "corrected", "duplicate", "unknown", "out_of_range", "spooled"]
+
+#: Every status, in the order reports count them.
+FEEDBACK_STATUSES: tuple[str, ...] = ("recorded", "corrected", "duplicate", "unknown", "out_of_range", "spooled")
 
 #: Statuses under which the feedback is kept (the others are answered and not written).
-ACCEPTED: frozenset[str] = frozenset({"recorded", "corrected", "duplicate"})
+ACCEPTED: frozenset[str] = frozenset({"recorded", "corrected", "duplicate", "spooled"})
 
 #: Columns of a page of feedback, in order.
 FEEDBACK_COLUMNS = ("seq", "request_id", "row", "truth", "reward", "ts", "predicted_ts", "prediction_seq",
@@ -170,9 +177,62 @@ def parse_feedback(body: Any) -> list[FeedbackItem]:
     return parsed
 
 
+class FeedbackBook(Protocol):
+    """Where feedback is classified and written: the answers and feedback a log holds, read and
+    written inside the caller's transaction (the SQLite log's, or the PostgreSQL store's)."""
+
+    def answer(self, request_id: str, model_version: str | None) -> tuple[int, float, str | None, int] | None:
+        """``(n_rows, ts, model_version, seq)`` of the newest answer of ``model_version`` with that id."""
+        ...
+
+    def latest(self, prediction_seq: int, row: int) -> tuple[bytes | None, float | None] | None:
+        """``(truth, reward)`` of the newest feedback on that row of that answer."""
+        ...
+
+    def insert(self, item: FeedbackItem, truth: bytes | None, reward: float | None, *, now: float,
+               predicted_ts: float, prediction_seq: int, model_version: str | None) -> None:
+        """Write one feedback row."""
+        ...
+
+
+class _SQLiteBook:
+    """The feedback book of the SQLite log, on a connection inside a transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, replica: str) -> None:
+        self.conn = conn
+        self.replica = replica
+
+    def answer(self, request_id: str, model_version: str | None) -> tuple[int, float, str | None, int] | None:
+        found = self.conn.execute(
+            "SELECT n_rows, ts, model_version, seq FROM predictions WHERE request_id = ? AND model_version IS ? "
+            "ORDER BY seq DESC LIMIT 1", (request_id, model_version)).fetchone()
+        return None if found is None else (int(found[0]), float(found[1]), found[2], int(found[3]))
+
+    def latest(self, prediction_seq: int, row: int) -> tuple[bytes | None, float | None] | None:
+        found = self.conn.execute(
+            "SELECT truth, reward FROM feedback WHERE prediction_seq = ? AND row = ? ORDER BY seq DESC LIMIT 1",
+            (prediction_seq, row)).fetchone()
+        return None if found is None else (found[0], found[1])
+
+    def insert(self, item: FeedbackItem, truth: bytes | None, reward: float | None, *, now: float,
+               predicted_ts: float, prediction_seq: int, model_version: str | None) -> None:
+        self.conn.execute(
+            "INSERT INTO feedback (request_id, row, truth, reward, ts, predicted_ts, prediction_seq, model_version, "
+            "replica) VALUES (?,?,?,?,?,?,?,?,?)",
+            (item.request_id, item.row, truth, reward, now, predicted_ts, prediction_seq, model_version,
+             self.replica))
+
+
 def record_feedback(conn: sqlite3.Connection, items: Sequence[FeedbackItem], *, replica: str, now: float,
                     model_version: str | None) -> list[FeedbackResult]:
-    """Classify and write ``items`` on ``conn``, inside the caller's transaction (so two writers
+    """Classify and write ``items`` on the SQLite log's ``conn``, inside the caller's transaction
+    (see :func:`classify_feedback`)."""
+    return classify_feedback(_SQLiteBook(conn, replica), items, now=now, model_version=model_version)
+
+
+def classify_feedback(book: FeedbackBook, items: Sequence[FeedbackItem], *, now: float,
+                      model_version: str | None) -> list[FeedbackResult]:
+    """Classify and write ``items`` in ``book``, inside the caller's transaction (so two writers
     never both record the "first" feedback for a row).
 
     Each item labels the newest answer *of ``model_version``* with its request id: a server labels
@@ -184,23 +244,19 @@ def record_feedback(conn: sqlite3.Connection, items: Sequence[FeedbackItem], *, 
     """
     results = []
     for item in items:
-        answered = conn.execute(
-            "SELECT n_rows, ts, model_version, seq FROM predictions WHERE request_id = ? AND model_version IS ? "
-            "ORDER BY seq DESC LIMIT 1", (item.request_id, model_version)).fetchone()
+        answered = book.answer(item.request_id, model_version)
         if answered is None:
             results.append(FeedbackResult(item.request_id, item.row, "unknown", message=(
                 "no answer with this request id was logged here: send the id the answer carried")))
             continue
-        n_rows, predicted_ts, version, seq = int(answered[0]), float(answered[1]), answered[2], int(answered[3])
+        n_rows, predicted_ts, version, seq = answered
         delay = round(now - predicted_ts, 3)
         if item.row >= n_rows:
             results.append(FeedbackResult(item.request_id, item.row, "out_of_range", version, delay,
                                           f"that request had {n_rows} row{'s' if n_rows != 1 else ''}: row is "
                                           f"0 to {n_rows - 1}"))
             continue
-        latest = conn.execute(
-            "SELECT truth, reward FROM feedback WHERE prediction_seq = ? AND row = ? ORDER BY seq DESC LIMIT 1",
-            (seq, item.row)).fetchone()
+        latest = book.latest(seq, item.row)
         old_truth, old_reward = (latest[0], latest[1]) if latest is not None else (None, None)
         truth = orjson.dumps(item.truth) if item.has_truth else old_truth
         reward = item.reward if item.reward is not None else old_reward
@@ -208,10 +264,8 @@ def record_feedback(conn: sqlite3.Connection, items: Sequence[FeedbackItem], *, 
             results.append(FeedbackResult(item.request_id, item.row, "duplicate", version, delay,
                                           "the same as the feedback already recorded: nothing changed"))
             continue
-        conn.execute(
-            "INSERT INTO feedback (request_id, row, truth, reward, ts, predicted_ts, prediction_seq, model_version, "
-            "replica) VALUES (?,?,?,?,?,?,?,?,?)",
-            (item.request_id, item.row, truth, reward, now, predicted_ts, seq, version, replica))
+        book.insert(item, truth, reward, now=now, predicted_ts=predicted_ts, prediction_seq=seq,
+                    model_version=version)
         replaced = []
         if item.has_truth and old_truth is not None and old_truth != truth:
             replaced.append(f"truth {orjson.loads(old_truth)!r}")
@@ -298,8 +352,7 @@ class FeedbackReport:
     @property
     def counts(self) -> dict[str, int]:
         """How many items got each status."""
-        statuses = ("recorded", "corrected", "duplicate", "unknown", "out_of_range")
-        return {status: sum(r.status == status for r in self.results) for status in statuses}
+        return {status: sum(r.status == status for r in self.results) for status in FEEDBACK_STATUSES}
 
     def summary(self) -> str:
         """One line: the counts that are not zero."""

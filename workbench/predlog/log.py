@@ -24,11 +24,18 @@ from typing import Any
 import orjson
 
 from workbench._sqlite import connect
-from workbench.predlog.feedback import FEEDBACK_SCHEMA, FeedbackItem, FeedbackResult, record_feedback
+from workbench.predlog.feedback import (
+    FEEDBACK_SCHEMA,
+    FeedbackItem,
+    FeedbackPage,
+    FeedbackResult,
+    read_feedback,
+    record_feedback,
+)
 from workbench.predlog.reader import PredictionPage, read_predictions
-from workbench.predlog.schema import LOG_FILE, SCHEMA, LogRecord
+from workbench.predlog.schema import LOG_FILE, SCHEMA, LogHealth, LogRecord
 
-__all__ = ["PredictionLog"]
+__all__ = ["PredictionLog", "QueuedLog", "WriteJob"]
 
 
 def _dumps(value: Any) -> bytes:
@@ -41,7 +48,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connect(path, threads=True, synchronous="NORMAL")
 
 
-class _Job:
+class WriteJob:
     """One call's worth of writing: prediction records or feedback items, and who to tell."""
 
     __slots__ = ("done", "feedback", "records", "results", "version")
@@ -55,7 +62,64 @@ class _Job:
         self.results: list[FeedbackResult] = []
 
 
-class PredictionLog:
+class QueuedLog:
+    """The calling side of a log writer: jobs queued from any thread, committed by one writer thread
+    that calls each job's ``done`` (:class:`PredictionLog` for the SQLite log,
+    :class:`~workbench.predlog.storelog.StoreLog` for the PostgreSQL store)."""
+
+    _queue: queue.SimpleQueue[WriteJob | None]
+    _closed: bool
+
+    def submit(self, records: Sequence[LogRecord], done: Callable[[BaseException | None], None]) -> None:
+        """Queue records; ``done(None)`` is called from the writer thread once they are committed
+        (``done(error)`` if they could not be)."""
+        self._put(WriteJob(records, (), done))
+
+    def submit_feedback(self, items: Sequence[FeedbackItem],
+                        done: Callable[[list[FeedbackResult], BaseException | None], None], *,
+                        model_version: str | None) -> None:
+        """Queue feedback on the answers of ``model_version``; ``done(results, None)`` is called from
+        the writer thread once what was accepted is committed (``done([], error)`` if it could not be)."""
+        job = WriteJob((), items, lambda error: done(job.results if error is None else [], error), model_version)
+        self._put(job)
+
+    def record_feedback(self, items: Sequence[FeedbackItem], *, model_version: str | None,
+                        timeout: float = 30.0) -> list[FeedbackResult]:
+        """Record feedback on the answers of ``model_version`` and wait for the commit (for callers
+        outside the server's event loop)."""
+        job = WriteJob((), items, lambda error: None, model_version)
+        self._wait(job, timeout)
+        return job.results
+
+    def _put(self, job: WriteJob) -> None:
+        if self._closed:
+            job.done(RuntimeError("the prediction log is closed"))
+            return
+        self._queue.put(job)
+
+    def append(self, records: Sequence[LogRecord], timeout: float = 30.0) -> None:
+        """Append and wait for the commit (for callers outside the server's event loop)."""
+        self._wait(WriteJob(records, (), lambda error: None), timeout)
+
+    def _wait(self, job: WriteJob, timeout: float) -> None:
+        finished = threading.Event()
+        failure: list[BaseException | None] = [None]
+        tell = job.done
+
+        def done(error: BaseException | None) -> None:
+            tell(error)
+            failure[0] = error
+            finished.set()
+
+        job.done = done
+        self._put(job)
+        if not finished.wait(timeout):
+            raise TimeoutError("the prediction log did not commit in time")
+        if failure[0] is not None:
+            raise failure[0]
+
+
+class PredictionLog(QueuedLog):
     """Appends records from any thread; each ``append`` returns once its record is committed.
 
     Feedback on answered rows (ground truth, rewards) goes into the same file through the same
@@ -80,58 +144,10 @@ class PredictionLog:
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="prediction-log-checkpoint",
                                               daemon=True)
         self._checkpointer.start()
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[WriteJob | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
-
-    def submit(self, records: Sequence[LogRecord], done: Callable[[BaseException | None], None]) -> None:
-        """Queue records; ``done(None)`` is called from the writer thread once they are committed
-        (``done(error)`` if they could not be)."""
-        self._put(_Job(records, (), done))
-
-    def submit_feedback(self, items: Sequence[FeedbackItem],
-                        done: Callable[[list[FeedbackResult], BaseException | None], None], *,
-                        model_version: str | None) -> None:
-        """Queue feedback on the answers of ``model_version``; ``done(results, None)`` is called from
-        the writer thread once what was accepted is committed (``done([], error)`` if it could not be)."""
-        job = _Job((), items, lambda error: done(job.results if error is None else [], error), model_version)
-        self._put(job)
-
-    def record_feedback(self, items: Sequence[FeedbackItem], *, model_version: str | None,
-                        timeout: float = 30.0) -> list[FeedbackResult]:
-        """Record feedback on the answers of ``model_version`` and wait for the commit (for callers
-        outside the server's event loop)."""
-        job = _Job((), items, lambda error: None, model_version)
-        self._wait(job, timeout)
-        return job.results
-
-    def _put(self, job: _Job) -> None:
-        if self._closed:
-            job.done(RuntimeError("the prediction log is closed"))
-            return
-        self._queue.put(job)
-
-    def append(self, records: Sequence[LogRecord], timeout: float = 30.0) -> None:
-        """Append and wait for the commit (for callers outside the server's event loop)."""
-        self._wait(_Job(records, (), lambda error: None), timeout)
-
-    def _wait(self, job: _Job, timeout: float) -> None:
-        finished = threading.Event()
-        failure: list[BaseException | None] = [None]
-        tell = job.done
-
-        def done(error: BaseException | None) -> None:
-            tell(error)
-            failure[0] = error
-            finished.set()
-
-        job.done = done
-        self._put(job)
-        if not finished.wait(timeout):
-            raise TimeoutError("the prediction log did not commit in time")
-        if failure[0] is not None:
-            raise failure[0]
 
     def _checkpoint_loop(self, every: float = 1.0) -> None:
         conn = _connect(self.path)
@@ -167,7 +183,7 @@ class PredictionLog:
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
+    def _commit(self, conn: sqlite3.Connection, group: list[WriteJob]) -> None:
         rows = [
             (r.request_id, r.ts, r.model_name, r.model_version, r.protocol, r.n_rows, r.latency_ms,
              _dumps(r.inputs), _dumps(r.outputs), self.replica)
@@ -214,3 +230,18 @@ class PredictionLog:
     def read(self, since: int = 0, limit: int | None = 1000, *, max_bytes: int | None = None) -> PredictionPage:
         """Records after cursor ``since`` (see :func:`read_predictions`)."""
         return read_predictions(self.folder, since=since, limit=limit, max_bytes=max_bytes)
+
+    def read_feedback(self, since: int = 0, limit: int = 10_000) -> FeedbackPage:
+        """Feedback after cursor ``since`` (see :func:`read_feedback`)."""
+        return read_feedback(self.folder, since=since, limit=limit)
+
+    @property
+    def where(self) -> str:
+        """Where records go, for messages."""
+        return str(self.path)
+
+    def health(self) -> LogHealth:
+        """The embedded log is fine while its writer runs (a failed commit fails its own requests)."""
+        if self._closed:
+            return LogHealth(False, "sqlite", "the prediction log is closed: the server is stopping")
+        return LogHealth(True, "sqlite", f"writing to {self.path}")

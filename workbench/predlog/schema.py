@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LOG_FILE", "META_COLUMNS", "OUTPUT_NAMES", "RECORD_COLUMNS", "SKLEARN_EXTRA_OUTPUTS", "LogRecord",
+__all__ = ["LOG_FILE", "META_COLUMNS", "LogHealth", "OUTPUT_NAMES", "RECORD_COLUMNS", "SKLEARN_EXTRA_OUTPUTS", "LogRecord",
            "is_output_column"]
 
 #: The file each server process appends to, in its log folder.
@@ -66,3 +66,23 @@ class LogRecord:
     inputs: dict[str, Any]
     #: output name -> list of values, one per row
     outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LogHealth:
+    """Whether a server's log can take records now, and in words where they go (what the server's
+    readiness route reports)."""
+
+    #: False when a record could not be committed anywhere: the server answers 503 until it can.
+    ok: bool
+    #: ``sqlite`` (the embedded log), ``store`` (the PostgreSQL store), ``spool`` (the store is away:
+    #: records wait on local disk) or ``failing`` (neither the store nor the spool can be written).
+    state: str
+    #: What is going on and, when something is wrong, what to do.
+    detail: str
+    #: Records and feedback items waiting in the spool.
+    spooled: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """The readiness route's ``log`` object."""
+        return {"ok": self.ok, "state": self.state, "detail": self.detail, "spooled": self.spooled}

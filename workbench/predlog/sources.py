@@ -6,6 +6,7 @@ sources (one per replica's log folder or URL)::
 
     LogFolderSource("/path/to/deployment/predictions")
     ServerSource("http://127.0.0.1:8080")           # GET /workbench/predictions?since=N&limit=M
+    StoreSource("postgresql://wb@db:5432/workbench?deployment=churn")   # every replica, one query
 
 :func:`recent_rows` (and :func:`recent_records`) read "the newest rows" of one or several sources.
 """
@@ -22,6 +23,7 @@ from workbench.errors import MonitoringError, NotFoundError
 from workbench.predlog.feedback import FeedbackPage, latest_feedback, read_feedback
 from workbench.predlog.reader import LogRows, PredictionPage, log_rows, read_predictions
 from workbench.predlog.schema import META_COLUMNS, RECORD_COLUMNS
+from workbench.predlog.store import StoreSource, is_store_url
 
 __all__ = ["FeedbackSource", "LogFolderSource", "PredictionSource", "ServerSource", "as_source", "labelled_rows",
            "read_all_feedback", "recent_records", "recent_rows"]
@@ -127,12 +129,15 @@ class ServerSource:
 
 
 def as_source(source: PredictionSource | str | Path) -> PredictionSource:
-    """A source from a URL (``http://...``), a folder path, or a source object."""
+    """A source from a URL (``http://...``: a server; ``postgresql://...?deployment=NAME``: the log
+    store), a folder path, or a source object."""
     if isinstance(source, PredictionSource):
         return source
     text = str(source)
     if text.startswith(("http://", "https://")):
         return ServerSource(text)
+    if is_store_url(text):
+        return StoreSource(text)
     return LogFolderSource(text)
 
 
@@ -174,11 +179,24 @@ def recent_rows(sources: PredictionSource | str | Path | Sequence[PredictionSour
         raise MonitoringError(f"reading recent rows needs a positive number of rows, got {rows}")
     chunks: list[LogRows] = []
     for src in _sources(sources):
-        for page in _tail_pages(src, rows, lambda page: int(page.records["n_rows"].sum()), page_size):
+        # The store selects the newest rows itself (one query); other sources are paged through.
+        pages = [src.tail(rows)] if isinstance(src, StoreSource) else \
+            _tail_pages(src, rows, lambda page: int(page.records["n_rows"].sum()), page_size)
+        for page in pages:
             chunk = log_rows(page.records, source=src.name)
-            if positions:  # pages hold whole requests: the count restarts at each one
-                chunk.frame["row"] = chunk.frame.groupby("seq", sort=False).cumcount()
-            chunks.append(chunk)
+            chunks.append(_positioned(chunk) if positions else chunk)
+    return _merged(chunks, rows)
+
+
+def _positioned(chunk: LogRows) -> LogRows:
+    """``chunk`` with ``row``, each row's position in its request (pages hold whole requests: the
+    count restarts at each one)."""
+    chunk.frame["row"] = chunk.frame.groupby("seq", sort=False).cumcount()
+    return chunk
+
+
+def _merged(chunks: list[LogRows], rows: int) -> LogRows:
+    """The newest ``rows`` rows of several sources' chunks, merged by time."""
     if not chunks:
         return LogRows(pd.DataFrame(columns=list(META_COLUMNS)), (), ())
     inputs = tuple(dict.fromkeys(name for chunk in chunks for name in chunk.inputs))
@@ -198,8 +216,17 @@ def labelled_rows(sources: PredictionSource | str | Path | Sequence[PredictionSo
     answered the request: a shadow challenger's log has it too).
     """
     found = _sources(sources)
-    logged = recent_rows(found, rows, page_size=page_size, positions=True)
-    feedback = pd.concat([read_all_feedback(src, page_size).records for src in found], ignore_index=True)
+    stores = [src for src in found if isinstance(src, StoreSource)]
+    others = [src for src in found if not isinstance(src, StoreSource)]
+    # The store joins each of the newest records to its feedback in the database (one query).
+    joined_in_store = [src.tail_labelled(rows) for src in stores]
+    chunks = [_positioned(log_rows(page.records, source=src.name))
+              for src, (page, _) in zip(stores, joined_in_store) if len(page)]
+    if others:
+        chunks.append(recent_rows(others, rows, page_size=page_size, positions=True))
+    logged = _merged(chunks, rows)
+    feedback = pd.concat([*(fb for _, fb in joined_in_store),
+                          *(read_all_feedback(src, page_size).records for src in others)], ignore_index=True)
     frame = logged.frame
     if "row" not in frame.columns:
         frame = frame.assign(row=pd.Series(dtype="int64"))
@@ -237,7 +264,8 @@ def recent_records(sources: PredictionSource | str | Path | Sequence[PredictionS
         raise MonitoringError(f"reading recent records needs a positive number of requests, got {requests}")
     frames = [page.records.assign(source=src.name)
               for src in _sources(sources)
-              for page in _tail_pages(src, requests, len, page_size)]
+              for page in ([src.tail(requests=requests)] if isinstance(src, StoreSource)
+                           else _tail_pages(src, requests, len, page_size))]
     if not frames:
         return pd.DataFrame(columns=[*RECORD_COLUMNS, "source"])
     frame = pd.concat(frames, ignore_index=True)

@@ -14,6 +14,9 @@ rewards and share changes are in ``GET /workbench/router`` (its ``bandit`` block
 ``/workbench/router/metrics``; they are kept in ``bandit-state.json`` beside the router's config,
 so a restarted router carries on where it was. The route table changes at run time through ``PUT /workbench/router`` (with the
 deployment's admin token), so updates, promotions and aborts never move the address clients use.
+A router whose config file it cannot write (a Kubernetes ConfigMap, mounted read-only) refuses that
+route with 409: there the routes change where the file comes from, and the admin token may come from
+the environment (``WORKBENCH_ROUTER_TOKEN``, a Secret) instead of the file.
 
 Started by deployment targets with ``workbench route --config FILE``; its own routes live under
 ``/workbench/router`` so every other path (``/invocations``, ``/v2/...``) reaches the models.
@@ -26,7 +29,9 @@ import contextlib
 import hmac
 import itertools
 import json
+import os
 import random
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -48,7 +53,10 @@ from workbench.routing.bandit import STICKY_HEADER, STRATEGIES
 from workbench.serving.guard import add_guard, check_feedback_token, read_body
 from workbench.routing.live_bandit import ARMS, LiveBandit
 
-__all__ = ["RouteTable", "create_router", "feedback_token_for"]
+__all__ = ["ROUTER_TOKEN_ENV", "RouteTable", "create_router", "feedback_token_for", "load_config", "run_router"]
+
+#: Where the router finds its admin token when its config file holds none (a Kubernetes Secret).
+ROUTER_TOKEN_ENV = "WORKBENCH_ROUTER_TOKEN"
 
 
 def feedback_token_for(admin_token: str) -> str:
@@ -63,7 +71,8 @@ _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer"
 _CHECKED_HEADERS = {"origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user"}
 _SHADOW_LIMIT = 64  # mirrored requests in flight at most; beyond that copies are counted as dropped
 #: Which status an item's merged answer takes when several servers answered it: the most telling.
-_STATUS_RANK = {"recorded": 4, "corrected": 3, "duplicate": 2, "out_of_range": 1, "unknown": 0}
+#: ``spooled``: kept on a replica's disk while the shared store is away, classified when it returns.
+_STATUS_RANK = {"recorded": 5, "corrected": 4, "spooled": 3, "duplicate": 2, "out_of_range": 1, "unknown": 0}
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,14 @@ class RouteTable:
     #: In ``bandit`` mode: ``thompson`` or ``epsilon_greedy``, and the latter's exploration rate.
     strategy: str = "thompson"
     epsilon: float = 0.1
+    #: The URLs name DNS records with one address per replica (Docker Swarm's ``tasks.SERVICE``, a
+    #: Kubernetes headless Service): the router resolves them every :data:`RESOLVE_EVERY` seconds and
+    #: shares requests among the addresses, so replicas on any node, in any number, are reached.
+    discover: bool = False
+    #: Every server writes one shared prediction log (a PostgreSQL store): any server of a version
+    #: records feedback for that version's answers, so feedback goes to one server of each version
+    #: instead of all of them.
+    shared_log: bool = False
 
     def __post_init__(self) -> None:
         if not self.champion:
@@ -105,7 +122,7 @@ class RouteTable:
         return {"champion": list(self.champion), "challenger": list(self.challenger), "mode": self.mode,
                 "challenger_share": self.challenger_share, "champion_version": self.champion_version,
                 "challenger_version": self.challenger_version, "strategy": self.strategy,
-                "epsilon": self.epsilon}
+                "epsilon": self.epsilon, "discover": self.discover, "shared_log": self.shared_log}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RouteTable:
@@ -120,25 +137,59 @@ class RouteTable:
                 challenger_version=str(data.get("challenger_version", "")),
                 strategy=str(data.get("strategy", "thompson")),
                 epsilon=float(data.get("epsilon", 0.1)),
+                discover=bool(data.get("discover", False)),
+                shared_log=bool(data.get("shared_log", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"not a route table: {exc}") from exc
 
 
+class InFlightError(Exception):
+    """A server failed after it was sent a request: it may have answered and logged it."""
+
+
+#: Seconds the router waits for a server to accept a connection before it tries the next one.
+CONNECT_TIMEOUT = 2.0
+
+#: Seconds between two look-ups of the replicas' addresses when a route table says ``discover``.
+RESOLVE_EVERY = 2.0
+
+
 @dataclass
 class _Group:
+    #: The URLs in the route table.
     urls: tuple[str, ...]
-    cycle: Any = field(init=False)
+    #: Where requests go: ``urls``, or with ``discover`` one URL per address their names resolve to.
+    targets: tuple[str, ...] = field(init=False)
+    #: The addresses each URL resolved to last time.
+    resolved: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict)
+    counter: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cycle = itertools.cycle(range(len(self.urls))) if self.urls else None
+        self.targets = self.urls
+        self.counter = itertools.count()
 
     def order(self) -> list[str]:
-        """Every URL, starting with the next in round-robin order."""
-        if not self.urls:
+        """Every target, starting with the next in round-robin order."""
+        targets = self.targets
+        if not targets:
             return []
-        start = next(self.cycle)
-        return [self.urls[(start + i) % len(self.urls)] for i in range(len(self.urls))]
+        start = next(self.counter) % len(targets)
+        return [targets[(start + i) % len(targets)] for i in range(len(targets))]
+
+    async def resolve(self) -> None:
+        """Look the URLs' names up again; a name that does not resolve now (every replica is
+        restarting) keeps the addresses it had, so requests still try them and fail over."""
+        loop = asyncio.get_running_loop()
+        for url in self.urls:
+            parsed = httpx.URL(url)
+            try:
+                infos = await loop.getaddrinfo(parsed.host, parsed.port or 80, type=socket.SOCK_STREAM)
+            except OSError:
+                continue
+            self.resolved[url] = tuple(str(parsed.copy_with(host=address)).rstrip("/")
+                                       for address in sorted({info[4][0] for info in infos}))
+        self.targets = tuple(dict.fromkeys(t for url in self.urls for t in self.resolved.get(url, (url,))))
 
 
 def _feedback_items(body: bytes) -> list[Any]:
@@ -159,7 +210,8 @@ def _reward_of(item: Any) -> float | None:
 
 
 class _Router:
-    def __init__(self, table: RouteTable, token: str, config_path: Path | None, max_body_bytes: int) -> None:
+    def __init__(self, table: RouteTable, token: str, config_path: Path | None, max_body_bytes: int,
+                 state_dir: Path | None = None) -> None:
         self.token = token
         #: Feedback without the deployment's feedback token is refused (the router is reached from
         #: other machines); a wrong token is refused always.
@@ -186,12 +238,14 @@ class _Router:
         self.bandit_reward_sum = Gauge("router_bandit_reward_sum", "Sum of the rewards counted, by variant",
                                        ["variant", "version"], registry=self.registry)
         self.bandit: LiveBandit | None = None
-        self.state_path = config_path.with_name("bandit-state.json") if config_path is not None else None
+        state_folder = state_dir if state_dir is not None else config_path.parent if config_path is not None else None
+        self.state_path = state_folder / "bandit-state.json" if state_folder is not None else None
         self.apply(table)
 
     def apply(self, table: RouteTable) -> None:
         self.table = table
         self.groups = {"champion": _Group(table.champion), "challenger": _Group(table.challenger)}
+        self.resolved_at = 0.0
         if not table.bandit:
             self.bandit = None
         elif self.bandit is not None and self.bandit.key == LiveBandit.key_of(table):
@@ -207,9 +261,25 @@ class _Router:
             return "challenger"
         return "champion"
 
+    async def resolve(self) -> None:
+        """With ``discover``: the replicas' addresses, looked up again."""
+        if self.table.discover:
+            for group in self.groups.values():
+                await group.resolve()
+            self.resolved_at = time.time()
+
+    async def keep_resolving(self) -> None:
+        """Look the replicas up every :data:`RESOLVE_EVERY` seconds, for the router's whole life."""
+        while True:
+            with contextlib.suppress(Exception):  # a failed look-up keeps the addresses known
+                await self.resolve()
+            await asyncio.sleep(RESOLVE_EVERY)
+
     def describe(self) -> dict[str, Any]:
         """``GET /workbench/router``: the route table, and the live bandit when there is one."""
         data = self.table.to_dict()
+        if self.table.discover:
+            data["replicas"] = {arm: list(group.targets) for arm, group in self.groups.items()}
         if self.bandit is not None:
             data["bandit"] = self.bandit.snapshot().to_dict()
         return data
@@ -236,7 +306,12 @@ class _Router:
         return headers
 
     async def send(self, variant: str, request: Request, body: bytes) -> httpx.Response:
-        """Forward to the variant's servers in turn until one answers."""
+        """Forward to the variant's servers in turn until one takes the request.
+
+        A server that refused the connection (down, restarting, gone with its node) never saw the
+        request, so the next one gets it. One that failed after the request was sent may have
+        answered and logged it: sending it again would log one request twice, so the client gets
+        a 502 and decides (a repeat with the same ``x-request-id`` is safe to match up)."""
         assert self.client is not None
         headers = self._headers(request)
         last_error: Exception | None = None
@@ -246,15 +321,18 @@ class _Router:
                     request.method, url + request.url.path, params=request.query_params, content=body,
                     headers=headers,
                 )
-            except httpx.TransportError as exc:  # that replica is down or restarting: try the next
-                last_error = exc
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                last_error = exc  # not delivered: try the next server
+            except httpx.TransportError as exc:
+                raise InFlightError(f"the {variant} server at {url} failed while answering ({exc!r}); the "
+                                    "request may have been answered and logged there") from exc
         raise ConnectionError(f"no {variant} server answered: {last_error}")
 
     async def mirror(self, request: Request, body: bytes) -> None:
         try:
             response = await self.send("challenger", request, body)
             self.shadow.labels("answered" if response.status_code < 500 else "failed").inc()
-        except ConnectionError:
+        except (ConnectionError, InFlightError):
             self.shadow.labels("failed").inc()
         finally:
             self.shadow_slots.release()
@@ -278,6 +356,9 @@ class _Router:
                 task.add_done_callback(self.background.discard)
         try:
             upstream = await self.send(variant, request, body)
+        except InFlightError as exc:
+            self.requests.labels(variant, version, "502").inc()
+            return JSONResponse({"error": str(exc)}, status_code=502)
         except ConnectionError as exc:
             self.requests.labels(variant, version, "503").inc()
             return JSONResponse({"error": f"{exc}; the deployment has no server ready"}, status_code=503)
@@ -309,13 +390,30 @@ class _Router:
         except InvalidInputError as exc:  # past the size limit; the servers judge the rest
             return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
         headers = self._headers(request)
-        servers = [(variant, url) for variant in ARMS for url in self.groups[variant].urls]
+        servers = [(variant, url) for variant in ARMS for url in self.groups[variant].order()]
 
         async def post(url: str) -> httpx.Response:
             return await self.client.post(url + request.url.path, params=request.query_params,  # type: ignore[union-attr]
                                           content=body, headers=headers)
 
-        answers = await asyncio.gather(*(post(url) for _, url in servers), return_exceptions=True)
+        answers: list[httpx.Response | BaseException]
+        if self.table.shared_log:
+            # One store holds every server's log, and a server labels its own version's answers: one
+            # server of each version is enough (the first that answers).
+            async def first(urls: list[str]) -> httpx.Response:
+                failure: BaseException = httpx.ConnectError("no server")
+                for url in urls:
+                    try:
+                        return await post(url)
+                    except httpx.TransportError as exc:
+                        failure = exc
+                raise failure
+
+            groups = [(v, self.groups[v].order()) for v in ARMS if self.groups[v].targets]
+            servers = [(variant, urls[0]) for variant, urls in groups]
+            answers = await asyncio.gather(*(first(urls) for _, urls in groups), return_exceptions=True)
+        else:
+            answers = await asyncio.gather(*(post(url) for _, url in servers), return_exceptions=True)
         known: list[tuple[str, list[Any], dict[str, Any]]] = []
         other: httpx.Response | None = None
         unreachable: list[str] = []
@@ -378,7 +476,7 @@ class _Router:
                                     "'duplicate')")
             return JSONResponse(answer_body, status_code=503)
         status_code = 200
-        if not (counts["recorded"] or counts["corrected"] or counts["duplicate"]):
+        if not (counts["recorded"] or counts["corrected"] or counts["duplicate"] or counts["spooled"]):
             status_code = 404 if counts["unknown"] else 422
         return JSONResponse(answer_body, status_code=status_code)
 
@@ -402,10 +500,13 @@ class _Router:
 
 def create_router(table: RouteTable, *, token: str, config_path: Path | None = None,
                   timeout: float = 60.0, allowed_origins: tuple[str, ...] | None = None,
-                  require_feedback_token: bool = False) -> Starlette:
+                  state_dir: Path | None = None, require_feedback_token: bool = False) -> Starlette:
     """The router application; ``token`` guards ``PUT /workbench/router``, and feedback carries the
     token derived from it (:func:`feedback_token_for`): optional, unless ``require_feedback_token``
     (a router bound to an address other machines reach), but a wrong one is always refused.
+
+    ``config_path`` is where a new route table is kept (a restarted router comes back with it);
+    ``state_dir`` (default: the config's folder) where the bandit keeps its state.
 
     Requests from web pages on other origins are refused unless ``allowed_origins`` (default: the
     ``WORKBENCH_ALLOWED_ORIGINS`` setting) lists them (see :mod:`workbench.serving.guard`).
@@ -413,16 +514,21 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
     from workbench.config import get_settings
 
     settings = get_settings()
-    router = _Router(table, token, config_path, settings.max_body_bytes)
+    router = _Router(table, token, config_path, settings.max_body_bytes, state_dir)
     router.feedback_token_required = require_feedback_token
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        router.client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        # A replica gone with its node leaves an address nothing answers from: give up connecting to
+        # it soon and try the next, instead of holding the request for the whole timeout.
+        router.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT), limits=limits)
+        await router.resolve()
+        resolver = asyncio.get_running_loop().create_task(router.keep_resolving())
         try:
             yield
         finally:
+            resolver.cancel()
             if router.background:
                 await asyncio.wait(router.background, timeout=10)
             await router.client.aclose()
@@ -442,10 +548,17 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
             return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        router.apply(table)
         if router.config_path is not None:  # a restarted router comes back with the same routes
-            # It holds the admin token: 0600 every time, never a moment readable by others.
-            write_private(router.config_path, json.dumps({"table": table.to_dict(), "token": router.token}))
+            try:
+                _save_table(router.config_path, table, router.token)
+            except OSError as exc:  # kept nowhere: change nothing, so every replica keeps the same routes
+                return JSONResponse({"error": (
+                    f"this router's routes come from {router.config_path}, which it cannot write "
+                    f"({exc.strerror or exc}): change them where that file comes from (on Kubernetes, the "
+                    "deployment's ConfigMap: `wb.set_traffic`, `wb.promote` or `wb.abort`, or apply the "
+                    "ConfigMap; the router's pods roll to it)")}, status_code=409)
+        router.apply(table)
+        await router.resolve()
         return JSONResponse(router.describe())
 
     async def metrics(request: Request) -> Response:
@@ -475,23 +588,44 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
     return app
 
 
+def _save_table(path: Path, table: RouteTable, token: str) -> None:
+    """Replace the table in the config file ``path`` (atomically), keeping its other keys: a token
+    that came from the environment is never written to an existing file (a new one gets ``token``)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {"token": token}
+    data["table"] = table.to_dict()
+    write_private(path, json.dumps(data))  # it may hold the admin token: 0600 every time
+
+
 def load_config(path: Path) -> tuple[RouteTable, str]:
-    """The route table and admin token stored in a router config file."""
-    data = json.loads(path.read_text())
-    return RouteTable.from_dict(data["table"]), str(data["token"])
+    """The route table and admin token of a router config file (``{"table": ..., "token": ...}``).
+
+    A file without ``token`` (a Kubernetes ConfigMap) takes it from ``WORKBENCH_ROUTER_TOKEN`` (a
+    Secret); with neither, the routes cannot be changed through ``PUT /workbench/router``.
+    """
+    try:
+        data = json.loads(path.read_text())
+        table = RouteTable.from_dict(data["table"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{path} is not a router config ({{\"table\": ...}}): {exc}") from exc
+    token = data.get("token") or os.environ.get(ROUTER_TOKEN_ENV, "")
+    return table, str(token)
 
 
 def run_router(config: Path, *, host: str = "127.0.0.1", port: int = 8080,
-               port_file: Path | None = None) -> None:
-    """Serve the router described by ``config`` until SIGTERM."""
+               port_file: Path | None = None, state_dir: Path | None = None) -> None:
+    """Serve the router described by ``config`` until SIGTERM; the bandit's state goes to
+    ``state_dir`` (default: the config's folder)."""
     from workbench.config import configure, get_settings
     from workbench.serving.server import bind, run_asgi
 
     configure(get_settings().bound_to(host))
     table, token = load_config(config)
     sock = bind(host, port)
-    run_asgi(create_router(table, token=token, config_path=config, require_feedback_token=not _loopback(host)),
-             sock, port_file=port_file)
+    run_asgi(create_router(table, token=token, config_path=config, state_dir=state_dir,
+                           require_feedback_token=not _loopback(host)), sock, port_file=port_file)
 
 
 def _loopback(host: str) -> bool:

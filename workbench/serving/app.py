@@ -46,14 +46,14 @@ from workbench.serving import codecs
 from workbench.serving.batching import Batcher, RequestInfo, _settle
 from workbench.serving.guard import add_guard, check_feedback_token, read_body
 from workbench.serving.metrics import ServerMetrics
-from workbench.predlog import PredictionLog, read_predictions
+from workbench.predlog import LogWriter, open_log
 from workbench.predlog.feedback import (
     ACCEPTED,
+    FEEDBACK_STATUSES,
     MAX_FEEDBACK_BYTES,
     MAX_REQUEST_ID,
     FeedbackResult,
     parse_feedback,
-    read_feedback,
 )
 from workbench.serving.model import ServedModel
 
@@ -107,7 +107,7 @@ class ServerState:
 
     model: ServedModel
     batcher: Batcher
-    log: PredictionLog
+    log: LogWriter
     metrics: ServerMetrics
     settings: Settings
     #: Builds the explainer on the first explain request; ``None``: the route answers that it is off.
@@ -180,19 +180,17 @@ class _Routes:
     async def live(self, request: Request) -> Response:
         return _JSON({"live": True})
 
-    def _ready(self) -> tuple[bool, str | None]:
-        """Whether predictions can be answered now, and why not: while the prediction log cannot be
-        written every prediction would fail, so the server says it is not ready."""
-        if not self.state.ready:
-            return False, "starting or stopping"
-        failure = self.state.batcher.log_unwritable()
-        if failure is not None:
-            return False, f"the prediction log cannot be written ({failure}): check free space and permissions"
-        return True, None
+    def _ready(self) -> bool:
+        """Started, not stopping, and the log can take records (else every answer would be a 503)."""
+        return self.state.ready and self.state.log.health().ok
 
     async def ready(self, request: Request) -> Response:
-        ready, reason = self._ready()
-        return _JSON({"ready": ready, **({"reason": reason} if reason else {})}, status_code=200 if ready else 503)
+        health = self.state.log.health()
+        ready = self.state.ready and health.ok
+        body: dict[str, Any] = {"ready": ready, "log": health.to_json()}
+        if not ready:
+            body["reason"] = health.detail if not health.ok else "the server is starting or stopping"
+        return _JSON(body, status_code=200 if ready else 503)
 
     async def server_metadata(self, request: Request) -> Response:
         from importlib.metadata import PackageNotFoundError, version
@@ -228,9 +226,8 @@ class _Routes:
             self._check_model(request)
         except WorkbenchError as exc:
             return _v2_error(exc)
-        ready, reason = self._ready()
-        return _JSON({"name": self.model.name, "ready": ready, **({"reason": reason} if reason else {})},
-                     status_code=200 if ready else 503)
+        ready = self._ready()
+        return _JSON({"name": self.model.name, "ready": ready}, status_code=200 if ready else 503)
 
     # -- inference ------------------------------------------------------------------------------
 
@@ -448,8 +445,7 @@ class _Routes:
             results = await committed
         except WorkbenchError as exc:
             return _v2_error(exc)
-        counts = {status: sum(r.status == status for r in results)
-                  for status in ("recorded", "corrected", "duplicate", "unknown", "out_of_range")}
+        counts = {status: sum(r.status == status for r in results) for status in FEEDBACK_STATUSES}
         status = 200
         if not any(r.status in ACCEPTED for r in results):
             status = 404 if counts["unknown"] else 422
@@ -459,7 +455,7 @@ class _Routes:
         try:
             since = _int_param(request, "since", 0, minimum=0, maximum=2**63 - 1)
             limit = _int_param(request, "limit", 10_000, minimum=1, maximum=10_000)
-            page = read_feedback(self.state.log.folder, since=since, limit=limit)
+            page = self.state.log.read_feedback(since=since, limit=limit)
         except WorkbenchError as exc:
             return _v2_error(exc)
         return _JSON({**page.to_json(), "replica": self.state.log.replica})
@@ -475,7 +471,7 @@ class _Routes:
             limit = _int_param(request, "limit", 1000, minimum=1, maximum=10_000)
             budget = self.state.settings.log_page_bytes
             max_bytes = _int_param(request, "max_bytes", budget, minimum=1, maximum=budget)
-            page = read_predictions(self.state.log.folder, since=since, limit=limit, max_bytes=max_bytes)
+            page = self.state.log.read(since=since, limit=limit, max_bytes=max_bytes)
         except WorkbenchError as exc:
             return _v2_error(exc)
         body = page.to_json()
@@ -488,7 +484,7 @@ class _Routes:
         return _JSON(openapi_document(self.model, max_page_bytes=self.state.settings.log_page_bytes))
 
     async def ping(self, request: Request) -> Response:
-        return Response("\n", media_type="application/json", status_code=200 if self._ready()[0] else 503)
+        return Response("\n", media_type="application/json", status_code=200 if self._ready() else 503)
 
 
 def _with_client_id(info: RequestInfo, given: str | None) -> RequestInfo:
@@ -618,12 +614,16 @@ def _unbatched_outputs(raw: Any) -> dict[str, np.ndarray]:
 
 
 def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | None = None,
-               replica: str | None = None, explainer: ExplainerFactory | None = None) -> Starlette:
-    """The server application for one loaded model, logging predictions into ``log_dir``;
-    ``explainer`` builds the explain route's explainer (without one, the route says it is off)."""
+               replica: str | None = None, explainer: ExplainerFactory | None = None,
+               deployment: str | None = None) -> Starlette:
+    """The server application for one loaded model, logging predictions into ``log_dir`` (or, with
+    ``settings.log_url``, into that PostgreSQL store under ``deployment``, default the model's name,
+    spooling to ``log_dir`` while it is away); ``explainer`` builds the explain route's explainer
+    (without one, the route says it is off)."""
     settings = settings or get_settings()
     metrics = ServerMetrics.create()
-    log = PredictionLog(log_dir, replica=replica or f"{socket.gethostname()}-{os.getpid()}")
+    log = open_log(log_dir, url=settings.log_url, deployment=deployment or model.name,
+                   replica=replica or f"{socket.gethostname()}-{os.getpid()}")
     batcher = Batcher(model, log, metrics, max_batch_size=settings.max_batch_size,
                       max_wait_ms=settings.max_batch_wait_ms)
     state = ServerState(model, batcher, log, metrics, settings, explainer)
@@ -639,7 +639,7 @@ def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | 
             state.ready = False
             await batcher.stop()  # in-flight requests finish first: uvicorn waits for them
             log.close()
-            print(f"workbench: stopped cleanly, prediction log flushed to {log.path}", file=sys.stderr, flush=True)
+            print(f"workbench: stopped cleanly, prediction log flushed to {log.where}", file=sys.stderr, flush=True)
 
     model_path = "/v2/models/{model_name}"
     versioned = "/v2/models/{model_name}/versions/{model_version}"

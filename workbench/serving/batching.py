@@ -28,7 +28,7 @@ from workbench.errors import InvalidInputError, SchemaError, StoreUnavailableErr
 from workbench.serving.codecs import InputBatch
 from workbench.serving.metrics import ServerMetrics
 from workbench.serving.model import Prediction, ServedModel
-from workbench.predlog import LogRecord, PredictionLog
+from workbench.predlog import LogRecord, LogWriter
 
 __all__ = ["Batcher", "RequestInfo"]
 
@@ -68,17 +68,13 @@ def _jsonable_outputs(outputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
-#: Seconds readiness stays 503 after the prediction log last failed to commit; then traffic may
-#: try again (a commit that succeeds clears it, one that fails starts it over).
-LOG_RETRY_SECONDS = 10.0
-
 class Batcher:
     """Queues requests for one model, predicts them in batches, logs them, then answers them."""
 
     def __init__(
         self,
         model: ServedModel,
-        log: PredictionLog,
+        log: LogWriter,
         metrics: ServerMetrics,
         *,
         max_batch_size: int = 256,
@@ -87,8 +83,6 @@ class Batcher:
         self.model = model
         self.log = log
         self.metrics = metrics
-        #: When the last commit of the log failed (monotonic seconds) and why; ``None`` once one succeeds.
-        self.log_failure: tuple[float, str] | None = None
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self._pending: deque[_Item] = deque()
@@ -157,9 +151,8 @@ class Batcher:
             outputs={"predict": _to_list(raw)},
         )
         done: asyncio.Future[None] = loop.create_future()
-
         def committed(error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, done, None, self._logged(error))
+            loop.call_soon_threadsafe(_settle, done, None, error)
 
         self.log.submit([record], committed)
         await done
@@ -250,32 +243,14 @@ class Batcher:
                 self.metrics.log_records.labels(*self._labels).inc(len(answered))
             else:
                 self.metrics.log_failures.labels(*self._labels).inc(len(answered))
-            failure = self._logged(error)
+            failure = None if error is None else StoreUnavailableError(
+                f"the prediction log could not record this request ({error}), so the prediction is not "
+                f"returned: nothing is answered unlogged. Check {self.log.where}"
+            )
             for item, prediction in answered:
                 loop.call_soon_threadsafe(_settle, item.future, prediction, failure)
 
         self.log.submit(records, committed)
-
-
-    def _logged(self, error: BaseException | None) -> StoreUnavailableError | None:
-        """Note a commit's outcome (the readiness route reads :attr:`log_failure`); the error a
-        request whose record could not be written answers with."""
-        if error is None:
-            self.log_failure = None
-            return None
-        self.log_failure = (time.monotonic(), str(error))
-        return StoreUnavailableError(
-            f"the prediction log could not record this request ({error}), so the prediction is not "
-            f"returned: nothing is answered unlogged. Check free space and permissions of {self.log.folder}"
-        )
-
-    def log_unwritable(self) -> str | None:
-        """Why the log cannot be written, while its last commit failed less than
-        :data:`LOG_RETRY_SECONDS` ago (then readiness lets traffic try again); else ``None``."""
-        failure = self.log_failure
-        if failure is None or time.monotonic() - failure[0] > LOG_RETRY_SECONDS:
-            return None
-        return failure[1]
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.predlog.feedback import FEEDBACK_STATUSES
 from workbench.serving.codecs import V2_DATATYPES
 from workbench.serving.model import ServedModel
 
@@ -122,10 +123,10 @@ _FEEDBACK_RESPONSE = {
         "results": {"type": "array", "items": {"type": "object", "required": ["request_id", "row", "status"],
                                                "properties": {
             "request_id": {"type": "string"}, "row": {"type": "integer"},
-            "status": {"type": "string", "enum": ["recorded", "corrected", "duplicate", "unknown", "out_of_range"]},
+            "status": {"type": "string", "enum": list(FEEDBACK_STATUSES)},
             "model_version": {"type": "string", "nullable": True}, "delay_s": {"type": "number", "nullable": True},
             "message": {"type": "string"}}}},
-        **{k: {"type": "integer"} for k in ("recorded", "corrected", "duplicate", "unknown", "out_of_range")},
+        **{k: {"type": "integer"} for k in FEEDBACK_STATUSES},
     },
 }
 

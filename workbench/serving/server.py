@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import importlib
 import json
@@ -63,6 +64,8 @@ def serve(
     explainer: ExplainerFactory | None = None,
     snapshot: str | Path | None = None,
     model_dir: str | Path | None = None,
+    log_url: str | None = None,
+    deployment: str | None = None,
 ) -> None:
     """Serve ``model_uri`` until SIGTERM or Ctrl-C; in-flight requests finish and the log is flushed.
 
@@ -70,8 +73,13 @@ def serve(
     with ``port=0``); ``explainer`` builds the explain route's explainer (see :func:`create_app`).
     ``snapshot`` is the model's snapshot folder in a model image (see :mod:`workbench.serving.flavors`);
     ``model_dir`` a folder that already holds the model's files (see :meth:`ServedModel.load`).
+    ``log_url`` (default ``settings.log_url``, ``WORKBENCH_LOG_URL``) sends the log to that
+    PostgreSQL store under ``deployment`` (default: the model's name), spooling in the log folder
+    while it is away.
     """
     settings = (settings or get_settings()).bound_to(host)
+    if log_url:
+        settings = dataclasses.replace(settings, log_url=log_url)
     sock = bind(host, port)  # before loading: a busy port fails fast
     if model_dir is None and not Path(model_uri).is_dir() and threading.active_count() == 1:
         # Finding a registry URI's files imports MLflow and opens its store (seconds); a forked
@@ -83,7 +91,7 @@ def serve(
         name, version = name or registered_name, version or registered_version
     model = ServedModel.load(model_uri, name=name, version=version, snapshot=snapshot, model_dir=model_dir)
     folder = Path(log_dir) if log_dir else default_log_dir(model.name, settings)
-    app = create_app(model, log_dir=folder, settings=settings, explainer=explainer)
+    app = create_app(model, log_dir=folder, settings=settings, explainer=explainer, deployment=deployment)
     bound_port = sock.getsockname()[1]
     # Everything loaded so far lives as long as the server: keep it out of the garbage collector's
     # full collections, which otherwise pause every request for tens of milliseconds now and then.
@@ -92,7 +100,7 @@ def serve(
 
     print(
         f"workbench: serving {model.name} version {model.version or '-'} ({model_uri}) on "
-        f"http://{host}:{bound_port}; predictions logged in {folder}",
+        f"http://{host}:{bound_port}; predictions logged in {app.state.workbench.log.where}",
         file=sys.stderr,
         flush=True,
     )

@@ -1,7 +1,7 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { IModelVersion, TARGETS } from './tokens';
+import { IModelVersion, ITarget } from './tokens';
 
 /** What the deploy dialog asks: where, and under which name. */
 export interface IDeployChoice {
@@ -19,9 +19,9 @@ export function defaultDeploymentName(model: string): string {
   return name || 'model';
 }
 
-/** The body of the deploy dialog: a target and a deployment name. */
+/** The body of the deploy dialog: a target (of those the server lists) and a deployment name. */
 class DeployForm extends Widget implements Dialog.IBodyWidget<IDeployChoice> {
-  constructor(version: IModelVersion) {
+  constructor(version: IModelVersion, targets: ITarget[], preferred: string) {
     super();
     this.addClass('wb-DeployForm');
     const what = document.createElement('p');
@@ -29,10 +29,12 @@ class DeployForm extends Widget implements Dialog.IBodyWidget<IDeployChoice> {
 
     this._target = document.createElement('select');
     this._target.className = 'jp-mod-styled wb-DeployForm-target';
-    for (const target of TARGETS) {
+    for (const target of targets) {
       const option = document.createElement('option');
-      option.value = target;
-      option.textContent = target === 'local' ? 'local (a process on this machine)' : 'docker (a container; packages the model first)';
+      option.value = target.name;
+      option.textContent = `${target.name}: ${target.summary}`;
+      option.title = target.help;
+      option.selected = target.name === preferred;
       this._target.appendChild(option);
     }
     this._name = document.createElement('input');
@@ -62,11 +64,15 @@ class DeployForm extends Widget implements Dialog.IBodyWidget<IDeployChoice> {
   private _name: HTMLInputElement;
 }
 
-/** Ask where to deploy `version`; `null` when cancelled. */
-export async function askDeploy(version: IModelVersion): Promise<IDeployChoice | null> {
+/** Ask on which of `targets` (`preferred` first) to deploy `version`; `null` when cancelled. */
+export async function askDeploy(
+  version: IModelVersion,
+  targets: ITarget[],
+  preferred: string
+): Promise<IDeployChoice | null> {
   const result = await showDialog<IDeployChoice>({
     title: 'Deploy model version',
-    body: new DeployForm(version),
+    body: new DeployForm(version, targets, preferred),
     buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Deploy' })]
   });
   return result.button.accept ? result.value : null;

@@ -6,8 +6,8 @@ import { IErrorReply, PageName } from './tokens';
 /**
  * Call a Workbench route (`<base_url>/workbench/api/<endPoint>`) and return its JSON.
  *
- * Every call of the extension goes through here: the server connection adds the token and the
- * XSRF header. A refused call throws a `ServerConnection.ResponseError` whose message is the
+ * Every call of the extension goes through here (the sidebar model, `src/model.ts`, makes them): the
+ * server connection adds the token and the XSRF header. A refused call throws a `ServerConnection.ResponseError` whose message is the
  * core's (it says what to do).
  */
 export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Promise<T> {
@@ -33,11 +33,6 @@ export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Prom
     throw new ServerConnection.ResponseError(response, reply?.message ?? String(data));
   }
   return data as T;
-}
-
-/** A JSON request body for `requestAPI`. */
-export function jsonBody(method: string, body: unknown): RequestInit {
-  return { method, body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } };
 }
 
 /** The address of a main-area page (`<base_url>/workbench/apps/<page>?<query>`). */

@@ -5,26 +5,31 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, InputDialog, Notification, WidgetTracker } from '@jupyterlab/apputils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import workbenchSvg from '../style/icons/workbench.svg';
 import { askDeploy, confirm } from './dialogs';
-import { errorMessage, jsonBody, requestAPI } from './handler';
+import { errorMessage } from './handler';
 import { createPageTracker, WorkbenchPage } from './pages';
 import { WorkbenchSidebar } from './sidebar';
 import {
   CommandIDs,
-  IAliasRequest,
-  IDeployment,
+  DEFAULT_SETTINGS,
   IDeployRequest,
   IModelVersion,
-  ISnippet,
-  PageName
+  ISettings,
+  ITarget,
+  PageName,
+  SnippetSubject
 } from './tokens';
 
 /** The sidebar's icon. */
 export const workbenchIcon = new LabIcon({ name: 'workbench:icon', svgstr: workbenchSvg });
+
+/** The plugin's id; its settings are `schema/plugin.json`. */
+const PLUGIN_ID = '@workbench/jupyterlab:plugin';
 
 /** Opens a page from the layout restorer (not shown in the palette). */
 const OPEN_PAGE = 'workbench:open-page';
@@ -50,11 +55,29 @@ function activate(
   app: JupyterFrontEnd,
   palette: ICommandPalette,
   labShell: ILabShell | null,
-  restorer: ILayoutRestorer | null
+  restorer: ILayoutRestorer | null,
+  settingRegistry: ISettingRegistry | null
 ): void {
   const sidebar = new WorkbenchSidebar();
   sidebar.title.icon = workbenchIcon;
   app.shell.add(sidebar, 'left', { rank: 850 });
+  // Every call to the server is one of the model's: the commands below ask it, never the server.
+  const model = sidebar.model;
+
+  const settings: ISettings = { ...DEFAULT_SETTINGS };
+  if (settingRegistry) {
+    const apply = (loaded: ISettingRegistry.ISettings): void => {
+      Object.assign(settings, loaded.composite as Partial<ISettings>);
+      sidebar.setRefreshInterval(settings.refreshInterval);
+    };
+    settingRegistry
+      .load(PLUGIN_ID)
+      .then(loaded => {
+        apply(loaded);
+        loaded.changed.connect(apply);
+      })
+      .catch(reason => console.warn('Workbench: settings not loaded, the defaults apply.', reason));
+  }
 
   const pages = createPageTracker();
 
@@ -80,10 +103,6 @@ function activate(
     const selection = sidebar.selection;
     return selection?.kind === 'deployment' ? selection.deployment.name : null;
   };
-  const refreshSoon = (): void => {
-    void sidebar.refresh().catch(() => undefined);
-  };
-
   const openPage = (page: PageName, query: { [key: string]: string }, label: string): WorkbenchPage => {
     const id = WorkbenchPage.idFor(page, query);
     let widget = pages.find(w => w.id === id);
@@ -129,7 +148,7 @@ function activate(
       const version = selectedVersion(args as IVersionArgs);
       return version ? `Deploy ${version.name} v${version.version}…` : 'Deploy Model Version…';
     },
-    caption: 'Serve the selected model version on a target (local process or Docker container)',
+    caption: 'Serve the selected model version on one of the deployment targets installed',
     isEnabled: args => selectedVersion(args as IVersionArgs) !== null,
     execute: async args => {
       const version = selectedVersion(args as IVersionArgs);
@@ -137,9 +156,17 @@ function activate(
         return;
       }
       const given = args as { target?: string; name?: string };
-      const choice = given.target
-        ? { target: given.target, name: given.name ?? '' }
-        : await askDeploy(version);
+      let choice = given.target ? { target: given.target, name: given.name ?? '' } : null;
+      if (!choice) {
+        let targets: ITarget[];
+        try {
+          targets = await model.targets();
+        } catch (error) {
+          Notification.error(`Cannot list the deployment targets: ${errorMessage(error)}`, { autoClose: false });
+          return;
+        }
+        choice = await askDeploy(version, targets, settings.defaultTarget);
+      }
       if (!choice) {
         return;
       }
@@ -147,8 +174,7 @@ function activate(
       if (choice.name) {
         request.name = choice.name;
       }
-      const deploying = requestAPI<IDeployment>('deployments', jsonBody('POST', request));
-      refreshSoon(); // the new deployment shows as "starting" while it comes up
+      const deploying = model.deploy(request); // shown as "starting" while it comes up
       const outcome = deploying.then(
         d => `${d.name} is ${d.healthy ? 'up and healthy' : d.state} at ${d.url}`
       );
@@ -161,8 +187,6 @@ function activate(
         return await deploying;
       } catch {
         return undefined; // the notification above shows why
-      } finally {
-        refreshSoon();
       }
     }
   });
@@ -179,12 +203,11 @@ function activate(
         return;
       }
       try {
-        await requestAPI(`deployments/${encodeURIComponent(name)}`, { method: 'DELETE' });
+        await model.stop(name);
         Notification.success(`Stopped ${name}`, { autoClose: 4000 });
       } catch (error) {
         Notification.error(errorMessage(error), { autoClose: false });
       }
-      refreshSoon();
     }
   });
 
@@ -200,19 +223,16 @@ function activate(
       if (!name) {
         return;
       }
-      const rolling = requestAPI<IDeployment>(`deployments/${encodeURIComponent(name)}/rollback`, {
-        method: 'POST'
-      });
+      const rolling = model.rollback(name);
       Notification.promise(
         rolling.then(d => `${name} serves v${d.model_version} again`),
         {
-        pending: { message: `Rolling back ${name}…`, options: {} },
-        success: { message: result => String(result), options: { autoClose: 5000 } },
-        error: { message: error => `Roll back failed: ${errorMessage(error)}`, options: { autoClose: false } }
+          pending: { message: `Rolling back ${name}…`, options: {} },
+          success: { message: result => String(result), options: { autoClose: 5000 } },
+          error: { message: error => `Roll back failed: ${errorMessage(error)}`, options: { autoClose: false } }
         }
       );
       await rolling.catch(() => undefined);
-      refreshSoon();
     }
   });
 
@@ -239,17 +259,12 @@ function activate(
         }
         alias = answer.value.trim();
       }
-      const body: IAliasRequest = { version: version.version };
       try {
-        await requestAPI<IModelVersion>(
-          `models/${encodeURIComponent(version.name)}/aliases/${encodeURIComponent(alias)}`,
-          jsonBody('PUT', body)
-        );
+        await model.setAlias(version.name, alias, version.version);
         Notification.success(`@${alias} now points at ${version.name} v${version.version}`, { autoClose: 4000 });
       } catch (error) {
         Notification.error(errorMessage(error), { autoClose: false });
       }
-      refreshSoon();
     }
   });
 
@@ -296,19 +311,18 @@ function activate(
     execute: async args => {
       const version = selectedVersion(args as IVersionArgs);
       const deployment = selectedDeployment(args as IDeploymentArgs);
-      let query: string;
+      let subject: SnippetSubject;
       if (version) {
         // An alias keeps the notebook following the alias; a bare version pins it.
         const alias = (args as { alias?: string }).alias ?? version.aliases?.[0];
-        query = `model=${encodeURIComponent(version.name)}&` +
-          (alias ? `alias=${encodeURIComponent(alias)}` : `version=${encodeURIComponent(version.version)}`);
+        subject = alias ? { model: version.name, alias } : { model: version.name, version: version.version };
       } else if (deployment) {
-        query = `deployment=${encodeURIComponent(deployment)}`;
+        subject = { deployment };
       } else {
         return;
       }
       try {
-        const snippet = await requestAPI<ISnippet>(`snippet?${query}`);
+        const snippet = await model.snippet(subject);
         await insert(snippet.code);
       } catch (error) {
         Notification.error(errorMessage(error), { autoClose: false });
@@ -358,11 +372,11 @@ function activate(
 
 /** The Workbench lab extension: sidebar, commands and main-area pages. */
 const plugin: JupyterFrontEndPlugin<void> = {
-  id: '@workbench/jupyterlab:plugin',
+  id: PLUGIN_ID,
   description: 'The Workbench sidebar, commands and pages in JupyterLab.',
   autoStart: true,
   requires: [ICommandPalette],
-  optional: [ILabShell, ILayoutRestorer],
+  optional: [ILabShell, ILayoutRestorer, ISettingRegistry],
   activate
 };
 

@@ -1,11 +1,25 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IDeployment, IExperiment, IModelVersion, IRegisteredModel, IRun, Selection } from './tokens';
+import {
+  IAliasRequest,
+  IDeployment,
+  IDeployRequest,
+  IExperiment,
+  IModelVersion,
+  IRegisteredModel,
+  IRun,
+  ISnippet,
+  ITarget,
+  Selection,
+  SnippetSubject
+} from './tokens';
 
 /**
- * The sidebar's data, apart from its view (as jupyterlab-git keeps its model apart from its views):
- * what the server last answered, which experiments and models are expanded, and the selected row.
- * It knows no DOM: the view draws `state` when `changed` fires and reports clicks back.
+ * The sidebar's data and the Workbench's actions, apart from the views (as jupyterlab-git keeps its
+ * model apart from its views): what the server last answered, which experiments and models are
+ * expanded, the selected row, and the calls that change something (deploy, stop, roll back, set an
+ * alias), each followed by a refresh so the sidebar shows the outcome. It knows no DOM: the view
+ * draws `state` when `changed` fires and reports clicks back; the commands call the actions.
  */
 
 /** Runs shown per expanded experiment. */
@@ -37,7 +51,23 @@ export interface ISidebarState {
 }
 
 /** Calls a Workbench route and returns its JSON (`requestAPI` in the Lab; a stand-in in tests). */
-export type Request = <T>(endPoint: string) => Promise<T>;
+export type Request = <T>(endPoint: string, init?: RequestInit) => Promise<T>;
+
+/** A JSON request body for a `Request`. */
+export function jsonBody(method: string, body: unknown): RequestInit {
+  return { method, body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } };
+}
+
+/** The query of `GET snippet` for what the snippet loads. */
+export function snippetQuery(subject: SnippetSubject): string {
+  if ('deployment' in subject) {
+    return `deployment=${encodeURIComponent(subject.deployment)}`;
+  }
+  const pin = subject.alias
+    ? `alias=${encodeURIComponent(subject.alias)}`
+    : `version=${encodeURIComponent(subject.version ?? '')}`;
+  return `model=${encodeURIComponent(subject.model)}&${pin}`;
+}
 
 /** What a selectable row names: a deployment, or a model version. */
 export interface IRowKey {
@@ -79,7 +109,8 @@ export function findSelection(state: ISidebarState, key: string): Selection {
 
 const EMPTY: ISidebarState = { experiments: [], runs: {}, models: [], versions: {}, deployments: [] };
 
-/** The sidebar's model: fetches, remembers what is expanded and selected, and says what changed. */
+/** The sidebar's model: fetches, remembers what is expanded and selected, says what changed, and
+ * carries out the actions. */
 export class SidebarModel {
   constructor(request: Request) {
     this._request = request;
@@ -148,6 +179,8 @@ export class SidebarModel {
    */
   async refresh(): Promise<void> {
     const request = this._request;
+    // Refreshes overlap (a poll, an action's): an answer older than the one shown is dropped.
+    const ticket = ++this._asked;
     try {
       const [experiments, models, deployments] = await Promise.all([
         request<IExperiment[]>('experiments'),
@@ -170,6 +203,10 @@ export class SidebarModel {
             );
           })
       ]);
+      if (ticket < this._shown) {
+        return;
+      }
+      this._shown = ticket;
       this._loaded = true;
       const key = JSON.stringify([state, [...this._openModels], [...this._openExperiments]]);
       if (key === this._lastKey) {
@@ -184,6 +221,79 @@ export class SidebarModel {
         this._lastKey = ''; // the view shows the failure instead: the first answer must be drawn
       }
       throw error;
+    }
+  }
+
+  // -- actions ---------------------------------------------------------------------------------
+
+  /** The deployment targets installed on the server (`GET targets`), asked for once and kept (a
+   * failed answer is asked for again next time). */
+  targets(): Promise<ITarget[]> {
+    if (!this._targets) {
+      const asked = this._request<ITarget[]>('targets');
+      this._targets = asked;
+      asked.catch(() => {
+        if (this._targets === asked) {
+          this._targets = null;
+        }
+      });
+    }
+    return this._targets;
+  }
+
+  /**
+   * Serve a model version on a target (`POST deployments`); resolves with the deployment once it is
+   * ready, or rejects with the server's reason. The sidebar refreshes as the deploy starts (the new
+   * deployment shows as starting) and again when it ends, whatever the outcome.
+   */
+  async deploy(request: IDeployRequest): Promise<IDeployment> {
+    const deploying = this._request<IDeployment>('deployments', jsonBody('POST', request));
+    void this._refreshQuietly();
+    return this._thenRefresh(deploying);
+  }
+
+  /** Stop a deployment (`DELETE deployments/NAME`); its prediction log and history are kept. */
+  async stop(name: string): Promise<void> {
+    await this._thenRefresh(this._request<unknown>(`deployments/${encodeURIComponent(name)}`, { method: 'DELETE' }));
+  }
+
+  /** Serve again what a deployment served before its last change (`POST deployments/NAME/rollback`). */
+  rollback(name: string): Promise<IDeployment> {
+    return this._thenRefresh(
+      this._request<IDeployment>(`deployments/${encodeURIComponent(name)}/rollback`, { method: 'POST' })
+    );
+  }
+
+  /** Point `alias` of a registered model at `version` (`PUT models/NAME/aliases/ALIAS`). */
+  setAlias(model: string, alias: string, version: string): Promise<IModelVersion> {
+    const body: IAliasRequest = { version };
+    return this._thenRefresh(
+      this._request<IModelVersion>(
+        `models/${encodeURIComponent(model)}/aliases/${encodeURIComponent(alias)}`,
+        jsonBody('PUT', body)
+      )
+    );
+  }
+
+  /** Code for a notebook cell that loads a model version or gets a deployment (`GET snippet`). */
+  snippet(subject: SnippetSubject): Promise<ISnippet> {
+    return this._request<ISnippet>(`snippet?${snippetQuery(subject)}`);
+  }
+
+  /** `call`'s outcome, after a refresh that shows it (a failed refresh is the poll's to report). */
+  private async _thenRefresh<T>(call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } finally {
+      await this._refreshQuietly();
+    }
+  }
+
+  private async _refreshQuietly(): Promise<void> {
+    try {
+      await this.refresh();
+    } catch {
+      // the sidebar's poll shows why, and backs off
     }
   }
 
@@ -202,6 +312,9 @@ export class SidebarModel {
   private _openModels = new Set<string>();
   private _openExperiments = new Set<string>();
   private _selectedKey = '';
+  private _asked = 0;
+  private _shown = 0;
+  private _targets: Promise<ITarget[]> | null = null;
   private _selection: Selection = null;
   private _changed = new Signal<this, void>(this);
   private _selectionChanged = new Signal<this, Selection>(this);

@@ -6,10 +6,8 @@ import { Widget } from '@lumino/widgets';
 
 import { errorMessage, requestAPI } from './handler';
 import { ALERT_TEXT, ISidebarState, POLICY_TEXT, SidebarModel, selectionKey, shortMetrics } from './model';
-import { Selection } from './tokens';
+import { DEFAULT_SETTINGS, Selection } from './tokens';
 
-/** How often the sidebar refreshes while it is visible. */
-const POLL_INTERVAL_MS = 4000;
 
 /** What every section shows until the first answer arrives. */
 const LOADING = 'Loading… (a new workspace takes a few seconds to create its store)';
@@ -25,6 +23,11 @@ function el<K extends keyof HTMLElementTagNameMap>(
     node.textContent = text;
   }
   return node;
+}
+
+/** Poll every `seconds` (at least one), backing off to a minute while the server refuses. */
+function pollFrequency(seconds: number): { interval: number; backoff: boolean; max: number } {
+  return { interval: Math.max(1, seconds) * 1000, backoff: true, max: 60 * 1000 };
 }
 
 /**
@@ -64,7 +67,7 @@ export class WorkbenchSidebar extends Widget {
 
     this._poll = new Poll({
       factory: () => this.refresh(),
-      frequency: { interval: POLL_INTERVAL_MS, backoff: true, max: 60 * 1000 },
+      frequency: pollFrequency(DEFAULT_SETTINGS.refreshInterval),
       name: 'workbench:sidebar',
       standby: () => !this.isVisible || 'when-hidden'
     });
@@ -86,6 +89,11 @@ export class WorkbenchSidebar extends Widget {
   /** Emitted when a row is double-clicked: a version opens its review, a deployment its drift. */
   get opened(): ISignal<this, Selection> {
     return this._opened;
+  }
+
+  /** Refresh every `seconds` while visible (the `refreshInterval` setting). */
+  setRefreshInterval(seconds: number): void {
+    this._poll.frequency = pollFrequency(seconds);
   }
 
   /** Fetch everything shown and redraw what changed. */

@@ -1,7 +1,7 @@
 /**
  * The contracts between the Workbench lab extension and its server routes
- * (`<base_url>/workbench/api/...`, see `workbench_jupyterlab/handlers.py`), and the
- * extension's command ids. Field names follow the JSON the server sends.
+ * (`<base_url>/workbench/api/...`, see `workbench_jupyterlab/handlers.py`), the extension's
+ * settings (`schema/plugin.json`) and its command ids. Field names follow the JSON the server sends.
  */
 
 /** An MLflow experiment (`GET experiments`). */
@@ -85,7 +85,33 @@ export interface IDeployment {
   alerts_detail: string;
 }
 
-/** `POST deployments`: what to serve, where, and under which name. */
+/** One option a deployment target takes (`wb.deploy(uri, target=..., NAME=value)`). */
+export interface ITargetOption {
+  name: string;
+  /** The option's type as the target declares it (`int`, `str | None`). */
+  type: string;
+  /** The default, or null when the target decides. */
+  default: unknown;
+  help: string;
+}
+
+/** An installed deployment target (`GET targets`: `wb.deploy_targets()`), sorted by name. */
+export interface ITarget {
+  /** What the deploy request names (`local`, `k8s`). */
+  name: string;
+  /** How the target is written in full (`local`, `k8s://CONTEXT/NAMESPACE`). */
+  uri: string;
+  /** One line: what it runs, and where. */
+  summary: string;
+  description: string;
+  options: ITargetOption[];
+  /** The deployment can reach beyond this machine. */
+  cluster: boolean;
+  /** The whole help text, as `workbench targets NAME` prints it. */
+  help: string;
+}
+
+/** `POST deployments`: what to serve, where (an `ITarget`'s name), and under which name. */
 export interface IDeployRequest {
   model_uri: string;
   target: string;
@@ -96,6 +122,9 @@ export interface IDeployRequest {
 export interface IAliasRequest {
   version: string;
 }
+
+/** What a snippet loads: a model version (an alias keeps following the alias), or a deployment. */
+export type SnippetSubject = { model: string; alias?: string; version?: string } | { deployment: string };
 
 /** `GET snippet?...`: code for a notebook cell. */
 export interface ISnippet {
@@ -111,14 +140,22 @@ export interface IErrorReply {
 /** The main-area pages, each a Panel app served through the Jupyter server. */
 export type PageName = 'review' | 'drift';
 
-/** Targets the deploy dialog offers. */
-export const TARGETS: ReadonlyArray<string> = ['local', 'docker'];
-
 /** What is selected in the sidebar; commands act on it when not given arguments. */
 export type Selection =
   | { kind: 'version'; version: IModelVersion }
   | { kind: 'deployment'; deployment: IDeployment }
   | null;
+
+/** The extension's settings (`schema/plugin.json`; Settings > Settings Editor > Workbench). */
+export interface ISettings {
+  /** Seconds between the sidebar's refreshes while it is visible. */
+  refreshInterval: number;
+  /** The target the deploy dialog offers first (an `ITarget`'s name). */
+  defaultTarget: string;
+}
+
+/** The settings' defaults (as in the schema): what applies before or without the setting registry. */
+export const DEFAULT_SETTINGS: ISettings = { refreshInterval: 4, defaultTarget: 'local' };
 
 /** The extension's command ids. */
 export namespace CommandIDs {

@@ -1,13 +1,14 @@
 /**
  * Unit tests of the sidebar's model (src/model.ts), run by Node's own test runner on the compiled
  * JavaScript (`npm test`). The server is a table of answers per route, and every request is
- * recorded, so the tests check what the model asks for as well as what it keeps.
+ * recorded, so the tests check what the model asks for (and, for actions, with which method and
+ * body) as well as what it keeps.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { SidebarModel, findSelection, selectionKey, shortMetrics } from '../src/model';
-import { IDeployment, IModelVersion, Selection } from '../src/tokens';
+import { SidebarModel, findSelection, selectionKey, shortMetrics, snippetQuery } from '../src/model';
+import { IDeployment, IModelVersion, ITarget, Selection } from '../src/tokens';
 
 const version = (name: string, number: string): IModelVersion => ({
   name,
@@ -29,12 +30,32 @@ const version = (name: string, number: string): IModelVersion => ({
 const deployment = (name: string): IDeployment =>
   ({ name, health: 'healthy', policy: 'passes', alerts: 'ok', model_name: 'churn' }) as unknown as IDeployment;
 
-/** A server answering `routes[endPoint]`, recording each request; an Error answer is thrown. */
-function server(routes: { [endPoint: string]: unknown }): { requests: string[]; request: <T>(e: string) => Promise<T> } {
+/** One request the model made: `METHOD endPoint`, and its JSON body if any. */
+interface ICall {
+  call: string;
+  body?: unknown;
+}
+
+/**
+ * A server answering `routes[endPoint]` (or `routes['METHOD endPoint']` for other verbs than GET),
+ * recording each request; an Error answer is thrown, a function's answer is awaited.
+ */
+function server(routes: { [endPoint: string]: unknown }): {
+  requests: string[];
+  calls: ICall[];
+  request: <T>(e: string, init?: RequestInit) => Promise<T>;
+} {
   const requests: string[] = [];
-  const request = async <T>(endPoint: string): Promise<T> => {
-    requests.push(endPoint);
-    const answer = routes[endPoint];
+  const calls: ICall[] = [];
+  const request = async <T>(endPoint: string, init?: RequestInit): Promise<T> => {
+    const method = init?.method ?? 'GET';
+    const key = method === 'GET' ? endPoint : `${method} ${endPoint}`;
+    requests.push(key);
+    calls.push(init?.body ? { call: `${method} ${endPoint}`, body: JSON.parse(String(init.body)) } : { call: `${method} ${endPoint}` });
+    let answer = routes[key];
+    if (typeof answer === 'function') {
+      answer = await (answer as () => Promise<unknown>)();
+    }
     if (answer instanceof Error) {
       throw answer;
     }
@@ -43,7 +64,7 @@ function server(routes: { [endPoint: string]: unknown }): { requests: string[]; 
     }
     return structuredClone(answer) as T;
   };
-  return { requests, request };
+  return { requests, calls, request };
 }
 
 const ROUTES = {
@@ -137,3 +158,99 @@ test('a failed first refresh throws and the next answer is still shown', async (
   assert.equal(changes, 1);
   assert.deepEqual(model.state.models.map(m => m.name), ['churn']);
 });
+
+const TARGETS: ITarget[] = [
+  { name: 'docker', uri: 'docker', summary: 'containers', description: '', options: [], cluster: false, help: 'docker: containers' },
+  { name: 'local', uri: 'local', summary: 'processes', description: '', options: [], cluster: false, help: 'local: processes' }
+];
+
+test('the targets are what the server lists, asked for once; a failed answer is asked again', async () => {
+  const routes: { [endPoint: string]: unknown } = { ...ROUTES, targets: new Error('the server is starting') };
+  const { requests, request } = server(routes);
+  const model = new SidebarModel(request);
+  await assert.rejects(model.targets(), /the server is starting/);
+  routes.targets = TARGETS;
+  assert.deepEqual((await model.targets()).map(t => t.name), ['docker', 'local']);
+  assert.deepEqual((await model.targets()).map(t => t.summary), ['containers', 'processes']);
+  assert.deepEqual(requests, ['targets', 'targets']);
+});
+
+test('deploy posts the request, and the sidebar shows the deployment as it starts and once it is up', async () => {
+  const routes: { [endPoint: string]: unknown } = { ...ROUTES };
+  let answerDeploy: (d: IDeployment) => void = () => undefined;
+  routes['POST deployments'] = () => new Promise<IDeployment>(resolve => (answerDeploy = resolve));
+  const { calls, request } = server(routes);
+  const model = new SidebarModel(request);
+  await model.refresh();
+  const starting = { ...deployment('churn-new'), health: 'starting' } as IDeployment;
+  routes.deployments = [deployment('churn-live'), starting];
+  const deploying = model.deploy({ model_uri: 'models:/churn/2', target: 'docker', name: 'churn-new' });
+  await new Promise(resolve => setTimeout(resolve, 0));
+  assert.deepEqual(calls.find(c => c.call === 'POST deployments'), {
+    call: 'POST deployments',
+    body: { model_uri: 'models:/churn/2', target: 'docker', name: 'churn-new' }
+  });
+  await waitFor(() => model.state.deployments.length === 2);
+  assert.equal(model.state.deployments[1].health, 'starting');
+  const up = deployment('churn-new');
+  routes.deployments = [deployment('churn-live'), up];
+  answerDeploy(up);
+  assert.equal((await deploying).name, 'churn-new');
+  assert.equal(model.state.deployments[1].health, 'healthy'); // refreshed before the deploy resolves
+});
+
+test('stop, roll back and set alias call their routes, and refresh even when refused', async () => {
+  const routes: { [endPoint: string]: unknown } = {
+    ...ROUTES,
+    'DELETE deployments/churn%2Flive': { name: 'churn/live', stopped: true },
+    'POST deployments/churn-live/rollback': new Error('churn-live has no earlier version to roll back to'),
+    'PUT models/churn/aliases/champion': version('churn', '2')
+  };
+  const { calls, request } = server(routes);
+  const model = new SidebarModel(request);
+  let changes = 0;
+  model.changed.connect(() => changes++);
+
+  await model.stop('churn/live');
+  assert.equal(changes, 1); // the refresh after the action brought the sidebar's first state
+  await assert.rejects(model.rollback('churn-live'), /no earlier version/);
+  assert.equal((await model.setAlias('churn', 'champion', '2')).version, '2');
+  const actions = calls.filter(c => !c.call.startsWith('GET'));
+  assert.deepEqual(actions, [
+    { call: 'DELETE deployments/churn%2Flive' },
+    { call: 'POST deployments/churn-live/rollback' },
+    { call: 'PUT models/churn/aliases/champion', body: { version: '2' } }
+  ]);
+  // each action was followed by a refresh of the three lists
+  assert.equal(calls.filter(c => c.call === 'GET deployments').length, 3);
+});
+
+test('a snippet asks for the model by alias, else by version, or for the deployment', async () => {
+  assert.equal(snippetQuery({ model: 'churn model', alias: 'champion' }), 'model=churn%20model&alias=champion');
+  assert.equal(snippetQuery({ model: 'churn', version: '3' }), 'model=churn&version=3');
+  assert.equal(snippetQuery({ deployment: 'web/1' }), 'deployment=web%2F1');
+  const { requests, request } = server({ 'snippet?deployment=web': { code: 'import workbench as wb' } });
+  assert.equal((await new SidebarModel(request).snippet({ deployment: 'web' })).code, 'import workbench as wb');
+  assert.deepEqual(requests, ['snippet?deployment=web']);
+});
+
+test('an older refresh that answers last does not replace what a newer one showed', async () => {
+  const routes: { [endPoint: string]: unknown } = { ...ROUTES };
+  let answerSlow: (d: IDeployment[]) => void = () => undefined;
+  routes.deployments = () => new Promise<IDeployment[]>(resolve => (answerSlow = resolve));
+  const model = new SidebarModel(server(routes).request);
+  const slow = model.refresh();
+  routes.deployments = [deployment('new')];
+  await model.refresh();
+  answerSlow([deployment('old')]);
+  await slow;
+  assert.deepEqual(model.state.deployments.map(d => d.name), ['new']);
+});
+
+/** Wait (a few event-loop turns) until `ready()` holds. */
+async function waitFor(ready: () => boolean): Promise<void> {
+  for (let turn = 0; turn < 50 && !ready(); turn++) {
+    await new Promise(resolve => setTimeout(resolve, 0));
+  }
+  assert.ok(ready());
+}

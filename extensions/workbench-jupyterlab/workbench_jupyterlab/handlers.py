@@ -7,6 +7,7 @@ JSON API (``<base_url>/workbench/api/...``; shapes in ``src/tokens.ts``)::
     GET    models                              registered models with aliases
     GET    models/NAME/versions                versions of one model, newest first
     PUT    models/NAME/aliases/ALIAS           {"version": "2"}: point the alias at a version
+    GET    targets                             the deployment targets installed, with their options
     GET    deployments                         deployments with live state and health
     POST   deployments                         {"model_uri": ..., "target": "local", "name": ...}
     DELETE deployments/NAME                    stop
@@ -16,7 +17,9 @@ JSON API (``<base_url>/workbench/api/...``; shapes in ``src/tokens.ts``)::
 Pages (``<base_url>/workbench/apps/review?model=NAME&version=N``, ``.../apps/drift?deployment=NAME``)
 are the review app's own pages (:mod:`workbench.widgets.apps`, the same Panel components as
 ``workbench review``): they redirect to Panel's Jupyter server extension, which runs the review app
-file in a kernel behind this server's authentication.
+file in a kernel behind this server's authentication. Besides ``review``, each page opens one review
+tab: those registered with a ``lab_page`` in :mod:`workbench.widgets.tabs` (``drift``: a
+deployment's live drift).
 
 Every verb is ``@tornado.web.authenticated``; a :class:`~workbench.errors.WorkbenchError` answers
 with its ``http_status`` and ``{"message": <the core's message>, "error": <class name>}``.
@@ -42,17 +45,19 @@ from panel.io.jupyter_server_extension import PanelJupyterHandler
 from panel.io.server import ComponentResourceHandler
 
 from workbench.errors import InvalidInputError, WorkbenchError
+from workbench.widgets import tabs
 from workbench.widgets.app import APP_FILE
 from workbench.widgets.app.resources import SafeComponentResources
 from workbench_jupyterlab.service import WorkbenchService
 
-__all__ = ["APPS", "guard_panel_preview", "setup_handlers"]
+__all__ = ["apps", "guard_panel_preview", "setup_handlers"]
 
-#: Page name -> query arguments it adds to the review app's (see :mod:`workbench.widgets.apps`).
-APPS: dict[str, dict[str, str]] = {
-    "review": {},  # ?model=NAME&version=N: the model's review
-    "drift": {"section": "Drift"},  # ?deployment=NAME: the deployment's live drift first
-}
+
+def apps() -> dict[str, dict[str, str]]:
+    """Page name -> query arguments it adds to the review app's (see :mod:`workbench.widgets.apps`):
+    ``review`` (``?model=NAME&version=N``: the model's review) and one page per review tab registered
+    with a ``lab_page`` (``drift``: ``?deployment=NAME``, the deployment's live drift first)."""
+    return {"review": {}, **tabs.lab_pages()}
 
 
 class WorkbenchAPIHandler(APIHandler):
@@ -137,6 +142,14 @@ class AliasHandler(WorkbenchAPIHandler):
         await self.answer(lambda: self.workbench.set_alias(name, alias, str(self.body().get("version") or "")))
 
 
+class TargetsHandler(WorkbenchAPIHandler):
+    """``GET targets``: the installed deployment targets, as the deploy dialog offers them."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        await self.answer(self.workbench.targets)
+
+
 class DeploymentsHandler(WorkbenchAPIHandler):
     """``GET deployments`` (with live health) and ``POST deployments`` (deploy, 201 when ready)."""
 
@@ -196,11 +209,14 @@ class AppHandler(JupyterHandler):
 
     @tornado.web.authenticated
     def get(self, app: str) -> None:
+        pages = apps()
+        if app not in pages:
+            raise tornado.web.HTTPError(404, f"no Workbench page {app!r}; pages: {', '.join(sorted(pages))}")
         # Panel's render route takes a path; an absolute one starts with "/" after "render/".
         target = url_path_join(self.base_url, "panel-preview", "render") + "/" + quote(str(APP_FILE))
         query = [(k, v.decode()) for k, values in self.request.query_arguments.items() for v in values]
         given = {k for k, _ in query}
-        query += [(k, v) for k, v in APPS[app].items() if k not in given]
+        query += [(k, v) for k, v in pages[app].items() if k not in given]
         self.redirect(target + (f"?{urlencode(query)}" if query else ""))
 
 
@@ -254,10 +270,11 @@ def setup_handlers(web_app: tornado.web.Application) -> None:
         (url_path_join(api, "models"), ModelsHandler),
         (url_path_join(api, "models", name, "versions"), VersionsHandler),
         (url_path_join(api, "models", name, "aliases", r"(?P<alias>[^/]+)"), AliasHandler),
+        (url_path_join(api, "targets"), TargetsHandler),
         (url_path_join(api, "deployments"), DeploymentsHandler),
         (url_path_join(api, "deployments", name), DeploymentHandler),
         (url_path_join(api, "deployments", name, "rollback"), RollbackHandler),
         (url_path_join(api, "snippet"), SnippetHandler),
-        (url_path_join(base, "apps", "(?P<app>" + "|".join(APPS) + ")"), AppHandler),
+        (url_path_join(base, "apps", "(?P<app>[^/]+)"), AppHandler),
     ])
     guard_panel_preview(web_app)

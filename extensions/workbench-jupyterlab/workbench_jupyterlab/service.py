@@ -17,10 +17,7 @@ import workbench as wb
 from workbench.errors import InvalidInputError
 from workbench.serialize import jsonable
 
-__all__ = ["TARGETS", "WorkbenchService"]
-
-#: Targets the sidebar offers; any target URI the core knows is accepted by the deploy route.
-TARGETS = ("local", "docker")
+__all__ = ["WorkbenchService"]
 
 
 def _model_uri(name: str, version: str | None, alias: str | None) -> str:
@@ -91,6 +88,10 @@ class WorkbenchService:
         """Every deployment with its live state, health, policy verdict and alert state: ``IDeployment``."""
         found = wb.deployments()
         return [{**d.to_dict(), **g.to_dict()} for d, g in zip(found, self.glances.of(found), strict=True)]
+
+    def targets(self) -> list[dict[str, Any]]:
+        """The deployment targets installed (``wb.deploy_targets()``), with their options: ``ITarget``."""
+        return [t.to_dict() for t in wb.deploy_targets()]
 
     def deploy(self, model_uri: str, target: str = "local", name: str | None = None) -> dict[str, Any]:
         """Serve ``model_uri`` on ``target``; returns once it is ready (or raises why not). A name

@@ -33,6 +33,7 @@ from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import DeploymentError, HealthCheckError, InvalidInputError, PortInUseError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
 from workbench.routing.router import RouteTable
+from workbench.serving.command import PROGRAM, route_args
 
 __all__ = ["NETWORK", "DockerOptions", "DockerTarget", "ModelContainer", "RouterContainer", "container_name",
            "model_image", "server_environment", "volume_name"]
@@ -231,8 +232,7 @@ class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
         name = f"workbench-{_slug(spec.name)}-router"
         container, url = self._run(
             client, champion.handle.image, name, DockerOptions.from_options(spec.options).port, spec,
-            entrypoint=["python", "-m", "workbench", "route", "--config", f"{_ROUTER_DIR}/router.json",
-                        "--host", "0.0.0.0", "--port", str(SERVER_PORT)],
+            entrypoint=[*PROGRAM, *route_args(f"{_ROUTER_DIR}/router.json", host="0.0.0.0", port=SERVER_PORT)],
             command=[],
             volumes={str(folder): {"bind": _ROUTER_DIR, "mode": "rw"}},
             environment=server_environment(get_settings(), name),

@@ -30,6 +30,7 @@ from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import HealthCheckError, PortInUseError
 from workbench.registry import local_model_folder
 from workbench.routing.router import RouteTable
+from workbench.serving.command import program, route_args, serve_args
 from workbench.serving.server import bind
 
 __all__ = ["LocalOptions", "LocalTarget", "RouterProcess", "ServerProcess"]
@@ -173,13 +174,13 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         settings = get_settings()
         port_file.unlink(missing_ok=True)
         env = {**os.environ, **settings.as_env()}
-        argv = argv + ["--port-file", str(port_file)]
+        argv = [*argv, "--port-file", str(port_file)]
         proc: Process
         if settings.warm_server:
             proc = warm.spawn(argv, env=env, cwd=os.getcwd(), log_file=log_file, timeout=settings.health_timeout)
         else:
             with open(log_file, "ab") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "workbench", *argv], stdout=out,
+                proc = subprocess.Popen([*program(), *argv], stdout=out,
                                         stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                         stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + settings.health_timeout
@@ -206,10 +207,9 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         # The server reads the model's files where the store keeps them (or a download in the
         # deployment's folder), so it never opens the store itself.
         folder = local_model_folder(spec.model_uri, spec.workdir / f"{stem}-model")
-        cmd = ["serve", spec.model_uri, "--model-dir", str(folder), "--host", "127.0.0.1", "--port", "0",
-               "--log-dir", str(spec.workdir / "predictions"), "--name", spec.model_name]
-        if spec.model_version:
-            cmd += ["--model-version", spec.model_version]
+        cmd = serve_args(spec.model_uri, model_dir=folder, host="127.0.0.1", port=0,
+                         log_dir=spec.workdir / "predictions", name=spec.model_name,
+                         model_version=spec.model_version or None)
         proc, port = self._launch(cmd, log_file, spec.workdir / f"{stem}.port", f"the model server for {spec.model_uri}")
         url = f"http://127.0.0.1:{port}"
         try:
@@ -248,8 +248,7 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         config = spec.workdir / "router.json"
         write_private(config, json.dumps({"table": table.to_dict(), "token": token}))  # holds the admin token
         log_file = spec.workdir / "router.log"
-        cmd = ["route", "--config", str(config), "--host", host,
-               "--port", str(port)]
+        cmd = route_args(config, host=host, port=port)
         proc, bound = self._launch(cmd, log_file, spec.workdir / "router.port", "the router")
         url = f"http://{host}:{bound}"
         try:

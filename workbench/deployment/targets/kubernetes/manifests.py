@@ -2,140 +2,95 @@
 
 :func:`build_manifests` is what ``workbench manifests`` prints for GitOps users and what the target
 applies; no cluster is needed to call it.
+
+With the router (the default, not with KServe) a deployment ``NAME`` is:
+
+- the router: Deployment ``NAME-router`` (``workbench route``, the champion's image unless
+  ``router_image`` says), its route table in ConfigMap ``NAME-router`` and its admin token in Secret
+  ``NAME-router`` (env ``WORKBENCH_ROUTER_TOKEN``), the clients' Service ``NAME``, a
+  PodDisruptionBudget with more than one router pod, and a NetworkPolicy: in on the server's port,
+  out to the model servers and the cluster's DNS only;
+- the versions: Deployment and Service ``NAME-champion`` (and ``NAME-challenger``), each with its
+  autoscaler, budget and NetworkPolicy. The route table names them by Service DNS name
+  (``http://NAME-champion.NAMESPACE.svc:80``).
+
+The ConfigMap is the route table's only home: a change of routes is a new ConfigMap, and the router
+pods' template carries the table's hash, so the router Deployment rolls to it (new pods read the new
+table; the router answers 409 to ``PUT /workbench/router`` there). Each router pod keeps its own
+bandit (state in an emptyDir), fed by the feedback that reaches it.
+
+The prediction log: with ``log_secret`` or ``log_url`` every pod writes the shared store
+(``WORKBENCH_LOG_URL`` from the Secret's key ``url``; the pod's emptyDir only spools while the store is
+away); with ``log_claim`` a shared volume; else (one pod per version only) an emptyDir.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from workbench.config import Settings, get_settings
 from workbench.deployment.base import DeploymentSpec, TrafficPolicy
+from workbench.deployment.targets.kubernetes.objects import (
+    LABEL_PREFIX,
+    ROLE_LABEL,
+    ServedVersion,
+    check_name,
+    labels as object_labels,
+    log_secret_name,
+    metadata,
+    object_name,
+    pod_selector,
+    restricted_pod,
+    secret,
+    security_context,
+    served_hosts,
+)
 from workbench.deployment.targets.kubernetes.options import KubernetesOptions
+from workbench.deployment.targets.kubernetes.router_objects import ROUTER_CONTAINER, route_table, router_objects
 from workbench.deployment.targets.kubernetes.sizing import default_resources
 from workbench.errors import InvalidInputError
-from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
+from workbench.packaging.context import LOG_DIR, SERVER_PORT
 
-__all__ = ["CONTAINER", "KSERVE_CONTAINER", "ServedVersion", "build_manifests", "canary_percent", "check_name",
-           "manifests_yaml", "object_name", "pod_selector", "render"]
+__all__ = ["CONTAINER", "KSERVE_CONTAINER", "ROLE_LABEL", "ROUTER_CONTAINER", "ServedVersion", "build_manifests",
+           "canary_percent", "check_name", "check_policy", "log_secret_name", "manifests_yaml", "object_name",
+           "pod_selector", "render", "route_table"]
 
-_LABEL_PREFIX = "workbench.io/"
 CONTAINER = "model-server"
 #: KServe finds the predictor's own container by this name, and reads its protocol from PROTOCOL.
 KSERVE_CONTAINER = "kserve-container"
-_CHALLENGER_SUFFIX = "-challenger"
-_MAX_NAME = 63 - len(_CHALLENGER_SUFFIX)
-_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
-@dataclass(frozen=True)
-class ServedVersion:
-    """One model version as the cluster runs it: which model, from which image."""
-
-    model_uri: str
-    model_name: str
-    model_version: str | None
-    image: str
-    #: Size of the model's files; sets the default memory request (``None``: unknown).
-    model_bytes: int | None = None
-
-    @classmethod
-    def of(cls, spec: DeploymentSpec, image: str, model_bytes: int | None = None) -> ServedVersion:
-        """The version a deployment spec asks for, run from ``image``."""
-        return cls(spec.model_uri, spec.model_name, spec.model_version, image, model_bytes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (kept in the placement handle)."""
-        return {"model_uri": self.model_uri, "model_name": self.model_name,
-                "model_version": self.model_version, "image": self.image, "model_bytes": self.model_bytes}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ServedVersion:
-        """Inverse of :meth:`to_dict`."""
-        size = data.get("model_bytes")
-        return cls(str(data["model_uri"]), str(data["model_name"]), data.get("model_version"), str(data["image"]),
-                   int(size) if size is not None else None)
-
-
-def _label_value(text: str) -> str:
-    """``text`` made into a valid label value (at most 63 of ``[A-Za-z0-9_.-]``, alphanumeric ends)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63].strip("-_.")
-
-
-def check_name(name: str) -> None:
-    if not _NAME.match(name) or len(name) > _MAX_NAME:
-        raise InvalidInputError(
-            f"{name!r} cannot name Kubernetes objects: use lowercase letters, digits and '-', starting "
-            f"with a letter, at most {_MAX_NAME} characters (a challenger adds {_CHALLENGER_SUFFIX!r})"
-        )
-
-
-def object_name(name: str, role: str) -> str:
-    return name if role == "champion" else name + _CHALLENGER_SUFFIX
-
-
-def pod_selector(name: str, role: str) -> dict[str, str]:
-    # Never changes over a Deployment's life (its selector is immutable), unlike the model labels.
-    return {"app.kubernetes.io/instance": name, _LABEL_PREFIX + "role": role}
-
-
-def _labels(name: str, version: ServedVersion, role: str) -> dict[str, str]:
-    model = _label_value(version.model_name) or "model"
-    labels = {
-        "app.kubernetes.io/name": model,
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/version": _label_value(version.model_version or ""),
-        "app.kubernetes.io/component": "model-server",
-        "app.kubernetes.io/part-of": "workbench",
-        "app.kubernetes.io/managed-by": "workbench",
-        _LABEL_PREFIX + "deployment": name,
-        _LABEL_PREFIX + "role": role,
-        _LABEL_PREFIX + "model-name": model,
-        _LABEL_PREFIX + "model-version": _label_value(version.model_version or ""),
-    }
-    return {k: v for k, v in labels.items() if v}
-
-
-def _metadata(name: str, opts: KubernetesOptions, labels: Mapping[str, str],
-              annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if opts.namespace:
-        meta["namespace"] = opts.namespace
-    meta["labels"] = dict(labels)
-    if annotations:
-        meta["annotations"] = dict(annotations)
-    return meta
-
-
-def _served_names(obj: str | None, opts: KubernetesOptions, settings: Settings) -> str:
-    """The host names a server's pods answer to (``WORKBENCH_ALLOWED_HOSTS``): its Service's DNS names,
-    the HTTPRoute's host names and the user's own. Under KServe any name: Knative's ingress routes only
-    the host names it assigned, so a rebound name never reaches the pod."""
-    if obj is None:
-        return "*"
-    ns = opts.namespace or "default"
-    names = [obj, f"{obj}.{ns}", f"{obj}.{ns}.svc", f"{obj}.{ns}.svc.cluster.local",
-             *opts.hostnames, *settings.allowed_hosts]
-    return ",".join(dict.fromkeys(names))
-
-
-def _server_env(settings: Settings, kserve: bool, hosts: str) -> list[dict[str, str]]:
-    env = [
+def _server_env(name: str, settings: Settings, opts: KubernetesOptions) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
         {"name": "WORKBENCH_MAX_BATCH_SIZE", "value": str(settings.max_batch_size)},
         {"name": "WORKBENCH_MAX_BATCH_WAIT_MS", "value": str(settings.max_batch_wait_ms)},
         {"name": "WORKBENCH_MAX_BODY_BYTES", "value": str(settings.max_body_bytes)},
-        {"name": "WORKBENCH_ALLOWED_HOSTS", "value": hosts},
+        {"name": "WORKBENCH_ALLOWED_HOSTS", "value": served_hosts(name, opts, settings.allowed_hosts)},
     ]
-    if kserve:  # how KServe learns a custom predictor's protocol (its CustomSpecProtocolEnvVarKey)
+    secret = log_secret_name(name, opts)
+    if secret:
+        # Every pod of both versions writes the store under the deployment's name; the URL (and its
+        # password) comes from the Secret, never from a manifest.
+        env.append({"name": "WORKBENCH_LOG_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "url"}}})
+        env.append({"name": "WORKBENCH_DEPLOYMENT", "value": name})
+    if opts.kserve:  # how KServe learns a custom predictor's protocol (its CustomSpecProtocolEnvVarKey)
         env.append({"name": "PROTOCOL", "value": "v2"})
     return env
 
 
-def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settings,
-               obj: str | None = None) -> dict[str, Any]:
+def _log_volume(opts: KubernetesOptions) -> tuple[str, dict[str, Any]]:
+    """The volume at the server's log folder: the claim that holds the log, the spool of a store
+    (kept while the store is away, drained when it returns), or the log of a single pod."""
+    if opts.log_claim:
+        return "predictions", {"persistentVolumeClaim": {"claimName": opts.log_claim}}
+    if opts.log_store:
+        return "log-spool", {"emptyDir": {}}
+    return "predictions", {"emptyDir": {}}
+
+
+def _container(name: str, version: ServedVersion, opts: KubernetesOptions, settings: Settings) -> dict[str, Any]:
     kserve = opts.kserve
     container: dict[str, Any] = {
         "name": KSERVE_CONTAINER if kserve else CONTAINER,
@@ -144,7 +99,7 @@ def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settin
         "imagePullPolicy": "IfNotPresent" if "@" in version.image else "Always",
         # Knative (KServe's serverless mode) accepts only the port names http1 and h2c.
         "ports": [{"name": "http1" if kserve else "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
-        "env": _server_env(settings, kserve, _served_names(None if kserve else obj, opts, settings)),
+        "env": _server_env(name, settings, opts),
     }
     # Never BestEffort: requests (and a memory limit) from the model's size and the server's measured
     # footprint, the user's options winning key by key.
@@ -163,53 +118,27 @@ def _container(version: ServedVersion, opts: KubernetesOptions, settings: Settin
                                      "failureThreshold": max(1, math.ceil(settings.health_timeout / 5))}
         # Endpoints drop a terminating pod a moment after SIGTERM: keep answering meanwhile.
         container["lifecycle"] = {"preStop": {"exec": {"command": ["python", "-c", "import time; time.sleep(5)"]}}}
-    container["securityContext"] = {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": USER_ID,
-        "runAsGroup": USER_ID,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    container["volumeMounts"] = [{"name": "predictions", "mountPath": LOG_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    container["securityContext"] = security_context()
+    container["volumeMounts"] = [{"name": _log_volume(opts)[0], "mountPath": LOG_DIR},
+                                 {"name": "tmp", "mountPath": "/tmp"}]
     return container
 
 
 def _volumes(opts: KubernetesOptions) -> list[dict[str, Any]]:
-    log: dict[str, Any] = ({"persistentVolumeClaim": {"claimName": opts.log_claim}} if opts.log_claim
-                           else {"emptyDir": {}})
-    return [{"name": "predictions", **log}, {"name": "tmp", "emptyDir": {}}]
+    log_name, log = _log_volume(opts)
+    return [{"name": log_name, **log}, {"name": "tmp", "emptyDir": {}}]
 
 
 def _pod_spec(name: str, role: str, version: ServedVersion, opts: KubernetesOptions,
               settings: Settings) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        # A model server never talks to the Kubernetes API.
-        "automountServiceAccountToken": False,
-        # Service-link variables would shadow the server's settings: a Service named "workbench"
-        # injects WORKBENCH_PORT=tcp://...
-        "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": USER_ID,
-            "runAsGroup": USER_ID,
-            "fsGroup": USER_ID,  # a PersistentVolumeClaim for the log is writable by the server
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "terminationGracePeriodSeconds": 30,
-        "containers": [_container(version, opts, settings, object_name(name, role))],
+    return restricted_pod({
+        "containers": [_container(name, version, opts, settings)],
         "volumes": _volumes(opts),
         "topologySpreadConstraints": [{
             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": {"matchLabels": pod_selector(name, role)},
         }],
-    }
-    if opts.service_account:
-        spec["serviceAccountName"] = opts.service_account
-    if opts.image_pull_secrets:
-        spec["imagePullSecrets"] = [{"name": s} for s in opts.image_pull_secrets]
-    return spec
+    }, opts)
 
 
 def _scrape_annotations() -> dict[str, str]:
@@ -218,11 +147,11 @@ def _scrape_annotations() -> dict[str, str]:
 
 def _model_server(name: str, role: str, version: ServedVersion, opts: KubernetesOptions,
                   settings: Settings) -> list[dict[str, Any]]:
-    """Deployment, Service, autoscaler and disruption budget of one version."""
-    obj = object_name(name, role)
-    labels = _labels(name, version, role)
+    """Deployment, Service, autoscaler, NetworkPolicy and disruption budget of one version."""
+    obj = object_name(name, role, routed=opts.routed)
+    labels = object_labels(name, version, role)
     selector = pod_selector(name, role)
-    uri_note = {_LABEL_PREFIX + "model-uri": version.model_uri}
+    uri_note = {LABEL_PREFIX + "model-uri": version.model_uri}
     autoscaled = opts.autoscaler_ceiling > opts.replicas
     deployment_spec: dict[str, Any] = {}
     if not autoscaled:
@@ -240,10 +169,11 @@ def _model_server(name: str, role: str, version: ServedVersion, opts: Kubernetes
         },
     })
     manifests: list[dict[str, Any]] = [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(obj, opts, labels, uri_note),
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(obj, opts, labels, uri_note),
          "spec": deployment_spec},
-        {"apiVersion": "v1", "kind": "Service", "metadata": _metadata(obj, opts, labels),
-         "spec": {"type": opts.service_type, "selector": selector,
+        {"apiVersion": "v1", "kind": "Service", "metadata": metadata(obj, opts, labels),
+         # Behind the router, a version's Service is the router's backend, inside the cluster only.
+         "spec": {"type": "ClusterIP" if opts.routed else opts.service_type, "selector": selector,
                   "ports": [{"name": "http", "port": opts.port, "targetPort": "http", "protocol": "TCP",
                              "appProtocol": "http"}]}},
     ]
@@ -251,21 +181,22 @@ def _model_server(name: str, role: str, version: ServedVersion, opts: Kubernetes
         # Every pod has a CPU request (sizing's default or the user's): scale on utilization of it.
         target: dict[str, Any] = {"type": "Utilization", "averageUtilization": opts.cpu_utilization}
         manifests.append({
-            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": _metadata(obj, opts, labels),
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": metadata(obj, opts, labels),
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": obj},
                      "minReplicas": opts.replicas, "maxReplicas": opts.autoscaler_ceiling,
                      "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]},
         })
     if opts.network_policy:
-        # Ingress only on the server's port (from anywhere: clients, gateways, Prometheus); every other
-        # port of the pods is closed. Egress is left alone: the cluster's own policy decides.
+        # Ingress only on the server's port (from anywhere: the router, clients, gateways, Prometheus);
+        # every other port of the pods is closed. Egress is left alone: the cluster's own policy
+        # decides (a server reaches its log store).
         manifests.append({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(obj, opts, labels),
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata(obj, opts, labels),
             "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress"],
                      "ingress": [{"ports": [{"port": SERVER_PORT, "protocol": "TCP"}]}]},
         })
     manifests.append({
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _metadata(obj, opts, labels),
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata(obj, opts, labels),
         # maxUnavailable (not minAvailable) never blocks a node drain, even with one replica;
         # AlwaysAllow lets a drain evict pods that are not ready anyway.
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector},
@@ -283,7 +214,8 @@ def _weights(share: float) -> tuple[int, int]:
 
 def _route(name: str, opts: KubernetesOptions, champion: ServedVersion, challenger: ServedVersion | None,
            policy: TrafficPolicy | None) -> dict[str, Any]:
-    """The HTTPRoute in front of the version Services (Gateway API v1, standard channel)."""
+    """The HTTPRoute in front of the version Services (Gateway API v1, standard channel); with the
+    router, the Gateway's route to the router's Service, which shares the traffic itself."""
     if opts.gateway:
         gw_ns, _, gw_name = opts.gateway.rpartition("/")
         parent: dict[str, Any] = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name}
@@ -296,7 +228,9 @@ def _route(name: str, opts: KubernetesOptions, champion: ServedVersion, challeng
         return {"group": "", "kind": "Service", "name": object_name(name, role), "port": opts.port}
 
     rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
-    if challenger is None or policy is None:
+    if opts.routed:
+        rule["backendRefs"] = [{"group": "", "kind": "Service", "name": name, "port": opts.port}]
+    elif challenger is None or policy is None:
         rule["backendRefs"] = [backend("champion")]
     elif policy.mode == "shadow":
         # Only the champion's answer reaches clients; the mirror's responses are dropped.
@@ -309,20 +243,20 @@ def _route(name: str, opts: KubernetesOptions, champion: ServedVersion, challeng
     if opts.hostnames:
         spec["hostnames"] = list(opts.hostnames)
     spec["rules"] = [rule]
-    labels = {k: v for k, v in _labels(name, champion, "champion").items() if not k.startswith(_LABEL_PREFIX + "role")}
+    labels = {k: v for k, v in object_labels(name, champion, "champion").items() if k != ROLE_LABEL}
     return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": _metadata(name, opts, labels), "spec": spec}
+            "metadata": metadata(name, opts, labels), "spec": spec}
 
 
 def _inference_service(name: str, opts: KubernetesOptions, version: ServedVersion, canary: int | None,
                        settings: Settings) -> dict[str, Any]:
     """A KServe InferenceService whose predictor is our own container (custom predictor, V2)."""
-    container = _container(version, opts, settings)
+    container = _container(name, version, opts, settings)
     predictor: dict[str, Any] = {"minReplicas": opts.replicas, "maxReplicas": opts.autoscaler_ceiling}
     if canary is not None:
         predictor["canaryTrafficPercent"] = canary
-    predictor["labels"] = _labels(name, version, "champion")
-    predictor["annotations"] = {**_scrape_annotations(), _LABEL_PREFIX + "model-uri": version.model_uri}
+    predictor["labels"] = object_labels(name, version, "champion")
+    predictor["annotations"] = {**_scrape_annotations(), LABEL_PREFIX + "model-uri": version.model_uri}
     if opts.service_account:
         predictor["serviceAccountName"] = opts.service_account
     if opts.image_pull_secrets:
@@ -331,9 +265,9 @@ def _inference_service(name: str, opts: KubernetesOptions, version: ServedVersio
     # container, which is all "restricted" asks (emptyDir volumes are writable by any uid).
     predictor["containers"] = [container]
     predictor["volumes"] = _volumes(opts)
-    labels = _labels(name, version, "champion")
+    labels = object_labels(name, version, "champion")
     return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-            "metadata": _metadata(name, opts, labels, {_LABEL_PREFIX + "model-uri": version.model_uri}),
+            "metadata": metadata(name, opts, labels, {LABEL_PREFIX + "model-uri": version.model_uri}),
             "spec": {"predictor": predictor}}
 
 
@@ -352,20 +286,49 @@ def canary_percent(policy: TrafficPolicy) -> int:
     return round(percent)
 
 
+def check_policy(policy: TrafficPolicy | None, opts: KubernetesOptions) -> None:
+    """Refuse a traffic policy these manifests cannot follow, before anything is built or applied:
+    only the router follows a bandit (an HTTPRoute's weights and a KServe canary's percent are
+    static), and KServe's canary neither mirrors nor takes fractions of a per cent."""
+    if policy is not None and opts.kserve and policy.mode != "bandit":
+        canary_percent(policy)
+    if policy is not None and policy.mode == "bandit" and not opts.routed:
+        way = "a KServe canary's percent is" if opts.kserve else "an HTTPRoute's weights are"
+        raise InvalidInputError(
+            f"a bandit needs the workbench router: {way} fixed until changed, nothing moves it by the rewards "
+            "fed back. Deploy with the router (router=True, the default; not with kserve), or use a share "
+            "(share=0.1) or shadow=True"
+        )
+
+
 def render(name: str, opts: KubernetesOptions, champion: ServedVersion, challenger: ServedVersion | None,
-            policy: TrafficPolicy | None, settings: Settings) -> list[dict[str, Any]]:
+           policy: TrafficPolicy | None, settings: Settings, *, router_token: str | None = None) -> list[dict[str, Any]]:
+    """Every object of a deployment, in the order they are applied (see :mod:`.rollout`).
+
+    ``router_token``: the router's admin token, written into its Secret (``None``: no Secret).
+    """
     check_name(name)
     if challenger is not None and policy is None:
         policy = TrafficPolicy()
+    check_policy(policy if challenger is not None else None, opts)
+    manifests: list[dict[str, Any]] = []
+    if opts.log_url:
+        labels = {k: v for k, v in object_labels(name, champion, "champion").items() if k != ROLE_LABEL}
+        manifests.append(secret(f"{name}-log", opts, labels, {"url": opts.log_url}))
     if opts.kserve:
         if challenger is None or policy is None:
-            return [_inference_service(name, opts, champion, None, settings)]
+            return [*manifests, _inference_service(name, opts, champion, None, settings)]
         # KServe keeps the last ready revision (the champion) for the rest of the traffic.
-        return [_inference_service(name, opts, challenger, canary_percent(policy), settings)]
-    manifests = _model_server(name, "champion", champion, opts, settings)
+        return [*manifests, _inference_service(name, opts, challenger, canary_percent(policy), settings)]
+    manifests += _model_server(name, "champion", champion, opts, settings)
     if challenger is not None:
         manifests += _model_server(name, "challenger", challenger, opts, settings)
-    if challenger is not None or opts.gateway:
+    if opts.routed:
+        manifests += router_objects(name, opts, champion, route_table(name, opts, champion, challenger, policy),
+                             router_token, settings)
+        if opts.gateway:
+            manifests.append(_route(name, opts, champion, challenger, policy))
+    elif challenger is not None or opts.gateway:
         manifests.append(_route(name, opts, champion, challenger, policy))
     return manifests
 
@@ -409,7 +372,11 @@ def manifests_yaml(manifests: Sequence[Mapping[str, Any]], header: str = "") -> 
     ``header`` lines become comments at the top."""
     import yaml
 
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:  # a value used twice is written twice, never as &id001
+            return True
+
     comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    return comments + yaml.safe_dump_all([dict(m) for m in manifests], sort_keys=False, default_flow_style=False,
-                                         explicit_start=True)
+    return comments + yaml.dump_all([dict(m) for m in manifests], Dumper=Dumper, sort_keys=False,
+                                    default_flow_style=False, explicit_start=True)
 

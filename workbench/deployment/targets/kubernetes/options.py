@@ -90,15 +90,62 @@ class KubernetesOptions:
     service_account: str | None = None
     #: Secrets the pods pull the image with, from a private registry.
     image_pull_secrets: tuple[str, ...] = ()
-    #: A PersistentVolumeClaim for the prediction log (shared by the replicas, it outlives pods);
-    #: ``None``: an emptyDir per pod.
+    #: A Secret (key ``url``) holding the shared prediction-log store's ``postgresql://`` URL: every
+    #: pod writes its predictions and feedback there (env ``WORKBENCH_LOG_URL``, from the Secret, so the
+    #: password is in no manifest); a pod's emptyDir only spools while the store is away.
+    log_secret: str | None = None
+    #: The store's ``postgresql://`` URL itself: the target keeps it in a Secret ``NAME-log`` it
+    #: writes, as ``log_secret`` would name one (``workbench manifests`` takes ``--log-secret`` only).
+    #: The target's default, when no place for the log is named: the settings' ``WORKBENCH_LOG_URL``.
+    log_url: str | None = field(default=None, repr=False)
+    #: A PersistentVolumeClaim (ReadWriteMany) for the prediction log, shared by the replicas and
+    #: outliving pods, when there is no store. Without a store or a claim, only one pod may run
+    #: (``replicas=1, max_replicas=1``): an emptyDir log goes with its pod, and a second pod would
+    #: keep a log of its own. More pods without either are refused.
     log_claim: str | None = None
-    #: A NetworkPolicy that lets traffic reach the pods on the server's port only.
+    #: A NetworkPolicy that lets traffic reach the pods on the server's port only (and lets the
+    #: router reach the model servers and the cluster's DNS, nothing else).
     network_policy: bool = True
+    #: The workbench router as its own Deployment in front of champion and challenger (split,
+    #: shadow, bandit, feedback), reached at the deployment's Service; ``False``: the Service goes
+    #: straight to the champion and a challenger is routed by a Gateway API HTTPRoute (no bandit).
+    #: KServe deployments route by KServe's canary instead.
+    router: bool = True
+    #: Router pods (a PodDisruptionBudget keeps one up when there are more). Each keeps its own
+    #: bandit, fed by the feedback that reaches it.
+    router_replicas: int = 2
+    #: The router's image (any image with the workbench installed); ``None``: the champion's.
+    router_image: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_replicas is not None and self.max_replicas < self.replicas:
             raise InvalidInputError(f"max_replicas ({self.max_replicas}) cannot be below replicas ({self.replicas})")
+        stores = [k for k in ("log_secret", "log_url", "log_claim") if getattr(self, k)]
+        if len(stores) > 1:
+            raise InvalidInputError(
+                f"{' and '.join(stores)} both say where the prediction log goes: give one (log_secret or "
+                "log_url for the shared store, log_claim for a shared volume)")
+
+    def check_log_place(self) -> None:
+        """Refuse a prediction log in each pod's emptyDir when more than one pod may run."""
+        if not (self.log_store or self.log_claim) and self.autoscaler_ceiling > 1:
+            raise InvalidInputError(
+                f"{self.autoscaler_ceiling} pods per version would each keep a prediction log of their own in an "
+                "emptyDir, lost with the pod, and feedback would reach one of them: give log_secret='SECRET' "
+                "(--log-secret: a Secret whose key 'url' holds the shared store's postgresql:// URL), "
+                "log_url='postgresql://...' (the target writes that Secret; by default WORKBENCH_LOG_URL), or "
+                "log_claim='CLAIM' (--log-claim: a ReadWriteMany PersistentVolumeClaim); or run one pod per "
+                "version (replicas=1, max_replicas=1)")
+
+    @property
+    def log_store(self) -> bool:
+        """Whether the pods write the shared prediction-log store (else a volume of theirs)."""
+        return bool(self.log_secret or self.log_url)
+
+    @property
+    def routed(self) -> bool:
+        """Whether the workbench router fronts the model servers (never with KServe)."""
+        return self.router and not self.kserve
 
     @property
     def autoscaler_ceiling(self) -> int:
@@ -106,10 +153,13 @@ class KubernetesOptions:
         return self.max_replicas if self.max_replicas is not None else 3 * self.replicas
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], *, namespace: str | None = None) -> KubernetesOptions:
+    def from_options(cls, options: Mapping[str, Any], *, namespace: str | None = None,
+                     stored: bool = False) -> KubernetesOptions:
         """Check ``options`` (as given to ``wb.deploy``) and keep those that shape manifests.
 
         ``namespace``, when given, wins over ``options["namespace"]`` (the target URI names it).
+        ``stored``: options read back from a deployment record, which ran as they say (a record
+        from before the router and the log rule keeps its layout until it is updated).
         """
         check_known_options("k8s", options, set(cls.__dataclass_fields__) | TARGET_OPTIONS)
         ns = namespace or options.get("namespace") or None
@@ -125,12 +175,17 @@ class KubernetesOptions:
             parts = str(gateway).split("/")
             if len(parts) > 2 or not all(_DNS_LABEL.match(p) for p in parts):
                 raise InvalidInputError(f"gateway is NAME or NAMESPACE/NAME of a Gateway, not {gateway!r}")
-        for key in ("service_account", "log_claim"):
+        for key in ("service_account", "log_claim", "log_secret"):
             value = options.get(key)
             if value is not None and not _HOSTNAME.match(str(value)):
                 raise InvalidInputError(f"{key}: {value!r} is not a valid name")
         kserve = option_flag(options, "kserve", False)
-        return cls(
+        log_url = str(options["log_url"]) if options.get("log_url") else None
+        if log_url is not None and not log_url.startswith(("postgresql://", "postgres://")):
+            raise InvalidInputError("log_url is the shared prediction-log store's postgresql://USER:PASSWORD@HOST/DB "
+                                    f"URL, not a {log_url.split(':', 1)[0]!r} one")
+        router_image = str(options["router_image"]).strip() if options.get("router_image") else None
+        checked = cls(
             namespace=str(ns) if ns else None,
             replicas=replicas,
             max_replicas=None if max_replicas is None else option_int(options, "max_replicas", 0, replicas, 10_000),
@@ -144,9 +199,17 @@ class KubernetesOptions:
             service_type=service_type,
             service_account=str(options["service_account"]) if options.get("service_account") else None,
             image_pull_secrets=_names(options.get("image_pull_secrets"), "image_pull_secrets", _HOSTNAME),
+            log_secret=str(options["log_secret"]) if options.get("log_secret") else None,
+            log_url=log_url,
             log_claim=str(options["log_claim"]) if options.get("log_claim") else None,
             network_policy=option_flag(options, "network_policy", cls.network_policy),
+            router=option_flag(options, "router", cls.router),
+            router_replicas=option_int(options, "router_replicas", cls.router_replicas, 1, 100),
+            router_image=router_image,
         )
+        if not stored:
+            checked.check_log_place()
+        return checked
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; :meth:`from_options` reads it back."""
@@ -155,8 +218,9 @@ class KubernetesOptions:
             "cpu_utilization": self.cpu_utilization, "requests": dict(self.requests), "limits": dict(self.limits),
             "kserve": self.kserve, "gateway": self.gateway, "hostnames": list(self.hostnames), "port": self.port,
             "service_type": self.service_type, "service_account": self.service_account,
-            "image_pull_secrets": list(self.image_pull_secrets), "log_claim": self.log_claim,
-            "network_policy": self.network_policy,
+            "image_pull_secrets": list(self.image_pull_secrets), "log_secret": self.log_secret,
+            "log_url": self.log_url, "log_claim": self.log_claim, "network_policy": self.network_policy,
+            "router": self.router, "router_replicas": self.router_replicas, "router_image": self.router_image,
         }
 
 

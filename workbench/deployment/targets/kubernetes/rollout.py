@@ -3,6 +3,11 @@
 A rollout that fails is reported with the conditions, the pods' container states and events, and
 the last lines of a container that stopped, then undone: the objects before are applied again and
 the new ones removed.
+
+Objects go in four steps, each waiting for its Deployments: Secrets (the pods read them), the model
+servers, the router (its route table first, then its Deployment, which rolls to a new table), and
+last the clients' Service and the HTTPRoutes. So a route never names a version before it is ready, and a version the routes
+no longer name is removed only once every router pod has the new table.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workbench.deployment.targets.kubernetes.api import Cluster, condition, describe_pod, event_lines
-from workbench.deployment.targets.kubernetes.manifests import CONTAINER, KSERVE_CONTAINER
+from workbench.deployment.targets.kubernetes.manifests import CONTAINER, KSERVE_CONTAINER, ROLE_LABEL
 from workbench.errors import HealthCheckError, WorkbenchError
 
 __all__ = ["reconcile"]
@@ -22,21 +27,35 @@ def _key(manifest: Mapping[str, Any]) -> tuple[str, str, str]:
     return manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"]
 
 
+def _step(manifest: Mapping[str, Any]) -> int:
+    """When an object is applied: Secrets, model servers, the router, routes."""
+    if manifest["kind"] == "Secret" and _role(manifest) != "router":
+        return 0
+    if manifest["kind"] == "HTTPRoute":
+        return 3
+    if _role(manifest) == "router":  # the clients' Service turns to the router once it is ready
+        return 3 if manifest["kind"] == "Service" else 2
+    return 1
+
+
+def _role(manifest: Mapping[str, Any]) -> str | None:
+    return ((manifest.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL)
+
+
 def reconcile(cluster: Cluster, before: list[dict[str, Any]], after: list[dict[str, Any]], ns: str,
               timeout: float) -> None:
-    """Make the cluster look like ``after`` (manifests) in namespace ``ns``: apply, wait for the
-    rollouts, then switch routes and remove what is no longer wanted. A rollout that fails puts
-    ``before`` back and removes what was new, then raises :class:`HealthCheckError` with the pods'
-    events and container states."""
-    routes = [m for m in after if m["kind"] == "HTTPRoute"]
-    objects = [m for m in after if m["kind"] != "HTTPRoute"]
+    """Make the cluster look like ``after`` (manifests) in namespace ``ns``: apply step by step (see
+    the module docs), waiting for each step's rollouts, then remove what is no longer wanted. A
+    rollout that fails puts ``before`` back and removes what was new, then raises
+    :class:`HealthCheckError` with the pods' events and container states."""
     try:
-        applied = [cluster.apply(m, ns) for m in objects]
-        for obj in applied:
-            if obj["kind"] == "Deployment":
-                _wait_for_deployment(cluster, obj, ns, timeout)
-            elif obj["kind"] == "InferenceService":
-                _wait_for_inference_service(cluster, obj, ns, timeout)
+        for step in range(3):
+            applied = [cluster.apply(m, ns) for m in after if _step(m) == step]
+            for obj in applied:
+                if obj["kind"] == "Deployment":
+                    _wait_for_deployment(cluster, obj, ns, timeout)
+                elif obj["kind"] == "InferenceService":
+                    _wait_for_inference_service(cluster, obj, ns, timeout)
     except HealthCheckError as exc:
         _undo(cluster, before, after, ns)
         outcome = "The version before keeps serving." if before else "Nothing was left behind."
@@ -44,10 +63,11 @@ def reconcile(cluster: Cluster, before: list[dict[str, Any]], after: list[dict[s
     except BaseException:
         _undo(cluster, before, after, ns)
         raise
-    for route in routes:  # only once every version it names is ready
+    for route in (m for m in after if _step(m) == 3):  # only once every backend it names is ready
         cluster.apply(route, ns)
     wanted = {_key(m) for m in after}
-    for m in sorted(before, key=lambda m: m["kind"] != "HTTPRoute"):  # routes go before their Services
+    # Routes go before the Services they name, the router before the versions it reaches.
+    for m in sorted(before, key=lambda m: (m["kind"] != "HTTPRoute", _role(m) != "router")):
         if _key(m) not in wanted:
             cluster.delete(m["apiVersion"], m["kind"], m["metadata"]["name"], ns)
 

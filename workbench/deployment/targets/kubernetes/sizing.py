@@ -16,6 +16,9 @@ that leaks is restarted before it starves its node.
 CPU: a request of a quarter core (the autoscaler scales on utilization of it). No CPU limit by
 default: a limit throttles a busy server in 100 ms slices (latency spikes) while the request already
 guarantees its share; give ``limits={"cpu": ...}`` where a namespace's quota requires one.
+
+The router (:func:`router_resources`) holds no model: its footprint was measured the same way on a
+running ``workbench route`` (resident set size after 200 requests, 2026-12): 140 MiB.
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["CPU_REQUEST", "SERVER_FOOTPRINT_MIB", "Resources", "default_resources", "memory_quantity",
-           "quantity_value"]
+__all__ = ["CPU_REQUEST", "ROUTER_FOOTPRINT_MIB", "SERVER_FOOTPRINT_MIB", "Resources", "default_resources",
+           "memory_quantity", "quantity_value", "router_resources"]
 
 #: Resident memory of the inference server with a small model loaded (measured; see the module docs).
 SERVER_FOOTPRINT_MIB = 300
 #: The CPU request of a model server.
 CPU_REQUEST = "250m"
+#: Resident memory of the router (measured; see the module docs).
+ROUTER_FOOTPRINT_MIB = 140
+_ROUTER_CPU_REQUEST = "100m"
 _MODEL_FACTOR = 2.0
 _HEADROOM = 1.25
 _LIMIT_FACTOR = 2
@@ -104,3 +110,15 @@ def default_resources(model_bytes: int | None, *, requests: Mapping[str, str] | 
             elif ceiling is not None and floor > ceiling:
                 chosen_limits[key] = memory_quantity(floor * _LIMIT_FACTOR / 2**20)
     return Resources(requests={**chosen_requests, **given_requests}, limits={**chosen_limits, **given_limits})
+
+
+def router_resources() -> Resources:
+    """Requests and limits of a router pod: its measured footprint with the same headroom as a model
+    server's, and a memory limit of twice that for the request bodies it holds while forwarding.
+
+    ``router_resources().to_dict()`` -> ``{"requests": {"cpu": "100m", "memory": "192Mi"},
+    "limits": {"memory": "384Mi"}}``.
+    """
+    memory_mib = ROUTER_FOOTPRINT_MIB * _HEADROOM
+    return Resources(requests={"cpu": _ROUTER_CPU_REQUEST, "memory": memory_quantity(memory_mib)},
+                     limits={"memory": memory_quantity(math.ceil(memory_mib / _STEP_MIB) * _STEP_MIB * _LIMIT_FACTOR)})

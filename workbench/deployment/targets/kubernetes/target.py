@@ -1,15 +1,16 @@
 """The ``k8s`` target: applies the manifests, waits for the rollouts, undoes a rollout that fails.
 
 Server-side apply (field manager ``workbench``), a wait like ``kubectl rollout status``, and on
-failure a report of the pods' events and container states; challengers through a Gateway API
-HTTPRoute or a KServe canary. Where the image comes from: ``image`` (already in a registry the
+failure a report of the pods' events and container states; challengers through the workbench router
+(split, shadow, bandit: its route table is a ConfigMap the router pods roll to), or a Gateway API
+HTTPRoute (``router=False``) or a KServe canary. Where the image comes from: ``image`` (already in a registry the
 cluster pulls from) or ``registry`` (the model is packaged and pushed there, and the manifests name
 the pushed digest).
 """
 
 from __future__ import annotations
 
-import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,13 +18,15 @@ from typing import Any
 from workbench.config import Settings, get_settings
 from workbench.deployment.base import DeploymentSpec, OnEvent, Placement, TargetStatus, TrafficPolicy
 from workbench.deployment.catalog import TargetInfo, describe_options
+from workbench.packaging.push import push_image, registry_tag
 from workbench.deployment.targets.kubernetes.api import Cluster, condition
 from workbench.deployment.targets.kubernetes.manifests import (
     CONTAINER,
     KSERVE_CONTAINER,
+    ROUTER_CONTAINER,
     ServedVersion,
-    canary_percent,
     check_name,
+    check_policy,
     object_name,
     pod_selector,
     render,
@@ -46,41 +49,6 @@ _NO_IMAGE = (
 )
 
 
-def _split_reference(reference: str) -> tuple[str, str]:
-    """``host:5000/team/model:3`` -> (``host:5000/team/model``, ``3``)."""
-    repository, colon, tag = reference.rpartition(":")
-    if not colon or "/" in tag:
-        return reference, "latest"
-    return repository, tag
-
-
-def push_image(reference: str) -> str:
-    """Push a local image to its registry (Docker SDK, the engine's credentials); returns the
-    reference by digest (``REPOSITORY@sha256:...``) so manifests name exactly what was pushed."""
-    import docker.errors
-
-    from workbench._docker import docker_client
-
-    repository, tag = _split_reference(reference)
-    registry = repository.split("/", 1)[0]
-    digest = None
-    try:
-        for line in docker_client().api.push(repository, tag=tag, stream=True, decode=True):
-            if "error" in line:
-                raise DeploymentError(
-                    f"pushing {reference} failed: {line['error']}. Check the registry name; if it needs "
-                    f"credentials, log in first (`docker login {registry}`)"
-                )
-            digest = (line.get("aux") or {}).get("Digest") or digest
-    except docker.errors.APIError as exc:
-        raise DeploymentError(f"the Docker engine could not push {reference}: {exc.explanation or exc}") from exc
-    return f"{repository}@{digest}" if digest else reference
-
-
-def _image_repository(model_name: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-._") or "model"
-
-
 @dataclass(frozen=True)
 class KubernetesHandle:
     """The handle of a ``k8s`` placement: enough to render exactly what runs."""
@@ -95,6 +63,8 @@ class KubernetesHandle:
     policy: TrafficPolicy | None = None
     #: Every image pushed or given so far, by model URI (a rollback reuses its image).
     images: Mapping[str, str] = field(default_factory=dict)
+    #: The router's admin token (in its Secret); ``None`` without a router.
+    token: str | None = field(default=None, repr=False)
 
     @property
     def replica_urls(self) -> tuple[str, ...]:
@@ -108,10 +78,12 @@ class KubernetesHandle:
             policy = data.get("policy")
             return cls(
                 name=str(data["name"]), context=data.get("context"), namespace=str(data["namespace"]),
-                options=KubernetesOptions.from_options(data["options"]),
+                # a record from before the router ran without one, and keeps that layout until updated
+                options=KubernetesOptions.from_options({"router": False, **data["options"]}, stored=True),
                 champion=ServedVersion.from_dict(data["champion"]),
                 challenger=ServedVersion.from_dict(data["challenger"]) if data.get("challenger") else None,
                 policy=TrafficPolicy.from_dict(policy) if policy else None, images=dict(data.get("images") or {}),
+                token=data.get("token") or None,
             )
         except (KeyError, TypeError) as exc:
             raise WorkbenchError(f"the deployment record is not one this version understands: {exc}") from exc
@@ -126,18 +98,32 @@ class KubernetesHandle:
             "challenger": self.challenger.to_dict() if self.challenger else None,
             "policy": self.policy.to_dict() if self.policy and self.challenger else None,
             "images": dict(self.images),
+            "token": self.token,
         }
 
     def manifests(self, settings: Settings) -> list[dict[str, Any]]:
         """What this state looks like in the cluster."""
-        return render(self.name, self.options, self.champion, self.challenger, self.policy, settings)
+        return render(self.name, self.options, self.champion, self.challenger, self.policy, settings,
+                      router_token=self.token)
+
+    def with_token(self) -> KubernetesHandle:
+        """The same handle, with a router admin token when it has a router and none yet."""
+        if self.options.routed and not self.token:
+            return replace(self, token=secrets.token_urlsafe(24))
+        return self
 
     def with_images(self, *versions: ServedVersion) -> KubernetesHandle:
         """The same handle, remembering the images of ``versions``."""
         return replace(self, images={**self.images, **{v.model_uri: v.image for v in versions}})
 
     def placement(self, url: str) -> Placement[KubernetesHandle]:
-        """The placement of this state at ``url``; its prediction log is read through ``url``."""
+        """The placement of this state at ``url``. Its prediction log is read from the store when the
+        target knows its URL (``log_url``: one query for every pod, without the password, which
+        readers take from ``WORKBENCH_LOG_URL``), else through ``url``."""
+        if self.options.log_url:
+            from workbench.predlog.writer import log_store_source
+
+            return Placement(url, self, log_sources=(log_store_source(self.options.log_url, self.name),))
         return Placement(url, self, log_sources=(url,))
 
 
@@ -168,10 +154,13 @@ class KubernetesTarget:
         """The ``k8s`` target, for the listing of installed targets."""
         return TargetInfo(
             name="k8s", uri="k8s://CONTEXT/NAMESPACE", cluster=True,
-            summary="a Deployment, Service, autoscaler and budget (or a KServe InferenceService) on Kubernetes",
+            summary=("the workbench router in front of each version's Deployment, Service, autoscaler and budget "
+                     "(or a KServe InferenceService) on Kubernetes"),
             description=("CONTEXT and NAMESPACE default to the kubeconfig's (`k8s://`). The image comes from "
                          "`image` (already in a registry the cluster pulls from) or is packaged and pushed to "
-                         "`registry`. `workbench manifests` prints the same manifests for GitOps."),
+                         "`registry`. Every pod writes the shared log store (`log_secret`, `log_url`, default "
+                         "WORKBENCH_LOG_URL) or a shared `log_claim`. `workbench manifests` prints the same "
+                         "manifests for GitOps."),
             options=describe_options(RolloutOptions, KubernetesOptions, skip=("namespace",)))
 
     def _connect(self, context: str | None) -> Cluster:
@@ -214,7 +203,7 @@ class KubernetesTarget:
 
         # Tagged by version for people; the manifests name the pushed digest, which never moves.
         version = spec.model_version or f"r{spec.revision}"
-        tag = f"{str(given.registry).rstrip('/')}/{_image_repository(spec.model_name)}:{version}"
+        tag = registry_tag(str(given.registry), spec.model_name, version)
         record = package(spec.model_uri, tag=tag, on_event=on_event, base_image=given.base_image)
         return push_image(record.tag)
 
@@ -257,7 +246,7 @@ class KubernetesTarget:
         return None
 
     def _options(self, spec: DeploymentSpec, namespace: str) -> KubernetesOptions:
-        return KubernetesOptions.from_options(spec.options, namespace=namespace)
+        return KubernetesOptions.from_options(_with_store(spec.options), namespace=namespace)
 
     def _commit(self, cluster: Cluster, before: KubernetesHandle | None, after: KubernetesHandle,
                 options: RolloutOptions) -> Placement[KubernetesHandle]:
@@ -270,8 +259,8 @@ class KubernetesTarget:
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Check every option: unknown names and bad values fail before anything starts."""
-        KubernetesOptions.from_options(options, namespace=self.namespace)
         RolloutOptions.from_options(options)
+        KubernetesOptions.from_options(_with_store(options), namespace=self.namespace)
 
     def read_handle(self, data: Mapping[str, Any]) -> KubernetesHandle:
         """The handle of a placement, read back from its record."""
@@ -284,11 +273,11 @@ class KubernetesTarget:
         self._check_image_source(spec, None)
         cluster = self._connect(self.context)  # before a long build, so a missing cluster fails fast
         image = self._image(spec, None, on_event)
-        namespace = (self.namespace or KubernetesOptions.from_options(spec.options).namespace
+        namespace = (self.namespace or KubernetesOptions.from_options(_with_store(spec.options)).namespace
                      or cluster.default_namespace)
         version = ServedVersion.of(spec, image, _model_bytes(spec.model_uri))
         state = KubernetesHandle(spec.name, cluster.context, str(namespace), self._options(spec, str(namespace)),
-                       version).with_images(version)
+                                 version).with_images(version).with_token()
         return self._commit(cluster, None, state, RolloutOptions.from_options(spec.options))
 
     def update(self, current: Placement[KubernetesHandle], spec: DeploymentSpec, *,
@@ -299,7 +288,7 @@ class KubernetesTarget:
         cluster = self._cluster_for(state)
         version = ServedVersion.of(spec, self._image(spec, state, on_event), _model_bytes(spec.model_uri))
         after = replace(state, options=self._options(spec, state.namespace), champion=version, challenger=None,
-                        policy=None).with_images(version)
+                        policy=None).with_images(version).with_token()
         return self._commit(cluster, state, after, RolloutOptions.from_options(spec.options))
 
     def status(self, placement: Placement[KubernetesHandle]) -> TargetStatus:
@@ -315,9 +304,11 @@ class KubernetesTarget:
 
     @staticmethod
     def _deployment_status(cluster: Cluster, state: KubernetesHandle) -> TargetStatus:
-        dep = cluster.get("apps/v1", "Deployment", state.name, state.namespace)
+        routed = state.options.routed
+        champion = object_name(state.name, "champion", routed=routed)
+        dep = cluster.get("apps/v1", "Deployment", champion, state.namespace)
         if dep is None:
-            return TargetStatus("gone", False, f"Deployment {state.namespace}/{state.name} no longer exists")
+            return TargetStatus("gone", False, f"Deployment {state.namespace}/{champion} no longer exists")
         status = dep.get("status") or {}
         wanted = int((dep.get("spec") or {}).get("replicas", 1))  # the API's default
         ready = int(status.get("readyReplicas") or 0)
@@ -327,6 +318,14 @@ class KubernetesTarget:
             ready_other = int(((other or {}).get("status") or {}).get("readyReplicas") or 0)
             mode = state.policy.mode if state.policy else "split"
             detail += f"; challenger {state.challenger.model_version or '-'} ({mode}, {ready_other} ready)"
+        if routed:
+            router = cluster.get("apps/v1", "Deployment", object_name(state.name, "router"), state.namespace)
+            if router is None:
+                return TargetStatus("gone", False, f"{detail}; the router's Deployment no longer exists")
+            routers = int((router.get("status") or {}).get("readyReplicas") or 0)
+            detail += f"; router {routers}/{int((router.get('spec') or {}).get('replicas', 1))} ready"
+            if routers == 0:
+                return TargetStatus("unhealthy", False, detail + ": no router pod answers clients")
         if wanted == 0:
             return TargetStatus("exited", False, detail + "; scaled to zero")
         progressing = condition(dep, "Progressing")
@@ -366,6 +365,9 @@ class KubernetesTarget:
         if state.challenger is not None:
             text += "\n--- challenger ---\n" + self._pod_logs(
                 cluster, state.namespace, pod_selector(state.name, "challenger"), CONTAINER, tail)
+        if state.options.routed:
+            text += "\n--- router ---\n" + self._pod_logs(
+                cluster, state.namespace, pod_selector(state.name, "router"), ROUTER_CONTAINER, tail)
         return text
 
     @staticmethod
@@ -387,12 +389,11 @@ class KubernetesTarget:
 
     def start_challenger(self, current: Placement[KubernetesHandle], spec: DeploymentSpec,
                          policy: TrafficPolicy, *, on_event: OnEvent | None = None) -> Placement[KubernetesHandle]:
-        """Roll out ``spec`` beside the champion, then route by ``policy`` (an HTTPRoute, or a KServe
-        canary); if the challenger never becomes ready, it is removed and the champion untouched."""
-        _refuse_bandit(policy)
+        """Roll out ``spec`` beside the champion, then route by ``policy`` (the router's table, an
+        HTTPRoute, or a KServe canary); if the challenger never becomes ready, it is removed and the
+        champion untouched."""
         state = current.handle
-        if state.options.kserve:
-            canary_percent(policy)  # a policy KServe cannot follow fails before anything changes
+        check_policy(policy, state.options)  # a policy these manifests cannot follow fails before anything changes
         self._check_image_source(spec, state)
         cluster = self._cluster_for(state)
         version = ServedVersion.of(spec, self._image(spec, state, on_event), _model_bytes(spec.model_uri))
@@ -401,9 +402,10 @@ class KubernetesTarget:
 
     def set_policy(self, placement: Placement[KubernetesHandle],
                    policy: TrafficPolicy) -> Placement[KubernetesHandle]:
-        """Change the split or switch between split and shadow; no pod restarts."""
-        _refuse_bandit(policy)
+        """Change the split, or switch between split, shadow and bandit: model pods never restart (with
+        the router, its pods roll to the new table)."""
         state = placement.handle
+        check_policy(policy, state.options)
         if state.challenger is None:
             raise DeploymentError("this deployment has no challenger: start one first")
         return self._commit(self._cluster_for(state), state, replace(state, policy=policy),
@@ -449,11 +451,10 @@ class KubernetesTarget:
         return self._commit(cluster, state, final, keep_url)
 
 
-def _refuse_bandit(policy: TrafficPolicy) -> None:
-    """An HTTPRoute's weights (and a KServe canary's percent) are static: no bandit on Kubernetes."""
-    if policy.mode == "bandit":
-        raise InvalidInputError(
-            "the k8s target cannot route by a bandit strategy: an HTTPRoute's weights (and a KServe canary's "
-            "percent) are fixed until changed, nothing moves them by the rewards fed back. Use a share "
-            "(share=0.1) or shadow=True, or a local, docker or swarm deployment for bandit routing"
-        )
+def _with_store(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``options``, with the settings' log store (``WORKBENCH_LOG_URL``) as ``log_url`` when they name
+    no place for the log: the pods then write the store every target shares (in Secret ``NAME-log``)."""
+    if any(options.get(k) for k in ("log_secret", "log_url", "log_claim")):
+        return options
+    log_url = get_settings().log_url
+    return {**options, "log_url": log_url} if log_url else options
