@@ -132,9 +132,17 @@ def _runtime_dir() -> Path:
         raise ConfigurationError(f"cannot create the warm process's folder {folder}: {exc}; {_HINT}") from exc
 
 
+#: Longest path a Unix socket may have (``sun_path`` holds 108 bytes with the final NUL).
+_MAX_SOCKET_PATH = 107
+
+
 def socket_path() -> Path:
     """The warm process's socket for this user, interpreter and set of installed packages."""
-    return _runtime_dir() / f"warm-{_fingerprint()}.sock"
+    path = _runtime_dir() / f"w{_fingerprint()[:12]}.sock"
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        raise ConfigurationError(f"the warm process's socket path {path} is longer than a Unix socket's "
+                                 f"{_MAX_SOCKET_PATH} bytes: set XDG_RUNTIME_DIR to a short private folder, or {_HINT}")
+    return path
 
 
 def _connect(path: Path, timeout: float) -> socket.socket | None:
