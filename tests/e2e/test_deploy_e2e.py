@@ -163,6 +163,9 @@ def test_a_deployment_whose_processes_all_died_comes_back_at_the_same_url(duel_v
         while wb.get_deployment(name).state != "gone" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert wb.get_deployment(name).state == "gone"
+        # the deployment's fault, not the caller's: a DeploymentError that says where to look
+        with pytest.raises(wb.DeploymentError, match=f"workbench logs {name}"):
+            dep.predict(X.iloc[[0]])
 
         with pytest.warns(wb.DeploymentChangedWarning, match="restarted"):
             back = wb.deploy(v1.uri, name=name)
