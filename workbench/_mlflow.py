@@ -18,7 +18,8 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from workbench.config import Settings, get_settings
+from workbench._private import create_private, private_folder
+from workbench.config import Settings, get_settings, redact_uri
 from workbench.errors import (
     InvalidInputError,
     NotFoundError,
@@ -42,9 +43,11 @@ def _init_embedded_store(settings: Settings) -> None:
     and background jobs all need.
     """
     try:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        private_folder(settings.home)  # 0700: logs and artifacts hold the users' data
         settings.artifact_root.mkdir(exist_ok=True)
+        create_private(settings.store_path)
         lock_path = settings.home / ".store.lock"
+        create_private(lock_path)
         with open(lock_path, "a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             # MLflow logs each migration step at INFO: noise in a notebook cell's output.
@@ -71,7 +74,7 @@ def _init_embedded_store(settings: Settings) -> None:
         raise
     except Exception as exc:
         raise StoreUnavailableError(
-            f"cannot open the MLflow store {settings.store_uri}: {exc}. If the file is damaged, "
+            f"cannot open the MLflow store {redact_uri(settings.store_uri)}: {exc}. If the file is damaged, "
             "move it away (or set WORKBENCH_HOME to a new folder) and try again."
         ) from exc
 

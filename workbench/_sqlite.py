@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from workbench._private import create_private
+
 __all__ = ["connect", "opened", "transaction"]
 
 
@@ -30,6 +32,7 @@ def connect(path: str | Path, *, read_only: bool = False, rows: bool = False,
         conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, timeout=30, isolation_level=None,
                                check_same_thread=not threads)
     else:
+        create_private(Path(path))  # 0600 (its WAL and shared-memory files take the same mode)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=not threads)
     if rows:
         conn.row_factory = sqlite3.Row

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import ipaddress
 import os
 import threading
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from typing import Any
 
 from workbench.errors import ConfigurationError
 
-__all__ = ["Settings", "configure", "get_settings"]
+__all__ = ["Settings", "configure", "get_settings", "redact_uri"]
 
 _ENV_PREFIX = "WORKBENCH_"
 
@@ -74,6 +75,17 @@ def _env_bool(name: str, default: bool) -> bool:
 def _env_list(name: str) -> tuple[str, ...]:
     raw = os.environ.get(_ENV_PREFIX + name) or ""
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with the password of its user part replaced by ``***`` (for messages and reprs)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0] or ":" not in rest.split("/", 1)[0].rsplit("@", 1)[0]:
+        return uri
+    userinfo, host = rest.split("/", 1)[0].rsplit("@", 1), rest.split("/", 1)[1:]
+    user = userinfo[0].split(":", 1)[0]
+    tail = "/" + host[0] if host else ""
+    return f"{scheme}://{user}:***@{userinfo[1]}{tail}"
 
 
 def _default_user() -> str:
@@ -120,6 +132,14 @@ class Settings:
     #: from a browser (``WORKBENCH_ALLOWED_ORIGINS``, comma-separated; ``*`` for any). By default a
     #: request a page on another origin sends is refused, so no web page can write into the log.
     allowed_origins: tuple[str, ...] = ()
+    #: Host names the inference server, the router and the review app answer to besides loopback's
+    #: and IP addresses (``WORKBENCH_ALLOWED_HOSTS``, comma-separated; ``.example.com`` also allows
+    #: its subdomains, ``*`` any name). A request whose ``Host`` is another name is refused (403), so a
+    #: page on a name an attacker points at 127.0.0.1 (DNS rebinding) cannot use the server.
+    allowed_hosts: tuple[str, ...] = ()
+    #: The token feedback writes must carry (``Authorization: Bearer TOKEN``) on the inference server
+    #: (``WORKBENCH_FEEDBACK_TOKEN``); unset, the server takes feedback without one. Never in a repr.
+    feedback_token: str | None = None
     #: Wrong passwords a client may try at the review app's team sign-in before it is locked out
     #: (``WORKBENCH_SIGN_IN_ATTEMPTS``).
     sign_in_attempts: int = 5
@@ -171,6 +191,18 @@ class Settings:
             raise ConfigurationError("log_url (WORKBENCH_LOG_URL) must be a postgresql:// URL, or unset for the "
                                      "embedded SQLite log")
         object.__setattr__(self, "allowed_origins", tuple(o.rstrip("/") for o in self.allowed_origins))
+        object.__setattr__(self, "allowed_hosts", tuple(h.strip().lower().rstrip(".") for h in self.allowed_hosts))
+
+    def __repr__(self) -> str:
+        # A store URI may carry a password (postgresql://user:secret@host/db): never in a repr,
+        # which a notebook saves with its outputs.
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
+        for key in ("tracking_uri", "registry_uri"):
+            if shown[key]:
+                shown[key] = redact_uri(shown[key])
+        if shown.get("feedback_token"):
+            shown["feedback_token"] = "***"
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -188,6 +220,8 @@ class Settings:
             max_rows_per_request=_env_int("MAX_ROWS", cls.max_rows_per_request),
             log_page_bytes=_env_int("LOG_PAGE_BYTES", cls.log_page_bytes),
             allowed_origins=_env_list("ALLOWED_ORIGINS"),
+            allowed_hosts=_env_list("ALLOWED_HOSTS"),
+            feedback_token=os.environ.get(_ENV_PREFIX + "FEEDBACK_TOKEN") or None,
             sign_in_attempts=_env_int("SIGN_IN_ATTEMPTS", cls.sign_in_attempts),
             sign_in_lockout=_env_float("SIGN_IN_LOCKOUT", cls.sign_in_lockout),
             capture_code=_env_bool("CAPTURE_CODE", cls.capture_code),
@@ -258,7 +292,49 @@ class Settings:
         env[_ENV_PREFIX + "MAX_SNAPSHOT_BYTES"] = str(self.max_snapshot_bytes)
         if self.allowed_origins:
             env[_ENV_PREFIX + "ALLOWED_ORIGINS"] = ",".join(self.allowed_origins)
+        if self.allowed_hosts:
+            env[_ENV_PREFIX + "ALLOWED_HOSTS"] = ",".join(self.allowed_hosts)
+        if self.feedback_token:
+            env[_ENV_PREFIX + "FEEDBACK_TOKEN"] = self.feedback_token
         return env
+
+    def bound_to(self, address: str) -> Settings:
+        """These settings for a server bound to ``address``: a host name it was bound by is one
+        it answers to as well (an IP address is always allowed)."""
+        name = address.strip().strip("[]").lower().rstrip(".")
+        if not name or self.allows_host(name):
+            return self
+        return dataclasses.replace(self, allowed_hosts=(*self.allowed_hosts, name))
+
+    def allows_host(self, host: str | None) -> bool:
+        """Whether a request whose ``Host`` header is ``host`` (``name[:port]``) may be answered.
+
+        Allowed: no ``Host`` at all (not a browser), any IP address (a page is only ever at an
+        address by being served from it, so no DNS name can be re-pointed there), ``localhost`` and
+        ``*.localhost``, and the names in :attr:`allowed_hosts`. Any other name may be one an
+        attacker's DNS answers with 127.0.0.1 after the page loaded (DNS rebinding), as Jupyter
+        reasons too.
+        """
+        if host is None or not host.strip():
+            return True
+        name = host.strip().lower()
+        if name.startswith("["):  # [v6]:port
+            name = name[1:].split("]", 1)[0]
+        elif name.count(":") == 1:
+            name = name.split(":", 1)[0]
+        name = name.rstrip(".")
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            pass
+        if name == "localhost" or name.endswith(".localhost"):
+            return True
+        for allowed in self.allowed_hosts:
+            if allowed == "*" or name == allowed or (allowed.startswith(".") and
+                                                     (name.endswith(allowed) or name == allowed[1:])):
+                return True
+        return False
 
 
 _lock = threading.Lock()

@@ -17,7 +17,8 @@ in ``__cause__``. Each message says what went wrong and what to do next::
     │   ├── SchemaError           input that does not match a model signature
     │   ├── PayloadTooLargeError  a request over the server's byte or row limit (413)
     │   ├── UnsupportedMediaTypeError a body in a content type the route does not read (415)
-    │   └── CrossSiteRequestError a request a web page on another origin sent (403)
+    │   ├── CrossSiteRequestError a request a web page on another origin sent (403)
+    │   └── CredentialsError      a request without the credential the route needs (401)
     ├── PackagingError            an image could not be built
     ├── DeploymentError           a deployment could not be created or changed
     │   ├── EngineUnavailableError no container engine or cluster answers
@@ -27,7 +28,8 @@ in ``__cause__``. Each message says what went wrong and what to do next::
     ├── PolicyViolationError      a governance check blocks the action
     ├── MonitoringError           drift or outlier analysis cannot run on what was given
     ├── ExplanationError          a model or payload cannot be explained
-    └── ReproductionError         a model cannot be re-trained from what was logged with it
+    ├── ReproductionError         a model cannot be re-trained from what was logged with it
+    └── IntegrityError            a file stored with a model changed since log_model (or is missing)
 
 Beside the tree, three warnings (not errors):
 
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "CredentialsError",
     "CrossSiteRequestError",
     "DeploymentChangedWarning",
     "DeploymentError",
@@ -54,6 +57,7 @@ __all__ = [
     "ExperimentNotFoundError",
     "ExplanationError",
     "HealthCheckError",
+    "IntegrityError",
     "InvalidInputError",
     "MissingDependencyError",
     "MlflowCompatibilityWarning",
@@ -162,6 +166,12 @@ class CrossSiteRequestError(InvalidInputError):
     http_status = 403
 
 
+class CredentialsError(InvalidInputError):
+    """A request without the credential the route needs (a feedback token), or a wrong one (401)."""
+
+    http_status = 401
+
+
 class PackagingError(WorkbenchError):
     """An image could not be built; ``step`` and ``log_tail`` say where and why when known."""
 
@@ -245,3 +255,11 @@ class ReproductionError(WorkbenchError):
     the captured code failed or never logged a model; the message says what to log next time."""
 
     http_status = 422
+
+
+class IntegrityError(WorkbenchError):
+    """A file the workbench stored with a model (model files, captured code, snapshot manifest,
+    reference profile) is not what ``log_model`` recorded: it changed, or is missing. Nothing of it
+    was loaded or run; the message names the file."""
+
+    http_status = 409

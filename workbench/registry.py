@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -25,6 +25,7 @@ import pandas as pd
 from workbench import _mlflow
 from workbench.config import get_settings
 from workbench.errors import InvalidInputError, ModelNotFoundError, NotFoundError, WorkbenchError
+from workbench.integrity import MANIFEST, TAG_DIGEST, verify_files, verify_folder
 from workbench.profile import PROFILE_DIR, ReferenceProfile
 from workbench.tracking import (
     TAG_DATA_HASH,
@@ -449,19 +450,39 @@ def _artifact_root(model_uri: str) -> str:
 
 
 def load_model(model_uri: str) -> Any:
-    """Load any model URI MLflow understands as a pyfunc model (``models:/name@alias`` and others)."""
+    """Load any model URI MLflow understands as a pyfunc model (``models:/name@alias`` and others),
+    its files checked first (:func:`verify_model`)."""
     import mlflow.pyfunc
 
-    _mlflow.ensure_ready()
-    check_model_uri(model_uri)
-    with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
-        return mlflow.pyfunc.load_model(model_uri)
+    with tempfile.TemporaryDirectory(prefix="workbench-model-") as tmp:
+        folder = local_model_folder(model_uri, tmp)
+        with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
+            return mlflow.pyfunc.load_model(str(folder))
+
+
+def logged_model_tags(model_uri: str) -> Mapping[str, str]:
+    """The tags of the logged model behind any model URI (``{}`` for a folder, or a model MLflow
+    logged without a logged-model record)."""
+    version = registered_version(model_uri)
+    uri = version.source if version is not None else model_uri
+    logged = _find_logged_model(uri) if ":/" in uri else None
+    return dict(logged.tags) if logged is not None else {}
+
+
+def verify_model(model_uri: str, folder: Path, *, only: Sequence[str] | None = None) -> None:
+    """Check the files of ``model_uri`` in ``folder`` (or just the ``only`` paths) against the
+    hashes recorded at ``log_model``; :class:`~workbench.errors.IntegrityError` names a changed one
+    (see :mod:`workbench.integrity`). A folder given as the URI is checked against its own manifest."""
+    expected = logged_model_tags(model_uri).get(TAG_DIGEST) if ":/" in model_uri else None
+    verify_folder(folder, expected, f"model {model_uri}", only=only)
 
 
 def download_model(model_uri: str, dst: str | Path | None = None) -> Path:
-    """Download the files of any model URI into ``dst`` (a new temporary folder by default)."""
+    """Download the files of any model URI into ``dst`` (a new temporary folder by default),
+    checked against the hashes recorded at ``log_model``."""
     local = Path(model_uri)
     if local.is_dir():  # no store needed: this is how the server inside an image loads its model
+        verify_folder(local, None, f"model {model_uri}")
         return local
     import mlflow.artifacts
 
@@ -469,7 +490,9 @@ def download_model(model_uri: str, dst: str | Path | None = None) -> Path:
     check_model_uri(model_uri)
     target = str(dst) if dst is not None else tempfile.mkdtemp(prefix="workbench-model-")
     with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=target))
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=target))
+    verify_model(model_uri, folder)
+    return folder
 
 
 def _local_folder(root: str) -> Path | None:
@@ -487,10 +510,15 @@ def local_model_folder(model_uri: str, dst: str | Path) -> Path:
     artifacts are here (nothing is copied), else a download into ``dst``."""
     local = Path(model_uri)
     if local.is_dir():
+        verify_folder(local, None, f"model {model_uri}")
         return local
     _mlflow.ensure_ready()
     check_model_uri(model_uri)
-    return _local_folder(_artifact_root(model_uri)) or download_model(model_uri, dst)
+    folder = _local_folder(_artifact_root(model_uri))
+    if folder is None:
+        return download_model(model_uri, dst)
+    verify_model(model_uri, folder)
+    return folder
 
 
 def model_size(model_uri: str) -> int:
@@ -525,7 +553,19 @@ def model_size(model_uri: str) -> int:
 
 def model_file(model_uri: str, path: str) -> str | None:
     """The text of one file stored with a model (``requirements.txt``, ``MLmodel``, ...), read
-    without downloading the rest of the model; ``None`` when the model has no such file."""
+    without downloading the rest of the model and checked against the hashes recorded at
+    ``log_model``; ``None`` when the model has no such file."""
+    text = _stored_file(model_uri, path)
+    if text is None or path == MANIFEST:
+        return text
+    expected = logged_model_tags(model_uri).get(TAG_DIGEST)
+    manifest = _stored_file(model_uri, MANIFEST)
+    verify_files({path: text.encode()}, manifest.encode() if manifest is not None else None, expected,
+                 f"model {model_uri}")
+    return text
+
+
+def _stored_file(model_uri: str, path: str) -> str | None:
     import mlflow.artifacts
 
     _mlflow.ensure_ready()
@@ -553,6 +593,7 @@ def load_profile(model_uri: str) -> ReferenceProfile:
     check_model_uri(model_uri)
     root = _artifact_root(model_uri)
     if ":/" not in root:
+        verify_model(model_uri, Path(root), only=[PROFILE_DIR])
         return ReferenceProfile.load(Path(root) / PROFILE_DIR)
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -565,6 +606,11 @@ def load_profile(model_uri: str) -> ReferenceProfile:
                 f"{model_uri!r} has no reference profile: log it with workbench.log_model(model, "
                 "training_data=X) so monitoring can compare live data against its training data"
             ) from exc
+        files = {f"{PROFILE_DIR}/{p.relative_to(path).as_posix()}": p.read_bytes()
+                 for p in Path(path).rglob("*") if p.is_file()}
+        manifest = _stored_file(model_uri, MANIFEST)
+        verify_files(files, manifest.encode() if manifest is not None else None,
+                     logged_model_tags(model_uri).get(TAG_DIGEST), f"model {model_uri}")
         return ReferenceProfile.load(path)
 
 

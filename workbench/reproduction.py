@@ -45,10 +45,10 @@ from workbench.capture import CODE_DIR, CODE_MANIFEST
 from workbench.config import get_settings
 from workbench.diff import Difference, VersionDiff, diff, model_of
 from workbench.errors import ReproductionError, RunNotFoundError
-from workbench.registry import model_file, registered_version
+from workbench.registry import logged_model_tags, model_file, registered_version
 from workbench.replay import ENV_SPEC, ReplayOutcome, ReplaySpec
 from workbench.snapshot import SNAPSHOT_DIR, SNAPSHOT_MANIFEST, SnapshotManifest, read_snapshot
-from workbench.tracking import get_run
+from workbench.tracking import TAG_USER, get_run, record_hashes
 
 __all__ = ["ReproduceResult", "reproduce", "training_data"]
 
@@ -104,6 +104,8 @@ class ReproduceResult:
     seconds: float
     #: Everything :func:`workbench.diff` found between the original and the reproduction.
     diff: VersionDiff
+    #: Who logged the code that ran (the original's ``workbench.user``).
+    code_by: str | None = None
 
     def summary(self) -> str:
         """One line: the verdict, the answers compared, and what differs."""
@@ -119,7 +121,7 @@ class ReproduceResult:
                 text += "; no reference rows could be compared"
         if self.metric_differences:
             text += f"; {len(self.metric_differences)} metric{'s' if len(self.metric_differences) != 1 else ''} differ"
-        return f"{text} (new run {self.new_run_id}, {self.seconds:.1f} s)"
+        return f"{text} (code by {self.code_by or 'an unknown user'}; new run {self.new_run_id}, {self.seconds:.1f} s)"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -127,7 +129,8 @@ class ReproduceResult:
                 "new_model_uri": self.new_model_uri, "matches": self.matches, "data_matches": self.data_matches,
                 "rows_compared": self.rows_compared, "rows_differing": self.rows_differing,
                 "metric_differences": [d.to_dict() for d in self.metric_differences],
-                "seconds": round(self.seconds, 3), "summary": self.summary(), "diff": self.diff.to_dict()}
+                "seconds": round(self.seconds, 3), "summary": self.summary(), "diff": self.diff.to_dict(),
+                "code_by": self.code_by}
 
     def _repr_html_(self) -> str:
         from workbench.cards import Tone, card
@@ -253,9 +256,10 @@ def _copy_provenance(model_uri: str, code: dict[str, Any], new_model_uri: str, m
                 target.write_text(text)
         with _mlflow.translated(RunNotFoundError, f"model {new_model_uri!r}"):
             _mlflow.client().log_model_artifacts(model_id, tmp)
+            record_hashes(model_id)  # the copied code is the reproduction's own now
 
 
-def reproduce(uri: str, *, timeout: float | None = 3600.0) -> ReproduceResult:
+def reproduce(uri: str, *, timeout: float | None = 3600.0, trust: bool = False) -> ReproduceResult:
     """Re-run the code that trained ``uri`` on its training data snapshot in a fresh process, log
     the result as a new run linked to the original, and compare both models' answers exactly.
 
@@ -263,6 +267,11 @@ def reproduce(uri: str, *, timeout: float | None = 3600.0) -> ReproduceResult:
     without its code or without a data snapshot raises :class:`~workbench.errors.ReproductionError`
     saying what to log next time; so does code that fails, or ends without calling ``log_model``
     (its last output is in the message). ``timeout`` bounds the re-run, in seconds.
+
+    The captured code runs as you, on this machine: a model another user logged (its
+    ``workbench.user`` is not yours) is reproduced only with ``trust=True`` (``--trust``), after you
+    have read its code; the result says whose code ran (``code_by``). The code and its manifest are
+    checked against the hashes recorded at ``log_model`` first (:mod:`workbench.integrity`).
     """
     from workbench.audit import record
 
@@ -271,6 +280,13 @@ def reproduce(uri: str, *, timeout: float | None = 3600.0) -> ReproduceResult:
     if model_uri is None:
         raise ReproductionError(f"{uri} logged no model, so there is nothing to reproduce: give a version or a run "
                                 "that logged one with workbench.log_model")
+    code_by = logged_model_tags(model_uri).get(TAG_USER) or (get_run(run_id).tags.get(TAG_USER) if run_id else None)
+    me = get_settings().user
+    if code_by != me and not trust:
+        raise ReproductionError(
+            f"{uri} was logged by {code_by or 'an unknown user'!r}, not by you ({me!r}): reproducing it runs "
+            f"their captured code on this machine as you. Read it first (its training_code/ files), then "
+            f"pass trust=True (`workbench reproduce {uri} --trust`)")
     code = _manifest(model_uri, f"{CODE_DIR}/{CODE_MANIFEST}")
     snapshot = _snapshot_of(model_uri)
     missing = _what_is_missing(uri, code, snapshot)
@@ -292,7 +308,7 @@ def reproduce(uri: str, *, timeout: float | None = 3600.0) -> ReproduceResult:
         original=uri, original_run_id=run_id, new_run_id=new_run_id, new_model_uri=outcome.model_uri,
         matches=matches, data_matches=data_matches, rows_compared=found.rows_compared,
         rows_differing=found.rows_differing, metric_differences=tuple(found.of_kind("metric")),
-        seconds=seconds, diff=found)
+        seconds=seconds, diff=found, code_by=code_by)
     version = registered_version(uri) if uri.startswith("models:/") else None
     record("reproduce", model_name=version.name if version else None, from_version=version.version if version else None,
            details={"matches": matches, "data_matches": data_matches, "original": uri, "original_run_id": run_id,

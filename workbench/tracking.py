@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import unquote, urlparse
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -41,6 +42,7 @@ from workbench.errors import (
     MlflowCompatibilityWarning,
     RunNotFoundError,
 )
+from workbench.integrity import MANIFEST, TAG_DIGEST, digest, file_hashes, manifest_bytes
 from workbench.profile import PROFILE_DIR, ReferenceProfile
 from workbench.requirements import model_requirements
 from workbench.snapshot import TAG_SNAPSHOT_KEY, SnapshotManifest, content_key, store_snapshot
@@ -61,6 +63,7 @@ __all__ = [
     "get_run",
     "iter_runs",
     "log_model",
+    "record_hashes",
     "metric_history",
     "runs",
     "start_run",
@@ -463,6 +466,7 @@ def log_model(
                 if snapshot is not None:
                     snapshot.save(Path(tmp))
                 _mlflow.client().log_model_artifacts(info.model_id, tmp)
+        record_hashes(info.model_id)
     if replay is not None:
         key = content_key(training_data, labels) if isinstance(training_data, pd.DataFrame) else None
         _replay.finish(replay, _replay.ReplayOutcome(info.run_id, info.model_id, info.model_uri, key))
@@ -477,6 +481,25 @@ def log_model(
         git_commit=commit,
         snapshot=snapshot,
     )
+
+
+def record_hashes(model_id: str) -> None:
+    """Hash every file of the logged model into ``workbench/hashes.json`` and tag the logged model
+    with the manifest's hash (see :mod:`workbench.integrity`)."""
+    import mlflow.artifacts
+
+    client = _mlflow.client()
+    root = str(client.get_logged_model(model_id).artifact_location)
+    with tempfile.TemporaryDirectory(prefix="workbench-hashes-") as tmp:
+        local = Path(unquote(urlparse(root).path)) if root.startswith("file:") else Path(root)
+        if (":/" in root and not root.startswith("file:")) or not local.is_dir():
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=root, dst_path=str(Path(tmp) / "model")))
+        manifest = manifest_bytes(file_hashes(local))
+        out = Path(tmp) / "manifest" / MANIFEST
+        out.parent.mkdir(parents=True)
+        out.write_bytes(manifest)
+        client.log_model_artifacts(model_id, str(Path(tmp) / "manifest"))
+    client.set_logged_model_tags(model_id, {TAG_DIGEST: digest(manifest)})
 
 
 def _log(flavor_module: Any, flavor: str, model: Any, model_arg: dict[str, Any], name: str,

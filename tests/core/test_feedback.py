@@ -90,7 +90,7 @@ def test_unknown_ids_rows_out_of_range_and_bad_bodies_get_clear_answers(server, 
         ([{"request_id": request_id, "truth": 1}, {"truth": 1}], "feedback item 1 needs a request_id"),
         ({"request_id": request_id, "truth": 1, "label": 1}, "unknown keys ['label']"),
         ({"request_id": request_id, "row": -1, "truth": 1}, "row is the row's position"),
-        ({"request_id": request_id, "reward": "high"}, "reward must be a finite number"),
+        ({"request_id": request_id, "reward": "high"}, "reward must be a number from 0 to 1"),
         ([], "empty list"),
     ]:
         response = _feedback(server.url, body)
@@ -120,14 +120,14 @@ def test_a_killed_server_keeps_every_acknowledged_feedback(registered_model, num
             for n in range(10_000):
                 if stop.is_set():
                     return
-                item = {"request_id": ids[(worker * 7 + n) % len(ids)], "truth": 0, "reward": float(worker * 100_000 + n)}
+                item = {"request_id": ids[(worker * 7 + n) % len(ids)], "truth": worker * 100_000 + n, "reward": 1.0}
                 try:
                     response = client.post(f"{server.url}/v2/models/fixture-rf/feedback", json=item)
                 except httpx.HTTPError:
                     return  # the server is gone
                 if response.status_code == 200:
                     with lock:
-                        acknowledged.append(f"{item['request_id']}:{item['reward']}")
+                        acknowledged.append(f"{item['request_id']}:{item['truth']}")
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(send, w) for w in range(8)]
@@ -139,7 +139,7 @@ def test_a_killed_server_keeps_every_acknowledged_feedback(registered_model, num
         for future in futures:
             future.result()
     kept = read_feedback(server.log_dir, limit=1_000_000).records
-    stored = {f"{r}:{w}" for r, w in zip(kept["request_id"], kept["reward"])}
+    stored = {f"{r}:{t}" for r, t in zip(kept["request_id"], kept["truth"])}
     assert len(acknowledged) >= 300
     assert set(acknowledged) <= stored
     assert len(read_predictions(server.log_dir, limit=None)) == 40

@@ -203,3 +203,12 @@ async def test_a_review_tab_registered_with_a_lab_page_is_a_page_and_unknown_pag
     with pytest.raises(HTTPClientError) as caught:
         await jp_fetch("workbench", "apps", "latency", params={"deployment": "churn"}, follow_redirects=False)
     assert caught.value.code == 404
+
+
+@pytest.mark.parametrize("parts", [("api", "experiments"), ("api", "deployments"), ("apps", "review")])
+async def test_a_rebound_host_name_is_refused_even_when_signed_in(jp_fetch, parts: tuple[str, ...]) -> None:
+    """DNS rebinding: Jupyter's own Host check (on while Lab listens on loopback, as ``workbench lab``
+    starts it) covers the Workbench routes, since every one is a ``JupyterHandler``."""
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("workbench", *parts, headers={"Host": "evil.example:8888"}, follow_redirects=False)
+    assert caught.value.code == 403

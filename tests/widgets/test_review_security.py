@@ -206,3 +206,54 @@ def test_behind_a_proxy_clients_are_told_apart_and_https_cookies_are_secure(tmp_
         assert "from 203.0.113.7" in (tmp_path / "review.log").read_text()
     finally:
         stop_process(proc)
+
+
+def test_a_rebound_host_name_is_refused_before_any_route(team) -> None:
+    """DNS rebinding: a page on a name that now resolves to this machine gets 403, sign-in page
+    and app alike; the address, localhost and the app's own names keep working."""
+    url, log = team
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    for path in ("/login", "/review", "/static/js/bokeh.min.js"):
+        refused = httpx.get(f"{url}{path}", headers={"host": f"evil.example:{port}"}, follow_redirects=False)
+        assert refused.status_code == 403, (path, refused.status_code)
+        assert "evil.example" in refused.text and "--allow-origin" in refused.text
+    assert "refused a request for host 'evil.example:" in log.read_text()
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert httpx.get(f"{url}/login", headers={"host": host}).status_code == 200
+
+
+def test_behind_the_proxy_a_spoofed_x_real_ip_gains_no_tries_and_names_are_throttled_too(
+        tmp_path: Path, session_workspace) -> None:
+    """The documented nginx block sets X-Forwarded-For to the client's address; X-Real-Ip is the
+    client's own to send (Tornado preferred it): a new one per try must not reset the count. And a
+    guesser with many addresses still meets the per-name lock-out."""
+    from workbench.widgets.app.server import ACCOUNT_FACTOR
+
+    proc, url = start_review(tmp_path / "review.log", "--team", "--behind-proxy",
+                             env={"WORKBENCH_REVIEW_PASSWORD": PASSWORD, "WORKBENCH_SIGN_IN_ATTEMPTS": "2",
+                                  "WORKBENCH_SIGN_IN_LOCKOUT": "600"})
+    try:
+        def attempt(name: str, client_ip: str, spoofed: str, password: str = "guess") -> int:
+            return httpx.post(f"{url}/login", data={"username": name, "password": password}, follow_redirects=False,
+                              headers={"X-Forwarded-For": client_ip, "X-Real-Ip": spoofed}).status_code
+
+        assert attempt("ana", "203.0.113.7", "10.0.0.1") == 302
+        assert attempt("ana", "203.0.113.7", "10.0.0.2") == 429  # the proxy's address counts, not X-Real-Ip
+        assert attempt("ana", "203.0.113.7", "10.0.0.3", PASSWORD) == 429
+        # One wrong password from each of many addresses: the name locks out after its own allowance.
+        codes = [attempt("bo", f"198.51.100.{i}", "10.0.0.9") for i in range(2 * ACCOUNT_FACTOR + 1)]
+        assert codes[:2 * ACCOUNT_FACTOR - 1] == [302] * (2 * ACCOUNT_FACTOR - 1) and codes[-1] == 429
+        assert attempt("bo", "192.0.2.1", "10.0.0.9", PASSWORD) == 429  # that name, from a new address
+        assert attempt("cy", "192.0.2.1", "10.0.0.9", PASSWORD) == 302  # another name signs in
+    finally:
+        stop_process(proc)
+
+
+def test_the_failure_table_stays_bounded_whatever_addresses_a_guesser_uses() -> None:
+    from workbench.widgets.app.server import MAX_TRACKED, SignInThrottle
+
+    throttle = SignInThrottle(attempts=5, lockout=60)
+    for i in range(MAX_TRACKED + 5000):
+        throttle.failed(f"spoofed-{i}")
+    assert len(throttle._failures) == MAX_TRACKED
+    assert "spoofed-0" not in throttle._failures and f"spoofed-{MAX_TRACKED + 4999}" in throttle._failures

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from workbench import _sqlite
+from workbench._private import private_folder
 from workbench.config import get_settings
 from workbench.errors import StoreUnavailableError
 
@@ -81,7 +82,7 @@ def connect() -> Iterator[sqlite3.Connection]:
     """A connection to the workspace database with the governance tables in place (WAL mode)."""
     path = get_settings().workspace_db
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)  # the workspace: 0700
         conn = _sqlite.connect(path, rows=True)
     except (OSError, sqlite3.Error) as exc:
         raise StoreUnavailableError(

@@ -35,6 +35,7 @@ from types import FrameType
 
 import click
 
+from workbench._private import write_private
 from workbench.cli.apps import _front_end_env
 from workbench.errors import ConfigurationError, MissingDependencyError
 
@@ -66,8 +67,8 @@ class ReviewServer:
     port: int
     address: str
     origins: tuple[str, ...]
-    password: str | None = None
-    cookie_secret: str | None = None
+    password: str | None = field(default=None, repr=False)  # secrets: never in a repr
+    cookie_secret: str | None = field(default=None, repr=False)
     default_model: str | None = None
     open_browser: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -134,10 +135,7 @@ class ReviewServer:
 
     def write_sign_in(self, run_dir: Path) -> None:
         """The password file (JSON string: any user name with this password)."""
-        credentials = run_dir / "credentials.json"
-        fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(self.password, out)
+        write_private(run_dir / "credentials.json", json.dumps(self.password))
 
 
 def _origins(address: str, port: int, extra: Sequence[str]) -> tuple[str, ...]:

@@ -114,8 +114,10 @@ def diff(a: str, b: str, as_json: bool) -> None:
 @click.argument("uri")
 @click.option("--timeout", type=float, default=3600.0, show_default=True,
               help="Most seconds the captured code may take to train again.")
+@click.option("--trust", is_flag=True,
+              help="Run the captured code even though another user logged it (read it first).")
 @json_option
-def reproduce(uri: str, timeout: float, as_json: bool) -> None:
+def reproduce(uri: str, timeout: float, trust: bool, as_json: bool) -> None:
     """Re-run the code that trained URI on its training data snapshot and check that the new model
     answers the reference rows exactly alike; exits with status 1 when it does not.
 
@@ -123,7 +125,7 @@ def reproduce(uri: str, timeout: float, as_json: bool) -> None:
     """
     import workbench as wb
 
-    result = wb.reproduce(uri, timeout=timeout)
+    result = wb.reproduce(uri, timeout=timeout, trust=trust)
     if as_json:
         emit(result.to_dict(), True)
     else:

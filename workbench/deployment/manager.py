@@ -47,6 +47,7 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.routing.bandit import BanditSnapshot
+from workbench.routing.router import feedback_token_for
 from workbench.predlog import (
     FeedbackReport,
     LogRows,
@@ -112,6 +113,14 @@ class Deployment:
     #: What the call that returned this did, in words: ``created``, ``unchanged`` (the name already
     #: served that version), ``updated from version 1 to version 3``, ...; ``None`` for a look-up.
     change: str | None = None
+
+    @property
+    def feedback_token(self) -> str | None:
+        """The token feedback sent to this deployment carries (``Authorization: Bearer TOKEN``):
+        issued by the deployment, required when its router is reached from other machines, and sent
+        by :meth:`log_feedback` itself; ``None`` for a deployment without a router."""
+        token = getattr(self.handle, "token", None)
+        return feedback_token_for(token) if isinstance(token, str) and token else None
 
     @property
     def replica_urls(self) -> tuple[str, ...]:
@@ -269,7 +278,7 @@ def log_feedback(name: str, feedback: pd.DataFrame, *, deployment: Deployment | 
     items = feedback_items(feedback)
     if not dep.url:
         raise DeploymentError(f"deployment {name!r} has no URL yet ({dep.state}): wait until it is running")
-    return send_feedback(dep.url, dep.model_name, items)
+    return send_feedback(dep.url, dep.model_name, items, token=dep.feedback_token)
 
 
 def _store() -> DeploymentStore:

@@ -17,7 +17,7 @@ import contextlib
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
@@ -71,8 +71,8 @@ class RoutedHandle(Generic[B, R]):
     """The handle of a routed deployment: its router, the router's admin token, and the backends."""
 
     router: R
-    #: The bearer token of the router's admin route (``PUT /workbench/router``).
-    token: str
+    #: The bearer token of the router's admin route (``PUT /workbench/router``); never in a repr.
+    token: str = field(repr=False)
     champion: Backend[B]
     challenger: Backend[B] | None = None
     #: How traffic is shared while there is a challenger.

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import _sqlite
+from workbench._private import private_folder
 from workbench.errors import DeploymentNotFoundError, NameTakenError
 
 __all__ = ["DeploymentRecord", "DeploymentStore", "RevisionRecord"]
@@ -104,7 +105,7 @@ class DeploymentStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)  # the workspace: 0700
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
             have = {r[1] for r in conn.execute("PRAGMA table_info(deployments)")}

@@ -7,8 +7,13 @@ module imported, so it only loads the model and binds its port. Each child then 
 command line would have run (``workbench serve ...`` or ``workbench route ...``): its own session and
 process group, its own working folder, environment and log file.
 
-The warm process listens on a Unix socket in a folder only its user can open (and checks the peer's
-uid), so neither other users nor a web page can reach it. It never runs model code itself, so it holds
+The warm process listens on a Unix socket in a folder only its user can open: ``$XDG_RUNTIME_DIR/workbench``
+(the user's private runtime folder), else ``~/.cache/workbench``; never the shared temporary folder,
+where another user could create it first. The folder is opened without following links and refused
+unless it is the user's own and private. Both ends check the other's uid (``SO_PEERCRED``), so neither
+other users nor a web page can reach it, and no client sends its environment to another user's
+socket. The warm process checks each request before it forks, and reads requests side by side with a
+deadline, so a connection that sends nothing holds up no one. It never runs model code itself, so it holds
 no threads when it forks. It exits after :data:`IDLE_SECONDS` without a request; the servers it forked
 live on (they are in their own sessions). A new Python, new packages or a changed workbench start a new
 warm process, because its socket's name is a fingerprint of them.
@@ -23,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import selectors
 import signal
 import socket
 import struct
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench._private import private_folder
 from workbench.errors import ConfigurationError, HealthCheckError
 
 __all__ = ["IDLE_SECONDS", "PRELOAD", "SpawnedProcess", "shutdown", "socket_path", "spawn"]
@@ -69,6 +76,11 @@ PRELOAD = (
     "lightgbm",
 )
 _MAX_REQUEST_BYTES = 4 * 1024 * 1024
+#: Seconds a client has to send its whole request once connected.
+_REQUEST_SECONDS = 5.0
+#: The commands a warm process forks for (``--version`` answers a probe).
+_COMMANDS = frozenset({"serve", "route", "--version"})
+_HINT = "set WORKBENCH_WARM_SERVER=0 to start servers as fresh processes"
 
 
 @dataclass(frozen=True)
@@ -103,17 +115,21 @@ def _fingerprint() -> str:
 
 
 def _runtime_dir() -> Path:
-    """A folder only this user can open, for the socket (kept short: a socket path is at most 107 bytes)."""
+    """A folder only this user can open, for the socket (kept short: a socket path is at most 107
+    bytes): ``$XDG_RUNTIME_DIR/workbench`` when that folder is the user's, else ``~/.cache/workbench``."""
     base = os.environ.get("XDG_RUNTIME_DIR")
-    folder = Path(base) / "workbench" if base and Path(base).is_dir() else Path(f"/tmp/workbench-{os.getuid()}")
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = folder.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise ConfigurationError(
-            f"{folder} is not private to this user (owner {info.st_uid}, mode {oct(info.st_mode & 0o777)}): "
-            "remove it, or set WORKBENCH_WARM_SERVER=0 to start servers as fresh processes"
-        )
-    return folder
+    if base and Path(base).is_dir():
+        info = os.stat(base)
+        if info.st_uid != os.geteuid():
+            raise ConfigurationError(f"XDG_RUNTIME_DIR={base} belongs to another user (uid {info.st_uid}): "
+                                     f"point it at your own runtime folder, or {_HINT}")
+        folder = Path(base) / "workbench"
+    else:
+        folder = Path.home() / ".cache" / "workbench"
+    try:
+        return private_folder(folder, tighten=False, hint=_HINT)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the warm process's folder {folder}: {exc}; {_HINT}") from exc
 
 
 def socket_path() -> Path:
@@ -122,6 +138,8 @@ def socket_path() -> Path:
 
 
 def _connect(path: Path, timeout: float) -> socket.socket | None:
+    """A connection to the warm process at ``path``, ``None`` when none listens; a socket another
+    user listens on is a :class:`ConfigurationError` (nothing is sent to it)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -129,6 +147,11 @@ def _connect(path: Path, timeout: float) -> socket.socket | None:
     except OSError:
         sock.close()
         return None
+    peer = _peer_uid(sock)
+    if peer != os.geteuid():
+        sock.close()
+        raise ConfigurationError(f"the warm process socket {path} is served by another user (uid {peer}), not "
+                                 f"by you: nothing was sent to it. Remove it, or {_HINT}")
     return sock
 
 
@@ -217,7 +240,7 @@ def _run_child(request: Mapping[str, Any]) -> int:
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    out = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    out = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(out, 1)
@@ -243,8 +266,32 @@ def _run_child(request: Mapping[str, Any]) -> int:
     return 0
 
 
+def check_request(request: Any) -> dict[str, Any]:
+    """``request`` if it is one the warm process forks for, else :class:`ConfigurationError` saying
+    why: checked before the fork, so a bad one never becomes a process."""
+    if not isinstance(request, dict):
+        raise ConfigurationError("a request is a JSON object")
+    if request.get("exit") is True:
+        return request
+    argv, env, cwd, log = request.get("argv"), request.get("env"), request.get("cwd"), request.get("log")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ConfigurationError("'argv' must be a non-empty list of strings")
+    if argv[0] not in _COMMANDS:
+        raise ConfigurationError(f"the warm process runs only {sorted(_COMMANDS)}, not {argv[0]!r}")
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ConfigurationError("'env' must map names to strings")
+    if not isinstance(cwd, str) or not os.path.isabs(cwd) or not os.path.isdir(cwd):
+        raise ConfigurationError(f"'cwd' must be an existing folder given by its absolute path, not {cwd!r}")
+    if not isinstance(log, str) or not os.path.isabs(log) or not os.path.isdir(os.path.dirname(log)):
+        raise ConfigurationError(f"'log' must be an absolute path in an existing folder, not {log!r}")
+    return request
+
+
 def _serve(path: Path, idle: float) -> None:
-    """Accept requests on ``path`` until idle for ``idle`` seconds or asked to exit."""
+    """Accept requests on ``path`` until idle for ``idle`` seconds or asked to exit.
+
+    Connections are read side by side (a selector): a request counts once its line is complete,
+    and a connection that has not sent one within :data:`_REQUEST_SECONDS` is closed."""
     import atexit
     import importlib
     import traceback
@@ -262,31 +309,81 @@ def _serve(path: Path, idle: float) -> None:
     listener.bind(str(path))
     os.chmod(path, 0o600)
     listener.listen(64)
-    listener.settimeout(idle)
+    listener.setblocking(False)
     inode = path.stat().st_ino
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    pending: dict[socket.socket, tuple[bytearray, float]] = {}
+    last_request = time.monotonic()
     print(f"workbench: warm server process {os.getpid()} ready on {path}", flush=True)
+
+    def drop(conn: socket.socket) -> None:
+        pending.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(conn)
+        conn.close()
+
+    def answer(conn: socket.socket, reply: Mapping[str, Any]) -> None:
+        with contextlib.suppress(OSError):
+            conn.setblocking(True)
+            conn.settimeout(2.0)
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+        conn.close()
+
     try:
         while True:
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
+            now = time.monotonic()
+            for conn in [c for c, (_, deadline) in pending.items() if deadline <= now]:
+                drop(conn)  # sent no whole request in time
+            wait = last_request + idle - now
+            if wait <= 0 and not pending:
                 return
-            with conn:
-                conn.settimeout(10.0)
-                try:
-                    if _peer_uid(conn) != os.getuid():
+            wait = min([max(wait, 0.0), *(deadline - now for _, deadline in pending.values())])
+            for key, _ in selector.select(max(wait, 0.0) + 0.001):
+                if key.fileobj is listener:
+                    try:
+                        conn, _ = listener.accept()
+                    except (BlockingIOError, InterruptedError):
                         continue
-                    request = json.loads(conn.makefile("rb").readline(_MAX_REQUEST_BYTES))
+                    if _peer_uid(conn) != os.geteuid():
+                        conn.close()  # another user: never read
+                        continue
+                    conn.setblocking(False)
+                    pending[conn] = (bytearray(), time.monotonic() + _REQUEST_SECONDS)
+                    selector.register(conn, selectors.EVENT_READ)
+                    continue
+                conn = key.fileobj  # type: ignore[assignment]
+                buffer = pending[conn][0]
+                try:
+                    chunk = conn.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    drop(conn)
+                    continue
+                buffer += chunk
+                if not chunk or (b"\n" not in buffer and len(buffer) > _MAX_REQUEST_BYTES):
+                    drop(conn)
+                    continue
+                if b"\n" not in buffer:
+                    continue
+                pending.pop(conn)
+                selector.unregister(conn)
+                last_request = time.monotonic()
+                try:
+                    request = check_request(json.loads(bytes(buffer).split(b"\n", 1)[0]))
                     if request.get("exit"):
-                        conn.sendall(b'{"exiting": true}\n')
+                        answer(conn, {"exiting": True})
                         return
                     pid = os.fork()
                 except Exception as exc:  # a bad request never takes the warm process down
-                    with contextlib.suppress(OSError):
-                        conn.sendall(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n")
+                    answer(conn, {"error": f"{type(exc).__name__}: {exc}"})
                     continue
                 if pid == 0:
+                    selector.close()
                     listener.close()
+                    for other in list(pending):
+                        other.close()
                     conn.close()
                     code = 1
                     try:
@@ -299,9 +396,9 @@ def _serve(path: Path, idle: float) -> None:
                             sys.stdout.flush()
                             sys.stderr.flush()
                         os._exit(code)
-                with contextlib.suppress(OSError):
-                    conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                answer(conn, {"pid": pid})
     finally:
+        selector.close()
         listener.close()
         with contextlib.suppress(OSError):
             if path.stat().st_ino == inode:

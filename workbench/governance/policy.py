@@ -63,7 +63,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from workbench.config import get_settings
+from workbench.config import get_settings, redact_uri
 from workbench.errors import ConfigurationError
 
 __all__ = [
@@ -422,7 +422,7 @@ def _team_policy_text() -> tuple[str, str] | None:
     text = experiment.tags.get(TEAM_POLICY_TAG)
     if not text:
         return None
-    return text, f"tag {TEAM_POLICY_TAG} on {get_settings().store_uri}"
+    return text, f"tag {TEAM_POLICY_TAG} on {redact_uri(get_settings().store_uri)}"
 
 
 def _read_yaml(text: str, where: Path | str) -> Any:

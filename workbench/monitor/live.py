@@ -87,7 +87,7 @@ _log = logging.getLogger(__name__)
 _METRICS = frozenset({"accuracy", "f1", "auc", "log_loss", "mae", "rmse", "r2"})
 
 AlertKind = Literal["feature_drift", "dataset_drift", "multivariate_drift", "missing_rate", "schema",
-                    "outliers", "performance"]
+                    "outliers", "performance", "feedback"]
 
 
 @dataclass(frozen=True)
@@ -255,6 +255,8 @@ class LiveMonitor:
         history: int = 1000,
         page_size: int = 5000,
         keep_predictions: int = 100_000,
+        feedback_alert_share: float = 0.9,
+        min_feedback: int = 20,
     ) -> None:
         self.profile = as_profile(reference)
         self.sources = [as_source(s) for s in sources]
@@ -271,6 +273,10 @@ class LiveMonitor:
             raise InvalidInputError(f"no measured metric named {unknown}: thresholds can be set on "
                                     f"{', '.join(sorted(_METRICS))}")
         self.min_labels = min_labels
+        #: A ``feedback`` alert: at least ``min_feedback`` rewards in one update, more than
+        #: ``feedback_alert_share`` of them for one version that gave at most half the answers.
+        self.feedback_alert_share = feedback_alert_share
+        self.min_feedback = min_feedback
         self.callbacks = list(alerts)
         self.page_size = page_size
         self.keep_predictions = keep_predictions
@@ -356,7 +362,8 @@ class LiveMonitor:
             if len(new):
                 self._append(new)
             labelled = self._add_feedback(truth) if len(truth) else 0
-            if not len(self._buffer) or not (len(new) or labelled):
+            suspicious = self._feedback_alerts(truth) if len(truth) else []
+            if not len(self._buffer) or not (len(new) or labelled or suspicious):
                 return None
             window = self._buffer
             self._updates += 1
@@ -380,7 +387,7 @@ class LiveMonitor:
             now = pd.Timestamp.now(tz="UTC")
             report = MonitorReport(now, str(self.window), len(window), len(new), drift, quality,
                                    outlier_share, expected, estimate, performance=self._measured(window))
-            alerts = self._crossings(report, self._history[-1] if self._history else None)
+            alerts = [*self._crossings(report, self._history[-1] if self._history else None), *suspicious]
             report = _replace(report, alerts=tuple(alerts))
             self._history.append(report)
             self._alerts.extend(alerts)
@@ -463,6 +470,30 @@ class LiveMonitor:
             return None
         report = evaluate_performance(inside)
         return report.windows[-1] if report.windows else None
+
+    def _feedback_alerts(self, feedback: pd.DataFrame) -> list[Alert]:
+        """Feedback that does not look like the traffic (someone steering a bandit with forged
+        rewards): many rewards at once, nearly all for a version that gave at most half of the
+        answers in the window."""
+        if "reward" not in feedback.columns or "model_version" not in feedback.columns:
+            return []
+        rewards = feedback[feedback["reward"].notna()]
+        if len(rewards) < self.min_feedback or "model_version" not in self._buffer.columns:
+            return []
+        answers = self._buffer["model_version"].astype(str).value_counts(normalize=True)
+        shares = rewards["model_version"].astype(str).value_counts(normalize=True)
+        alerts = []
+        for version, share in shares.items():
+            answered = float(answers.get(version, 0.0))
+            if share > self.feedback_alert_share and answered <= 0.5:
+                alerts.append(Alert(
+                    pd.Timestamp.now(tz="UTC"), "feedback", None, "reward_share", float(share),
+                    self.feedback_alert_share,
+                    f"{share:.0%} of {len(rewards)} rewards just received are for version {version}, which gave "
+                    f"{answered:.0%} of the answers: feedback that does not look like the traffic (forged "
+                    "rewards steering the bandit?); check who sends it, and give feedback writes the "
+                    "deployment's feedback token"))
+        return alerts
 
     def _crossings(self, report: MonitorReport, previous: MonitorReport | None) -> list[Alert]:
         now = report.time

@@ -33,6 +33,7 @@ import yaml
 
 from workbench.errors import InvalidInputError, PackagingError
 from workbench.capture import CODE_DIR
+from workbench.integrity import MANIFEST, file_hashes, manifest_bytes
 from workbench.packaging.training_rows import TRAINING_ROWS_LABEL, TrainingRows, limit_training_rows
 from workbench.serving.command import PROGRAM, serve_args, serve_options
 from workbench.serving.flavors import loads_without_mlflow
@@ -122,6 +123,20 @@ def serving_requirements(model_requirements: list[str], *, with_mlflow: bool = T
         # libraries) of the same package, which the CPU build the model was made with replaces.
         out.pop("xgboost", None)
     return sorted(out.values(), key=_requirement_name)
+
+
+def _seal_model_folder(model: Path) -> None:
+    """The model folder as the image keeps it: MLmodel without the build machine's path (MLflow
+    writes the store's location as ``artifact_path``), and a manifest of exactly these files, which
+    the server checks when it loads them (the store's manifest listed the code left out here)."""
+    mlmodel = model / "MLmodel"
+    lines = mlmodel.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not (line.startswith("artifact_path:") and
+                                           ("://" in line or line.split(":", 1)[1].strip().startswith("/")))]
+    mlmodel.write_text("".join(kept))
+    manifest = model / MANIFEST
+    manifest.parent.mkdir(exist_ok=True)
+    manifest.write_bytes(manifest_bytes(file_hashes(model)))
 
 
 def _copy_server(dest: Path) -> None:
@@ -286,6 +301,7 @@ def prepare_context(
     except InvalidInputError:
         shutil.rmtree(dest)
         raise
+    _seal_model_folder(dest / "model")
     python_version = str(mlmodel.get("flavors", {}).get("python_function", {}).get("python_version", ""))
     if not python_version:
         python_version = ".".join(map(str, sys.version_info[:3]))

@@ -31,7 +31,7 @@ import orjson
 import pandas as pd
 
 from workbench._sqlite import connect
-from workbench.errors import DeploymentError, InvalidInputError, NotFoundError
+from workbench.errors import DeploymentError, InvalidInputError, NotFoundError, PayloadTooLargeError
 from workbench.predlog.schema import LOG_FILE
 
 __all__ = [
@@ -82,6 +82,10 @@ CREATE INDEX IF NOT EXISTS feedback_row ON feedback (prediction_seq, row, seq);
 
 #: Longest request id accepted (the server's own are 32 hex characters).
 MAX_REQUEST_ID = 256
+#: Most items, and bytes, of one feedback request (413 beyond): one request holds the log's writer
+#: while it is recorded, so a huge one would hold up every prediction behind it.
+MAX_FEEDBACK_ITEMS = 10_000
+MAX_FEEDBACK_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,9 @@ def parse_feedback(body: Any) -> list[FeedbackItem]:
     items = body if isinstance(body, list) else [body]
     if not items:
         raise InvalidInputError("the feedback body is an empty list: send at least one item")
+    if len(items) > MAX_FEEDBACK_ITEMS:
+        raise PayloadTooLargeError(f"the feedback body has {len(items)} items, more than {MAX_FEEDBACK_ITEMS} per "
+                                   "request: send them in several requests")
     parsed = []
     for index, item in enumerate(items):
         where = f"feedback item {index}" if isinstance(body, list) else "the feedback"
@@ -159,8 +166,9 @@ def parse_feedback(body: Any) -> list[FeedbackItem]:
             raise InvalidInputError(f"{where}: row is the row's position in its request (0, 1, ...), not {row!r}")
         reward = item.get("reward")
         if reward is not None and (isinstance(reward, bool) or not isinstance(reward, (int, float))
-                                   or not math.isfinite(reward)):
-            raise InvalidInputError(f"{where}: reward must be a finite number, not {reward!r}")
+                                   or not math.isfinite(reward) or not 0.0 <= reward <= 1.0):
+            raise InvalidInputError(f"{where}: reward must be a number from 0 to 1 (1: the answer was right or "
+                                    f"useful, 0: it was not), not {reward!r}")
         has_truth = "truth" in item and item["truth"] is not None
         if not has_truth and reward is None:
             raise InvalidInputError(f"{where} says nothing: give a truth (the true value), a reward, or both")
@@ -400,8 +408,9 @@ def _whole(value: Any, index: int) -> int:
 
 
 def send_feedback(url: str, model_name: str, items: Sequence[FeedbackItem], *, chunk: int = 1000,
-                  timeout: float = 60.0, client: Any = None) -> FeedbackReport:
-    """POST ``items`` to the feedback route of the server or router at ``url``, ``chunk`` at a time."""
+                  timeout: float = 60.0, client: Any = None, token: str | None = None) -> FeedbackReport:
+    """POST ``items`` to the feedback route of the server or router at ``url``, ``chunk`` at a time,
+    with the deployment's feedback ``token`` when given."""
     import httpx
 
     own = client is None
@@ -411,8 +420,11 @@ def send_feedback(url: str, model_name: str, items: Sequence[FeedbackItem], *, c
         for start in range(0, len(items), chunk):
             body = orjson.dumps([item.to_json() for item in items[start:start + chunk]])
             try:
+                headers = {"content-type": "application/json"}
+                if token:
+                    headers["authorization"] = f"Bearer {token}"
                 response = http.post(f"{url.rstrip('/')}/v2/models/{model_name}/feedback", content=body,
-                                     headers={"content-type": "application/json"})
+                                     headers=headers)
             except httpx.HTTPError as exc:
                 sent = f" ({start} items were recorded before)" if start else ""
                 raise DeploymentError(f"cannot send feedback to {url} ({exc}){sent}: is the deployment running? "

@@ -46,15 +46,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from workbench._private import write_private
 from workbench.errors import InvalidInputError
+from workbench.predlog.feedback import MAX_FEEDBACK_BYTES
 from workbench.routing.bandit import STICKY_HEADER, STRATEGIES
-from workbench.serving.guard import add_guard, read_body
+from workbench.serving.guard import add_guard, check_feedback_token, read_body
 from workbench.routing.live_bandit import ARMS, LiveBandit
 
-__all__ = ["ROUTER_TOKEN_ENV", "RouteTable", "create_router", "load_config", "run_router"]
+__all__ = ["ROUTER_TOKEN_ENV", "RouteTable", "create_router", "feedback_token_for", "load_config", "run_router"]
 
 #: Where the router finds its admin token when its config file holds none (a Kubernetes Secret).
 ROUTER_TOKEN_ENV = "WORKBENCH_ROUTER_TOKEN"
+
+
+def feedback_token_for(admin_token: str) -> str:
+    """The feedback token a deployment issues: derived from its router's admin token (so no other
+    secret is kept), and useless for changing routes."""
+    return hmac.new(admin_token.encode(), b"workbench feedback token", "sha256").hexdigest()[:40]
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
                 "content-length", "proxy-authorization", "proxy-connection"}
@@ -205,6 +213,9 @@ class _Router:
     def __init__(self, table: RouteTable, token: str, config_path: Path | None, max_body_bytes: int,
                  state_dir: Path | None = None) -> None:
         self.token = token
+        #: Feedback without the deployment's feedback token is refused (the router is reached from
+        #: other machines); a wrong token is refused always.
+        self.feedback_token_required = False
         self.max_body_bytes = max_body_bytes
         self.config_path = config_path
         self.client: httpx.AsyncClient | None = None
@@ -371,7 +382,11 @@ class _Router:
         """
         assert self.client is not None
         try:
-            body = await read_body(request, self.max_body_bytes, json_only=False, allow_empty=True)
+            check_feedback_token(request.headers.get("authorization"),
+                                 feedback_token_for(self.token) if self.token else None,
+                                 required=self.feedback_token_required)
+            body = await read_body(request, min(self.max_body_bytes, MAX_FEEDBACK_BYTES), json_only=False,
+                                   allow_empty=True, advice="for feedback: send the items in several requests")
         except InvalidInputError as exc:  # past the size limit; the servers judge the rest
             return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
         headers = self._headers(request)
@@ -485,8 +500,10 @@ class _Router:
 
 def create_router(table: RouteTable, *, token: str, config_path: Path | None = None,
                   timeout: float = 60.0, allowed_origins: tuple[str, ...] | None = None,
-                  state_dir: Path | None = None) -> Starlette:
-    """The router application; ``token`` guards ``PUT /workbench/router``.
+                  state_dir: Path | None = None, require_feedback_token: bool = False) -> Starlette:
+    """The router application; ``token`` guards ``PUT /workbench/router``, and feedback carries the
+    token derived from it (:func:`feedback_token_for`): optional, unless ``require_feedback_token``
+    (a router bound to an address other machines reach), but a wrong one is always refused.
 
     ``config_path`` is where a new route table is kept (a restarted router comes back with it);
     ``state_dir`` (default: the config's folder) where the bandit keeps its state.
@@ -498,6 +515,7 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
 
     settings = get_settings()
     router = _Router(table, token, config_path, settings.max_body_bytes, state_dir)
+    router.feedback_token_required = require_feedback_token
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -565,7 +583,8 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
         ],
         lifespan=lifespan,
     )
-    add_guard(app, settings.allowed_origins if allowed_origins is None else allowed_origins)
+    add_guard(app, settings.allowed_origins if allowed_origins is None else allowed_origins,
+              allows_host=settings.allows_host)
     return app
 
 
@@ -577,9 +596,7 @@ def _save_table(path: Path, table: RouteTable, token: str) -> None:
     except FileNotFoundError:
         data = {"token": token}
     data["table"] = table.to_dict()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+    write_private(path, json.dumps(data))  # it may hold the admin token: 0600 every time
 
 
 def load_config(path: Path) -> tuple[RouteTable, str]:
@@ -601,9 +618,23 @@ def run_router(config: Path, *, host: str = "127.0.0.1", port: int = 8080,
                port_file: Path | None = None, state_dir: Path | None = None) -> None:
     """Serve the router described by ``config`` until SIGTERM; the bandit's state goes to
     ``state_dir`` (default: the config's folder)."""
+    from workbench.config import configure, get_settings
     from workbench.serving.server import bind, run_asgi
 
+    configure(get_settings().bound_to(host))
     table, token = load_config(config)
     sock = bind(host, port)
-    run_asgi(create_router(table, token=token, config_path=config, state_dir=state_dir), sock,
-             port_file=port_file)
+    run_asgi(create_router(table, token=token, config_path=config, state_dir=state_dir,
+                           require_feedback_token=not _loopback(host)), sock, port_file=port_file)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

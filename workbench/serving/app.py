@@ -44,10 +44,17 @@ from workbench.errors import (
 )
 from workbench.serving import codecs
 from workbench.serving.batching import Batcher, RequestInfo, _settle
-from workbench.serving.guard import add_guard, read_body
+from workbench.serving.guard import add_guard, check_feedback_token, read_body
 from workbench.serving.metrics import ServerMetrics
 from workbench.predlog import LogWriter, open_log
-from workbench.predlog.feedback import ACCEPTED, FEEDBACK_STATUSES, MAX_REQUEST_ID, FeedbackResult, parse_feedback
+from workbench.predlog.feedback import (
+    ACCEPTED,
+    FEEDBACK_STATUSES,
+    MAX_FEEDBACK_BYTES,
+    MAX_REQUEST_ID,
+    FeedbackResult,
+    parse_feedback,
+)
 from workbench.serving.model import ServedModel
 
 __all__ = ["ExplainerFactory", "RowExplainer", "ServerState", "create_app"]
@@ -126,12 +133,18 @@ def _v2_error(exc: WorkbenchError) -> Response:
     return _JSON({"error": str(exc)}, status_code=exc.http_status)
 
 
+#: MLflow's error code for each status it shares with the workbench (``databricks.ErrorCode``).
+_MLFLOW_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
+                 413: "REQUEST_LIMIT_EXCEEDED", 429: "REQUEST_LIMIT_EXCEEDED", 500: "INTERNAL_ERROR",
+                 503: "TEMPORARILY_UNAVAILABLE"}
+
+
 def _mlflow_error(exc: WorkbenchError) -> Response:
     """An error body exactly as `mlflow models serve` writes it (``MlflowException.serialize_as_json``),
     written here so that an error does not import MLflow into a server that loaded its model without."""
     # MLflow answers input that breaks the signature with 400 INVALID_PARAMETER_VALUE.
     schema = exc.http_status == 422
-    code = "INVALID_PARAMETER_VALUE" if schema else "BAD_REQUEST"
+    code = "INVALID_PARAMETER_VALUE" if schema else _MLFLOW_CODES.get(exc.http_status, "BAD_REQUEST")
     status = 400 if schema else exc.http_status
     # MLflow 3.17's classification of the two (a test compares these bodies with MLflow's own).
     error_class, sqlstate = ("SCHEMA_ENFORCEMENT_FAILED", "KAM01") if schema else ("INVALID_PARAMETER_VALUE", "KAM00")
@@ -283,7 +296,8 @@ class _Routes:
         parameters = body.get("parameters") or {}
         if not isinstance(parameters, Mapping):
             raise InvalidInputError("'parameters' must be an object")
-        requested = body.get("outputs") or []
+        requested = body.get("outputs")
+        requested = [] if requested is None else requested
         if not isinstance(requested, list) or not all(
             isinstance(o, Mapping) and isinstance(o.get("name"), str) for o in requested
         ):
@@ -416,7 +430,11 @@ class _Routes:
         """Ground truth and rewards for answered rows (see :mod:`workbench.predlog.feedback`)."""
         try:
             self._check_model(request)
-            items = parse_feedback(_parse_json(await read_body(request, self.state.settings.max_body_bytes)))
+            check_feedback_token(request.headers.get("authorization"), self.state.settings.feedback_token,
+                                 required=True)
+            limit = min(self.state.settings.max_body_bytes, MAX_FEEDBACK_BYTES)
+            items = parse_feedback(_parse_json(await read_body(
+                request, limit, advice="for feedback: send the items in several requests")))
             loop = asyncio.get_running_loop()
             committed: asyncio.Future[list[FeedbackResult]] = loop.create_future()
 
@@ -652,7 +670,7 @@ def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | 
         exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error},
     )
     app.state.workbench = state
-    add_guard(app, settings.allowed_origins)  # before any route: a refused request is never read
+    add_guard(app, settings.allowed_origins, allows_host=settings.allows_host)  # before any route: a refused request is never read
     app.add_middleware(_RequestMetrics, metrics=metrics)
     return app
 

@@ -11,6 +11,11 @@ a browser marks as sent from another origin is refused with 403, before any rout
   ``same-site``, which is another origin, so it is refused too;
 - else an ``Origin`` that is not this server's own (scheme, host and port of the ``Host`` header).
 
+Before that, the ``Host`` header must name this server (:meth:`~workbench.config.Settings.allows_host`:
+an IP address, ``localhost`` or a name in ``WORKBENCH_ALLOWED_HOSTS``), else 403: a page on a name whose
+DNS answer is switched to 127.0.0.1 after it loaded (DNS rebinding) is same-origin to itself, so only
+the name it uses gives it away.
+
 Clients that are not browsers (httpx, requests, curl, MLflow's scoring client, Prometheus, health
 checks) send neither header and are unaffected. A deployment that wants a web page to call it lists
 that page's origin in ``WORKBENCH_ALLOWED_ORIGINS`` (:attr:`~workbench.config.Settings.allowed_origins`);
@@ -25,19 +30,22 @@ instead of holding whatever a client sends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hmac
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from workbench.errors import (
+    CredentialsError,
     CrossSiteRequestError,
     InvalidInputError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
 
-__all__ = ["CrossSiteGuard", "add_guard", "cross_site_reason", "is_json", "read_body", "require_json"]
+__all__ = ["CrossSiteGuard", "add_guard", "check_feedback_token", "cross_site_reason", "is_json", "read_body",
+           "require_json"]
 
 _SAME_ORIGIN = {"same-origin", "none"}
 
@@ -64,15 +72,13 @@ def require_json(content_type: str | None, *, from_browser: bool = True) -> None
         )
 
 
-async def read_body(request: Any, limit: int, *, json_only: bool = True, allow_empty: bool = False) -> bytes:
+async def read_body(request: Any, limit: int, *, json_only: bool = True, allow_empty: bool = False,
+                    advice: str = "(WORKBENCH_MAX_BODY_BYTES): send fewer rows per request") -> bytes:
     """The body of a Starlette ``request``, refused past ``limit`` bytes (413, whether or not a
-    Content-Length was declared), when empty (400, unless ``allow_empty``) and, with ``json_only``,
-    when not JSON (415)."""
+    Content-Length was declared, with ``advice`` in the message), when empty (400, unless
+    ``allow_empty``) and, with ``json_only``, when not JSON (415)."""
     declared = request.headers.get("content-length")
-    too_big = PayloadTooLargeError(
-        f"the request body is larger than the server's limit of {limit} bytes "
-        "(WORKBENCH_MAX_BODY_BYTES): send fewer rows per request"
-    )
+    too_big = PayloadTooLargeError(f"the request body is larger than the server's limit of {limit} bytes {advice}")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_big
     if json_only:
@@ -87,6 +93,23 @@ async def read_body(request: Any, limit: int, *, json_only: bool = True, allow_e
     if not body and not allow_empty:
         raise InvalidInputError("the request body is empty: send a JSON document")
     return bytes(body)
+
+
+def check_feedback_token(authorization: str | None, token: str | None, *, required: bool) -> None:
+    """Raise :class:`CredentialsError` (401) unless the ``Authorization`` header carries ``token``
+    (compared in constant time); without a header that is fine only when not ``required``, and a
+    wrong token is refused always. ``token`` ``None``: no token is issued, nothing to check."""
+    if not token:
+        return
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    if not given and not required:
+        return
+    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+        raise CredentialsError(
+            "feedback needs the deployment's feedback token: send it as `Authorization: Bearer TOKEN` "
+            "(wb.get_deployment(NAME).feedback_token; wb.log_feedback sends it itself)"
+            if not given else "the feedback token is wrong: use the deployment's own "
+            "(wb.get_deployment(NAME).feedback_token)")
 
 
 def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
@@ -128,19 +151,29 @@ class CrossSiteGuard:
     app answers errors in its own form); by default ``{"error": message}``.
     """
 
-    def __init__(self, app: Any, *, allowed_origins: Sequence[str] = (), error_body: Any = None) -> None:
+    def __init__(self, app: Any, *, allowed_origins: Sequence[str] = (), error_body: Any = None,
+                 allows_host: Callable[[str | None], bool] | None = None) -> None:
         self.app = app
         self.allowed_origins = tuple(allowed_origins)
         self.error_body = error_body or (lambda error: {"error": str(error)})
+        self.allows_host = allows_host
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            reason = cross_site_reason(scope, self.allowed_origins)
-            if reason is not None:
+            error: CrossSiteRequestError | None = None
+            host = _header(scope.get("headers") or [], b"host")
+            if self.allows_host is not None and not self.allows_host(host):
+                error = CrossSiteRequestError(
+                    f"request for host {host!r} refused: this server answers to IP addresses, localhost "
+                    "and the names in WORKBENCH_ALLOWED_HOSTS only (a page on another name may have had "
+                    "it pointed here: DNS rebinding). Use the address, or add the name to "
+                    "WORKBENCH_ALLOWED_HOSTS (e.g. models.example.com)")
+            elif (reason := cross_site_reason(scope, self.allowed_origins)) is not None:
                 error = CrossSiteRequestError(
                     f"cross-site request refused: {reason}. Pages on other origins may not call this "
                     "server; to allow one, add its origin to WORKBENCH_ALLOWED_ORIGINS (e.g. "
                     "https://app.example.com)")
+            if error is not None:
                 body = orjson.dumps(self.error_body(error))
                 await send({"type": "http.response.start", "status": error.http_status,
                             "headers": [(b"content-type", b"application/json"),
@@ -150,12 +183,15 @@ class CrossSiteGuard:
         await self.app(scope, receive, send)
 
 
-def add_guard(app: Any, allowed_origins: Sequence[str], *, error_body: Any = None) -> None:
-    """Add the guard (and, for allowed origins, CORS answers) to a Starlette ``app``."""
+def add_guard(app: Any, allowed_origins: Sequence[str], *, error_body: Any = None,
+              allows_host: Callable[[str | None], bool] | None = None) -> None:
+    """Add the guard (and, for allowed origins, CORS answers) to a Starlette ``app``; ``allows_host``
+    (usually :meth:`Settings.allows_host <workbench.config.Settings.allows_host>`) checks ``Host``."""
     if allowed_origins:
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(allowed_origins),
                            allow_methods=["GET", "POST", "PUT"], allow_headers=["content-type", "authorization"],
                            expose_headers=["x-request-id", "x-workbench-variant", "x-model-version"])
-    app.add_middleware(CrossSiteGuard, allowed_origins=allowed_origins, error_body=error_body)
+    app.add_middleware(CrossSiteGuard, allowed_origins=allowed_origins, error_body=error_body,
+                       allows_host=allows_host)

@@ -77,7 +77,7 @@ def serve(
     PostgreSQL store under ``deployment`` (default: the model's name), spooling in the log folder
     while it is away.
     """
-    settings = settings or get_settings()
+    settings = (settings or get_settings()).bound_to(host)
     if log_url:
         settings = dataclasses.replace(settings, log_url=log_url)
     sock = bind(host, port)  # before loading: a busy port fails fast

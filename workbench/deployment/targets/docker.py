@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from workbench._private import write_private
 from workbench._docker import docker_client
 from workbench.config import get_settings
 from workbench.deployment.base import (
@@ -194,7 +195,7 @@ class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
         container, url = self._run(
             client, image, name, None, spec,
             volumes={volume_name(spec.name): {"bind": LOG_DIR, "mode": "rw"}},
-            environment=server_environment(settings),
+            environment=server_environment(settings, name),  # the router reaches it by its name
         )
         return Backend((f"http://{name}:{SERVER_PORT}",), (url,), spec.model_uri, spec.model_version,
                        ModelContainer(name, container.id, image, volume_name(spec.name)))
@@ -224,17 +225,17 @@ class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
         folder = spec.workdir / "router"
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "router.json"
-        config.write_text(json.dumps({"table": table.to_dict(), "token": token}))
+        write_private(config, json.dumps({"table": table.to_dict(), "token": token}))  # 0600 from the start
         if os.geteuid() == 0:  # the container runs as the image's non-root user, which rewrites it
             os.chown(folder, USER_ID, USER_ID)
             os.chown(config, USER_ID, USER_ID)
-        config.chmod(0o600)
         name = f"workbench-{_slug(spec.name)}-router"
         container, url = self._run(
             client, champion.handle.image, name, DockerOptions.from_options(spec.options).port, spec,
             entrypoint=[*PROGRAM, *route_args(f"{_ROUTER_DIR}/router.json", host="0.0.0.0", port=SERVER_PORT)],
             command=[],
             volumes={str(folder): {"bind": _ROUTER_DIR, "mode": "rw"}},
+            environment=server_environment(get_settings(), name),
         )
         return url, RouterContainer(name, container.id)
 
@@ -270,13 +271,18 @@ def model_image(spec: DeploymentSpec, options: DockerOptions, client: Any, on_ev
     return record.tag
 
 
-def server_environment(settings: Any) -> dict[str, str]:
-    """Serving settings passed into a model server's container."""
-    return {
+def server_environment(settings: Any, *names: str) -> dict[str, str]:
+    """Serving settings passed into a model server's container; ``names`` are host names the server
+    is reached by besides IP addresses and localhost (its container name on the network)."""
+    env = {
         "WORKBENCH_MAX_BATCH_SIZE": str(settings.max_batch_size),
         "WORKBENCH_MAX_BATCH_WAIT_MS": str(settings.max_batch_wait_ms),
         "WORKBENCH_MAX_BODY_BYTES": str(settings.max_body_bytes),
     }
+    hosts = dict.fromkeys((*names, *settings.allowed_hosts))
+    if hosts:
+        env["WORKBENCH_ALLOWED_HOSTS"] = ",".join(hosts)
+    return env
 
 
 def _container_status(container_id: str, url: str | None) -> TargetStatus:

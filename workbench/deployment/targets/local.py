@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench._private import write_private
 from workbench.config import get_settings
 from workbench.deployment.base import (
     DeploymentSpec,
@@ -260,8 +261,7 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         if port:
             bind(host, port).close()  # a busy port is a clear error before anything starts
         config = spec.workdir / "router.json"
-        config.write_text(json.dumps({"table": table.to_dict(), "token": token}))
-        config.chmod(0o600)  # holds the admin token
+        write_private(config, json.dumps({"table": table.to_dict(), "token": token}))  # holds the admin token
         log_file = spec.workdir / "router.log"
         cmd = route_args(config, host=host, port=port)
         proc, bound = self._launch(cmd, log_file, spec.workdir / "router.port", "the router")

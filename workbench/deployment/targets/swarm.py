@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from workbench._private import write_private
 from workbench._docker import docker_client
 from workbench.config import get_settings
 from workbench.deployment.base import (
@@ -219,7 +220,8 @@ class SwarmTarget(RoutedTarget[ModelService, RouterService]):
         self._network(client, options.network)
         image = _image(spec, options, client, on_event)
         name = f"workbench-{_slug(spec.name)}-{role}-r{spec.revision}"
-        env = {**server_environment(get_settings()), "WORKBENCH_HOST": "0.0.0.0", "WORKBENCH_PORT": str(SERVER_PORT),
+        env = {**server_environment(get_settings(), name, f"tasks.{name}"),  # the names the router uses
+               "WORKBENCH_HOST": "0.0.0.0", "WORKBENCH_PORT": str(SERVER_PORT),
                "WORKBENCH_LOG_URL": log_url, "WORKBENCH_DEPLOYMENT": spec.name}
         service = client.services.create(
             image,
@@ -314,17 +316,17 @@ class SwarmTarget(RoutedTarget[ModelService, RouterService]):
         folder = spec.workdir / "router"
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "router.json"
-        config.write_text(json.dumps({"table": table.to_dict(), "token": token}))
+        write_private(config, json.dumps({"table": table.to_dict(), "token": token}))  # 0600 from the start
         if os.geteuid() == 0:  # the router runs as the image's non-root user and rewrites the file
             os.chown(folder, USER_ID, USER_ID)
             os.chown(config, USER_ID, USER_ID)
-        config.chmod(0o600)
         name = f"workbench-{_slug(spec.name)}-router"
         node_id = client.info()["Swarm"]["NodeID"]
         service = client.services.create(
             champion.handle.image,
             command=[*PROGRAM, *route_args(f"{_ROUTER_DIR}/router.json", host="0.0.0.0", port=SERVER_PORT)],
             name=name,
+            env=[f"{k}={v}" for k, v in server_environment(get_settings(), name).items()],
             networks=[options.network],
             endpoint_spec=EndpointSpec(mode="dnsrr", ports=[{"Protocol": "tcp", "PublishedPort": port,
                                                               "TargetPort": SERVER_PORT, "PublishMode": "host"}]),

@@ -45,6 +45,7 @@ from workbench.deployment.targets.kubernetes.objects import (
     restricted_pod,
     secret,
     security_context,
+    served_hosts,
 )
 from workbench.deployment.targets.kubernetes.options import KubernetesOptions
 from workbench.deployment.targets.kubernetes.router_objects import ROUTER_CONTAINER, route_table, router_objects
@@ -66,6 +67,7 @@ def _server_env(name: str, settings: Settings, opts: KubernetesOptions) -> list[
         {"name": "WORKBENCH_MAX_BATCH_SIZE", "value": str(settings.max_batch_size)},
         {"name": "WORKBENCH_MAX_BATCH_WAIT_MS", "value": str(settings.max_batch_wait_ms)},
         {"name": "WORKBENCH_MAX_BODY_BYTES", "value": str(settings.max_body_bytes)},
+        {"name": "WORKBENCH_ALLOWED_HOSTS", "value": served_hosts(name, opts, settings.allowed_hosts)},
     ]
     secret = log_secret_name(name, opts)
     if secret:

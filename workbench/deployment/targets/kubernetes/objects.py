@@ -16,7 +16,8 @@ from workbench.errors import InvalidInputError
 from workbench.packaging.context import USER_ID
 
 __all__ = ["LABEL_PREFIX", "ROLE_LABEL", "ServedVersion", "check_name", "labels", "log_secret_name", "metadata",
-           "object_name", "pod_selector", "restricted_pod", "secret", "security_context"]
+           "object_name", "pod_selector", "restricted_pod", "secret", "security_context",
+           "served_hosts"]
 
 LABEL_PREFIX = "workbench.io/"
 #: The label naming an object's part of a deployment: champion, challenger or router.
@@ -167,3 +168,16 @@ def secret(name: str, opts: KubernetesOptions, labels: Mapping[str, str], data: 
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata(name, opts, labels), "type": "Opaque",
             "data": encoded}
+
+
+def served_hosts(name: str, opts: Any, allowed_hosts: tuple[str, ...]) -> str:
+    """``WORKBENCH_ALLOWED_HOSTS`` of a deployment's pods (the servers' and the router's DNS
+    rebinding guard): the deployment's Service names, bare and in the namespace's DNS (names inside
+    the cluster, which no outside page can re-point), the HTTPRoute's host names and the user's
+    own. Under KServe any name: Knative's ingress routes only the host names it assigned."""
+    if opts.kserve:
+        return "*"
+    ns = opts.namespace or "default"
+    bare = [name, *(f"{name}-{role}" for role in ("champion", "challenger", "router"))]
+    names = [*bare, f".{ns}.svc", f".{ns}.svc.cluster.local", *opts.hostnames, *allowed_hosts]
+    return ",".join(dict.fromkeys(names))

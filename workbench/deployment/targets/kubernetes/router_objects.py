@@ -19,6 +19,7 @@ from workbench.deployment.targets.kubernetes.objects import (
     restricted_pod,
     secret,
     security_context,
+    served_hosts,
 )
 from workbench.deployment.targets.kubernetes.options import KubernetesOptions
 from workbench.deployment.targets.kubernetes.sizing import router_resources
@@ -86,6 +87,7 @@ def router_objects(name: str, opts: KubernetesOptions, champion: ServedVersion, 
         "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
         "env": [
             {"name": "WORKBENCH_MAX_BODY_BYTES", "value": str(settings.max_body_bytes)},
+            {"name": "WORKBENCH_ALLOWED_HOSTS", "value": served_hosts(name, opts, settings.allowed_hosts)},
             # optional: `workbench manifests` writes no Secret; without a token no one changes routes
             # through the router (the ConfigMap is where they change anyway).
             {"name": ROUTER_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": obj, "key": "token",
