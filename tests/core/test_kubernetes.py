@@ -646,8 +646,12 @@ def test_the_model_image_serves_and_routes_under_the_pods_security_context(docke
         logged = httpx.get(url + "/workbench/predictions", timeout=10).json()
         assert len(logged["records"]) == 2  # the prediction log is writable on a read-only root
         request_id = answer.headers["x-request-id"]
+        # the router is reached on the pod's address, not loopback: feedback carries the deployment's token
+        from workbench.routing.router import feedback_token_for
+
         feedback = httpx.post(f"{routed}/v2/models/{registered_model.name}/feedback",
-                              json={"request_id": request_id, "row": 0, "truth": 1}, timeout=30)
+                              json={"request_id": request_id, "row": 0, "truth": 1}, timeout=30,
+                              headers={"authorization": f"Bearer {feedback_token_for(token)}"})
         assert feedback.status_code == 200 and feedback.json()["results"][0]["status"] == "recorded", feedback.text
         for running in started:
             assert running.logs().decode().count("Traceback") == 0

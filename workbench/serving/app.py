@@ -43,7 +43,7 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.serving import codecs
-from workbench.serving.batching import Batcher, RequestInfo, _settle
+from workbench.serving.batching import LOG_RETRY_SECONDS, Batcher, RequestInfo, _settle
 from workbench.serving.guard import add_guard, check_feedback_token, read_body
 from workbench.serving.metrics import ServerMetrics
 from workbench.predlog import LogWriter, open_log
@@ -182,14 +182,23 @@ class _Routes:
 
     def _ready(self) -> bool:
         """Started, not stopping, and the log can take records (else every answer would be a 503)."""
-        return self.state.ready and self.state.log.health().ok
+        return self.state.ready and self.state.log.health().ok and not self._log_failing()
+
+    def _log_failing(self) -> bool:
+        """A commit of the log failed in the last :data:`LOG_RETRY_SECONDS` (a full disk)."""
+        failed = self.state.batcher.log_failed_at
+        return failed is not None and time.monotonic() - failed < LOG_RETRY_SECONDS
 
     async def ready(self, request: Request) -> Response:
         health = self.state.log.health()
-        ready = self.state.ready and health.ok
+        failing = self._log_failing()
+        ready = self.state.ready and health.ok and not failing
         body: dict[str, Any] = {"ready": ready, "log": health.to_json()}
         if not ready:
-            body["reason"] = health.detail if not health.ok else "the server is starting or stopping"
+            body["reason"] = (health.detail if not health.ok else
+                              f"the prediction log cannot be written (a commit failed in the last "
+                              f"{LOG_RETRY_SECONDS:.0f} s): check free space and permissions of {self.state.log.where}"
+                              if failing else "the server is starting or stopping")
         return _JSON(body, status_code=200 if ready else 503)
 
     async def server_metadata(self, request: Request) -> Response:

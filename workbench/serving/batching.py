@@ -68,6 +68,10 @@ def _jsonable_outputs(outputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
+#: Seconds readiness stays 503 after a commit of the prediction log failed; then traffic may try
+#: again (a commit that succeeds clears it, one that fails starts it over).
+LOG_RETRY_SECONDS = 10.0
+
 class Batcher:
     """Queues requests for one model, predicts them in batches, logs them, then answers them."""
 
@@ -83,6 +87,9 @@ class Batcher:
         self.model = model
         self.log = log
         self.metrics = metrics
+        #: When a commit of the log last failed (monotonic seconds); ``None`` once one succeeds.
+        #: Readiness is 503 for :data:`LOG_RETRY_SECONDS` after it (a full disk fails every answer).
+        self.log_failed_at: float | None = None
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self._pending: deque[_Item] = deque()
@@ -152,6 +159,7 @@ class Batcher:
         )
         done: asyncio.Future[None] = loop.create_future()
         def committed(error: BaseException | None) -> None:
+            self.log_failed_at = None if error is None else time.monotonic()
             loop.call_soon_threadsafe(_settle, done, None, error)
 
         self.log.submit([record], committed)
@@ -243,6 +251,7 @@ class Batcher:
                 self.metrics.log_records.labels(*self._labels).inc(len(answered))
             else:
                 self.metrics.log_failures.labels(*self._labels).inc(len(answered))
+            self.log_failed_at = None if error is None else time.monotonic()
             failure = None if error is None else StoreUnavailableError(
                 f"the prediction log could not record this request ({error}), so the prediction is not "
                 f"returned: nothing is answered unlogged. Check {self.log.where}"
