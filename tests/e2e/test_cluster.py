@@ -221,3 +221,21 @@ def test_the_loop_on_two_nodes_loses_nothing(on_cluster, cluster_store, duel_ver
     finally:
         wb.stop(name)
     assert name not in [d.name for d in wb.deployments()]
+
+
+def test_every_target_writes_the_store_when_one_is_set(on_cluster, duel_versions, numeric_data) -> None:
+    """With WORKBENCH_LOG_URL, a docker or local deployment's servers write the shared store too, and
+    its log source is the store (one place for a team's monitors, whatever the target)."""
+    v1, _ = duel_versions
+    X, _ = numeric_data
+    for target in ("docker", "local"):
+        name = f"store-{target}-{uuid.uuid4().hex[:5]}"
+        dep = wb.deploy(v1.uri, target=target, name=name)
+        try:
+            (source,) = dep.log_sources
+            assert source.startswith("postgresql://") and source.endswith(f"deployment={name}")
+            dep.predict(X.head(4), request_id=f"{name}-1")
+            records = recent_records(dep.log_sources, 100)
+            assert records["request_id"].tolist() == [f"{name}-1"] and int(records["n_rows"].sum()) == 4
+        finally:
+            wb.stop(name)
