@@ -6,6 +6,7 @@ asserted (timings belong here, not in tests).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -132,3 +133,60 @@ def env_with_venv_path() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on a free port (run as postgres when we are root), listening on
+    loopback and on ``host`` when given; clients from ``clients`` (address ranges) sign in with
+    ``password`` there, which ``url`` then carries."""
+
+    def __init__(self, *, host: str | None = None, clients: tuple[str, ...] = (), password: str | None = None,
+                 database: str = "bench") -> None:
+        import tempfile
+
+        self.bin = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1].parent
+        self.data = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "postgres", "postgres")
+        self.port = free_port()
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        if clients:
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.writelines(f"host all all {network} scram-sha-256\n" for network in clients)
+        listen = ",".join(filter(None, ("127.0.0.1", host)))
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.data / "server.log"), "-w", "-o",
+                  f"-p {self.port} -k {self.data} -c listen_addresses={listen}", "start")
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
+        if password:
+            self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c",
+                      f"ALTER USER postgres PASSWORD '{password}'")
+        user = f"postgres:{password}" if password else "postgres"
+        self.url = f"postgresql://{user}@{host or '127.0.0.1'}:{self.port}/{database}"
+
+    def _run(self, tool: str, *args: str) -> None:
+        cmd = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "stop")
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+def forest_model(experiment: str) -> str:
+    """The serving benchmark's model (a forest of 50 trees, depth 8, on 20 float features), logged and
+    registered in the current workspace as ``experiment``; its version's URI."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    import workbench as wb
+
+    X, y = make_classification(n_samples=2000, n_features=20, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(20)])
+    with wb.start_run(experiment=experiment):
+        model = RandomForestClassifier(n_estimators=50, max_depth=8, random_state=0).fit(frame, y)
+        logged = wb.log_model(model, training_data=frame, training_labels=pd.Series(y))
+    return wb.register(logged, experiment).uri

@@ -458,6 +458,8 @@ class SwarmCluster:
     #: ``HOST:PORT/PATH`` of the registry every node pulls from (the swarm target's ``registry``).
     registry: str
     worker: str = "workbench-worker"
+    #: The worker engine's own socket (a node that is not a manager).
+    worker_host: str = "unix:///run/workbench-worker/docker.sock"
 
     def run(self, *args: str) -> None:
         """``scripts/swarm-cluster ARGS``."""
@@ -483,7 +485,7 @@ class SwarmCluster:
         """kill -9 a task's container on whichever node it runs."""
         import subprocess
 
-        docker = ["docker", "exec", self.worker, "docker"] if node == self.worker else ["docker"]
+        docker = ["docker", "-H", self.worker_host] if node == self.worker else ["docker"]
         subprocess.run([*docker, "kill", "--signal", "KILL", container_id], check=True, capture_output=True)
 
 

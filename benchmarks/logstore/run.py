@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -30,51 +29,9 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import PYTHON, free_port, median_of, save, table, wait_for, wrk  # noqa: E402
-
-
-class _Postgres:
-    """A throwaway PostgreSQL cluster on a free loopback port (run as postgres when we are root)."""
-
-    def __init__(self) -> None:
-        self.bin = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1].parent
-        self.data = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-        if os.geteuid() == 0:
-            shutil.chown(self.data, "postgres", "postgres")
-        self.port = free_port()
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.data / "server.log"), "-w", "-o",
-                  f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start")
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "bench")
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/bench"
-
-    def _run(self, tool: str, *args: str) -> None:
-        cmd = [str(self.bin / tool), *args]
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True)
-
-    def remove(self) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", str(self.bin / "pg_ctl"), "-D", str(self.data), "-m",
-                        "fast", "stop"] if os.geteuid() == 0 else
-                       [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"], capture_output=True)
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
-def _model() -> str:
-    import workbench as wb
-    from sklearn.datasets import make_classification
-    from sklearn.ensemble import RandomForestClassifier
-
-    X, y = make_classification(n_samples=2000, n_features=20, random_state=0)
-    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(20)])
-    with wb.start_run(experiment="bench-logstore"):
-        model = RandomForestClassifier(n_estimators=50, max_depth=8, random_state=0).fit(frame, y)
-        logged = wb.log_model(model, training_data=frame, training_labels=pd.Series(y))
-    return wb.register(logged, "bench-logstore").uri
+from _common import PYTHON, Postgres, forest_model, free_port, median_of, save, table, wait_for, wrk  # noqa: E402
 
 
 def _serve(uri: str, work: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -87,7 +44,7 @@ def _serve(uri: str, work: Path, *args: str) -> tuple[subprocess.Popen[bytes], s
     return proc, url
 
 
-def servers(uri: str, pg: _Postgres, work: Path, repeats: int, seconds: int) -> dict[str, dict[str, float]]:
+def servers(uri: str, pg: Postgres, work: Path, repeats: int, seconds: int) -> dict[str, dict[str, float]]:
     body = work / "row.json"
     row = {f"f{i}": float(np.float64(0.1) * i) for i in range(20)}
     body.write_text(json.dumps({"dataframe_records": [row]}))
@@ -106,7 +63,7 @@ def servers(uri: str, pg: _Postgres, work: Path, repeats: int, seconds: int) -> 
     return {name: median_of(found) for name, found in runs.items()}
 
 
-def writers(pg: _Postgres, work: Path, repeats: int, seconds: float) -> dict[str, float]:
+def writers(pg: Postgres, work: Path, repeats: int, seconds: float) -> dict[str, float]:
     from workbench.predlog import LogRecord, open_log
 
     inputs = {"columns": [f"f{i}" for i in range(20)], "data": [[0.1 * i for i in range(20)]],
@@ -149,9 +106,9 @@ def main() -> None:
     import workbench as wb
 
     wb.configure()
-    pg = _Postgres()
+    pg = Postgres()
     try:
-        uri = _model()
+        uri = forest_model("bench-logstore")
         served = servers(uri, pg, work, args.repeats, args.seconds)
         written = writers(pg, work, args.repeats, args.seconds / 2)
     finally:

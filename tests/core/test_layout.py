@@ -193,3 +193,14 @@ def test_a_function_named_like_its_module_stays_the_function_whatever_is_used_fi
     code = "import workbench as wb; wb.VersionDiff; print(callable(wb.diff), wb.diff.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["True", "workbench.diff"]
+
+
+def test_every_public_name_of_workbench_is_listed_once_and_resolves() -> None:
+    import workbench as wb
+    from workbench.lazy import typed_exports
+
+    exports = typed_exports(REPO / "workbench" / "__init__.py")
+    assert sorted(exports) == wb.__all__ == sorted(set(wb.__all__))
+    for name in wb.__all__:
+        assert getattr(wb, name) is not None, name
+    assert issubclass(wb.ModelNotFoundError, wb.WorkbenchError)  # the exception tree is on wb

@@ -11,16 +11,20 @@ and a bandit challenger on both nodes moves its share as the rewards say.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+
+from sklearn.tree import DecisionTreeClassifier
 
 import workbench as wb
 from workbench.monitor import LiveMonitor
@@ -44,9 +48,11 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _sender(url: str, model: str, rows: list[dict], truth: list[int], stop: float, tally: Tally, seed: int) -> None:
+def _sender(url: str, model: str, token: str, rows: list[dict], truth: list[int], stop: float, tally: Tally,
+            seed: int) -> None:
     rng = np.random.default_rng(seed)
-    with httpx.Client(timeout=30) as client:
+    # The router is reached from other machines, so feedback carries the deployment's feedback token.
+    with httpx.Client(timeout=30, headers={"authorization": f"Bearer {token}"}) as client:
         while time.monotonic() < stop:
             i = int(rng.integers(len(rows)))
             rid = uuid.uuid4().hex
@@ -128,8 +134,9 @@ def test_the_loop_on_two_nodes_loses_nothing(on_cluster, cluster_store, duel_ver
 
         tally, events = Tally(), []
         t0 = time.monotonic()
-        senders = [threading.Thread(target=_sender, args=(dep.url, v1.name, rows, truth, t0 + SECONDS, tally, s))
-                   for s in range(SENDERS)]
+        assert dep.feedback_token
+        senders = [threading.Thread(target=_sender, args=(dep.url, v1.name, dep.feedback_token, rows, truth,
+                                                          t0 + SECONDS, tally, s)) for s in range(SENDERS)]
         chaos = threading.Thread(target=_chaos, args=(cluster, service_id, cluster_store, t0, events))
         for thread in (*senders, chaos):
             thread.start()
@@ -152,6 +159,14 @@ def test_the_loop_on_two_nodes_loses_nothing(on_cluster, cluster_store, duel_ver
               f"acknowledged in {elapsed:.0f} s ({len(tally.predictions) / elapsed:.0f} req/s), refused: "
               f"{dict(tally.refused)}; lost {len(missing)}+{len(missing_feedback)}, duplicated "
               f"{len(duplicated)}+{len(duplicated_feedback)}; replicas seen {replicas}; {events}")
+        report = os.environ.get("WORKBENCH_TEST_CLUSTER_REPORT")  # benchmarks/cluster/run.py reads it
+        if report:
+            Path(report).write_text(json.dumps({
+                "seconds": elapsed, "senders": SENDERS, "acknowledged": len(tally.predictions),
+                "feedback_acknowledged": len(tally.feedback), "refused": {str(k): v for k, v in tally.refused.items()},
+                "lost": len(missing), "feedback_lost": len(missing_feedback), "duplicated": len(duplicated),
+                "feedback_duplicated": len(duplicated_feedback), "replicas_seen": int(replicas), "events": events,
+                "nodes": sorted(nodes)}))
         assert len(events) == 6, events
         assert len(tally.predictions) > 20 * SECONDS and len(tally.feedback) > 0.9 * len(tally.predictions)
         assert (missing, missing_feedback) == (set(), set())
@@ -167,7 +182,7 @@ def test_the_loop_on_two_nodes_loses_nothing(on_cluster, cluster_store, duel_ver
 
         # a bandit challenger across both nodes moves its share as the rewards say
         wb.start_challenger(name, v2.uri, strategy="thompson")
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, headers={"authorization": f"Bearer {dep.feedback_token}"}) as client:
             for i in range(300):
                 answer = client.post(f"{dep.url}/invocations", json={"dataframe_records": [rows[i % len(rows)]]})
                 assert answer.status_code == 200, answer.text
@@ -177,6 +192,50 @@ def test_the_loop_on_two_nodes_loses_nothing(on_cluster, cluster_store, duel_ver
                 assert sent.status_code == 200, sent.text
         shares = wb.get_deployment(name).shares
         assert shares["challenger"] > 0.7, shares
+        wb.abort(name)
+
+        # retrain, challenge in shadow and promote, on the cluster as on one machine: the world flips
+        # (the truth sent back is the other class), accuracy falls, a tree trained on the new truth
+        # challenges, wins on the same rows, and takes over
+        flipped = 1 - y
+        loop = wb.retrain_on(name, train=lambda rows: DecisionTreeClassifier(max_depth=6, random_state=0).fit(
+            rows.drop(columns="truth"), rows["truth"]), when={"accuracy": 0.6}, window=150, min_labels=50,
+            gate=wb.Gate(metric="accuracy", margin=0.2, min_rows=50), min_train_rows=100)
+
+        def serve(rows, request_id: str) -> None:
+            dep.predict(rows, request_id=request_id)
+            dep.log_feedback(request_id, flipped.loc[rows.index].to_numpy())
+
+        for start in range(0, 150, 50):
+            serve(X.iloc[start:start + 50], f"flipped-{start}")
+        loop.check()
+        assert [s.kind for s in loop.steps] == ["triggered", "trained", "challenging"], loop.steps_frame()
+        for start in range(150, 250, 50):  # both versions answer these, and get their truth
+            serve(X.iloc[start:start + 50], f"flipped-{start}")
+        loop.check()
+        assert loop.steps[-1].kind == "promoted", loop.steps_frame()
+        promoted = wb.get_deployment(name)
+        assert (promoted.model_version, promoted.healthy, promoted.url) == (loop.steps[-2].version, True, dep.url)
+        service_id = promoted.handle.champion.handle.service_id  # type: ignore[union-attr]
+        assert len({node for node, _ in cluster.replicas(service_id)}) == 2  # the new champion runs on both nodes
     finally:
         wb.stop(name)
     assert name not in [d.name for d in wb.deployments()]
+
+
+def test_every_target_writes_the_store_when_one_is_set(on_cluster, duel_versions, numeric_data) -> None:
+    """With WORKBENCH_LOG_URL, a docker or local deployment's servers write the shared store too, and
+    its log source is the store (one place for a team's monitors, whatever the target)."""
+    v1, _ = duel_versions
+    X, _ = numeric_data
+    for target in ("docker", "local"):
+        name = f"store-{target}-{uuid.uuid4().hex[:5]}"
+        dep = wb.deploy(v1.uri, target=target, name=name)
+        try:
+            (source,) = dep.log_sources
+            assert source.startswith("postgresql://") and source.endswith(f"deployment={name}")
+            dep.predict(X.head(4), request_id=f"{name}-1")
+            records = recent_records(dep.log_sources, 100)
+            assert records["request_id"].tolist() == [f"{name}-1"] and int(records["n_rows"].sum()) == 4
+        finally:
+            wb.stop(name)

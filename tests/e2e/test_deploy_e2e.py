@@ -142,6 +142,46 @@ def test_a_killed_local_server_shows_as_gone(duel_versions) -> None:
     wb.stop(name)
 
 
+def test_a_deployment_whose_processes_all_died_comes_back_at_the_same_url(duel_versions, numeric_data) -> None:
+    """kill -9 of the router and the server (what a reboot or the OOM killer leaves): deploying the same
+    version again, as a re-run cell does, brings it back at the same address, and a live monitor
+    carries on from its cursor."""
+    from workbench.monitor import LiveMonitor
+
+    v1, v2 = duel_versions
+    X, _ = numeric_data
+    name = f"revived-{uuid.uuid4().hex[:6]}"
+    dep = wb.deploy(v1.uri, name=name)
+    try:
+        for i in range(5):
+            dep.predict(X.iloc[[i]])
+        monitor = LiveMonitor(v1.uri, sources=dep.log_sources, window=100, multivariate_every=0)
+        assert len(monitor.pull()) == 5
+        for pid in (dep.handle.router.pid, dep.handle.champion.handle.pid):
+            os.kill(pid, 9)
+        deadline = time.monotonic() + 10
+        while wb.get_deployment(name).state != "gone" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert wb.get_deployment(name).state == "gone"
+        # the deployment's fault, not the caller's: a DeploymentError that says where to look
+        with pytest.raises(wb.DeploymentError, match=f"workbench logs {name}"):
+            dep.predict(X.iloc[[0]])
+
+        with pytest.warns(wb.DeploymentChangedWarning, match="restarted"):
+            back = wb.deploy(v1.uri, name=name)
+        assert (back.url, back.healthy, back.model_version) == (dep.url, True, v1.version)
+        assert back.change.startswith("restarted")
+        assert back.predict(X.iloc[[5]]) == wb.load_model(v1.uri).predict(X.iloc[[5]]).tolist()
+        assert len(monitor.pull()) == 1  # the one new row: nothing read twice, nothing skipped
+
+        # and `workbench update` to another version works on a deployment whose router died
+        os.kill(wb.get_deployment(name).handle.router.pid, 9)
+        updated = wb.update(name, v2.uri)
+        assert (updated.url, updated.model_version, updated.healthy) == (dep.url, v2.version, True)
+    finally:
+        wb.stop(name)
+
+
 # -- bad input: a clear error, and nothing half-created ----------------------------------------
 
 

@@ -1,77 +1,62 @@
-"""Docker Swarm: a one-node swarm with two replicas behind the router, for real.
+"""Docker Swarm across two nodes (scripts/swarm-cluster): replicas spread over both, found by the
+router through the swarm's DNS, one shared log store, images pulled from a registry; rolling updates
+replace one replica at a time and roll back a version that fails its health checks.
 
-Rolling updates replace one replica at a time and roll back a version that fails its health
-checks; every replica keeps its own prediction log and the live monitor pulls from all of them.
+The harder run (replicas killed, a node's engine stopped, the store restarted, nothing lost) is
+tests/e2e/test_cluster.py.
 """
 
 from __future__ import annotations
 
-import subprocess
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
 import workbench as wb
 from workbench.errors import EngineUnavailableError, HealthCheckError
 from workbench.monitor import LiveMonitor
+from workbench.predlog import recent_records
 
 pytestmark = pytest.mark.docker
 
 
-def test_an_engine_that_is_not_a_swarm_manager_says_how_to_make_one(duel_versions, docker_engine) -> None:
-    import docker
-
-    # First in this module: the `swarm` fixture has not made the engine a manager yet. CI's engine
-    # starts outside any swarm; a developer's engine may already be in one.
-    if docker.from_env().info()["Swarm"]["LocalNodeState"] == "active":
-        pytest.skip("this engine is already in a swarm")
+def test_an_engine_that_is_not_a_swarm_manager_says_how_to_make_one(on_cluster, duel_versions,
+                                                                     monkeypatch) -> None:
+    # The worker's engine is in the swarm, but only as a worker: it cannot create services.
+    monkeypatch.setenv("DOCKER_HOST", on_cluster.worker_host)
     v1, _ = duel_versions
     with pytest.raises(EngineUnavailableError, match="docker swarm init"):
-        wb.deploy(v1.uri, target="swarm", name="no-swarm")
+        wb.deploy(v1.uri, target="swarm", name="no-swarm", registry=on_cluster.registry)
+    assert "no-swarm" not in [d.name for d in wb.deployments()]
 
 
-@pytest.fixture(scope="module")
-def swarm(docker_engine) -> Iterator[None]:
-    """A one-node swarm on the local engine (made here, and left at the end, if there was none)."""
-    import docker
-
-    client = docker.from_env()
-    made = client.info()["Swarm"]["LocalNodeState"] != "active"
-    if made:
-        subprocess.run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"], check=True, capture_output=True)
-    yield
-    if made:
-        subprocess.run(["docker", "swarm", "leave", "--force"], check=True, capture_output=True)
-        # leaving leaves this network behind
-        subprocess.run(["docker", "network", "rm", "docker_gwbridge"], capture_output=True)
-
-
-def test_replicas_behind_the_router_with_rolling_update_and_rollback(
-    swarm, duel_versions, numeric_data, tmp_path: Path
-) -> None:
+def test_replicas_on_both_nodes_with_rolling_update_and_rollback(on_cluster, duel_versions, numeric_data,
+                                                                 tmp_path: Path) -> None:
+    cluster = on_cluster
     v1, v2 = duel_versions
     X, _ = numeric_data
     rows = X.head(3)
     name = f"swarm-{uuid.uuid4().hex[:5]}"
-    dep = wb.deploy(v1.uri, target="swarm", name=name, replicas=2)
+    dep = wb.deploy(v1.uri, target="swarm", name=name, replicas=2, registry=cluster.registry)
     try:
-        assert dep.healthy and len(dep.replica_urls) == 2 and len(dep.log_sources) == 2
-        assert "2/2 replicas ready" in dep.detail
+        service_id = dep.handle.champion.handle.service_id  # type: ignore[union-attr]
+        assert sorted(Counter(node for node, _ in cluster.replicas(service_id)).values()) == [1, 1]
+        assert dep.healthy and "2/2 replicas running on " in dep.detail and cluster.worker in dep.detail
+        assert dep.handle.replica_urls == () and dep.log_sources[0].startswith("postgresql://")  # type: ignore[union-attr]
 
-        # requests through the router reach both replicas; each logs its own share
+        # requests through the router reach both nodes' replicas; one store holds every answer
+        expected = wb.load_model(v1.uri).predict(rows).tolist()
         for _ in range(20):
-            assert dep.predict(rows) == wb.load_model(v1.uri).predict(rows).tolist()
-        per_replica = [len(httpx.get(f"{u}/workbench/predictions").json()["records"]) for u in dep.log_sources]
-        assert sum(per_replica) == 20 and min(per_replica) > 0
+            assert dep.predict(rows) == expected
+        records = recent_records(dep.log_sources, 1000)
+        assert len(records) == 20 and records["replica"].nunique() == 2
 
-        # the live monitor pulls every replica's log
+        # the live monitor reads both replicas with one query
         monitor = LiveMonitor(v1.uri, sources=dep.log_sources, window=100, multivariate_every=0)
-        pulled = monitor.pull()
-        assert len(pulled) == 20 * len(rows)
+        assert len(monitor.pull()) == 20 * len(rows)
 
         # rolling update: same address, new version
         updated = wb.update(name, v2.uri)
@@ -90,8 +75,8 @@ def test_replicas_behind_the_router_with_rolling_update_and_rollback(
     assert not any(d.name == name for d in wb.deployments())
 
 
-def test_champion_and_challenger_on_swarm(swarm, duel, numeric_data) -> None:
-    duel("swarm", numeric_data, replicas=1)
+def test_champion_and_challenger_on_swarm(on_cluster, duel, numeric_data) -> None:
+    duel("swarm", numeric_data, replicas=1, registry=on_cluster.registry)
 
 
 def _broken_model(tmp_path: Path, X) -> str:

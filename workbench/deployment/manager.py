@@ -188,7 +188,12 @@ class Deployment:
         headers = {"content-type": "application/json"}
         if request_id is not None:
             headers["x-request-id"] = request_id
-        response = httpx.post(f"{self.url}/invocations", content=body, headers=headers, timeout=timeout)
+        try:
+            response = httpx.post(f"{self.url}/invocations", content=body, headers=headers, timeout=timeout)
+        except httpx.TransportError as exc:
+            raise DeploymentError(f"deployment {self.name!r} does not answer at {self.url} ({exc}): see "
+                                  f"`workbench deployments` and `workbench logs {self.name}`; deploying the same "
+                                  "version again starts what stopped") from exc
         if response.status_code != 200:
             try:
                 message = response.json().get("message", response.text)

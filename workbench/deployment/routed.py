@@ -13,6 +13,7 @@ A subclass says how to start, stop and inspect a backend and the router on its p
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -188,6 +189,7 @@ class RoutedTarget(ABC, Generic[B, R]):
         state = current.handle
         new = self.start_backend(spec, "champion", on_event)
         try:
+            current = self._revive_router(current, spec, new)
             self._route(current, self._table(new, None, None))
         except BaseException:
             self.stop_backend(new)
@@ -195,7 +197,22 @@ class RoutedTarget(ABC, Generic[B, R]):
         self.stop_backend(state.champion)
         if state.challenger is not None:
             self.stop_backend(state.challenger)
-        return self._placement(current.url, RoutedHandle(state.router, state.token, new))
+        return self._placement(current.url, RoutedHandle(current.handle.router, state.token, new))
+
+    def _revive_router(self, current: Placement[RoutedHandle[B, R]], spec: DeploymentSpec,
+                       champion: Backend[B]) -> Placement[RoutedHandle[B, R]]:
+        """``current`` as it is while its router answers; else (killed, the machine rebooted) a router
+        started again on the deployment's own address, with its own token, so clients and monitors
+        carry on where they were."""
+        state = current.handle
+        if self.router_alive(state.router) and _router_answers(current.url):
+            return current
+        with contextlib.suppress(WorkbenchError, OSError):
+            self.stop_router(state.router)
+        port = httpx.URL(current.url).port
+        respec = replace(spec, options={**spec.options, "port": port}) if port else spec
+        url, router = self.start_router(respec, self._table(champion, None, None), state.token, champion)
+        return Placement(url, replace(state, router=router), current.log_sources)
 
     def status(self, placement: Placement[RoutedHandle[B, R]]) -> TargetStatus:
         """The router's readiness (as clients see it) and the champion backend's state."""
@@ -304,3 +321,11 @@ class RoutedTarget(ABC, Generic[B, R]):
 
     def _placement(self, url: str, handle: RoutedHandle[B, R]) -> Placement[RoutedHandle[B, R]]:
         return Placement(url, handle, self.log_sources(handle.champion, handle.challenger))
+
+
+def _router_answers(url: str) -> bool:
+    """Whether a router answers its own route at ``url``."""
+    try:
+        return httpx.get(f"{url}/workbench/router", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -32,6 +32,7 @@ from workbench.deployment.catalog import TargetInfo, describe_options
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import DeploymentError, HealthCheckError, InvalidInputError, PortInUseError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
+from workbench.predlog import log_store_env, log_store_source
 from workbench.routing.router import RouteTable
 from workbench.serving.command import PROGRAM, route_args
 
@@ -97,16 +98,20 @@ class ModelContainer:
     container_id: str
     image: str
     volume: str
+    #: The shared log store it writes under its deployment's name (``WORKBENCH_LOG_URL``, no
+    #: password), or ``""`` for the volume's own log.
+    store: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"container": self.container, "container_id": self.container_id, "image": self.image,
-                "volume": self.volume}
+                "volume": self.volume, "store": self.store}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelContainer:
         """Inverse of :meth:`to_dict`."""
-        return cls(str(data["container"]), str(data["container_id"]), str(data["image"]), str(data["volume"]))
+        return cls(str(data["container"]), str(data["container_id"]), str(data["image"]), str(data["volume"]),
+                   str(data.get("store", "")))
 
 
 @dataclass(frozen=True)
@@ -192,13 +197,22 @@ class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
         image = model_image(spec, DockerOptions.from_options(spec.options), client, on_event)
         settings = get_settings()
         name = container_name(spec.name, role, spec.revision)
+        # With WORKBENCH_LOG_URL the container writes the shared store (its volume keeps the spool).
+        store = log_store_env(settings.log_url, spec.name) if settings.log_url else {}
         container, url = self._run(
             client, image, name, None, spec,
             volumes={volume_name(spec.name): {"bind": LOG_DIR, "mode": "rw"}},
-            environment=server_environment(settings, name),  # the router reaches it by its name
+            environment={**server_environment(settings, name), **store},  # the router reaches it by its name
         )
         return Backend((f"http://{name}:{SERVER_PORT}",), (url,), spec.model_uri, spec.model_version,
-                       ModelContainer(name, container.id, image, volume_name(spec.name)))
+                       ModelContainer(name, container.id, image, volume_name(spec.name),
+                                      log_store_source(settings.log_url, spec.name) if settings.log_url else ""))
+
+    def log_sources(self, champion: Backend[ModelContainer],
+                    challenger: Backend[ModelContainer] | None) -> tuple[str, ...]:
+        """The shared store when the containers write one, else one server's route (every server of
+        the deployment writes the one volume's log)."""
+        return (champion.handle.store,) if champion.handle.store else champion.urls[:1]
 
     def stop_backend(self, backend: Backend[ModelContainer]) -> None:
         """Stop (SIGTERM: in-flight requests finish, the log is flushed) and remove the container."""

@@ -28,6 +28,7 @@ from workbench.deployment import warm
 from workbench.deployment.catalog import TargetInfo, describe_options
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import HealthCheckError, PortInUseError
+from workbench.predlog import log_store_source
 from workbench.registry import local_model_folder
 from workbench.routing.router import RouteTable
 from workbench.serving.command import program, route_args, serve_args
@@ -62,18 +63,22 @@ class ServerProcess:
     pid: int
     start_time: str | None
     log_file: str
-    #: The folder of its prediction log.
+    #: The folder of its prediction log (with a log store: its spool).
     log_dir: str
+    #: The shared log store it writes under its deployment's name (``WORKBENCH_LOG_URL``, no
+    #: password), or ``""`` for the log folder.
+    store: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"pid": self.pid, "start_time": self.start_time, "log_file": self.log_file, "log_dir": self.log_dir}
+        return {"pid": self.pid, "start_time": self.start_time, "log_file": self.log_file, "log_dir": self.log_dir,
+                "store": self.store}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServerProcess:
         """Inverse of :meth:`to_dict`."""
         return cls(int(data["pid"]), data.get("start_time"), str(data.get("log_file", "")),
-                   str(data.get("log_dir", "")))
+                   str(data.get("log_dir", "")), str(data.get("store", "")))
 
 
 @dataclass(frozen=True)
@@ -207,9 +212,10 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         # The server reads the model's files where the store keeps them (or a download in the
         # deployment's folder), so it never opens the store itself.
         folder = local_model_folder(spec.model_uri, spec.workdir / f"{stem}-model")
+        log_url = get_settings().log_url
         cmd = serve_args(spec.model_uri, model_dir=folder, host="127.0.0.1", port=0,
                          log_dir=spec.workdir / "predictions", name=spec.model_name,
-                         model_version=spec.model_version or None)
+                         model_version=spec.model_version or None, deployment=spec.name if log_url else None)
         proc, port = self._launch(cmd, log_file, spec.workdir / f"{stem}.port", f"the model server for {spec.model_uri}")
         url = f"http://127.0.0.1:{port}"
         try:
@@ -220,7 +226,8 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
             raise
         return Backend((url,), (url,), spec.model_uri, spec.model_version,
                        ServerProcess(proc.pid, _start_time(proc.pid), str(log_file),
-                                     str(spec.workdir / "predictions")))
+                                     str(spec.workdir / "predictions"),
+                                     log_store_source(log_url, spec.name) if log_url else ""))
 
     def stop_backend(self, backend: Backend[ServerProcess]) -> None:
         """SIGTERM the server process and wait for it."""
@@ -233,6 +240,14 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
             return TargetStatus("gone", False, "the model server process is no longer running")
         ready = probe_ready(backend.urls[0])
         return TargetStatus("running" if ready else "unhealthy", ready, f"pid {backend.handle.pid}")
+
+    def log_sources(self, champion: Backend[ServerProcess],
+                    challenger: Backend[ServerProcess] | None) -> tuple[str, ...]:
+        """The deployment's log folder, read where it lies: every server of the deployment writes it,
+        and it stays the same source (and cursor) when servers restart on other ports."""
+        if champion.handle.store:  # WORKBENCH_LOG_URL: the servers write the shared store
+            return (champion.handle.store,)
+        return (champion.handle.log_dir,) if champion.handle.log_dir else champion.urls[:1]
 
     def backend_logs(self, backend: Backend[ServerProcess], tail: int) -> str:
         """The last lines the server process wrote."""

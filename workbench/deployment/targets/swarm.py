@@ -28,7 +28,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from workbench._private import write_private
 from workbench._docker import docker_client
@@ -54,10 +53,11 @@ from workbench.errors import (
 )
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
 from workbench.packaging.push import push_image, registry_tag
+from workbench.predlog import log_store_source
 from workbench.routing.router import RouteTable
 from workbench.serving.command import PROGRAM, route_args
 
-__all__ = ["ModelService", "RouterService", "SwarmOptions", "SwarmTarget", "store_source"]
+__all__ = ["ModelService", "RouterService", "SwarmOptions", "SwarmTarget"]
 
 _LABEL = "io.workbench.deployment"
 _ROUTER_DIR = "/etc/workbench-router"
@@ -77,18 +77,6 @@ def _free_port() -> int:
 
 def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
-
-
-def store_source(log_url: str, deployment: str) -> str:
-    """The log source of a deployment in the store ``log_url``, without the store's password (it is
-    kept in a deployment record; readers take the password from ``WORKBENCH_LOG_URL``)."""
-    parts = urlsplit(log_url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", "@", 1)
-    query = urlencode([*((k, v) for k, v in (p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-                         if k != "deployment"), ("deployment", deployment)])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 @dataclass(frozen=True)
@@ -312,7 +300,7 @@ class SwarmTarget(RoutedTarget[ModelService, RouterService]):
     def log_sources(self, champion: Backend[ModelService],
                     challenger: Backend[ModelService] | None) -> tuple[str, ...]:
         """The shared store, read for this deployment: every replica of both versions, one query."""
-        return (store_source(_log_url(), champion.handle.deployment),)
+        return (log_store_source(_log_url(), champion.handle.deployment),)
 
     # -- the router -----------------------------------------------------------------------------
 
