@@ -55,7 +55,8 @@ _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer"
 _CHECKED_HEADERS = {"origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user"}
 _SHADOW_LIMIT = 64  # mirrored requests in flight at most; beyond that copies are counted as dropped
 #: Which status an item's merged answer takes when several servers answered it: the most telling.
-_STATUS_RANK = {"recorded": 4, "corrected": 3, "duplicate": 2, "out_of_range": 1, "unknown": 0}
+# "spooled": a replica kept it on disk while the shared log store was away (recorded once it returns).
+_STATUS_RANK = {"recorded": 5, "corrected": 4, "duplicate": 3, "spooled": 2, "out_of_range": 1, "unknown": 0}
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,7 @@ class _Router:
                                     "'duplicate')")
             return JSONResponse(answer_body, status_code=503)
         status_code = 200
-        if not (counts["recorded"] or counts["corrected"] or counts["duplicate"]):
+        if not (counts["recorded"] or counts["corrected"] or counts["duplicate"] or counts["spooled"]):
             status_code = 404 if counts["unknown"] else 422
         return JSONResponse(answer_body, status_code=status_code)
 
