@@ -204,9 +204,14 @@ def postgres_bin() -> Path:
 class PostgresCluster:
     """A throwaway PostgreSQL server (Debian's binaries) on a free loopback port, run as the postgres
     user when the tests run as root (PostgreSQL refuses root). ``url`` names its ``workbench``
-    database; :meth:`stop` and :meth:`start` take it away and bring it back on the same port."""
+    database; :meth:`stop` and :meth:`start` take it away and bring it back on the same port.
 
-    def __init__(self, bin_dir: Path) -> None:
+    ``host`` (another address of this machine, e.g. the test cluster's network) is listened on too,
+    and clients from ``clients`` (address ranges) sign in there with ``password``, which ``url`` then
+    carries (as a team's store would have one)."""
+
+    def __init__(self, bin_dir: Path, *, host: str | None = None, clients: tuple[str, ...] = (),
+                 password: str | None = None) -> None:
         import subprocess
         import tempfile
 
@@ -218,12 +223,22 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self.data, "postgres", "postgres")
         self.port = free_port()
+        self.host = host
         subprocess.run(self._as_postgres([str(bin_dir / "initdb"), "-D", str(self.data), "-A", "trust",
                                           "-U", "postgres"]), check=True, capture_output=True)
+        if clients:
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.writelines(f"host all all {network} scram-sha-256\n" for network in clients)
         self.start()
         subprocess.run(self._as_postgres([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
                                           "-U", "postgres", "workbench"]), check=True, capture_output=True)
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/workbench"
+        if password:
+            subprocess.run(self._as_postgres([str(bin_dir.parent / "bin" / "psql"), "-h", "127.0.0.1", "-p",
+                                              str(self.port), "-U", "postgres", "-c",
+                                              f"ALTER USER postgres PASSWORD '{password}'"]),
+                           check=True, capture_output=True)
+        user = f"postgres:{password}" if password else "postgres"
+        self.url = f"postgresql://{user}@{host or '127.0.0.1'}:{self.port}/workbench"
 
     @staticmethod
     def _as_postgres(cmd: list[str]) -> list[str]:
@@ -235,7 +250,8 @@ class PostgresCluster:
 
         subprocess.run(self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
                                           str(self.data / "server.log"), "-w", "-o",
-                                          f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start"]),
+                                          f"-p {self.port} -k {self.data} -c listen_addresses="
+                                          f"{','.join(filter(None, ('127.0.0.1', self.host)))}", "start"]),
                        check=True, capture_output=True)
 
     def stop(self) -> None:
@@ -425,3 +441,91 @@ def serve_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     yield start
     for server in started:
         server.stop()
+
+
+# -- a real two-node Docker Swarm on this machine (scripts/swarm-cluster) ---------------------------
+
+#: This machine's address on the network scripts/swarm-cluster makes: the swarm's manager, the
+#: registry both engines pull from, and where the cluster's log store listens.
+CLUSTER_GATEWAY = "10.213.7.1"
+
+
+@dataclass(frozen=True)
+class SwarmCluster:
+    """The two-node swarm: this engine (the manager) and a worker engine in a container."""
+
+    script: Path
+    #: ``HOST:PORT/PATH`` of the registry every node pulls from (the swarm target's ``registry``).
+    registry: str
+    worker: str = "workbench-worker"
+
+    def run(self, *args: str) -> None:
+        """``scripts/swarm-cluster ARGS``."""
+        import subprocess
+
+        result = subprocess.run([str(self.script), *args], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"scripts/swarm-cluster {' '.join(args)}: {result.stderr}"
+
+    def replicas(self, service_id: str) -> list[tuple[str, str]]:
+        """(node hostname, container id) of each running task of a service."""
+        import docker
+
+        client = docker.from_env()
+        found = []
+        for task in client.services.get(service_id).tasks(filters={"desired-state": "running"}):
+            status = task.get("Status", {})
+            if status.get("State") == "running":
+                node = client.nodes.get(task["NodeID"]).attrs["Description"]["Hostname"]
+                found.append((node, status["ContainerStatus"]["ContainerID"]))
+        return found
+
+    def kill(self, node: str, container_id: str) -> None:
+        """kill -9 a task's container on whichever node it runs."""
+        import subprocess
+
+        docker = ["docker", "exec", self.worker, "docker"] if node == self.worker else ["docker"]
+        subprocess.run([*docker, "kill", "--signal", "KILL", container_id], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def swarm_cluster(docker_engine) -> SwarmCluster:
+    """The two-node swarm, brought up by scripts/swarm-cluster (scripts/setup-system does it for CI;
+    `scripts/swarm-cluster down` takes it away)."""
+    import subprocess
+
+    need(shutil.which("docker-registry") is not None,
+         "docker-registry is not installed: apt-get install docker-registry (scripts/setup-system does)")
+    script = REPO / "scripts" / "swarm-cluster"
+    result = subprocess.run([str(script), "up"], capture_output=True, text=True, timeout=600)
+    need(result.returncode == 0, f"the two-node swarm did not come up (scripts/swarm-cluster up): {result.stderr}")
+    return SwarmCluster(script, f"{CLUSTER_GATEWAY}:5000/workbench-tests")
+
+
+@pytest.fixture(scope="session")
+def cluster_store(postgres_bin: Path, swarm_cluster: SwarmCluster) -> Iterator[PostgresCluster]:
+    """The cluster's prediction log store: PostgreSQL on the cluster's network, with a password, as a
+    team's would be (replicas on both nodes reach it there)."""
+    import secrets
+
+    store = PostgresCluster(postgres_bin, host=CLUSTER_GATEWAY, clients=("10.213.0.0/16", "172.16.0.0/12"),
+                            password=secrets.token_hex(8))
+    try:
+        yield store
+    finally:
+        store.remove()
+
+
+@pytest.fixture()
+def on_cluster(cluster_store: PostgresCluster, swarm_cluster: SwarmCluster) -> Iterator[SwarmCluster]:
+    """The workbench pointed at the cluster's log store (``WORKBENCH_LOG_URL``) for one test."""
+    before = os.environ.get("WORKBENCH_LOG_URL")
+    os.environ["WORKBENCH_LOG_URL"] = cluster_store.url
+    wb.configure()
+    try:
+        yield swarm_cluster
+    finally:
+        if before is None:
+            os.environ.pop("WORKBENCH_LOG_URL", None)
+        else:
+            os.environ["WORKBENCH_LOG_URL"] = before
+        wb.configure()

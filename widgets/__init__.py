@@ -45,29 +45,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from workbench.lazy import attach
+from workbench.lazy import attach_typed
 
-# public name -> module that defines it; loaded on first use so that ``import workbench.widgets``
-# (e.g. by ``workbench review`` to find its app files) does not import Panel.
-_EXPORTS: dict[str, str] = {
-    "BackgroundTask": "workbench.widgets.background",
-    "Deployments": "workbench.widgets.deployments",
-    "DriftMonitor": "workbench.widgets.drift",
-    "ExperimentBrowser": "workbench.widgets.experiments",
-    "Explanations": "workbench.widgets.explanations",
-    "Fairness": "workbench.widgets.governance",
-    "ModelCard": "workbench.widgets.governance",
-    "ModelRegistry": "workbench.widgets.registry",
-    "ModelReview": "workbench.widgets.review",
-    "PackageBuilder": "workbench.widgets.packaging",
-    "RetrainProgress": "workbench.widgets.retrain",
-    "VersionComparison": "workbench.widgets.compare",
-}
-
-__all__ = sorted([*_EXPORTS, "extension", "governance_available"])
-
-
-__getattr__, __dir__ = attach(__name__, _EXPORTS)
+# The components are listed once, as the imports of the TYPE_CHECKING block at the end; they load on
+# first use so that ``import workbench.widgets`` (e.g. by ``workbench review`` to find its app files)
+# does not import Panel.
+__getattr__, __dir__, _components = attach_typed(__name__, __file__)
+__all__ = sorted([*_components, "extension", "governance_available"])
 
 
 def extension(*extra: str, comms: str | None = None, **config: Any) -> None:
@@ -111,7 +95,7 @@ def _missing_dependency(exc: ImportError) -> bool:
     return bool(name) and str(name).split(".")[0] != "workbench"
 
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+if TYPE_CHECKING:  # the one list of components (read by attach_typed at run time)
     from workbench.widgets.background import BackgroundTask
     from workbench.widgets.deployments import Deployments
     from workbench.widgets.drift import DriftMonitor

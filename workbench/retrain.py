@@ -45,9 +45,13 @@ from typing import Any, Literal
 import pandas as pd
 
 from workbench._repeat import Repeater
+from workbench.audit import record
+from workbench.deployment import abort, get_deployment, promote, start_challenger
 from workbench.errors import DeploymentError, InvalidInputError, WorkbenchError
 from workbench.monitor import LiveMonitor, MonitorReport, evaluate_performance
 from workbench.monitor.performance import LOWER_IS_BETTER
+from workbench.registry import ModelVersion, register
+from workbench.tracking import LoggedModel, log_model, start_run
 
 __all__ = ["Gate", "GateResult", "RetrainLoop", "RetrainStep", "retrain_on"]
 
@@ -191,10 +195,8 @@ class RetrainLoop:
         return bool(self.when(report))
 
     def _retrain(self) -> RetrainStep:
-        import workbench as wb
-
         self.stage = "training"
-        dep = wb.get_deployment(self.name)
+        dep = get_deployment(self.name)
         rows = dep.labelled_rows(self.rows)
         data = rows.frame[rows.frame["truth"].notna()]
         if len(data) < self.min_train_rows:
@@ -207,33 +209,29 @@ class RetrainLoop:
         version = self._register(trained, features, truth, dep.model_name)
         self._step("trained", f"trained on {len(features)} labelled rows, registered {dep.model_name} "
                               f"version {version.version}", version.version, {"rows": len(features)})
-        wb.start_challenger(self.name, version.uri, shadow=True)
+        start_challenger(self.name, version.uri, shadow=True)
         self.stage, self.challenger_version = "challenging", version.version
         self._challenge_started = time.time()
         return self._step("challenging", f"version {version.version} answers every request in the shadow of "
                                          f"version {dep.model_version}", version.version)
 
-    def _register(self, trained: Any, features: pd.DataFrame, truth: pd.Series, model_name: str) -> Any:
-        import workbench as wb
-        from workbench.audit import record
+    def _register(self, trained: Any, features: pd.DataFrame, truth: pd.Series, model_name: str) -> ModelVersion:
 
-        if isinstance(trained, wb.ModelVersion):
+        if isinstance(trained, ModelVersion):
             version = trained
         else:
             logged = trained
-            if not isinstance(trained, wb.LoggedModel):
-                with wb.start_run(experiment=self.experiment, run_name=f"retrain {self.name}"):
-                    logged = wb.log_model(trained, training_data=features, training_labels=truth)
-            version = wb.register(logged, model_name)
+            if not isinstance(trained, LoggedModel):
+                with start_run(experiment=self.experiment, run_name=f"retrain {self.name}"):
+                    logged = log_model(trained, training_data=features, training_labels=truth)
+            version = register(logged, model_name)
         record("retrain", model_name=model_name, to_version=version.version, deployment=self.name,
                details={"rows": len(features), "trigger": _why(self.when, self.monitor.latest)})
         return version
 
     def _judge(self) -> RetrainStep | None:
-        import workbench as wb
-        from workbench.audit import record
 
-        dep = wb.get_deployment(self.name)
+        dep = get_deployment(self.name)
         if dep.challenger_version != self.challenger_version:
             self.stage = "watching"
             return self._step("failed", f"the challenger was changed by someone else (now "
@@ -248,9 +246,9 @@ class RetrainLoop:
                                               "margin": result.margin, "promote": result.promote})
         version = self.challenger_version
         if result.promote:
-            wb.promote(self.name)
+            promote(self.name)
         else:
-            wb.abort(self.name)
+            abort(self.name)
         self.stage, self.challenger_version = "watching", None
         self.monitor = LiveMonitor.for_deployment(self.name, **self._monitor_options)
         return self._step("promoted" if result.promote else "aborted", result.describe(), version,

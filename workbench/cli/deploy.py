@@ -87,9 +87,26 @@ option_option = click.option(
 
 
 @click.command()
+@click.argument("target", required=False)
+@json_option
+def targets(target: str | None, as_json: bool) -> None:
+    """List the installed deployment targets, or show TARGET's help and options."""
+    import workbench as wb
+
+    if target is None:
+        emit([{"target": t.uri, "summary": t.summary} for t in wb.deploy_targets()] if not as_json
+             else [t.to_dict() for t in wb.deploy_targets()], as_json)
+    elif as_json:
+        emit(wb.get_target_info(target).to_dict(), as_json)
+    else:
+        click.echo(wb.target_help(target))
+
+
+@click.command()
 @click.argument("model_uri")
 @click.option("--target", default="local", show_default=True,
-              help="local, docker, swarm, k8s://CONTEXT/NAMESPACE, or another installed target.")
+              help="An installed target (`workbench targets` lists them): local, docker, swarm, "
+                   "k8s://CONTEXT/NAMESPACE, ...")
 @click.option("--name", help="Deployment name (default: from the model name).")
 @click.option("--port", type=int, help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--image", help="Run this image of the model instead of packaging it.")
@@ -287,5 +304,5 @@ def feedback(name: str, path: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
-COMMANDS = [package, deploy, deployments, logs, stop, update, rollback, challenger, traffic, promote, abort,
+COMMANDS = [package, targets, deploy, deployments, logs, stop, update, rollback, challenger, traffic, promote, abort,
             compare, feedback]

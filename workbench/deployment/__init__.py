@@ -1,9 +1,11 @@
 """Deploying models: one small :class:`Target` interface, targets chosen by URI.
 
-Built in: ``local`` (background processes) and ``docker`` (containers on the local engine), each a
-router in front of model servers (:mod:`workbench.deployment.routed`), so a deployment keeps its
-address through updates and can serve a challenger beside its champion. Other
-targets plug in through the ``workbench.targets`` entry-point group (see :mod:`workbench.deployment.base`).
+The API (:mod:`~workbench.deployment.manager`), the interface (:mod:`~workbench.deployment.base`), the
+records (:mod:`~workbench.deployment.store`) and the machinery targets share
+(:mod:`~workbench.deployment.routed`, :mod:`~workbench.deployment.warm`) live here; the built-in
+targets have their own wing, :mod:`workbench.deployment.targets` (``local``, ``docker``, ``swarm``,
+``k8s``). Other targets plug in through the ``workbench.targets`` entry-point group;
+:func:`deploy_targets` lists what is installed, with each target's options and help.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from workbench.deployment.base import (
     TrafficPolicy,
     load_target,
 )
+from workbench.deployment.catalog import TargetInfo, TargetOption, deploy_targets, get_target_info, target_help
 from workbench.deployment.manager import (
     Deployment,
     abort,
@@ -44,13 +47,17 @@ __all__ = [
     "SupportsChallenger",
     "Target",
     "TargetHandle",
+    "TargetInfo",
+    "TargetOption",
     "TargetStatus",
     "TrafficPolicy",
     "abort",
     "deploy",
+    "deploy_targets",
     "deployment_history",
     "deployments",
     "get_deployment",
+    "get_target_info",
     "load_target",
     "log_feedback",
     "logs",
@@ -59,5 +66,6 @@ __all__ = [
     "set_traffic",
     "start_challenger",
     "stop",
+    "target_help",
     "update",
 ]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from workbench.packaging import BuildEvent
 
 __all__ = [
+    "TARGET_GROUP",
     "DeploymentSpec",
     "OnEvent",
     "Placement",
@@ -48,6 +49,9 @@ __all__ = [
     "target_scheme",
     "wait_until_ready",
 ]
+
+#: The entry-point group deployment targets are found in (``[project.entry-points."workbench.targets"]``).
+TARGET_GROUP = "workbench.targets"
 
 State = Literal["starting", "running", "unhealthy", "exited", "gone"]
 #: A progress callback: sees every image build event (:class:`~workbench.packaging.BuildEvent`) while a
@@ -310,7 +314,7 @@ def target_scheme(uri: str) -> str:
 def load_target(uri: str) -> Target:
     """The target for a URI, from the ``workbench.targets`` entry points (imported only now)."""
     scheme = target_scheme(uri)
-    found = {ep.name: ep for ep in entry_points(group="workbench.targets")}
+    found = {ep.name: ep for ep in entry_points(group=TARGET_GROUP)}
     if scheme not in found:
         raise InvalidInputError(
             f"unknown deployment target {uri!r}; available: {', '.join(sorted(found)) or 'none'}"

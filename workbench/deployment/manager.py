@@ -181,8 +181,15 @@ class Deployment:
             headers["x-request-id"] = request_id
         response = httpx.post(f"{self.url}/invocations", content=body, headers=headers, timeout=timeout)
         if response.status_code != 200:
-            raise InvalidInputError(f"deployment {self.name!r} answered {response.status_code}: "
-                                    f"{response.json().get('message', response.text)}")
+            try:
+                message = response.json().get("message", response.text)
+            except ValueError:
+                message = response.text
+            # A 4xx is about what was sent; a 5xx (a replica gone, the log store full) is the deployment's.
+            error = InvalidInputError if response.status_code < 500 else DeploymentError
+            raise error(f"deployment {self.name!r} answered {response.status_code}: {message}"
+                        + ("" if error is InvalidInputError else "; see `workbench deployments` and "
+                           f"`workbench logs {self.name}`"))
         return response.json()["predictions"]
 
     def predictions(self, since: int = 0, limit: int = 1000) -> PredictionPage:

@@ -115,6 +115,12 @@ class RoutedTarget(ABC, Generic[B, R]):
     ``read_backend`` and ``read_router`` read the platform's own handles back from a record.
     """
 
+    #: The backends' URLs name DNS records with one address per replica, which the router resolves
+    #: (a cluster's service discovery) instead of fixed addresses.
+    discover_replicas: bool = False
+    #: Every server writes one shared log store, so any of them records feedback for any request.
+    shared_log: bool = False
+
     def __init__(self, uri: str, read_backend: Callable[[Mapping[str, Any]], B],
                  read_router: Callable[[Mapping[str, Any]], R]) -> None:
         self.uri = uri
@@ -264,8 +270,7 @@ class RoutedTarget(ABC, Generic[B, R]):
 
     # -- helpers --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _table(champion: Backend[B], challenger: Backend[B] | None, policy: TrafficPolicy | None) -> RouteTable:
+    def _table(self, champion: Backend[B], challenger: Backend[B] | None, policy: TrafficPolicy | None) -> RouteTable:
         bandit = policy is not None and policy.mode == "bandit"
         return RouteTable(
             champion=champion.internal_urls,
@@ -276,6 +281,8 @@ class RoutedTarget(ABC, Generic[B, R]):
             challenger_version=(challenger.model_version or "") if challenger else "",
             strategy=(policy.strategy or "thompson") if policy and bandit else "thompson",
             epsilon=(policy.epsilon or 0.1) if policy and bandit else 0.1,
+            discover=self.discover_replicas,
+            shared_log=self.shared_log,
         )
 
     def _route(self, placement: Placement[RoutedHandle[B, R]], table: RouteTable) -> None:

@@ -89,8 +89,6 @@ class SpawnedProcess:
 
 def _fingerprint() -> str:
     """Changes when the interpreter, the installed packages or the workbench's own code change."""
-    import workbench
-
     import site
 
     parts = [sys.executable, sys.version, os.environ.get("PYTHONPATH", "")]
@@ -99,7 +97,7 @@ def _fingerprint() -> str:
     for entry in (*site.getsitepackages(), site.getusersitepackages()):
         with contextlib.suppress(OSError):
             parts.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
-    package = Path(workbench.__file__).parent
+    package = Path(__file__).resolve().parents[1]  # workbench/, this file being workbench/deployment/warm.py
     parts.append(str(max((p.stat().st_mtime_ns for p in package.rglob("*.py")), default=0)))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 

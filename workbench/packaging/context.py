@@ -19,6 +19,7 @@ multi-stage ``Dockerfile``:
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import re
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ import yaml
 from workbench.errors import InvalidInputError, PackagingError
 from workbench.capture import CODE_DIR
 from workbench.packaging.training_rows import TRAINING_ROWS_LABEL, TrainingRows, limit_training_rows
+from workbench.serving.command import PROGRAM, serve_args, serve_options
 from workbench.serving.flavors import loads_without_mlflow
 
 __all__ = ["BuildContext", "prepare_context", "serving_requirements"]
@@ -200,8 +202,8 @@ EXPOSE {SERVER_PORT}
 # The address comes from WORKBENCH_HOST/WORKBENCH_PORT, so orchestrators can give each replica its own.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \\
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ['WORKBENCH_PORT'], timeout=2)"]
-ENTRYPOINT ["python", "-m", "workbench", "serve", "{MODEL_DIR}", "--log-dir", "{LOG_DIR}", "--snapshot", "{SERVING_DIR}"]
-CMD ["--name", "{ctx.model_name}"{', "--model-version", "' + ctx.model_version + '"' if ctx.model_version else ''}]
+ENTRYPOINT {json.dumps([*PROGRAM, *serve_args(MODEL_DIR, log_dir=LOG_DIR, snapshot=SERVING_DIR)])}
+CMD {json.dumps(serve_options(name=ctx.model_name, model_version=ctx.model_version))}
 COPY model {MODEL_DIR}
 COPY --from=startup {SERVING_DIR}/pycache/opt/ /opt/
 COPY --from=startup {SERVING_DIR}/snapshot/ {SERVING_DIR}/

@@ -126,6 +126,7 @@ def _example_request(model_dir: Path) -> bytes | None:
 
 def startup(model_dir: str, dest: str, timeout: float = 300.0) -> None:
     """Snapshot the model, start the server once, and keep the bytecode of what it imported."""
+    from workbench.serving.command import serve_args
     from workbench.serving.flavors import write_snapshot
 
     model, out = Path(model_dir), Path(dest)
@@ -139,8 +140,8 @@ def startup(model_dir: str, dest: str, timeout: float = 300.0) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port_file, modules_file = Path(tmp) / "port", Path(tmp) / "modules.json"
         env = {**os.environ, "WORKBENCH_WARMUP_MODULES": str(modules_file), "WORKBENCH_HOME": tmp}
-        cmd = [sys.executable, "-c", _SERVER, "serve", str(model), "--snapshot", str(snapshot), "--port", "0",
-               "--log-dir", str(Path(tmp) / "log"), "--port-file", str(port_file)]
+        cmd = [sys.executable, "-c", _SERVER, *serve_args(model, snapshot=snapshot, port=0,
+                                                          log_dir=Path(tmp) / "log", port_file=port_file)]
         server = subprocess.Popen(cmd, env=env)
         started = time.monotonic()
         try:

@@ -27,6 +27,7 @@ import hmac
 import itertools
 import json
 import random
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -55,8 +56,8 @@ _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer"
 _CHECKED_HEADERS = {"origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user"}
 _SHADOW_LIMIT = 64  # mirrored requests in flight at most; beyond that copies are counted as dropped
 #: Which status an item's merged answer takes when several servers answered it: the most telling.
-# "spooled": a replica kept it on disk while the shared log store was away (recorded once it returns).
-_STATUS_RANK = {"recorded": 5, "corrected": 4, "duplicate": 3, "spooled": 2, "out_of_range": 1, "unknown": 0}
+#: ``spooled``: kept on a replica's disk while the shared store is away, classified when it returns.
+_STATUS_RANK = {"recorded": 5, "corrected": 4, "spooled": 3, "duplicate": 2, "out_of_range": 1, "unknown": 0}
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,13 @@ class RouteTable:
     #: In ``bandit`` mode: ``thompson`` or ``epsilon_greedy``, and the latter's exploration rate.
     strategy: str = "thompson"
     epsilon: float = 0.1
+    #: The URLs name DNS records with one address per replica (Docker Swarm's ``tasks.SERVICE``, a
+    #: Kubernetes headless Service): the router resolves them every :data:`RESOLVE_EVERY` seconds and
+    #: shares requests among the addresses, so replicas on any node, in any number, are reached.
+    discover: bool = False
+    #: Every server writes one shared prediction log (a PostgreSQL store): any server records feedback
+    #: for any request, so feedback goes to one server instead of all of them.
+    shared_log: bool = False
 
     def __post_init__(self) -> None:
         if not self.champion:
@@ -98,7 +106,7 @@ class RouteTable:
         return {"champion": list(self.champion), "challenger": list(self.challenger), "mode": self.mode,
                 "challenger_share": self.challenger_share, "champion_version": self.champion_version,
                 "challenger_version": self.challenger_version, "strategy": self.strategy,
-                "epsilon": self.epsilon}
+                "epsilon": self.epsilon, "discover": self.discover, "shared_log": self.shared_log}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RouteTable:
@@ -113,25 +121,56 @@ class RouteTable:
                 challenger_version=str(data.get("challenger_version", "")),
                 strategy=str(data.get("strategy", "thompson")),
                 epsilon=float(data.get("epsilon", 0.1)),
+                discover=bool(data.get("discover", False)),
+                shared_log=bool(data.get("shared_log", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"not a route table: {exc}") from exc
 
 
+class InFlightError(Exception):
+    """A server failed after it was sent a request: it may have answered and logged it."""
+
+
+#: Seconds between two look-ups of the replicas' addresses when a route table says ``discover``.
+RESOLVE_EVERY = 2.0
+
+
 @dataclass
 class _Group:
+    #: The URLs in the route table.
     urls: tuple[str, ...]
-    cycle: Any = field(init=False)
+    #: Where requests go: ``urls``, or with ``discover`` one URL per address their names resolve to.
+    targets: tuple[str, ...] = field(init=False)
+    #: The addresses each URL resolved to last time.
+    resolved: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict)
+    counter: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cycle = itertools.cycle(range(len(self.urls))) if self.urls else None
+        self.targets = self.urls
+        self.counter = itertools.count()
 
     def order(self) -> list[str]:
-        """Every URL, starting with the next in round-robin order."""
-        if not self.urls:
+        """Every target, starting with the next in round-robin order."""
+        targets = self.targets
+        if not targets:
             return []
-        start = next(self.cycle)
-        return [self.urls[(start + i) % len(self.urls)] for i in range(len(self.urls))]
+        start = next(self.counter) % len(targets)
+        return [targets[(start + i) % len(targets)] for i in range(len(targets))]
+
+    async def resolve(self) -> None:
+        """Look the URLs' names up again; a name that does not resolve now (every replica is
+        restarting) keeps the addresses it had, so requests still try them and fail over."""
+        loop = asyncio.get_running_loop()
+        for url in self.urls:
+            parsed = httpx.URL(url)
+            try:
+                infos = await loop.getaddrinfo(parsed.host, parsed.port or 80, type=socket.SOCK_STREAM)
+            except OSError:
+                continue
+            self.resolved[url] = tuple(str(parsed.copy_with(host=address)).rstrip("/")
+                                       for address in sorted({info[4][0] for info in infos}))
+        self.targets = tuple(dict.fromkeys(t for url in self.urls for t in self.resolved.get(url, (url,))))
 
 
 def _feedback_items(body: bytes) -> list[Any]:
@@ -182,6 +221,7 @@ class _Router:
     def apply(self, table: RouteTable) -> None:
         self.table = table
         self.groups = {"champion": _Group(table.champion), "challenger": _Group(table.challenger)}
+        self.resolved_at = 0.0
         if not table.bandit:
             self.bandit = None
         elif self.bandit is not None and self.bandit.key == LiveBandit.key_of(table):
@@ -197,9 +237,25 @@ class _Router:
             return "challenger"
         return "champion"
 
+    async def resolve(self) -> None:
+        """With ``discover``: the replicas' addresses, looked up again."""
+        if self.table.discover:
+            for group in self.groups.values():
+                await group.resolve()
+            self.resolved_at = time.time()
+
+    async def keep_resolving(self) -> None:
+        """Look the replicas up every :data:`RESOLVE_EVERY` seconds, for the router's whole life."""
+        while True:
+            with contextlib.suppress(Exception):  # a failed look-up keeps the addresses known
+                await self.resolve()
+            await asyncio.sleep(RESOLVE_EVERY)
+
     def describe(self) -> dict[str, Any]:
         """``GET /workbench/router``: the route table, and the live bandit when there is one."""
         data = self.table.to_dict()
+        if self.table.discover:
+            data["replicas"] = {arm: list(group.targets) for arm, group in self.groups.items()}
         if self.bandit is not None:
             data["bandit"] = self.bandit.snapshot().to_dict()
         return data
@@ -226,7 +282,12 @@ class _Router:
         return headers
 
     async def send(self, variant: str, request: Request, body: bytes) -> httpx.Response:
-        """Forward to the variant's servers in turn until one answers."""
+        """Forward to the variant's servers in turn until one takes the request.
+
+        A server that refused the connection (down, restarting, gone with its node) never saw the
+        request, so the next one gets it. One that failed after the request was sent may have
+        answered and logged it: sending it again would log one request twice, so the client gets
+        a 502 and decides (a repeat with the same ``x-request-id`` is safe to match up)."""
         assert self.client is not None
         headers = self._headers(request)
         last_error: Exception | None = None
@@ -236,15 +297,18 @@ class _Router:
                     request.method, url + request.url.path, params=request.query_params, content=body,
                     headers=headers,
                 )
-            except httpx.TransportError as exc:  # that replica is down or restarting: try the next
-                last_error = exc
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                last_error = exc  # not delivered: try the next server
+            except httpx.TransportError as exc:
+                raise InFlightError(f"the {variant} server at {url} failed while answering ({exc!r}); the "
+                                    "request may have been answered and logged there") from exc
         raise ConnectionError(f"no {variant} server answered: {last_error}")
 
     async def mirror(self, request: Request, body: bytes) -> None:
         try:
             response = await self.send("challenger", request, body)
             self.shadow.labels("answered" if response.status_code < 500 else "failed").inc()
-        except ConnectionError:
+        except (ConnectionError, InFlightError):
             self.shadow.labels("failed").inc()
         finally:
             self.shadow_slots.release()
@@ -268,6 +332,9 @@ class _Router:
                 task.add_done_callback(self.background.discard)
         try:
             upstream = await self.send(variant, request, body)
+        except InFlightError as exc:
+            self.requests.labels(variant, version, "502").inc()
+            return JSONResponse({"error": str(exc)}, status_code=502)
         except ConnectionError as exc:
             self.requests.labels(variant, version, "503").inc()
             return JSONResponse({"error": f"{exc}; the deployment has no server ready"}, status_code=503)
@@ -295,13 +362,26 @@ class _Router:
         except InvalidInputError as exc:  # past the size limit; the servers judge the rest
             return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
         headers = self._headers(request)
-        servers = [(variant, url) for variant in ARMS for url in self.groups[variant].urls]
+        servers = [(variant, url) for variant in ARMS for url in self.groups[variant].order()]
 
         async def post(url: str) -> httpx.Response:
             return await self.client.post(url + request.url.path, params=request.query_params,  # type: ignore[union-attr]
                                           content=body, headers=headers)
 
-        answers = await asyncio.gather(*(post(url) for _, url in servers), return_exceptions=True)
+        answers: list[httpx.Response | BaseException]
+        if self.table.shared_log:
+            # One store holds every server's log: the first server that answers records it all.
+            answers, tried = [], []
+            for server in servers:
+                tried.append(server)
+                try:
+                    answers.append(await post(server[1]))
+                    break
+                except httpx.TransportError as exc:
+                    answers.append(exc)
+            servers = tried
+        else:
+            answers = await asyncio.gather(*(post(url) for _, url in servers), return_exceptions=True)
         known: list[tuple[str, list[Any], dict[str, Any]]] = []
         other: httpx.Response | None = None
         unreachable: list[str] = []
@@ -358,7 +438,8 @@ class _Router:
                 self.bandit.settle()
             answer_body["bandit"] = {"rewarded": rewarded, "ignored": ignored,
                                      "shares": self.bandit.policy.shares()}
-        if unreachable and counts["unknown"]:
+        # With one shared log, the server that answered knew every request: "unknown" is final.
+        if unreachable and counts["unknown"] and not self.table.shared_log:
             answer_body["error"] = (f"{len(unreachable)} model server(s) did not answer, so 'unknown' items may "
                                     "belong to them: send the feedback again (items recorded now answer "
                                     "'duplicate')")
@@ -402,9 +483,12 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         router.client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        await router.resolve()
+        resolver = asyncio.get_running_loop().create_task(router.keep_resolving())
         try:
             yield
         finally:
+            resolver.cancel()
             if router.background:
                 await asyncio.wait(router.background, timeout=10)
             await router.client.aclose()
@@ -425,6 +509,7 @@ def create_router(table: RouteTable, *, token: str, config_path: Path | None = N
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         router.apply(table)
+        await router.resolve()
         if router.config_path is not None:  # a restarted router comes back with the same routes
             tmp = router.config_path.with_suffix(".tmp")
             tmp.write_text(json.dumps({"table": table.to_dict(), "token": router.token}))

@@ -11,21 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workbench.lazy import attach
+from workbench.lazy import attach_typed
 
-_EXPORTS = {
-    "ServedModel": "workbench.serving.model",
-    "create_app": "workbench.serving.app",
-    "serve": "workbench.serving.server",
-}
-
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = attach_typed(__name__, __file__)
 
 
-__getattr__, __dir__ = attach(__name__, _EXPORTS)
-
-
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # the one list of public names
     from workbench.serving.app import create_app
     from workbench.serving.model import ServedModel
     from workbench.serving.server import serve

@@ -27,10 +27,12 @@ from workbench.deployment.base import (
     probe_ready,
     wait_until_ready,
 )
+from workbench.deployment.catalog import TargetInfo, describe_options
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import DeploymentError, HealthCheckError, InvalidInputError, PortInUseError
 from workbench.packaging.context import LOG_DIR, SERVER_PORT, USER_ID
 from workbench.routing.router import RouteTable
+from workbench.serving.command import PROGRAM, route_args
 
 __all__ = ["NETWORK", "DockerOptions", "DockerTarget", "ModelContainer", "RouterContainer", "container_name",
            "model_image", "server_environment", "volume_name"]
@@ -129,6 +131,15 @@ class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
     def __init__(self, uri: str = "docker") -> None:
         super().__init__(uri, ModelContainer.from_dict, RouterContainer.from_dict)
 
+    @classmethod
+    def describe(cls) -> TargetInfo:
+        """The ``docker`` target, for the listing of installed targets."""
+        return TargetInfo(
+            name="docker", uri="docker", summary="model containers behind a router container on the local Docker engine",
+            description=("Packages the model into an image first unless `image` names one. Needs a running "
+                         "Docker engine; the router publishes its port on 127.0.0.1."),
+            options=describe_options(DockerOptions))
+
     def check_options(self, options: Mapping[str, Any]) -> None:
         """``image``, ``port``, ``base_image`` and ``explain``; anything else is an error naming them."""
         DockerOptions.from_options(options)
@@ -221,8 +232,7 @@ class DockerTarget(RoutedTarget[ModelContainer, RouterContainer]):
         name = f"workbench-{_slug(spec.name)}-router"
         container, url = self._run(
             client, champion.handle.image, name, DockerOptions.from_options(spec.options).port, spec,
-            entrypoint=["python", "-m", "workbench", "route", "--config", f"{_ROUTER_DIR}/router.json",
-                        "--host", "0.0.0.0", "--port", str(SERVER_PORT)],
+            entrypoint=[*PROGRAM, *route_args(f"{_ROUTER_DIR}/router.json", host="0.0.0.0", port=SERVER_PORT)],
             command=[],
             volumes={str(folder): {"bind": _ROUTER_DIR, "mode": "rw"}},
         )

@@ -24,10 +24,12 @@ from workbench.deployment.base import (
     wait_until_ready,
 )
 from workbench.deployment import warm
+from workbench.deployment.catalog import TargetInfo, describe_options
 from workbench.deployment.routed import Backend, RoutedTarget
 from workbench.errors import HealthCheckError, PortInUseError
 from workbench.registry import local_model_folder
 from workbench.routing.router import RouteTable
+from workbench.serving.command import program, route_args, serve_args
 from workbench.serving.server import bind
 
 __all__ = ["LocalOptions", "LocalTarget", "RouterProcess", "ServerProcess"]
@@ -151,6 +153,16 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
     def __init__(self, uri: str = "local") -> None:
         super().__init__(uri, ServerProcess.from_dict, RouterProcess.from_dict)
 
+    @classmethod
+    def describe(cls) -> TargetInfo:
+        """The ``local`` target, for the listing of installed targets."""
+        return TargetInfo(
+            name="local", uri="local", summary="model servers and their router as processes on this machine",
+            description=("Starts in about half a second (forked from a warm process that has the server's "
+                         "libraries imported); reads the model's files where the store keeps them. The "
+                         "deployment's address stays the same through updates, challengers and rollbacks."),
+            options=describe_options(LocalOptions))
+
     def check_options(self, options: Mapping[str, Any]) -> None:
         """``host`` and ``port``; anything else is an error naming them."""
         LocalOptions.from_options(options)
@@ -161,13 +173,13 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         settings = get_settings()
         port_file.unlink(missing_ok=True)
         env = {**os.environ, **settings.as_env()}
-        argv = argv + ["--port-file", str(port_file)]
+        argv = [*argv, "--port-file", str(port_file)]
         proc: Process
         if settings.warm_server:
             proc = warm.spawn(argv, env=env, cwd=os.getcwd(), log_file=log_file, timeout=settings.health_timeout)
         else:
             with open(log_file, "ab") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "workbench", *argv], stdout=out,
+                proc = subprocess.Popen([*program(), *argv], stdout=out,
                                         stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                         stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + settings.health_timeout
@@ -194,10 +206,9 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         # The server reads the model's files where the store keeps them (or a download in the
         # deployment's folder), so it never opens the store itself.
         folder = local_model_folder(spec.model_uri, spec.workdir / f"{stem}-model")
-        cmd = ["serve", spec.model_uri, "--model-dir", str(folder), "--host", "127.0.0.1", "--port", "0",
-               "--log-dir", str(spec.workdir / "predictions"), "--name", spec.model_name]
-        if spec.model_version:
-            cmd += ["--model-version", spec.model_version]
+        cmd = serve_args(spec.model_uri, model_dir=folder, host="127.0.0.1", port=0,
+                         log_dir=spec.workdir / "predictions", name=spec.model_name,
+                         model_version=spec.model_version or None)
         proc, port = self._launch(cmd, log_file, spec.workdir / f"{stem}.port", f"the model server for {spec.model_uri}")
         url = f"http://127.0.0.1:{port}"
         try:
@@ -237,8 +248,7 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         config.write_text(json.dumps({"table": table.to_dict(), "token": token}))
         config.chmod(0o600)  # holds the admin token
         log_file = spec.workdir / "router.log"
-        cmd = ["route", "--config", str(config), "--host", host,
-               "--port", str(port)]
+        cmd = route_args(config, host=host, port=port)
         proc, bound = self._launch(cmd, log_file, spec.workdir / "router.port", "the router")
         url = f"http://{host}:{bound}"
         try:

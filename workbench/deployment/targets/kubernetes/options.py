@@ -70,18 +70,25 @@ class KubernetesOptions:
     max_replicas: int | None = None
     #: The autoscaler's CPU target: per cent of the CPU request, or of one core without one.
     cpu_utilization: int = 70
+    #: Resource requests per pod (``{"cpu": "500m", "memory": "1Gi"}``); unset ones come from the
+    #: server's measured footprint.
     requests: Mapping[str, str] = field(default_factory=dict)
+    #: Resource limits per pod; unset ones come from the server's measured footprint.
     limits: Mapping[str, str] = field(default_factory=dict)
     #: One KServe InferenceService instead of Deployment, Service, autoscaler and budget.
     kserve: bool = False
     #: ``NAME`` or ``NAMESPACE/NAME`` of the Gateway the HTTPRoute attaches to; ``None``: the route
     #: attaches to the deployment's Service (a service mesh's way, GAMMA) and exists only with a challenger.
     gateway: str | None = None
+    #: Host names the HTTPRoute answers for.
     hostnames: tuple[str, ...] = ()
     #: The Service's port (the pods listen on 8080).
     port: int = 80
+    #: The Service's type: ClusterIP, NodePort or LoadBalancer.
     service_type: str = "ClusterIP"
+    #: The ServiceAccount the pods run as; ``None``: the namespace's default.
     service_account: str | None = None
+    #: Secrets the pods pull the image with, from a private registry.
     image_pull_secrets: tuple[str, ...] = ()
     #: A PersistentVolumeClaim for the prediction log (shared by the replicas, it outlives pods);
     #: ``None``: an emptyDir per pod.

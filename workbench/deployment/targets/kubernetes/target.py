@@ -9,13 +9,14 @@ the pushed digest).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workbench.config import Settings, get_settings
 from workbench.deployment.base import DeploymentSpec, OnEvent, Placement, TargetStatus, TrafficPolicy
+from workbench.deployment.catalog import TargetInfo, describe_options
+from workbench.packaging.push import push_image, registry_tag
 from workbench.deployment.targets.kubernetes.api import Cluster, condition
 from workbench.deployment.targets.kubernetes.manifests import (
     CONTAINER,
@@ -43,41 +44,6 @@ _NO_IMAGE = (
     "image already pushed there, e.g. built with `workbench package MODEL_URI --tag ...` and "
     "`docker push`), or registry='REGISTRY/PATH' to package the model and push it there first"
 )
-
-
-def _split_reference(reference: str) -> tuple[str, str]:
-    """``host:5000/team/model:3`` -> (``host:5000/team/model``, ``3``)."""
-    repository, colon, tag = reference.rpartition(":")
-    if not colon or "/" in tag:
-        return reference, "latest"
-    return repository, tag
-
-
-def push_image(reference: str) -> str:
-    """Push a local image to its registry (Docker SDK, the engine's credentials); returns the
-    reference by digest (``REPOSITORY@sha256:...``) so manifests name exactly what was pushed."""
-    import docker.errors
-
-    from workbench._docker import docker_client
-
-    repository, tag = _split_reference(reference)
-    registry = repository.split("/", 1)[0]
-    digest = None
-    try:
-        for line in docker_client().api.push(repository, tag=tag, stream=True, decode=True):
-            if "error" in line:
-                raise DeploymentError(
-                    f"pushing {reference} failed: {line['error']}. Check the registry name; if it needs "
-                    f"credentials, log in first (`docker login {registry}`)"
-                )
-            digest = (line.get("aux") or {}).get("Digest") or digest
-    except docker.errors.APIError as exc:
-        raise DeploymentError(f"the Docker engine could not push {reference}: {exc.explanation or exc}") from exc
-    return f"{repository}@{digest}" if digest else reference
-
-
-def _image_repository(model_name: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-._") or "model"
 
 
 @dataclass(frozen=True)
@@ -162,6 +128,17 @@ class KubernetesTarget:
         self.context, self.namespace = parse_target_uri(uri)
         self._clusters: dict[str | None, Cluster] = {}
 
+    @classmethod
+    def describe(cls) -> TargetInfo:
+        """The ``k8s`` target, for the listing of installed targets."""
+        return TargetInfo(
+            name="k8s", uri="k8s://CONTEXT/NAMESPACE", cluster=True,
+            summary="a Deployment, Service, autoscaler and budget (or a KServe InferenceService) on Kubernetes",
+            description=("CONTEXT and NAMESPACE default to the kubeconfig's (`k8s://`). The image comes from "
+                         "`image` (already in a registry the cluster pulls from) or is packaged and pushed to "
+                         "`registry`. `workbench manifests` prints the same manifests for GitOps."),
+            options=describe_options(RolloutOptions, KubernetesOptions, skip=("namespace",)))
+
     def _connect(self, context: str | None) -> Cluster:
         """The cluster of ``context`` (None: the kubeconfig's current one), connected once."""
         if context not in self._clusters:
@@ -202,7 +179,7 @@ class KubernetesTarget:
 
         # Tagged by version for people; the manifests name the pushed digest, which never moves.
         version = spec.model_version or f"r{spec.revision}"
-        tag = f"{str(given.registry).rstrip('/')}/{_image_repository(spec.model_name)}:{version}"
+        tag = registry_tag(str(given.registry), spec.model_name, version)
         record = package(spec.model_uri, tag=tag, on_event=on_event, base_image=given.base_image)
         return push_image(record.tag)
 
