@@ -143,6 +143,10 @@ def test_two_replicas_write_one_store_that_one_monitor_reads(postgres_server, se
     again = monitor.update()
     assert again is not None and again.new_rows == 6 and again.n_rows == 46
 
+    # A monitor of a smaller window starts where that window starts: the history before is not read.
+    recent = LiveMonitor(registered_model.uri, [source], window=10).update()
+    assert recent is not None and recent.new_rows == 10 and recent.n_rows == 10
+
     joined = labelled_rows([source], 46).frame
     assert len(joined) == 46 and joined["truth"].notna().sum() == 20
     truths = joined.set_index("request_id")["truth"]
