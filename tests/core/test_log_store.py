@@ -143,6 +143,10 @@ def test_two_replicas_write_one_store_that_one_monitor_reads(postgres_server, se
     again = monitor.update()
     assert again is not None and again.new_rows == 6 and again.n_rows == 46
 
+    # A monitor of a smaller window starts where that window starts: the history before is not read.
+    recent = LiveMonitor(registered_model.uri, [source], window=10).update()
+    assert recent is not None and recent.new_rows == 10 and recent.n_rows == 10
+
     joined = labelled_rows([source], 46).frame
     assert len(joined) == 46 and joined["truth"].notna().sum() == 20
     truths = joined.set_index("request_id")["truth"]
@@ -304,3 +308,41 @@ def test_store_addresses_never_show_a_password() -> None:
     assert "s3cret" not in repr(wb.Settings(home=Path("/tmp/x"), log_url=url))
     with pytest.raises(wb.errors.ConfigurationError, match="postgresql://"):
         wb.Settings(home=Path("/tmp/x"), log_url="mysql://wb@db/logs")
+
+
+def test_feedback_through_the_router_to_replicas_of_one_store_is_kept_once(postgres_cluster, serve_model,
+                                                                          registered_model, numeric_data,
+                                                                          tmp_path) -> None:
+    from starlette.testclient import TestClient
+
+    from workbench.routing.router import RouteTable, create_router
+
+    X, y = numeric_data
+    deployment = f"routed-{uuid.uuid4().hex[:6]}"
+    replicas = [serve_model(registered_model.uri, args=_store_args(postgres_cluster.url, deployment, tmp_path / f"r{i}"))
+                for i in range(2)]
+    table = RouteTable(champion=tuple(r.url for r in replicas), champion_version=registered_model.version)
+    with TestClient(create_router(table, token="admin", config_path=None, allowed_origins=()),
+                    base_url="http://127.0.0.1:9999") as router:
+
+        def through_router(i: int) -> httpx.Response:
+            answer = router.post("/invocations", json={"dataframe_split": X.iloc[[i]].to_dict("split")},
+                                 headers={"x-request-id": f"routed-{i}"})
+            assert answer.status_code == 200, answer.text
+            return router.post("/v2/models/fixture-rf/feedback",
+                               json={"request_id": f"routed-{i}", "truth": int(y.iloc[i])})
+
+        told = through_router(0)  # the router sends the feedback to both replicas: the store keeps it once
+        assert told.status_code == 200 and told.json()["results"][0]["status"] == "recorded", told.text
+        postgres_cluster.stop()
+        told = through_router(1)  # the store is away: both replicas spool it, the router says so
+        assert told.status_code == 200 and told.json()["results"][0]["status"] == "spooled", told.text
+    postgres_cluster.start()
+    for replica in replicas:
+        _wait_for_log_state(replica.url, "store")
+    feedback = _store_rows(postgres_cluster.url, "SELECT request_id, count(*) FROM workbench_feedback "
+                                                 "WHERE deployment = %s GROUP BY request_id ORDER BY 1", deployment)
+    assert feedback == [("routed-0", 1), ("routed-1", 1)]
+    predictions = _store_rows(postgres_cluster.url, "SELECT request_id, count(*) FROM workbench_predictions "
+                                                    "WHERE deployment = %s GROUP BY request_id ORDER BY 1", deployment)
+    assert predictions == [("routed-0", 1), ("routed-1", 1)]

@@ -318,8 +318,11 @@ class LiveMonitor:
         for source in self.sources:
             since = self.cursors.get(source.name, 0)
             if since == 0 and isinstance(source, StoreSource):
-                # The store finds where the window starts (one query): history before it is not read.
+                # The store finds where the window starts (one query): history before it is not read,
+                # nor feedback on it.
                 since = source.cursor_at(self.window.rows, seconds=self.window.seconds)
+                if self.feedback_cursors.get(source.name, 0) == 0:
+                    self.feedback_cursors[source.name] = source.feedback_cursor_at(since)
             taken = 0
             while taken < max_rows:
                 page = source.fetch(since, self.page_size)

@@ -441,6 +441,20 @@ class StoreSource:
         return int(first)
 
 
+    def feedback_cursor_at(self, prediction_seq: int) -> int:
+        """The feedback cursor just before the first feedback on a record after ``prediction_seq``:
+        where a monitor that starts at that record starts reading feedback (none it needs is before)."""
+        where, args = _where(self.url.deployment)
+        with self._cursor() as cur:
+            cur.execute(f"SELECT min(seq) - 1 FROM workbench_feedback WHERE {where} AND prediction_seq > %s",
+                        (*args, prediction_seq))
+            first = cur.fetchone()[0]
+            if first is None:
+                cur.execute(f"SELECT coalesce(max(seq), 0) FROM workbench_feedback WHERE {where}", args)
+                first = cur.fetchone()[0]
+        return int(first)
+
+
 def _one_of(rows: int | None, requests: int | None, seconds: float | None) -> None:
     given = [v for v in (rows, requests, seconds) if v is not None]
     if len(given) != 1:
