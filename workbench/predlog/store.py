@@ -143,10 +143,15 @@ def with_known_password(url: StoreURL) -> StoreURL:
 
 
 def _redact(url: str) -> str:
+    return replace_password(url, "***")
+
+
+def replace_password(url: str, shown: str | None) -> str:
+    """``url`` with its password shown as ``shown`` (``None``: left out, with its colon)."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    netloc = parts.netloc.replace(f":{parts.password}@", "@" if shown is None else f":{shown}@", 1)
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

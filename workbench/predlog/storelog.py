@@ -137,12 +137,17 @@ class StoreLog(QueuedLog):
                 self._conn.close()
             self._conn = None
 
+    @property
+    def _retrying(self) -> bool:
+        """Whether the writer tries the store on a timer: records spooled, a spool problem, or
+        feedback deferred until its prediction arrives."""
+        return bool(self._spooling or self._spool_problem or self._deferred)
+
     def _run(self) -> None:
         next_try = time.monotonic()
         try:
             while True:
-                retrying = self._spooling or self._spool_problem or self._deferred
-                timeout = max(0.0, next_try - time.monotonic()) if retrying else None
+                timeout = max(0.0, next_try - time.monotonic()) if self._retrying else None
                 try:
                     item = self._queue.get(timeout=timeout)
                 except queue.Empty:
@@ -166,7 +171,7 @@ class StoreLog(QueuedLog):
                 if stop:
                     self._final_drain()
                     return
-                if (self._spooling or self._spool_problem or self._deferred) and time.monotonic() >= next_try:
+                if self._retrying and time.monotonic() >= next_try:
                     more = self._drain_step()
                     next_try = time.monotonic() + (0 if more else self._retry_every)
         finally:
@@ -322,8 +327,8 @@ class StoreLog(QueuedLog):
         """On close: drain what the spool holds while the store answers (what is left waits on disk
         for the next start)."""
         deadline = time.monotonic() + budget
-        while (self._spooling or self._spool_problem or self._deferred) and time.monotonic() < deadline:
-            if not self._drain_step() and (self._spooling or self._spool_problem or self._deferred):
+        while self._retrying and time.monotonic() < deadline:
+            if not self._drain_step() and self._retrying:
                 return
 
     def close(self) -> None:

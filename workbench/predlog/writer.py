@@ -91,17 +91,7 @@ def log_store_source(url: str, deployment: str) -> str:
     """The one ``log_sources`` entry of a deployment whose replicas write the store ``url``:
     ``postgresql://user@host:port/db?deployment=NAME``, its password left out (readers take it from
     ``PGPASSWORD`` or ``~/.pgpass``, or from ``WORKBENCH_LOG_URL`` when it names the same database)."""
-    from workbench.predlog.store import StoreURL
+    from workbench.predlog.store import StoreURL, replace_password
 
     parsed = StoreURL.parse(url)
-    return StoreURL(_without_password(parsed.dsn), deployment).name
-
-
-def _without_password(dsn: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", "@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return StoreURL(replace_password(parsed.dsn, None), deployment).name
