@@ -42,9 +42,9 @@ from workbench.errors import (
     UnsupportedMediaTypeError,
     WorkbenchError,
 )
-from workbench.serving import codecs
+from workbench.serving import binary, codecs
 from workbench.serving.batching import LOG_RETRY_SECONDS, Batcher, RequestInfo, _settle
-from workbench.serving.guard import add_guard, check_feedback_token, read_body
+from workbench.serving.guard import add_guard, check_feedback_token, is_json, read_body
 from workbench.serving.metrics import ServerMetrics
 from workbench.predlog import LogWriter, open_log
 from workbench.predlog.feedback import (
@@ -209,7 +209,7 @@ class _Routes:
         except PackageNotFoundError:
             server_version = "unknown"
         return _JSON({"name": SERVER_NAME, "version": server_version,
-                      "extensions": ["model_repository_readonly", "workbench_prediction_log", "explain",
+                      "extensions": ["model_repository_readonly", "binary_tensor_data", "workbench_prediction_log", "explain",
                                      "feedback"]})
 
     def _check_model(self, request: Request) -> None:
@@ -253,13 +253,42 @@ class _Routes:
         try:
             info = _with_client_id(info, request.headers.get("x-request-id"))  # the body's id wins
             self._check_model(request)
-            body = _parse_json(await read_body(request, self.state.settings.max_body_bytes))
+            body = await self._v2_body(request)
             response = await self._infer_v2(body, info)
         except WorkbenchError as exc:
             self._observe(info, exc.http_status)
             return _v2_error(exc)
         self._observe(info, 200)
-        return _JSON(response, headers={"x-request-id": response["id"]})
+        headers = {"x-request-id": response["id"]}
+        packed = binary.encode_response(response, *binary.binary_outputs(body))
+        if packed is not None:
+            content, header_length = packed
+            headers[binary.HEADER_LENGTH] = str(header_length)
+            return Response(content, media_type="application/octet-stream", headers=headers)
+        return _JSON(response, headers=headers)
+
+    async def _v2_body(self, request: Request) -> Any:
+        """A V2 request body: JSON, or JSON followed by binary tensors (the binary tensor data
+        extension, :mod:`workbench.serving.binary`), whose inputs then hold numpy arrays."""
+        header_length = request.headers.get(binary.HEADER_LENGTH)
+        if header_length is None:
+            return _parse_json(await read_body(request, self.state.settings.max_body_bytes))
+        # Only a client that is not a browser can send it: the header makes a page's request preflighted.
+        content_type = request.headers.get("content-type", "")
+        mime = content_type.split(";")[0].strip().lower()
+        if mime and mime != "application/octet-stream" and not is_json(mime):
+            raise UnsupportedMediaTypeError(
+                f"content type {content_type!r} is not supported for binary tensors: send "
+                "application/octet-stream (or none) with Inference-Header-Content-Length")
+        raw = await read_body(request, self.state.settings.max_body_bytes, json_only=False)
+        json_part, tensors = binary.split_request(raw, header_length)
+        body = _parse_json(json_part)
+        if isinstance(body, Mapping) and isinstance(body.get("inputs"), list):
+            _check_rows(max((_tensor_rows(t) for t in body["inputs"]), default=0), self.state.settings)
+            body = {**body, "inputs": binary.attach_binary_inputs(body["inputs"], tensors)}
+        elif len(tensors):
+            raise InvalidInputError("binary data was sent, but the JSON part has no 'inputs' list to say whose")
+        return body
 
     async def _infer_v2(self, body: Any, info: RequestInfo) -> dict[str, Any]:
         request = self._read_v2(body, info)
@@ -332,8 +361,7 @@ class _Routes:
         """SHAP contributions per row for a V2 inference payload, from the model being served."""
         try:
             self._check_model(request)
-            body = _parse_json(await read_body(request, self.state.settings.max_body_bytes))
-            v2 = self._read_v2(body, RequestInfo(protocol="v2-explain"))
+            v2 = self._read_v2(await self._v2_body(request), RequestInfo(protocol="v2-explain"))
             if not self.model.batchable:
                 raise ExplanationError(
                     "this model takes tensors or has no column signature, and explanations need named "
