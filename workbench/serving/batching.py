@@ -62,7 +62,7 @@ def _jsonable_outputs(outputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, values in outputs.items():
         array = np.asarray(values)
-        out[name] = array if array.dtype.kind in "biuf" else [
+        out[name] = np.ascontiguousarray(array) if array.dtype.kind in "biuf" else [
             v if isinstance(v, (str, int, float, bool)) or v is None else str(v) for v in array.tolist()
         ]
     return out
