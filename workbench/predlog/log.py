@@ -190,6 +190,8 @@ class PredictionLog(QueuedLog):
                         return
                     group.append(nxt)
                 self._commit(conn, group)
+                # Hold no request while waiting for the next: a large one's rows are freed now.
+                item = nxt = group = None  # type: ignore[assignment]
         finally:
             conn.close()
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -45,6 +46,7 @@ from workbench.errors import (
 from workbench.serving import binary, codecs
 from workbench.serving.batching import LOG_RETRY_SECONDS, Batcher, RequestInfo, _settle
 from workbench.serving.guard import RequestLimits, add_guard, check_feedback_token, is_json, read_body
+from workbench.serving.memory import RELEASE_AFTER_BYTES, release_memory
 from workbench.serving.metrics import ServerMetrics
 from workbench.predlog import LogWriter, open_log
 from workbench.predlog.feedback import (
@@ -269,8 +271,8 @@ class _Routes:
         if packed is not None:
             content, header_length = packed
             headers[binary.HEADER_LENGTH] = str(header_length)
-            return Response(content, media_type="application/octet-stream", headers=headers)
-        return _JSON(response, headers=headers)
+            return _released(request, Response(content, media_type="application/octet-stream", headers=headers))
+        return _released(request, _JSON(response, headers=headers))
 
     async def _v2_body(self, request: Request) -> Any:
         """A V2 request body: JSON, or JSON followed by binary tensors (the binary tensor data
@@ -435,7 +437,7 @@ class _Routes:
             self._observe(info, exc.http_status)
             return _mlflow_error(exc)
         self._observe(info, 200)
-        return response
+        return _released(request, response)
 
     async def _invocations(self, body: bytes, mime: str, info: RequestInfo) -> Response:
         params = None
@@ -557,6 +559,14 @@ class _Routes:
 
     async def ping(self, request: Request) -> Response:
         return Response("\n", media_type="application/json", status_code=200 if self._ready() else 503)
+
+
+def _released(request: Request, response: Response) -> Response:
+    """``response``, followed (once sent) by giving memory back when the request was large."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) >= RELEASE_AFTER_BYTES:
+        response.background = BackgroundTask(release_memory)
+    return response
 
 
 def _with_client_id(info: RequestInfo, given: str | None) -> RequestInfo:

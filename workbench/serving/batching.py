@@ -181,6 +181,7 @@ class Batcher:
             if not group:
                 continue
             await loop.run_in_executor(self._executor, self._predict_and_log, group, loop)
+            del group  # hold no request's rows while waiting for the next
 
     def _rows_pending(self) -> int:
         return sum(item.batch.n_rows for item in self._pending)
