@@ -121,7 +121,11 @@ def test_model_metadata_comes_from_the_signature(rf_server, registered_model) ->
         assert meta["name"] == "fixture-rf"
         assert meta["versions"] == [registered_model.version]
         assert meta["inputs"] == [{"name": f"x{i}", "datatype": "FP64", "shape": [-1]} for i in range(6)]
-        assert meta["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
+        assert meta["outputs"] == [  # the classifier's probabilities too, with its classes
+            {"name": "predict", "datatype": "INT64", "shape": [-1]},
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2], "parameters": {"columns": [0, 1]}},
+            {"name": "predict_log_proba", "datatype": "FP64", "shape": [-1, 2], "parameters": {"columns": [0, 1]}},
+        ]
         assert httpx.get(rf_server.url + path + "/ready").json() == {"name": "fixture-rf", "ready": True}
 
 
