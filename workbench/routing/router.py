@@ -256,6 +256,8 @@ class _Router:
     def choose(self, request: Request) -> str:
         table = self.table
         if self.bandit is not None:
+            if request.method != "POST":  # metadata and health (Deployment.predict reads the limits): no pull
+                return "champion"
             return self.bandit.policy.choose(request.headers.get(STICKY_HEADER) or None)
         if table.challenger and table.mode == "split" and random.random() < table.challenger_share:
             return "challenger"
