@@ -69,7 +69,10 @@ def serve_args(model: _Path, **options: Any) -> list[str]:
 
 
 def route_args(config: _Path, *, host: str | None = None, port: int | None = None,
-               port_file: _Path | None = None, state_dir: _Path | None = None) -> list[str]:
+               port_file: _Path | None = None, state_dir: _Path | None = None,
+               deployment: str | None = None) -> list[str]:
     """``route --config FILE [--options]`` for ``workbench route``, the deployment's traffic router;
-    ``state_dir`` a writable folder for the bandit's state when the config's own is read-only."""
-    return ["route", *_flags(config=config, host=host, port=port, port_file=port_file, state_dir=state_dir)]
+    ``state_dir`` a writable folder for the bandit's state when the config's own is read-only;
+    ``deployment`` the name the process shows in ``ps``."""
+    return ["route", *_flags(config=config, host=host, port=port, port_file=port_file, state_dir=state_dir,
+                             deployment=deployment)]
