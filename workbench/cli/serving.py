@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from workbench.serving.command import name_process
+
 
 @click.command()
 @click.argument("model_uri")
@@ -42,18 +44,6 @@ def serve(model_uri: str, host: str, port: int, name: str | None, version: str |
     name_process("serve", deployment or name or model_uri, model_uri)
     run(model_uri, host=host, port=port, name=name, version=version, log_dir=log_dir, port_file=port_file,
         snapshot=snapshot, model_dir=model_dir, explainer=_explainer, log_url=log_url, deployment=deployment)
-
-
-def name_process(*words: str) -> None:
-    """Show this process in ``ps``, ``top`` and ``htop`` as ``workbench WORDS...``, e.g. ``workbench
-    serve churn models:/churn/3``: a server forked by the warm process would otherwise show as
-    ``python -m workbench.deployment.warm``. Inside a model image, whose slim environment may not
-    have ``setproctitle``, the container's name already says it."""
-    try:
-        import setproctitle
-    except ImportError:
-        return
-    setproctitle.setproctitle(" ".join(["workbench", *words]))
 
 
 def _explainer(model: Any) -> Any:

@@ -307,7 +307,7 @@ def _serve(path: Path, idle: float) -> None:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
-    from workbench.cli.serving import name_process
+    from workbench.serving.command import name_process
 
     # Here, while the process's environment is still the one it started with: a child replaces its
     # environment before it names itself, and the title's memory must be found before that.
