@@ -2,7 +2,8 @@
 
 glibc's allocator keeps what a process freed for later use: after a request of many megabytes, a
 server would hold its peak size for good (freed blocks in the heap and in the arenas of the model's
-and the log's threads, and a raised mmap threshold). :func:`release_memory` asks glibc to return the
+and the log's threads, and a raised mmap threshold), and a body caught in a reference cycle waits
+for the garbage collector. :func:`release_memory` asks glibc to return the
 free memory at the top of each arena and whole free pages inside them (``malloc_trim``); the server
 calls it once the answer to a large request is sent. :func:`return_large_blocks` (called when the
 server starts) keeps glibc from raising its mmap threshold, so that blocks of 128 KiB and more
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 from typing import Any
 
 __all__ = ["RELEASE_AFTER_BYTES", "release_memory", "return_large_blocks"]
@@ -44,6 +46,9 @@ def return_large_blocks() -> bool:
 
 
 def release_memory() -> bool:
-    """Return free heap memory to the system (glibc's ``malloc_trim(0)``); whether any was."""
+    """Collect garbage, then return free heap memory to the system (glibc's ``malloc_trim(0)``);
+    whether any was. A request's body can sit in reference cycles (the HTTP stack's objects)
+    that only a full collection frees, which would otherwise come whenever enough allocations add up."""
+    gc.collect()
     trim = _glibc("malloc_trim")
     return bool(trim(0)) if trim is not None else False
