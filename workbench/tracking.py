@@ -62,6 +62,7 @@ __all__ = [
     "get_experiment",
     "get_run",
     "iter_runs",
+    "labels_series",
     "log_model",
     "record_hashes",
     "metric_history",
@@ -330,6 +331,13 @@ def _example_for_mlflow(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFram
     return rows
 
 
+def labels_series(labels: pd.Series | Sequence[Any] | None) -> pd.Series | None:
+    """Training labels as the Series a profile stores (a list or array is named ``target``)."""
+    if labels is None or isinstance(labels, pd.Series):
+        return labels
+    return pd.Series(list(labels), name="target")
+
+
 def log_model(
     model: Any,
     *,
@@ -392,10 +400,7 @@ def log_model(
     table_schema = TableSchema.from_frame(typed) if isinstance(typed, pd.DataFrame) else None
     mlflow_refuses = table_schema is not None and _advise_mlflow_limits(table_schema)
     if training_data is not None:
-        if training_labels is not None:
-            labels = training_labels if isinstance(training_labels, pd.Series) else pd.Series(
-                list(training_labels), name="target"
-            )
+        labels = labels_series(training_labels)
         profile = ReferenceProfile.from_data(training_data, target=labels, sensitive=sensitive_features)
         if input_example is None:
             input_example = training_data.head(5)
