@@ -214,6 +214,7 @@ _FLAVOR_LIBRARIES: dict[str, tuple[str, ...]] = {
     "xgboost": ("xgboost",),
     "lightgbm": ("lightgbm",),
     "pyfunc": ("cloudpickle",),
+    "pytorch": ("torch",),
 }
 
 
@@ -396,8 +397,9 @@ def log_model(
     it. Left ``None``, it is found out on a sample of ``training_data`` (see
     :mod:`workbench.composition`); a model found or declared (``False``) not to be is served one
     request at a time, so its answers stay exactly ``model.predict``'s. A PyTorch ``nn.Module`` is
-    logged like any model: its signature comes from ``training_data`` (float32 columns in, its
-    output tensor out).
+    logged like any model: ``training_data``'s rows as a float32 tensor ``[-1, n_columns]`` are its
+    input example and signature (what MLflow's traced ``pt2`` format needs), its output tensor the
+    output; the profile keeps the column names, and the server logs requests under them.
     """
     import mlflow
     from mlflow.models import infer_signature
