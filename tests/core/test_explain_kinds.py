@@ -43,7 +43,8 @@ def catboost_version(table):
 def test_a_classifier_answering_labels_is_explained_per_class(catboost_version) -> None:
     version, model, X = catboost_version
     rows = X.iloc[[3, 40, 300]]
-    explanation = wb.explain_local(version.uri, rows)
+    explainer = Explainer().fit(version.uri)
+    explanation = explainer.explain(rows)
 
     assert explanation.method == "tree"
     # Each row's explanation is for the class the model answers, named as the model names it.
@@ -55,7 +56,7 @@ def test_a_classifier_answering_labels_is_explained_per_class(catboost_version) 
     np.testing.assert_allclose(explanation.contributions.sum(axis=1) + explanation.base_values,
                                explanation.predictions, atol=1e-6)
 
-    farmer = wb.explain_local(version.uri, rows, target="farmer")
+    farmer = explainer.explain(rows, target="farmer")
     assert farmer.targets == ("farmer",) * 3
     assert len(set(farmer.base_values)) == 1  # one base value per class, whatever the row
     direct = shap.TreeExplainer(model).shap_values(rows)[:, :, list(model.classes_).index("farmer")]
