@@ -87,6 +87,10 @@ class Explainer:
       relative to the largest output (at least 1).
     - ``check_additivity``: raise when they miss (default); else flag the result.
     - ``seed``: for the background sample and the permutations.
+    - ``warm_up``: compile SHAP's permutation code in :meth:`fit` (numba; the first time in a
+      process only: about 6 s and 110 MB), so that explaining a few rows afterwards takes a
+      fraction of a second. The server's explain route leaves it off: its first real explanation
+      compiles it, and a server that is never asked for one keeps the memory.
 
     Learned in :meth:`fit`: ``method_`` (the explainer used), ``output_`` (what is explained),
     ``classes_`` (class labels, ``None`` for regressors), ``feature_names_``, ``background_`` and
@@ -103,6 +107,7 @@ class Explainer:
         additivity_tolerance: float = 1e-5,
         check_additivity: bool = True,
         seed: int = 0,
+        warm_up: bool = True,
     ) -> None:
         self.method = method
         self.background_size = background_size
@@ -111,6 +116,7 @@ class Explainer:
         self.additivity_tolerance = additivity_tolerance
         self.check_additivity = check_additivity
         self.seed = seed
+        self.warm_up = warm_up
 
     def __repr__(self) -> str:
         return f"Explainer(method={self.method!r}, background_size={self.background_size}, max_evals={self.max_evals})"
@@ -146,7 +152,8 @@ class Explainer:
         self.output_ = self._choice.kind
         self._labels = self._choice.labels
         self.classes_ = self._labels if self._choice.argmax else None
-        if self.method_ == "permutation" and self._choice.output is not None and self.background_ is not None:
+        if (self.warm_up and self.method_ == "permutation" and self._choice.output is not None
+                and self.background_ is not None):
             warm_up(self._choice.output, self.background_, self.feature_names_)
         return self
 
