@@ -395,7 +395,8 @@ def log_model(
 
     ``batch_invariant``: whether the model answers a row the same whatever rows are predicted with
     it. Left ``None``, it is found out on a sample of ``training_data`` (see
-    :mod:`workbench.composition`); a model found or declared (``False``) not to be is served one
+    :mod:`workbench.composition`; a model given as a code file is not called here, so declare it); a
+    model found or declared (``False``) not to be is served one
     request at a time, so its answers stay exactly ``model.predict``'s. A PyTorch ``nn.Module`` is
     logged like any model: ``training_data``'s rows as a float32 tensor ``[-1, n_columns]`` are its
     input example and signature (what MLflow's traced ``pt2`` format needs), its output tensor the
