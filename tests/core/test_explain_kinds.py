@@ -62,6 +62,13 @@ def test_a_classifier_answering_labels_is_explained_per_class(catboost_version) 
     direct = shap.TreeExplainer(model).shap_values(rows)[:, :, list(model.classes_).index("farmer")]
     np.testing.assert_allclose(farmer.contributions.to_numpy(), direct, atol=1e-9)
 
+    # In probabilities (the model-agnostic explainer calls predict_proba): the same classes.
+    probability = Explainer(method="permutation", max_evals=2 * X.shape[1] + 1).fit(version.uri).explain(rows)
+    assert probability.output == "probability" and probability.targets == explanation.targets
+    np.testing.assert_allclose(probability.predictions, model.predict_proba(rows)[np.arange(3), column], rtol=1e-12)
+    np.testing.assert_allclose(probability.contributions.sum(axis=1) + probability.base_values,
+                               probability.predictions, atol=1e-9)
+
 
 def test_an_isolation_forest_is_explained_by_its_trees(table) -> None:
     from sklearn.ensemble import IsolationForest
