@@ -105,7 +105,8 @@ def _fit_in_process(kind: str, features: pd.DataFrame, affairs: pd.Series, cheat
     if kind == "catboost":
         import catboost
 
-        return (catboost.CatBoostClassifier(iterations=40, verbose=0, random_seed=0, cat_features=["occupation"]),
+        return (catboost.CatBoostClassifier(iterations=40, verbose=0, random_seed=0, cat_features=["occupation"],
+                                            allow_writing_files=False),
                 CATBOOST_COLUMNS, cheated)
     raise AssertionError(kind)
 
