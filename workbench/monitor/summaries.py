@@ -1,0 +1,646 @@
+"""Mergeable window summaries of a prediction log: drift and performance over any period without rows.
+
+Per window of ``every`` seconds (a minute by default) and per model version, a :class:`WindowSummary`
+keeps what the drift tests and the measured metrics need, on the reference profile's own bins:
+
+- numeric features: the count in each fine bin (the profile's quantile-sketch points, every
+  ``REFERENCE_STEP``-th, plus its histogram edges), how many values sit exactly on a bin's lower edge,
+  the missing count, minimum, maximum and sum;
+- categorical features: the count of each category (as the tests count them) and the missing count;
+- performance counts of the rows whose ground truth arrived: a confusion table (classifiers) and the
+  error sums (regressors), recomputed for a window whenever a label for it arrives or is corrected.
+
+Summaries merge by adding (:meth:`WindowSummary.merge`), across windows and across replicas, so a
+week is the sum of its minutes. The merged counts give the same tests the raw rows give
+(:meth:`DriftDetector.score_samples`): PSI, Jensen-Shannon and chi-squared exactly, KS and
+Wasserstein within a stated bound (``FeatureDrift.error``; zero for values on the bin edges, such as
+integer features).
+
+A :class:`SummaryStore` keeps them beside the log (``summaries.db`` in a log folder; in the workspace
+for a server read over HTTP or the PostgreSQL store) with the cursors they were read up to, written in
+one transaction each: a window is never counted twice, and nothing is lost when a reader stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from workbench._sqlite import connect
+from workbench.errors import InvalidInputError, MonitoringError
+from workbench.monitor.stattests import BinnedSample, ColumnSample
+from workbench.predlog import (
+    FeedbackSource,
+    LogFolderSource,
+    PredictionSource,
+    log_rows,
+    read_all_feedback,
+)
+from workbench.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+
+__all__ = [
+    "CategoricalSummary",
+    "NumericSummary",
+    "PerformanceCounts",
+    "SummaryGrid",
+    "SummaryStore",
+    "WindowSummary",
+    "summarise_rows",
+    "summary_store",
+]
+
+#: Every this-many points of the profile's 1,001-point quantile sketch is a fine bin edge (200 bins):
+#: small enough to keep a week of minutes, fine enough that KS and Wasserstein stay within a few
+#: thousandths of their raw-row values on reference-like data (the bound is stated per report).
+REFERENCE_STEP = 5
+
+#: The file of summaries beside a log folder's ``predictions.db``.
+SUMMARY_FILE = "summaries.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS window_summaries (
+    source TEXT NOT NULL, every REAL NOT NULL, start REAL NOT NULL, version TEXT NOT NULL,
+    grid TEXT NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (source, every, start, version)
+);
+CREATE TABLE IF NOT EXISTS window_performance (
+    source TEXT NOT NULL, every REAL NOT NULL, start REAL NOT NULL, version TEXT NOT NULL,
+    labelled INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (source, every, start, version)
+);
+CREATE TABLE IF NOT EXISTS window_labels (
+    source TEXT NOT NULL, every REAL NOT NULL, prediction_seq INTEGER NOT NULL, row INTEGER NOT NULL,
+    start REAL NOT NULL, version TEXT NOT NULL, truth BLOB NOT NULL, predicted BLOB NOT NULL,
+    PRIMARY KEY (source, every, prediction_seq, row)
+);
+CREATE TABLE IF NOT EXISTS summary_cursors (
+    source TEXT NOT NULL, every REAL NOT NULL, predictions INTEGER NOT NULL, feedback INTEGER NOT NULL,
+    PRIMARY KEY (source, every)
+);
+"""
+
+#: ``version`` of rows logged without one.
+NO_VERSION = ""
+
+
+@dataclass(frozen=True)
+class SummaryGrid:
+    """The fine bins of each numeric feature of one reference profile (what summaries count in)."""
+
+    #: Inner edges per numeric feature (ascending; the profile's histogram edges among them).
+    edges: Mapping[str, np.ndarray]
+    #: Identifies the profile and the resolution: summaries on different grids never merge.
+    key: str
+
+    @classmethod
+    def of(cls, profile: ReferenceProfile, step: int = REFERENCE_STEP) -> SummaryGrid:
+        """The grid of ``profile``: every ``step``-th sketch point and every histogram edge."""
+        edges: dict[str, np.ndarray] = {}
+        digest = hashlib.sha256(f"{profile.data_hash}|{profile.created}|{step}".encode())
+        for name, feature in profile.features.items():
+            if not isinstance(feature, NumericProfile):
+                continue
+            points = np.concatenate([feature.quantiles[::step], feature.quantiles[-1:], feature.bin_edges[1:-1]])
+            edges[name] = np.unique(points[np.isfinite(points)])
+            digest.update(name.encode() + edges[name].tobytes())
+        return cls(MappingProxyType(edges), digest.hexdigest()[:16])
+
+
+@dataclass(frozen=True)
+class NumericSummary:
+    """Counts of one numeric feature's values in a grid's fine bins (see :class:`BinnedSample`)."""
+
+    n_total: int
+    missing: int
+    counts: np.ndarray = field(repr=False)
+    #: Of each bin's values, those exactly on its lower edge.
+    edge_counts: np.ndarray = field(repr=False)
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    total: float = 0.0
+    kind: Literal["numeric"] = "numeric"
+
+    @classmethod
+    def of(cls, sample: ColumnSample, edges: np.ndarray) -> NumericSummary:
+        """The summary of a column's values (summarised as the tests summarise them)."""
+        values = sample.sorted_values
+        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+        on_edge = np.zeros(len(edges) + 1, dtype=np.int64)
+        if len(values) and len(edges):
+            at = np.searchsorted(edges, values, side="left")
+            hit = at < len(edges)
+            hit[hit] = edges[at[hit]] == values[hit]
+            on_edge += np.bincount(at[hit] + 1, minlength=len(edges) + 1)
+        return cls(sample.n_total, sample.missing, counts.astype(np.int64), on_edge,
+                   float(values[0]) if len(values) else math.inf, float(values[-1]) if len(values) else -math.inf,
+                   float(values.sum()))
+
+    @property
+    def count(self) -> int:
+        """Non-missing values."""
+        return self.n_total - self.missing
+
+    def merge(self, other: NumericSummary) -> NumericSummary:
+        """The summary of both summaries' values."""
+        return NumericSummary(self.n_total + other.n_total, self.missing + other.missing,
+                              self.counts + other.counts, self.edge_counts + other.edge_counts,
+                              min(self.minimum, other.minimum), max(self.maximum, other.maximum),
+                              self.total + other.total)
+
+    def sample(self, edges: np.ndarray) -> BinnedSample:
+        """What the drift tests score."""
+        return BinnedSample("numeric", self.n_total, self.missing, edges=edges, bin_counts=self.counts,
+                            edge_counts=self.edge_counts, minimum=self.minimum, maximum=self.maximum)
+
+    def out_of_range(self) -> int:
+        """Values below the reference's minimum or above its maximum (the grid's outer edges)."""
+        return int(self.counts[0] + self.counts[-1] - self.edge_counts[-1]) if len(self.counts) > 1 else 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (bins as they are; edge counts sparse)."""
+        nonzero = np.flatnonzero(self.edge_counts)
+        return {"k": "n", "n": self.n_total, "m": self.missing, "c": self.counts.tolist(),
+                "e": [nonzero.tolist(), self.edge_counts[nonzero].tolist()],
+                "lo": self.minimum if self.count else None, "hi": self.maximum if self.count else None,
+                "s": self.total}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NumericSummary:
+        """Inverse of :meth:`to_json`."""
+        counts = np.asarray(data["c"], dtype=np.int64)
+        edge_counts = np.zeros(len(counts), dtype=np.int64)
+        where, how_many = data["e"]
+        edge_counts[np.asarray(where, dtype=np.int64)] = how_many
+        low, high = data["lo"], data["hi"]
+        return cls(int(data["n"]), int(data["m"]), counts, edge_counts,
+                   math.inf if low is None else float(low), -math.inf if high is None else float(high),
+                   float(data["s"]))
+
+
+@dataclass(frozen=True)
+class CategoricalSummary:
+    """The count of each category of one categorical feature, and its missing count."""
+
+    n_total: int
+    missing: int
+    categories: Mapping[str, int]
+    kind: Literal["categorical"] = "categorical"
+
+    @classmethod
+    def of(cls, sample: ColumnSample) -> CategoricalSummary:
+        """The summary of a column's values (summarised as the tests summarise them)."""
+        return cls(sample.n_total, sample.missing,
+                   MappingProxyType(dict(zip(map(str, sample.categories), sample.counts.tolist(), strict=True))))
+
+    @property
+    def count(self) -> int:
+        """Non-missing values."""
+        return self.n_total - self.missing
+
+    def merge(self, other: CategoricalSummary) -> CategoricalSummary:
+        """The summary of both summaries' values."""
+        merged = dict(self.categories)
+        for name, n in other.categories.items():
+            merged[name] = merged.get(name, 0) + n
+        return CategoricalSummary(self.n_total + other.n_total, self.missing + other.missing,
+                                  MappingProxyType(merged))
+
+    def sample(self) -> ColumnSample:
+        """What the drift tests score."""
+        names = [c for c, n in self.categories.items() if n > 0]
+        return ColumnSample("categorical", self.n_total, self.missing, categories=np.asarray(names, dtype=object),
+                            counts=np.asarray([self.categories[c] for c in names], dtype=np.int64))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"k": "c", "n": self.n_total, "m": self.missing, "c": dict(self.categories)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CategoricalSummary:
+        """Inverse of :meth:`to_json`."""
+        return cls(int(data["n"]), int(data["m"]), MappingProxyType({str(k): int(v) for k, v in data["c"].items()}))
+
+
+FeatureSummary = NumericSummary | CategoricalSummary
+
+
+def _label(value: Any) -> Any:
+    """A label as the measured metrics compare it: whole floats as integers (a classifier's 1.0 is 1)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True)
+class PerformanceCounts:
+    """What the measured metrics of labelled rows need, mergeable: a confusion table and error sums.
+
+    Accuracy and F1 come from the confusion table exactly as scikit-learn computes them on the rows;
+    MAE, RMSE and R2 from the sums (R2 through the labels' mean and squared deviations, merged with
+    Chan's formula). ROC AUC and log loss need each row's probabilities and are not kept.
+    """
+
+    n: int = 0
+    #: ``(truth, predicted) -> count``; labels as JSON text.
+    confusion: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: Some prediction was a float with a fraction: the model is a regressor.
+    fractional: bool = False
+    #: Regression sums (rows with numeric truth and prediction).
+    numeric: int = 0
+    abs_error: float = 0.0
+    squared_error: float = 0.0
+    truth_mean: float = 0.0
+    truth_m2: float = 0.0
+
+    @classmethod
+    def of(cls, truths: Sequence[Any], predicted: Sequence[Any]) -> PerformanceCounts:
+        """The counts of labelled rows (truths and what was predicted for them)."""
+        confusion: dict[tuple[str, str], int] = {}
+        fractional = False
+        y, p = [], []
+        for truth, guess in zip(truths, predicted, strict=True):
+            if isinstance(guess, float) and not guess.is_integer():
+                fractional = True
+            key = (orjson.dumps(_label(truth)).decode(), orjson.dumps(_label(guess)).decode())
+            confusion[key] = confusion.get(key, 0) + 1
+            if isinstance(truth, (int, float)) and isinstance(guess, (int, float)) and not isinstance(truth, bool):
+                y.append(float(truth))
+                p.append(float(guess))
+        counts = cls(len(truths), MappingProxyType(confusion), fractional)
+        if y:
+            ys, ps = np.asarray(y), np.asarray(p)
+            error = ps - ys
+            mean = float(ys.mean())
+            counts = cls(len(truths), MappingProxyType(confusion), fractional, len(ys), float(np.abs(error).sum()),
+                         float((error ** 2).sum()), mean, float(((ys - mean) ** 2).sum()))
+        return counts
+
+    def merge(self, other: PerformanceCounts) -> PerformanceCounts:
+        """The counts of both sets of rows."""
+        confusion = dict(self.confusion)
+        for key, n in other.confusion.items():
+            confusion[key] = confusion.get(key, 0) + n
+        numeric = self.numeric + other.numeric
+        if numeric:
+            delta = other.truth_mean - self.truth_mean
+            mean = self.truth_mean + delta * other.numeric / numeric
+            m2 = self.truth_m2 + other.truth_m2 + delta * delta * self.numeric * other.numeric / numeric
+        else:
+            mean = m2 = 0.0
+        return PerformanceCounts(self.n + other.n, MappingProxyType(confusion), self.fractional or other.fractional,
+                                 numeric, self.abs_error + other.abs_error, self.squared_error + other.squared_error,
+                                 mean, m2)
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        """As the raw-row path guesses it: a float prediction with a fraction makes a regressor."""
+        return "regression" if self.fractional else "classification"
+
+    def metrics(self) -> dict[str, float]:
+        """Accuracy and F1 (classifiers), or MAE, RMSE and R2 (regressors); empty without rows."""
+        if not self.n:
+            return {}
+        if self.task == "regression":
+            n = self.numeric
+            if not n:
+                return {}
+            return {"mae": self.abs_error / n, "rmse": math.sqrt(self.squared_error / n),
+                    "r2": 1 - self.squared_error / self.truth_m2 if self.truth_m2 > 0 else math.nan}
+        labels = sorted({orjson.loads(k) for pair in self.confusion for k in pair}, key=_sort_key)
+        index = {orjson.dumps(label).decode(): i for i, label in enumerate(labels)}
+        table = np.zeros((len(labels), len(labels)))
+        for (truth, guess), n in self.confusion.items():
+            table[index[truth], index[guess]] += n
+        tp = np.diag(table)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(2 * tp + (table.sum(axis=0) - tp) + (table.sum(axis=1) - tp) > 0,
+                          2 * tp / (2 * tp + (table.sum(axis=0) - tp) + (table.sum(axis=1) - tp)), 0.0)
+        metrics = {"accuracy": float(tp.sum() / self.n)}
+        # scikit-learn: binary F1 of the larger label when two labels occur, else the macro average.
+        metrics["f1"] = float(f1[-1]) if len(labels) == 2 else float(np.mean(f1))
+        return metrics
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"n": self.n, "c": [[t, p, n] for (t, p), n in self.confusion.items()], "f": self.fractional,
+                "r": [self.numeric, self.abs_error, self.squared_error, self.truth_mean, self.truth_m2]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PerformanceCounts:
+        """Inverse of :meth:`to_json`."""
+        numeric, abs_error, squared, mean, m2 = data["r"]
+        return cls(int(data["n"]), MappingProxyType({(t, p): int(n) for t, p, n in data["c"]}), bool(data["f"]),
+                   int(numeric), float(abs_error), float(squared), float(mean), float(m2))
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # np.unique's order for one type; mixed types (rare) by type name then text.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    return (1, str(value))
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """Mergeable summary of the rows of one window (or of merged windows) of one model version."""
+
+    #: Window start and end (seconds since the epoch; ``end`` is excluded).
+    start: float
+    end: float
+    #: The model version whose answers these are (``""`` when not logged).
+    version: str
+    #: The :class:`SummaryGrid` key (the reference profile the bins come from).
+    grid: str
+    rows: int
+    features: Mapping[str, FeatureSummary]
+    #: Counts of the window's rows whose ground truth has arrived (``None``: none yet).
+    performance: PerformanceCounts | None = None
+
+    @property
+    def labelled(self) -> int:
+        """Rows whose ground truth has arrived."""
+        return self.performance.n if self.performance is not None else 0
+
+    def merge(self, other: WindowSummary) -> WindowSummary:
+        """Both summaries as one: counts added, the time span covering both (any two summaries on
+        the same grid merge: windows of a period, replicas of a deployment)."""
+        if other.grid != self.grid:
+            raise MonitoringError(
+                "these window summaries were counted on different reference profiles (different model "
+                "versions): merge the summaries of one version, or compare versions side by side")
+        features = dict(self.features)
+        for name, summary in other.features.items():
+            mine = features.get(name)
+            features[name] = summary if mine is None else mine.merge(summary)  # type: ignore[arg-type]
+        performance = self.performance
+        if other.performance is not None:
+            performance = other.performance if performance is None else performance.merge(other.performance)
+        version = self.version if self.version == other.version else "*"
+        return WindowSummary(min(self.start, other.start), max(self.end, other.end), version, self.grid,
+                             self.rows + other.rows, MappingProxyType(features), performance)
+
+    def samples(self, grid: SummaryGrid) -> dict[str, ColumnSample]:
+        """Per feature, what :meth:`DriftDetector.score_samples` tests."""
+        if grid.key != self.grid:
+            raise MonitoringError("this summary was counted on another reference profile's bins")
+        out: dict[str, ColumnSample] = {}
+        for name, summary in self.features.items():
+            out[name] = summary.sample(grid.edges[name]) if isinstance(summary, NumericSummary) else summary.sample()
+        return out
+
+    def to_json(self) -> bytes:
+        """The stored form (features only; the key columns are stored beside it)."""
+        return orjson.dumps({name: s.to_json() for name, s in self.features.items()})
+
+    @classmethod
+    def from_json(cls, data: bytes, *, start: float, end: float, version: str, grid: str, rows: int,
+                  performance: PerformanceCounts | None = None) -> WindowSummary:
+        """Inverse of :meth:`to_json`."""
+        parsed = orjson.loads(data)
+        features: dict[str, FeatureSummary] = {
+            name: NumericSummary.from_json(item) if item["k"] == "n" else CategoricalSummary.from_json(item)
+            for name, item in parsed.items()
+        }
+        return cls(start, end, version, grid, rows, MappingProxyType(features), performance)
+
+
+def summarise_rows(rows: pd.DataFrame, profile: ReferenceProfile, *, every: float = 60.0,
+                   grid: SummaryGrid | None = None, features: Sequence[str] | None = None) -> list[WindowSummary]:
+    """Summaries of log rows (a ``ts`` column, ``model_version`` when logged) per window of
+    ``every`` seconds and per version, on ``profile``'s bins."""
+    if every <= 0:
+        raise InvalidInputError(f"a summary window needs a positive length, got every={every}")
+    if "ts" not in rows.columns:
+        raise InvalidInputError("rows to summarise need the log's ts column (seconds since the epoch)")
+    grid = grid or SummaryGrid.of(profile)
+    names = [c for c in (features or profile.feature_names) if c in rows.columns and c in profile.features]
+    if not len(rows):
+        return []
+    ts = rows["ts"].to_numpy(dtype=np.float64)
+    starts = np.floor(ts / every) * every
+    versions = (rows["model_version"].astype(object).where(rows["model_version"].notna(), NO_VERSION).astype(str)
+                if "model_version" in rows.columns else pd.Series(NO_VERSION, index=rows.index))
+    out = []
+    for (start, version), group in rows.groupby([starts, versions.to_numpy()], sort=True):
+        summaries: dict[str, FeatureSummary] = {}
+        for name in names:
+            feature = profile.features[name]
+            sample = ColumnSample.from_values(group[name], feature.kind)
+            summaries[name] = (NumericSummary.of(sample, grid.edges[name]) if isinstance(feature, NumericProfile)
+                               else CategoricalSummary.of(sample))
+        out.append(WindowSummary(float(start), float(start) + every, str(version), grid.key, len(group),
+                                 MappingProxyType(summaries)))
+    return out
+
+
+def summary_path(source: PredictionSource, home: Path) -> Path:
+    """Where a source's summaries live: beside a log folder's ``predictions.db``; in the workspace
+    (``home/monitor/summaries``) for a server read over HTTP or the PostgreSQL store."""
+    if isinstance(source, LogFolderSource):
+        return source.folder / SUMMARY_FILE
+    digest = hashlib.sha256(source.name.encode()).hexdigest()[:16]
+    return home / "monitor" / "summaries" / f"{digest}.db"
+
+
+#: The profile the rows of a model version are compared with (``None``: its rows are not summarised).
+ProfileFor = Callable[[str], ReferenceProfile | None]
+
+
+class SummaryStore:
+    """The window summaries of one prediction-log source, with the cursors they were read up to.
+
+    :meth:`catch_up` reads what the source logged (and the feedback it recorded) after the cursors,
+    adds it to the summaries of its windows and moves the cursors, in one transaction per page;
+    :meth:`read` returns the stored summaries of a period.
+    """
+
+    def __init__(self, path: str | Path, source: PredictionSource, *, every: float = 60.0) -> None:
+        if every <= 0:
+            raise InvalidInputError(f"a summary window needs a positive length, got every={every}")
+        self.path = Path(path)
+        self.source = source
+        self.every = float(every)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connection() as conn:
+            conn.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"SummaryStore({str(self.path)!r}, source={self.source.name!r}, every={self.every:g})"
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = connect(self.path)
+        except sqlite3.Error as exc:
+            raise MonitoringError(f"cannot open the window summaries at {self.path} ({exc}): check that the "
+                                  "folder is writable") from exc
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def cursors(self) -> tuple[int, int]:
+        """The prediction and feedback cursors summarised up to."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT predictions, feedback FROM summary_cursors WHERE source = ? AND every = ?",
+                               (self.source.name, self.every)).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def catch_up(self, profile_for: ProfileFor, *, page_size: int = 5000, max_records: int | None = None) -> int:
+        """Summarise what the source logged since the cursor, page by page; returns the rows added.
+
+        ``profile_for(version)`` gives each version's reference profile (its grid is what the rows
+        are counted on). Each page's summaries and the new cursor are committed together.
+        """
+        grids: dict[str, tuple[ReferenceProfile, SummaryGrid] | None] = {}
+
+        def grid_of(version: str) -> tuple[ReferenceProfile, SummaryGrid] | None:
+            if version not in grids:
+                profile = profile_for(version)
+                grids[version] = (profile, SummaryGrid.of(profile)) if profile is not None else None
+            return grids[version]
+
+        added, read = 0, 0
+        since, feedback_since = self.cursors()
+        while max_records is None or read < max_records:
+            page = self.source.fetch(since, page_size)
+            if not len(page):
+                break
+            rows = log_rows(page.records, source=self.source.name).frame
+            read += len(page)
+            summaries: list[WindowSummary] = []
+            if len(rows):
+                versions = rows["model_version"].astype(object).where(rows["model_version"].notna(), NO_VERSION)
+                for version, group in rows.groupby(versions.astype(str).to_numpy(), sort=False):
+                    found = grid_of(str(version))
+                    if found is not None:
+                        summaries += summarise_rows(group, found[0], every=self.every, grid=found[1])
+            with self._connection() as conn, conn:
+                conn.execute("BEGIN IMMEDIATE")
+                for summary in summaries:
+                    self._add(conn, summary)
+                self._set_cursor(conn, page.next_since, feedback_since)
+            added += sum(s.rows for s in summaries)
+            since = page.next_since
+            if not page.more:
+                break
+        self._catch_up_feedback(since, page_size)
+        return added
+
+    def _add(self, conn: sqlite3.Connection, summary: WindowSummary) -> None:
+        key = (self.source.name, self.every, summary.start, summary.version)
+        row = conn.execute("SELECT grid, rows, data FROM window_summaries WHERE source = ? AND every = ? AND "
+                           "start = ? AND version = ?", key).fetchone()
+        if row is not None and row[0] == summary.grid:
+            summary = WindowSummary.from_json(row[2], start=summary.start, end=summary.end, version=summary.version,
+                                              grid=row[0], rows=int(row[1])).merge(summary)
+        conn.execute("INSERT OR REPLACE INTO window_summaries VALUES (?,?,?,?,?,?,?)",
+                     (*key, summary.grid, summary.rows, summary.to_json()))
+
+    def _set_cursor(self, conn: sqlite3.Connection, predictions: int, feedback: int) -> None:
+        conn.execute("INSERT OR REPLACE INTO summary_cursors VALUES (?,?,?,?)",
+                     (self.source.name, self.every, predictions, feedback))
+
+    def _catch_up_feedback(self, predictions_cursor: int, page_size: int) -> None:
+        """Labels recorded since the feedback cursor: each labelled row's truth beside what was
+        predicted for it (a correction replaces it), then its window's counts recounted."""
+        if not isinstance(self.source, FeedbackSource):
+            return
+        _, since = self.cursors()
+        read = read_all_feedback(self.source, page_size, since)
+        if read.next_since == since:
+            return
+        truths = read.records
+        truths = truths[truths["truth"].notna()] if len(truths) else truths
+        # Only answers already summarised: a label for a later answer waits for the next catch-up.
+        if len(truths):
+            truths = truths[truths["prediction_seq"].astype(np.int64) <= predictions_cursor]
+        labels = self._predicted(truths) if len(truths) else []
+        with self._connection() as conn, conn:
+            conn.execute("BEGIN IMMEDIATE")
+            touched = set()
+            for seq, row, start, version, truth, guess in labels:
+                conn.execute("INSERT OR REPLACE INTO window_labels VALUES (?,?,?,?,?,?,?,?)",
+                             (self.source.name, self.every, seq, row, start, version,
+                              orjson.dumps(truth), orjson.dumps(guess)))
+                touched.add((start, version))
+            for start, version in touched:
+                pairs = conn.execute("SELECT truth, predicted FROM window_labels WHERE source = ? AND every = ? "
+                                     "AND start = ? AND version = ?",
+                                     (self.source.name, self.every, start, version)).fetchall()
+                counts = PerformanceCounts.of([orjson.loads(t) for t, _ in pairs], [orjson.loads(p) for _, p in pairs])
+                conn.execute("INSERT OR REPLACE INTO window_performance VALUES (?,?,?,?,?,?)",
+                             (self.source.name, self.every, start, version, counts.n, orjson.dumps(counts.to_json())))
+            last = read.next_since
+            if len(read.records) and len(truths) < int(read.records["truth"].notna().sum()):
+                # Some labels name answers not summarised yet: start there again next time.
+                waiting = read.records[read.records["prediction_seq"].astype(np.int64) > predictions_cursor]
+                last = min(last, int(waiting["seq"].min()) - 1)
+            self._set_cursor(conn, predictions_cursor, max(last, since))
+
+    def _predicted(self, truths: pd.DataFrame) -> list[tuple[int, int, float, str, Any, Any]]:
+        """``(prediction_seq, row, window start, version, truth, predicted)`` of labelled rows."""
+        wanted = truths.assign(seq=truths["prediction_seq"].astype(np.int64), row=truths["row"].astype(np.int64))
+        seqs = np.unique(wanted["seq"].to_numpy())
+        frames = []
+        position = 0
+        while position < len(seqs):
+            first = int(seqs[position])
+            span = int(seqs[min(position + 999, len(seqs) - 1)]) - first + 1
+            page = self.source.fetch(first - 1, max(1, min(span, 5000)))
+            if not len(page):
+                break
+            frame = log_rows(page.records).frame
+            frame["row"] = frame.groupby("seq", sort=False).cumcount()
+            frames.append(frame)
+            position = int(np.searchsorted(seqs, page.next_since, side="right"))
+        if not frames:
+            return []
+        answers = pd.concat(frames, ignore_index=True)
+        if "predict" not in answers.columns:
+            return []
+        joined = wanted[["seq", "row", "truth"]].merge(answers[["seq", "row", "ts", "model_version", "predict"]],
+                                                       on=["seq", "row"], how="inner")
+        out = []
+        for seq, row, truth, ts, version, guess in joined.itertuples(index=False):
+            start = math.floor(float(ts) / self.every) * self.every
+            out.append((int(seq), int(row), float(start), NO_VERSION if version is None or pd.isna(version)
+                        else str(version), _plain(truth), _plain(guess)))
+        return out
+
+    def read(self, since: float | None = None, until: float | None = None) -> list[WindowSummary]:
+        """The stored summaries of windows starting in ``[since, until)`` (seconds since the epoch),
+        oldest first, with their performance counts."""
+        low = -math.inf if since is None else math.floor(since / self.every) * self.every
+        high = math.inf if until is None else until
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT s.start, s.version, s.grid, s.rows, s.data, p.data FROM window_summaries s "
+                "LEFT JOIN window_performance p ON p.source = s.source AND p.every = s.every AND p.start = s.start "
+                "AND p.version = s.version WHERE s.source = ? AND s.every = ? AND s.start >= ? AND s.start < ? "
+                "ORDER BY s.start, s.version", (self.source.name, self.every, low, high)).fetchall()
+        return [WindowSummary.from_json(data, start=float(start), end=float(start) + self.every, version=version,
+                                        grid=grid, rows=int(n),
+                                        performance=PerformanceCounts.from_json(orjson.loads(perf)) if perf else None)
+                for start, version, grid, n, data, perf in rows]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready Python value (numpy scalars as Python ones)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def summary_store(source: PredictionSource, home: Path, *, every: float = 60.0) -> SummaryStore:
+    """The :class:`SummaryStore` of ``source`` (see :func:`summary_path`)."""
+    return SummaryStore(summary_path(source, home), source, every=every)
