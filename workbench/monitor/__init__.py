@@ -32,7 +32,7 @@ from workbench.monitor.drift import (
     adjust_p_values,
     detect_drift,
 )
-from workbench.monitor.history import DriftHistory, drift_history
+from workbench.monitor.history import DriftHistory, drift_history, summaries_history
 from workbench.monitor.live import (
     Alert,
     AlertCallback,
@@ -115,4 +115,5 @@ __all__ = [
     "evaluate_performance",
     "join_labels",
     "summarise_rows",
+    "summaries_history",
 ]

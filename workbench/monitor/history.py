@@ -42,7 +42,7 @@ from workbench.profile import ReferenceProfile
 if TYPE_CHECKING:
     from workbench.deployment import Deployment
 
-__all__ = ["DriftHistory", "EVENT_ACTIONS", "HISTORY_COLUMNS", "drift_history"]
+__all__ = ["DriftHistory", "EVENT_ACTIONS", "HISTORY_COLUMNS", "drift_history", "summaries_history"]
 
 #: Audit actions drawn on a deployment's timeline.
 EVENT_ACTIONS = frozenset({"deploy", "update", "rollback", "stop", "start_challenger", "set_traffic", "promote",
@@ -225,8 +225,9 @@ def drift_history(
         store = summary_store(as_source(name), home, every=length)
         store.catch_up(profile_for)
         summaries += store.read(start.timestamp(), end.timestamp())
-    return _history(dep.name, start, end, period, summaries, profile_for, settings, limits, min_labels,
-                    _events(audit_log, dep, start, end))
+    return summaries_history(summaries, profile_for, since=start, until=end, every=period, settings=settings,
+                             thresholds=limits, min_labels=min_labels, name=dep.name,
+                             events=_events(audit_log, dep, start, end))
 
 
 def _events(audit_log: Any, dep: Any, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -236,9 +237,21 @@ def _events(audit_log: Any, dep: Any, start: pd.Timestamp, end: pd.Timestamp) ->
     return frame[keep].reset_index(drop=True)
 
 
-def _history(name: str, start: pd.Timestamp, end: pd.Timestamp, period: float, summaries: list[WindowSummary],
-             profile_for: Any, settings: DriftSettings, limits: dict[str, float], min_labels: int,
-             events: pd.DataFrame) -> DriftHistory:
+def summaries_history(summaries: Sequence[WindowSummary], profile_for: Any, *, since: pd.Timestamp,
+                      until: pd.Timestamp, every: float, settings: DriftSettings | None = None,
+                      thresholds: Mapping[str, float] | None = None, min_labels: int = 30, name: str = "",
+                      events: pd.DataFrame | None = None) -> DriftHistory:
+    """A :class:`DriftHistory` from window summaries already read (any sources, e.g. every
+    replica's :meth:`SummaryStore.read`), merged into periods of ``every`` seconds; each version's
+    rows are tested against ``profile_for(version)``. What :func:`drift_history` returns, for logs
+    read elsewhere."""
+    from workbench.audit import AUDIT_COLUMNS
+
+    start, end, period = since, until, float(every)
+    settings = settings or DriftSettings()
+    limits = dict(thresholds or {})
+    if events is None:
+        events = pd.DataFrame(columns=list(AUDIT_COLUMNS))
     detectors: dict[str, tuple[DriftDetector, SummaryGrid]] = {}
 
     def detector(version: str) -> tuple[DriftDetector, SummaryGrid]:
@@ -247,15 +260,17 @@ def _history(name: str, start: pd.Timestamp, end: pd.Timestamp, period: float, s
             detectors[version] = (DriftDetector(settings).fit(profile), SummaryGrid.of(profile))
         return detectors[version]
 
-    groups: dict[tuple[float, str], WindowSummary] = {}
-    whole: dict[str, WindowSummary] = {}
+    grouped: dict[tuple[float, str], list[WindowSummary]] = {}
     for summary in summaries:
         _, grid = detector(summary.version)
         if summary.grid != grid.key:  # counted on another profile of this version: not comparable
             continue
-        key = (math.floor(summary.start / period) * period, summary.version)
-        groups[key] = groups[key].merge(summary) if key in groups else summary
-        whole[summary.version] = whole[summary.version].merge(summary) if summary.version in whole else summary
+        grouped.setdefault((math.floor(summary.start / period) * period, summary.version), []).append(summary)
+    groups = {key: WindowSummary.merged(parts) for key, parts in grouped.items()}
+    by_version: dict[str, list[WindowSummary]] = {}
+    for (_, version), merged in sorted(groups.items()):
+        by_version.setdefault(version, []).append(merged)
+    whole = {version: WindowSummary.merged(parts) for version, parts in by_version.items()}
     rows, feature_rows = [], []
     for (begin, version), merged in sorted(groups.items()):
         drift_detector, grid = detector(version)
@@ -289,33 +304,36 @@ def _alerts(frame: pd.DataFrame, features: pd.DataFrame, limits: Mapping[str, fl
     """Where a check crosses its threshold from one period to the next of the same version (the
     same crossings a live monitor raises, on the periods' reports)."""
     alerts: list[Alert] = []
+    feature_records = features.to_dict("records")
+    by_period: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+    for f in feature_records:
+        by_period.setdefault((f["start"], f["version"]), []).append(f)
     for version, periods in frame.groupby("version", sort=False):
         before: dict[str, bool] = {}
         drifted_before = False
         past_before: dict[str, bool] = {}
-        by_start = {t: g for t, g in features[features["version"] == version].groupby("start")}
-        for row in periods.itertuples(index=False):
-            when = row.end
-            for f in by_start.get(row.start, features.iloc[0:0]).itertuples(index=False):
-                if f.drifted and not before.get(f.feature, False):
-                    alerts.append(Alert(when, "feature_drift", f.feature, f.test or "", float(f.statistic),
-                                        float(f.threshold), f"version {version}: feature {f.feature!r} drifted "
-                                        f"({f.test} {f.statistic:.3g}, threshold {f.threshold})"))
-                before[f.feature] = bool(f.drifted)
-            if row.drifted and not drifted_before:
-                alerts.append(Alert(when, "dataset_drift", None, "share_drifted", float(row.share_drifted), drift_share,
-                                    f"version {version}: dataset drift, {row.n_drifted} features drifted "
-                                    f"({row.drifted_features})"))
-            drifted_before = bool(row.drifted)
+        for row in periods.to_dict("records"):
+            when = row["end"]
+            for f in by_period.get((row["start"], version), []):
+                if f["drifted"] and not before.get(f["feature"], False):
+                    alerts.append(Alert(when, "feature_drift", f["feature"], f["test"] or "", float(f["statistic"]),
+                                        float(f["threshold"]), f"version {version}: feature {f['feature']!r} drifted "
+                                        f"({f['test']} {f['statistic']:.3g}, threshold {f['threshold']})"))
+                before[f["feature"]] = bool(f["drifted"])
+            if row["drifted"] and not drifted_before:
+                alerts.append(Alert(when, "dataset_drift", None, "share_drifted", float(row["share_drifted"]),
+                                    drift_share, f"version {version}: dataset drift, {row['n_drifted']} features "
+                                    f"drifted ({row['drifted_features']})"))
+            drifted_before = bool(row["drifted"])
             for metric, limit in limits.items():
-                value = getattr(row, metric, None)
-                if value is None or not np.isfinite(value) or row.labelled < min_labels:
+                value = row.get(metric)
+                if value is None or not np.isfinite(value) or row["labelled"] < min_labels:
                     continue
                 lower = metric in LOWER_IS_BETTER
                 past = value > limit if lower else value < limit
                 if past and not past_before.get(metric, False):
                     alerts.append(Alert(when, "performance", None, metric, float(value), float(limit),
                                         f"version {version}: measured {metric} {'rose' if lower else 'fell'} to "
-                                        f"{value:.3f} on {row.labelled} labelled rows (threshold {limit})"))
+                                        f"{value:.3f} on {row['labelled']} labelled rows (threshold {limit})"))
                 past_before[metric] = past
     return sorted(alerts, key=lambda a: a.time)

@@ -313,7 +313,7 @@ def _aligned_categories(
     if pooled:
         names.append(OTHER)
         ref = np.append(ref, float(reference.other))
-    positions = pd.Index(names[: len(reference.categories)]).get_indexer(sample.categories)
+    positions = _positions(reference, sample.categories)
     known = positions >= 0
     cur = np.zeros(len(names))
     np.add.at(cur, positions[known], sample.counts[known])
@@ -325,6 +325,14 @@ def _aligned_categories(
             ref = np.concatenate([ref, np.zeros(len(unseen))])
             cur = np.concatenate([cur, sample.counts[~known].astype(np.float64)])
     return ref, cur, unseen
+
+
+def _positions(reference: CategoricalProfile, categories: np.ndarray) -> np.ndarray:
+    """Each current category's position among the reference's (-1: unseen)."""
+    if len(categories) > 64:  # many levels: pandas' hash join
+        return np.asarray(pd.Index(list(reference.categories)).get_indexer(categories), dtype=np.int64)
+    lookup = {name: i for i, name in enumerate(reference.categories)}
+    return np.fromiter((lookup.get(c, -1) for c in categories), dtype=np.int64, count=len(categories))
 
 
 def _proportions(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -616,7 +624,7 @@ def drift_test(name: str, *, threshold: float | None = None) -> DriftTest:
 def unseen_categories(reference: CategoricalProfile, sample: ColumnSample) -> tuple[list[str], int]:
     """Current categories the reference profile does not list (the most frequent first, ties by
     name: the same list whatever order the rows came in), and how many rows carry them."""
-    known = pd.Index(list(reference.categories)).get_indexer(sample.categories) >= 0
+    known = _positions(reference, sample.categories) >= 0
     names, counts = [str(c) for c in sample.categories[~known]], sample.counts[~known]
     order = sorted(range(len(names)), key=lambda i: (-int(counts[i]), names[i]))
     return [names[i] for i in order], int(counts.sum())

@@ -71,7 +71,7 @@ SUMMARY_FILE = "summaries.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS window_summaries (
     source TEXT NOT NULL, every REAL NOT NULL, start REAL NOT NULL, version TEXT NOT NULL,
-    grid TEXT NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL,
+    grid TEXT NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL, counts BLOB NOT NULL,
     PRIMARY KEY (source, every, start, version)
 );
 CREATE TABLE IF NOT EXISTS window_performance (
@@ -168,24 +168,32 @@ class NumericSummary:
         return int(self.counts[0] + self.counts[-1] - self.edge_counts[-1]) if len(self.counts) > 1 else 0
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready form (bins as they are; edge counts sparse)."""
+        """JSON-ready form without the bin counts (stored apart, as int32: see :meth:`WindowSummary.encode`);
+        edge counts sparse."""
         nonzero = np.flatnonzero(self.edge_counts)
-        return {"k": "n", "n": self.n_total, "m": self.missing, "c": self.counts.tolist(),
+        return {"k": "n", "n": self.n_total, "m": self.missing, "b": len(self.counts),
                 "e": [nonzero.tolist(), self.edge_counts[nonzero].tolist()],
                 "lo": self.minimum if self.count else None, "hi": self.maximum if self.count else None,
                 "s": self.total}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> NumericSummary:
-        """Inverse of :meth:`to_json`."""
-        counts = np.asarray(data["c"], dtype=np.int64)
+    def from_json(cls, data: Mapping[str, Any], counts: np.ndarray) -> NumericSummary:
+        """Inverse of :meth:`to_json`, given the bin counts."""
         edge_counts = np.zeros(len(counts), dtype=np.int64)
         where, how_many = data["e"]
-        edge_counts[np.asarray(where, dtype=np.int64)] = how_many
+        if where:
+            edge_counts[np.asarray(where, dtype=np.int64)] = how_many
         low, high = data["lo"], data["hi"]
         return cls(int(data["n"]), int(data["m"]), counts, edge_counts,
                    math.inf if low is None else float(low), -math.inf if high is None else float(high),
                    float(data["s"]))
+
+    @classmethod
+    def merged(cls, parts: Sequence[NumericSummary]) -> NumericSummary:
+        """The summary of all ``parts``' values (one sum per bin, not one merge per part)."""
+        return cls(sum(p.n_total for p in parts), sum(p.missing for p in parts),
+                   np.sum([p.counts for p in parts], axis=0), np.sum([p.edge_counts for p in parts], axis=0),
+                   min(p.minimum for p in parts), max(p.maximum for p in parts), math.fsum(p.total for p in parts))
 
 
 @dataclass(frozen=True)
@@ -210,11 +218,16 @@ class CategoricalSummary:
 
     def merge(self, other: CategoricalSummary) -> CategoricalSummary:
         """The summary of both summaries' values."""
-        merged = dict(self.categories)
-        for name, n in other.categories.items():
-            merged[name] = merged.get(name, 0) + n
-        return CategoricalSummary(self.n_total + other.n_total, self.missing + other.missing,
-                                  MappingProxyType(merged))
+        return CategoricalSummary.merged([self, other])
+
+    @classmethod
+    def merged(cls, parts: Sequence[CategoricalSummary]) -> CategoricalSummary:
+        """The summary of all ``parts``' values."""
+        merged: dict[str, int] = {}
+        for part in parts:
+            for name, n in part.categories.items():
+                merged[name] = merged.get(name, 0) + n
+        return cls(sum(p.n_total for p in parts), sum(p.missing for p in parts), MappingProxyType(merged))
 
     def sample(self) -> ColumnSample:
         """What the drift tests score."""
@@ -375,20 +388,35 @@ class WindowSummary:
     def merge(self, other: WindowSummary) -> WindowSummary:
         """Both summaries as one: counts added, the time span covering both (any two summaries on
         the same grid merge: windows of a period, replicas of a deployment)."""
-        if other.grid != self.grid:
+        return WindowSummary.merged([self, other])
+
+    @classmethod
+    def merged(cls, parts: Sequence[WindowSummary]) -> WindowSummary:
+        """All ``parts`` as one summary (as merging them pairwise, in one pass: a week of minutes
+        costs one sum per bin)."""
+        if not parts:
+            raise InvalidInputError("there are no window summaries to merge")
+        grid = parts[0].grid
+        if any(p.grid != grid for p in parts):
             raise MonitoringError(
                 "these window summaries were counted on different reference profiles (different model "
                 "versions): merge the summaries of one version, or compare versions side by side")
-        features = dict(self.features)
-        for name, summary in other.features.items():
-            mine = features.get(name)
-            features[name] = summary if mine is None else mine.merge(summary)  # type: ignore[arg-type]
-        performance = self.performance
-        if other.performance is not None:
-            performance = other.performance if performance is None else performance.merge(other.performance)
-        version = self.version if self.version == other.version else "*"
-        return WindowSummary(min(self.start, other.start), max(self.end, other.end), version, self.grid,
-                             self.rows + other.rows, MappingProxyType(features), performance)
+        names = dict.fromkeys(name for p in parts for name in p.features)
+        features: dict[str, FeatureSummary] = {}
+        for name in names:
+            found = [p.features[name] for p in parts if name in p.features]
+            if all(isinstance(f, NumericSummary) for f in found):
+                features[name] = NumericSummary.merged(found)  # type: ignore[arg-type]
+            else:
+                features[name] = CategoricalSummary.merged(found)  # type: ignore[arg-type]
+        performance = None
+        for part in parts:
+            if part.performance is not None:
+                performance = part.performance if performance is None else performance.merge(part.performance)
+        versions = {p.version for p in parts}
+        return WindowSummary(min(p.start for p in parts), max(p.end for p in parts),
+                             parts[0].version if len(versions) == 1 else "*", grid, sum(p.rows for p in parts),
+                             MappingProxyType(features), performance)
 
     def samples(self, grid: SummaryGrid) -> dict[str, ColumnSample]:
         """Per feature, what :meth:`DriftDetector.score_samples` tests."""
@@ -399,19 +427,27 @@ class WindowSummary:
             out[name] = summary.sample(grid.edges[name]) if isinstance(summary, NumericSummary) else summary.sample()
         return out
 
-    def to_json(self) -> bytes:
-        """The stored form (features only; the key columns are stored beside it)."""
-        return orjson.dumps({name: s.to_json() for name, s in self.features.items()})
+    def encode(self) -> tuple[bytes, bytes]:
+        """The stored form: the features as JSON, and every numeric feature's bin counts (in that
+        order) as one int32 array, which a period's read turns into arrays without parsing."""
+        numeric = [s.counts for s in self.features.values() if isinstance(s, NumericSummary)]
+        blob = np.concatenate(numeric).astype(np.int32).tobytes() if numeric else b""
+        return orjson.dumps({name: s.to_json() for name, s in self.features.items()}), blob
 
     @classmethod
-    def from_json(cls, data: bytes, *, start: float, end: float, version: str, grid: str, rows: int,
-                  performance: PerformanceCounts | None = None) -> WindowSummary:
-        """Inverse of :meth:`to_json`."""
+    def decode(cls, data: bytes, counts: bytes, *, start: float, end: float, version: str, grid: str, rows: int,
+               performance: PerformanceCounts | None = None) -> WindowSummary:
+        """Inverse of :meth:`encode`."""
         parsed = orjson.loads(data)
-        features: dict[str, FeatureSummary] = {
-            name: NumericSummary.from_json(item) if item["k"] == "n" else CategoricalSummary.from_json(item)
-            for name, item in parsed.items()
-        }
+        bins = np.frombuffer(counts, dtype=np.int32).astype(np.int64)
+        features: dict[str, FeatureSummary] = {}
+        at = 0
+        for name, item in parsed.items():
+            if item["k"] == "n":
+                features[name] = NumericSummary.from_json(item, bins[at:at + item["b"]])
+                at += item["b"]
+            else:
+                features[name] = CategoricalSummary.from_json(item)
         return cls(start, end, version, grid, rows, MappingProxyType(features), performance)
 
 
@@ -540,13 +576,13 @@ class SummaryStore:
 
     def _add(self, conn: sqlite3.Connection, summary: WindowSummary) -> None:
         key = (self.source.name, self.every, summary.start, summary.version)
-        row = conn.execute("SELECT grid, rows, data FROM window_summaries WHERE source = ? AND every = ? AND "
-                           "start = ? AND version = ?", key).fetchone()
+        row = conn.execute("SELECT grid, rows, data, counts FROM window_summaries WHERE source = ? AND every = ? "
+                           "AND start = ? AND version = ?", key).fetchone()
         if row is not None and row[0] == summary.grid:
-            summary = WindowSummary.from_json(row[2], start=summary.start, end=summary.end, version=summary.version,
-                                              grid=row[0], rows=int(row[1])).merge(summary)
-        conn.execute("INSERT OR REPLACE INTO window_summaries VALUES (?,?,?,?,?,?,?)",
-                     (*key, summary.grid, summary.rows, summary.to_json()))
+            summary = WindowSummary.decode(row[2], row[3], start=summary.start, end=summary.end,
+                                           version=summary.version, grid=row[0], rows=int(row[1])).merge(summary)
+        conn.execute("INSERT OR REPLACE INTO window_summaries VALUES (?,?,?,?,?,?,?,?)",
+                     (*key, summary.grid, summary.rows, *summary.encode()))
 
     def _set_cursor(self, conn: sqlite3.Connection, predictions: int, feedback: int) -> None:
         conn.execute("INSERT OR REPLACE INTO summary_cursors VALUES (?,?,?,?)",
@@ -626,14 +662,14 @@ class SummaryStore:
         high = math.inf if until is None else until
         with self._connection() as conn:
             rows = conn.execute(
-                "SELECT s.start, s.version, s.grid, s.rows, s.data, p.data FROM window_summaries s "
+                "SELECT s.start, s.version, s.grid, s.rows, s.data, s.counts, p.data FROM window_summaries s "
                 "LEFT JOIN window_performance p ON p.source = s.source AND p.every = s.every AND p.start = s.start "
                 "AND p.version = s.version WHERE s.source = ? AND s.every = ? AND s.start >= ? AND s.start < ? "
                 "ORDER BY s.start, s.version", (self.source.name, self.every, low, high)).fetchall()
-        return [WindowSummary.from_json(data, start=float(start), end=float(start) + self.every, version=version,
-                                        grid=grid, rows=int(n),
-                                        performance=PerformanceCounts.from_json(orjson.loads(perf)) if perf else None)
-                for start, version, grid, n, data, perf in rows]
+        return [WindowSummary.decode(data, counts, start=float(start), end=float(start) + self.every,
+                                     version=version, grid=grid, rows=int(n),
+                                     performance=PerformanceCounts.from_json(orjson.loads(perf)) if perf else None)
+                for start, version, grid, n, data, counts, perf in rows]
 
 
 def _plain(value: Any) -> Any:
