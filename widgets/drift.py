@@ -299,7 +299,8 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
                     f"version{'s' if len(history.versions) != 1 else ''} {', '.join(history.versions)} · "
                     f"{len(history.alerts)} alert{'s' if len(history.alerts) != 1 else ''}")
         if len(history.events):
-            shown = "; ".join(f"{_event_label(e)} {e['ts']:%a %H:%M}" for e in history.events.to_dict("records")[-6:])
+            names, times = history.event_names[-6:], list(history.events["ts"])[-6:]
+            shown = "; ".join(f"{name} {when:%a %H:%M}" for name, when in zip(names, times, strict=True))
             text += f" · events: {html.escape(shown)}"
         self._timeline.object = text
 
@@ -311,7 +312,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         alerts = {"x": [_naive(min(a.time - every / 2, history.until)) for a in shown], "y": [y(a) for a in shown],
                   "label": [a.message for a in shown]}
         events = history.events.to_dict("records")
-        return alerts, {"x": [_naive(e["ts"]) for e in events], "label": [_event_label(e) for e in events],
+        return alerts, {"x": [_naive(e["ts"]) for e in events], "label": history.event_names,
                         "detail": [f"{e['action']} by {e['user']}" for e in events]}
 
     def _draw_over_time(self) -> None:
@@ -399,13 +400,6 @@ def _duration(delta: pd.Timedelta) -> str:
     if minutes % 60 == 0:
         return f"{minutes // 60} h"
     return f"{minutes} min"
-
-
-def _event_label(event: Mapping[str, Any]) -> str:
-    """``promote v2``, ``deploy v1``, ``rollback v1``: what a band on the timeline says."""
-    action = str(event["action"]).replace("start_challenger", "challenger").replace("_", " ")
-    version = event.get("to_version")
-    return f"{action} v{version}" if version else action
 
 
 def histogram_shares(profile: NumericProfile | CategoricalProfile, values: pd.Series) -> tuple[list[str], list[float], list[float]]:

@@ -89,6 +89,11 @@ class DriftHistory(Report):
         return self.reports.get(str(self.frame["version"].iloc[-1]))
 
     @property
+    def event_names(self) -> list[str]:
+        """Each event as a timeline names it: ``deploy v1``, ``challenger v2``, ``promote v2``."""
+        return [_event_name(e) for e in self.events.to_dict("records")]
+
+    @property
     def versions(self) -> list[str]:
         """The versions that answered in the period, in order of first answer."""
         return list(dict.fromkeys(self.frame["version"])) if len(self.frame) else []
@@ -101,6 +106,33 @@ class DriftHistory(Report):
         return (f"{self.deployment}, {self.since:%Y-%m-%d %H:%M} to {self.until:%Y-%m-%d %H:%M} UTC: {rows:,} rows "
                 f"in {self.frame['start'].nunique() if len(self.frame) else 0} periods; {verdict}; "
                 f"{len(self.events)} events, {len(self.alerts)} alerts")
+
+    def headline(self) -> str:
+        """The period in one sentence, for a glance: rows, when drift began, how the measured
+        accuracy (or RMSE) moved, and the last events."""
+        frame = self.frame
+        span = _span(self.until - self.since)
+        if not len(frame):
+            text = f"last {span}: no predictions"
+        else:
+            # A period drifted where a feature did (the glance's "drift"), whatever the dataset verdict.
+            drifted = frame.groupby("start")["n_drifted"].max() > 0
+            text = (f"last {span}: {int(frame['rows'].sum()):,} rows in {len(drifted)} "
+                    f"period{'s' if len(drifted) != 1 else ''}")
+            if drifted.any():
+                first = drifted[drifted].index[0]
+                names = frame.loc[(frame["start"] == first) & (frame["n_drifted"] > 0), "drifted_features"].iloc[0]
+                text += f", drift in {int(drifted.sum())} (first {first:%a %H:%M}: {names})"
+            else:
+                text += ", no drift"
+            metric = next((m for m in ("accuracy", "rmse") if m in frame.columns and frame[m].notna().any()), None)
+            if metric is not None:
+                values = frame[metric].dropna()
+                text += f"; {metric} {values.iloc[0]:.3f} to {values.iloc[-1]:.3f}"
+        if len(self.events):
+            last = self.events.to_dict("records")[-3:]
+            text += "; " + ", ".join(f"{_event_name(e)} {e['ts']:%a %H:%M}" for e in last)
+        return text
 
     def to_frame(self) -> pd.DataFrame:
         """The per-period frame (a copy)."""
@@ -128,6 +160,20 @@ class DriftHistory(Report):
         """The latest version's whole-period drift metrics."""
         report = self.report
         return report.mlflow_metrics() if report is not None else {}
+
+
+def _span(delta: pd.Timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    if hours >= 47:
+        return f"{round(hours / 24)} days"
+    return f"{round(hours)} h" if hours >= 1 else f"{round(hours * 60)} min"
+
+
+def _event_name(event: Mapping[str, Any]) -> str:
+    """``promote v2``, ``deploy v1``: an audit event as a timeline names it."""
+    action = str(event["action"]).replace("start_challenger", "challenger").replace("_", " ")
+    version = event.get("to_version")
+    return f"{action} v{version}" if version else action
 
 
 def _seconds(spec: str | float | _dt.timedelta, what: str) -> float:
