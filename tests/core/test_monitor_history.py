@@ -7,6 +7,7 @@ summaries are tested as the raw rows are, and the answers compared test by test.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,16 @@ import pytest
 from support import real_table
 from workbench.errors import MonitoringError
 from workbench.monitor import DriftDetector, DriftSettings, evaluate_performance
-from workbench.monitor.summaries import PerformanceCounts, SummaryStore, WindowSummary
-from workbench.predlog import FeedbackItem, LogFolderSource, LogRecord, PredictionLog, recent_rows
+from workbench.monitor.summaries import PerformanceCounts, SummaryStore, WindowSummary, summary_store
+from workbench.predlog import (
+    FeedbackItem,
+    LogFolderSource,
+    LogRecord,
+    PredictionLog,
+    StoreSource,
+    open_log,
+    recent_rows,
+)
 from workbench.profile import ReferenceProfile
 from workbench.serving.codecs import InputBatch
 
@@ -25,9 +34,10 @@ BASE = 494_444 * 3600.0  # a whole hour (in 2026), so minute windows line up
 
 
 def _log(folder: Path, frame: pd.DataFrame, predicted: np.ndarray, *, first: int, version: str = "1",
-         size: int = 25, gap: float = 13.0) -> list[str]:
-    """Log ``frame`` as requests of ``size`` rows, one every ``gap`` seconds; the request ids."""
-    log = PredictionLog(folder)
+         size: int = 25, gap: float = 13.0, log=None) -> list[str]:
+    """Log ``frame`` as requests of ``size`` rows, one every ``gap`` seconds (into ``folder``'s SQLite
+    log, or ``log``); the request ids."""
+    log = log or PredictionLog(folder)
     ids = []
     try:
         for k, start in enumerate(range(0, len(frame), size)):
@@ -191,3 +201,32 @@ def test_regression_counts_merge_to_the_raw_mae_rmse_and_r2() -> None:
     assert merged.task == "regression"
     for metric in ("mae", "rmse", "r2"):
         assert merged.metrics()[metric] == pytest.approx(expected.metrics[metric], rel=1e-12), metric
+
+
+def test_the_log_store_keeps_summaries_that_every_monitor_shares(postgres_server, replicas, tmp_path) -> None:
+    """On a cluster the summaries are tables of the PostgreSQL store: a second monitor elsewhere finds
+    them, adds nothing, and their merged answers are the rows'."""
+    profile, _, _, _ = replicas
+    table, _, _ = real_table(300)
+    deployment = f"summaries-{uuid.uuid4().hex[:6]}"
+    for replica, part in (("r1", table.iloc[:150]), ("r2", table.iloc[150:])):
+        log = open_log(tmp_path / replica, url=postgres_server, deployment=deployment, replica=replica)
+        _log(tmp_path / replica, part.reset_index(drop=True), np.zeros(len(part)), first=0 if replica == "r1" else 2,
+             log=log)
+    url = f"{postgres_server}?deployment={deployment}"
+    first = summary_store(StoreSource(url), tmp_path / "home-a")
+    second = summary_store(StoreSource(url), tmp_path / "home-b")  # another machine's monitor
+    assert first.where == second.where and not (tmp_path / "home-a").exists()
+    assert first.catch_up(lambda v: profile) == 300
+    assert second.catch_up(lambda v: profile) == 0
+    merged = WindowSummary.merged(second.read())
+    assert merged.rows == 300
+    rows = recent_rows(url, 10_000).frame
+    detector = DriftDetector(DriftSettings(multivariate=False)).fit(profile)
+    from_rows = detector.score(rows, multivariate=False)
+    from_summaries = detector.score_samples(merged.samples(_grid(profile)), merged.rows)
+    assert [(f.feature, f.test, f.drifted) for f in from_summaries.features] == \
+        [(f.feature, f.test, f.drifted) for f in from_rows.features]
+    for rows_f, summary_f in zip(from_rows.features, from_summaries.features, strict=True):
+        if rows_f.test is not None:
+            assert abs(summary_f.statistic - rows_f.statistic) <= summary_f.error + 1e-12, rows_f.feature

@@ -26,24 +26,26 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import orjson
 import pandas as pd
 
 from workbench._sqlite import connect
-from workbench.errors import InvalidInputError, MonitoringError
+from workbench.errors import InvalidInputError, MonitoringError, WorkbenchError
 from workbench.monitor.stattests import BinnedSample, ColumnSample
 from workbench.predlog import (
     FeedbackSource,
     LogFolderSource,
     PredictionSource,
+    StoreSource,
     log_rows,
     read_all_feedback,
 )
@@ -68,27 +70,41 @@ REFERENCE_STEP = 5
 #: The file of summaries beside a log folder's ``predictions.db``.
 SUMMARY_FILE = "summaries.db"
 
+#: The tables, in the SQLite file beside a log or in the PostgreSQL log store (``{blob}``/``{real}``:
+#: each database's type for bytes and 8-byte floats).
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS window_summaries (
-    source TEXT NOT NULL, every REAL NOT NULL, start REAL NOT NULL, version TEXT NOT NULL,
-    grid TEXT NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL, counts BLOB NOT NULL,
-    PRIMARY KEY (source, every, start, version)
+CREATE TABLE IF NOT EXISTS workbench_summaries (
+    source TEXT NOT NULL, window_seconds {real} NOT NULL, window_start {real} NOT NULL, version TEXT NOT NULL,
+    grid TEXT NOT NULL, n_rows BIGINT NOT NULL, data {blob} NOT NULL, counts {blob} NOT NULL,
+    PRIMARY KEY (source, window_seconds, window_start, version)
 );
-CREATE TABLE IF NOT EXISTS window_performance (
-    source TEXT NOT NULL, every REAL NOT NULL, start REAL NOT NULL, version TEXT NOT NULL,
-    labelled INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (source, every, start, version)
+CREATE TABLE IF NOT EXISTS workbench_summary_performance (
+    source TEXT NOT NULL, window_seconds {real} NOT NULL, window_start {real} NOT NULL, version TEXT NOT NULL,
+    labelled BIGINT NOT NULL, data {blob} NOT NULL,
+    PRIMARY KEY (source, window_seconds, window_start, version)
 );
-CREATE TABLE IF NOT EXISTS window_labels (
-    source TEXT NOT NULL, every REAL NOT NULL, prediction_seq INTEGER NOT NULL, row INTEGER NOT NULL,
-    start REAL NOT NULL, version TEXT NOT NULL, truth BLOB NOT NULL, predicted BLOB NOT NULL,
-    PRIMARY KEY (source, every, prediction_seq, row)
+CREATE TABLE IF NOT EXISTS workbench_summary_labels (
+    source TEXT NOT NULL, window_seconds {real} NOT NULL, prediction_seq BIGINT NOT NULL, row_index BIGINT NOT NULL,
+    window_start {real} NOT NULL, version TEXT NOT NULL, truth {blob} NOT NULL, predicted {blob} NOT NULL,
+    PRIMARY KEY (source, window_seconds, prediction_seq, row_index)
 );
-CREATE TABLE IF NOT EXISTS summary_cursors (
-    source TEXT NOT NULL, every REAL NOT NULL, predictions INTEGER NOT NULL, feedback INTEGER NOT NULL,
-    PRIMARY KEY (source, every)
+CREATE TABLE IF NOT EXISTS workbench_summary_cursors (
+    source TEXT NOT NULL, window_seconds {real} NOT NULL, predictions BIGINT NOT NULL, feedback BIGINT NOT NULL,
+    PRIMARY KEY (source, window_seconds)
 );
 """
+
+_UPSERT_SUMMARY = ("INSERT INTO workbench_summaries VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (source, window_seconds, "
+                   "window_start, version) DO UPDATE SET grid = excluded.grid, n_rows = excluded.n_rows, "
+                   "data = excluded.data, counts = excluded.counts")
+_UPSERT_PERFORMANCE = ("INSERT INTO workbench_summary_performance VALUES (?,?,?,?,?,?) ON CONFLICT (source, "
+                       "window_seconds, window_start, version) DO UPDATE SET labelled = excluded.labelled, "
+                       "data = excluded.data")
+_UPSERT_LABEL = ("INSERT INTO workbench_summary_labels VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (source, window_seconds, "
+                 "prediction_seq, row_index) DO UPDATE SET window_start = excluded.window_start, "
+                 "version = excluded.version, truth = excluded.truth, predicted = excluded.predicted")
+_UPSERT_CURSOR = ("INSERT INTO workbench_summary_cursors VALUES (?,?,?,?) ON CONFLICT (source, window_seconds) "
+                  "DO UPDATE SET predictions = excluded.predictions, feedback = excluded.feedback")
 
 #: ``version`` of rows logged without one.
 NO_VERSION = ""
@@ -481,9 +497,10 @@ def summarise_rows(rows: pd.DataFrame, profile: ReferenceProfile, *, every: floa
 
 
 def summary_path(source: PredictionSource, home: Path) -> Path:
-    """Where a source's summaries live: beside a log folder's ``predictions.db``; in the workspace
-    (``home/monitor/summaries``) for a server read over HTTP or the PostgreSQL store."""
-    if isinstance(source, LogFolderSource):
+    """Where a source's SQLite summaries live: beside a log folder's ``predictions.db`` (when this
+    user may write there); in the workspace (``home/monitor/summaries``) otherwise, e.g. for a
+    server read over HTTP or a container's log folder owned by its user."""
+    if isinstance(source, LogFolderSource) and os.access(source.folder, os.W_OK):
         return source.folder / SUMMARY_FILE
     digest = hashlib.sha256(source.name.encode()).hexdigest()[:16]
     return home / "monitor" / "summaries" / f"{digest}.db"
@@ -493,26 +510,36 @@ def summary_path(source: PredictionSource, home: Path) -> Path:
 ProfileFor = Callable[[str], ReferenceProfile | None]
 
 
-class SummaryStore:
-    """The window summaries of one prediction-log source, with the cursors they were read up to.
+Rows = list[tuple[Any, ...]]
 
-    :meth:`catch_up` reads what the source logged (and the feedback it recorded) after the cursors,
-    adds it to the summaries of its windows and moves the cursors, in one transaction per page;
-    :meth:`read` returns the stored summaries of a period.
-    """
 
-    def __init__(self, path: str | Path, source: PredictionSource, *, every: float = 60.0) -> None:
-        if every <= 0:
-            raise InvalidInputError(f"a summary window needs a positive length, got every={every}")
-        self.path = Path(path)
-        self.source = source
-        self.every = float(every)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+class _Database(Protocol):
+    """Where a :class:`SummaryStore` keeps its tables: statements with ``?`` placeholders."""
+
+    where: str
+
+    def query(self, sql: str, args: Sequence[Any]) -> Rows:
+        """The rows a read-only statement returns."""
+        ...
+
+    def transaction(self, lock: str) -> contextlib.AbstractContextManager[Callable[[str, Sequence[Any]], Rows]]:
+        """A write transaction holding ``lock`` (one writer per source), as a statement runner."""
+        ...
+
+
+class _SQLiteDatabase:
+    """The summaries file beside a log folder (or in the workspace)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = str(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MonitoringError(f"cannot create {path.parent} for the window summaries ({exc}): check that "
+                                  "the folder is writable") from exc
         with self._connection() as conn:
-            conn.executescript(_SCHEMA)
-
-    def __repr__(self) -> str:
-        return f"SummaryStore({str(self.path)!r}, source={self.source.name!r}, every={self.every:g})"
+            conn.executescript(_SCHEMA.format(blob="BLOB", real="REAL"))
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -526,12 +553,115 @@ class SummaryStore:
         finally:
             conn.close()
 
+    def query(self, sql: str, args: Sequence[Any]) -> Rows:
+        with self._connection() as conn:
+            return [tuple(r) for r in conn.execute(sql, tuple(args)).fetchall()]
+
+    @contextlib.contextmanager
+    def transaction(self, lock: str) -> Iterator[Callable[[str, Sequence[Any]], Rows]]:
+        with self._connection() as conn, conn:
+            conn.execute("BEGIN IMMEDIATE")  # the file's write lock: one writer at a time
+            yield lambda sql, args: [tuple(r) for r in conn.execute(sql, tuple(args)).fetchall()]
+
+
+class _PostgresDatabase:
+    """Tables in the PostgreSQL log store that every replica writes (shared by every monitor)."""
+
+    def __init__(self, url: Any) -> None:
+        from workbench.predlog.store import connect as store_connect
+
+        self.url = url
+        self.where = url.name
+        self._connect = store_connect
+        self._conn: Any = None
+        with self.transaction("workbench-summaries-schema") as run:
+            for statement in _SCHEMA.format(blob="BYTEA", real="DOUBLE PRECISION").split(";"):
+                if statement.strip():
+                    run(statement, ())
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = self._connect(self.url, timeout=10)
+            except WorkbenchError as exc:
+                raise MonitoringError(str(exc)) from exc
+        return self._conn
+
+    def query(self, sql: str, args: Sequence[Any]) -> Rows:
+        with self.transaction("") as run:
+            return run(sql, args)
+
+    @contextlib.contextmanager
+    def transaction(self, lock: str) -> Iterator[Callable[[str, Sequence[Any]], Rows]]:
+        from workbench.predlog.store import psycopg2_module
+
+        pg = psycopg2_module()
+        conn = self._connection()
+        try:
+            with conn, conn.cursor() as cur:
+                if lock:
+                    digest = hashlib.blake2b(lock.encode(), digest_size=8).digest()
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (int.from_bytes(digest, "big", signed=True),))
+
+                def run(sql: str, args: Sequence[Any]) -> Rows:
+                    cur.execute(sql.replace("?", "%s"), tuple(args))
+                    rows = cur.fetchall() if cur.description is not None else []
+                    return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]
+
+                yield run
+        except pg.Error as exc:
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._conn = None
+            raise MonitoringError(f"cannot use the window summaries in the log store {self.where} "
+                                  f"({str(exc).strip()}): is PostgreSQL running?") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+class SummaryStore:
+    """The window summaries of one prediction-log source, with the cursors they were read up to.
+
+    :meth:`catch_up` reads what the source logged (and the feedback it recorded) after the cursors,
+    adds it to the summaries of its windows and moves the cursors, in one transaction per page that
+    first checks no other reader moved the cursor (each row is counted once, whoever reads);
+    :meth:`read` returns the stored summaries of a period. ``path``: the SQLite file; a
+    :class:`~workbench.predlog.StoreSource` keeps them in its PostgreSQL store instead (``path=None``).
+    """
+
+    def __init__(self, path: str | Path | None, source: PredictionSource, *, every: float = 60.0) -> None:
+        if every <= 0:
+            raise InvalidInputError(f"a summary window needs a positive length, got every={every}")
+        self.source = source
+        self.every = float(every)
+        self._db: _Database
+        if path is None:
+            if not isinstance(source, StoreSource):
+                raise InvalidInputError("only a PostgreSQL log store keeps its summaries itself: give a path")
+            self._db = _PostgresDatabase(source.url)
+        else:
+            self._db = _SQLiteDatabase(Path(path))
+        self.where = self._db.where
+        self._lock = f"workbench-summaries:{source.name}:{self.every}"
+
+    def __repr__(self) -> str:
+        return f"SummaryStore({self.where!r}, source={self.source.name!r}, every={self.every:g})"
+
     def cursors(self) -> tuple[int, int]:
         """The prediction and feedback cursors summarised up to."""
-        with self._connection() as conn:
-            row = conn.execute("SELECT predictions, feedback FROM summary_cursors WHERE source = ? AND every = ?",
-                               (self.source.name, self.every)).fetchone()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        rows = self._db.query("SELECT predictions, feedback FROM workbench_summary_cursors WHERE source = ? AND "
+                              "window_seconds = ?", (self.source.name, self.every))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
+    def _cursors_in(self, run: Callable[[str, Sequence[Any]], Rows]) -> tuple[int, int]:
+        rows = run("SELECT predictions, feedback FROM workbench_summary_cursors WHERE source = ? AND "
+                   "window_seconds = ?", (self.source.name, self.every))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     def catch_up(self, profile_for: ProfileFor, *, page_size: int = 5000, max_records: int | None = None) -> int:
         """Summarise what the source logged since the cursor, page by page; returns the rows added.
@@ -562,31 +692,35 @@ class SummaryStore:
                     found = grid_of(str(version))
                     if found is not None:
                         summaries += summarise_rows(group, found[0], every=self.every, grid=found[1])
-            with self._connection() as conn, conn:
-                conn.execute("BEGIN IMMEDIATE")
-                for summary in summaries:
-                    self._add(conn, summary)
-                self._set_cursor(conn, page.next_since, feedback_since)
-            added += sum(s.rows for s in summaries)
+            with self._db.transaction(self._lock) as run:
+                now, feedback_since = self._cursors_in(run)
+                if now == since:  # else another reader summarised this page meanwhile: read on from there
+                    for summary in summaries:
+                        self._add(run, summary)
+                    self._set_cursor(run, page.next_since, feedback_since)
+                    added += sum(s.rows for s in summaries)
+                    now = page.next_since
+            if now != page.next_since:
+                since = now
+                continue
             since = page.next_since
             if not page.more:
                 break
         self._catch_up_feedback(since, page_size)
         return added
 
-    def _add(self, conn: sqlite3.Connection, summary: WindowSummary) -> None:
+    def _add(self, run: Callable[[str, Sequence[Any]], Rows], summary: WindowSummary) -> None:
         key = (self.source.name, self.every, summary.start, summary.version)
-        row = conn.execute("SELECT grid, rows, data, counts FROM window_summaries WHERE source = ? AND every = ? "
-                           "AND start = ? AND version = ?", key).fetchone()
-        if row is not None and row[0] == summary.grid:
-            summary = WindowSummary.decode(row[2], row[3], start=summary.start, end=summary.end,
-                                           version=summary.version, grid=row[0], rows=int(row[1])).merge(summary)
-        conn.execute("INSERT OR REPLACE INTO window_summaries VALUES (?,?,?,?,?,?,?,?)",
-                     (*key, summary.grid, summary.rows, *summary.encode()))
+        found = run("SELECT grid, n_rows, data, counts FROM workbench_summaries WHERE source = ? AND "
+                    "window_seconds = ? AND window_start = ? AND version = ?", key)
+        if found and found[0][0] == summary.grid:
+            grid, n, data, counts = found[0]
+            summary = WindowSummary.decode(data, counts, start=summary.start, end=summary.end,
+                                           version=summary.version, grid=grid, rows=int(n)).merge(summary)
+        run(_UPSERT_SUMMARY, (*key, summary.grid, summary.rows, *summary.encode()))
 
-    def _set_cursor(self, conn: sqlite3.Connection, predictions: int, feedback: int) -> None:
-        conn.execute("INSERT OR REPLACE INTO summary_cursors VALUES (?,?,?,?)",
-                     (self.source.name, self.every, predictions, feedback))
+    def _set_cursor(self, run: Callable[[str, Sequence[Any]], Rows], predictions: int, feedback: int) -> None:
+        run(_UPSERT_CURSOR, (self.source.name, self.every, predictions, feedback))
 
     def _catch_up_feedback(self, predictions_cursor: int, page_size: int) -> None:
         """Labels recorded since the feedback cursor: each labelled row's truth beside what was
@@ -603,27 +737,28 @@ class SummaryStore:
         if len(truths):
             truths = truths[truths["prediction_seq"].astype(np.int64) <= predictions_cursor]
         labels = self._predicted(truths) if len(truths) else []
-        with self._connection() as conn, conn:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._db.transaction(self._lock) as run:
+            if self._cursors_in(run)[1] != since:  # another reader took these labels in meanwhile
+                return
             touched = set()
             for seq, row, start, version, truth, guess in labels:
-                conn.execute("INSERT OR REPLACE INTO window_labels VALUES (?,?,?,?,?,?,?,?)",
-                             (self.source.name, self.every, seq, row, start, version,
-                              orjson.dumps(truth), orjson.dumps(guess)))
+                # The newest label of a row replaces the one before (a correction is not a second row).
+                run(_UPSERT_LABEL, (self.source.name, self.every, seq, row, start, version,
+                                    orjson.dumps(truth), orjson.dumps(guess)))
                 touched.add((start, version))
             for start, version in touched:
-                pairs = conn.execute("SELECT truth, predicted FROM window_labels WHERE source = ? AND every = ? "
-                                     "AND start = ? AND version = ?",
-                                     (self.source.name, self.every, start, version)).fetchall()
+                pairs = run("SELECT truth, predicted FROM workbench_summary_labels WHERE source = ? AND "
+                            "window_seconds = ? AND window_start = ? AND version = ?",
+                            (self.source.name, self.every, start, version))
                 counts = PerformanceCounts.of([orjson.loads(t) for t, _ in pairs], [orjson.loads(p) for _, p in pairs])
-                conn.execute("INSERT OR REPLACE INTO window_performance VALUES (?,?,?,?,?,?)",
-                             (self.source.name, self.every, start, version, counts.n, orjson.dumps(counts.to_json())))
+                run(_UPSERT_PERFORMANCE, (self.source.name, self.every, start, version, counts.n,
+                                          orjson.dumps(counts.to_json())))
             last = read.next_since
             if len(read.records) and len(truths) < int(read.records["truth"].notna().sum()):
                 # Some labels name answers not summarised yet: start there again next time.
                 waiting = read.records[read.records["prediction_seq"].astype(np.int64) > predictions_cursor]
                 last = min(last, int(waiting["seq"].min()) - 1)
-            self._set_cursor(conn, predictions_cursor, max(last, since))
+            self._set_cursor(run, self._cursors_in(run)[0], max(last, since))
 
     def _predicted(self, truths: pd.DataFrame) -> list[tuple[int, int, float, str, Any, Any]]:
         """``(prediction_seq, row, window start, version, truth, predicted)`` of labelled rows."""
@@ -660,12 +795,12 @@ class SummaryStore:
         oldest first, with their performance counts."""
         low = -math.inf if since is None else math.floor(since / self.every) * self.every
         high = math.inf if until is None else until
-        with self._connection() as conn:
-            rows = conn.execute(
-                "SELECT s.start, s.version, s.grid, s.rows, s.data, s.counts, p.data FROM window_summaries s "
-                "LEFT JOIN window_performance p ON p.source = s.source AND p.every = s.every AND p.start = s.start "
-                "AND p.version = s.version WHERE s.source = ? AND s.every = ? AND s.start >= ? AND s.start < ? "
-                "ORDER BY s.start, s.version", (self.source.name, self.every, low, high)).fetchall()
+        rows = self._db.query(
+            "SELECT s.window_start, s.version, s.grid, s.n_rows, s.data, s.counts, p.data FROM workbench_summaries s "
+            "LEFT JOIN workbench_summary_performance p ON p.source = s.source AND p.window_seconds = s.window_seconds "
+            "AND p.window_start = s.window_start AND p.version = s.version WHERE s.source = ? AND s.window_seconds = ? "
+            "AND s.window_start >= ? AND s.window_start < ? ORDER BY s.window_start, s.version",
+            (self.source.name, self.every, low, high))
         return [WindowSummary.decode(data, counts, start=float(start), end=float(start) + self.every,
                                      version=version, grid=grid, rows=int(n),
                                      performance=PerformanceCounts.from_json(orjson.loads(perf)) if perf else None)
@@ -678,5 +813,9 @@ def _plain(value: Any) -> Any:
 
 
 def summary_store(source: PredictionSource, home: Path, *, every: float = 60.0) -> SummaryStore:
-    """The :class:`SummaryStore` of ``source`` (see :func:`summary_path`)."""
+    """The :class:`SummaryStore` of ``source``: tables in the PostgreSQL log store for a
+    :class:`~workbench.predlog.StoreSource` (every monitor of the cluster shares them), else the
+    SQLite file of :func:`summary_path`."""
+    if isinstance(source, StoreSource):
+        return SummaryStore(None, source, every=every)
     return SummaryStore(summary_path(source, home), source, every=every)
