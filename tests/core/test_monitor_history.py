@@ -230,3 +230,33 @@ def test_the_log_store_keeps_summaries_that_every_monitor_shares(postgres_server
     for rows_f, summary_f in zip(from_rows.features, from_summaries.features, strict=True):
         if rows_f.test is not None:
             assert abs(summary_f.statistic - rows_f.statistic) <= summary_f.error + 1e-12, rows_f.feature
+
+
+def test_a_history_per_period_shows_when_drift_began_and_where_accuracy_crossed_its_threshold(replicas) -> None:
+    """Minute by minute over both replicas: the first minutes are like the reference, the shifted
+    half drifts; each crossing alerts once, at the period it happened in."""
+    from workbench.monitor import summaries_history
+
+    profile, folders, _, _ = replicas
+    stores = [SummaryStore(folder / "summaries.db", LogFolderSource(folder)) for folder in folders]
+    for store in stores:
+        store.catch_up(lambda v: profile)
+    summaries = [s for store in stores for s in store.read()]
+    since, until = pd.Timestamp(BASE, unit="s", tz="UTC"), pd.Timestamp(BASE + 3600, unit="s", tz="UTC")
+    history = summaries_history(summaries, lambda v: profile, since=since, until=until, every=60,
+                                settings=DriftSettings(multivariate=False), thresholds={"accuracy": 0.9},
+                                min_labels=5)
+    frame = history.frame
+    assert int(frame["rows"].sum()) == 600 and frame["start"].is_monotonic_increasing
+    assert (frame["end"] - frame["start"]).eq(pd.Timedelta(minutes=1)).all()
+    occupation = history.features[history.features["feature"] == "occupation"]
+    assert not occupation["drifted"].iloc[0] and occupation["drifted"].iloc[-1]  # calm first, shifted later
+    began = occupation.loc[occupation["drifted"], "start"].iloc[0]
+    (alert,) = [a for a in history.alerts if a.kind == "feature_drift" and a.feature == "occupation"]
+    assert alert.time == began + pd.Timedelta(minutes=1)  # raised once, at the end of its period
+    assert history.report is not None and "occupation" in history.report.drifted_features
+    # Labels, where the performance test sent them: accuracy below 0.9 alerts once per version.
+    labelled = frame[frame["labelled"] >= 5]
+    below = "accuracy" in frame.columns and bool((labelled["accuracy"] < 0.9).any())
+    assert [a.test for a in history.alerts if a.kind == "performance"] == (["accuracy"] if below else [])
+    assert history.headline().startswith(f"last 1 h: 600 rows in {frame['start'].nunique()} periods, drift in ")
