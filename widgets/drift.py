@@ -101,6 +101,8 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         self._window = pd.DataFrame()
         self._profile: Any = None
         self._drift_history: Any = None
+        #: Each version's reference profile, loaded once for the history (reset with the deployment).
+        self._profiles: dict[str, Any] = {}
         self._summary = ui.markdown("Waiting for the first update...")
         # A plain HTML table: it is redrawn on every update (see ui.html_table for why not Tabulator).
         self._table = pn.pane.HTML("", sizing_mode="stretch_width")
@@ -166,7 +168,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
             job.update(None, f"reading new predictions of {name}...")
             monitor.update()
             job.update(None, f"reading the history of {name}...")
-            history = wb.drift_history(dep, since=since, every=every,
+            history = wb.drift_history(dep, since=since, every=every, profiles=self._profiles,
                                        thresholds={k: v for k, v in thresholds.items() if k in _HISTORY_METRICS})
             return _Snapshot(dep, monitor.latest, monitor.alerts, monitor.window_rows, monitor.profile, history)
 
@@ -193,6 +195,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
     def _restart(self) -> None:
         self._task.cancel()
         self._monitor = None
+        self._profiles = {}
         self._summary.object = "Waiting for the first update..."
         self.refresh()
 

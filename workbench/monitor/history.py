@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -216,6 +216,7 @@ def drift_history(
     min_labels: int = 30,
     sources: Sequence[str] | None = None,
     reference: ReferenceProfile | None = None,
+    profiles: MutableMapping[str, ReferenceProfile | None] | None = None,
 ) -> DriftHistory:
     """Drift and measured performance of ``deployment`` from ``since`` to ``until``, per ``every``.
 
@@ -224,7 +225,8 @@ def drift_history(
     ``"1d"``); ``window``: the summaries' own window (a period is a whole number of them).
     ``thresholds`` (``{"accuracy": 0.85}``) raise ``performance`` alerts where a period with at
     least ``min_labels`` labelled rows crosses one. ``sources`` / ``reference`` replace the
-    deployment's log sources and its versions' reference profiles (for logs read elsewhere).
+    deployment's log sources and its versions' reference profiles (for logs read elsewhere);
+    ``profiles`` keeps the versions' profiles between calls (a page that asks every few seconds).
 
     Reads only what was logged since the last call (the summaries are kept beside each log); a
     period's drift comes from its merged summaries, never from its rows.
@@ -248,7 +250,7 @@ def drift_history(
         raise InvalidInputError(f"no metric named {unknown} is kept in the summaries: thresholds can be set on "
                                 "accuracy, f1, mae, rmse, r2")
     settings = settings or DriftSettings()
-    profiles: dict[str, ReferenceProfile | None] = {}
+    profiles = {} if profiles is None else profiles
 
     def profile_for(version: str) -> ReferenceProfile | None:
         if version not in profiles:
