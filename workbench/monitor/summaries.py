@@ -88,6 +88,8 @@ CREATE TABLE IF NOT EXISTS workbench_summary_labels (
     window_start {real} NOT NULL, version TEXT NOT NULL, truth {blob} NOT NULL, predicted {blob} NOT NULL,
     PRIMARY KEY (source, window_seconds, prediction_seq, row_index)
 );
+CREATE INDEX IF NOT EXISTS workbench_summary_labels_window
+    ON workbench_summary_labels (source, window_seconds, window_start, version);
 CREATE TABLE IF NOT EXISTS workbench_summary_cursors (
     source TEXT NOT NULL, window_seconds {real} NOT NULL, predictions BIGINT NOT NULL, feedback BIGINT NOT NULL,
     PRIMARY KEY (source, window_seconds)
