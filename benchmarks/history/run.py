@@ -147,7 +147,7 @@ def from_summaries(rows: int, days: int) -> dict[str, Any]:
     profile = ReferenceProfile.load(folder / "profile")
     started = time.perf_counter()
     store = SummaryStore(folder / "log" / "summaries.db", LogFolderSource(folder / "log"))
-    summaries = store.read()
+    summaries = store.read(START, START + days * 86400, every=3600)
     history = summaries_history(summaries, lambda version: profile,
                                 since=pd.Timestamp(START, unit="s", tz="UTC"),
                                 until=pd.Timestamp(START + days * 86400, unit="s", tz="UTC"), every=3600,

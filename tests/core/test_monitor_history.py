@@ -144,6 +144,18 @@ def test_catching_up_twice_counts_each_row_once_and_later_rows_join_their_window
     # A second reader of the same summaries (a new page) sees the same, and adds nothing.
     again = SummaryStore(folder / "summaries.db", LogFolderSource(folder))
     assert again.catch_up(lambda v: profile) == 0 and {s.start: s.rows for s in again.read()} == after
+    # The hour they were rolled up into as they were written: the same counts as its minutes merged.
+    (hour,) = store.read(BASE, BASE + 3600, every=3600)
+    minutes = WindowSummary.merged(store.read(BASE, BASE + 3600))
+    assert (hour.start, hour.end, hour.rows) == (BASE, BASE + 3600, 150)
+    for name, summary in minutes.features.items():
+        rolled = hour.features[name]
+        assert (rolled.n_total, rolled.missing) == (summary.n_total, summary.missing), name
+        if summary.kind == "numeric":
+            assert rolled.counts.tolist() == summary.counts.tolist(), name
+            assert rolled.edge_counts.tolist() == summary.edge_counts.tolist(), name
+        else:
+            assert dict(rolled.categories) == dict(summary.categories), name
 
 
 def test_summaries_of_different_profiles_refuse_to_merge(replicas) -> None:
@@ -172,6 +184,9 @@ def test_performance_counts_follow_labels_and_corrections_and_equal_the_raw_metr
             log.close()
     merged = _summaries(folders, profile)
     assert merged.performance is not None
+    hours = [s for f in folders for s in SummaryStore(f / "summaries.db", LogFolderSource(f)).read(every=3600)]
+    rolled = WindowSummary.merged(hours).performance  # the hours' counts, rolled up as labels arrived
+    assert rolled is not None and (rolled.n, dict(rolled.confusion)) == (merged.performance.n, dict(merged.performance.confusion))
 
     raw = []
     for folder in folders:

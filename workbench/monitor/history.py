@@ -272,7 +272,7 @@ def drift_history(
     for name in (sources if sources is not None else dep.log_sources):
         store = summary_store(as_source(name), home, every=length)
         store.catch_up(profile_for)
-        summaries += store.read(start.timestamp(), end.timestamp())
+        summaries += store.read(start.timestamp(), end.timestamp(), every=period)
     return summaries_history(summaries, profile_for, since=start, until=end, every=period, settings=settings,
                              thresholds=limits, min_labels=min_labels, name=dep.name,
                              events=_events(audit_log, dep, start, end))

@@ -442,24 +442,27 @@ class Wasserstein(DriftTest):
         position = self.probs_ * (sample.count - 1)
         first = np.floor(position).astype(np.int64)
         last = np.minimum(first + 1, sample.count - 1)
-        low_value, high_value = self._order_values(sample, first), self._order_values(sample, last)
+        values = self._order_values(sample, np.concatenate([first, last]))
+        low_value, high_value = values[:len(first)], values[len(first):]
         return low_value + (high_value - low_value) * (position - first)
 
     def _order_values(self, sample: BinnedSample, positions: np.ndarray) -> np.ndarray:
         counts = sample.bin_counts.astype(np.float64)
         edge = sample.edge_counts.astype(np.float64)
-        low, high = sample.bounds()
+        low_all, high_all = sample.bounds()
+        # The reference CDF at every bin's bounds, once (a bin holds many order statistics).
+        f_low_all = _sketch_cdf(self.quantiles_, self.probs_, low_all, "right")
+        f_high_all = _sketch_cdf(self.quantiles_, self.probs_, high_all, "left")
         k = sample.order_bins(positions)
+        low, high, f_low, f_high = low_all[k], high_all[k], f_low_all[k], f_high_all[k]
         totals = np.concatenate([[0.0], np.cumsum(counts)])
         into = positions - totals[k] - edge[k]
         spread = counts[k] - edge[k]
         frac = np.clip(np.divide(into + 0.5, spread, out=np.zeros(len(k)), where=spread > 0), 0.0, 1.0)
-        f_low = _sketch_cdf(self.quantiles_, self.probs_, low[k], "right")
-        f_high = _sketch_cdf(self.quantiles_, self.probs_, high[k], "left")
         shaped = np.interp(f_low + frac * (f_high - f_low), self.probs_, self.quantiles_)
-        linear = low[k] + frac * (high[k] - low[k])
-        inside = np.clip(np.where(f_high > f_low, shaped, linear), low[k], high[k])
-        return np.where(into < 0, low[k], inside)
+        linear = low + frac * (high - low)
+        inside = np.clip(np.where(f_high > f_low, shaped, linear), low, high)
+        return np.where(into < 0, low, inside)
 
     def _error(self, sample: BinnedSample) -> float:
         # The rows' quantile at p and this one weigh the same two order statistics alike; each
@@ -468,7 +471,8 @@ class Wasserstein(DriftTest):
         first = np.floor(position).astype(np.int64)
         last = np.minimum(first + 1, sample.count - 1)
         t = position - first
-        gap = (1 - t) * self._order_width(sample, first) + t * self._order_width(sample, last)
+        widths = self._order_width(sample, np.concatenate([first, last]))
+        gap = (1 - t) * widths[:len(first)] + t * widths[len(first):]
         return float(np.sum((gap[:-1] + gap[1:]) / 2 * np.diff(self.probs_)) / self.norm_)
 
     @staticmethod

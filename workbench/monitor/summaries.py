@@ -24,6 +24,8 @@ one transaction each: a window is never counted twice, and nothing is lost when 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -49,7 +51,7 @@ from workbench.predlog import (
     log_rows,
     read_all_feedback,
 )
-from workbench.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+from workbench.profile import NumericProfile, ReferenceProfile
 
 __all__ = [
     "CategoricalSummary",
@@ -66,6 +68,9 @@ __all__ = [
 #: small enough to keep a week of minutes, fine enough that KS and Wasserstein stay within a few
 #: thousandths of their raw-row values on reference-like data (the bound is stated per report).
 REFERENCE_STEP = 5
+
+#: Minute summaries are also rolled up into hours as they are written, so a week is 168 rows to read.
+ROLLUP = 3600.0
 
 #: The file of summaries beside a log folder's ``predictions.db``.
 SUMMARY_FILE = "summaries.db"
@@ -197,10 +202,12 @@ class NumericSummary:
     @classmethod
     def from_json(cls, data: Mapping[str, Any], counts: np.ndarray) -> NumericSummary:
         """Inverse of :meth:`to_json`, given the bin counts."""
-        edge_counts = np.zeros(len(counts), dtype=np.int64)
         where, how_many = data["e"]
         if where:
+            edge_counts = np.zeros(len(counts), dtype=np.int64)
             edge_counts[np.asarray(where, dtype=np.int64)] = how_many
+        else:  # continuous values are never on an edge: one shared, read-only zero array
+            edge_counts = _no_edges(len(counts))
         low, high = data["lo"], data["hi"]
         return cls(int(data["n"]), int(data["m"]), counts, edge_counts,
                    math.inf if low is None else float(low), -math.inf if high is None else float(high),
@@ -264,6 +271,13 @@ class CategoricalSummary:
 
 
 FeatureSummary = NumericSummary | CategoricalSummary
+
+
+@functools.lru_cache(maxsize=64)
+def _no_edges(n: int) -> np.ndarray:
+    zeros = np.zeros(n, dtype=np.int64)
+    zeros.flags.writeable = False
+    return zeros
 
 
 def _label(value: Any) -> Any:
@@ -650,6 +664,8 @@ class SummaryStore:
             self._db = _SQLiteDatabase(Path(path))
         self.where = self._db.where
         self._lock = f"workbench-summaries:{source.name}:{self.every}"
+        #: The length of the rolled-up windows kept beside these (``None``: none).
+        self.rollup = ROLLUP if self.every < ROLLUP and (ROLLUP / self.every).is_integer() else None
 
     def __repr__(self) -> str:
         return f"SummaryStore({self.where!r}, source={self.source.name!r}, every={self.every:g})"
@@ -698,7 +714,9 @@ class SummaryStore:
                 now, feedback_since = self._cursors_in(run)
                 if now == since:  # else another reader summarised this page meanwhile: read on from there
                     for summary in summaries:
-                        self._add(run, summary)
+                        self._add(run, summary, self.every)
+                    for summary in self._rolled(summaries):
+                        self._add(run, summary, summary.end - summary.start)
                     self._set_cursor(run, page.next_since, feedback_since)
                     added += sum(s.rows for s in summaries)
                     now = page.next_since
@@ -711,8 +729,19 @@ class SummaryStore:
         self._catch_up_feedback(since, page_size)
         return added
 
-    def _add(self, run: Callable[[str, Sequence[Any]], Rows], summary: WindowSummary) -> None:
-        key = (self.source.name, self.every, summary.start, summary.version)
+    def _rolled(self, summaries: list[WindowSummary]) -> list[WindowSummary]:
+        """``summaries`` merged into the rolled-up windows they fall in."""
+        if self.rollup is None:
+            return []
+        hours: dict[tuple[float, str, str], list[WindowSummary]] = {}
+        for summary in summaries:
+            hours.setdefault((math.floor(summary.start / self.rollup) * self.rollup, summary.version, summary.grid),
+                             []).append(summary)
+        return [dataclasses.replace(WindowSummary.merged(parts), start=start, end=start + self.rollup)
+                for (start, _, _), parts in hours.items()]
+
+    def _add(self, run: Callable[[str, Sequence[Any]], Rows], summary: WindowSummary, seconds: float) -> None:
+        key = (self.source.name, seconds, summary.start, summary.version)
         found = run("SELECT grid, n_rows, data, counts FROM workbench_summaries WHERE source = ? AND "
                     "window_seconds = ? AND window_start = ? AND version = ?", key)
         if found and found[0][0] == summary.grid:
@@ -748,12 +777,16 @@ class SummaryStore:
                 run(_UPSERT_LABEL, (self.source.name, self.every, seq, row, start, version,
                                     orjson.dumps(truth), orjson.dumps(guess)))
                 touched.add((start, version))
-            for start, version in touched:
+            windows = {(start, self.every, version) for start, version in touched}
+            if self.rollup is not None:
+                windows |= {(math.floor(start / self.rollup) * self.rollup, self.rollup, version)
+                            for start, version in touched}
+            for start, seconds, version in windows:
                 pairs = run("SELECT truth, predicted FROM workbench_summary_labels WHERE source = ? AND "
-                            "window_seconds = ? AND window_start = ? AND version = ?",
-                            (self.source.name, self.every, start, version))
+                            "window_seconds = ? AND window_start >= ? AND window_start < ? AND version = ?",
+                            (self.source.name, self.every, start, start + seconds, version))
                 counts = PerformanceCounts.of([orjson.loads(t) for t, _ in pairs], [orjson.loads(p) for _, p in pairs])
-                run(_UPSERT_PERFORMANCE, (self.source.name, self.every, start, version, counts.n,
+                run(_UPSERT_PERFORMANCE, (self.source.name, seconds, start, version, counts.n,
                                           orjson.dumps(counts.to_json())))
             last = read.next_since
             if len(read.records) and len(truths) < int(read.records["truth"].notna().sum()):
@@ -792,18 +825,33 @@ class SummaryStore:
                         else str(version), _plain(truth), _plain(guess)))
         return out
 
-    def read(self, since: float | None = None, until: float | None = None) -> list[WindowSummary]:
+    def read(self, since: float | None = None, until: float | None = None, *,
+             every: float | None = None) -> list[WindowSummary]:
         """The stored summaries of windows starting in ``[since, until)`` (seconds since the epoch),
-        oldest first, with their performance counts."""
+        oldest first, with their performance counts. When ``every`` (the period they will be merged
+        into) is a whole number of hours, the whole hours come from the rolled-up summaries (a week:
+        168 rows) and only the hours cut by ``since`` or ``until`` from the minutes."""
         low = -math.inf if since is None else math.floor(since / self.every) * self.every
         high = math.inf if until is None else until
+        if self.rollup is None or every is None or not (every / self.rollup).is_integer():
+            return self._read_level(self.every, low, high)
+        first = low if math.isinf(low) else math.ceil(low / self.rollup) * self.rollup
+        last = high if math.isinf(high) else math.floor(high / self.rollup) * self.rollup
+        if first >= last:
+            return self._read_level(self.every, low, high)
+        return [*self._read_level(self.every, low, first), *self._read_level(self.rollup, first, last),
+                *self._read_level(self.every, last, high)]
+
+    def _read_level(self, seconds: float, low: float, high: float) -> list[WindowSummary]:
+        if low >= high:
+            return []
         rows = self._db.query(
             "SELECT s.window_start, s.version, s.grid, s.n_rows, s.data, s.counts, p.data FROM workbench_summaries s "
             "LEFT JOIN workbench_summary_performance p ON p.source = s.source AND p.window_seconds = s.window_seconds "
             "AND p.window_start = s.window_start AND p.version = s.version WHERE s.source = ? AND s.window_seconds = ? "
             "AND s.window_start >= ? AND s.window_start < ? ORDER BY s.window_start, s.version",
-            (self.source.name, self.every, low, high))
-        return [WindowSummary.decode(data, counts, start=float(start), end=float(start) + self.every,
+            (self.source.name, seconds, low, high))
+        return [WindowSummary.decode(data, counts, start=float(start), end=float(start) + seconds,
                                      version=version, grid=grid, rows=int(n),
                                      performance=PerformanceCounts.from_json(orjson.loads(perf)) if perf else None)
                 for start, version, grid, n, data, counts, perf in rows]
