@@ -312,7 +312,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         history = self._drift_history
         every = pd.Timedelta(seconds=history.every)
         shown = [a for a in history.alerts if a.kind in kinds and (a.kind != "feature_drift" or a.feature == self.feature)]
-        alerts = {"x": [_naive(min(a.time - every / 2, history.until)) for a in shown], "y": [y(a) for a in shown],
+        alerts = {"x": [_naive(a.time - every) for a in shown], "y": [y(a) for a in shown],
                   "label": [a.message for a in shown]}
         events = history.events.to_dict("records")
         return alerts, {"x": [_naive(e["ts"]) for e in events], "label": history.event_names,
@@ -328,11 +328,11 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         chosen = features[features["feature"] == self.feature] if self.feature else features.iloc[0:0]
         for version, rows in chosen.groupby("version", sort=False):
             label = f"{self.feature} (v{version})" if several else str(self.feature)
-            series.append((label, _middles(rows["start"], history), rows["score"].to_numpy(dtype=float)))
+            series.append((label, _starts(rows["start"]), rows["score"].to_numpy(dtype=float)))
         drift_share = history.report.drift_share if history.report is not None else 0.5
         for version, rows in frame.groupby("version", sort=False):
             label = f"dataset (v{version})" if several else "dataset (share drifted)"
-            series.append((label, _middles(rows["start"], history),
+            series.append((label, _starts(rows["start"]),
                            np.minimum(rows["share_drifted"].to_numpy(dtype=float) / drift_share, 10.0)))
 
         def where(alert: Any) -> float:
@@ -361,7 +361,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         for metric in shown:
             for version, rows in frame[frame[metric].notna()].groupby("version", sort=False):
                 label = f"{metric} (v{version})" if several else metric
-                series.append((label, _middles(rows["start"], history), rows[metric].to_numpy(dtype=float)))
+                series.append((label, _starts(rows["start"]), rows[metric].to_numpy(dtype=float)))
         alerts, events = self._timeline_extras({"performance"}, lambda alert: alert.statistic)
         if not series:
             title = ("Measured performance: no ground truth yet (send it with dep.log_feedback or "
@@ -390,10 +390,9 @@ def _naive(stamp: Any) -> np.datetime64:
     return pd.Timestamp(stamp).tz_convert("UTC").tz_localize(None).to_datetime64()
 
 
-def _middles(starts: pd.Series, history: Any) -> np.ndarray:
-    """Where each period's point goes: its middle (the period still running: no later than now)."""
-    middle = starts + pd.Timedelta(seconds=history.every / 2)
-    return middle.clip(upper=history.until).dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+def _starts(starts: pd.Series) -> np.ndarray:
+    """Where each period's point goes: at its start, as time axes of buckets read ("the 14:00 hour")."""
+    return starts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
 
 
 def _duration(delta: pd.Timedelta) -> str:
