@@ -124,10 +124,10 @@ def timeline(title: str, *, y_label: str, height: int = 300, name: str = "timeli
     fig = chart.figure
     fig.x_range = Range1d(start=0, end=1)
     alerts = ColumnDataSource({"x": [], "y": [], "label": []}, name=f"{name}-alerts")
-    events = ColumnDataSource({"x": [], "label": [], "detail": []}, name=f"{name}-events")
+    events = ColumnDataSource({"x": [], "label": [], "detail": [], "shift": []}, name=f"{name}-events")
     fig.vspan(x="x", source=events, line_color=EVENT_COLOR, line_width=2, line_dash="dotted", line_alpha=0.8)
     fig.add_layout(LabelSet(x="x", y=4, y_units="screen", text="label", source=events, angle=1.5708,
-                            x_offset=-3, text_font_size="8pt", text_color=EVENT_COLOR))
+                            x_offset="shift", text_font_size="8pt", text_color=EVENT_COLOR))
     marker = fig.scatter("x", "y", source=alerts, marker="inverted_triangle", size=13, color=ALERT_COLOR,
                          line_color="white", legend_label="alert")
     fig.add_tools(HoverTool(renderers=[marker], tooltips=[("alert", "@label"), ("at", "@x{%a %d %b %H:%M}")],
@@ -143,10 +143,19 @@ def show_timeline(chart: Chart, series: Sequence[tuple[str, Any, Any]], *, start
                   spans: Mapping[str, float | None] | None = None) -> None:
     """Draw ``series`` on a :func:`timeline` over ``start`` to ``end`` (datetimes, UTC), with its
     alert markers and event bands."""
+    first, last = _millis(start), _millis(end)
     chart.sources["alerts"].data = dict(alerts or {"x": [], "y": [], "label": []})
-    chart.sources["events"].data = dict(events or {"x": [], "label": [], "detail": []})
+    shown = dict(events or {"x": [], "label": [], "detail": []})
+    # Labels of events close in time side by side, not over each other (11 px apart).
+    shift, previous = [], None
+    for x in shown["x"]:
+        at = _millis(x)
+        shift.append(shift[-1] + 11.0 if previous is not None and at - previous < (last - first) * 0.02 else -3.0)
+        previous = at
+    chart.sources["events"].data = {**shown, "shift": shift}
     x_range = chart.figure.x_range
-    x_range.start, x_range.end = _millis(start), _millis(end)
+    pad = (last - first) * 0.03  # the newest point (and its band) clear of the plot's edge
+    x_range.start, x_range.end = first - pad / 3, last + pad
     show_lines(chart, series, title=title, colors_=colors_, spans=spans)
 
 
