@@ -137,6 +137,9 @@ def test_a_page_opened_after_traffic_stopped_draws_its_history_with_readable_tic
     assert monitor.history.every == 7200 and int(monitor.history.frame["rows"].sum()) == 240
     assert monitor._over_time.figure.x_range.end - monitor._over_time.figure.x_range.start == pytest.approx(
         7 * 86400 * 1000, rel=0.05)
+    monitor.param.update(since="2d", period="custom")  # from a start of one's own: about 100 points
+    assert monitor.wait(60)
+    assert monitor.history.every == 29 * 60 and int(monitor.history.frame["rows"].sum()) == 240
     assert errors_shown(monitor) == []
 
 
