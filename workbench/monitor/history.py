@@ -163,10 +163,10 @@ class DriftHistory(Report):
 
 
 def _span(delta: pd.Timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    if hours >= 47:
-        return f"{round(hours / 24)} days"
-    return f"{round(hours)} h" if hours >= 1 else f"{round(hours * 60)} min"
+    minutes = round(delta.total_seconds() / 60)  # "since 1h" ends a moment after it began: 60 min
+    if minutes >= 47 * 60:
+        return f"{round(minutes / 1440)} days"
+    return f"{round(minutes / 60)} h" if minutes >= 60 else f"{minutes} min"
 
 
 def _event_name(event: Mapping[str, Any]) -> str:
