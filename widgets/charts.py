@@ -119,7 +119,8 @@ def timeline(title: str, *, y_label: str, height: int = 300, name: str = "timeli
     audit events as labelled vertical bands (source ``events``: ``x``, ``label``, ``detail``).
 
     Fill it with :func:`show_timeline`. The sources are named ``{name}-lines``, ``{name}-points``,
-    ``{name}-alerts`` and ``{name}-events`` (what a browser test reads)."""
+    ``{name}-alerts`` and ``{name}-events``, the threshold ``{name}-threshold`` and the time axis
+    ``{name}-time-axis`` (what a browser test reads)."""
     chart = lines(title, x_label="time (UTC)", y_label=y_label, height=height, datetime_x=True)
     fig = chart.figure
     fig.x_range = Range1d(start=0, end=1)
@@ -134,6 +135,8 @@ def timeline(title: str, *, y_label: str, height: int = 300, name: str = "timeli
                             formatters={"@x": "datetime"}))
     chart.sources["lines"].name = f"{name}-lines"
     chart.sources["points"].name = f"{name}-points"
+    chart.spans["threshold"].name = f"{name}-threshold"
+    fig.xaxis.name = f"{name}-time-axis"
     return Chart(fig, {**chart.sources, "alerts": alerts, "events": events}, chart.pane, chart.spans)
 
 

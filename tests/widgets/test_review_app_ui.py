@@ -286,6 +286,15 @@ def test_the_drift_page_opened_after_traffic_stopped_shows_the_history_and_the_p
     assert f"challenger v{second.version}" in events["label"] and f"deploy v{review_model.version}" in events["label"]
     assert points is not None and len(points["x"]) >= 2
     assert max(points["x"]) < opened  # drawn from history: every point is from before the page opened
+    alerts = _bokeh_data(page, "drift-history-alerts")  # the alert's marker, where x0 crossed
+    assert alerts is not None and any("'x0' drifted" in label for label in alerts["label"]), alerts
+    drawn = page.evaluate("""() => {
+        const doc = window.Bokeh.documents[0];
+        const line = doc.get_model_by_name('drift-history-threshold');
+        const axis = doc.get_model_by_name('drift-history-time-axis');
+        return {threshold: line.visible ? line.location : null, hours: axis.formatter.hours};
+    }""")
+    assert drawn == {"threshold": 1.0, "hours": "%a %H:%M"}  # the threshold line; weekday and time ticks
     performance = _bokeh_data(page, "performance-history-lines")
     assert performance is not None and "accuracy" in " ".join(performance["label"])
     page.get_by_text(f"promote v{second.version}").first.wait_for(timeout=10_000)  # in the history line too
