@@ -744,8 +744,12 @@ class SummaryStore:
         key = (self.source.name, seconds, summary.start, summary.version)
         found = run("SELECT grid, n_rows, data, counts FROM workbench_summaries WHERE source = ? AND "
                     "window_seconds = ? AND window_start = ? AND version = ?", key)
-        if found and found[0][0] == summary.grid:
+        if found:
             grid, n, data, counts = found[0]
+            if grid != summary.grid:
+                # Counted on another profile of this version before (its profile was replaced): what
+                # is stored stays; these rows are not comparable with it and are left out.
+                return
             summary = WindowSummary.decode(data, counts, start=summary.start, end=summary.end,
                                            version=summary.version, grid=grid, rows=int(n)).merge(summary)
         run(_UPSERT_SUMMARY, (*key, summary.grid, summary.rows, *summary.encode()))
