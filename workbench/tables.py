@@ -301,6 +301,8 @@ class ColumnType:
             return pd.Categorical([None if _is_missing(v) else v for v in items])
         dtype = pd.CategoricalDtype(list(levels), ordered=self.ordered)
         known = set(dtype.categories.tolist())
+        if "" not in known:  # a V2 BYTES tensor (Triton's client) cannot hold a null: "" is the gap
+            items = [None if isinstance(v, str) and v == "" else v for v in items]
         unknown = next((v for v in items if not _is_missing(v) and v not in known), None)
         if unknown is not None:
             shown = ", ".join(repr(c) for c in levels[:8])

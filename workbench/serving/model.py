@@ -395,6 +395,13 @@ class ServedModel:
         outputs = [
             {"name": n, "datatype": v2_datatype(d), "shape": [-1]} for n, d in self.output_spec.items()
         ]
+        if not outputs and self.output_schema is not None and self.output_schema.is_tensor_spec():
+            # A tensor model (a network): its outputs as the signature declares them, so a client
+            # that asks for outputs by name (Triton's with JSON tensors) knows what to ask for.
+            specs = self.output_schema.inputs
+            outputs = [{"name": str(spec.name or (self.output_name if len(specs) == 1 else f"output-{i}")),
+                        "datatype": v2_datatype(np.dtype(spec.type)), "shape": list(spec.shape)}
+                       for i, spec in enumerate(specs)]
         for method, (dtype, rest) in self.method_shapes.items():
             output: dict[str, Any] = {"name": method, "datatype": v2_datatype(dtype), "shape": [-1, *rest]}
             columns = self.output_columns(method) if rest else None
