@@ -28,6 +28,12 @@ __version__ = "0.1.0"
 # and IDEs read, and which attach_typed reads to serve the same names lazily.
 __getattr__, __dir__, __all__ = attach_typed(__name__, __file__)
 
+# In a notebook kernel: MLflow and the warm server process get ready while the user works (see
+# workbench.warmup; nothing starts anywhere else).
+from workbench import warmup as _warmup  # noqa: E402
+
+_warmup.start()
+
 
 if TYPE_CHECKING:  # the one list of public names (read by attach_typed at run time, by type checkers here)
     from workbench.audit import AuditRecord, audit_log

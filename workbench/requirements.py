@@ -12,6 +12,7 @@ the model was trained with. Every requirement is pinned to the installed version
 
 from __future__ import annotations
 
+import csv
 import functools
 import importlib.metadata as metadata
 import io
@@ -21,7 +22,7 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["model_requirements"]
+__all__ = ["model_requirements", "prepare"]
 
 #: Never listed: MLflow adds its own pin, and packaging swaps it for mlflow-skinny.
 _LEFT_TO_MLFLOW = {"mlflow", "mlflow-skinny", "mlflow-tracing"}
@@ -50,7 +51,29 @@ def _module_names(model: Any) -> set[str]:
 
 @functools.cache
 def _distributions_of_modules() -> Mapping[str, list[str]]:
-    return metadata.packages_distributions()
+    """Top-level module name -> the installed distributions that provide it, as
+    :func:`importlib.metadata.packages_distributions` gives it, read from each distribution's
+    ``top_level.txt`` or its ``RECORD`` as text: that function makes a path object of every file
+    every package installed (half a second of a first ``log_model``)."""
+    found: dict[str, list[str]] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        declared = dist.read_text("top_level.txt")
+        if declared:
+            tops = declared.split()
+        else:
+            tops = [path.split("/", 1)[0] if "/" in path else path[:-3]
+                    for path, *_ in csv.reader((dist.read_text("RECORD") or "").splitlines())
+                    if path.endswith(".py")]
+        for top in dict.fromkeys(tops):
+            found.setdefault(top, []).append(name)
+    return found
+
+
+def prepare() -> None:
+    """Build the module map of the installed distributions now (a notebook's warm-up does, so that
+    its first ``log_model`` does not)."""
+    _distributions_of_modules()
 
 
 def _canonical(name: str) -> str:

@@ -213,6 +213,8 @@ _FLAVOR_LIBRARIES: dict[str, tuple[str, ...]] = {
     "sklearn": ("scikit-learn",),
     "xgboost": ("xgboost",),
     "lightgbm": ("lightgbm",),
+    "catboost": ("catboost",),
+    "statsmodels": ("statsmodels",),
     "pyfunc": ("cloudpickle",),
     "pytorch": ("torch",),
 }

@@ -43,11 +43,16 @@ _LOAD_WITH_ONLY = textwrap.dedent("""
     # The test's own transport of the rows, before the gate closes (pandas' strings may need pyarrow to
     # unpickle: what is imported by then stays importable).
     rows = pd.read_pickle(rows_file)
-    # None in sys.modules: `import x` fails and importlib.util.find_spec("x") answers None, as when
-    # x is not installed at all.
-    for top, dists in md.packages_distributions().items():
-        if top not in sys.stdlib_module_names and top not in sys.modules and not {canon(d) for d in dists} & allowed:
-            sys.modules[top] = None
+    # The path finder no longer sees the others: `import x` fails, importlib.util.find_spec("x")
+    # answers None and sys.modules has no entry, as when x is not installed at all (a library that
+    # looks for torch in sys.modules finds nothing).
+    blocked = {top for top, dists in md.packages_distributions().items()
+               if top not in sys.stdlib_module_names and top not in sys.modules
+               and not {canon(d) for d in dists} & allowed}
+    from importlib.machinery import PathFinder
+    seen = PathFinder.find_spec
+    PathFinder.find_spec = classmethod(
+        lambda cls, name, path=None, target=None: None if path is None and name in blocked else seen(name, path, target))
     import mlflow.pyfunc
     # The flavor itself, as the workbench's server calls it once a request has the training dtypes
     # (MLflow's own schema enforcement refuses nullable integers with gaps).

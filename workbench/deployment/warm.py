@@ -43,7 +43,7 @@ from typing import Any
 from workbench._private import private_folder
 from workbench.errors import ConfigurationError, HealthCheckError
 
-__all__ = ["IDLE_SECONDS", "PRELOAD", "SpawnedProcess", "shutdown", "socket_path", "spawn"]
+__all__ = ["IDLE_SECONDS", "PRELOAD", "SpawnedProcess", "ensure_running", "shutdown", "socket_path", "spawn"]
 
 #: Seconds the warm process waits for a request before it exits.
 IDLE_SECONDS = 900.0
@@ -200,6 +200,17 @@ def _start(path: Path, timeout: float) -> None:
                 raise HealthCheckError(f"the warm server process did not start within {timeout:.0f} s")
             time.sleep(0.02)
         probe.close()
+
+
+def ensure_running(timeout: float = 120.0) -> None:
+    """Start this environment's warm process unless one runs (a notebook's warm-up does, so that
+    its first local deployment forks from a process that is already warm)."""
+    path = socket_path()
+    probe = _connect(path, 2.0)
+    if probe is not None:
+        probe.close()
+        return
+    _start(path, timeout)
 
 
 def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | os.PathLike[str], log_file: Path,
