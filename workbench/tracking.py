@@ -63,6 +63,7 @@ __all__ = [
     "get_run",
     "iter_runs",
     "log_model",
+    "log_values",
     "record_hashes",
     "metric_history",
     "runs",
@@ -531,6 +532,21 @@ def _summary(run: Any) -> RunSummary:
     )
 
 
+def log_values(run_id: str, *, params: Mapping[str, Any] | None = None,
+               metrics: Mapping[str, float] | None = None, tags: Mapping[str, str] | None = None) -> None:
+    """Add params, metrics and tags to run ``run_id`` after it ended (what a later step learnt about
+    the model it logged, e.g. a retrain gate's scores). A param already set keeps its value, as MLflow
+    requires: logging another value for it raises."""
+    client = _mlflow.client()
+    with _mlflow.translated(RunNotFoundError, f"run {run_id!r}"):
+        for key, value in (params or {}).items():
+            client.log_param(run_id, key, str(value))
+        for key, number in (metrics or {}).items():
+            client.log_metric(run_id, key, float(number))
+        for key, text in (tags or {}).items():
+            client.set_tag(run_id, key, str(text))
+
+
 def get_run(run_id: str) -> RunSummary:
     """The run with id ``run_id``."""
     client = _mlflow.client()
@@ -572,7 +588,7 @@ def iter_runs(
             return
 
 
-_RUN_COLUMNS = ["run_id", "name", "status", "user", "start_time", "end_time"]
+_RUN_COLUMNS = ["run_id", "name", "status", "user", "start_time", "end_time", "reproduction_of"]
 
 
 def _runs_frame(found: Sequence[Any]) -> pd.DataFrame:
@@ -586,6 +602,8 @@ def _runs_frame(found: Sequence[Any]) -> pd.DataFrame:
             "user": summary.user,
             "start_time": summary.start_time,
             "end_time": summary.end_time,
+            # The run this one re-ran (workbench.reproduce), else None: a reproduction is not the original.
+            "reproduction_of": summary.tags.get(_replay.TAG_REPRODUCTION_OF),
         }
         row.update({f"metrics.{k}": v for k, v in summary.metrics.items()})
         row.update({f"params.{k}": v for k, v in summary.params.items()})

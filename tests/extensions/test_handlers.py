@@ -146,7 +146,7 @@ async def test_deploy_lists_a_healthy_deployment_then_stop_removes_it(jp_fetch, 
         assert (row["health"], row["policy"], row["alerts"]) == ("healthy", "passes", "no data")
         assert row["policy_detail"].endswith("passes (5 passed)") and row["alerts_detail"] == "no predictions yet"
         versions = {v["version"]: v for v in await _json(jp_fetch, "models", "fixture-rf", "versions")}
-        assert f"{name} (local, champion)" in versions[registered_model.version]["deployments"]
+        assert f"{name} (local, serving)" in versions[registered_model.version]["deployments"]
 
         snippet = await _json(jp_fetch, "snippet", params={"deployment": name})
         assert f'wb.get_deployment("{name}")' in snippet["code"]

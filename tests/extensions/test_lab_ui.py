@@ -197,7 +197,7 @@ def test_deploy_brings_a_deployment_up_shown_healthy_and_its_drift_tab_renders(p
         lab.locator(f'.wb-Deployment[data-deployment="{DEPLOYMENT}"][data-alerts="no data"]').wait_for(timeout=30_000)
         # and the version says where it is deployed
         lab.locator(f'.wb-Version[data-model="{MODEL}"][data-version="{lab_model.version}"] .wb-Where',
-                    has_text=f"deployed: {DEPLOYMENT} (local, champion)").wait_for(timeout=30_000)
+                    has_text=f"deployed: {DEPLOYMENT} (local, serving)").wait_for(timeout=30_000)
         lab.screenshot(path=str(SHOTS / "lab-deployed.png"))
 
         X, _ = numeric_data

@@ -694,12 +694,26 @@ def promote(name: str) -> Deployment:
         raise DeploymentError(f"deployment {name!r} has no challenger to promote")
     _collect_share_moves(record)
     placement = target.promote(current)
-    store.replace(name, requested_uri=record.challenger_uri, model_uri=record.challenger_uri,
-                  model_name=record.model_name, model_version=record.challenger_version,
-                  placement=placement.to_dict(), action="promote", user=get_settings().user)
+    alias = _alias_of(record.requested_uri, record.model_name)
+    store.replace(name, requested_uri=record.requested_uri if alias else record.challenger_uri,
+                  model_uri=record.challenger_uri, model_name=record.model_name,
+                  model_version=record.challenger_version, placement=placement.to_dict(), action="promote",
+                  user=get_settings().user)
     _audit("promote", name, record.target, record.model_name, record.model_version, record.challenger_version,
            record.challenger_uri)
+    if alias and record.challenger_version is not None:
+        from workbench.registry import set_alias
+
+        # The deployment was made from models:/NAME@ALIAS: that alias is what "champion" means to
+        # its users, so it follows the promotion (set_alias writes its own audit record).
+        set_alias(record.model_name, alias, record.challenger_version)
     return get_deployment(name)
+
+
+def _alias_of(requested_uri: str, model_name: str) -> str | None:
+    """The alias a deployment was made from (``models:/NAME@ALIAS`` of its own model), else ``None``."""
+    prefix = f"models:/{model_name}@"
+    return requested_uri.removeprefix(prefix).rstrip("/") or None if requested_uri.startswith(prefix) else None
 
 
 def abort(name: str) -> Deployment:
