@@ -45,7 +45,7 @@ from workbench.errors import (
 from workbench.integrity import MANIFEST, TAG_DIGEST, digest, file_hashes, manifest_bytes
 from workbench.profile import PROFILE_DIR, ReferenceProfile
 from workbench.requirements import model_requirements
-from workbench.snapshot import TAG_SNAPSHOT_KEY, SnapshotManifest, content_key, store_snapshot
+from workbench.snapshot import SNAPSHOT_EXPERIMENT, TAG_SNAPSHOT_KEY, SnapshotManifest, content_key, store_snapshot
 from workbench.tables import TABLE_SCHEMA_FILE, TableSchema
 
 if TYPE_CHECKING:
@@ -87,6 +87,12 @@ class Experiment:
     artifact_location: str
     lifecycle_stage: str
     tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def internal(self) -> bool:
+        """The workbench's own bookkeeping (the training data snapshots), not a user's experiment:
+        the review app and the Lab sidebar leave it out unless asked."""
+        return self.name == SNAPSHOT_EXPERIMENT
 
 
 @dataclass(frozen=True)
