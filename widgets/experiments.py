@@ -60,6 +60,8 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
     columns = param.ListSelector(default=[], objects=[], doc="""
         The ``metrics.*`` and ``params.*`` columns the runs table shows (default: every metric, then
         every param; the user picks them in "Columns").""")
+    run_url = param.String(default="review?run=", doc="""
+        Where a run's name links to (its id is appended): the review app's run page; empty for no links.""")
     show_internal = param.Boolean(default=False, doc="""
         Offer the workbench's own bookkeeping experiments (training data snapshots) too.""")
 
@@ -78,8 +80,10 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
         self._frames: list[pd.DataFrame] = []
         self._syncing = False
 
+        links = ({"name": {"type": "link", "urlPrefix": self.run_url, "urlField": "run_id", "target": "_self"}}
+                 if self.run_url else {})
         self._table = ui.table(page_size=20, selectable="checkbox", header_filters=True,
-                               hidden_columns=["run_id"], label="runs", height=560)
+                               hidden_columns=["run_id"], label="runs", formatters=links)
         self._table.param.watch(self._on_ticked, "selection")
         reload = ui.button("Reload", self.load, color="default")
         self._summary = ui.status_line()
@@ -94,8 +98,9 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
         self._comparison = ui.table(label="comparison", show_index=True, selectable=False, visible=False)
         self._comparison_empty = ui.empty_state("Picked runs side by side",
                                                 "Tick two or more runs in the table to compare their metrics and parameters.")
-        choose = pn.widgets.MultiChoice.from_param(self.param.columns, label="Columns", width=520,
-                                                   placeholder="metrics and params to show")
+        # A plain multiple select: Bokeh's MultiChoice (Choices.js) logs a deprecation warning in the browser.
+        choose = pn.widgets.MultiSelect.from_param(self.param.columns, label="Columns (ctrl-click to pick)",
+                                                   width=360, size=4)
         choose.param.watch(self._on_choose, "value")
         self._layout = pn.Column(
             pn.Row(
@@ -103,11 +108,12 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
                 pn.widgets.TextInput.from_param(self.param.filter_string, label="Filter (MLflow search syntax)",
                                                 placeholder="metrics.accuracy > 0.9", width=380),
                 reload,
+                choose,
                 pn.widgets.Checkbox.from_param(self.param.show_internal, label="internal experiments", align="end"),
             ),
             ui.progress_row(self._loader),
             ui.error_alert(self._loader),
-            pn.Row(self._summary, choose, sizing_mode="stretch_width"),
+            self._summary,
             self._table,
             pn.Row(
                 pn.widgets.Select.from_param(self.param.metric, label="Metric", width=220),
@@ -149,7 +155,7 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
                     break
                 total += len(page)
                 job.ui(lambda page=page: self._append(page))
-                job.update(None, f"{ui.plural(total, 'run')} loaded, reading more...", force=True)
+                job.update(None, force=True)  # the count shows in the summary, as the rows arrive
             return total
 
         self._loader.start(work, self._loaded, message=f"loading runs of {experiment}...")
@@ -183,8 +189,15 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
         if frame is None:
             return
         shown = set(self.columns)
-        self._table.hidden_columns = ["run_id", *(c for c in frame.columns
-                                                 if c.startswith(("metrics.", "params.")) and c not in shown)]
+        # A reproduction says so in its own column, shown once the experiment has one.
+        quiet = ["reproduces"] if "reproduces" in frame and not frame["reproduces"].astype(bool).any() else []
+        self._table.hidden_columns = ["run_id", *quiet, *(c for c in frame.columns
+                                                          if c.startswith(("metrics.", "params.")) and c not in shown)]
+        # Headers as MLflow's runs table has them: the key under its group (Metrics, Parameters).
+        self._table.titles = {c: c.split(".", 1)[1] for c in frame.columns if c.startswith(("metrics.", "params."))}
+        self._table.groups = {group: [c for c in frame.columns if c.startswith(prefix)]
+                              for group, prefix in (("Metrics", "metrics."), ("Parameters", "params."))
+                              if any(c.startswith(prefix) for c in frame.columns)}
 
     def _show_runs(self, frame: pd.DataFrame) -> None:
         with param.edit_constant(self):
@@ -211,7 +224,7 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
         self._summary.object = ui.status_html(f"{ui.plural(len(frame), 'run')} of {self.experiment}") if self.experiment else ""
 
     def _loaded(self, total: int) -> None:
-        self._loader.message = f"{ui.plural(total, 'run')} loaded"
+        self._loader.message = ""  # the summary above the table counts them
         self._draw_scatter()
 
     # -- picking and comparing -------------------------------------------------------------------
@@ -272,8 +285,8 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
             return
         # Runs that did not log the parameter (another model family) are left out of the scatter.
         data = frame[["run_id", "name", x_col, y_col]].dropna(subset=[y_col, x_col])
-        self._scatter_area.show(bool(len(data)))
         if not len(data):
+            self._scatter_area.show(False)
             return
         numeric = pd.to_numeric(data[x_col], errors="coerce")
         axis = self._scatter.figure.xaxis[0]
@@ -299,8 +312,9 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
                 "label": data["name"].astype(str).to_numpy(),
                 "color": np.where(data["run_id"].isin(picked), charts.POSITIVE_COLOR, charts.CURRENT_COLOR),
             }},
-            title=f"{self.metric} vs {self.x_param} ({len(data):,} runs)",
+            title=f"{self.metric} vs {self.x_param} ({ui.plural(len(data), 'run')})",
         )
+        self._scatter_area.show(True)  # after its data: a figure drawn empty logs a warning in the browser
 
     def _names(self) -> dict[str, str]:
         if self.runs is None or not len(self.runs):

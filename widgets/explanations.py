@@ -86,8 +86,9 @@ class Explanations(ui.NotebookView, pn.viewable.Viewer):
         self._local_bars = charts.bars("One prediction", x_label="contribution")
         # Shown and hidden through wrappers: a Bokeh pane set back to visible re-reads its figure's
         # (hidden) state and stays hidden.
-        self._waterfall_box = pn.Column(self._local.pane, sizing_mode="stretch_width")
-        self._bars_box = pn.Column(self._local_bars.pane, sizing_mode="stretch_width", visible=False)
+        # Each pane joins its wrapper once it has data (a figure drawn empty logs a browser warning).
+        self._waterfall_box = pn.Column(sizing_mode="stretch_width")
+        self._bars_box = pn.Column(sizing_mode="stretch_width", visible=False)
         self._importance = charts.bars("Global importance", x_label="mean |contribution|")
         self._dependence = charts.scatter("Dependence", x_label="value", y_label="contribution")
         self._shift = ui.table(pd.DataFrame(), label="importance shift", selectable=False, visible=False)
@@ -182,8 +183,8 @@ class Explanations(ui.NotebookView, pn.viewable.Viewer):
             f"`{result.model_uri}` explained with SHAP ({local.method}); each bar is a feature's contribution "
             f"to the **{explained}**. Rows: {result.source}. Global importance over {global_.n_rows:,} reference rows."
         )
-        self._legend.object = ui.legend({charts.POSITIVE_COLOR: f"raises the {explained}",
-                                         charts.NEGATIVE_COLOR: f"lowers the {explained}"})
+        self._legend.object = ui.legend({charts.POSITIVE_COLOR: f"raises the {explained.replace('each ', 'the ')}",
+                                         charts.NEGATIVE_COLOR: f"lowers the {explained.replace('each ', 'the ')}"})
         self._task.message = f"{ui.plural(len(local), 'row')} explained"
         table = local.to_frame()[[c for c in ("target", "prediction", "base_value") if c in local.to_frame()]]
         self._rows.value = pd.concat([table, local.data.reset_index(drop=True)], axis=1).round(4)
@@ -228,6 +229,8 @@ class Explanations(ui.NotebookView, pn.viewable.Viewer):
             steps = waterfall_steps(row, base)
             self._local.figure.height = self._local.pane.height = 90 + BAR_PX * len(steps["label"])
             charts.show_data(self._local, {"steps": steps}, y_factors=steps["label"], title=title)
+            if not self._waterfall_box.objects:
+                self._waterfall_box[:] = [self._local.pane]
         else:
             shown = row.iloc[::-1]
             labels = [f"{f} = {_value(v)}" for f, v in zip(shown["feature"], shown["value"], strict=True)]
@@ -238,6 +241,8 @@ class Explanations(ui.NotebookView, pn.viewable.Viewer):
                           "color": [charts.POSITIVE_COLOR if c > 0 else charts.NEGATIVE_COLOR for c in contributions]}},
                 y_factors=labels, title=title,
             )
+            if not self._bars_box.objects:
+                self._bars_box[:] = [self._local_bars.pane]
 
     @param.depends("feature", watch=True)
     def _show_dependence(self) -> None:
@@ -259,13 +264,13 @@ class Explanations(ui.NotebookView, pn.viewable.Viewer):
             axis.major_label_overrides = {}
         contributions = frame["contribution"].to_numpy(dtype=float)
         self._dependence.figure.xaxis.axis_label = self.feature
-        self._dependence_area.show(bool(len(frame)))
         charts.show_data(
             self._dependence,
             {"points": {"x": x, "y": contributions, "label": frame["value"].astype(str).tolist(),
                         "color": [charts.POSITIVE_COLOR if c > 0 else charts.NEGATIVE_COLOR for c in contributions]}},
-            title=f"Dependence on {self.feature} ({len(frame):,} reference rows)",
+            title=f"Dependence on {self.feature} ({ui.plural(len(frame), 'reference row')})",
         )
+        self._dependence_area.show(bool(len(frame)))
 
     def _on_row(self, event: Any) -> None:
         if event.new:
@@ -314,8 +319,11 @@ def _output_words(local: Any, row: int | None = None) -> str:
     output = str(local.output).replace("_", " ")
     if local.targets is None:
         return output
-    classes = sorted({str(t) for t in local.targets}) if row is None else [str(local.targets[row])]
-    return f"{output} of class {' / '.join(classes)}"
+    if row is not None:
+        return f"{output} of class {local.targets[row]}"
+    classes = {str(t) for t in local.targets}
+    # Each row explains the class in its "target" column (the class it predicts) when they differ.
+    return f"{output} of class {classes.pop()}" if len(classes) == 1 else f"{output} of each row's target class"
 
 
 def _value(value: Any) -> str:

@@ -184,7 +184,7 @@ def status_line(text: str = "", **params: Any) -> pn.pane.HTML:
 
 def status_html(text: str) -> str:
     """HTML of a status line (escaped), empty for no text."""
-    return f"<span class='wb-status' style='color:{_MUTED}'>{html.escape(text)}</span>" if text else ""
+    return f"<span class='wb-status' style='color:{_MUTED}'>{html.escape(text, quote=False)}</span>" if text else ""
 
 
 def card(title: str, *objects: Any, subtitle: str = "", **params: Any) -> pn.Column:
@@ -300,7 +300,9 @@ def progress_row(task: BackgroundTask, *, width: int = 220) -> pn.Row:
     the amount done is unknown)."""
     bar = pn.indicators.Progress(value=task.param.progress, active=task.param.running, width=width,
                                  visible=task.param.running, bar_color="primary", margin=(12, 10))
-    message = pn.pane.Str(task.param.message, margin=(6, 10), styles={"color": "#57606a"})
+    # A status line in words (not a monospace log line), hidden while there is nothing to say.
+    message = pn.pane.HTML(task.param.message.rx.pipe(status_html), margin=(6, 10),
+                           visible=task.param.message.rx.pipe(bool))
     return pn.Row(bar, message, sizing_mode="stretch_width")
 
 

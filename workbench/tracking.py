@@ -65,6 +65,9 @@ __all__ = [
     "log_model",
     "log_values",
     "record_hashes",
+    "RunArtifact",
+    "run_artifacts",
+    "run_models",
     "metric_history",
     "runs",
     "start_run",
@@ -551,6 +554,38 @@ def log_values(run_id: str, *, params: Mapping[str, Any] | None = None,
             client.log_metric(run_id, key, float(number))
         for key, text in (tags or {}).items():
             client.set_tag(run_id, key, str(text))
+
+
+@dataclass(frozen=True)
+class RunArtifact:
+    """One file a run logged (a model's files are under its logged model, see :func:`run_models`)."""
+
+    path: str
+    size: int | None
+
+
+def run_artifacts(run_id: str, *, limit: int = 500) -> list[RunArtifact]:
+    """The files run ``run_id`` logged (folders walked), at most ``limit``."""
+    client = _mlflow.client()
+    found: list[RunArtifact] = []
+    folders: list[str | None] = [None]
+    with _mlflow.translated(RunNotFoundError, f"run {run_id!r}"):
+        while folders and len(found) < limit:
+            for info in client.list_artifacts(run_id, folders.pop()):
+                if info.is_dir:
+                    folders.append(info.path)
+                else:
+                    found.append(RunArtifact(info.path, info.file_size))
+    return sorted(found[:limit], key=lambda a: a.path)
+
+
+def run_models(run_id: str) -> list[str]:
+    """The URIs (``models:/m-...``) of the models run ``run_id`` logged, oldest first."""
+    run = get_run(run_id)
+    client = _mlflow.client()
+    with _mlflow.translated(RunNotFoundError, f"run {run_id!r}"):
+        found = client.search_logged_models([run.experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    return [f"models:/{m.model_id}" for m in sorted(found, key=lambda m: m.creation_timestamp or 0)]
 
 
 def get_run(run_id: str) -> RunSummary:

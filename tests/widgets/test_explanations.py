@@ -89,5 +89,5 @@ def test_a_wide_model_shows_its_top_features_the_rest_summed_and_a_legend_naming
     assert bars["label"][0] == "15 other features (summed)"
     assert bars["value"][0] == pytest.approx(sum(1.0 / (i + 1) for i in range(15, 30)))
     shown = shown_text(explained)
-    assert "raises the probability of class" in shown and "lowers the probability of class" in shown
+    assert "raises the probability of" in shown and "lowers the probability of" in shown
     assert "Base value" in shown and "average probability of class" in shown

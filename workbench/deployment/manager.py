@@ -113,6 +113,9 @@ class Deployment:
     #: What the call that returned this did, in words: ``created``, ``unchanged`` (the name already
     #: served that version), ``updated from version 1 to version 3``, ...; ``None`` for a look-up.
     change: str | None = None
+    #: The alias it follows (``champion`` when deployed from ``models:/NAME@champion``): promoting its
+    #: challenger moves that alias too. ``None`` when it was deployed from a version.
+    alias: str | None = None
 
     @property
     def feedback_token(self) -> str | None:
@@ -150,6 +153,7 @@ class Deployment:
             "state": self.state, "healthy": self.healthy, "detail": self.detail, "created": self.created,
             "updated": self.updated, "user": self.user, "challenger_uri": self.challenger_uri,
             "challenger_version": self.challenger_version, "traffic": dict(self.traffic) if self.traffic else None,
+            "alias": self.alias,
             "shares": self.shares if self.challenger_uri else None,
             "bandit": ({k: v for k, v in self.bandit.to_dict().items() if k != "changes"}
                        if self.bandit is not None else None),
@@ -318,6 +322,7 @@ def _live(record: DeploymentRecord) -> Deployment:
         updated=record.updated, user=record.user, handle=handle, log_sources=sources or ((url,) if url else ()),
         challenger_uri=record.challenger_uri, challenger_version=record.challenger_version,
         traffic=record.traffic, bandit=_read_bandit(record, url) if status.state == "running" else None,
+        alias=_alias_of(record.requested_uri, record.model_name),
     )
 
 
