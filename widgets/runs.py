@@ -63,6 +63,10 @@ class RunView(ui.NotebookView, pn.viewable.Viewer):
         self._metrics = ui.table(pd.DataFrame(columns=["metric", "value"]), label="metrics", selectable=False)
         self._tags = ui.table(pd.DataFrame(columns=["tag", "value"]), label="tags", selectable=False)
         self._artifacts = ui.table(pd.DataFrame(columns=["path", "size"]), label="artifacts", selectable=False)
+        self._no_artifacts = ui.empty_state("No files logged on this run",
+                                            "Files logged with <code>mlflow.log_artifact</code> list here; a model's "
+                                            "files are kept with the model (see <b>Models it logged</b>).",
+                                            visible=False)
         self._curve = charts.lines("Metric over steps", x_label="step", y_label="value")
         self._curve_area = ui.ChartArea(self._curve, "A metric's values over steps appear here",
                                         "for a metric logged at several steps (<code>mlflow.log_metric(key, value, step=i)</code>).")
@@ -79,7 +83,7 @@ class RunView(ui.NotebookView, pn.viewable.Viewer):
                 sizing_mode="stretch_width",
             ),
             pn.Row(pn.Column(ui.header("Tags"), self._tags, sizing_mode="stretch_width"),
-                   pn.Column(ui.header("Artifacts"), self._artifacts, sizing_mode="stretch_width"),
+                   pn.Column(ui.header("Artifacts"), self._no_artifacts, self._artifacts, sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
@@ -143,6 +147,8 @@ class RunView(ui.NotebookView, pn.viewable.Viewer):
         self._tags.value = pd.DataFrame(sorted(run.tags.items()), columns=["tag", "value"])
         self._artifacts.value = pd.DataFrame([(a.path, _size(a.size)) for a in found["artifacts"]],
                                              columns=["path", "size"])
+        self._artifacts.visible = bool(found["artifacts"])
+        self._no_artifacts.visible = not found["artifacts"]
         self.param.metric.objects = sorted(run.metrics)
         if self.metric not in run.metrics:
             self.metric = next(iter(sorted(run.metrics)), None)

@@ -115,3 +115,38 @@ def test_the_home_tabs_render_with_no_console_warning_or_error(page, review_url:
     page.wait_for_timeout(2500)
     _shoot(page, f"home-{section.lower()}")
     watched.assert_clean()
+
+
+def test_a_version_links_to_its_run_whose_page_shows_what_mlflow_shows_and_links_back(
+        page, review_url: str, demo_model: wb.ModelVersion) -> None:
+    """version -> run -> experiment -> run, by clicking the names shown."""
+    watched = Watched(page)
+    page.goto(f"{review_url}/review?model={urllib.parse.quote(demo_model.name)}")
+    page.get_by_role("link", name="forest-depth-4").first.click()  # the overview's "from run ..."
+    page.wait_for_url(f"**/review?run={demo_model.run_id}", timeout=30_000)
+    _visible(page, "Models it logged")
+    page.get_by_role("link", name=f"{demo_model.name} v{demo_model.version}").first.wait_for(timeout=60_000)
+    for text in ("max_depth", "accuracy", "workbench.user", "Artifacts", "accuracy was logged once"):
+        _visible(page, text)
+    _shoot(page, "run-page")
+    run = wb.get_run(demo_model.run_id)
+    experiment = next(e.name for e in wb.experiments() if e.experiment_id == run.experiment_id)
+    page.get_by_role("link", name=experiment).first.click()
+    page.wait_for_url(f"**/review?experiment={experiment}", timeout=30_000)
+    page.locator(".tabulator-cell a", has_text="forest-depth-2").first.click()  # a run's name in the table
+    page.wait_for_url("**/review?run=*", timeout=30_000)
+    _visible(page, "forest-depth-2")
+    watched.assert_clean()
+
+
+def test_the_models_list_has_a_search_box(page, review_url: str, demo_model: wb.ModelVersion) -> None:
+    watched = Watched(page)
+    page.goto(f"{review_url}/review")
+    search = page.get_by_placeholder("name or description")
+    search.wait_for(timeout=60_000)
+    models = page.locator(".tabulator", has=page.locator(".tabulator-col", has_text="latest")).first
+    search.fill(demo_model.name)
+    models.locator(".tabulator-row", has_text=demo_model.name).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    assert models.locator(".tabulator-row").count() == 1  # the session's other models are filtered out
+    watched.assert_clean()
