@@ -278,7 +278,7 @@ def html_table(frame: pd.DataFrame, *, html_columns: tuple[str, ...] = (), highl
     redraws in one go.
     """
     if frame is None or not len(frame):
-        return f"<p style='color:{BADGE_COLORS['muted']}'>{html.escape(empty)}</p>"
+        return empty_state_html(empty)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
     for i, record in enumerate(frame.itertuples(index=False)):
