@@ -264,6 +264,14 @@ def test_the_defaults_advise_and_an_enforcing_policy_blocks(models, policy_file:
     message = str(advised[0].message)
     assert message.startswith(f"policy advice for {uri} (3 failing check(s)):")
     assert "  - signature: the model has no signature" in message and "Nothing is blocked" in message
+    # shown in full once per version: the next deploy (any process: it is kept in the workspace) reminds in a line
+    with pytest.warns(wb.PolicyAdvisory) as again:
+        wb.enforce(uri, "package")
+    reminder = str(again[0].message)
+    assert "\n" not in reminder
+    assert reminder.startswith(f"{uri} still has 3 failing checks (protected_inputs, signature, lineage), shown "
+                               "in full on ")
+    assert reminder.endswith(f"UTC; `workbench check {uri}` shows them again")
 
     assert wb.init_policy() == policy_file  # the lending template: it enforces
     report = wb.check_policies(uri)

@@ -36,6 +36,11 @@ def _ppid(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+def _cmdline(pid: int) -> str:
+    """What ``ps -o args`` shows for ``pid``."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+
+
 def _wait(condition, timeout: float = 30.0) -> bool:  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -169,6 +174,9 @@ def test_local_deployments_fork_from_the_warm_process_or_start_fresh_when_it_is_
             pid = dep.handle.champion.handle.pid
             assert (_ppid(pid) == os.getpid()) is (setting == "0")
             assert dep.predict(X.head(5)) == expected
+            # ps shows each process after its deployment, not as the warm process it was forked from
+            assert _cmdline(pid) == f"workbench serve {name} {registered_model.uri}"
+            assert _cmdline(dep.handle.router.pid) == f"workbench route {name}"
         finally:
             wb.stop(name)
             del os.environ["WORKBENCH_WARM_SERVER"]

@@ -1,7 +1,8 @@
 """The audit tables in the workspace's SQLite file (``workbench.db``), append-only.
 
 The file is shared with the deployment records (:mod:`workbench.deployment.store`); this module owns
-only the audit trail's tables, ``audit`` and the governance ``waivers`` (a waiver is audit evidence). Rows are only ever inserted: triggers make SQLite
+only the audit trail's tables, ``audit`` and the governance ``waivers`` (a waiver is audit evidence),
+and ``advice``, when a version's failing checks were first shown in full. Rows are only ever inserted: triggers make SQLite
 itself refuse an ``UPDATE`` or ``DELETE`` on them, so even a hand-written statement cannot rewrite
 the record a regulator reads.
 """
@@ -54,6 +55,13 @@ CREATE TABLE IF NOT EXISTS waivers (
     recorded_by TEXT NOT NULL         -- the workspace user who entered it
 );
 CREATE INDEX IF NOT EXISTS waivers_model ON waivers (model_key, check_name, id);
+
+CREATE TABLE IF NOT EXISTS advice (
+    model_key TEXT NOT NULL,          -- name/version, or the model URI when it is not registered
+    checks TEXT NOT NULL,             -- the failing checks shown, sorted, comma-separated
+    ts TEXT NOT NULL,                 -- when they were first shown in full
+    PRIMARY KEY (model_key, checks)
+);
 CREATE TRIGGER IF NOT EXISTS waivers_no_update BEFORE UPDATE ON waivers
 BEGIN SELECT RAISE(ABORT, 'waivers are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS waivers_no_delete BEFORE DELETE ON waivers

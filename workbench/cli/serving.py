@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from workbench.serving.command import name_process
+
 
 @click.command()
 @click.argument("model_uri")
@@ -39,6 +41,7 @@ def serve(model_uri: str, host: str, port: int, name: str | None, version: str |
     """
     from workbench.serving import serve as run
 
+    name_process("serve", deployment or name or model_uri, model_uri)
     run(model_uri, host=host, port=port, name=name, version=version, log_dir=log_dir, port_file=port_file,
         snapshot=snapshot, model_dir=model_dir, explainer=_explainer, log_url=log_url, deployment=deployment)
 
@@ -60,13 +63,17 @@ def _explainer(model: Any) -> Any:
 @click.option("--port-file", type=click.Path(path_type=Path), hidden=True)
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Writable folder for the bandit's state (default: the config's folder).")
-def route(config_file: Path, host: str, port: int, port_file: Path | None, state_dir: Path | None) -> None:
+@click.option("--deployment", envvar="WORKBENCH_DEPLOYMENT", metavar="NAME",
+              help="The deployment this router fronts, for the process's name (or WORKBENCH_DEPLOYMENT).")
+def route(config_file: Path, host: str, port: int, port_file: Path | None, state_dir: Path | None,
+          deployment: str | None) -> None:
     """Run a deployment's traffic router: one address in front of its model servers.
 
     The admin token comes from the config file, else from WORKBENCH_ROUTER_TOKEN.
     """
     from workbench.routing.router import run_router
 
+    name_process("route", deployment or config_file.parent.name)
     run_router(config_file, host=host, port=port, port_file=port_file, state_dir=state_dir)
 
 

@@ -307,6 +307,11 @@ def _serve(path: Path, idle: float) -> None:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    from workbench.serving.command import name_process
+
+    # Here, while the process's environment is still the one it started with: a child replaces its
+    # environment before it names itself, and the title's memory must be found before that.
+    name_process("warm", "process", f"({os.path.basename(path)})")
     import gc
 
     gc.collect()

@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.audit.database import now_utc, transaction
 from workbench.errors import (
     InvalidInputError,
     ModelNotFoundError,
@@ -158,6 +159,15 @@ class PolicyReport:
             tail = ("Nothing is blocked: no policy enforces in this workspace. If these checks matter to your team, "
                     "`workbench policy --init` writes an enforcing policy (lending template) to adapt.")
         return f"policy advice for {self.model_uri} ({len(self.failures)} failing check(s)):\n{lines}\n{tail}"
+
+    def reminder(self, shown: str) -> str:
+        """One line for failing checks already shown in full (on ``shown``, a UTC time): which they
+        are, and how to see them again."""
+        names = ", ".join(c.name for c in self.failures)
+        count = len(self.failures)
+        return (f"{self.model_uri} still has {count} failing check{'s' if count != 1 else ''} ({names}), "
+                f"shown in full on {shown[:16].replace('T', ' ')} UTC; `workbench check {self.model_uri}` "
+                f"shows them again")
 
     def to_frame(self) -> pd.DataFrame:
         """One row per check: check, status, passed, severity, message, waiver."""
@@ -403,19 +413,34 @@ def check_policies(model_uri: str, *, stage: str | None = None, policy: Policy |
     )
 
 
+def _advised_before(report: PolicyReport) -> str | None:
+    """When these failing checks of this version were first shown in full (UTC, ISO 8601), or
+    ``None`` when this is the first time (recorded now, so the next package or deploy only reminds)."""
+    key = f"{report.model_name}/{report.model_version}" if report.model_version else report.model_uri
+    checks = ",".join(sorted(c.name for c in report.failures))
+    with transaction() as conn:
+        row = conn.execute("SELECT ts FROM advice WHERE model_key = ? AND checks = ?", (key, checks)).fetchone()
+        if row is not None:
+            return str(row[0])
+        conn.execute("INSERT INTO advice (model_key, checks, ts) VALUES (?, ?, ?)", (key, checks, now_utc()))
+    return None
+
+
 def enforce(model_uri: str, stage: str) -> PolicyReport:
     """Check ``model_uri`` before ``stage`` (``package`` or ``deploy``) and return the report.
 
     Under an enforcing policy, failing checks that no waiver covers raise
     :class:`~workbench.errors.PolicyViolationError` listing them and what to do. Under the advisory
-    defaults they are shown as a :class:`PolicyAdvisory` warning and the model goes ahead.
+    defaults they are shown as a :class:`PolicyAdvisory` warning and the model goes ahead: in full
+    the first time for a version (and set of failing checks), as a one-line reminder afterwards.
     """
     if stage not in STAGES:
         raise InvalidInputError(f"stage {stage!r} is not one of {list(STAGES)}")
     report = check_policies(model_uri, stage=stage)
     failures = report.failures
     if failures and not report.enforced:
-        warnings.warn(report.advice(), PolicyAdvisory, stacklevel=2)
+        shown = _advised_before(report)
+        warnings.warn(report.advice() if shown is None else report.reminder(shown), PolicyAdvisory, stacklevel=2)
     elif failures:
         lines = "\n".join(f"  - {c.name}: {c.message}" for c in failures)
         uri = report.model_uri

@@ -3,7 +3,7 @@
 The model server (``workbench serve``) and the traffic router (``workbench route``) are started by
 every deploy target (a process, a container, a swarm service, a Kubernetes pod), by the image build's
 warm-up and by the image's entry point. Each of them asks here for the argument list, so an option
-is added or renamed once::
+is added or renamed once, and each process shows in ``ps`` under the name it gets here::
 
     serve_args("models:/churn/3", host="127.0.0.1", port=0, log_dir="/var/log/preds")
     # ['serve', 'models:/churn/3', '--host', '127.0.0.1', '--port', '0', '--log-dir', '/var/log/preds']
@@ -17,7 +17,7 @@ import sys
 from os import PathLike
 from typing import Any
 
-__all__ = ["PROGRAM", "program", "route_args", "serve_args", "serve_options"]
+__all__ = ["PROGRAM", "name_process", "program", "route_args", "serve_args", "serve_options"]
 
 #: How a container (whose ``python`` is the image's virtual environment) runs the workbench.
 PROGRAM: tuple[str, ...] = ("python", "-m", "workbench")
@@ -69,7 +69,22 @@ def serve_args(model: _Path, **options: Any) -> list[str]:
 
 
 def route_args(config: _Path, *, host: str | None = None, port: int | None = None,
-               port_file: _Path | None = None, state_dir: _Path | None = None) -> list[str]:
+               port_file: _Path | None = None, state_dir: _Path | None = None,
+               deployment: str | None = None) -> list[str]:
     """``route --config FILE [--options]`` for ``workbench route``, the deployment's traffic router;
-    ``state_dir`` a writable folder for the bandit's state when the config's own is read-only."""
-    return ["route", *_flags(config=config, host=host, port=port, port_file=port_file, state_dir=state_dir)]
+    ``state_dir`` a writable folder for the bandit's state when the config's own is read-only;
+    ``deployment`` the name the process shows in ``ps``."""
+    return ["route", *_flags(config=config, host=host, port=port, port_file=port_file, state_dir=state_dir,
+                             deployment=deployment)]
+
+
+def name_process(*words: str) -> None:
+    """Show this process in ``ps``, ``top`` and ``htop`` as ``workbench WORDS...``, e.g. ``workbench
+    serve churn models:/churn/3``: a server forked by the warm process would otherwise show as
+    ``python -m workbench.deployment.warm``. Inside a model image, whose slim environment may not
+    have ``setproctitle``, the container's name already says it."""
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    setproctitle.setproctitle(" ".join(["workbench", *words]))

@@ -215,7 +215,7 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         log_url = get_settings().log_url
         cmd = serve_args(spec.model_uri, model_dir=folder, host="127.0.0.1", port=0,
                          log_dir=spec.workdir / "predictions", name=spec.model_name,
-                         model_version=spec.model_version or None, deployment=spec.name if log_url else None)
+                         model_version=spec.model_version or None, deployment=spec.name)
         proc, port = self._launch(cmd, log_file, spec.workdir / f"{stem}.port", f"the model server for {spec.model_uri}")
         url = f"http://127.0.0.1:{port}"
         try:
@@ -263,7 +263,7 @@ class LocalTarget(RoutedTarget[ServerProcess, RouterProcess]):
         config = spec.workdir / "router.json"
         write_private(config, json.dumps({"table": table.to_dict(), "token": token}))  # holds the admin token
         log_file = spec.workdir / "router.log"
-        cmd = route_args(config, host=host, port=port)
+        cmd = route_args(config, host=host, port=port, deployment=spec.name)
         proc, bound = self._launch(cmd, log_file, spec.workdir / "router.port", "the router")
         url = f"http://{host}:{bound}"
         try:
