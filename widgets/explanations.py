@@ -140,7 +140,7 @@ class Explanations(ui.NotebookView, pn.viewable.Viewer):
             if deployment:
                 dep = wb.get_deployment(deployment)
                 model_uri = dep.model_uri
-                job.update(None, f"reading the latest predictions of {deployment}...", force=True)
+                job.update(0.05, f"reading the latest predictions of {deployment}...", force=True)
                 logged = dep.recent_rows(n_rows).frame
                 if len(logged):
                     rows = logged
@@ -153,7 +153,7 @@ class Explanations(ui.NotebookView, pn.viewable.Viewer):
                 raise InvalidInputError("pick a model version (or give a deployment) to explain")
             explainer = self._explainers.get(model_uri)
             if explainer is None:
-                job.update(None, f"loading {model_uri} and building its explainer...", force=True)
+                job.update(0.1, f"loading {model_uri} and building its explainer...", force=True)
                 explainer = wb.Explainer().fit(model_uri)
                 self._explainers[model_uri] = explainer
             if rows is None:
@@ -161,9 +161,9 @@ class Explanations(ui.NotebookView, pn.viewable.Viewer):
                     raise InvalidInputError(f"{model_uri} has no reference sample to explain: log it with "
                                             "workbench.log_model(model, training_data=X)")
                 rows = explainer.reference_.head(n_rows)
-            job.update(None, f"explaining {len(rows):,} rows...", force=True)
+            job.update(0.3, f"explaining {ui.plural(len(rows), 'row')}...", force=True)
             local = explainer.explain(rows)
-            job.update(None, "averaging over the reference sample...", force=True)
+            job.update(0.6, "averaging over the reference sample...", force=True)
             global_ = explainer.explain_global(max_rows=max_rows)
             shift = wb.ImportanceShift.compare(global_, local.global_importance()) if deployment else None
             return _Result(model_uri, source, local, global_, shift)
