@@ -169,6 +169,8 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
             "model URI": self.model_uri, "source": lineage.source, "run id": lineage.run_id,
             "git commit": lineage.git_commit, "training data hash": lineage.data_hash,
             "description": (version.description if version else "") or "-",
+            # A retrained version's gate verdict (workbench.retrain_on), e.g. "challenger accuracy 0.880 vs ..."
+            **({"retrain gate": version.tags["workbench.gate"]} if version and "workbench.gate" in version.tags else {}),
         })
         self._metrics.value = ui.run_values(lineage)
         self._profile.value = found["profile"].round(4)
