@@ -167,7 +167,8 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
         )
         self._lineage.object = ui.facts({
             "model URI": self.model_uri, "source": lineage.source, "run id": lineage.run_id,
-            "git commit": lineage.git_commit, "training data hash": lineage.data_hash,
+            # Hashes shortened as git does (the full ones are on the model card and in the lineage).
+            "git commit": ui.short(lineage.git_commit, 12), "training data hash": ui.short(lineage.data_hash, 16),
             "description": (version.description if version else "") or "-",
             # A retrained version's gate verdict (workbench.retrain_on), e.g. "challenger accuracy 0.880 vs ..."
             **({"retrain gate": version.tags["workbench.gate"]} if version and "workbench.gate" in version.tags else {}),

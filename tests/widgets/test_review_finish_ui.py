@@ -54,7 +54,13 @@ def review_url(tmp_path_factory: pytest.TempPathFactory, session_workspace: wb.S
 
 def _visible(page, text: str, timeout: float = 60_000):
     locator = page.get_by_text(text).filter(visible=True).first
-    locator.wait_for(timeout=timeout)
+    try:
+        locator.wait_for(timeout=timeout)
+    except Exception:
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "timeout.png"))
+        (SHOTS / "timeout.html").write_text(page.content())
+        raise
     return locator
 
 
@@ -91,7 +97,7 @@ def test_every_tab_of_a_model_renders_with_no_console_warning_or_error(
     page.goto(f"{review_url}/review?model={urllib.parse.quote(demo_model.name)}&section={urllib.parse.quote(tab)}")
     _visible(page, f"{demo_model.name} v{demo_model.version}")
     page.locator(".bk-tab.bk-active", has_text=tab).first.wait_for(timeout=60_000)
-    page.wait_for_timeout(2500)  # background loads finish and draw
+    page.wait_for_timeout(1500)  # background loads finish and draw
     _shoot(page, f"model-{tab.lower().replace(' ', '-')}")
     watched.assert_clean()
 
@@ -107,13 +113,13 @@ def test_explanations_can_be_read_a_legend_names_the_class_and_the_base_value_is
     watched.assert_clean()
 
 
-@pytest.mark.parametrize("section", ["Models", "Deployments"])
-def test_the_home_tabs_render_with_no_console_warning_or_error(page, review_url: str, section: str) -> None:
+def test_the_home_tabs_render_with_no_console_warning_or_error(page, review_url: str) -> None:
     watched = Watched(page)
-    page.goto(f"{review_url}/review?section={section}")
-    page.locator(".bk-tab.bk-active", has_text=section).first.wait_for(timeout=60_000)
-    page.wait_for_timeout(2500)
-    _shoot(page, f"home-{section.lower()}")
+    for section in ("Models", "Deployments"):
+        page.goto(f"{review_url}/review?section={section}")
+        page.locator(".bk-tab.bk-active", has_text=section).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        _shoot(page, f"home-{section.lower()}")
     watched.assert_clean()
 
 
