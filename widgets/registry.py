@@ -56,7 +56,9 @@ class ModelRegistry(ui.NotebookView, pn.viewable.Viewer):
         self._task = BackgroundTask()
         self._models = ui.table(pd.DataFrame(), label="models")
         self._models.param.watch(self._on_model_row, "selection")
-        self._versions = ui.table(pd.DataFrame(), label="versions")
+        # A version's run links to its page in the review app (the full id rides along, hidden).
+        self._versions = ui.table(pd.DataFrame(), label="versions", hidden_columns=["run_id"], formatters={
+            "run": {"type": "link", "urlPrefix": "review?run=", "urlField": "run_id", "target": "_self"}})
         self._versions.param.watch(self._on_version_row, "selection")
         self._lineage = pn.pane.HTML("", sizing_mode="stretch_width")
         self._metrics = ui.table(ui.run_values(), label="lineage metrics", selectable=False)
@@ -127,10 +129,10 @@ class ModelRegistry(ui.NotebookView, pn.viewable.Viewer):
         self.param.version.objects = numbers
         frame = pd.DataFrame(
             [{"version": v.version, "aliases": ", ".join(f"@{a}" for a in v.aliases) or "-", "status": v.status,
-              "registered": ui.when(v.created), "by": v.user, "run": ui.short(v.run_id),
+              "registered": ui.when(v.created), "by": v.user, "run": ui.short(v.run_id), "run_id": v.run_id or "",
               "commit": ui.short(v.git_commit), "data": ui.short(v.data_hash), "description": v.description}
              for v in found],
-            columns=["version", "aliases", "status", "registered", "by", "run", "commit", "data", "description"],
+            columns=["version", "aliases", "status", "registered", "by", "run", "run_id", "commit", "data", "description"],
         )
         self._versions.value = frame
         if self.version not in numbers:

@@ -128,9 +128,15 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
 
     # -- overview --------------------------------------------------------------------------------
 
+    def _title_html(self, aliases: str = "", line: str = "") -> str:
+        return (f"<h2 style='margin:4px 0'>{html.escape(self.model_name or '')} <small>v{html.escape(str(self.version))}"
+                f"</small> {aliases}</h2><div style='color:#57606a'>{line}</div>")
+
     @param.depends("version", watch=True)
     def _load_overview(self) -> None:
         name, version, uri = self.model_name, self.version, self.model_uri
+        # The page's title shows at once; where the version came from follows when it has loaded.
+        self._header.object = self._title_html(line="reading where this version came from...")
         self._tabs.follow()  # the tabs built so far show the version now reviewed
 
         def work(job: Job[dict[str, Any]]) -> dict[str, Any]:
@@ -158,13 +164,9 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
         aliases = " ".join(ui.badge(f"@{a}", "info") for a in (version.aliases if version else ()))
         run = (runs.run_link(lineage.run_id, lineage.run_name or None) if lineage.run_id
                else html.escape(lineage.run_name or "-"))
-        self._header.object = (
-            f"<h2 style='margin:4px 0'>{html.escape(self.model_name or '')} <small>v{html.escape(str(self.version))}</small> "
-            f"{aliases}</h2><div style='color:#57606a'>Registered by {html.escape(lineage.registered_by or '-')} on "
-            f"{ui.when(lineage.registered_at)} from run {run}"
-            + (f" of experiment {runs.experiment_link(found['experiment'])}" if found["experiment"] else "")
-            + "</div>"
-        )
+        self._header.object = self._title_html(aliases, (
+            f"Registered by {html.escape(lineage.registered_by or '-')} on {ui.when(lineage.registered_at)} from run {run}"
+            + (f" of experiment {runs.experiment_link(found['experiment'])}" if found["experiment"] else "")))
         self._lineage.object = ui.facts({
             "model URI": self.model_uri, "source": lineage.source, "run id": lineage.run_id,
             # Hashes shortened as git does (the full ones are on the model card and in the lineage).
