@@ -136,6 +136,7 @@ if TYPE_CHECKING:  # the one list of public names (read by attach_typed at run t
         Lineage,
         ModelVersion,
         RegisteredModel,
+        attach_profile,
         delete_alias,
         format_model_uri,
         get_version,

@@ -298,7 +298,8 @@ def _data_section(uri: str, images: tuple[str, str]) -> CardSection:
     except (NotFoundError, InvalidInputError):
         return CardSection("Training data", (Text(
             "No reference profile was logged with this model: log it with workbench.log_model(model, "
-            "training_data=X) so the card, drift monitoring and proxy checks can describe its training data."),))
+            "training_data=X), or give this version one with workbench.attach_profile(uri, X), so the card, "
+            "drift monitoring and proxy checks can describe its training data."),))
     facts = (("Rows", profile.n_rows), ("Columns profiled", len(profile.feature_names)),
              ("Target", profile.target or "-"),
              ("Data hash (SHA-256)", profile.data_hash or "-"), ("Profiled at", pd.Timestamp(profile.created) if profile.created else "-"),

@@ -33,12 +33,15 @@ from workbench.tracking import (
     TAG_RUN_ID,
     TAG_USER,
     LoggedModel,
+    labels_series,
+    record_hashes,
 )
 
 __all__ = [
     "Lineage",
     "ModelVersion",
     "RegisteredModel",
+    "attach_profile",
     "check_model_uri",
     "delete_alias",
     "format_model_uri",
@@ -613,7 +616,9 @@ def load_profile(model_uri: str) -> ReferenceProfile:
         except WorkbenchError as exc:
             raise ModelNotFoundError(
                 f"{model_uri!r} has no reference profile: log it with workbench.log_model(model, "
-                "training_data=X) so monitoring can compare live data against its training data"
+                "training_data=X), or give this version one with workbench.attach_profile(uri, X) "
+                "(workbench profile URI --data FILE), so monitoring can compare live data against its "
+                "training data"
             ) from exc
         files = {f"{PROFILE_DIR}/{p.relative_to(path).as_posix()}": p.read_bytes()
                  for p in Path(path).rglob("*") if p.is_file()}
@@ -621,6 +626,88 @@ def load_profile(model_uri: str) -> ReferenceProfile:
         verify_files(files, manifest.encode() if manifest is not None else None,
                      logged_model_tags(model_uri).get(TAG_DIGEST), f"model {model_uri}")
         return ReferenceProfile.load(path)
+
+
+def _signature_inputs(folder: Path) -> list[str] | None:
+    """The input column names of the model's signature, ``None`` without a named signature."""
+    from mlflow.models import Model
+
+    try:
+        signature = Model.load(str(folder / "MLmodel")).signature
+    except Exception:  # an MLmodel MLflow cannot read says so when the model is loaded
+        return None
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return None
+    return [str(name) for name in signature.inputs.input_names()]
+
+
+def attach_profile(
+    model_uri: str,
+    training_data: pd.DataFrame,
+    training_labels: pd.Series | Sequence[Any] | None = None,
+    *,
+    sensitive_features: pd.DataFrame | None = None,
+) -> ReferenceProfile:
+    """Give a model logged without one (e.g. by ``mlflow.sklearn.log_model``) a reference profile of
+    ``training_data``, without logging it again; return the profile.
+
+    The profile is stored with the model's files (``reference_profile/``, where
+    :func:`workbench.log_model` puts it), the model's files are hashed from then on
+    (:mod:`workbench.integrity`: files already hashed are checked first), the data hash is recorded
+    as lineage on the logged model and the version, and the audit trail gets an ``attach_profile``
+    row. Drift, explanations and the model card of the version then work as for a model logged with
+    :func:`workbench.log_model`. ``training_data`` must hold exactly the model's input columns (its
+    signature's, when it has one). A model that already has a profile keeps it::
+
+        mlflow.sklearn.log_model(model, name="model", registered_model_name="churn")
+        wb.attach_profile("models:/churn/1", X_train, y_train)
+        wb.detect_drift("models:/churn/1", recent_rows)
+    """
+    from workbench.audit import record
+
+    if not isinstance(model_uri, str) or ":/" not in model_uri:
+        raise InvalidInputError(f"attach_profile needs a model URI such as models:/name/1, got {model_uri!r}: "
+                                "a model folder is changed with workbench.log_model(..., training_data=X)")
+    _mlflow.ensure_ready()
+    check_model_uri(model_uri)
+    version = registered_version(model_uri)
+    logged = _find_logged_model(version.source if version is not None else model_uri)
+    if logged is None:
+        raise InvalidInputError(
+            f"{model_uri!r} has no MLflow logged-model record to store a profile with (it was logged by "
+            "MLflow 2 or as plain run artifacts): log it again with workbench.log_model(model, training_data=X)"
+        )
+    labels = labels_series(training_labels)
+    profile = ReferenceProfile.from_data(training_data, target=labels, sensitive=sensitive_features)
+    with tempfile.TemporaryDirectory(prefix="workbench-attach-") as tmp:
+        folder = local_model_folder(model_uri, Path(tmp) / "model")  # checks files already hashed
+        if (folder / PROFILE_DIR).exists():
+            raise InvalidInputError(
+                f"{model_uri!r} already has a reference profile (of data {logged.tags.get(TAG_DATA_HASH, '?')[:12]}): "
+                "a profile describes the data the model was trained on, so it is not replaced; log a new "
+                "version with workbench.log_model(model, training_data=X) if the model was retrained"
+            )
+        inputs = _signature_inputs(folder)
+        if inputs is not None and list(training_data.columns.map(str)) != inputs:
+            missing = [c for c in inputs if c not in set(training_data.columns.map(str))]
+            extra = [str(c) for c in training_data.columns if str(c) not in set(inputs)]
+            raise InvalidInputError(
+                f"training_data's columns are not the model's inputs (missing {missing}, extra {extra}): "
+                f"pass the training features in the signature's order, e.g. X[{inputs[:3]}...]"
+            )
+        profile.save(Path(tmp) / "attach" / PROFILE_DIR)
+        client = _mlflow.client()
+        with _mlflow.translated(ModelNotFoundError, f"model {model_uri!r}"):
+            client.log_model_artifacts(logged.model_id, str(Path(tmp) / "attach"))
+            record_hashes(logged.model_id)
+            client.set_logged_model_tags(logged.model_id, {TAG_DATA_HASH: profile.data_hash})
+            if version is not None:
+                client.set_model_version_tag(version.name, version.version, TAG_DATA_HASH, profile.data_hash)
+    record("attach_profile", model_name=version.name if version is not None else None,
+           to_version=version.version if version is not None else None,
+           details={"source": logged.model_uri, "data_hash": profile.data_hash, "rows": profile.n_rows,
+                    "features": len(profile.feature_names)})
+    return profile
 
 
 def lineage(model_uri: str) -> Lineage:

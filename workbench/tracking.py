@@ -35,6 +35,8 @@ from workbench import _mlflow
 from workbench import replay as _replay
 from workbench.capture import capture_code as _capture_code
 from workbench.capture import git_commit
+from workbench.composition import METADATA_KEY as COMPOSITION_KEY
+from workbench.composition import depends_on_batch
 from workbench.config import get_settings
 from workbench.errors import (
     ExperimentNotFoundError,
@@ -62,6 +64,7 @@ __all__ = [
     "get_experiment",
     "get_run",
     "iter_runs",
+    "labels_series",
     "log_model",
     "log_values",
     "record_hashes",
@@ -221,6 +224,7 @@ _FLAVOR_LIBRARIES: dict[str, tuple[str, ...]] = {
     "xgboost": ("xgboost",),
     "lightgbm": ("lightgbm",),
     "pyfunc": ("cloudpickle",),
+    "pytorch": ("torch",),
 }
 
 
@@ -340,6 +344,29 @@ def _example_for_mlflow(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFram
     return rows
 
 
+def _predictor(model: Any, flavor: str) -> Any:
+    """How the model answers a DataFrame of inputs, as the server will call it once logged."""
+    if flavor == "pyfunc":
+        return lambda frame: model.predict(None, frame)
+    if flavor == "pytorch" and not callable(getattr(model, "predict", None)):
+        import numpy as np
+        import torch
+
+        def forward(frame: pd.DataFrame) -> Any:
+            # What mlflow.pytorch's pyfunc does with a DataFrame: float32 rows through the module.
+            with torch.no_grad():
+                return model(torch.from_numpy(frame.to_numpy(dtype=np.float32, copy=True))).numpy()
+        return forward
+    return model.predict
+
+
+def labels_series(labels: pd.Series | Sequence[Any] | None) -> pd.Series | None:
+    """Training labels as the Series a profile stores (a list or array is named ``target``)."""
+    if labels is None or isinstance(labels, pd.Series):
+        return labels
+    return pd.Series(list(labels), name="target")
+
+
 def log_model(
     model: Any,
     *,
@@ -353,6 +380,7 @@ def log_model(
     pip_requirements: Sequence[str] | None = None,
     capture_code: bool | None = None,
     snapshot_data: bool | None = None,
+    batch_invariant: bool | None = None,
     **flavor_kwargs: Any,
 ) -> LoggedModel:
     """Log a model to the active run with a signature, an input example and a reference profile.
@@ -374,6 +402,15 @@ def log_model(
     (see :mod:`workbench.snapshot`), so :func:`workbench.reproduce` can re-run the captured code later.
     In a process :func:`workbench.reproduce` started, this call logs the reproduction and ends the
     process (see :mod:`workbench.replay`).
+
+    ``batch_invariant``: whether the model answers a row the same whatever rows are predicted with
+    it. Left ``None``, it is found out on a sample of ``training_data`` (see
+    :mod:`workbench.composition`; a model given as a code file is not called here, so declare it); a
+    model found or declared (``False``) not to be is served one
+    request at a time, so its answers stay exactly ``model.predict``'s. A PyTorch ``nn.Module`` is
+    logged like any model: ``training_data``'s rows as a float32 tensor ``[-1, n_columns]`` are its
+    input example and signature (what MLflow's traced ``pt2`` format needs), its output tensor the
+    output; the profile keeps the column names, and the server logs requests under them.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -402,18 +439,24 @@ def log_model(
     table_schema = TableSchema.from_frame(typed) if isinstance(typed, pd.DataFrame) else None
     mlflow_refuses = table_schema is not None and _advise_mlflow_limits(table_schema)
     if training_data is not None:
-        if training_labels is not None:
-            labels = training_labels if isinstance(training_labels, pd.Series) else pd.Series(
-                list(training_labels), name="target"
-            )
+        labels = labels_series(training_labels)
         profile = ReferenceProfile.from_data(training_data, target=labels, sensitive=sensitive_features)
         if input_example is None:
             input_example = training_data.head(5)
             if mlflow_refuses and table_schema is not None:
                 input_example = _example_for_mlflow(training_data, table_schema)
+        if flavor == "pytorch" and not callable(getattr(model, "predict", None)):
+            # MLflow saves a network as a traced graph (pt2), which needs a tensor example and a
+            # tensor signature: the training rows as the float32 matrix its pyfunc feeds the network.
+            import numpy as np
+
+            if input_example is None or isinstance(input_example, pd.DataFrame):
+                input_example = training_data.head(5).to_numpy(dtype=np.float32)
+            if signature is None:
+                signature = infer_signature(input_example, _predictor(model, flavor)(training_data.head(5)))
         if signature is None and flavor != "pyfunc":
             try:
-                predictions = model.predict(training_data.head(50))
+                predictions = _predictor(model, flavor)(training_data.head(50))
             except Exception as exc:
                 raise InvalidInputError(
                     f"the model could not predict on the first rows of training_data ({exc}); pass "
@@ -430,6 +473,10 @@ def log_model(
             signature = infer_signature(training_data.head(50), predictions)
 
     kwargs: dict[str, Any] = dict(flavor_kwargs)
+    if batch_invariant is None and isinstance(training_data, pd.DataFrame):
+        batch_invariant = not depends_on_batch(_predictor(model, flavor), training_data)
+    if batch_invariant is False:
+        kwargs["metadata"] = {**(kwargs.get("metadata") or {}), COMPOSITION_KEY: False}
     if flavor == "sklearn":
         _sklearn_serialization(model, kwargs)
     if pip_requirements is None and flavor in _FLAVOR_LIBRARIES and not {"extra_pip_requirements", "conda_env"} & set(kwargs):

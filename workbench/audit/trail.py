@@ -37,11 +37,12 @@ __all__ = ["ACTIONS", "AUDIT_COLUMNS", "AuditRecord", "ShareMove", "append", "au
 #: on live rows) and ``gate`` (the comparison that decided it) those of a retrain loop;
 #: ``bandit_shares`` is a move of the shares a bandit router gave its versions (see
 #: :func:`record_share_changes`); ``reproduce`` a re-run of a version's captured code on its data
-#: snapshot (``details``: whether it matched, the new run).
+#: snapshot (``details``: whether it matched, the new run); ``attach_profile`` a reference profile
+#: given to a version logged without one (``details``: the data hash).
 ACTIONS: frozenset[str] = frozenset({
     "register", "set_alias", "delete_alias", "package", "deploy", "update", "rollback", "stop",
     "start_challenger", "set_traffic", "promote", "abort", "waive", "retrain", "gate", "bandit_shares",
-    "reproduce",
+    "reproduce", "attach_profile",
 })
 
 #: Columns of :func:`audit_log`'s DataFrame, in order.

@@ -1,4 +1,5 @@
-"""``workbench drift``: data drift of a file or a running deployment's recent window."""
+"""``workbench drift``: data drift of a file or a running deployment's recent window; ``workbench
+profile``: a reference profile for a version logged without one."""
 
 from __future__ import annotations
 
@@ -121,4 +122,36 @@ def drift(reference: str, current: Path | None, current_url: str | None, deploym
     click.echo(report.summary())
 
 
-COMMANDS = [drift]
+@click.command()
+@click.argument("model_uri", metavar="URI")
+@click.option("--data", "data", type=click.Path(path_type=Path, dir_okay=False), required=True, metavar="FILE",
+              help="The training data: a CSV or Parquet file of the model's input columns.")
+@click.option("--target", "target", metavar="COLUMN",
+              help="A column of FILE holding the training labels (profiled as the target, not an input).")
+@json_option
+def profile(model_uri: str, data: Path, target: str | None, as_json: bool) -> None:
+    """Give the model version URI, logged without one (e.g. by plain MLflow), a reference profile of
+    its training data FILE, so drift, explanations and its card work. Stored with the model, hashed
+    and audited; a profile the version already has is kept."""
+    from workbench.errors import InvalidInputError
+    from workbench.registry import attach_profile
+
+    if not data.exists():
+        raise InvalidInputError(f"no data file {data}: give the training data as CSV or Parquet")
+    frame = read_table(data)
+    labels = None
+    if target is not None:
+        if target not in frame.columns:
+            raise InvalidInputError(f"{data} has no column {target!r} for --target; its columns: "
+                                    f"{', '.join(map(str, frame.columns[:20]))}")
+        labels = frame.pop(target)
+    made = attach_profile(model_uri, frame, labels)
+    if as_json:
+        emit(made.to_dict(), True)
+        return
+    emit(made.to_frame(), False)
+    click.echo("")
+    click.echo(f"profile of {made.n_rows} rows attached to {model_uri} (data {made.data_hash[:12]})")
+
+
+COMMANDS = [drift, profile]

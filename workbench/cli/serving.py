@@ -47,10 +47,11 @@ def serve(model_uri: str, host: str, port: int, name: str | None, version: str |
 
 
 def _explainer(model: Any) -> Any:
-    """The explain route's explainer, built on the first explain request (shap loads only then)."""
+    """The explain route's explainer, built on the first explain request (shap loads only then);
+    SHAP's code is compiled by the first explanation that needs it, not by building the explainer."""
     from workbench.explain import Explainer
 
-    return Explainer().fit(model)
+    return Explainer(warm_up=False).fit(model)
 
 
 @click.command()

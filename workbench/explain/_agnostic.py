@@ -19,7 +19,27 @@ from workbench.explain._codec import MAX_ROWS, FrameCodec
 from workbench.explain._outputs import ExplainedOutput, model_outputs
 from workbench.explain._shap import RawExplanation, per_output, shap_module
 
-__all__ = ["default_max_evals", "explain_agnostic"]
+__all__ = ["default_max_evals", "explain_agnostic", "warm_up"]
+
+#: Whether SHAP's permutation machinery was compiled in this process (see :func:`warm_up`).
+_warm: list[bool] = []
+
+
+def warm_up(output: ExplainedOutput, background: pd.DataFrame, feature_names: list[str]) -> None:
+    """Run the permutation explainer once on one background row, the first time in a process.
+
+    SHAP's masking code is compiled by numba on its first call (several seconds) and not cached on
+    disk; doing it while the explainer is built keeps every explanation after that fast.
+    """
+    if _warm or len(background) == 0:
+        return
+    rows = background.head(2)
+    try:
+        explain_agnostic("permutation", output, rows, rows.head(1), feature_names,
+                         max_evals=2 * len(feature_names) + 1, batch_size=None, seed=0)
+    except Exception:  # only a head start: a model failing here says why when it is explained
+        return
+    _warm.append(True)
 
 
 def default_max_evals(method: str, n_features: int) -> int:

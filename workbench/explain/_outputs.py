@@ -73,8 +73,9 @@ def numeric_2d(raw: Any, n_rows: int) -> tuple[np.ndarray, tuple[Any, ...] | Non
         example = array.reshape(-1)[0] if array.size else None
         raise ExplanationError(
             f"the model answers with {array.dtype} values (e.g. {example!r}), not numbers, and SHAP "
-            "explains numeric outputs only: log a scikit-learn classifier (its class probabilities are "
-            "explained) or make the model return probabilities or scores"
+            "explains numeric outputs only; classifiers of the sklearn, xgboost, lightgbm and catboost "
+            "flavors are explained in their class probabilities: log the classifier itself with "
+            "workbench.log_model, or make a pyfunc model return one probability column per class"
         )
     if array.ndim == 1:
         array = array[:, None]

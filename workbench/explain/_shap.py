@@ -19,7 +19,8 @@ __all__ = ["OPTIONS", "RawExplanation", "per_output", "shap_module"]
 
 #: The explainers a caller can choose and what each needs: the end of every "cannot explain" message.
 OPTIONS = (
-    "method='tree' explains tree ensembles and gradient boosting (scikit-learn, XGBoost, LightGBM), "
+    "method='tree' explains tree ensembles, isolation forests and gradient boosting (scikit-learn, "
+    "XGBoost, LightGBM, CatBoost), "
     "also at the end of a scikit-learn Pipeline; method='permutation' or method='kernel' explain any "
     "model with numeric outputs, given a background sample (the model's reference profile, or background=)"
 )

@@ -28,7 +28,7 @@ from workbench.profile import PROFILE_DIR, ReferenceProfile
 if TYPE_CHECKING:
     from workbench.serving.model import ServedModel
 
-__all__ = ["ModelSource", "as_frame", "background_sample", "load_source", "model_input", "raw_model"]
+__all__ = ["ESTIMATOR_FLAVORS", "ModelSource", "as_frame", "background_sample", "load_source", "model_input", "raw_model"]
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,14 @@ def load_source(model: Any) -> ModelSource:
     )
 
 
+#: Flavors whose raw model is an estimator with ``predict`` (and ``predict_proba`` for classifiers):
+#: explained through it, so a classifier answering labels is explained in its class probabilities.
+ESTIMATOR_FLAVORS = ("sklearn", "xgboost", "lightgbm", "catboost")
+
+
 def raw_model(pyfunc: Any, flavor: str) -> Any:
-    """The Python estimator inside a pyfunc of the sklearn, xgboost or lightgbm flavor, else ``None``."""
-    if flavor not in ("sklearn", "xgboost", "lightgbm"):
+    """The Python estimator inside a pyfunc of one of the :data:`ESTIMATOR_FLAVORS`, else ``None``."""
+    if flavor not in ESTIMATOR_FLAVORS:
         return None
     try:
         return pyfunc.get_raw_model()
@@ -84,7 +89,7 @@ def _from_served(served: ServedModel) -> ModelSource:
     estimator = served.sklearn_model
     if estimator is None and served.direct is not None:
         estimator = served.direct.raw
-    if estimator is None and served.flavor in ("xgboost", "lightgbm"):
+    if estimator is None and served.flavor in ESTIMATOR_FLAVORS:
         estimator = raw_model(served.pyfunc, served.flavor)
     columns = tuple(c.name for c in served.columns) if served.columns is not None else None
     reference = None

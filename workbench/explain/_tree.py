@@ -1,12 +1,15 @@
 """The tree path: SHAP's TreeExplainer (exact TreeSHAP) over a tree model, maybe ending a Pipeline.
 
-Tree ensembles and gradient boosting (scikit-learn, XGBoost, LightGBM) are explained by SHAP's
+Tree ensembles and gradient boosting (scikit-learn, XGBoost, LightGBM, CatBoost) and isolation
+forests are explained by SHAP's
 ``TreeExplainer``, also when such a model ends a scikit-learn ``Pipeline`` whose preprocessing keeps
 track of columns: the trees are explained on the transformed columns and the contributions of the
 columns made from one input (its one-hot columns) are summed into that input's contribution (see
 :mod:`workbench.explain._mapping`). Forests and single trees are explained in probabilities; boosted
 classifiers in probabilities when SHAP's interventional TreeSHAP reproduces them exactly, else in log
-odds (their trees' own additive scale).
+odds (their trees' own additive scale). An isolation forest is explained in its mean path length (the
+average depth at which its trees isolate a row: the shorter, the more anomalous; its anomaly score is
+``-2 ** (-path_length / c)``), which TreeSHAP splits exactly.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ _TREE_MODELS: tuple[tuple[str, frozenset[str]], ...] = (
     })),
     ("xgboost", frozenset({"XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor"})),
     ("lightgbm", frozenset({"LGBMClassifier", "LGBMRegressor"})),
+    ("catboost", frozenset({"CatBoostClassifier", "CatBoostRegressor"})),
+    ("sklearn.ensemble", frozenset({"IsolationForest"})),
 )
 
 
@@ -59,7 +64,7 @@ class TreePlan:
     steps: list[Any]
     final: Any
     explainer: Any
-    #: probability, log_odds or prediction
+    #: probability, log_odds, prediction or path_length (isolation forests)
     kind: str
     labels: tuple[Any, ...] | None
     encoded_names: list[str] | None
@@ -89,6 +94,19 @@ def _final_input(final: Any, data: Any) -> Any:
     return pd.DataFrame(data, columns=names) if names is not None else data
 
 
+def _shap_input(data: Any) -> Any:
+    """Rows as TreeSHAP reads them: nullable integers and booleans (``Int64``, ``boolean``) as float64
+    with NaN for their gaps (SHAP casts tables to float and cannot cast ``pd.NA``); other columns as
+    they are (CatBoost reads its category columns by name)."""
+    if not isinstance(data, pd.DataFrame):
+        return data
+    nullable = [c for c, t in data.dtypes.items()
+                if isinstance(t, pd.api.extensions.ExtensionDtype) and t.kind in "biuf"]
+    if not nullable:
+        return data
+    return data.assign(**{str(c): data[c].astype("float64") for c in nullable})
+
+
 def _margins(final: Any, data: Any) -> np.ndarray:
     module = type(final).__module__
     if callable(getattr(final, "decision_function", None)):
@@ -97,6 +115,8 @@ def _margins(final: Any, data: Any) -> np.ndarray:
         d = final.predict(data, output_margin=True)
     elif module.startswith("lightgbm"):
         d = final.predict(data, raw_score=True)
+    elif module.startswith("catboost"):
+        d = final.predict(data, prediction_type="RawFormulaVal")
     else:
         raise ExplanationError(f"cannot read the log odds of a {describe(final)}: use method='permutation'")
     d = np.asarray(d, dtype=np.float64)
@@ -110,7 +130,22 @@ def tree_outputs(plan: TreePlan, data: Any) -> np.ndarray:
         return np.asarray(plan.final.predict_proba(rows), dtype=np.float64)
     if plan.kind == "log_odds":
         return _margins(plan.final, rows)
+    if plan.kind == "path_length":
+        return _path_lengths(plan.final, rows)
     return numeric_2d(plan.final.predict(rows), len(data))[0]
+
+
+def _is_isolation_forest(model: Any) -> bool:
+    return type(model).__module__.startswith("sklearn.ensemble") and type(model).__name__ == "IsolationForest"
+
+
+def _path_lengths(forest: Any, data: Any) -> np.ndarray:
+    """An isolation forest's mean path length per row (what TreeSHAP explains), from its score:
+    ``score_samples = -2 ** (-length / c(max_samples_))``."""
+    from sklearn.ensemble._iforest import _average_path_length
+
+    scores = np.asarray(forest.score_samples(data), dtype=np.float64)
+    return (-np.log2(-scores) * float(_average_path_length([forest.max_samples_])[0]))[:, None]
 
 
 def build_tree(estimator: Any, background: pd.DataFrame | None) -> TreePlan:
@@ -159,13 +194,15 @@ def build_tree(estimator: Any, background: pd.DataFrame | None) -> TreePlan:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                explainer.shap_values(estimator_input(final, background.head(1)), check_additivity=False)
+                explainer.shap_values(_shap_input(estimator_input(final, background.head(1))), check_additivity=False)
         except Exception as exc:
             raise ExplanationError(
                 f"SHAP's TreeExplainer cannot explain this {describe(final)} on its input "
                 f"({type(exc).__name__}: {exc}). Options: {OPTIONS}"
             ) from exc
     tree_output = getattr(explainer.model, "tree_output", None)
+    if _is_isolation_forest(final):
+        return TreePlan(steps, final, explainer, "path_length", None, encoded_names)
     if not classifier:
         return TreePlan(steps, final, explainer, "prediction", None, encoded_names)
     if tree_output == "probability":  # forests and trees average class frequencies: exact probabilities
@@ -225,7 +262,7 @@ def explain_tree(plan: TreePlan, frame: pd.DataFrame, feature_names: list[str]) 
     outputs = model_outputs(lambda d: tree_outputs(plan, d), data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        raw = plan.explainer.shap_values(data, check_additivity=False)
+        raw = plan.explainer.shap_values(_shap_input(data), check_additivity=False)
     values, base = per_output(raw, plan.explainer.expected_value, outputs.shape[1], plan.kind)
     if not plan.steps:
         return RawExplanation(values, base, outputs)

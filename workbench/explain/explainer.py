@@ -3,8 +3,9 @@
 Choosing the SHAP explainer (``method="auto"``):
 
 - ``tree``: SHAP's ``TreeExplainer`` (exact TreeSHAP) for tree ensembles and gradient boosting:
-  scikit-learn random forests, extra trees, decision trees, gradient boosting and histogram gradient
-  boosting, and XGBoost / LightGBM models when those libraries are installed; also when such a model
+  scikit-learn random forests, extra trees, decision trees, gradient boosting, histogram gradient
+  boosting and isolation forests (explained in their mean path length), and XGBoost / LightGBM /
+  CatBoost models when those libraries are installed; also when such a model
   ends a scikit-learn ``Pipeline`` whose preprocessing keeps track of columns (``ColumnTransformer``,
   ``OneHotEncoder``, scalers, imputers): the trees are explained on the transformed columns and the
   contributions of the columns made from one input (its one-hot columns) are summed into that input's
@@ -21,7 +22,11 @@ explainers run in :mod:`workbench.explain._agnostic`. This module holds the publ
 SHAP's answer into a checked :class:`~workbench.explain.LocalExplanation`.
 
 What is explained: for a classifier the probability of the predicted class of each row (or of the
-class named with ``target=``), for a regressor the prediction. Two cases differ, and the result's
+class named with ``target=``), also for classifiers that answer with labels (their estimator's
+``predict_proba`` is explained, the result's ``targets`` name the class of each row and
+``base_values`` are that class's), for a regressor the prediction. SHAP's permutation code is
+compiled once per process while the first explainer is built, so explaining a few rows after that
+takes a fraction of a second. Two cases differ, and the result's
 ``output`` says so: tree models whose SHAP TreeExplainer cannot give probabilities exactly
 (histogram gradient boosting, multi-class boosting) are explained in log odds (their trees' own
 additive scale); classifiers without ``predict_proba`` in their ``decision_function``.
@@ -48,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import ExplanationError, InvalidInputError, WorkbenchError
-from workbench.explain._agnostic import default_max_evals, explain_agnostic
+from workbench.explain._agnostic import default_max_evals, explain_agnostic, warm_up
 from workbench.explain._choice import choose
 from workbench.explain._codec import MAX_ROWS
 from workbench.explain._outputs import same_label
@@ -82,6 +87,10 @@ class Explainer:
       relative to the largest output (at least 1).
     - ``check_additivity``: raise when they miss (default); else flag the result.
     - ``seed``: for the background sample and the permutations.
+    - ``warm_up``: compile SHAP's permutation code in :meth:`fit` (numba; the first time in a
+      process only: about 6 s and 110 MB), so that explaining a few rows afterwards takes a
+      fraction of a second. The server's explain route leaves it off: its first real explanation
+      compiles it, and a server that is never asked for one keeps the memory.
 
     Learned in :meth:`fit`: ``method_`` (the explainer used), ``output_`` (what is explained),
     ``classes_`` (class labels, ``None`` for regressors), ``feature_names_``, ``background_`` and
@@ -98,6 +107,7 @@ class Explainer:
         additivity_tolerance: float = 1e-5,
         check_additivity: bool = True,
         seed: int = 0,
+        warm_up: bool = True,
     ) -> None:
         self.method = method
         self.background_size = background_size
@@ -106,6 +116,7 @@ class Explainer:
         self.additivity_tolerance = additivity_tolerance
         self.check_additivity = check_additivity
         self.seed = seed
+        self.warm_up = warm_up
 
     def __repr__(self) -> str:
         return f"Explainer(method={self.method!r}, background_size={self.background_size}, max_evals={self.max_evals})"
@@ -141,6 +152,9 @@ class Explainer:
         self.output_ = self._choice.kind
         self._labels = self._choice.labels
         self.classes_ = self._labels if self._choice.argmax else None
+        if (self.warm_up and self.method_ == "permutation" and self._choice.output is not None
+                and self.background_ is not None):
+            warm_up(self._choice.output, self.background_, self.feature_names_)
         return self
 
     @property

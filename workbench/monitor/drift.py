@@ -30,7 +30,7 @@ import pandas as pd
 
 from workbench.errors import InvalidInputError, MonitoringError
 from workbench.monitor._report import Report, metric_key
-from workbench.monitor.multivariate import DomainClassifierTest, MultivariateDrift
+from workbench.monitor.multivariate import MIN_ROWS, DomainClassifierTest, MultivariateDrift
 from workbench.monitor.stattests import (
     DRIFT_TESTS,
     ColumnSample,
@@ -189,11 +189,24 @@ class DriftReport(Report):
     correction: str
     multivariate: MultivariateDrift | None = None
     created: pd.Timestamp = field(default_factory=lambda: pd.Timestamp.now(tz="UTC"))
+    #: Why the multivariate test did not run on this data, or where its result comes from when it
+    #: is an earlier window's (a live monitor runs it every few updates); empty when it ran here.
+    multivariate_note: str = ""
 
     @property
     def drifted(self) -> bool:
-        """The dataset-level verdict: enough features drifted, or the multivariate test found drift."""
+        """The dataset-level verdict, the same for :func:`detect_drift` and a live monitor: enough
+        features drifted, or the multivariate test found drift (see :attr:`tests` for which ran)."""
         return self.dataset_drifted or bool(self.multivariate and self.multivariate.drifted)
+
+    @property
+    def tests(self) -> tuple[str, ...]:
+        """The tests that ran on this data: each per-feature test used, then ``domain_classifier``
+        when the multivariate test ran on it (not when its result was carried from an earlier window)."""
+        ran = sorted({f.test for f in self.features if f.test is not None})
+        if self.multivariate is not None and not self.multivariate_note:
+            ran.append(self.multivariate.test)
+        return tuple(ran)
 
     @property
     def drifted_features(self) -> list[str]:
@@ -220,7 +233,9 @@ class DriftReport(Report):
         if self.multivariate is not None:
             text += (f"; multivariate AUC {self.multivariate.statistic:.3f} "
                      f"({'drift' if self.multivariate.drifted else 'no drift'})")
-        return text
+        if self.multivariate_note:
+            text += f"; multivariate test {self.multivariate_note}"
+        return text + f"; tests run: {', '.join(self.tests) or 'none'}"
 
     def to_frame(self) -> pd.DataFrame:
         """One row per feature: test, statistic, p-value, adjusted p-value, threshold, drifted, missing
@@ -246,6 +261,8 @@ class DriftReport(Report):
                 "n_current": self.n_current,
                 "correction": self.correction,
                 "multivariate": self.multivariate.to_dict() if self.multivariate else None,
+                "multivariate_note": self.multivariate_note,
+                "tests": list(self.tests),
                 "created": self.created.isoformat(),
             },
             "features": [f.to_dict() for f in self.features],
@@ -394,7 +411,14 @@ class DriftDetector:
         share = sum(f.drifted for f in tested) / len(tested) if tested else 0.0
         mv = None
         run_mv = settings.multivariate if multivariate is None else multivariate
-        if run_mv and self.multivariate_ is not None and len(current) >= 30:
+        if not run_mv:
+            note = "off"
+        elif self.multivariate_ is None:
+            note = "not run: the reference profile keeps no sample of rows"
+        elif len(current) < MIN_ROWS:
+            note = f"not run: {len(current)} current rows, it needs {MIN_ROWS}"
+        else:
+            note = ""
             mv = self.multivariate_.score(current)
         return DriftReport(
             features=tuple(features),
@@ -406,6 +430,7 @@ class DriftDetector:
             correction=settings.correction,
             multivariate=mv,
             created=pd.Timestamp(_dt.datetime.now(_dt.UTC)),
+            multivariate_note=note,
         )
 
 

@@ -370,14 +370,18 @@ class LiveMonitor:
                 return None
             window = self._buffer
             self._updates += 1
-            run_mv = self.multivariate_every > 0 and (self._updates - 1) % self.multivariate_every == 0
+            # Due every few updates, and on every update until it has given a result (a first
+            # window too small for it must not leave the monitor without it for the next ten).
+            last = self._history[-1].drift if self._history else None
+            run_mv = self.multivariate_every > 0 and (
+                (self._updates - 1) % self.multivariate_every == 0 or last is None or last.multivariate is None)
             samples = {
                 name: ColumnSample.from_values(window[name], self.profile.features[name].kind)
                 for name in self.detector.columns_ if name in window.columns
             }
             drift = self.detector.score(window, multivariate=run_mv and self.settings.multivariate, samples=samples)
-            if drift.multivariate is None and self._history and not run_mv:
-                drift = _with_multivariate(drift, self._history[-1].drift)
+            if drift.multivariate is None and last is not None and not run_mv and self.settings.multivariate:
+                drift = _with_multivariate(drift, last, self.multivariate_every)
             quality = check_quality(
                 self.profile, window, missing_rate_tolerance=self.settings.missing_rate_tolerance,
                 ignore=(*META_COLUMNS, *self._outputs), samples=samples,
@@ -673,8 +677,12 @@ def _replace(report: MonitorReport, **changes: Any) -> MonitorReport:
     return dataclasses.replace(report, **changes)
 
 
-def _with_multivariate(drift: DriftReport, previous: DriftReport) -> DriftReport:
-    """Carry the last multivariate result forward on updates that do not re-run it."""
+def _with_multivariate(drift: DriftReport, previous: DriftReport, every: int) -> DriftReport:
+    """Carry the last multivariate result forward on updates that do not re-run it, saying so."""
     import dataclasses
 
-    return dataclasses.replace(drift, multivariate=previous.multivariate) if previous.multivariate else drift
+    if previous.multivariate is None:
+        return drift
+    ran = previous.created.isoformat(timespec="seconds") if not previous.multivariate_note else None
+    note = previous.multivariate_note or (f"result from the window of {ran} (it runs every {every} updates)")
+    return dataclasses.replace(drift, multivariate=previous.multivariate, multivariate_note=note)

@@ -4,7 +4,9 @@ One prediction runs at a time, on one worker thread (models are CPU-bound and no
 thread-safe). While it runs, new requests queue; when it finishes, everything queued that can go
 together (same requested outputs and parameters), up to ``max_batch_size`` rows, becomes the next
 batch. A lone request is predicted at once, so batching costs a single client nothing;
-``max_wait_ms > 0`` lets a batch wait that long for company instead.
+``max_wait_ms > 0`` lets a batch wait that long for company instead. A model whose answers depend on
+the rows predicted with them (float32 networks; see :mod:`workbench.composition`) is predicted one
+request at a time, so its answers never depend on who else was asking.
 
 Each request's answer is released only after its prediction-log record is committed (see
 :mod:`workbench.predlog`); committing happens on the log's own thread while the next batch
@@ -145,7 +147,7 @@ class Batcher:
         except Exception as exc:
             raise _model_failed(exc) from exc
         n_rows = len(data) if hasattr(data, "__len__") else 1
-        columns, rows = _unbatched_inputs(data)
+        columns, rows = _unbatched_inputs(data, self.model.feature_names)
         record = LogRecord(
             request_id=info.request_id,
             ts=time.time(),
@@ -189,6 +191,8 @@ class Batcher:
         if not self._pending:
             return []
         first = self._pending.popleft()
+        if self.model.per_request:  # its answers depend on the company: each request alone
+            return [first]
         group, rows = [first], first.batch.n_rows
         keep: deque[_Item] = deque()
         while self._pending:
@@ -279,10 +283,14 @@ def _to_list(raw: Any) -> Any:
     return raw
 
 
-def _unbatched_inputs(data: Any) -> tuple[list[str], list[list[Any]]]:
+def _unbatched_inputs(data: Any, names: Sequence[str] | None) -> tuple[list[str], list[list[Any]]]:
+    """A request's rows as the log records them: under the reference profile's feature names when a
+    tensor has one column per feature (so the monitor finds them), else ``input-<i>``."""
     if hasattr(data, "columns") and hasattr(data, "to_numpy"):
         return [str(c) for c in data.columns], data.astype(object).where(data.notna(), None).values.tolist()
     array = np.asarray(data) if not isinstance(data, dict) else None
     if array is not None and array.ndim == 2:
+        if names is not None and len(names) == array.shape[1]:
+            return list(names), array.tolist()
         return [f"input-{i}" for i in range(array.shape[1])], array.tolist()
     return ["input"], [[_to_list(data)]]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.composition import predicted_per_request
 from workbench.errors import InvalidInputError, MissingDependencyError, SchemaError
 from workbench.predlog.schema import SKLEARN_EXTRA_OUTPUTS
 from workbench.serving.codecs import InputBatch, Tensor, v2_datatype
@@ -167,6 +168,11 @@ class ServedModel:
     table: TableSchema | None = None
     #: The model as loaded without MLflow, when it was (see :mod:`workbench.serving.flavors`).
     direct: DirectModel | None = None
+    #: Its answers depend on which rows are predicted together (see :mod:`workbench.composition`):
+    #: each request is predicted on its own, never batched with others.
+    per_request: bool = False
+    #: The reference profile's feature names: the names rows of a tensor model are logged under.
+    feature_names: tuple[str, ...] | None = None
     _pyfunc: Any = field(default=None, repr=False)
 
     @property
@@ -222,6 +228,8 @@ class ServedModel:
             )
         else:
             model = cls._load_with_mlflow(model_uri, local, common)
+        model.per_request = predicted_per_request(mlmodel)
+        model.feature_names = _profile_features(local)
         model._learn_outputs()
         return model
 
@@ -458,6 +466,20 @@ class ServedModel:
     def predict_unbatched(self, data: Any, params: Mapping[str, Any] | None = None) -> Any:
         """Predict data the model takes as is (tensor signatures, no signature); MLflow checks it."""
         return self.pyfunc.predict(data, params=dict(params) if params else None)
+
+
+def _profile_features(model_dir: Path) -> tuple[str, ...] | None:
+    """The input feature names of the reference profile stored with the model (its JSON summary
+    only: the server never needs the sample), ``None`` without one."""
+    summary = model_dir / "reference_profile" / "profile.json"
+    if not summary.is_file():
+        return None
+    try:
+        data = json.loads(summary.read_text())
+        excluded = {data.get("target"), *data.get("sensitive", ())}
+        return tuple(str(f["name"]) for f in data["features"] if f["name"] not in excluded)
+    except (ValueError, KeyError, TypeError):  # a damaged profile is refused where it is read
+        return None
 
 
 def _concat(parts: Sequence[Any]) -> Any:
