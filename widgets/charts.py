@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import panel as pn
-from bokeh.models import ColumnDataSource, DatetimeTickFormatter, FactorRange, HoverTool
-from bokeh.models import Span  # type: ignore[attr-defined]  # re-exported at run time; the stubs miss it
+from bokeh.models import ColumnDataSource, DatetimeTickFormatter, FactorRange, HoverTool, Range1d
+from bokeh.models import LabelSet, Span  # type: ignore[attr-defined]  # re-exported at run time; the stubs miss them
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -30,6 +30,8 @@ __all__ = [
     "scatter",
     "show_data",
     "show_lines",
+    "show_timeline",
+    "timeline",
     "waterfall",
 ]
 
@@ -40,10 +42,16 @@ POSITIVE_COLOR = "#d62728"
 NEGATIVE_COLOR = "#1f77b4"
 
 #: Tick labels of time axes at every zoom level (Bokeh's default shows microseconds for a few seconds).
+#: Hours carry the weekday and days the date, so "accuracy fell on Tuesday" reads off the axis.
 _TIME_FORMATS = {
     "microseconds": "%H:%M:%S", "milliseconds": "%H:%M:%S", "seconds": "%H:%M:%S", "minsec": "%H:%M:%S",
-    "minutes": "%H:%M", "hourmin": "%H:%M", "hours": "%H:%M", "days": "%b %d", "months": "%b %Y", "years": "%Y",
+    "minutes": "%H:%M", "hourmin": "%a %H:%M", "hours": "%a %H:%M", "days": "%a %b %d", "months": "%b %Y",
+    "years": "%Y",
 }
+
+#: Colour of audit events (deploys, promotions, ...) on a timeline, and of alert markers.
+EVENT_COLOR = "#6a3d9a"
+ALERT_COLOR = "#d62728"
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,60 @@ def lines(title: str, *, x_label: str, y_label: str, height: int = 300, datetime
                      line_width=1, visible=False)
     fig.add_layout(threshold)
     return Chart(fig, {"lines": line_source, "points": point_source}, _pane(fig), {"threshold": threshold})
+
+
+def timeline(title: str, *, y_label: str, height: int = 300, name: str = "timeline") -> Chart:
+    """A :func:`lines` chart over time with a fixed time range (the period shown, so one point
+    still gets readable ticks), alert markers (source ``alerts``: ``x``, ``y``, ``label``) and
+    audit events as labelled vertical bands (source ``events``: ``x``, ``label``, ``detail``).
+
+    Fill it with :func:`show_timeline`. The sources are named ``{name}-lines``, ``{name}-points``,
+    ``{name}-alerts`` and ``{name}-events``, the threshold ``{name}-threshold`` and the time axis
+    ``{name}-time-axis`` (what a browser test reads)."""
+    chart = lines(title, x_label="time (UTC)", y_label=y_label, height=height, datetime_x=True)
+    fig = chart.figure
+    fig.x_range = Range1d(start=0, end=1)
+    alerts = ColumnDataSource({"x": [], "y": [], "label": []}, name=f"{name}-alerts")
+    events = ColumnDataSource({"x": [], "label": [], "detail": [], "shift": []}, name=f"{name}-events")
+    fig.vspan(x="x", source=events, line_color=EVENT_COLOR, line_width=2, line_dash="dotted", line_alpha=0.8)
+    fig.add_layout(LabelSet(x="x", y=4, y_units="screen", text="label", source=events, angle=1.5708,
+                            x_offset="shift", text_font_size="8pt", text_color=EVENT_COLOR))
+    marker = fig.scatter("x", "y", source=alerts, marker="inverted_triangle", size=13, color=ALERT_COLOR,
+                         line_color="white", legend_label="alert")
+    fig.add_tools(HoverTool(renderers=[marker], tooltips=[("alert", "@label"), ("at", "@x{%a %d %b %H:%M}")],
+                            formatters={"@x": "datetime"}))
+    chart.sources["lines"].name = f"{name}-lines"
+    chart.sources["points"].name = f"{name}-points"
+    chart.spans["threshold"].name = f"{name}-threshold"
+    fig.xaxis.name = f"{name}-time-axis"
+    return Chart(fig, {**chart.sources, "alerts": alerts, "events": events}, chart.pane, chart.spans)
+
+
+def show_timeline(chart: Chart, series: Sequence[tuple[str, Any, Any]], *, start: Any, end: Any,
+                  alerts: Mapping[str, Sequence[Any]] | None = None, events: Mapping[str, Sequence[Any]] | None = None,
+                  title: str | None = None, colors_: Sequence[str] | None = None,
+                  spans: Mapping[str, float | None] | None = None) -> None:
+    """Draw ``series`` on a :func:`timeline` over ``start`` to ``end`` (datetimes, UTC), with its
+    alert markers and event bands."""
+    first, last = _millis(start), _millis(end)
+    chart.sources["alerts"].data = dict(alerts or {"x": [], "y": [], "label": []})
+    shown = dict(events or {"x": [], "label": [], "detail": []})
+    # Labels of events close in time side by side, not over each other (11 px apart).
+    shift, previous = [], None
+    for x in shown["x"]:
+        at = _millis(x)
+        shift.append(shift[-1] + 11.0 if previous is not None and at - previous < (last - first) * 0.02 else -3.0)
+        previous = at
+    chart.sources["events"].data = {**shown, "shift": shift}
+    x_range = chart.figure.x_range
+    pad = (last - first) * 0.03  # the newest point (and its band) clear of the plot's edge
+    x_range.start, x_range.end = first - pad / 3, last + pad
+    show_lines(chart, series, title=title, colors_=colors_, spans=spans)
+
+
+def _millis(value: Any) -> float:
+    """Bokeh's time unit: milliseconds since the epoch."""
+    return float(np.datetime64(value, "ms").astype(np.int64))
 
 
 def scatter(title: str, *, x_label: str, y_label: str, height: int = 300) -> Chart:

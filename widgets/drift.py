@@ -10,9 +10,16 @@ source per replica) and the reference profile logged with the served version. A 
 starts each update on a background thread (pulling only new records and re-testing the window costs
 milliseconds; the multivariate test about a second every tenth update), and the page changes in
 place: the drift table with status badges, the reference vs current histogram of the selected
-feature (reference bins from the profile, current counts from the window), the drift of that
-feature and of the dataset over time, performance measured on the rows whose ground truth came back
-(``dep.log_feedback``) over time, and the alerts as they fire.
+feature (reference bins from the profile, current counts from the window), and the alerts as they
+fire.
+
+The two charts over time open on history: :func:`workbench.drift_history` of the period picked
+(the last hour, day or 7 days, or from a custom start), per period from the window summaries kept
+beside the logs, so they are filled however long ago the traffic was. The drift of the feature and
+of the dataset, and the performance measured on the rows whose ground truth came back
+(``dep.log_feedback``), are drawn with their alerts as markers, the threshold line, and the audit
+trail's deploys, updates, challengers, promotions, rollbacks and retrains as bands on the same time
+axis; each update appends what arrived since.
 """
 
 from __future__ import annotations
@@ -39,6 +46,11 @@ __all__ = ["DriftMonitor", "histogram_shares"]
 MAX_CATEGORIES = 15
 _TABLE_COLUMNS = ["feature", "status", "kind", "test", "statistic", "p_value", "threshold", "missing", "note"]
 
+#: The period picker's choices: how far back, and the length of each point.
+PERIODS: Mapping[str, tuple[str, str]] = {"hour": ("1h", "1min"), "day": ("1d", "15min"), "7 days": ("7d", "2h")}
+#: Measured metrics the summaries keep (thresholds on others stay with the live window).
+_HISTORY_METRICS = ("accuracy", "f1", "mae", "rmse", "r2")
+
 
 @dataclass(frozen=True)
 class _Snapshot:
@@ -46,11 +58,10 @@ class _Snapshot:
 
     deployment: Any
     report: Any
-    history: pd.DataFrame
     alerts: list[Any]
     window: pd.DataFrame
     profile: Any
-    performance: pd.DataFrame
+    history: Any
 
 
 class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
@@ -75,6 +86,12 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
     thresholds = param.Dict(default={}, doc="""
         Measured-metric thresholds (``{"accuracy": 0.85}``, ``{"rmse": 4.0}``): a ``performance``
         alert fires when the window's measured value decays past one (drawn on the chart).""")
+    period = param.Selector(default="day", objects=[*PERIODS, "custom"], doc="""
+        The history drawn over time: the last hour, day or 7 days, or from ``since`` (custom).""")
+    since = param.String(default="3d", doc="""
+        Start of a custom period: a time (``2026-12-01 09:00``, UTC) or a span back from now (``3d``).""")
+    history = param.Parameter(default=None, constant=True, doc="""
+        The :class:`~workbench.monitor.DriftHistory` drawn (read only).""")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -83,16 +100,19 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         self._monitor_key: tuple[Any, ...] = ()
         self._window = pd.DataFrame()
         self._profile: Any = None
-        self._history = pd.DataFrame()
+        self._drift_history: Any = None
+        #: Each version's reference profile, loaded once for the history (reset with the deployment).
+        self._profiles: dict[str, Any] = {}
         self._summary = ui.markdown("Waiting for the first update...")
         # A plain HTML table: it is redrawn on every update (see ui.html_table for why not Tabulator).
         self._table = pn.pane.HTML("", sizing_mode="stretch_width")
         self._rows_shown = pd.DataFrame(columns=_TABLE_COLUMNS)
         self._histogram = charts.grouped_bars("Reference vs current", y_label="share of rows")
-        self._over_time = charts.lines("Drift over time", x_label="time",
-                                       y_label="drift score (1 = threshold)", datetime_x=True)
-        self._performance = charts.lines("Measured performance", x_label="time", y_label="metric",
-                                         datetime_x=True)
+        self._over_time = charts.timeline("Drift over time", y_label="drift score (1 = threshold)",
+                                          name="drift-history")
+        self._performance = charts.timeline("Measured performance", y_label="metric", name="performance-history")
+        self._performance.figure.x_range = self._over_time.figure.x_range  # zoom and pan the two together
+        self._timeline = ui.markdown("")
         self._alerts = pn.pane.HTML("", sizing_mode="stretch_width")
         update = ui.button("Update now", lambda: self.refresh(deployments=True), disabled=self._task.param.running)
         self._layout = pn.Column(
@@ -100,6 +120,9 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
                 pn.widgets.Select.from_param(self.param.deployment, label="Deployment", width=220),
                 pn.widgets.IntInput.from_param(self.param.window, label="Window (rows)", width=120),
                 pn.widgets.Select.from_param(self.param.feature, label="Feature", width=180),
+                pn.widgets.RadioButtonGroup.from_param(self.param.period, name="Period", align="end"),
+                pn.widgets.TextInput.from_param(self.param.since, name="Custom start", width=150,
+                                                visible=self.param.period.rx() == "custom"),
                 pn.widgets.Checkbox.from_param(self.param.live, label="live", align="end"),
                 update,
             ),
@@ -108,6 +131,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
             self._summary,
             self._alerts,
             pn.Row(self._table, sizing_mode="stretch_width"),
+            self._timeline,
             pn.Row(self._histogram.pane, self._over_time.pane, sizing_mode="stretch_width"),
             pn.Row(self._performance.pane, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
@@ -125,6 +149,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         event loop); ``deployments=True`` also lists the deployments again. Returns ``False`` while
         an update is still running."""
         name, window, model_name, thresholds = self.deployment, self.window, self.model_name, dict(self.thresholds)
+        since, every = _period(self.period, self.since)
         listing = deployments or not self.param.deployment.objects or not name
 
         def work(job: Job[_Snapshot | None]) -> _Snapshot | None:
@@ -142,8 +167,10 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
             monitor = self._monitor
             job.update(None, f"reading new predictions of {name}...")
             monitor.update()
-            return _Snapshot(dep, monitor.latest, monitor.history_frame(), monitor.alerts, monitor.window_rows,
-                             monitor.profile, monitor.performance_frame())
+            job.update(None, f"reading the history of {name}...")
+            history = wb.drift_history(dep, since=since, every=every, profiles=self._profiles,
+                                       thresholds={k: v for k, v in thresholds.items() if k in _HISTORY_METRICS})
+            return _Snapshot(dep, monitor.latest, monitor.alerts, monitor.window_rows, monitor.profile, history)
 
         return self._task.start(work, self._show, message="updating drift...", exclusive=True)
 
@@ -159,10 +186,16 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
     def _restart_polling(self) -> None:
         ui.set_polling(self._poller, self.live, self.interval)
 
+    @param.depends("period", "since", watch=True)
+    def _repick(self) -> None:
+        if self.period != "custom" or self.since.strip():
+            self.refresh()
+
     @param.depends("deployment", "window", "thresholds", watch=True)
     def _restart(self) -> None:
         self._task.cancel()
         self._monitor = None
+        self._profiles = {}
         self._summary.object = "Waiting for the first update..."
         self.refresh()
 
@@ -179,11 +212,14 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         if snapshot is None:
             return
         report = snapshot.report
-        self._window, self._profile, self._history = snapshot.window, snapshot.profile, snapshot.history
+        self._window, self._profile, self._drift_history = snapshot.window, snapshot.profile, snapshot.history
         with param.edit_constant(self):
-            self.param.update(report=report, alerts=list(snapshot.alerts), rows=len(snapshot.window))
+            self.param.update(report=report, alerts=list(snapshot.alerts), rows=len(snapshot.window),
+                              history=snapshot.history)
         self._show_alerts(snapshot.alerts)
-        self._draw_performance(snapshot.performance)
+        self._show_timeline_note()
+        self._draw_performance()
+        self._draw_over_time()
         dep = snapshot.deployment
         if report is None:
             self._task.message = "no predictions logged yet"
@@ -248,37 +284,124 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         )
         self._draw_over_time()
 
+    def _show_timeline_note(self) -> None:
+        """One line under the alerts: what the charts over time hold, and the events in the period."""
+        history = self._drift_history
+        if history is None:
+            self._timeline.object = ""
+            return
+        frame = history.frame
+        span = f"{history.since:%a %d %b %H:%M} to {history.until:%a %d %b %H:%M} UTC"
+        if not len(frame):
+            text = f"**History** {span}: no predictions logged in this period."
+        else:
+            every = pd.Timedelta(seconds=history.every)
+            periods = frame["start"].nunique()
+            text = (f"**History** {span}: **{int(frame['rows'].sum()):,} rows** in {periods} "
+                    f"period{'s' if periods != 1 else ''} of {_duration(every)}, "
+                    f"version{'s' if len(history.versions) != 1 else ''} {', '.join(history.versions)} · "
+                    f"{len(history.alerts)} alert{'s' if len(history.alerts) != 1 else ''}")
+        if len(history.events):
+            names, times = history.event_names[-6:], list(history.events["ts"])[-6:]
+            shown = "; ".join(f"{name} {when:%a %H:%M}" for name, when in zip(names, times, strict=True))
+            text += f" · events: {html.escape(shown)}"
+        self._timeline.object = text
+
+    def _timeline_extras(self, kinds: set[str], y: Any) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+        """Alert markers of ``kinds`` (placed at ``y(alert)``) and the events of the history."""
+        history = self._drift_history
+        every = pd.Timedelta(seconds=history.every)
+        shown = [a for a in history.alerts if a.kind in kinds and (a.kind != "feature_drift" or a.feature == self.feature)]
+        alerts = {"x": [_naive(a.time - every) for a in shown], "y": [y(a) for a in shown],
+                  "label": [a.message for a in shown]}
+        events = history.events.to_dict("records")
+        return alerts, {"x": [_naive(e["ts"]) for e in events], "label": history.event_names,
+                        "detail": [f"{e['action']} by {e['user']}" for e in events]}
+
     def _draw_over_time(self) -> None:
-        history = self._history
-        if history is None or not len(history) or not self.feature:
+        history = self._drift_history
+        if history is None:
             return
+        features, frame = history.features, history.frame
+        several = len(history.versions) > 1
         series = []
-        for name, label in ((self.feature, self.feature), ("__dataset__", "dataset (share drifted)")):
-            rows = history[history["feature"] == name]
-            if len(rows):
-                series.append((label, rows["time"].dt.tz_localize(None).to_numpy(), _scores(rows)))
-        charts.show_lines(
-            self._over_time, series,
-            colors_=[charts.CURRENT_COLOR, charts.REFERENCE_COLOR],
-            title=f"Drift over time: {self.feature} and the dataset (1 = drift threshold)",
-            spans={"threshold": 1.0},
-        )
+        chosen = features[features["feature"] == self.feature] if self.feature else features.iloc[0:0]
+        for version, rows in chosen.groupby("version", sort=False):
+            label = f"{self.feature} (v{version})" if several else str(self.feature)
+            series.append((label, _starts(rows["start"]), rows["score"].to_numpy(dtype=float)))
+        drift_share = history.report.drift_share if history.report is not None else 0.5
+        for version, rows in frame.groupby("version", sort=False):
+            label = f"dataset (v{version})" if several else "dataset (share drifted)"
+            series.append((label, _starts(rows["start"]),
+                           np.minimum(rows["share_drifted"].to_numpy(dtype=float) / drift_share, 10.0)))
 
+        def where(alert: Any) -> float:
+            # On the threshold line for p-value tests and the dataset; at its score for distances.
+            if alert.kind == "dataset_drift" or alert.test in ("ks", "chisquare") or not alert.threshold:
+                return 1.0
+            return float(min(alert.statistic / alert.threshold, 10.0))
 
-    def _draw_performance(self, frame: pd.DataFrame) -> None:
-        shown = [m for m in ("accuracy", "f1", "estimated_accuracy", "r2") if m in frame.columns
-                 and frame[m].notna().any()]
-        if not len(frame) or not shown:
-            charts.show_lines(self._performance, [], title="Measured performance: no ground truth yet (send it "
-                                                            "with dep.log_feedback or `workbench feedback`)")
+        alerts, events = self._timeline_extras({"feature_drift", "dataset_drift"}, where)
+        title = (f"Drift over time: {self.feature} and the dataset (1 = drift threshold)" if self.feature
+                 else "Drift over time (1 = drift threshold)")
+        if not len(frame):
+            title += ": no predictions logged in this period"
+        charts.show_timeline(self._over_time, series, start=_naive(history.since), end=_naive(history.until),
+                             alerts=alerts, events=events, title=title,
+                             colors_=charts.colors(len(series)), spans={"threshold": 1.0})
+
+    def _draw_performance(self) -> None:
+        history = self._drift_history
+        if history is None:
             return
-        times = frame["time"].dt.tz_localize(None).to_numpy()
-        series = [(metric.replace("_", " "), times, frame[metric].to_numpy(dtype=float)) for metric in shown]
+        frame = history.frame
+        shown = [m for m in _HISTORY_METRICS if m in frame.columns and frame[m].notna().any()]
+        several = len(history.versions) > 1
+        series = []
+        for metric in shown:
+            for version, rows in frame[frame[metric].notna()].groupby("version", sort=False):
+                label = f"{metric} (v{version})" if several else metric
+                series.append((label, _starts(rows["start"]), rows[metric].to_numpy(dtype=float)))
+        alerts, events = self._timeline_extras({"performance"}, lambda alert: alert.statistic)
+        if not series:
+            title = ("Measured performance: no ground truth yet (send it with dep.log_feedback or "
+                     "`workbench feedback`)")
+        else:
+            labelled = int(frame["labelled"].sum())
+            title = f"Measured performance over time ({labelled:,} labelled rows in the period)"
         limit = next((self.thresholds[m] for m in shown if m in self.thresholds), None)
-        labelled = frame["n"].dropna()
-        counted = f" ({int(labelled.iloc[-1]):,} labelled rows in the window)" if len(labelled) else ""
-        charts.show_lines(self._performance, series, title=f"Measured performance over time{counted}",
-                          spans={"threshold": limit})
+        charts.show_timeline(self._performance, series, start=_naive(history.since), end=_naive(history.until),
+                             alerts=alerts, events=events, title=title, spans={"threshold": limit})
+
+
+def _period(period: str, since: str) -> tuple[str, str]:
+    """``since`` and ``every`` of a period picker's choice (a custom start gets about 100 points)."""
+    if period in PERIODS:
+        return PERIODS[period]
+    from workbench.audit import parse_since
+
+    start = parse_since(since.strip() or "3d")
+    minutes = max(1, int(np.ceil((pd.Timestamp.now(tz="UTC") - start).total_seconds() / 60 / 100)))
+    return since.strip() or "3d", f"{minutes}min"
+
+
+def _naive(stamp: Any) -> np.datetime64:
+    """A UTC time as Bokeh takes it (no time zone)."""
+    return pd.Timestamp(stamp).tz_convert("UTC").tz_localize(None).to_datetime64()
+
+
+def _starts(starts: pd.Series) -> np.ndarray:
+    """Where each period's point goes: at its start, as time axes of buckets read ("the 14:00 hour")."""
+    return starts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+
+
+def _duration(delta: pd.Timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440} d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min"
 
 
 def histogram_shares(profile: NumericProfile | CategoricalProfile, values: pd.Series) -> tuple[list[str], list[float], list[float]]:

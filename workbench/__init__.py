@@ -115,6 +115,7 @@ if TYPE_CHECKING:  # the one list of public names (read by attach_typed at run t
     )
     from workbench.monitor import (
         ConfidenceBasedEstimator,
+        DriftHistory,
         DriftReport,
         DriftSettings,
         LiveMonitor,
@@ -125,6 +126,7 @@ if TYPE_CHECKING:  # the one list of public names (read by attach_typed at run t
         check_quality,
         compare_versions,
         detect_drift,
+        drift_history,
         evaluate_performance,
     )
     from workbench.overview import DeploymentGlance, Glances, where_deployed

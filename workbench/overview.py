@@ -54,11 +54,14 @@ class DeploymentGlance:
     alerts: AlertState
     #: The alert state in a sentence (which features drifted, the accuracy estimate, ...).
     alerts_detail: str
+    #: The last day in a sentence, from the window summaries kept beside the logs
+    #: (:meth:`workbench.monitor.DriftHistory.headline`): rows, when drift began, how accuracy moved, events.
+    history: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"name": self.name, "health": self.health, "policy": self.policy, "policy_detail": self.policy_detail,
-                "alerts": self.alerts, "alerts_detail": self.alerts_detail}
+                "alerts": self.alerts, "alerts_detail": self.alerts_detail, "history": self.history}
 
 
 def _health(deployment: Deployment) -> Health:
@@ -81,6 +84,7 @@ class Glances:
         self._lock = threading.Lock()
         self._verdicts: dict[str, tuple[float, PolicyVerdict, str]] = {}
         self._monitors: dict[str, tuple[str, tuple[str, ...], Any]] = {}
+        self._histories: dict[str, tuple[float, str]] = {}
 
     def of(self, deployments: Sequence[Deployment]) -> list[DeploymentGlance]:
         """A glance at each of ``deployments`` (as :func:`workbench.deployments` returns them)."""
@@ -88,12 +92,29 @@ class Glances:
             live = {d.name for d in deployments}
             for gone in set(self._monitors) - live:
                 del self._monitors[gone]
+            for gone in set(self._histories) - live:
+                del self._histories[gone]
             return [self._glance(d) for d in deployments]
 
     def _glance(self, deployment: Deployment) -> DeploymentGlance:
         policy, policy_detail = self._policy(deployment.model_uri)
         alerts, alerts_detail = self._alerts(deployment)
-        return DeploymentGlance(deployment.name, _health(deployment), policy, policy_detail, alerts, alerts_detail)
+        return DeploymentGlance(deployment.name, _health(deployment), policy, policy_detail, alerts, alerts_detail,
+                                self._history(deployment))
+
+    def _history(self, deployment: Deployment) -> str:
+        """The last day of the deployment in a sentence (read again after ``policy_ttl`` seconds)."""
+        cached = self._histories.get(deployment.name)
+        if cached is not None and time.monotonic() - cached[0] < self.policy_ttl:
+            return cached[1]
+        from workbench.monitor import drift_history
+
+        try:
+            text = drift_history(deployment, since="1d", every="1h").headline()
+        except WorkbenchError as exc:
+            text = f"the history cannot be read: {exc}"
+        self._histories[deployment.name] = (time.monotonic(), text)
+        return text
 
     def _policy(self, model_uri: str) -> tuple[PolicyVerdict, str]:
         cached = self._verdicts.get(model_uri)

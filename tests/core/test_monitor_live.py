@@ -210,6 +210,11 @@ def test_drift_cli_on_a_deployment(session_workspace, registered_model, numeric_
         data = json.loads(out.stdout)
         assert data["dataset"]["n_current"] == 150
         assert [f["feature"] for f in data["features"] if f["drifted"]] == ["x2"]
+        # The deployment's history over the last hour, from the summaries beside its log.
+        past = run_cli("history", "drift-cli", "--since", "1h", "--every", "15min", home=session_workspace.home)
+        assert past.returncode == 0, past.stderr
+        assert " x2 " in past.stdout and f"deploy v{registered_model.version}" in past.stdout
+        assert "last 1 h: 200 rows in " in past.stdout
     finally:
         wb.stop("drift-cli")
     missing = run_cli("drift", "--reference", registered_model.uri, "--deployment", "drift-cli",

@@ -39,6 +39,10 @@ def test_a_clean_deployment_is_healthy_passes_and_shows_drift_when_its_inputs_mo
     assert moved.alerts_detail.startswith("1 feature(s) drifted: x2; estimated accuracy 0.")
     assert moved.alerts_detail.endswith("over the last 450 predictions")
     assert moved.to_dict()["health"] == "healthy"
+    # The last day in a sentence, from the window summaries beside the log (a new Glances: reads it now).
+    (later,) = wb.Glances().of([wb.get_deployment(running.name)])
+    assert later.history.startswith("last 24 h: 450 rows in 1 period, drift in 1 (first "), later.history
+    assert f"deploy v{running.model_version}" in later.history and later.to_dict()["history"] == later.history
 
 
 def test_where_deployed_names_each_deployment_of_a_version(running, registered_model) -> None:

@@ -160,3 +160,16 @@ def test_route_tables_stored_before_the_bandit_still_load() -> None:
     assert (table.mode, table.challenger_share, table.bandit) == ("split", 0.2, False)
     with pytest.raises(Exception, match="strategy must be one of thompson, epsilon_greedy"):
         RouteTable.from_dict({**old, "mode": "bandit", "strategy": "ucb"})
+
+
+def test_reading_a_models_metadata_is_not_a_pull(versions, servers, numeric_data) -> None:
+    """Deployment.predict reads the model's metadata (its limits) before it predicts: only the
+    predictions count as the bandit's choices, and a GET goes to the champion."""
+    X, _ = numeric_data
+    with _client(_table(versions, servers)) as client:
+        for _ in range(5):
+            answer = client.get(f"/v2/models/{versions[0].name}")
+            assert answer.status_code == 200 and answer.headers["x-workbench-variant"] == "champion"
+        _predict(client, X.iloc[[0]])
+        arms = client.get("/workbench/router").json()["bandit"]["arms"]
+        assert sum(a["chosen"] for a in arms) == 1

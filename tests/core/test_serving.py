@@ -121,7 +121,11 @@ def test_model_metadata_comes_from_the_signature(rf_server, registered_model) ->
         assert meta["name"] == "fixture-rf"
         assert meta["versions"] == [registered_model.version]
         assert meta["inputs"] == [{"name": f"x{i}", "datatype": "FP64", "shape": [-1]} for i in range(6)]
-        assert meta["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
+        assert meta["outputs"] == [  # the classifier's probabilities too, with its classes
+            {"name": "predict", "datatype": "INT64", "shape": [-1]},
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2], "parameters": {"columns": [0, 1]}},
+            {"name": "predict_log_proba", "datatype": "FP64", "shape": [-1, 2], "parameters": {"columns": [0, 1]}},
+        ]
         assert httpx.get(rf_server.url + path + "/ready").json() == {"name": "fixture-rf", "ready": True}
 
 
@@ -217,6 +221,90 @@ def test_every_v2_datatype_round_trips(identity_server, datatype: str, values: l
     assert out["datatype"] == datatype
     assert out["shape"] == [2, 2]
     assert out["data"] == [v for row in values for v in row]
+
+
+def _binary_request(inputs: list[tuple[str, str, list[int], bytes]], **extra) -> tuple[bytes, dict[str, str]]:
+    """A V2 request in the binary tensor data extension: its body and headers."""
+    header = json.dumps({"inputs": [{"name": n, "datatype": d, "shape": shape,
+                                     "parameters": {"binary_data_size": len(raw)}} for n, d, shape, raw in inputs],
+                         **extra}).encode()
+    return header + b"".join(raw for *_, raw in inputs), {"inference-header-content-length": str(len(header))}
+
+
+def _bytes_elements(values: list[str]) -> bytes:
+    return b"".join(len(v.encode()).to_bytes(4, "little") + v.encode() for v in values)
+
+
+@pytest.mark.parametrize("datatype,values", [
+    ("BOOL", [[True, False], [False, True]]),
+    ("UINT8", [[0, 255], [1, 2]]),
+    ("UINT64", [[0, 2**63], [1, 2]]),
+    ("INT16", [[-32768, 32767], [0, 1]]),
+    ("INT64", [[-2**63, 2**63 - 1], [0, 1]]),
+    ("FP16", [[0.5, -1.25], [2.0, 3.5]]),
+    ("FP32", [[0.1, 1e30], [2.0, -3.5]]),
+    ("FP64", [[0.1, 1e300], [np.nan, -3.5]]),
+    ("BYTES", [["a", "β"], ["c", ""]]),
+])
+def test_binary_tensors_round_trip_to_the_bit(identity_server, datatype: str, values: list) -> None:
+    """The binary tensor data extension, both ways: little-endian values (BYTES length-prefixed)
+    come back as the same bytes, in the binary answer the request asks for."""
+    from workbench.serving.codecs import V2_DATATYPES
+
+    if datatype == "BYTES":
+        raw = _bytes_elements([v for row in values for v in row])
+    else:
+        raw = np.array(values, dtype=V2_DATATYPES[datatype]).astype(V2_DATATYPES[datatype].newbyteorder("<")).tobytes()
+    body, headers = _binary_request([("t", datatype, [2, 2], raw)],
+                                    outputs=[{"name": "predict", "parameters": {"binary_data": True}}])
+    response = httpx.post(f"{identity_server.url}/v2/models/identity/infer", content=body,
+                          headers={**headers, "content-type": "application/octet-stream"})
+    assert response.status_code == 200, response.text
+    length = int(response.headers["inference-header-content-length"])
+    header = json.loads(response.content[:length])
+    (out,) = header["outputs"]
+    assert out["datatype"] == datatype and out["shape"] == [2, 2] and "data" not in out
+    assert out["parameters"]["binary_data_size"] == len(raw)
+    assert response.content[length:] == raw
+    body, headers = _binary_request([("t", datatype, [2, 2], raw)])
+    as_json = httpx.post(f"{identity_server.url}/v2/models/identity/infer", content=body, headers=headers)
+    (out,) = as_json.json()["outputs"]  # no output asked for in binary: a JSON answer
+    assert "inference-header-content-length" not in as_json.headers and len(out["data"]) == 4
+
+
+BAD_BINARY = [
+    ("header not a number", {"inference-header-content-length": "ten"}, None,
+     400, "Inference-Header-Content-Length must be the byte length"),
+    ("header past the body", {"inference-header-content-length": "100000"}, None,
+     400, "says the JSON part is 100000 bytes, but the body has"),
+    ("bytes left over", {}, b"\0" * 8, 400, "bytes after the binary inputs it declares"),
+    ("size past the data", {}, -4, 400, "declares 8 bytes of binary data, but only 4 are left"),
+    ("size and shape disagree", {}, "shape", 422, "has shape [2] of FP64 (16 bytes) but binary_data_size 8"),
+    ("not octet-stream", {"content-type": "text/plain"}, None, 415, "application/octet-stream"),
+]
+
+
+@pytest.mark.parametrize("case,headers,change,status,message", BAD_BINARY, ids=[c[0] for c in BAD_BINARY])
+def test_bad_binary_framing_gets_a_clear_4xx(mixed_server, case, headers, change, status, message) -> None:
+    inputs = [("amount", "FP64", [1], np.array([1.5]).tobytes()), ("count", "INT64", [1], np.array([3]).tobytes())]
+    if change == "shape":
+        inputs[0] = ("amount", "FP64", [2], np.array([1.5]).tobytes())
+    body, base = _binary_request(inputs)
+    if isinstance(change, bytes):
+        body += change
+    elif isinstance(change, int):
+        body = body[:change]
+    response = httpx.post(f"{mixed_server.url}/v2/models/serving-mixed/infer", content=body,
+                          headers={**base, **headers})
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+def test_a_bytes_element_running_past_its_data_is_a_clear_400(identity_server) -> None:
+    raw = (100).to_bytes(4, "little") + b"abc"
+    body, headers = _binary_request([("t", "BYTES", [1], raw)])
+    response = httpx.post(f"{identity_server.url}/v2/models/identity/infer", content=body, headers=headers)
+    assert response.status_code == 400 and "a BYTES element of 100 bytes runs past its data" in response.json()["error"]
 
 
 @pytest.fixture(scope="module")

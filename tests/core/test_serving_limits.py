@@ -342,3 +342,22 @@ def test_allowing_every_origin_lets_any_page_call(rf_server, numeric_data) -> No
             response = client.post("/v2/models/fixture-rf/infer", json=_v2(_rows(numeric_data, 1)), headers=headers)
             assert response.status_code == 200, response.text
     assert _logged(rf_server) == before + 2
+
+
+def test_the_limits_are_told_in_the_metadata_and_agree(registered_model, numeric_data, serve_model) -> None:
+    """The rows a request may have shrink with the body limit and the model's width, so a client that
+    keeps to the rows the metadata gives is never refused for its bytes: 60,000 bytes for 6 columns
+    at 25 bytes a value is 400 rows, fewer than WORKBENCH_MAX_ROWS."""
+    server = serve_model(registered_model.uri, env={"WORKBENCH_MAX_BODY_BYTES": "60000"})
+    limits = httpx.get(f"{server.url}/v2/models/fixture-rf").json()["parameters"]
+    assert limits["max_rows"] == 400 and limits["max_body_bytes"] == 60000
+    rows = _rows(numeric_data, 400)
+    ok = httpx.post(f"{server.url}/v2/models/fixture-rf/infer", json=_v2(rows))
+    assert ok.status_code == 200, ok.text
+    over = _rows(numeric_data, 401)
+    split = {"dataframe_split": {"columns": list(over.columns), "data": (over * 0).astype(int).values.tolist()}}
+    refused = httpx.post(f"{server.url}/invocations", json=split)
+    message = refused.json()["message"]
+    assert refused.status_code == 413 and "401 rows" in message and "limit of 400 rows" in message
+    assert "WORKBENCH_MAX_BODY_BYTES=60000" in message and "6 values" in message
+

@@ -39,6 +39,15 @@ def test_the_drift_monitor_tests_every_column_of_unshifted_traffic(real_deployme
     for column in features.columns:
         assert f"<td>{column}</td>" in shown
     assert "no non-missing values" not in shown and errors_shown(monitor) == []
+    # One verdict everywhere: the history drawn (the day's summaries, this window's rows and nothing
+    # else) tests every column as the live window does, each statistic within its stated bound.
+    period = monitor.history.report
+    assert period is not None and period.n_current == 400 and period.drifted_features == []
+    for live, summarised in zip(monitor.report.drift.features, period.features, strict=True):
+        assert (summarised.feature, summarised.test) == (live.feature, live.test)
+        assert summarised.drifted == live.drifted and summarised.current_missing_rate == live.current_missing_rate
+        if live.test is not None:
+            assert abs(summarised.statistic - live.statistic) <= summarised.error + 1e-9, live.feature
 
 
 def test_explanations_show_rows_with_gaps_in_text_and_numbers(real_deployment) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 import workbench as wb
@@ -251,6 +252,69 @@ def test_the_drift_view_updates_by_itself_when_predictions_arrive(
     _settle(page)
     page.screenshot(path=str(SHOTS / "review-drift-live.png"), full_page=True)
     watched.assert_clean(warnings=False)  # the Drift charts' warnings: see the first test
+
+
+def _bokeh_data(page, name: str) -> dict | None:
+    """The columns of the page's Bokeh data source named ``name`` (what the chart draws), as lists."""
+    return page.evaluate("""(name) => {
+        for (const doc of (window.Bokeh ? window.Bokeh.documents : [])) {
+            const model = doc.get_model_by_name(name);
+            if (model) return Object.fromEntries(Object.entries(model.data).map(([k, v]) => [k, Array.from(v)]));
+        }
+        return null;
+    }""", name)
+
+
+def test_the_drift_page_opened_after_traffic_stopped_shows_the_history_and_the_promotion(
+    page, review_url: str, review_model: wb.ModelVersion, numeric_data, deployed
+) -> None:
+    """The morning after: v1 answered, v2 was tried as a challenger and promoted, traffic stopped.
+    The Drift page opened now draws what happened before it existed, with the promotion marked."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = numeric_data
+    with wb.start_run(experiment="review-ui", run_name="review-ui-forest-2"):
+        logged = wb.log_model(RandomForestClassifier(n_estimators=12, max_depth=3, random_state=1).fit(X, y),
+                              training_data=X, training_labels=y)
+    second = wb.register(logged, review_model.name)
+    deployment = deployed(f"history-ui-{uuid.uuid4().hex[:4]}")
+    answers = deployment.predict(X.head(200), request_id="monday")
+    deployment.log_feedback("monday", answers)
+    wb.start_challenger(deployment.name, second.uri, share=0.5)
+    deployment.predict(X.iloc[200:300].assign(x0=X["x0"].iloc[200:300] + 3.0))  # the inputs moved
+    wb.promote(deployment.name)
+    deployment.predict(X.iloc[300:400])
+    opened = pd.Timestamp.now(tz="UTC").timestamp() * 1000  # traffic has stopped; the page opens now
+
+    watched = Watched(page)
+    page.goto(f"{review_url}/review?deployment={deployment.name}")
+    page.get_by_text("400 rows in").first.wait_for(timeout=60_000)  # the history line, over the day
+    events = points = None
+    for _ in range(60):
+        events = _bokeh_data(page, "drift-history-events")
+        points = _bokeh_data(page, "drift-history-points")
+        if events and points and f"promote v{second.version}" in events["label"]:
+            break
+        page.wait_for_timeout(500)
+    assert events is not None and f"promote v{second.version}" in events["label"], events
+    assert f"challenger v{second.version}" in events["label"] and f"deploy v{review_model.version}" in events["label"]
+    assert points is not None and len(points["x"]) >= 2
+    assert max(points["x"]) < opened  # drawn from history: every point is from before the page opened
+    alerts = _bokeh_data(page, "drift-history-alerts")  # the alert's marker, where x0 crossed
+    assert alerts is not None and any("'x0' drifted" in label for label in alerts["label"]), alerts
+    drawn = page.evaluate("""() => {
+        const doc = window.Bokeh.documents[0];
+        const line = doc.get_model_by_name('drift-history-threshold');
+        const axis = doc.get_model_by_name('drift-history-time-axis');
+        return {threshold: line.visible ? line.location : null, hours: axis.formatter.hours};
+    }""")
+    assert drawn == {"threshold": 1.0, "hours": "%a %H:%M"}  # the threshold line; weekday and time ticks
+    performance = _bokeh_data(page, "performance-history-lines")
+    assert performance is not None and "accuracy" in " ".join(performance["label"])
+    page.get_by_text(f"promote v{second.version}").first.wait_for(timeout=10_000)  # in the history line too
+    _settle(page)
+    page.screenshot(path=str(SHOTS / "review-drift-history.png"), full_page=True)
+    watched.assert_clean()
 
 
 def test_team_mode_refuses_to_start_without_a_password() -> None:

@@ -1,5 +1,6 @@
 """``workbench drift``: data drift of a file or a running deployment's recent window; ``workbench
-profile``: a reference profile for a version logged without one."""
+history``: a deployment's drift and measured performance over any period; ``workbench profile``: a
+reference profile for a version logged without one."""
 
 from __future__ import annotations
 
@@ -123,6 +124,52 @@ def drift(reference: str, current: Path | None, current_url: str | None, deploym
 
 
 @click.command()
+@click.argument("deployment")
+@click.option("--since", default="7d", show_default=True,
+              help="Start: a time (2026-12-01 09:00, UTC) or a span back from now (1h, 1d, 7d).")
+@click.option("--until", default=None, help="End (default: now), as --since.")
+@click.option("--every", default="1h", show_default=True, help="Length of each period (1min, 15min, 1h, 1d).")
+@click.option("--threshold", "thresholds", multiple=True, metavar="METRIC=VALUE",
+              help="Alert where a measured metric crosses it, e.g. accuracy=0.85 or rmse=4 (repeatable).")
+@json_option
+def history(deployment: str, since: str, until: str | None, every: str, thresholds: tuple[str, ...],
+            as_json: bool) -> None:
+    """A deployment's drift and measured performance per period, from the window summaries kept
+    beside its logs, with the deploys, promotions and rollbacks of the period and the alerts."""
+    from workbench.monitor import drift_history
+
+    limits: dict[str, float] = {}
+    for item in thresholds:
+        name, _, value = item.partition("=")
+        try:
+            limits[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not METRIC=VALUE, e.g. accuracy=0.85",
+                                     param_hint="--threshold") from None
+    found = drift_history(deployment, since=since, until=until, every=every, thresholds=limits)
+    if as_json:
+        emit(found.to_dict(), True)
+        return
+    table = found.frame.copy()
+    table["dataset"] = table["drifted"].map({True: "DRIFT", False: ""})
+    table["drifted"] = table["drifted_features"]
+    metrics = [m for m in ("accuracy", "f1", "mae", "rmse", "r2") if m in table.columns]
+    for metric in metrics:
+        table[metric] = table[metric].map(lambda v: f"{v:.3f}" if v == v else "-")
+    emit(table, False, columns=["start", "version", "rows", "dataset", "drifted", "labelled", *metrics],
+         empty="no predictions logged in the period")
+    for kind, rows in (("events", [f"{t:%Y-%m-%d %H:%M} {name}" for t, name in zip(found.events["ts"],
+                                                                                    found.event_names, strict=True)]),
+                       ("alerts", [f"{a.time:%Y-%m-%d %H:%M} {a.message}" for a in found.alerts])):
+        if rows:
+            click.echo(f"\n{kind}:")
+            for row in rows:
+                click.echo(f"  {row}")
+    click.echo("")
+    click.echo(found.headline())
+
+
+@click.command()
 @click.argument("model_uri", metavar="URI")
 @click.option("--data", "data", type=click.Path(path_type=Path, dir_okay=False), required=True, metavar="FILE",
               help="The training data: a CSV or Parquet file of the model's input columns.")
@@ -154,4 +201,4 @@ def profile(model_uri: str, data: Path, target: str | None, as_json: bool) -> No
     click.echo(f"profile of {made.n_rows} rows attached to {model_uri} (data {made.data_hash[:12]})")
 
 
-COMMANDS = [drift, profile]
+COMMANDS = [drift, history, profile]

@@ -17,7 +17,7 @@ import json
 import re
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -179,16 +179,55 @@ class Deployment:
             ("updated", f"{self.updated} by {self.user}"),
         ])
 
-    def predict(self, data: pd.DataFrame, timeout: float = 60.0, *, request_id: str | None = None) -> Any:
+    def predict(self, data: pd.DataFrame, timeout: float = 60.0, *, request_id: str | None = None,
+                output: str | None = None) -> Any:
         """Predictions for a DataFrame, through the deployment's MLflow ``/invocations`` route.
 
-        ``request_id`` names the request in the prediction log (default: one the server makes up):
-        send the rows' ground truth later with :meth:`log_feedback` under that id."""
+        ``output`` names another method of the model to answer with, as MLflow's
+        ``params={"predict_method": ...}`` does: ``"predict_proba"``, ``"predict_log_proba"``,
+        ``"decision_function"`` or ``"score_samples"``, where the model has it (scikit-learn
+        estimators and Pipelines, XGBoost, LightGBM, CatBoost). The answer is then a DataFrame with
+        ``data``'s index: one column per class, named by the class, for probabilities (and a
+        multi-class ``decision_function``); else one column named ``output``. Without ``output``:
+        the model's answer as ``/invocations`` gives it (a list, one entry per row).
+
+        A frame larger than one request may hold (the limits the server gives in the model's
+        metadata) goes in several requests, in order, and comes back as one answer. ``request_id``
+        names the request in the prediction log (default: one the server makes up); the requests
+        after the first of a split frame are logged as ``ID.2``, ``ID.3``, ... Send the rows' ground
+        truth later with :meth:`log_feedback` under that id."""
         if not isinstance(data, pd.DataFrame):
             raise InvalidInputError("predict takes a pandas DataFrame of the model's input columns")
-        # Exact values: pandas' to_json keeps 10 significant digits and writes datetimes as epoch
-        # milliseconds; encode_split writes every float to the last bit and datetimes in ISO 8601.
-        body = json.dumps({"dataframe_split": encode_split(data)})
+        if output is not None and not isinstance(output, str):
+            raise InvalidInputError("output names one method of the model, e.g. output='predict_proba'")
+        metadata = self._metadata(timeout)
+        limits = metadata.get("parameters") or {}
+        answers: list[Any] = []
+        for i, (body, n_rows) in enumerate(_request_bodies(data, limits, output)):
+            chunk_id = request_id if request_id is None or i == 0 else f"{request_id}.{i + 1}"
+            answers.append(self._invoke(body, timeout, chunk_id))
+        predictions = _joined(answers)
+        if output is None:
+            return predictions
+        columns = next((o.get("parameters", {}).get("columns") for o in metadata.get("outputs", [])
+                        if o.get("name") == output), None)
+        frame = pd.DataFrame(predictions, index=data.index)
+        if frame.shape[1] == 1 and not (columns and len(columns) == 1):
+            frame.columns = [output]
+        elif columns and len(columns) == frame.shape[1]:
+            frame.columns = columns
+        return frame
+
+    def _metadata(self, timeout: float) -> dict[str, Any]:
+        """The model's V2 metadata (outputs, request limits); empty when the server gives none."""
+        try:
+            response = httpx.get(f"{self.url}/v2/models/{self.model_name}", timeout=timeout)
+            metadata = response.json() if response.status_code == 200 else {}
+        except (httpx.TransportError, ValueError):
+            return {}  # the request itself says what is wrong
+        return metadata if isinstance(metadata, dict) else {}
+
+    def _invoke(self, body: bytes, timeout: float, request_id: str | None) -> Any:
         headers = {"content-type": "application/json"}
         if request_id is not None:
             headers["x-request-id"] = request_id
@@ -241,6 +280,38 @@ class Deployment:
         """:meth:`recent_rows` with each row's position in its request (``row``) and the feedback it
         got: ``truth`` and ``reward``, missing where none arrived yet."""
         return labelled_rows(self.log_sources, rows)
+
+
+def _request_bodies(data: pd.DataFrame, limits: Mapping[str, Any], output: str | None) -> Iterator[tuple[bytes, int]]:
+    """``/invocations`` bodies for ``data``, in order, each within the server's ``max_rows`` and
+    ``max_body_bytes`` (a part over the bytes is split again; a single row over them is sent as is,
+    and the server says why it refuses it)."""
+    max_rows = limits.get("max_rows")
+    max_bytes = limits.get("max_body_bytes")
+    step = max_rows if isinstance(max_rows, int) and max_rows > 0 else max(len(data), 1)
+    params = {"params": {"predict_method": output}} if output is not None else {}
+    start = 0
+    while True:
+        chunk = data.iloc[start:start + step]
+        # Exact values: pandas' to_json keeps 10 significant digits and writes datetimes as epoch
+        # milliseconds; encode_split writes every float to the last bit and datetimes in ISO 8601.
+        body = json.dumps({"dataframe_split": encode_split(chunk), **params}).encode()
+        if isinstance(max_bytes, int) and len(body) > max_bytes and len(chunk) > 1:
+            step = max(1, min(len(chunk) - 1, int(len(chunk) * max_bytes / len(body) * 0.95)))
+            continue
+        yield body, len(chunk)
+        start += len(chunk)
+        if start >= len(data):
+            return
+
+
+def _joined(answers: list[Any]) -> Any:
+    """The ``predictions`` of several requests as one: lists joined, columns (a dict) joined per key."""
+    if len(answers) == 1:
+        return answers[0]
+    if all(isinstance(a, dict) for a in answers):
+        return {key: [v for a in answers for v in a[key]] for key in answers[0]}
+    return [v for a in answers for v in a]
 
 
 def _feedback_frame(request_ids: Any, truth: Any, reward: Any, rows: Any) -> pd.DataFrame:

@@ -11,6 +11,9 @@ model), never against the training data itself.
 - :func:`evaluate_performance` (labels joined by request id) and :class:`ConfidenceBasedEstimator`
   (label-free accuracy estimates).
 - :func:`compare_versions`: a deployment's champion and challenger side by side on live traffic.
+- :func:`drift_history` (:class:`DriftHistory`): drift and measured performance over any period from
+  mergeable per-minute window summaries kept beside each log (:mod:`.summaries`), with the audit
+  trail's events.
 - :class:`LiveMonitor`: windows over prediction logs pulled from log folders or servers, history and
   alerts (:class:`NotebookAlerts`, :class:`WebhookAlerts`).
 
@@ -29,6 +32,7 @@ from workbench.monitor.drift import (
     adjust_p_values,
     detect_drift,
 )
+from workbench.monitor.history import DriftHistory, drift_history, summaries_history
 from workbench.monitor.live import (
     Alert,
     AlertCallback,
@@ -50,6 +54,7 @@ from workbench.monitor.performance import (
 from workbench.monitor.quality import QualityIssue, QualityReport, check_quality
 from workbench.monitor.stattests import (
     DRIFT_TESTS,
+    BinnedSample,
     ChiSquared,
     ColumnSample,
     DriftTest,
@@ -60,17 +65,20 @@ from workbench.monitor.stattests import (
     Wasserstein,
     drift_test,
 )
+from workbench.monitor.summaries import PerformanceCounts, SummaryGrid, SummaryStore, WindowSummary, summarise_rows
 from workbench.monitor.windows import Window
 
 __all__ = [
     "DRIFT_TESTS",
     "Alert",
     "AlertCallback",
+    "BinnedSample",
     "ChiSquared",
     "ColumnSample",
     "ConfidenceBasedEstimator",
     "DomainClassifierTest",
     "DriftDetector",
+    "DriftHistory",
     "DriftReport",
     "DriftSettings",
     "DriftTest",
@@ -84,21 +92,28 @@ __all__ = [
     "NotebookAlerts",
     "OutlierDetector",
     "OutlierReport",
+    "PerformanceCounts",
     "PerformanceEstimate",
     "PerformanceReport",
     "PopulationStabilityIndex",
     "QualityIssue",
     "QualityReport",
+    "SummaryGrid",
+    "SummaryStore",
     "VersionComparison",
     "Wasserstein",
     "WebhookAlerts",
     "Window",
     "WindowPerformance",
+    "WindowSummary",
     "adjust_p_values",
     "check_quality",
     "compare_versions",
     "detect_drift",
+    "drift_history",
     "drift_test",
     "evaluate_performance",
     "join_labels",
+    "summarise_rows",
+    "summaries_history",
 ]

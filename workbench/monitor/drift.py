@@ -19,6 +19,7 @@ multivariate test (:mod:`workbench.monitor.multivariate`) finds drift that no si
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -144,6 +145,9 @@ class FeatureDrift:
     #: Share of current non-missing values that are of an unseen category.
     unseen_share: float = 0.0
     note: str = ""
+    #: Bound on how far ``statistic`` may be from its value on the raw rows: 0 on rows, and for
+    #: exact tests on merged window summaries; the sketch's error for KS and Wasserstein on them.
+    error: float = 0.0
 
     @property
     def distance(self) -> float | None:
@@ -170,6 +174,7 @@ class FeatureDrift:
             "unseen_categories": list(self.unseen_categories),
             "unseen_share": self.unseen_share,
             "note": self.note,
+            "error": self.error,
         }
 
 
@@ -242,7 +247,7 @@ class DriftReport(Report):
         rates and unseen categories."""
         columns = ["feature", "kind", "test", "statistic", "p_value", "p_value_adjusted", "threshold",
                    "drifted", "reference_missing_rate", "current_missing_rate", "missing_rate_jump",
-                   "unseen_share", "unseen_categories", "note"]
+                   "unseen_share", "unseen_categories", "note", "error"]
         rows = [{c: (", ".join(v) if isinstance(v := getattr(f, c), tuple) else v) for c in columns}
                 for f in self.features]
         return pd.DataFrame(rows, columns=columns)
@@ -370,46 +375,19 @@ class DriftDetector:
             raise MonitoringError("DriftDetector is not fitted: call .fit(reference_profile) first")
         if not isinstance(current, pd.DataFrame):
             raise InvalidInputError(f"current data must be a pandas DataFrame, not {type(current).__name__}")
-        settings = self.settings_
-        profile = self.profile_
         absent = [c for c in self.columns_ if c not in current.columns]
         if len(absent) == len(self.columns_):
             raise MonitoringError(
                 f"the current data has none of the reference features {self.columns_[:10]}; "
                 f"it has columns {list(current.columns)[:10]}"
             )
-        partial: list[dict[str, Any]] = []
-        for name in self.columns_:
-            feature = profile.features[name]
-            base: dict[str, Any] = {
-                "feature": name, "kind": feature.kind, "reference_count": feature.count,
-                "reference_missing_rate": feature.missing_rate,
-            }
-            if name in absent:
-                partial.append(base | _untested(len(current), "column missing from the current data"))
-                continue
-            sample = (samples or {}).get(name) or ColumnSample.from_values(current[name], feature.kind)
-            base.update(current_count=sample.count, current_missing_rate=sample.missing_rate,
-                        missing_rate_jump=sample.missing_rate - feature.missing_rate > settings.missing_rate_tolerance)
-            if isinstance(feature, CategoricalProfile):
-                unseen, unseen_rows = unseen_categories(feature, sample)
-                base.update(unseen_categories=tuple(unseen[:20]),
-                            unseen_share=unseen_rows / sample.count if sample.count else 0.0)
-            tests = self.tests_[name]
-            if not tests or sample.count == 0:
-                where = "reference profile" if not tests else "current data"
-                partial.append(base | _untested(len(current), f"no non-missing values in the {where}",
-                                                keep_counts=True))
-                continue
-            test_name = settings.test_for(name, feature.kind, feature.count, sample.count)
-            result = tests[test_name].score(sample)
-            partial.append(base | {"test": result.test, "statistic": result.statistic,
-                                   "p_value": result.p_value, "threshold": result.threshold,
-                                   "drifted": result.drifted})
-        features = _corrected(partial, settings.correction)
-        tested = [f for f in features if f.test is not None]
-        share = sum(f.drifted for f in tested) / len(tested) if tested else 0.0
+        profile = self.profile_
+        given = samples or {}
+        made = {name: given.get(name) or ColumnSample.from_values(current[name], profile.features[name].kind)
+                for name in self.columns_ if name not in absent}
+        report = self.score_samples(made, len(current))
         mv = None
+        settings = self.settings_
         run_mv = settings.multivariate if multivariate is None else multivariate
         if not run_mv:
             note = "off"
@@ -420,17 +398,60 @@ class DriftDetector:
         else:
             note = ""
             mv = self.multivariate_.score(current)
+        return dataclasses.replace(report, multivariate=mv, multivariate_note=note)
+
+    def score_samples(self, samples: Mapping[str, ColumnSample], n_rows: int) -> DriftReport:
+        """Test column summaries alone (:class:`ColumnSample` per feature, e.g. merged window
+        summaries' :class:`~workbench.monitor.stattests.BinnedSample`), without the rows: the same
+        tests and verdicts as :meth:`score` (no multivariate test, which needs rows). A feature
+        without a sample counts as missing from the current data."""
+        if not hasattr(self, "profile_"):
+            raise MonitoringError("DriftDetector is not fitted: call .fit(reference_profile) first")
+        settings = self.settings_
+        profile = self.profile_
+        absent = [c for c in self.columns_ if c not in samples]
+        partial: list[dict[str, Any]] = []
+        for name in self.columns_:
+            feature = profile.features[name]
+            base: dict[str, Any] = {
+                "feature": name, "kind": feature.kind, "reference_count": feature.count,
+                "reference_missing_rate": feature.missing_rate,
+            }
+            if name in absent:
+                partial.append(base | _untested(n_rows, "column missing from the current data"))
+                continue
+            sample = samples[name]
+            base.update(current_count=sample.count, current_missing_rate=sample.missing_rate,
+                        missing_rate_jump=sample.missing_rate - feature.missing_rate > settings.missing_rate_tolerance)
+            if isinstance(feature, CategoricalProfile):
+                unseen, unseen_rows = unseen_categories(feature, sample)
+                base.update(unseen_categories=tuple(unseen[:20]),
+                            unseen_share=unseen_rows / sample.count if sample.count else 0.0)
+            tests = self.tests_[name]
+            if not tests or sample.count == 0:
+                where = "reference profile" if not tests else "current data"
+                partial.append(base | _untested(n_rows, f"no non-missing values in the {where}",
+                                                keep_counts=True))
+                continue
+            test_name = settings.test_for(name, feature.kind, feature.count, sample.count)
+            result = tests[test_name].score(sample)
+            partial.append(base | {"test": result.test, "statistic": result.statistic,
+                                   "p_value": result.p_value, "threshold": result.threshold,
+                                   "drifted": result.drifted, "error": result.error})
+        features = _corrected(partial, settings.correction)
+        tested = [f for f in features if f.test is not None]
+        share = sum(f.drifted for f in tested) / len(tested) if tested else 0.0
         return DriftReport(
             features=tuple(features),
             n_reference=profile.n_rows,
-            n_current=len(current),
+            n_current=n_rows,
             share_drifted=share,
             drift_share=settings.drift_share,
             dataset_drifted=bool(tested) and share >= settings.drift_share,
             correction=settings.correction,
-            multivariate=mv,
+            multivariate=None,
             created=pd.Timestamp(_dt.datetime.now(_dt.UTC)),
-            multivariate_note=note,
+            multivariate_note="not run: it needs rows, and summaries keep none",
         )
 
 
@@ -464,8 +485,6 @@ def detect_drift(
         detect_drift("models:/churn@champion", window, correction="bonferroni", multivariate=False)
     """
     if overrides:
-        import dataclasses
-
         unknown = set(overrides) - {f.name for f in dataclasses.fields(DriftSettings)}
         if unknown:
             raise InvalidInputError(f"unknown drift setting(s) {sorted(unknown)}")

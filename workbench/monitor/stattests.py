@@ -45,6 +45,7 @@ from workbench.profile import (
 
 __all__ = [
     "DRIFT_TESTS",
+    "BinnedSample",
     "ChiSquared",
     "ColumnSample",
     "DriftTest",
@@ -76,6 +77,10 @@ class DriftTestResult:
     #: p-value tests drift when ``p_value < threshold``; distance tests when ``statistic >= threshold``.
     threshold: float
     drifted: bool
+    #: Bound on how far ``statistic`` may be from the value computed on the raw rows: 0 for tests on
+    #: raw rows, and for binned tests on a :class:`BinnedSample`; the sketch's error for KS and
+    #: Wasserstein on one.
+    error: float = 0.0
 
     @property
     def measure(self) -> Measure:
@@ -136,6 +141,41 @@ class ColumnSample:
             categories=np.asarray(index, dtype=object),
             counts=counts.to_numpy(dtype=np.int64),
         )
+
+
+@dataclass(frozen=True)
+class BinnedSample(ColumnSample):
+    """A numeric column known only by its counts in fine bins (a merged window summary, see
+    :mod:`workbench.monitor.summaries`): the same tests run on it without the rows.
+
+    ``edges`` are the inner bin edges (a subset of the reference's quantile sketch points that holds
+    its histogram's edges); ``bin_counts[k]`` counts the values in ``[edges[k-1], edges[k])``, the
+    first and last bins open below and above. ``minimum`` and ``maximum`` bound the outer bins. Binned
+    tests (PSI, Jensen-Shannon) are exact on it; KS and Wasserstein read the current distribution as
+    shaped like the reference's inside each bin and state their error (:attr:`DriftTestResult.error`).
+    """
+
+    edges: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    bin_counts: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64), repr=False)
+    #: Of each bin's values, how many equal its lower edge exactly (0 for the first bin): discrete
+    #: features (ages, counts) sit on the edges, and are then known exactly.
+    edge_counts: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64), repr=False)
+    minimum: float = float("nan")
+    maximum: float = float("nan")
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper value bound of each bin (the outer bins closed by the minimum and maximum)."""
+        low = np.concatenate([[self.minimum], self.edges])
+        high = np.concatenate([self.edges, [self.maximum]])
+        if len(self.edges):
+            low[0] = min(self.minimum, self.edges[0])
+            high[-1] = max(self.maximum, self.edges[-1])
+        return low, high
+
+    def order_bins(self, positions: np.ndarray) -> np.ndarray:
+        """The bin of each order statistic (0-based positions among the sorted values)."""
+        totals = np.cumsum(self.bin_counts)
+        return np.minimum(np.searchsorted(totals, positions, side="right"), len(totals) - 1)
 
 
 def _as_sample(current: Any, kind: Kind) -> ColumnSample:
@@ -210,7 +250,12 @@ class DriftTest(abc.ABC):
         statistic, p_value = self._score(sample)
         threshold = self.threshold_
         drifted = bool(p_value < threshold) if p_value is not None else bool(statistic >= threshold)
-        return DriftTestResult(self.name, float(statistic), p_value, threshold, drifted)
+        error = self._error(sample) if isinstance(sample, BinnedSample) else 0.0
+        return DriftTestResult(self.name, float(statistic), p_value, threshold, drifted, float(error))
+
+    def _error(self, sample: BinnedSample) -> float:
+        """Bound on the statistic's distance from the raw rows' value (binned tests are exact)."""
+        return 0.0
 
     @abc.abstractmethod
     def _fit(self, reference: FeatureProfile) -> None: ...
@@ -242,9 +287,14 @@ def _sketch_cdf(quantiles: np.ndarray, probs: np.ndarray, x: np.ndarray, side: L
     return out
 
 
-def _binned_counts(reference: NumericProfile, sorted_values: np.ndarray) -> np.ndarray:
+def _binned_counts(reference: NumericProfile, sorted_values: np.ndarray | BinnedSample) -> np.ndarray:
     """Counts of the current values in the reference's bins (np.histogram's half-open rule)."""
     inner = reference.bin_edges[1:-1]
+    if isinstance(sorted_values, BinnedSample):  # the fine edges hold the reference's: exact sums
+        fine = sorted_values
+        cuts = np.searchsorted(fine.edges, inner, side="left") + 1
+        totals = np.concatenate([[0], np.cumsum(fine.bin_counts)])
+        return np.diff(np.concatenate([[0], totals[cuts], [totals[-1]]]))
     cuts = np.searchsorted(sorted_values, inner, side="left")
     return np.diff(np.concatenate([[0], cuts, [len(sorted_values)]]))
 
@@ -263,7 +313,7 @@ def _aligned_categories(
     if pooled:
         names.append(OTHER)
         ref = np.append(ref, float(reference.other))
-    positions = pd.Index(names[: len(reference.categories)]).get_indexer(sample.categories)
+    positions = _positions(reference, sample.categories)
     known = positions >= 0
     cur = np.zeros(len(names))
     np.add.at(cur, positions[known], sample.counts[known])
@@ -275,6 +325,14 @@ def _aligned_categories(
             ref = np.concatenate([ref, np.zeros(len(unseen))])
             cur = np.concatenate([cur, sample.counts[~known].astype(np.float64)])
     return ref, cur, unseen
+
+
+def _positions(reference: CategoricalProfile, categories: np.ndarray) -> np.ndarray:
+    """Each current category's position among the reference's (-1: unseen)."""
+    if len(categories) > 64:  # many levels: pandas' hash join
+        return np.asarray(pd.Index(list(reference.categories)).get_indexer(categories), dtype=np.int64)
+    lookup = {name: i for i, name in enumerate(reference.categories)}
+    return np.fromiter((lookup.get(c, -1) for c in categories), dtype=np.int64, count=len(categories))
 
 
 def _proportions(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -305,6 +363,8 @@ class KolmogorovSmirnov(DriftTest):
         self.probs_ = np.linspace(0.0, 1.0, len(self.quantiles_))
 
     def _score(self, sample: ColumnSample) -> tuple[float, float | None]:
+        if isinstance(sample, BinnedSample):
+            return self._p(self._binned_d(sample), sample.count)
         values = sample.sorted_values
         m = len(values)
         # Each distinct current value: the ECDF just before it and at it.
@@ -317,10 +377,32 @@ class KolmogorovSmirnov(DriftTest):
         gap_right = np.abs(ecdf_right - _sketch_cdf(self.quantiles_, self.probs_, distinct, "right"))
         gap_left = np.abs(ecdf_left - _sketch_cdf(self.quantiles_, self.probs_, distinct, "left"))
         d = float(max(gap_right.max(), gap_left.max()))
+        return self._p(d, m)
+
+    def _p(self, d: float, m: int) -> tuple[float, float]:
         n = self.reference_.count
         big, small = max(n, m), min(n, m)
         effective = max(1, round(big * small / (big + small)))
         return d, float(stats.kstwo.sf(d, effective))
+
+    def _binned_d(self, sample: BinnedSample) -> float:
+        """The largest gap at the points where the current ECDF is known exactly: both sides of every
+        edge, below the minimum and at the maximum (a lower bound of the rows' D; see :meth:`_error`)."""
+        m = sample.count
+        below = np.concatenate([[0], np.cumsum(sample.bin_counts)[:-1]])[1:]  # values < each edge
+        at_or_below = below + sample.edge_counts[1:]
+        x = np.concatenate([sample.edges, [sample.minimum]])
+        left = np.concatenate([below, [0]]) / m
+        right = np.concatenate([at_or_below, [m]]) / m
+        x_right = np.concatenate([sample.edges, [sample.maximum]])
+        gap_left = np.abs(left - _sketch_cdf(self.quantiles_, self.probs_, x, "left"))
+        gap_right = np.abs(right - _sketch_cdf(self.quantiles_, self.probs_, x_right, "right"))
+        return float(max(gap_left.max(), gap_right.max()))
+
+    def _error(self, sample: BinnedSample) -> float:
+        # Inside a bin, off its edge, both CDFs rise; the ECDF by the bin's values off the edge, so
+        # the rows' D is at most that much above the gaps at the edges.
+        return float((sample.bin_counts - sample.edge_counts).max() / sample.count)
 
 
 class Wasserstein(DriftTest):
@@ -344,11 +426,64 @@ class Wasserstein(DriftTest):
         self.norm_ = max(float(reference.std) if np.isfinite(reference.std) else 0.0, 0.001)
 
     def _score(self, sample: ColumnSample) -> tuple[float, float | None]:
+        if isinstance(sample, BinnedSample):
+            return self._distance(self._binned_quantiles(sample)), None
         values = sample.sorted_values
         position = self.probs_ * (len(values) - 1)
         lower = np.floor(position).astype(np.int64)
         upper = np.minimum(lower + 1, len(values) - 1)
         current = values[lower] + (values[upper] - values[lower]) * (position - lower)
+        return self._distance(current), None
+
+    def _binned_quantiles(self, sample: BinnedSample) -> np.ndarray:
+        """The current quantiles at the sketch's probabilities as the rows' are made (between two
+        order statistics), each order statistic read from its bin: exactly when it sits on the bin's
+        edge, else where the reference's shape inside the bin puts it."""
+        position = self.probs_ * (sample.count - 1)
+        first = np.floor(position).astype(np.int64)
+        last = np.minimum(first + 1, sample.count - 1)
+        values = self._order_values(sample, np.concatenate([first, last]))
+        low_value, high_value = values[:len(first)], values[len(first):]
+        return low_value + (high_value - low_value) * (position - first)
+
+    def _order_values(self, sample: BinnedSample, positions: np.ndarray) -> np.ndarray:
+        counts = sample.bin_counts.astype(np.float64)
+        edge = sample.edge_counts.astype(np.float64)
+        low_all, high_all = sample.bounds()
+        # The reference CDF at every bin's bounds, once (a bin holds many order statistics).
+        f_low_all = _sketch_cdf(self.quantiles_, self.probs_, low_all, "right")
+        f_high_all = _sketch_cdf(self.quantiles_, self.probs_, high_all, "left")
+        k = sample.order_bins(positions)
+        low, high, f_low, f_high = low_all[k], high_all[k], f_low_all[k], f_high_all[k]
+        totals = np.concatenate([[0.0], np.cumsum(counts)])
+        into = positions - totals[k] - edge[k]
+        spread = counts[k] - edge[k]
+        frac = np.clip(np.divide(into + 0.5, spread, out=np.zeros(len(k)), where=spread > 0), 0.0, 1.0)
+        shaped = np.interp(f_low + frac * (f_high - f_low), self.probs_, self.quantiles_)
+        linear = low + frac * (high - low)
+        inside = np.clip(np.where(f_high > f_low, shaped, linear), low, high)
+        return np.where(into < 0, low, inside)
+
+    def _error(self, sample: BinnedSample) -> float:
+        # The rows' quantile at p and this one weigh the same two order statistics alike; each
+        # statistic is exact on an edge, else somewhere in its bin.
+        position = self.probs_ * (sample.count - 1)
+        first = np.floor(position).astype(np.int64)
+        last = np.minimum(first + 1, sample.count - 1)
+        t = position - first
+        widths = self._order_width(sample, np.concatenate([first, last]))
+        gap = (1 - t) * widths[:len(first)] + t * widths[len(first):]
+        return float(np.sum((gap[:-1] + gap[1:]) / 2 * np.diff(self.probs_)) / self.norm_)
+
+    @staticmethod
+    def _order_width(sample: BinnedSample, positions: np.ndarray) -> np.ndarray:
+        low, high = sample.bounds()
+        k = sample.order_bins(positions)
+        totals = np.concatenate([[0], np.cumsum(sample.bin_counts)])
+        on_edge = positions - totals[k] < sample.edge_counts[k]
+        return np.where(on_edge, 0.0, high[k] - low[k])
+
+    def _distance(self, current: np.ndarray) -> float:
         diff = self.quantiles_ - current
         a, b = diff[:-1], diff[1:]
         width = np.diff(self.probs_)
@@ -358,7 +493,7 @@ class Wasserstein(DriftTest):
         with np.errstate(invalid="ignore", divide="ignore"):
             crossing = np.where(abs_sum > 0, (a * a + b * b) / (2 * abs_sum), 0.0)
         area = np.where(same_sign, abs_sum / 2, crossing) * width
-        return float(area.sum() / self.norm_), None
+        return float(area.sum() / self.norm_)
 
 
 class PopulationStabilityIndex(DriftTest):
@@ -445,7 +580,8 @@ class ChiSquared(DriftTest):
 
 def _binned(reference: FeatureProfile, sample: ColumnSample) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(reference, NumericProfile):
-        return reference.bin_counts.astype(np.float64), _binned_counts(reference, sample.sorted_values).astype(np.float64)
+        current = sample if isinstance(sample, BinnedSample) else sample.sorted_values
+        return reference.bin_counts.astype(np.float64), _binned_counts(reference, current).astype(np.float64)
     ref, cur, _ = _aligned_categories(reference, sample)
     return _pooled_sparse(ref, cur)
 
@@ -490,6 +626,9 @@ def drift_test(name: str, *, threshold: float | None = None) -> DriftTest:
 
 
 def unseen_categories(reference: CategoricalProfile, sample: ColumnSample) -> tuple[list[str], int]:
-    """Current categories the reference profile does not list, and how many rows carry them."""
-    known = pd.Index(list(reference.categories)).get_indexer(sample.categories) >= 0
-    return [str(c) for c in sample.categories[~known]], int(sample.counts[~known].sum())
+    """Current categories the reference profile does not list (the most frequent first, ties by
+    name: the same list whatever order the rows came in), and how many rows carry them."""
+    known = _positions(reference, sample.categories) >= 0
+    names, counts = [str(c) for c in sample.categories[~known]], sample.counts[~known]
+    order = sorted(range(len(names)), key=lambda i: (-int(counts[i]), names[i]))
+    return [names[i] for i in order], int(counts.sum())

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from workbench._sqlite import connect
@@ -39,7 +40,16 @@ __all__ = ["PredictionLog", "QueuedLog", "WriteJob"]
 
 
 def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(value, default=_numpy_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _numpy_default(value: Any) -> Any:
+    """What orjson leaves to its caller: arrays that are not C-contiguous (a model's column slices)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write a {type(value).__name__} into the prediction log")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -180,6 +190,8 @@ class PredictionLog(QueuedLog):
                         return
                     group.append(nxt)
                 self._commit(conn, group)
+                # Hold no request while waiting for the next: a large one's rows are freed now.
+                item = nxt = group = None  # type: ignore[assignment]
         finally:
             conn.close()
 

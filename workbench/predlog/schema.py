@@ -13,7 +13,7 @@ __all__ = ["LOG_FILE", "META_COLUMNS", "LogHealth", "OUTPUT_NAMES", "RECORD_COLU
 LOG_FILE = "predictions.db"
 
 #: Extra outputs a client may request from a scikit-learn model, besides ``predict``.
-SKLEARN_EXTRA_OUTPUTS = ("predict_proba", "predict_log_proba", "decision_function")
+SKLEARN_EXTRA_OUTPUTS = ("predict_proba", "predict_log_proba", "decision_function", "score_samples")
 
 #: The names the inference server gives model outputs.
 OUTPUT_NAMES = ("predict", *SKLEARN_EXTRA_OUTPUTS)

@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -51,6 +52,7 @@ from workbench.errors import InvalidInputError
 from workbench.predlog.feedback import MAX_FEEDBACK_BYTES
 from workbench.routing.bandit import STICKY_HEADER, STRATEGIES
 from workbench.serving.guard import add_guard, check_feedback_token, read_body
+from workbench.serving.memory import RELEASE_AFTER_BYTES, release_memory, return_large_blocks
 from workbench.routing.live_bandit import ARMS, LiveBandit
 
 __all__ = ["ROUTER_TOKEN_ENV", "RouteTable", "create_router", "feedback_token_for", "load_config", "run_router"]
@@ -256,6 +258,8 @@ class _Router:
     def choose(self, request: Request) -> str:
         table = self.table
         if self.bandit is not None:
+            if request.method != "POST":  # metadata and health (Deployment.predict reads the limits): no pull
+                return "champion"
             return self.bandit.policy.choose(request.headers.get(STICKY_HEADER) or None)
         if table.challenger and table.mode == "split" and random.random() < table.challenger_share:
             return "challenger"
@@ -369,7 +373,9 @@ class _Router:
         headers["x-workbench-variant"] = variant
         if version:
             headers["x-model-version"] = version
-        return Response(upstream.content, status_code=upstream.status_code, headers=headers)
+        # After a large request, the memory of its body and answer goes back to the system.
+        background = BackgroundTask(release_memory) if len(body) >= RELEASE_AFTER_BYTES else None
+        return Response(upstream.content, status_code=upstream.status_code, headers=headers, background=background)
 
     async def feedback(self, request: Request) -> Response:
         """Send feedback to every server of champion and challenger at once and merge the answers.
@@ -623,6 +629,7 @@ def run_router(config: Path, *, host: str = "127.0.0.1", port: int = 8080,
 
     configure(get_settings().bound_to(host))
     table, token = load_config(config)
+    return_large_blocks()  # a large request's memory goes back to the system once it is forwarded
     sock = bind(host, port)
     run_asgi(create_router(table, token=token, config_path=config, state_dir=state_dir,
                            require_feedback_token=not _loopback(host)), sock, port_file=port_file)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -42,9 +43,10 @@ from workbench.errors import (
     UnsupportedMediaTypeError,
     WorkbenchError,
 )
-from workbench.serving import codecs
+from workbench.serving import binary, codecs
 from workbench.serving.batching import LOG_RETRY_SECONDS, Batcher, RequestInfo, _settle
-from workbench.serving.guard import add_guard, check_feedback_token, read_body
+from workbench.serving.guard import RequestLimits, add_guard, check_feedback_token, is_json, read_body
+from workbench.serving.memory import RELEASE_AFTER_BYTES, release_memory
 from workbench.serving.metrics import ServerMetrics
 from workbench.predlog import LogWriter, open_log
 from workbench.predlog.feedback import (
@@ -81,6 +83,9 @@ ExplainerFactory = Callable[[ServedModel], RowExplainer]
 
 SERVER_NAME = "workbench"
 
+#: The ``/invocations`` parameter that names the model's method to answer with (MLflow's name).
+PREDICT_METHOD = "predict_method"
+
 
 class _JSON(Response):
     media_type = "application/json"
@@ -110,6 +115,8 @@ class ServerState:
     log: LogWriter
     metrics: ServerMetrics
     settings: Settings
+    #: What one request may hold, for this model (told to clients in its metadata).
+    limits: RequestLimits
     #: Builds the explainer on the first explain request; ``None``: the route answers that it is off.
     explainer_factory: ExplainerFactory | None = None
     ready: bool = False
@@ -209,7 +216,7 @@ class _Routes:
         except PackageNotFoundError:
             server_version = "unknown"
         return _JSON({"name": SERVER_NAME, "version": server_version,
-                      "extensions": ["model_repository_readonly", "workbench_prediction_log", "explain",
+                      "extensions": ["model_repository_readonly", "binary_tensor_data", "workbench_prediction_log", "explain",
                                      "feedback"]})
 
     def _check_model(self, request: Request) -> None:
@@ -253,13 +260,42 @@ class _Routes:
         try:
             info = _with_client_id(info, request.headers.get("x-request-id"))  # the body's id wins
             self._check_model(request)
-            body = _parse_json(await read_body(request, self.state.settings.max_body_bytes))
+            body = await self._v2_body(request)
             response = await self._infer_v2(body, info)
         except WorkbenchError as exc:
             self._observe(info, exc.http_status)
             return _v2_error(exc)
         self._observe(info, 200)
-        return _JSON(response, headers={"x-request-id": response["id"]})
+        headers = {"x-request-id": response["id"]}
+        packed = binary.encode_response(response, *binary.binary_outputs(body))
+        if packed is not None:
+            content, header_length = packed
+            headers[binary.HEADER_LENGTH] = str(header_length)
+            return _released(request, Response(content, media_type="application/octet-stream", headers=headers))
+        return _released(request, _JSON(response, headers=headers))
+
+    async def _v2_body(self, request: Request) -> Any:
+        """A V2 request body: JSON, or JSON followed by binary tensors (the binary tensor data
+        extension, :mod:`workbench.serving.binary`), whose inputs then hold numpy arrays."""
+        header_length = request.headers.get(binary.HEADER_LENGTH)
+        if header_length is None:
+            return _parse_json(await read_body(request, self.state.settings.max_body_bytes))
+        # Only a client that is not a browser can send it: the header makes a page's request preflighted.
+        content_type = request.headers.get("content-type", "")
+        mime = content_type.split(";")[0].strip().lower()
+        if mime and mime != "application/octet-stream" and not is_json(mime):
+            raise UnsupportedMediaTypeError(
+                f"content type {content_type!r} is not supported for binary tensors: send "
+                "application/octet-stream (or none) with Inference-Header-Content-Length")
+        raw = await read_body(request, self.state.settings.max_body_bytes, json_only=False)
+        json_part, tensors = binary.split_request(raw, header_length)
+        body = _parse_json(json_part)
+        if isinstance(body, Mapping) and isinstance(body.get("inputs"), list):
+            self._check_rows(max((_tensor_rows(t) for t in body["inputs"]), default=0))
+            body = {**body, "inputs": binary.attach_binary_inputs(body["inputs"], tensors)}
+        elif len(tensors):
+            raise InvalidInputError("binary data was sent, but the JSON part has no 'inputs' list to say whose")
+        return body
 
     async def _infer_v2(self, body: Any, info: RequestInfo) -> dict[str, Any]:
         request = self._read_v2(body, info)
@@ -314,9 +350,19 @@ class _Routes:
         output_names = [o["name"] for o in requested]
         params = self._model_params(parameters)
         # Rows are counted before decoding: decoding is where a large request costs memory.
-        _check_rows(max((_tensor_rows(t) for t in raw_inputs), default=0), self.state.settings)
+        self._check_rows(max((_tensor_rows(t) for t in raw_inputs), default=0))
         tensors = [codecs.decode_tensor(t) for t in raw_inputs]
         return _V2Request(info, parameters, output_names, params, tensors)
+
+    def _check_rows(self, rows: int) -> None:
+        """Refuse (413) a request with more rows than the server takes for this model."""
+        limits = self.state.limits
+        if rows > limits.max_rows:
+            raise PayloadTooLargeError(
+                f"the request has {rows} rows, more than the server's limit of {limits.max_rows} rows per "
+                f"request for this model ({limits.explain()}): send fewer rows per request "
+                "(Deployment.predict splits a large frame itself)"
+            )
 
     def _model_params(self, parameters: Mapping[str, Any]) -> dict[str, Any] | None:
         """Request parameters the model declares in its signature; protocol hints are dropped."""
@@ -332,8 +378,7 @@ class _Routes:
         """SHAP contributions per row for a V2 inference payload, from the model being served."""
         try:
             self._check_model(request)
-            body = _parse_json(await read_body(request, self.state.settings.max_body_bytes))
-            v2 = self._read_v2(body, RequestInfo(protocol="v2-explain"))
+            v2 = self._read_v2(await self._v2_body(request), RequestInfo(protocol="v2-explain"))
             if not self.model.batchable:
                 raise ExplanationError(
                     "this model takes tensors or has no column signature, and explanations need named "
@@ -392,13 +437,13 @@ class _Routes:
             self._observe(info, exc.http_status)
             return _mlflow_error(exc)
         self._observe(info, 200)
-        return response
+        return _released(request, response)
 
     async def _invocations(self, body: bytes, mime: str, info: RequestInfo) -> Response:
         params = None
         if mime == "text/csv":
             # A CSV has a header line and at most one line per row: bound it before pandas reads it.
-            _check_rows(max(body.count(b"\n") - 1, 0), self.state.settings)
+            self._check_rows(max(body.count(b"\n") - 1, 0))
             columns = _csv_columns(body)
             payload: dict[str, Any] = {}
         else:
@@ -411,8 +456,11 @@ class _Routes:
             raw_params = payload.get("params")
             if raw_params is not None and not isinstance(raw_params, Mapping):
                 raise InvalidInputError("'params' must be an object")
+            method = (raw_params or {}).get(PREDICT_METHOD, "predict")
+            if method != "predict":
+                return await self._invocations_method(payload, method, info)
             params = self._model_params(raw_params or {})
-            _check_rows(_payload_rows(payload), self.state.settings)
+            self._check_rows(_payload_rows(payload))
             columns = None
         if self.model.batchable:
             if columns is None:
@@ -432,6 +480,23 @@ class _Routes:
         predictions_to_json(raw, out)
         return Response(out.getvalue(), media_type="application/json",
                         headers={"x-request-id": info.request_id})
+
+    async def _invocations_method(self, payload: Mapping[str, Any], method: Any, info: RequestInfo) -> Response:
+        """``params: {"predict_method": "predict_proba"}``: the answer of another method of the
+        model (see :attr:`ServedModel.output_names`), as MLflow answers a model logged with that
+        ``pyfunc_predict_fn``: ``predictions`` with one entry (a list, for two dimensions) per row."""
+        offered = self.model.output_names
+        if not isinstance(method, str) or method not in offered or not self.model.batchable:
+            raise InvalidInputError(
+                f"predict_method {method!r} is not offered by this model: it offers {offered}"
+                + ("" if self.model.batchable else " (a model without a column signature answers predict only)"))
+        self._check_rows(_payload_rows(payload))
+        batch = self.model.to_batch(_json_columns(payload))
+        params = self._model_params({k: v for k, v in (payload.get("params") or {}).items() if k != PREDICT_METHOD})
+        prediction = await self.state.batcher.infer(batch, info, (method,), params)
+        values = prediction.outputs[method]
+        answer = np.ascontiguousarray(values) if values.dtype.kind in "biuf" else values.tolist()
+        return _JSON({"predictions": answer}, headers={"x-request-id": info.request_id})
 
     # -- feedback -------------------------------------------------------------------------------
 
@@ -496,6 +561,14 @@ class _Routes:
         return Response("\n", media_type="application/json", status_code=200 if self._ready() else 503)
 
 
+def _released(request: Request, response: Response) -> Response:
+    """``response``, followed (once sent) by giving memory back when the request was large."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) >= RELEASE_AFTER_BYTES:
+        response.background = BackgroundTask(release_memory)
+    return response
+
+
 def _with_client_id(info: RequestInfo, given: str | None) -> RequestInfo:
     """``info`` with the request id the client chose (``x-request-id``), when it sent one: feedback
     then refers to the answer by the client's own key."""
@@ -520,14 +593,6 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int, maxim
     return value
 
 
-def _check_rows(rows: int, settings: Settings) -> None:
-    """Refuse (413) a request with more rows than ``settings.max_rows_per_request``."""
-    limit = settings.max_rows_per_request
-    if rows > limit:
-        raise PayloadTooLargeError(
-            f"the request has {rows} rows, more than the server's limit of {limit} rows per request "
-            "(WORKBENCH_MAX_ROWS): send fewer rows per request"
-        )
 
 
 def _tensor_rows(raw: Any) -> int:
@@ -635,7 +700,9 @@ def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | 
                    replica=replica or f"{socket.gethostname()}-{os.getpid()}")
     batcher = Batcher(model, log, metrics, max_batch_size=settings.max_batch_size,
                       max_wait_ms=settings.max_batch_wait_ms)
-    state = ServerState(model, batcher, log, metrics, settings, explainer)
+    limits = RequestLimits.for_model(settings.max_body_bytes, settings.max_rows_per_request, model.width)
+    model.limits = limits.to_json()
+    state = ServerState(model, batcher, log, metrics, settings, limits, explainer)
     routes = _Routes(state)
 
     @contextlib.asynccontextmanager

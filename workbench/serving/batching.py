@@ -64,7 +64,7 @@ def _jsonable_outputs(outputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, values in outputs.items():
         array = np.asarray(values)
-        out[name] = array if array.dtype.kind in "biuf" else [
+        out[name] = np.ascontiguousarray(array) if array.dtype.kind in "biuf" else [
             v if isinstance(v, (str, int, float, bool)) or v is None else str(v) for v in array.tolist()
         ]
     return out
@@ -183,6 +183,7 @@ class Batcher:
             if not group:
                 continue
             await loop.run_in_executor(self._executor, self._predict_and_log, group, loop)
+            del group  # hold no request's rows while waiting for the next
 
     def _rows_pending(self) -> int:
         return sum(item.batch.n_rows for item in self._pending)

@@ -105,6 +105,11 @@ def decode_tensor(raw: Any) -> Tensor:
     shape = _as_shape(raw["shape"], name)
     if "data" not in raw:
         raise InvalidInputError(f"input {name!r} has no 'data'")
+    parameters = raw.get("parameters") or {}
+    if not isinstance(parameters, Mapping):
+        raise InvalidInputError(f"input {name!r}: 'parameters' must be an object")
+    if isinstance(raw["data"], np.ndarray):  # decoded already, from binary data (workbench.serving.binary)
+        return Tensor(name, datatype, shape, raw["data"], parameters)
     flat = _flatten(raw["data"])
     expected = int(np.prod(shape)) if shape else 1
     if len(flat) != expected:
@@ -112,9 +117,6 @@ def decode_tensor(raw: Any) -> Tensor:
             f"input {name!r} has shape {list(shape)} ({expected} values) but {len(flat)} data values"
         )
     array = _to_array(flat, datatype, name)
-    parameters = raw.get("parameters") or {}
-    if not isinstance(parameters, Mapping):
-        raise InvalidInputError(f"input {name!r}: 'parameters' must be an object")
     return Tensor(name, datatype, shape, array.reshape(shape), parameters)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -44,10 +45,52 @@ from workbench.errors import (
     UnsupportedMediaTypeError,
 )
 
-__all__ = ["CrossSiteGuard", "add_guard", "check_feedback_token", "cross_site_reason", "is_json", "read_body",
+__all__ = ["JSON_VALUE_BYTES", "CrossSiteGuard", "RequestLimits", "add_guard", "check_feedback_token", "cross_site_reason", "is_json", "read_body",
            "require_json"]
 
 _SAME_ORIGIN = {"same-origin", "none"}
+
+#: The most bytes one number takes in a JSON request: a float64 to its last bit
+#: (``-2.2250738585072014e-308``, 24 characters) and the comma after it.
+JSON_VALUE_BYTES = 25
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request to a model may hold; both limits agree, so a client that keeps to them is
+    never refused by the other one.
+
+    Memory grows with the values a request holds, so the rows a request may have shrink with the
+    model's width: at most ``WORKBENCH_MAX_ROWS`` rows, and no more rows of the model's columns
+    than fit, in JSON, in ``WORKBENCH_MAX_BODY_BYTES`` (:data:`JSON_VALUE_BYTES` per number). A
+    client learns both from the model's metadata (``GET /v2/models/{name}``: ``parameters.max_rows``
+    and ``parameters.max_body_bytes``) and splits larger tables, as ``Deployment.predict`` does.
+    """
+
+    max_body_bytes: int
+    max_rows: int
+    #: Values per row (the model's input columns).
+    width: int
+    #: ``WORKBENCH_MAX_ROWS`` as configured.
+    configured_rows: int
+
+    @classmethod
+    def for_model(cls, max_body_bytes: int, max_rows: int, width: int) -> RequestLimits:
+        """The limits for a model whose rows have ``width`` values."""
+        width = max(width, 1)
+        fitting = max(1, max_body_bytes // (width * JSON_VALUE_BYTES))
+        return cls(max_body_bytes, min(max_rows, fitting), width, max_rows)
+
+    def explain(self) -> str:
+        """Where :attr:`max_rows` comes from, in words."""
+        if self.max_rows == self.configured_rows:
+            return "WORKBENCH_MAX_ROWS"
+        return (f"as many rows of its {self.width} values as fit in WORKBENCH_MAX_BODY_BYTES="
+                f"{self.max_body_bytes}; WORKBENCH_MAX_ROWS is {self.configured_rows}")
+
+    def to_json(self) -> dict[str, int]:
+        """The form clients read in the model's metadata."""
+        return {"max_rows": self.max_rows, "max_body_bytes": self.max_body_bytes}
 
 
 def is_json(content_type: str) -> bool:
@@ -85,14 +128,16 @@ async def read_body(request: Any, limit: int, *, json_only: bool = True, allow_e
         headers = request.headers
         browser = "origin" in headers or any(k.lower().startswith("sec-fetch-") for k in headers.keys())
         require_json(headers.get("content-type"), from_browser=browser)
-    body = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
             raise too_big
-    if not body and not allow_empty:
+    if not size and not allow_empty:
         raise InvalidInputError("the request body is empty: send a JSON document")
-    return bytes(body)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one copy of the body, not two
 
 
 def check_feedback_token(authorization: str | None, token: str | None, *, required: bool) -> None:

@@ -26,6 +26,9 @@ from workbench.tables import TableSchema
 
 __all__ = ["InputColumn", "Prediction", "ServedModel"]
 
+#: Flavors whose pyfunc wraps the library's own model (``get_raw_model``), predicted as it is.
+_RAW_MODEL_FLAVORS = ("sklearn", "xgboost", "lightgbm", "catboost")
+
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,10 @@ class ServedModel:
     table: TableSchema | None = None
     #: The model as loaded without MLflow, when it was (see :mod:`workbench.serving.flavors`).
     direct: DirectModel | None = None
+    #: Each of :attr:`methods`' numpy dtype and shape past the rows, learned from the input example.
+    method_shapes: dict[str, tuple[np.dtype[Any], tuple[int, ...]]] = field(default_factory=dict)
+    #: The server's request limits, told to clients in the metadata (set by the server).
+    limits: dict[str, int] = field(default_factory=dict)
     #: Its answers depend on which rows are predicted together (see :mod:`workbench.composition`):
     #: each request is predicted on its own, never batched with others.
     per_request: bool = False
@@ -287,11 +294,41 @@ class ServedModel:
 
     @property
     def output_names(self) -> list[str]:
-        """Outputs a client can request by name."""
+        """Outputs a client can request by name: the model's answer, and the estimator's
+        ``predict_proba``, ``predict_log_proba``, ``decision_function`` and ``score_samples`` where
+        it has them (scikit-learn, XGBoost, LightGBM and CatBoost models)."""
         names = list(self.output_spec) or ["predict"]
-        if self.sklearn_model is not None:
-            names += [m for m in SKLEARN_EXTRA_OUTPUTS if hasattr(self.sklearn_model, m) and m not in names]
+        names += [m for m in self.methods if m not in names]
         return names
+
+    @property
+    def estimator(self) -> Any:
+        """The library's own fitted model (scikit-learn estimator or Pipeline, XGBoost, LightGBM or
+        CatBoost model), whose other methods are outputs too; ``None`` for other models."""
+        if self.sklearn_model is not None:
+            return self.sklearn_model
+        if self.direct is not None:
+            return self.direct.raw
+        if self.flavor in _RAW_MODEL_FLAVORS and self.columns is not None:
+            try:
+                return self.pyfunc.get_raw_model()
+            except Exception:  # a flavor without a raw model: its answer only
+                return None
+        return None
+
+    @property
+    def methods(self) -> list[str]:
+        """The estimator's methods offered as outputs besides its answer (see :attr:`output_names`)."""
+        estimator = self.estimator
+        return [m for m in SKLEARN_EXTRA_OUTPUTS if estimator is not None and hasattr(estimator, m)]
+
+    def output_columns(self, name: str) -> list[Any] | None:
+        """What the columns of a two-dimensional output stand for: the classes, in order, for
+        ``predict_proba``, ``predict_log_proba`` and a multi-class ``decision_function``."""
+        classes = getattr(self.estimator, "classes_", None)
+        if name in self.methods and name != "score_samples" and classes is not None:
+            return [c.item() if isinstance(c, np.generic) else c for c in np.asarray(classes).tolist()]
+        return None
 
     def _learn_outputs(self) -> None:
         """Predict the logged input example once: checks the model works and names its outputs."""
@@ -306,6 +343,12 @@ class ServedModel:
         except Exception:  # a model whose example no longer predicts still serves; errors show per request
             return
         self.output_spec = {k: v.dtype for k, v in prediction.outputs.items()}
+        for method in self.methods:
+            try:
+                (extra,) = self.predict([batch], (method,))
+            except Exception:  # offered all the same; a request that asks for it gets the model's error
+                continue
+            self.method_shapes[method] = (extra.outputs[method].dtype, extra.outputs[method].shape[1:])
 
     def _input_example(self) -> pd.DataFrame | None:
         assert self.model_dir is not None
@@ -319,6 +362,15 @@ class ServedModel:
                 except (ValueError, TypeError):
                     return None
         return None
+
+    @property
+    def width(self) -> int:
+        """Values in one row of input: the signature's columns, or a tensor's elements past the rows."""
+        if self.columns is not None:
+            return len(self.columns)
+        if self.input_schema is not None and self.input_schema.is_tensor_spec():
+            return sum(int(np.prod([max(d, 1) for d in spec.shape[1:]])) for spec in self.input_schema.inputs)
+        return 1
 
     @property
     def _column_names(self) -> set[str]:
@@ -343,13 +395,19 @@ class ServedModel:
         outputs = [
             {"name": n, "datatype": v2_datatype(d), "shape": [-1]} for n, d in self.output_spec.items()
         ]
+        for method, (dtype, rest) in self.method_shapes.items():
+            output: dict[str, Any] = {"name": method, "datatype": v2_datatype(dtype), "shape": [-1, *rest]}
+            columns = self.output_columns(method) if rest else None
+            if columns is not None and len(columns) == rest[0]:
+                output["parameters"] = {"columns": columns}
+            outputs.append(output)
         return {
             "name": self.name,
             "versions": [self.version] if self.version else [],
             "platform": f"mlflow_{self.flavor}",
             "inputs": inputs,
             "outputs": outputs,
-            "parameters": {"run_id": self.run_id, "model_uri": self.uri},
+            "parameters": {"run_id": self.run_id, "model_uri": self.uri, **self.limits},
         }
 
     # -- input ----------------------------------------------------------------------------------
@@ -443,8 +501,8 @@ class ServedModel:
         for name in outputs:
             if name in named:
                 continue
-            if self.sklearn_model is not None and name in SKLEARN_EXTRA_OUTPUTS and hasattr(self.sklearn_model, name):
-                named[name] = np.asarray(getattr(self.sklearn_model, name)(frame))
+            if name in self.methods:
+                named[name] = np.asarray(getattr(self.estimator, name)(frame))
             else:
                 raise InvalidInputError(f"unknown output {name!r}; this model offers {self.output_names}")
         if outputs:

@@ -21,6 +21,7 @@ from workbench.config import Settings, get_settings
 from workbench import errors
 from workbench.errors import PortInUseError, WorkbenchError
 from workbench.serving.app import ExplainerFactory, create_app
+from workbench.serving.memory import return_large_blocks
 from workbench.serving.model import ServedModel
 
 __all__ = ["bind", "run_asgi", "serve"]
@@ -90,6 +91,7 @@ def serve(
         model_dir, registered_name, registered_version = resolution()
         name, version = name or registered_name, version or registered_version
     model = ServedModel.load(model_uri, name=name, version=version, snapshot=snapshot, model_dir=model_dir)
+    return_large_blocks()  # a large request's memory goes back to the system once it is answered
     folder = Path(log_dir) if log_dir else default_log_dir(model.name, settings)
     app = create_app(model, log_dir=folder, settings=settings, explainer=explainer, deployment=deployment)
     bound_port = sock.getsockname()[1]

@@ -267,7 +267,7 @@ export class WorkbenchSidebar extends Widget {
         `wb-Badge wb-Alerts wb-Alerts-${deployment.alerts.replace(/ /g, '-')}`,
         ALERT_TEXT[deployment.alerts]
       );
-      alerts.title = deployment.alerts_detail;
+      alerts.title = deployment.history ? `${deployment.alerts_detail}\n${deployment.history}` : deployment.alerts_detail;
       row.appendChild(alerts);
       row.appendChild(
         el('span', 'wb-Sub', `${deployment.model_name} v${deployment.model_version ?? '?'} on ${deployment.target}`)

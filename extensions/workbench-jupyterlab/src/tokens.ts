@@ -83,6 +83,8 @@ export interface IDeployment {
   /** ... and its live window's drift/performance state. */
   alerts: 'ok' | 'drift' | 'performance' | 'drift and performance' | 'no data' | 'unknown';
   alerts_detail: string;
+  /** ... and its last day from the window summaries (`DriftHistory.headline`). */
+  history: string;
 }
 
 /** One option a deployment target takes (`wb.deploy(uri, target=..., NAME=value)`). */
