@@ -147,20 +147,39 @@ def real_table_pipeline():
 LOCAL_PREFIXES = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "about:")
 
 
+#: The viewport of every browser test and screenshot (the size a demo is judged at).
+VIEWPORT = {"width": 1500, "height": 950}
+
+
 class Watched:
-    """A page whose console errors and off-machine requests are collected while it is used."""
+    """A page whose console errors and warnings and off-machine requests are collected while it is used.
+
+    Every browser test of the review app and the Lab wraps its page in one and ends with
+    :meth:`assert_clean`: a page that logs a warning (Bokeh's "could not set initial ranges", a
+    deprecation) or an error fails its test.
+    """
 
     def __init__(self, page) -> None:
         self.page = page
         self.console_errors: list[str] = []
+        self.console_warnings: list[str] = []
         self.external: list[str] = []
         self.failed: list[str] = []
         page.on("requestfailed", lambda r: self.failed.append(f"{r.url}: {r.failure}"))
-        page.on("console", lambda m: self.console_errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+        page.on("console", self._console)
         page.on("pageerror", lambda exc: self.console_errors.append(f"{page.url}: {exc}\n{exc.stack}"))
         page.on("request", lambda r: None if r.url.startswith(LOCAL_PREFIXES) else self.external.append(r.url))
-        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.set_viewport_size(VIEWPORT)
 
-    def assert_clean(self) -> None:
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.console_errors.append(f"{self.page.url}: {message.text}")
+        elif message.type in ("warning", "warn"):
+            self.console_warnings.append(f"{self.page.url}: {message.text}")
+
+    def assert_clean(self, *, warnings: bool = True) -> None:
+        """No request left the machine, and the console shows no error (nor, with ``warnings``, a warning)."""
         assert self.external == [], f"requests that left the machine: {self.external}"
         assert self.console_errors == [], f"console errors: {self.console_errors}; failed requests: {self.failed}"
+        if warnings:
+            assert self.console_warnings == [], f"console warnings: {self.console_warnings[:20]}"

@@ -107,4 +107,5 @@ if TYPE_CHECKING:  # the one list of components (read by attach_typed at run tim
     from workbench.widgets.review import ModelReview
     from workbench.widgets.packaging import PackageBuilder
     from workbench.widgets.retrain import RetrainProgress
+    from workbench.widgets.runs import RunView
     from workbench.widgets.compare import VersionComparison

@@ -8,6 +8,7 @@ extension, ``pn.serve``)::
     /review?model=churn[&version=3]  ModelReview of a model (optionally &section=Drift)
     /review?deployment=churn         one deployment: live drift, explanations, status
     /review?experiment=churn         ExperimentBrowser of one experiment
+    /review?run=<run id>             RunView of one run (params, metrics, tags, artifacts, its models)
 
 The tabs of each page are those registered for it in :mod:`workbench.widgets.tabs` (pages
 ``"home"``, ``"model"`` and ``"deployment"``). Layouts are plain Panel columns and tabs: no template,
@@ -37,6 +38,7 @@ __all__ = [
     "page",
     "query_args",
     "review_page",
+    "run_page",
     "serve_page",
 ]
 
@@ -83,6 +85,13 @@ def experiments_page(experiment: str | None = None) -> pn.viewable.Viewable:
     return _frame(f"{TITLE}: runs", ExperimentBrowser(experiment=experiment))
 
 
+def run_page(run_id: str) -> pn.viewable.Viewable:
+    """One run: its params, metrics, tags, artifacts and the models it logged."""
+    from workbench.widgets import RunView
+
+    return _frame(f"{TITLE}: run", RunView(run_id=run_id))
+
+
 def page(args: Mapping[str, Any]) -> pn.viewable.Viewable:
     """The page the query arguments ask for (see the module docstring); errors become a message page.
 
@@ -97,6 +106,8 @@ def page(args: Mapping[str, Any]) -> pn.viewable.Viewable:
             return deployment_page(query["deployment"], query.get("section"))
         if query.get("experiment"):
             return experiments_page(query["experiment"])
+        if query.get("run"):
+            return run_page(query["run"])
         return home_page(query.get("section"))
     except WorkbenchError as exc:
         message = pn.pane.Alert(f"{exc}", alert_type="danger", disable_math=True, sizing_mode="stretch_width")
@@ -125,7 +136,7 @@ def serve_page() -> pn.viewable.Viewable:
     _freeze_loaded_modules()
     args = dict(pn.state.session_args or {})
     default_model = os.environ.get(DEFAULT_MODEL_ENV)
-    if default_model and not {"model", "deployment", "experiment", "section"} & set(args):
+    if default_model and not {"model", "deployment", "experiment", "run", "section"} & set(args):
         args["model"] = [default_model.encode()]
     built = page(args)
     built.servable(title=TITLE)

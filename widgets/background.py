@@ -4,9 +4,12 @@ A served page (``workbench review``) has one Bokeh document per browser tab, cha
 server's event loop; a notebook has no such loop lock and Panel pushes changes over the comm from
 any thread. :class:`BackgroundTask` hides the difference: the work runs on a daemon thread, and
 everything that touches the page (progress, log lines, the result) goes through
-:meth:`BackgroundTask.dispatch`, which schedules it with ``Document.add_next_tick_callback`` (Bokeh's
-thread-safe entry point) when the task was started from a served page, and calls it at once
-otherwise (notebooks, scripts and tests)::
+:meth:`BackgroundTask.dispatch`, which hands it to the server's event loop (tornado's thread-safe
+``IOLoop.add_callback``) and schedules it there with ``Document.add_next_tick_callback`` when the
+task was started from a served page, and calls it at once otherwise (notebooks, scripts and tests).
+``add_next_tick_callback`` called from the worker thread itself loses the update now and then: while
+Panel holds the document, Bokeh queues the callback in a list that its ``unhold`` on the loop copies
+and then empties, and a callback queued in between is dropped (the page then waits forever)::
 
     task = BackgroundTask()
     progress_bar = pn.indicators.Progress.from_param(task.param.progress)
@@ -33,6 +36,7 @@ from typing import Any, Generic, TypeVar
 import panel as pn
 import param
 from panel.io.state import set_curdoc
+from tornado.ioloop import IOLoop
 
 from workbench.errors import WorkbenchError
 
@@ -139,6 +143,7 @@ class BackgroundTask(param.Parameterized):
         self._finished = threading.Event()
         self._finished.set()
         self._doc: Any = None
+        self._loop: IOLoop | None = None
 
     def dispatch(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` on the thread that owns the page this task was started from."""
@@ -164,10 +169,17 @@ class BackgroundTask(param.Parameterized):
                 # that report never comes, Panel keeps the update forever. Show it anyway, later.
                 doc.add_timeout_callback(once, int(_ONLOAD_FALLBACK * 1000))
 
-            try:
-                doc.add_next_tick_callback(deliver)
-            except Exception as exc:  # the browser tab closed: nobody is left to show it to
-                _log.debug("page gone, dropping an update: %s", exc)
+            def schedule() -> None:
+                try:
+                    doc.add_next_tick_callback(deliver)
+                except Exception as exc:  # the browser tab closed: nobody is left to show it to
+                    _log.debug("page gone, dropping an update: %s", exc)
+
+            loop = self._loop
+            if loop is None:
+                schedule()
+            else:  # on the loop's own thread, where the document is held and released (see above)
+                loop.add_callback(schedule)
             return
         with _PAGE_LOCK:  # notebooks and scripts: one change at a time, from whichever thread
             _logged(fn)()
@@ -190,6 +202,8 @@ class BackgroundTask(param.Parameterized):
         if exclusive and self.running:
             return False
         self._doc = pn.state.curdoc
+        served = self._doc is not None and self._doc.session_context is not None
+        self._loop = IOLoop.current(instance=False) if served else None
         self._generation += 1
         job: Job[T] = Job(self, self._generation)
         finished = threading.Event()

@@ -120,11 +120,12 @@ class VersionComparison(ui.NotebookView, pn.viewable.Viewer):
         self.param.b.objects = labels
         self._versions = numbers
         self._task = BackgroundTask()
-        model = html.escape(self.model_name or "")
-        has = f"has only one version (v{html.escape(numbers[0])})" if numbers else "has no versions"
-        self._only_one = pn.pane.Alert(
-            f"{model} {has}: register another version of it to compare two versions here.",
-            alert_type="info", visible=len(numbers) < 2, sizing_mode="stretch_width", disable_math=True)
+        has = f"has only one version (v{numbers[0]})" if numbers else "has no versions"
+        self._only_one = pn.pane.HTML(
+            ui.empty_state_html(f"{self.model_name or ''} {has}",
+                                "Register another version of it to compare two versions here: what changed in "
+                                "params, metrics, data, code and answers."),
+            visible=len(numbers) < 2, sizing_mode="stretch_width")
         self._summary = pn.pane.HTML("", sizing_mode="stretch_width")
         self._predictions = pn.pane.HTML("", sizing_mode="stretch_width")
         self._notes = pn.pane.HTML("", sizing_mode="stretch_width")

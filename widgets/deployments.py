@@ -23,7 +23,7 @@ import param
 
 import workbench as wb
 from workbench.errors import InvalidInputError
-from workbench.widgets import ui
+from workbench.widgets import runs, ui
 from workbench.widgets.background import BackgroundTask, Job
 
 __all__ = ["Deployments"]
@@ -110,6 +110,7 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
         def button(label: str, action: Callable[[], Any], kind: str = "default") -> pn.widgets.Button:
             return ui.button(label, action, color=kind, disabled=busy)
 
+        self._actions = self._build_actions(button)
         self._layout = pn.Column(
             pn.Row(
                 pn.widgets.Select.from_param(self.param.model_uri, label="Model", width=280),
@@ -122,6 +123,19 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
             ui.progress_row(self._action, width=320),
             ui.error_alert(self._action),
             self._table,
+            self._actions,
+            self._url,
+            self._comparison,
+            self._logs,
+            sizing_mode="stretch_width",
+        )
+        self._poller = pn.state.add_periodic_callback(self._poll, period=int(self.interval * 1000), start=self.live)
+        self._show_target()
+        self.refresh()
+
+    def _build_actions(self, button: Callable[..., pn.widgets.Button]) -> pn.Column:
+        """The rows of actions on the selected deployment (shown once there is one)."""
+        return pn.Column(
             pn.Row(
                 pn.widgets.Select.from_param(self.param.selected, label="Deployment", width=200),
                 button("Update to model", self.update),
@@ -138,14 +152,8 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
                 button("Abort", self.abort, "warning"),
                 button("Compare versions", self.compare),
             ),
-            self._url,
-            self._comparison,
-            self._logs,
-            sizing_mode="stretch_width",
+            sizing_mode="stretch_width", visible=False,
         )
-        self._poller = pn.state.add_periodic_callback(self._poll, period=int(self.interval * 1000), start=self.live)
-        self._show_target()
-        self.refresh()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
@@ -190,7 +198,8 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
         for d, glance in glanced:
             state_kind = {"running": "ok", "starting": "info", "unhealthy": "warn"}.get(d.state, "drift")
             rows.append({
-                "name": d.name, "target": d.target, "model": d.model_name, "version": d.model_version or "-",
+                "name": runs.deployment_link(d.name), "target": d.target, "model": d.model_name,
+                "version": runs.version_link(d.model_name, d.model_version) if d.model_version else "-",
                 "state": ui.badge(d.state, state_kind),
                 "health": ui.badge("healthy" if d.healthy else "unhealthy", "ok" if d.healthy else "drift"),
                 "policy": _titled(ui.badge(f"policy: {glance.policy}", _POLICY_KINDS[glance.policy]),
@@ -200,10 +209,11 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
                 "revision": d.revision,
                 "challenger": f"v{d.challenger_version}" if d.challenger_uri else "-",
                 "traffic": _traffic(d),
-                "updated": d.updated[:19].replace("T", " "),
+                "updated": ui.when(d.updated),
             })
         self._rows = pd.DataFrame(rows, columns=_COLUMNS)
         names = [d.name for d in found]
+        self._actions.visible = bool(names)
         self.param.selected.objects = names
         if self.selected not in names:
             self.selected = names[0] if names else None  # redraws through the watcher when it changes
@@ -212,13 +222,14 @@ class Deployments(ui.NotebookView, pn.viewable.Viewer):
     @param.depends("selected", watch=True)
     def _show_selected(self) -> None:
         found = next((d for d in self.deployments if d.name == self.selected), None)
-        names = list(self._rows["name"])
+        names = [d.name for d in self.deployments]
         self._table.object = ui.html_table(
-            self._rows, html_columns=("state", "health", "policy", "alerts", "url"), empty="no deployments yet",
+            self._rows, html_columns=("name", "version", "state", "health", "policy", "alerts", "url"),
+            empty="No deployments yet: pick a model and a target above and press Deploy",
             highlight=names.index(self.selected) if self.selected in names else None,
         )
         if found is None:
-            self._url.object = "<p>No deployment yet: pick a model and press <b>Deploy</b>.</p>"
+            self._url.object = ""
             return
         challenger = f", challenger v{found.challenger_version}" if found.challenger_uri else ""
         self._url.object = ui.facts({

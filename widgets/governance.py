@@ -50,6 +50,8 @@ class Fairness(ui.NotebookView, pn.viewable.Viewer):
         self._summary = ui.markdown()
         self._groups = ui.table(pd.DataFrame(), label="groups", selectable=False)
         self._rates = charts.grouped_bars("Rates per group", y_label="rate")
+        self._rates_area = ui.ChartArea(self._rates, "Rates per group appear here",
+                                        "once a fairness report is logged for this version.")
         self._layout = pn.Column(
             pn.Row(pn.widgets.Select.from_param(self.param.model_uri, label="Model", width=280,
                                                 visible=self.reports is None),
@@ -58,7 +60,7 @@ class Fairness(ui.NotebookView, pn.viewable.Viewer):
             ui.error_alert(self._task),
             self._summary,
             self._groups,
-            self._rates.pane,
+            self._rates_area.panel,
             sizing_mode="stretch_width",
         )
         self.load()
@@ -84,19 +86,19 @@ class Fairness(ui.NotebookView, pn.viewable.Viewer):
 
     def _show(self, reports: list[Any]) -> None:
         self._shown = reports
-        self._task.message = f"{len(reports)} fairness report{'s' if len(reports) != 1 else ''}"
+        self._task.message = ""
         attributes = [r.attribute for r in reports]
         self.param.attribute.objects = attributes
         if not reports:
-            self._summary.object = (
-                f"No fairness report for `{self.model_uri}` yet. Evaluate one in a notebook with "
-                "`wb.fairness_report(y_true, y_pred, sensitive_features=..., model_uri=..., log=True)` "
-                "and it appears here."
-            )
+            self._summary.object = ui.empty_state_html(
+                f"No fairness report for {self.model_uri} yet",
+                "Evaluate one in a notebook with <code>wb.fairness_report(y_true, y_pred, sensitive_features=..., "
+                "model_uri=..., log=True)</code>: its groups, rates and gaps appear here.")
             self._groups.value = pd.DataFrame()
-            charts.show_data(self._rates, {"bars": {"x": [], "value": [], "group": [], "color": [], "category": []}},
-                             x_factors=[])
+            self._groups.visible = False
+            self._rates_area.show(False)
             return
+        self._groups.visible = True
         if self.attribute not in attributes:
             self.attribute = attributes[0]
         else:
@@ -128,6 +130,7 @@ class Fairness(ui.NotebookView, pn.viewable.Viewer):
                       "category": [group for group in groups for _ in RATES]}},
             x_factors=x, title=f"Rates per {report.attribute} group",
         )
+        self._rates_area.show(True)
 
 
 class ModelCard(ui.NotebookView, pn.viewable.Viewer):
@@ -180,7 +183,7 @@ class ModelCard(ui.NotebookView, pn.viewable.Viewer):
         stem = f"model-card-{card.model_name}-{card.model_version or 'model'}"
         self._downloads[0].filename, self._downloads[1].filename = f"{stem}.html", f"{stem}.md"
         self._html.object = card.to_html()
-        self._task.message = card.title
+        self._task.message = ""  # the card's own title says what it is
 
     def _download(self, kind: str) -> io.BytesIO:
         card = self.card

@@ -56,10 +56,13 @@ class PackageBuilder(ui.NotebookView, pn.viewable.Viewer):
         self._task = BackgroundTask()
         self._lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
         self._lines_lock = threading.Lock()
-        self._log = pn.pane.Str("", sizing_mode="stretch_width",
+        self._log = pn.pane.Str("", sizing_mode="stretch_width", visible=False,
                                 styles={"font-size": "85%", "background": "#f6f8fa", "padding": "6px"})
+        self._empty = ui.empty_state("No image built yet",
+                                     "Pick a model and press <b>Build image</b>: the build's steps stream here with a "
+                                     "progress bar, then the image's tag, size and labels.")
         self._result = pn.pane.HTML("", sizing_mode="stretch_width")
-        self._labels = ui.table(pd.DataFrame(columns=_LABEL_COLUMNS), label="labels", selectable=False)
+        self._labels = ui.table(pd.DataFrame(columns=_LABEL_COLUMNS), label="labels", selectable=False, visible=False)
         build = ui.button("Build image", self.build, color="primary", disabled=self._task.param.running)
         self._layout = pn.Column(
             pn.Row(
@@ -73,6 +76,7 @@ class PackageBuilder(ui.NotebookView, pn.viewable.Viewer):
             ),
             ui.progress_row(self._task, width=320),
             ui.error_alert(self._task),
+            self._empty,
             self._log,
             self._result,
             self._labels,
@@ -92,6 +96,7 @@ class PackageBuilder(ui.NotebookView, pn.viewable.Viewer):
         with self._lines_lock:
             self._lines.clear()
         self._log.object = ""
+        self._empty.visible = False
         self._result.object = ""
         self._labels.value = pd.DataFrame(columns=_LABEL_COLUMNS)
 
@@ -126,6 +131,7 @@ class PackageBuilder(ui.NotebookView, pn.viewable.Viewer):
     def _show_log(self) -> None:
         with self._lines_lock:
             self._log.object = "\n".join(self._lines)
+        self._log.visible = bool(self._log.object)
 
     def _built(self, record: Any) -> None:
         with param.edit_constant(self):
@@ -142,3 +148,4 @@ class PackageBuilder(ui.NotebookView, pn.viewable.Viewer):
             "build context": str(record.context_dir),
         })
         self._labels.value = pd.DataFrame(sorted(record.labels.items()), columns=_LABEL_COLUMNS)
+        self._labels.visible = True

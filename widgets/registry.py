@@ -21,7 +21,7 @@ import param
 
 import workbench as wb
 from workbench.errors import InvalidInputError
-from workbench.widgets import ui
+from workbench.widgets import runs, ui
 from workbench.widgets.background import BackgroundTask, Job
 
 __all__ = ["ModelRegistry"]
@@ -41,6 +41,8 @@ class ModelRegistry(ui.NotebookView, pn.viewable.Viewer):
         Where "Open review" goes on a served page; ``{model}`` and ``{version}`` are filled in.""")
     opened = param.String(default="", constant=True, doc="""
         URI of the version whose review was last opened (``models:/name/3``; read only).""")
+    search = param.String(default="", doc="""
+        Only models whose name or description contains this text (any case) are listed.""")
     navigate = param.Boolean(default=True, doc="""
         "Open review" goes to the review (served page) or shows it below (notebook); ``False``: it only
         sets ``opened``, for a container that shows the review itself.""")
@@ -54,7 +56,9 @@ class ModelRegistry(ui.NotebookView, pn.viewable.Viewer):
         self._task = BackgroundTask()
         self._models = ui.table(pd.DataFrame(), label="models")
         self._models.param.watch(self._on_model_row, "selection")
-        self._versions = ui.table(pd.DataFrame(), label="versions")
+        # A version's run links to its page in the review app (the full id rides along, hidden).
+        self._versions = ui.table(pd.DataFrame(), label="versions", hidden_columns=["run_id"], formatters={
+            "run": {"type": "link", "urlPrefix": "review?run=", "urlField": "run_id", "target": "_self"}})
         self._versions.param.watch(self._on_version_row, "selection")
         self._lineage = pn.pane.HTML("", sizing_mode="stretch_width")
         self._metrics = ui.table(ui.run_values(), label="lineage metrics", selectable=False)
@@ -65,7 +69,9 @@ class ModelRegistry(ui.NotebookView, pn.viewable.Viewer):
             button.disabled = self._task.param.running
         self._review_slot = pn.Column(sizing_mode="stretch_width")
         self._layout = pn.Column(
-            ui.markdown("#### Registered models"),
+            ui.header("Registered models", "Pick a model to see its versions; open a version's review."),
+            pn.widgets.TextInput.from_param(self.param.search, label="Search models", placeholder="name or description",
+                                            width=320, onkeyup=True),
             self._models,
             pn.Row(
                 pn.widgets.Select.from_param(self.param.model_name, label="Model", width=240),
@@ -75,12 +81,11 @@ class ModelRegistry(ui.NotebookView, pn.viewable.Viewer):
             ),
             ui.progress_row(self._task),
             ui.error_alert(self._task),
-            ui.markdown("#### Versions"),
+            ui.header("Versions"),
             self._versions,
             pn.Row(
-                pn.Column(ui.markdown("#### Lineage"), self._lineage, sizing_mode="stretch_width"),
-                pn.Column(ui.markdown("#### Metrics and parameters of its run"), self._metrics,
-                          sizing_mode="stretch_width"),
+                ui.card("Lineage", self._lineage),
+                ui.card("Metrics and parameters of its run", self._metrics),
                 sizing_mode="stretch_width",
             ),
             self._review_slot,
@@ -98,13 +103,15 @@ class ModelRegistry(ui.NotebookView, pn.viewable.Viewer):
         self._show_models()
         self._show_versions()
 
+    @param.depends("search", watch=True)
     def _show_models(self) -> None:
-        found = wb.models()
+        wanted = self.search.strip().lower()
+        found = [m for m in wb.models() if not wanted or wanted in m.name.lower() or wanted in (m.description or "").lower()]
         self.param.model_name.objects = [m.name for m in found]
         frame = pd.DataFrame(
             [{"name": m.name, "latest": m.latest_version or "-",
               "aliases": ", ".join(f"@{a}={v}" for a, v in sorted(m.aliases.items())) or "-",
-              "updated": m.updated.strftime("%Y-%m-%d %H:%M"), "description": m.description}
+              "updated": ui.when(m.updated), "description": m.description}
              for m in found],
             columns=["name", "latest", "aliases", "updated", "description"],
         )
@@ -122,10 +129,10 @@ class ModelRegistry(ui.NotebookView, pn.viewable.Viewer):
         self.param.version.objects = numbers
         frame = pd.DataFrame(
             [{"version": v.version, "aliases": ", ".join(f"@{a}" for a in v.aliases) or "-", "status": v.status,
-              "registered": v.created.strftime("%Y-%m-%d %H:%M"), "by": v.user, "run": ui.short(v.run_id),
+              "registered": ui.when(v.created), "by": v.user, "run": ui.short(v.run_id), "run_id": v.run_id or "",
               "commit": ui.short(v.git_commit), "data": ui.short(v.data_hash), "description": v.description}
              for v in found],
-            columns=["version", "aliases", "status", "registered", "by", "run", "commit", "data", "description"],
+            columns=["version", "aliases", "status", "registered", "by", "run", "run_id", "commit", "data", "description"],
         )
         self._versions.value = frame
         if self.version not in numbers:
@@ -144,11 +151,12 @@ class ModelRegistry(ui.NotebookView, pn.viewable.Viewer):
             return
         found = wb.lineage(wb.format_model_uri(self.model_name, self.version))
         version = next((v for v in wb.versions(self.model_name) if v.version == self.version), None)
+        experiment = next((e.name for e in wb.experiments() if e.experiment_id == found.experiment_id), None)
         self._lineage.object = ui.facts({
-            "version": f"{found.name} v{found.version}",
+            "version": ui.raw_html(runs.version_link(found.name, found.version)),
             "aliases": ", ".join(f"@{a}" for a in (version.aliases if version else ())) or "-",
-            "run": f"{found.run_name or '-'} ({found.run_id or '-'})",
-            "experiment id": found.experiment_id,
+            "run": ui.raw_html(runs.run_link(found.run_id, found.run_name or None)) if found.run_id else "-",
+            "experiment": ui.raw_html(runs.experiment_link(experiment)) if experiment else found.experiment_id,
             "git commit": found.git_commit,
             "training data hash": found.data_hash,
             "registered by": found.registered_by,

@@ -26,7 +26,7 @@ import param
 import workbench as wb
 from workbench.errors import InvalidInputError, WorkbenchError
 from workbench.profile import PROFILE_COLUMNS
-from workbench.widgets import tabs, ui
+from workbench.widgets import runs, tabs, ui
 from workbench.widgets.background import BackgroundTask, Job
 
 __all__ = ["ModelReview"]
@@ -63,7 +63,7 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
             raise InvalidInputError(f"ModelReview has no section {section!r}; sections: {sections}")
         self.param.section.objects = sections
         self._task = BackgroundTask()
-        self._header = ui.markdown()
+        self._header = pn.pane.HTML("", sizing_mode="stretch_width")
         self._lineage = pn.pane.HTML("", sizing_mode="stretch_width")
         # Tables get their final columns now: see ui.table.
         self._metrics = ui.table(ui.run_values(), label="run metrics", selectable=False)
@@ -75,12 +75,12 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
             ui.progress_row(self._task),
             ui.error_alert(self._task),
             pn.Row(
-                pn.Column(ui.markdown("#### Lineage"), self._lineage, ui.markdown("#### Deployed as"), self._deployed,
-                          sizing_mode="stretch_width"),
-                pn.Column(ui.markdown("#### Metrics and parameters"), self._metrics, sizing_mode="stretch_width"),
+                ui.card("Lineage", self._lineage, subtitle="Where this version came from."),
+                ui.card("Metrics and parameters", self._metrics, subtitle="Logged on the run that trained it."),
+                ui.card("Deployed as", self._deployed, subtitle="Deployments serving this model now."),
                 sizing_mode="stretch_width",
             ),
-            ui.markdown("#### Training data profile"),
+            ui.header("Training data profile", "Per-feature summary of the data it was trained on, logged with the model."),
             self._profile_note,
             self._profile,
             sizing_mode="stretch_width",
@@ -128,9 +128,15 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
 
     # -- overview --------------------------------------------------------------------------------
 
+    def _title_html(self, aliases: str = "", line: str = "") -> str:
+        return (f"<h2 style='margin:4px 0'>{html.escape(self.model_name or '')} <small>v{html.escape(str(self.version))}"
+                f"</small> {aliases}</h2><div style='color:#57606a'>{line}</div>")
+
     @param.depends("version", watch=True)
     def _load_overview(self) -> None:
         name, version, uri = self.model_name, self.version, self.model_uri
+        # The page's title shows at once; where the version came from follows when it has loaded.
+        self._header.object = self._title_html(line="reading where this version came from...")
         self._tabs.follow()  # the tabs built so far show the version now reviewed
 
         def work(job: Job[dict[str, Any]]) -> dict[str, Any]:
@@ -156,27 +162,29 @@ class ModelReview(ui.NotebookView, pn.viewable.Viewer):
         self._serving = [d.name for d in found["serving"]]
         self._tabs.follow()  # e.g. the runs, shown before the overview finished loading: at the run now
         aliases = " ".join(ui.badge(f"@{a}", "info") for a in (version.aliases if version else ()))
-        self._header.object = (
-            f"## {html.escape(self.model_name or '')} <small>v{html.escape(str(self.version))}</small> {aliases}\n"
-            f"Registered by {html.escape(lineage.registered_by or '-')} on {lineage.registered_at:%Y-%m-%d %H:%M} UTC"
-            f" from run `{lineage.run_name or ui.short(lineage.run_id)}`"
-            + (f" of experiment `{found['experiment']}`" if found["experiment"] else "")
-        )
+        run = (runs.run_link(lineage.run_id, lineage.run_name or None) if lineage.run_id
+               else html.escape(lineage.run_name or "-"))
+        self._header.object = self._title_html(aliases, (
+            f"Registered by {html.escape(lineage.registered_by or '-')} on {ui.when(lineage.registered_at)} from run {run}"
+            + (f" of experiment {runs.experiment_link(found['experiment'])}" if found["experiment"] else "")))
         self._lineage.object = ui.facts({
             "model URI": self.model_uri, "source": lineage.source, "run id": lineage.run_id,
-            "git commit": lineage.git_commit, "training data hash": lineage.data_hash,
+            # Hashes shortened as git does (the full ones are on the model card and in the lineage).
+            "git commit": ui.short(lineage.git_commit, 12), "training data hash": ui.short(lineage.data_hash, 16),
             "description": (version.description if version else "") or "-",
+            # A retrained version's gate verdict (workbench.retrain_on), e.g. "challenger accuracy 0.880 vs ..."
+            **({"retrain gate": version.tags["workbench.gate"]} if version and "workbench.gate" in version.tags else {}),
         })
         self._metrics.value = ui.run_values(lineage)
         self._profile.value = found["profile"].round(4)
         self._profile_note.object = html.escape(found["profile_note"])
         serving = found["serving"]
         self._deployed.object = "".join(
-            f"<div>{ui.badge(d.state, 'ok' if d.state == 'running' else 'warn')} <b>{html.escape(d.name)}</b> "
-            f"v{html.escape(str(d.model_version))} on {html.escape(d.target)} "
-            f"<a href='{html.escape(d.url)}' target='_blank'>{html.escape(d.url)}</a></div>"
+            f"<div>{ui.badge(d.state, 'ok' if d.state == 'running' else 'warn')} <b>{runs.deployment_link(d.name)}</b> "
+            f"serves v{html.escape(str(d.model_version))} on {html.escape(d.target)}"
+            + (f", following @{html.escape(d.alias)}" if d.alias else "") + "</div>"
             for d in serving
-        ) or "<p>Not deployed. Deploy it from the <b>Deployments</b> tab.</p>"
+        ) or ui.empty_state_html("Not deployed", "Deploy it from the <b>Deployments</b> tab; its deployments show here.")
         self._task.message = ""
 
     # -- sections --------------------------------------------------------------------------------

@@ -18,9 +18,17 @@ from workbench.widgets.background import BackgroundTask
 
 __all__ = [
     "BADGE_COLORS",
+    "ChartArea",
     "NotebookView",
     "badge",
     "button",
+    "card",
+    "empty_state",
+    "header",
+    "legend",
+    "plural",
+    "status_line",
+    "when",
     "error_alert",
     "facts",
     "html_table",
@@ -115,8 +123,105 @@ def _text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value.tzinfo else str(value)
+        return when(value)
     return str(value)
+
+
+# -- the review app's finish: one look for headers, empty states, status lines and cards ------------
+# Every tab builds its headings, "nothing here yet" boxes, status lines and fact cards with these, so
+# the pages share one finish (spacing, colours, words).
+
+_MUTED = "#57606a"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 run``, ``2 runs``, ``1,200 rows``: a count and the word that agrees with it."""
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+
+
+def when(value: Any) -> str:
+    """The one way the review app writes a time: ``2026-12-06 12:59:22 UTC`` (naive times are taken as UTC)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    stamp = pd.Timestamp(value)
+    if pd.isna(stamp):
+        return "-"
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def header(title: str, subtitle: str = "", *, badges: tuple[tuple[str, str], ...] = (), level: int = 3) -> pn.pane.HTML:
+    """A section heading with an optional line below it saying what the section shows, and badges
+    (``(text, kind)`` as :func:`badge`)."""
+    marks = " ".join(badge(text, kind) for text, kind in badges)
+    sub = f"<div class='wb-sub' style='color:{_MUTED};font-size:90%;margin-top:2px'>{html.escape(subtitle)}</div>" if subtitle else ""
+    return pn.pane.HTML(
+        f"<div class='wb-header' style='margin:6px 0 4px'><h{level} style='margin:0;font-weight:600'>{html.escape(title)} "
+        f"{marks}</h{level}>{sub}</div>", sizing_mode="stretch_width", margin=(4, 10))
+
+
+def empty_state_html(what: str, how: str = "") -> str:
+    """HTML of :func:`empty_state`."""
+    hint = f"<div style='margin-top:4px'>{how}</div>" if how else ""
+    return (f"<div class='wb-empty' style='border:1px dashed #d0d7de;border-radius:6px;padding:18px 20px;"
+            f"color:{_MUTED};background:#f6f8fa'><div style='font-weight:600;color:#24292f'>{html.escape(what)}</div>"
+            f"{hint}</div>")
+
+
+def empty_state(what: str, how: str = "", **params: Any) -> pn.pane.HTML:
+    """A box that says what will appear here (``what``) and how to get it (``how``, HTML allowed:
+    a code snippet, a tab's name), shown in place of an empty plot or table."""
+    params.setdefault("sizing_mode", "stretch_width")
+    return pn.pane.HTML(empty_state_html(what, how), **params)
+
+
+def status_line(text: str = "", **params: Any) -> pn.pane.HTML:
+    """A quiet line of status in words (``12 runs loaded``); set ``.object`` with :func:`status_html`."""
+    params.setdefault("sizing_mode", "stretch_width")
+    params.setdefault("margin", (2, 10))
+    return pn.pane.HTML(status_html(text), **params)
+
+
+def status_html(text: str) -> str:
+    """HTML of a status line (escaped), empty for no text."""
+    return f"<span class='wb-status' style='color:{_MUTED}'>{html.escape(text, quote=False)}</span>" if text else ""
+
+
+def card(title: str, *objects: Any, subtitle: str = "", **params: Any) -> pn.Column:
+    """A bordered card: a :func:`header` and its content."""
+    params.setdefault("sizing_mode", "stretch_width")
+    params.setdefault("styles", {"border": "1px solid #d0d7de", "border-radius": "6px", "background": "#ffffff"})
+    params.setdefault("margin", (6, 8))
+    return pn.Column(header(title, subtitle, level=4), *objects, **params)
+
+
+def legend(items: Mapping[str, str]) -> str:
+    """HTML of a one-line legend: colour -> what it means."""
+    keys = "".join(f"<span style='margin-right:14px;white-space:nowrap'><span style='display:inline-block;width:11px;"
+                   f"height:11px;background:{color};border-radius:2px;margin-right:5px;vertical-align:-1px'></span>"
+                   f"{html.escape(label)}</span>" for color, label in items.items())
+    return f"<div class='wb-legend' style='font-size:90%;color:#24292f'>{keys}</div>"
+
+
+class ChartArea:
+    """A chart's place on a page: an :func:`empty_state` until the chart has something to draw, then
+    the chart. A Bokeh figure without data draws an empty frame with a full toolbar and makes the
+    browser log "could not set initial ranges"; this keeps it off the page until it has data."""
+
+    def __init__(self, chart: Any, what: str, how: str = "", **params: Any) -> None:
+        params.setdefault("sizing_mode", "stretch_width")
+        self.chart = chart
+        self._empty = empty_state(what, how, min_height=120)
+        self.panel = pn.Column(self._empty, **params)
+        self.showing = False
+
+    def show(self, has_data: bool, what: str | None = None, how: str = "") -> None:
+        """Show the chart (``has_data``) or the empty state (with new words, if given)."""
+        if what is not None:
+            self._empty.object = empty_state_html(what, how)
+        if has_data != self.showing:
+            self.panel[:] = [self.chart.pane if has_data else self._empty]
+            self.showing = has_data
 
 
 def button(label: str, action: Callable[[], object], **params: Any) -> pn.widgets.Button:
@@ -173,7 +278,7 @@ def html_table(frame: pd.DataFrame, *, html_columns: tuple[str, ...] = (), highl
     redraws in one go.
     """
     if frame is None or not len(frame):
-        return f"<p style='color:{BADGE_COLORS['muted']}'>{html.escape(empty)}</p>"
+        return empty_state_html(empty)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
     for i, record in enumerate(frame.itertuples(index=False)):
@@ -195,7 +300,9 @@ def progress_row(task: BackgroundTask, *, width: int = 220) -> pn.Row:
     the amount done is unknown)."""
     bar = pn.indicators.Progress(value=task.param.progress, active=task.param.running, width=width,
                                  visible=task.param.running, bar_color="primary", margin=(12, 10))
-    message = pn.pane.Str(task.param.message, margin=(6, 10), styles={"color": "#57606a"})
+    # A status line in words (not a monospace log line), hidden while there is nothing to say.
+    message = pn.pane.HTML(task.param.message.rx.pipe(status_html), margin=(6, 10),
+                           visible=task.param.message.rx.pipe(bool))
     return pn.Row(bar, message, sizing_mode="stretch_width")
 
 

@@ -158,10 +158,12 @@ if TYPE_CHECKING:  # the one list of public names (read by attach_typed at run t
         set_alias,
         set_version_tag,
         versions,
+        versions_of_run,
     )
     from workbench.tracking import (
         Experiment,
         LoggedModel,
+        RunArtifact,
         RunSummary,
         autolog,
         best_run,
@@ -170,7 +172,10 @@ if TYPE_CHECKING:  # the one list of public names (read by attach_typed at run t
         get_experiment,
         get_run,
         log_model,
+        log_values,
         metric_history,
+        run_artifacts,
+        run_models,
         runs,
         start_run,
     )

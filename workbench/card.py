@@ -77,8 +77,11 @@ def format_value(value: Any) -> str:
     if isinstance(value, float) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") == "f"):
         number = float(value)
         return "-" if math.isnan(number) else f"{number:.4g}"
-    if isinstance(value, pd.Timestamp):
-        return "-" if pd.isna(value) else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, pd.Timestamp):  # one format for every time on a card, in UTC
+        if pd.isna(value):
+            return "-"
+        stamp = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+        return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (Mapping, list, tuple)):
@@ -299,7 +302,7 @@ def _data_section(uri: str, images: tuple[str, str]) -> CardSection:
             "drift monitoring and proxy checks can describe its training data."),))
     facts = (("Rows", profile.n_rows), ("Columns profiled", len(profile.feature_names)),
              ("Target", profile.target or "-"),
-             ("Data hash (SHA-256)", profile.data_hash or "-"), ("Profiled at", profile.created or "-"),
+             ("Data hash (SHA-256)", profile.data_hash or "-"), ("Profiled at", pd.Timestamp(profile.created) if profile.created else "-"),
              ("Sample kept", f"{len(profile.sample)} rows"), images)
     return CardSection("Training data", (
         Facts(facts), Table(profile.to_frame(), "Reference profile: one row per column"),

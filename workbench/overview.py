@@ -202,12 +202,14 @@ def _accuracy_estimator(model_uri: str) -> tuple[Any, Any]:
 
 
 def where_deployed(model_name: str, deployments: Sequence[Deployment] | None = None) -> dict[str, tuple[str, ...]]:
-    """Version -> the deployments serving it, as ``"NAME (TARGET, ROLE)"``; versions not deployed are
-    absent. ``deployments`` defaults to :func:`workbench.deployments`."""
+    """Version -> the deployments serving it, as ``"NAME (TARGET, ROLE)"`` (ROLE ``serving``: it answers
+    the deployment's requests; ``challenger``: it runs beside it); versions not deployed are absent.
+    A deployment's served version is not the registry's ``@champion`` alias unless the deployment was
+    made from that alias, so it is not called "champion" here. ``deployments`` defaults to :func:`workbench.deployments`."""
     found: dict[str, list[str]] = {}
     for d in list_deployments() if deployments is None else deployments:
         if d.model_name == model_name and d.model_version is not None:
-            found.setdefault(d.model_version, []).append(f"{d.name} ({d.target}, champion)")
+            found.setdefault(d.model_version, []).append(f"{d.name} ({d.target}, serving)")
         if d.challenger_uri and d.challenger_version is not None and d.challenger_uri.startswith(
                 f"models:/{model_name}/"):
             found.setdefault(d.challenger_version, []).append(f"{d.name} ({d.target}, challenger)")

@@ -58,6 +58,7 @@ __all__ = [
     "set_alias",
     "set_version_tag",
     "versions",
+    "versions_of_run",
 ]
 
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,254}$")
@@ -308,6 +309,14 @@ def versions(name: str) -> list[ModelVersion]:
         dataclasses.replace(v, aliases=tuple(sorted(by_version.get(v.version, []))))
         for v in map(_to_version, found)
     ]
+
+
+def versions_of_run(run_id: str) -> list[ModelVersion]:
+    """The registered versions whose model run ``run_id`` logged (any registered model), newest first."""
+    client = _mlflow.client()
+    with _mlflow.translated(ModelNotFoundError, f"versions of run {run_id!r}"):
+        found = client.search_model_versions(f"run_id = '{_quote(run_id)}'")
+    return sorted(map(_to_version, found), key=lambda v: v.created, reverse=True)
 
 
 def _quote(value: str) -> str:

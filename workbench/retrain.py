@@ -50,8 +50,8 @@ from workbench.deployment import abort, get_deployment, promote, start_challenge
 from workbench.errors import DeploymentError, InvalidInputError, WorkbenchError
 from workbench.monitor import LiveMonitor, MonitorReport, evaluate_performance
 from workbench.monitor.performance import LOWER_IS_BETTER
-from workbench.registry import ModelVersion, register
-from workbench.tracking import LoggedModel, log_model, start_run
+from workbench.registry import ModelVersion, get_version, register, set_version_tag
+from workbench.tracking import LoggedModel, log_model, log_values, start_run
 
 __all__ = ["Gate", "GateResult", "RetrainLoop", "RetrainStep", "retrain_on"]
 
@@ -206,7 +206,8 @@ class RetrainLoop:
         features = data[list(rows.inputs)].reset_index(drop=True)
         truth = pd.Series(data["truth"].tolist(), name="truth").infer_objects()
         trained = self.train(features.assign(truth=truth.to_numpy()))
-        version = self._register(trained, features, truth, dep.model_name)
+        window = training_window(data["ts"], len(features), self.name, dep.model_version, _why(self.when, self.monitor.latest))
+        version = self._register(trained, features, truth, dep.model_name, window)
         self._step("trained", f"trained on {len(features)} labelled rows, registered {dep.model_name} "
                               f"version {version.version}", version.version, {"rows": len(features)})
         start_challenger(self.name, version.uri, shadow=True)
@@ -215,7 +216,8 @@ class RetrainLoop:
         return self._step("challenging", f"version {version.version} answers every request in the shadow of "
                                          f"version {dep.model_version}", version.version)
 
-    def _register(self, trained: Any, features: pd.DataFrame, truth: pd.Series, model_name: str) -> ModelVersion:
+    def _register(self, trained: Any, features: pd.DataFrame, truth: pd.Series, model_name: str,
+                  window: Mapping[str, str]) -> ModelVersion:
 
         if isinstance(trained, ModelVersion):
             version = trained
@@ -225,6 +227,8 @@ class RetrainLoop:
                 with start_run(experiment=self.experiment, run_name=f"retrain {self.name}"):
                     logged = log_model(trained, training_data=features, training_labels=truth)
             version = register(logged, model_name)
+        if version.run_id:  # the version's Overview and card show what it was trained on
+            log_values(version.run_id, params=window)
         record("retrain", model_name=model_name, to_version=version.version, deployment=self.name,
                details={"rows": len(features), "trigger": _why(self.when, self.monitor.latest)})
         return version
@@ -245,6 +249,7 @@ class RetrainLoop:
                                               "challenger": result.challenger, "rows": result.rows,
                                               "margin": result.margin, "promote": result.promote})
         version = self.challenger_version
+        _log_gate(dep.model_name, version, result)
         if result.promote:
             promote(self.name)
         else:
@@ -318,6 +323,36 @@ def compare_on_same_rows(deployment: Any, gate: Gate, *, since: float = 0.0, row
     else:
         promote = challenger_score >= champion_score + gate.margin
     return GateResult(gate.metric, champion_score, challenger_score, len(both), gate.margin, promote)
+
+
+def training_window(ts: pd.Series, rows: int, deployment: str, champion: str | None, trigger: str) -> dict[str, str]:
+    """The params a retrained version's run records about what it was trained on: the deployment,
+    the version it challenges, the number of labelled rows, when the first and last of them were
+    answered (UTC), and why the loop fired."""
+    times = pd.to_datetime(pd.Series(ts, dtype="float64"), unit="s", utc=True)
+    return {
+        "retrain.deployment": deployment,
+        "retrain.champion_version": champion or "-",
+        "retrain.rows": str(rows),
+        "retrain.window_start": f"{times.min():%Y-%m-%d %H:%M:%S} UTC" if len(times) else "-",
+        "retrain.window_end": f"{times.max():%Y-%m-%d %H:%M:%S} UTC" if len(times) else "-",
+        "retrain.trigger": trigger[:500],  # MLflow keeps params up to 6,000 characters
+    }
+
+
+def _log_gate(model_name: str, version: str | None, result: GateResult) -> None:
+    """The gate's scores as metrics of the challenger's run (``gate.<metric>``,
+    ``gate.champion_<metric>``, ``gate.rows``) and its verdict as a tag of the run and the version."""
+    if version is None:
+        return
+    found = get_version(model_name, version)
+    verdict = result.describe()
+    set_version_tag(model_name, version, "workbench.gate", verdict)
+    if found.run_id:
+        log_values(found.run_id, metrics={f"gate.{result.metric}": result.challenger,
+                                          f"gate.champion_{result.metric}": result.champion,
+                                          "gate.rows": float(result.rows)},
+                   params={"gate.margin": result.margin}, tags={"workbench.gate": verdict})
 
 
 def _why(when: Trigger, report: MonitorReport | None) -> str:

@@ -47,7 +47,7 @@ from workbench.errors import (
 from workbench.integrity import MANIFEST, TAG_DIGEST, digest, file_hashes, manifest_bytes
 from workbench.profile import PROFILE_DIR, ReferenceProfile
 from workbench.requirements import model_requirements
-from workbench.snapshot import TAG_SNAPSHOT_KEY, SnapshotManifest, content_key, store_snapshot
+from workbench.snapshot import SNAPSHOT_EXPERIMENT, TAG_SNAPSHOT_KEY, SnapshotManifest, content_key, store_snapshot
 from workbench.tables import TABLE_SCHEMA_FILE, TableSchema
 
 if TYPE_CHECKING:
@@ -66,7 +66,11 @@ __all__ = [
     "iter_runs",
     "labels_series",
     "log_model",
+    "log_values",
     "record_hashes",
+    "RunArtifact",
+    "run_artifacts",
+    "run_models",
     "metric_history",
     "runs",
     "start_run",
@@ -89,6 +93,12 @@ class Experiment:
     artifact_location: str
     lifecycle_stage: str
     tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def internal(self) -> bool:
+        """The workbench's own bookkeeping (the training data snapshots), not a user's experiment:
+        the review app and the Lab sidebar leave it out unless asked."""
+        return self.name == SNAPSHOT_EXPERIMENT
 
 
 @dataclass(frozen=True)
@@ -580,6 +590,53 @@ def _summary(run: Any) -> RunSummary:
     )
 
 
+def log_values(run_id: str, *, params: Mapping[str, Any] | None = None,
+               metrics: Mapping[str, float] | None = None, tags: Mapping[str, str] | None = None) -> None:
+    """Add params, metrics and tags to run ``run_id`` after it ended (what a later step learnt about
+    the model it logged, e.g. a retrain gate's scores). A param already set keeps its value, as MLflow
+    requires: logging another value for it raises."""
+    client = _mlflow.client()
+    with _mlflow.translated(RunNotFoundError, f"run {run_id!r}"):
+        for key, value in (params or {}).items():
+            client.log_param(run_id, key, str(value))
+        for key, number in (metrics or {}).items():
+            client.log_metric(run_id, key, float(number))
+        for key, text in (tags or {}).items():
+            client.set_tag(run_id, key, str(text))
+
+
+@dataclass(frozen=True)
+class RunArtifact:
+    """One file a run logged (a model's files are under its logged model, see :func:`run_models`)."""
+
+    path: str
+    size: int | None
+
+
+def run_artifacts(run_id: str, *, limit: int = 500) -> list[RunArtifact]:
+    """The files run ``run_id`` logged (folders walked), at most ``limit``."""
+    client = _mlflow.client()
+    found: list[RunArtifact] = []
+    folders: list[str | None] = [None]
+    with _mlflow.translated(RunNotFoundError, f"run {run_id!r}"):
+        while folders and len(found) < limit:
+            for info in client.list_artifacts(run_id, folders.pop()):
+                if info.is_dir:
+                    folders.append(info.path)
+                else:
+                    found.append(RunArtifact(info.path, info.file_size))
+    return sorted(found[:limit], key=lambda a: a.path)
+
+
+def run_models(run_id: str) -> list[str]:
+    """The URIs (``models:/m-...``) of the models run ``run_id`` logged, oldest first."""
+    run = get_run(run_id)
+    client = _mlflow.client()
+    with _mlflow.translated(RunNotFoundError, f"run {run_id!r}"):
+        found = client.search_logged_models([run.experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    return [f"models:/{m.model_id}" for m in sorted(found, key=lambda m: m.creation_timestamp or 0)]
+
+
 def get_run(run_id: str) -> RunSummary:
     """The run with id ``run_id``."""
     client = _mlflow.client()
@@ -621,7 +678,7 @@ def iter_runs(
             return
 
 
-_RUN_COLUMNS = ["run_id", "name", "status", "user", "start_time", "end_time"]
+_RUN_COLUMNS = ["run_id", "name", "status", "user", "start_time", "end_time", "reproduction_of"]
 
 
 def _runs_frame(found: Sequence[Any]) -> pd.DataFrame:
@@ -635,6 +692,8 @@ def _runs_frame(found: Sequence[Any]) -> pd.DataFrame:
             "user": summary.user,
             "start_time": summary.start_time,
             "end_time": summary.end_time,
+            # The run this one re-ran (workbench.reproduce), else None: a reproduction is not the original.
+            "reproduction_of": summary.tags.get(_replay.TAG_REPRODUCTION_OF),
         }
         row.update({f"metrics.{k}": v for k, v in summary.metrics.items()})
         row.update({f"params.{k}": v for k, v in summary.params.items()})

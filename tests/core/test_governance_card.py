@@ -81,6 +81,9 @@ def test_the_card_states_the_models_facts_and_numbers(credit) -> None:
     income = profile.features["income"]
     assert f"| income | numeric | float64 | 600 | 0 | {income.mean:.4g} | {income.std:.4g} |" in data
     assert "| sex | categorical |" in data
+    # One date format on the whole card (it mixed ISO 8601 and "... UTC")
+    assert "- **Profiled at:** " in data and not re.search(r"\d{4}-\d\d-\d\dT\d\d:", markdown)
+    assert re.search(r"- \*\*Profiled at:\*\* \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", data)
 
     metrics = _section_text(markdown, "Metrics and parameters")
     assert f"| accuracy | {credit['accuracy']:.4g} |" in metrics and "| auc | 0.8731 |" in metrics

@@ -47,7 +47,7 @@ def test_a_clean_deployment_is_healthy_passes_and_shows_drift_when_its_inputs_mo
 
 def test_where_deployed_names_each_deployment_of_a_version(running, registered_model) -> None:
     where = wb.where_deployed(registered_model.name)
-    assert f"{running.name} (local, champion)" in where[registered_model.version]
+    assert f"{running.name} (local, serving)" in where[registered_model.version]
     assert wb.where_deployed(f"never-deployed-{uuid.uuid4().hex[:4]}") == {}
 
 
@@ -107,3 +107,42 @@ def test_when_the_truth_arrives_the_badge_says_what_was_measured(running, numeri
     (told,) = glances.of([wb.get_deployment(running.name)])
     assert told.alerts == "performance", told
     assert told.alerts_detail.startswith("measured accuracy 0.000 on 200 labelled rows (reference ")
+
+
+def test_promoting_a_deployment_made_from_an_alias_moves_that_alias_and_audits_it(register_versions,
+                                                                                     numeric_data) -> None:
+    """Notebook 07's story: after the loop promotes v2, ``models:/NAME@champion`` loads v2, not v1."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    first, second = register_versions([LogisticRegression(max_iter=300), DecisionTreeClassifier(max_depth=3)],
+                                      "promotion", "promoted")
+    wb.set_alias(first.name, "champion", first.version)
+    name = f"promo-{uuid.uuid4().hex[:5]}"
+    wb.deploy(wb.format_model_uri(first.name, alias="champion"), name=name)
+    try:
+        wb.start_challenger(name, second.uri, shadow=True)
+        promoted = wb.promote(name)
+        assert promoted.model_version == second.version
+        assert wb.get_version(first.name, alias="champion").version == second.version
+        X, _ = numeric_data
+        assert (wb.load_model(f"models:/{first.name}@champion").predict(X.head(20))
+                == np.asarray(promoted.predict(X.head(20)))).all()
+        moved = wb.audit_log(first.name, action="set_alias")
+        assert list(moved["to_version"])[-1] == second.version
+        assert wb.where_deployed(first.name) == {second.version: (f"{name} (local, serving)",)}
+    finally:
+        wb.stop(name)
+
+
+def test_promoting_a_deployment_made_from_a_version_leaves_the_aliases_alone(register_versions) -> None:
+    first, second = register_versions([LogisticRegression(max_iter=300), LogisticRegression(C=0.1, max_iter=300)],
+                                      "promotion", "pinned")
+    wb.set_alias(first.name, "champion", first.version)
+    name = f"pin-{uuid.uuid4().hex[:5]}"
+    wb.deploy(first.uri, name=name)
+    try:
+        wb.start_challenger(name, second.uri, shadow=True)
+        assert wb.promote(name).model_version == second.version
+        assert wb.get_version(first.name, alias="champion").version == first.version
+    finally:
+        wb.stop(name)

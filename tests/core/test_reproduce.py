@@ -179,6 +179,9 @@ def test_a_script_trained_version_reproduces_exactly(scripted) -> None:
     assert new_run.tags["workbench.reproduction_of"] == original.run_id
     assert new_run.tags["workbench.reproduction_matches"] == "true"
     assert new_run.experiment_id == wb.get_run(original.run_id).experiment_id
+    # In the runs table a reproduction says which run it reproduces; the original says nothing.
+    marks = wb.runs(name).set_index("run_id")["reproduction_of"]
+    assert marks[result.new_run_id] == original.run_id and pd.isna(marks[original.run_id])
     assert new_run.params == {"n_estimators": "25"}
     assert new_run.metrics == wb.get_run(original.run_id).metrics
     # The code stopped at log_model: nothing after it (the register call) ran a second time.

@@ -69,6 +69,8 @@ def check_07(home: Path) -> None:
     gate = audit[audit["action"] == "gate"]["details"].iloc[0]
     assert gate["promote"] and gate["challenger"] >= gate["champion"] + 0.05 and gate["rows"] >= 150
     assert [v.version for v in wb.versions("guided-cancer")] == ["2", "1"]
+    # deployed from @champion, so the promotion moved the alias: the registry agrees with the deployment
+    assert wb.get_version("guided-cancer", alias="champion").version == "2"
 
 
 def check_08(home: Path) -> None:

@@ -81,9 +81,17 @@ async def test_an_unknown_model_is_404_with_the_core_message(jp_fetch, registere
     assert "fixture-rf" in reply["message"]  # the message names the models there are
 
 
-async def test_experiments_and_runs_list_the_tracked_run(jp_fetch, registered_model) -> None:
+async def test_experiments_and_runs_list_the_tracked_run(jp_fetch, registered_model, numeric_data) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = numeric_data
+    with wb.start_run(experiment="fixtures", run_name="snapshotted"):  # makes the internal snapshot experiment
+        wb.log_model(DecisionTreeClassifier(max_depth=2).fit(X, y), training_data=X, training_labels=y,
+                     snapshot_data=True)
     names = [e["name"] for e in await _json(jp_fetch, "experiments")]
-    assert "fixtures" in names
+    assert "fixtures" in names and "workbench-data-snapshots" not in names  # the sidebar lists users' experiments
+    internal = [e["name"] for e in await _json(jp_fetch, "experiments", params={"internal": "1"})]
+    assert "workbench-data-snapshots" in internal
 
     runs = await _json(jp_fetch, "runs", params={"experiment": "fixtures"})
     run = next(r for r in runs if r["name"] == "fixture-rf")
@@ -146,7 +154,7 @@ async def test_deploy_lists_a_healthy_deployment_then_stop_removes_it(jp_fetch, 
         assert (row["health"], row["policy"], row["alerts"]) == ("healthy", "passes", "no data")
         assert row["policy_detail"].endswith("passes (5 passed)") and row["alerts_detail"] == "no predictions yet"
         versions = {v["version"]: v for v in await _json(jp_fetch, "models", "fixture-rf", "versions")}
-        assert f"{name} (local, champion)" in versions[registered_model.version]["deployments"]
+        assert f"{name} (local, serving)" in versions[registered_model.version]["deployments"]
 
         snippet = await _json(jp_fetch, "snippet", params={"deployment": name})
         assert f'wb.get_deployment("{name}")' in snippet["code"]

@@ -133,7 +133,7 @@ def test_actions_without_a_deployment_say_what_to_pick(registered_model) -> None
     widget = Deployments(model_name=never_deployed.name, live=False)
     widget.wait(60)
     assert widget.selected is None
-    assert "No deployment yet" in shown_text(widget)
+    assert "No deployments yet: pick a model and a target above and press Deploy" in shown_text(widget)
     press(widget, "Roll back")
     widget.wait(30)
     assert any("pick a deployment first" in e for e in errors_shown(widget))

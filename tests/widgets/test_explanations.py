@@ -75,3 +75,19 @@ def test_a_deployment_is_explained_on_its_latest_predictions(live_deployment, nu
     assert f"the latest 10 predictions of {live_deployment.name}" in shown_text(widget)
     shift = control(widget, pn.widgets.Tabulator, "importance shift")
     assert shift.visible and len(shift.value) == 6
+
+
+def test_a_wide_model_shows_its_top_features_the_rest_summed_and_a_legend_naming_the_class(
+        explained: Explanations) -> None:
+    """30 features in 200 px were unreadable (issue 33 item 6): the top ones, the rest in one bar."""
+    from workbench.widgets.explanations import importance_bars
+
+    importance = pd.DataFrame({"feature": [f"f{i}" for i in range(30)],
+                               "mean_abs_contribution": [1.0 / (i + 1) for i in range(30)]})
+    bars = importance_bars(importance, 15)
+    assert bars["label"][::-1][:3] == ["f0", "f1", "f2"] and len(bars["label"]) == 16
+    assert bars["label"][0] == "15 other features (summed)"
+    assert bars["value"][0] == pytest.approx(sum(1.0 / (i + 1) for i in range(15, 30)))
+    shown = shown_text(explained)
+    assert "raises the probability of" in shown and "lowers the probability of" in shown
+    assert "Base value" in shown and "average probability of class" in shown

@@ -48,5 +48,14 @@ def test_the_steps_of_a_loop_appear_as_it_retrains_challenges_and_aborts(registe
         assert [h.action for h in wb.deployment_history(name)] == ["deploy", "challenger", "abort"]
         gate = wb.audit_log(deployment=name, action="gate")["details"].iloc[0]
         assert gate["rows"] == 40 and not gate["promote"] and np.isfinite(gate["champion"])
+        # The retrained version carries its story: the window it was trained on, the gate's scores.
+        retrained = wb.get_version(registered_model.name, loop.steps[-1].version)
+        run = wb.get_run(retrained.run_id)
+        assert run.params["retrain.rows"] == "80" and run.params["retrain.deployment"] == name
+        assert run.params["retrain.champion_version"] == registered_model.version
+        assert run.params["retrain.window_start"].endswith(" UTC") and run.params["gate.margin"] == "0.5"
+        assert run.metrics["gate.rows"] == 40 and run.metrics["gate.champion_accuracy"] == gate["champion"]
+        assert run.metrics["gate.accuracy"] == gate["challenger"]
+        assert retrained.tags["workbench.gate"].endswith("on 40 rows: aborted (needed a margin of 0.5)")
     finally:
         wb.stop(name)

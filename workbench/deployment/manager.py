@@ -113,6 +113,9 @@ class Deployment:
     #: What the call that returned this did, in words: ``created``, ``unchanged`` (the name already
     #: served that version), ``updated from version 1 to version 3``, ...; ``None`` for a look-up.
     change: str | None = None
+    #: The alias it follows (``champion`` when deployed from ``models:/NAME@champion``): promoting its
+    #: challenger moves that alias too. ``None`` when it was deployed from a version.
+    alias: str | None = None
 
     @property
     def feedback_token(self) -> str | None:
@@ -150,6 +153,7 @@ class Deployment:
             "state": self.state, "healthy": self.healthy, "detail": self.detail, "created": self.created,
             "updated": self.updated, "user": self.user, "challenger_uri": self.challenger_uri,
             "challenger_version": self.challenger_version, "traffic": dict(self.traffic) if self.traffic else None,
+            "alias": self.alias,
             "shares": self.shares if self.challenger_uri else None,
             "bandit": ({k: v for k, v in self.bandit.to_dict().items() if k != "changes"}
                        if self.bandit is not None else None),
@@ -389,6 +393,7 @@ def _live(record: DeploymentRecord) -> Deployment:
         updated=record.updated, user=record.user, handle=handle, log_sources=sources or ((url,) if url else ()),
         challenger_uri=record.challenger_uri, challenger_version=record.challenger_version,
         traffic=record.traffic, bandit=_read_bandit(record, url) if status.state == "running" else None,
+        alias=_alias_of(record.requested_uri, record.model_name),
     )
 
 
@@ -765,12 +770,26 @@ def promote(name: str) -> Deployment:
         raise DeploymentError(f"deployment {name!r} has no challenger to promote")
     _collect_share_moves(record)
     placement = target.promote(current)
-    store.replace(name, requested_uri=record.challenger_uri, model_uri=record.challenger_uri,
-                  model_name=record.model_name, model_version=record.challenger_version,
-                  placement=placement.to_dict(), action="promote", user=get_settings().user)
+    alias = _alias_of(record.requested_uri, record.model_name)
+    store.replace(name, requested_uri=record.requested_uri if alias else record.challenger_uri,
+                  model_uri=record.challenger_uri, model_name=record.model_name,
+                  model_version=record.challenger_version, placement=placement.to_dict(), action="promote",
+                  user=get_settings().user)
     _audit("promote", name, record.target, record.model_name, record.model_version, record.challenger_version,
            record.challenger_uri)
+    if alias and record.challenger_version is not None:
+        from workbench.registry import set_alias
+
+        # The deployment was made from models:/NAME@ALIAS: that alias is what "champion" means to
+        # its users, so it follows the promotion (set_alias writes its own audit record).
+        set_alias(record.model_name, alias, record.challenger_version)
     return get_deployment(name)
+
+
+def _alias_of(requested_uri: str, model_name: str) -> str | None:
+    """The alias a deployment was made from (``models:/NAME@ALIAS`` of its own model), else ``None``."""
+    prefix = f"models:/{model_name}@"
+    return requested_uri.removeprefix(prefix).rstrip("/") or None if requested_uri.startswith(prefix) else None
 
 
 def abort(name: str) -> Deployment:

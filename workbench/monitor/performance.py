@@ -60,6 +60,43 @@ class WindowPerformance:
         """JSON-ready form."""
         return {"start": self.start, "end": self.end, "n": self.n, **dict(self.metrics)}
 
+    def period(self) -> str:
+        """The window's first and last answer in UTC, e.g. ``2026-12-06 12:59:22 to 13:04:10 UTC``."""
+        if not (np.isfinite(self.start) and np.isfinite(self.end)):
+            return "no timestamps"
+        start = pd.Timestamp(self.start, unit="s", tz="UTC")
+        end = pd.Timestamp(self.end, unit="s", tz="UTC")
+        until = f"{end:%H:%M:%S}" if start.date() == end.date() else f"{end:%Y-%m-%d %H:%M:%S}"
+        return f"{start:%Y-%m-%d %H:%M:%S} to {until} UTC"
+
+    def describe(self) -> str:
+        """Metrics in words: numbers to 3 decimals; a metric the window cannot measure says why."""
+        return "; ".join(f"{k} {_metric_text(k, v)}" for k, v in self.metrics.items())
+
+    def __repr__(self) -> str:
+        return f"WindowPerformance({self.n:,} labelled rows, {self.period()}: {self.describe()})"
+
+    def _repr_html_(self) -> str:
+        from workbench.cards import card
+
+        rows: list[tuple[str, object]] = [("period", self.period()), ("labelled rows", f"{self.n:,}")]
+        rows += [(k, _metric_text(k, v)) for k, v in self.metrics.items()]
+        return card("Measured performance", f"window of {self.n:,} labelled rows", rows=rows)
+
+
+#: Why a metric of a window is missing (NaN), in words.
+_UNMEASURED = {
+    "auc": "not measured (needs both classes among the window's labels and the model's probabilities)",
+    "log_loss": "not measured (needs the model's probabilities and labels among its classes)",
+    "r2": "not measured (the labels do not vary in this window)",
+}
+
+
+def _metric_text(key: str, value: float) -> str:
+    if value is None or not np.isfinite(value):
+        return _UNMEASURED.get(key, "not measured in this window")
+    return f"{value:.3f}"
+
 
 @dataclass(frozen=True)
 class PerformanceReport(Report):

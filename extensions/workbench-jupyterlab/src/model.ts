@@ -48,6 +48,8 @@ export interface ISidebarState {
   models: IRegisteredModel[];
   versions: { [model: string]: IModelVersion[] };
   deployments: IDeployment[];
+  /** True on the first look while the deployments' live state (health, drift) is still being read. */
+  deploymentsPending?: boolean;
 }
 
 /** Calls a Workbench route and returns its JSON (`requestAPI` in the Lab; a stand-in in tests). */
@@ -182,11 +184,23 @@ export class SidebarModel {
     // Refreshes overlap (a poll, an action's): an answer older than the one shown is dropped.
     const ticket = ++this._asked;
     try {
-      const [experiments, models, deployments] = await Promise.all([
+      // The deployments' live state (health, policy, drift) is the slow answer: on the first look,
+      // experiments and models are drawn as soon as they arrive, and the deployments follow.
+      const asked = request<IDeployment[]>('deployments');
+      let answered = false;
+      asked.then(
+        () => (answered = true),
+        () => undefined // awaited below; an early failure elsewhere must not leave it unhandled
+      );
+      const [experiments, models] = await Promise.all([
         request<IExperiment[]>('experiments'),
-        request<IRegisteredModel[]>('models'),
-        request<IDeployment[]>('deployments')
+        request<IRegisteredModel[]>('models')
       ]);
+      if (!this._loaded && !answered && ticket > this._shown) {
+        this._state = { experiments, models, deployments: [], runs: {}, versions: {}, deploymentsPending: true };
+        this._changed.emit();
+      }
+      const deployments = await asked;
       const state: ISidebarState = { experiments, models, deployments, runs: {}, versions: {} };
       const names = new Set(models.map(m => m.name));
       await Promise.all([

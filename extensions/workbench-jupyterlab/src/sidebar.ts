@@ -243,7 +243,9 @@ export class WorkbenchSidebar extends Widget {
   private _renderDeployments(state: ISidebarState): void {
     const list = this._deployments;
     list.replaceChildren();
-    if (state.deployments.length === 0) {
+    if (state.deploymentsPending) {
+      list.appendChild(el('li', 'wb-Empty', 'Reading the deployments’ live state…'));
+    } else if (state.deployments.length === 0) {
       list.appendChild(el('li', 'wb-Empty', 'No deployments'));
     }
     for (const deployment of state.deployments) {

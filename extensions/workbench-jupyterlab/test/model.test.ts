@@ -118,6 +118,29 @@ test('a refresh fetches the three lists, and versions and runs only of what is e
   assert.equal(changes, 2);
 });
 
+test('the first look shows experiments and models while the deployments are still being read', async () => {
+  let answer: (value: IDeployment[]) => void = () => undefined;
+  const slow = new Promise<IDeployment[]>(resolve => (answer = resolve));
+  const model = new SidebarModel(server({ ...ROUTES, deployments: () => slow }).request);
+  const states: { experiments: number; models: number; deployments: number; pending: boolean }[] = [];
+  model.changed.connect(() =>
+    states.push({
+      experiments: model.state.experiments.length,
+      models: model.state.models.length,
+      deployments: model.state.deployments.length,
+      pending: model.state.deploymentsPending === true
+    })
+  );
+  const refreshed = model.refresh();
+  await new Promise(resolve => setTimeout(resolve, 20));
+  assert.deepEqual(states, [{ experiments: 1, models: 1, deployments: 0, pending: true }]);
+  assert.equal(model.loaded, false);
+  answer([deployment('churn-live')]);
+  await refreshed;
+  assert.deepEqual(states[1], { experiments: 1, models: 1, deployments: 1, pending: false });
+  assert.equal(model.loaded, true);
+});
+
 test('a refresh that brings nothing new does not signal a change', async () => {
   const model = new SidebarModel(server(ROUTES).request);
   let changes = 0;

@@ -98,11 +98,11 @@ class WorkbenchAPIHandler(APIHandler):
 
 
 class ExperimentsHandler(WorkbenchAPIHandler):
-    """``GET experiments``."""
+    """``GET experiments[?internal=1]`` (the internal snapshot experiment only when asked)."""
 
     @tornado.web.authenticated
     async def get(self) -> None:
-        await self.answer(self.workbench.experiments)
+        await self.answer(self.workbench.experiments, self.get_query_argument("internal", "") in ("1", "true"))
 
 
 class RunsHandler(WorkbenchAPIHandler):

@@ -43,11 +43,12 @@ class WorkbenchService:
 
     # -- tracking ------------------------------------------------------------------------------
 
-    def experiments(self) -> list[dict[str, Any]]:
-        """Every experiment: ``IExperiment``."""
+    def experiments(self, internal: bool = False) -> list[dict[str, Any]]:
+        """Every experiment: ``IExperiment``; the workbench's own bookkeeping (training data
+        snapshots) only with ``internal``."""
         return [
             {"experiment_id": e.experiment_id, "name": e.name, "lifecycle_stage": e.lifecycle_stage}
-            for e in wb.experiments()
+            for e in wb.experiments() if internal or not e.internal
         ]
 
     def runs(self, experiment: str, max_results: int = 50) -> list[dict[str, Any]]:
