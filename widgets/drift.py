@@ -112,6 +112,14 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
                                           name="drift-history")
         self._performance = charts.timeline("Measured performance", y_label="metric", name="performance-history")
         self._performance.figure.x_range = self._over_time.figure.x_range  # zoom and pan the two together
+        # Each chart shows once it has something to draw (an empty Bokeh figure is a bare frame with a
+        # toolbar, and makes the browser log "could not set initial ranges" on every redraw).
+        self._histogram_area = ui.ChartArea(self._histogram, "A feature's reference and current shares appear here",
+                                            "once the deployment has logged predictions")
+        self._over_time_area = ui.ChartArea(self._over_time, "Drift over time appears here",
+                                            "once predictions are logged in the period shown")
+        self._performance_area = ui.ChartArea(self._performance, "Measured performance appears here",
+                                              "send ground truth with dep.log_feedback or `workbench feedback`")
         self._timeline = ui.markdown("")
         self._alerts = pn.pane.HTML("", sizing_mode="stretch_width")
         update = ui.button("Update now", lambda: self.refresh(deployments=True), disabled=self._task.param.running)
@@ -132,8 +140,8 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
             self._alerts,
             pn.Row(self._table, sizing_mode="stretch_width"),
             self._timeline,
-            pn.Row(self._histogram.pane, self._over_time.pane, sizing_mode="stretch_width"),
-            pn.Row(self._performance.pane, sizing_mode="stretch_width"),
+            pn.Row(self._histogram_area.panel, self._over_time_area.panel, sizing_mode="stretch_width"),
+            pn.Row(self._performance_area.panel, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
         self._poller = pn.state.add_periodic_callback(self._poll, period=int(self.interval * 1000), start=self.live)
@@ -282,6 +290,7 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
             x_factors=x,
             title=f"{self.feature}: reference vs current ({len(values.dropna()):,} rows)",
         )
+        self._histogram_area.show(bool(labels))
         self._draw_over_time()
 
     def _show_timeline_note(self) -> None:
@@ -349,6 +358,8 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         charts.show_timeline(self._over_time, series, start=_naive(history.since), end=_naive(history.until),
                              alerts=alerts, events=events, title=title,
                              colors_=charts.colors(len(series)), spans={"threshold": 1.0})
+        self._over_time_area.show(bool(series), "No predictions logged in this period",
+                                  "choose a longer period, or send the deployment some traffic")
 
     def _draw_performance(self) -> None:
         history = self._drift_history
@@ -372,6 +383,9 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
         limit = next((self.thresholds[m] for m in shown if m in self.thresholds), None)
         charts.show_timeline(self._performance, series, start=_naive(history.since), end=_naive(history.until),
                              alerts=alerts, events=events, title=title, spans={"threshold": limit})
+        self._performance_area.show(bool(series), "No ground truth in this period yet",
+                                    "send it with dep.log_feedback or `workbench feedback`; measured accuracy "
+                                    "then appears here")
 
 
 def _period(period: str, since: str) -> tuple[str, str]:

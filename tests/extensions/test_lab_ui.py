@@ -259,8 +259,6 @@ def test_widgets_in_a_lab_notebook_fetch_nothing_from_outside_and_log_no_errors(
             SHOTS.mkdir(exist_ok=True)
             page.screenshot(path=str(SHOTS / "lab-notebook-widgets.png"), full_page=True)
             assert panel.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
-            # The DriftMonitor's charts still warn while empty (the Drift history work removes it,
-            # issue 33 item 8); errors and outside requests fail here already.
-            watched.assert_clean(warnings=False)
+            watched.assert_clean()  # no errors, no warnings, no outside requests
     finally:
         wb.stop(name)

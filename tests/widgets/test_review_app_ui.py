@@ -138,10 +138,8 @@ def test_every_page_renders_with_no_console_error_and_nothing_fetched_from_outsi
         page.screenshot(path=str(SHOTS / f"review-tab-{tab.lower().replace(' ', '-')}.png"), full_page=True)
     watched.assert_clean()
 
-    # The Drift pages in a tab of their own: their charts still log Bokeh's "could not set initial
-    # ranges" while a series is empty (issue 33 item 8 on the Drift page: once the Drift charts stay off
-    # the page until they have data, as ui.ChartArea does elsewhere, these checks become strict);
-    # errors and requests leaving the machine fail here already.
+    # The Drift pages in a tab of their own, before any prediction: their charts stay off the page
+    # until they have data, so the console stays quiet (no Bokeh "could not set initial ranges").
     drift = page.context.new_page()
     drift_watched = Watched(drift)
     drift.goto(f"{review_url}/review?deployment={deployment.name}")
@@ -152,7 +150,7 @@ def test_every_page_renders_with_no_console_error_and_nothing_fetched_from_outsi
     drift.get_by_text("no predictions logged yet").filter(visible=True).first.wait_for(timeout=60_000)
     _settle(drift)
     drift.screenshot(path=str(SHOTS / "review-tab-drift.png"), full_page=True)
-    drift_watched.assert_clean(warnings=False)
+    drift_watched.assert_clean()
     drift.close()
 
 
@@ -252,7 +250,7 @@ def test_the_drift_view_updates_by_itself_when_predictions_arrive(
     page.get_by_text("feature 'x0' drifted").first.wait_for(timeout=30_000)  # the alert, as it fired
     _settle(page)
     page.screenshot(path=str(SHOTS / "review-drift-live.png"), full_page=True)
-    watched.assert_clean(warnings=False)  # the Drift charts' warnings: see the first test
+    watched.assert_clean()
 
 
 def _bokeh_data(page, name: str) -> dict | None:
@@ -315,7 +313,7 @@ def test_the_drift_page_opened_after_traffic_stopped_shows_the_history_and_the_p
     page.get_by_text(f"promote v{second.version}").first.wait_for(timeout=10_000)  # in the history line too
     _settle(page)
     page.screenshot(path=str(SHOTS / "review-drift-history.png"), full_page=True)
-    watched.assert_clean(warnings=False)  # the Drift charts' warnings: see the first test
+    watched.assert_clean()
 
 
 def test_team_mode_refuses_to_start_without_a_password() -> None:
@@ -370,7 +368,7 @@ def test_team_mode_signs_in_three_browsers_and_keeps_their_selections_apart(
             assert highlighted.split()[0] == feature, f"{user} sees {highlighted!r} highlighted"
             _settle(page)
             page.screenshot(path=str(SHOTS / f"review-team-{user}.png"), full_page=True)
-            watched.assert_clean(warnings=False)  # the Drift charts' warnings: see the first test
+            watched.assert_clean()
     finally:
         for context in contexts:
             context.close()
