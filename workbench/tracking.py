@@ -33,6 +33,7 @@ import pandas as pd
 
 from workbench import _mlflow
 from workbench import replay as _replay
+from workbench._skops import skops_io
 from workbench.capture import capture_code as _capture_code
 from workbench.capture import git_commit
 from workbench.composition import METADATA_KEY as COMPOSITION_KEY
@@ -270,7 +271,7 @@ def _sklearn_serialization(model: Any, kwargs: dict[str, Any]) -> None:
     """
     if kwargs.get("serialization_format", "skops") != "skops" or "skops_trusted_types" in kwargs:
         return
-    import skops.io
+    skops = skops_io()
 
     explicit = "serialization_format" in kwargs
 
@@ -282,8 +283,8 @@ def _sklearn_serialization(model: Any, kwargs: dict[str, Any]) -> None:
         kwargs["serialization_format"] = "cloudpickle"
 
     try:
-        data = skops.io.dumps(model)
-        trusted = list(skops.io.get_untrusted_types(data=data))
+        data = skops.dumps(model)
+        trusted = list(skops.get_untrusted_types(data=data))
     except Exception as exc:
         return cloudpickle_instead(f"skops cannot save this model ({exc})", exc)
     from_notebook = sorted(t for t in trusted if t.startswith("__main__."))
@@ -293,7 +294,7 @@ def _sklearn_serialization(model: Any, kwargs: dict[str, Any]) -> None:
             "cannot load in another process (or move those definitions into an importable module)"
         )
     try:
-        skops.io.loads(data, trusted=trusted)
+        skops.loads(data, trusted=trusted)
     except Exception as exc:
         return cloudpickle_instead(f"skops cannot read this model back ({exc})", exc)
     kwargs["skops_trusted_types"] = trusted

@@ -54,6 +54,10 @@ def wait(timeout: float | None = None) -> bool:
 
 
 def _run() -> None:
+    with contextlib.suppress(Exception):
+        from workbench._skops import skops_io
+
+        skops_io()  # before MODULES' "skops.io": without PyTorch coming along
     for name in MODULES:
         with contextlib.suppress(Exception):
             importlib.import_module(name)

@@ -61,7 +61,9 @@ def test_the_packaged_model_still_serves_and_explains_without_training_rows(
     assert predicted.status_code == 200, predicted.text
     assert predicted.json()["outputs"][0]["data"] == expected
     metadata = httpx.get(f"{server.url}/v2/models/{NAME}").json()
-    assert metadata["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]  # learnt at start
+    # learnt at start: the answer, then the classifier's probabilities and scores (named by the classes)
+    assert metadata["outputs"][0] == {"name": "predict", "datatype": "INT64", "shape": [-1]}
+    assert [o["name"] for o in metadata["outputs"][1:]] == ["predict_proba", "predict_log_proba"]
     explained = httpx.post(f"{server.url}/v2/models/{NAME}/explain", json=payload, timeout=180)
     assert explained.status_code == 200, explained.text
     body = explained.json()
@@ -95,7 +97,7 @@ def test_a_real_tables_background_keeps_every_training_dtype_and_still_explains(
     assert sample[typed].dtypes.to_dict() == features[typed].dtypes.to_dict()
     server = serve_model(str(ctx.path / "model"), args=("--name", "real"))
     metadata = httpx.get(f"{server.url}/v2/models/real").json()
-    assert metadata["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]  # the example predicted
+    assert metadata["outputs"][0] == {"name": "predict", "datatype": "INT64", "shape": [-1]}  # the example predicted
     rows = features.sample(5, random_state=1)
     payload = {"inputs": [{"name": c, "shape": [5], "datatype": i["datatype"], "data": json_values(rows[c])}
                           for c, i in zip(rows, metadata["inputs"], strict=True)]}

@@ -361,3 +361,31 @@ def test_the_limits_are_told_in_the_metadata_and_agree(registered_model, numeric
     assert refused.status_code == 413 and "401 rows" in message and "limit of 400 rows" in message
     assert "WORKBENCH_MAX_BODY_BYTES=60000" in message and "6 values" in message
 
+
+
+def test_dep_predict_sends_a_small_frame_at_once_and_splits_it_when_the_server_takes_fewer_rows(
+        registered_model, numeric_data, monkeypatch) -> None:
+    """One request for a small frame (no metadata read before it, so a router shares requests among
+    replicas as they come); a server whose row limit is lower answers 413, and the frame then goes in
+    parts within the limit it gives, answered as one, exact and in order."""
+    import uuid
+
+    import workbench as wb
+
+    monkeypatch.setenv("WORKBENCH_MAX_ROWS", "5")
+    wb.configure()
+    name = f"limits-{uuid.uuid4().hex[:5]}"
+    dep = wb.deploy(registered_model.uri, target="local", name=name)
+    try:
+        rows = _rows(numeric_data, 12)
+        before = _post_requests(dep)
+        assert dep.predict(rows.head(5)) == wb.load_model(registered_model.uri).predict(rows.head(5)).tolist()
+        assert _post_requests(dep) - before == 1  # the frame, and nothing else
+        assert dep.predict(rows, request_id="twelve") == wb.load_model(registered_model.uri).predict(rows).tolist()
+        assert _post_requests(dep, "413") == 1 and _post_requests(dep) - before == 5  # refused, then 5 + 5 + 2
+        logged = read_predictions(Path(dep.log_sources[0]), limit=None).records
+        assert sorted(logged["request_id"].iloc[-3:]) == ["twelve", "twelve.2", "twelve.3"]
+    finally:
+        wb.stop(name)
+        monkeypatch.delenv("WORKBENCH_MAX_ROWS")
+        wb.configure()

@@ -200,13 +200,15 @@ class Deployment:
             raise InvalidInputError("predict takes a pandas DataFrame of the model's input columns")
         if output is not None and not isinstance(output, str):
             raise InvalidInputError("output names one method of the model, e.g. output='predict_proba'")
-        metadata = self._metadata(timeout)
-        limits = metadata.get("parameters") or {}
-        answers: list[Any] = []
-        for i, (body, n_rows) in enumerate(_request_bodies(data, limits, output)):
-            chunk_id = request_id if request_id is None or i == 0 else f"{request_id}.{i + 1}"
-            answers.append(self._invoke(body, timeout, chunk_id))
-        predictions = _joined(answers)
+        # A small frame goes at once (one request, so a router shares the requests among replicas as
+        # they come); a large one, or one asking for another output (whose columns the metadata
+        # names), first reads the server's limits, as does a small one the server refused as too large.
+        metadata = self._metadata(timeout) if output is not None or len(data) > _DIRECT_ROWS else {}
+        try:
+            predictions = self._send(data, metadata, output, timeout, request_id, retry_too_large=not metadata)
+        except _TooLarge:
+            metadata = self._metadata(timeout)
+            predictions = self._send(data, metadata, output, timeout, request_id, retry_too_large=False)
         if output is None:
             return predictions
         columns = next((o.get("parameters", {}).get("columns") for o in metadata.get("outputs", [])
@@ -218,6 +220,16 @@ class Deployment:
             frame.columns = columns
         return frame
 
+    def _send(self, data: pd.DataFrame, metadata: Mapping[str, Any], output: str | None, timeout: float,
+              request_id: str | None, *, retry_too_large: bool) -> Any:
+        """``data`` in requests within the limits ``metadata`` gives (one request without them), the
+        answers joined; :class:`_TooLarge` when ``retry_too_large`` and the first is refused as too large."""
+        answers: list[Any] = []
+        for i, (body, _) in enumerate(_request_bodies(data, metadata.get("parameters") or {}, output)):
+            chunk_id = request_id if request_id is None or i == 0 else f"{request_id}.{i + 1}"
+            answers.append(self._invoke(body, timeout, chunk_id, too_large=retry_too_large and i == 0))
+        return _joined(answers)
+
     def _metadata(self, timeout: float) -> dict[str, Any]:
         """The model's V2 metadata (outputs, request limits); empty when the server gives none."""
         try:
@@ -227,7 +239,7 @@ class Deployment:
             return {}  # the request itself says what is wrong
         return metadata if isinstance(metadata, dict) else {}
 
-    def _invoke(self, body: bytes, timeout: float, request_id: str | None) -> Any:
+    def _invoke(self, body: bytes, timeout: float, request_id: str | None, *, too_large: bool = False) -> Any:
         headers = {"content-type": "application/json"}
         if request_id is not None:
             headers["x-request-id"] = request_id
@@ -237,6 +249,8 @@ class Deployment:
             raise DeploymentError(f"deployment {self.name!r} does not answer at {self.url} ({exc}): see "
                                   f"`workbench deployments` and `workbench logs {self.name}`; deploying the same "
                                   "version again starts what stopped") from exc
+        if response.status_code == 413 and too_large:
+            raise _TooLarge(response.text)
         if response.status_code != 200:
             try:
                 message = response.json().get("message", response.text)
@@ -280,6 +294,15 @@ class Deployment:
         """:meth:`recent_rows` with each row's position in its request (``row``) and the feedback it
         got: ``truth`` and ``reward``, missing where none arrived yet."""
         return labelled_rows(self.log_sources, rows)
+
+
+#: Rows ``Deployment.predict`` sends in one request without reading the server's limits first; a
+#: server that takes fewer answers 413, and the limits are read then.
+_DIRECT_ROWS = 1000
+
+
+class _TooLarge(Exception):
+    """A request refused as too large before the server's limits were read."""
 
 
 def _request_bodies(data: pd.DataFrame, limits: Mapping[str, Any], output: str | None) -> Iterator[tuple[bytes, int]]:

@@ -315,6 +315,10 @@ def _serve(path: Path, idle: float) -> None:
     import importlib
     import traceback
 
+    from workbench._skops import skops_io
+
+    with contextlib.suppress(ImportError):
+        skops_io()  # before PRELOAD's "skops.io": without PyTorch coming along
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

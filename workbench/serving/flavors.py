@@ -144,9 +144,9 @@ def _load_sklearn(model_dir: Path, mlmodel: Mapping[str, Any]) -> Any:
     path = model_dir / str(mlmodel["flavors"]["python_function"]["model_path"])
     serialization = conf.get("serialization_format", "pickle")
     if serialization == "skops":
-        import skops.io
+        from workbench._skops import skops_io
 
-        return skops.io.load(path, trusted=conf.get("skops_trusted_types"))
+        return skops_io().load(path, trusted=conf.get("skops_trusted_types"))
     with open(path, "rb") as f:
         if serialization == "pickle":
             return pickle.load(f)

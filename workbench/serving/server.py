@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import importlib
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workbench._skops import skops_io
 from workbench.config import Settings, get_settings
 from workbench import errors
 from workbench.errors import PortInUseError, WorkbenchError
@@ -154,7 +154,7 @@ def _resolve_in_background(model_uri: str) -> Callable[[], tuple[Path, str | Non
 def _import_model_libraries() -> None:
     """Import what loading a scikit-learn model needs (skops walks every estimator when imported)."""
     with contextlib.suppress(ImportError):
-        importlib.import_module("skops.io")
+        skops_io()
 
 
 def run_asgi(app: Any, sock: socket.socket, *, port_file: str | Path | None = None) -> None:
