@@ -62,6 +62,8 @@ class _Snapshot:
     window: pd.DataFrame
     profile: Any
     history: Any
+    #: The window's alert state: the one every surface shows (see LiveMonitor.verdict).
+    verdict: Any = None
 
 
 class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
@@ -170,7 +172,9 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
             key = (dep.name, dep.model_uri, tuple(dep.log_sources), window, tuple(sorted(thresholds.items())))
             if self._monitor is None or self._monitor_key != key:
                 job.update(None, f"loading the reference profile of {dep.model_uri}...", force=True)
-                self._monitor = LiveMonitor.for_deployment(dep, window=window, performance_thresholds=thresholds)
+                # As the sidebars build theirs, so the status line says what their badges say.
+                self._monitor = LiveMonitor.for_deployment(dep, window=window, performance_thresholds=thresholds,
+                                                           estimate_accuracy=True)
                 self._monitor_key = key
             monitor = self._monitor
             job.update(None, f"reading new predictions of {name}...")
@@ -178,7 +182,8 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
             job.update(None, f"reading the history of {name}...")
             history = wb.drift_history(dep, since=since, every=every, profiles=self._profiles,
                                        thresholds={k: v for k, v in thresholds.items() if k in _HISTORY_METRICS})
-            return _Snapshot(dep, monitor.latest, monitor.alerts, monitor.window_rows, monitor.profile, history)
+            return _Snapshot(dep, monitor.latest, monitor.alerts, monitor.window_rows, monitor.profile, history,
+                             monitor.verdict())
 
         return self._task.start(work, self._show, message="updating drift...", exclusive=True)
 
@@ -236,12 +241,16 @@ class DriftMonitor(ui.NotebookView, pn.viewable.Viewer):
             return
         drift = report.drift
         frame = drift.to_frame()
-        verdict = ui.badge("dataset drift" if drift.drifted else "no dataset drift", "drift" if drift.drifted else "ok")
+        # The verdict the Lab sidebar and the Deployments badges show, from the same kind of monitor.
+        state = snapshot.verdict
+        badge = ui.badge(state.state if state.state != "ok" else "no drift or performance alert",
+                         "drift" if state.alerting else "ok")
         multivariate = (f" · multivariate AUC {drift.multivariate.statistic:.3f}" if drift.multivariate else "")
+        because = f" · {html.escape(state.message)}" if state.alerting else ""
         self._summary.object = (
             f"**{dep.name}** serves `{dep.model_uri}` · window: **{report.n_rows:,} rows** "
             f"({report.new_rows:,} new) · **{drift.n_drifted} of {len(drift.features)}** features drifted "
-            f"{verdict}{multivariate} · updated {report.time:%H:%M:%S} UTC"
+            f"{badge}{because}{multivariate} · updated {report.time:%H:%M:%S} UTC"
         )
         self._task.message = f"{report.new_rows:,} new rows tested"
         self._rows_shown = _drift_table(frame)

@@ -26,16 +26,18 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.deployment import Deployment, deployments as list_deployments
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.monitor.live import AlertState
 
 __all__ = ["DeploymentGlance", "Glances", "where_deployed"]
 
 Health = Literal["healthy", "starting", "unhealthy"]
 PolicyVerdict = Literal["passes", "advisory", "blocked", "unknown"]
-AlertState = Literal["ok", "drift", "performance", "drift and performance", "no data", "unknown"]
 
 #: Rows of a deployment's newest predictions the sidebar's drift test looks at.
 GLANCE_WINDOW = 500
@@ -141,9 +143,8 @@ class Glances:
         try:
             if kept is None or (kept[0], kept[1]) != key:
                 # A new version (or new replicas) starts a new window against its own reference.
-                estimator, model = _accuracy_estimator(deployment.model_uri)
                 monitor = LiveMonitor.for_deployment(deployment, window=self.window, multivariate_every=0,
-                                                     estimator=estimator, model=model)
+                                                     estimate_accuracy=True)
                 self._monitors[deployment.name] = (key[0], key[1], monitor)
             else:
                 monitor = kept[2]
@@ -151,54 +152,8 @@ class Glances:
             report = monitor.latest
         except WorkbenchError as exc:
             return "unknown", f"drift cannot be measured: {exc}"
-        if report is None:
-            return "no data", "no predictions yet"
-        found: list[str] = []
-        estimate, measured = report.estimate, report.performance
-        reference = monitor.estimator.reference_accuracy_ if monitor.estimator is not None else None
-        if (measured is not None and measured.n >= monitor.min_labels and reference is not None
-                and "accuracy" in measured.metrics):
-            # Ground truth has arrived for enough of the window: what was measured outranks the estimate.
-            accuracy = measured.metrics["accuracy"]
-            if accuracy < reference - monitor.accuracy_alert_drop:
-                found.append(f"measured accuracy {accuracy:.3f} on {measured.n} labelled rows (reference "
-                             f"{reference:.3f})")
-        elif estimate is not None and estimate.expected_accuracy < estimate.reference_accuracy - monitor.accuracy_alert_drop:
-            found.append(f"estimated accuracy {estimate.expected_accuracy:.3f} (reference "
-                         f"{estimate.reference_accuracy:.3f})")
-        drifted = [f.feature for f in report.drift.features if f.drifted]
-        if drifted or report.drift.dataset_drifted:
-            found.insert(0, f"{len(drifted)} feature(s) drifted: " + ", ".join(drifted[:5])
-                         + ("..." if len(drifted) > 5 else ""))
-        span = f"over the last {report.n_rows} predictions"
-        if not found:
-            return "ok", f"no drift {span}"
-        state: AlertState = ("drift and performance" if len(found) == 2
-                             else "performance" if "accuracy" in found[0] else "drift")
-        return state, "; ".join(found) + f" {span}"
-
-
-def _accuracy_estimator(model_uri: str) -> tuple[Any, Any]:
-    """A label-free accuracy estimator for a classifier, calibrated on its reference sample (whose
-    labels were logged with it), and the model that gives the window's probabilities; ``(None,
-    None)`` for a regressor, a model without ``predict_proba`` or a profile without labels."""
-    from workbench.monitor import ConfidenceBasedEstimator
-    from workbench.registry import load_model, load_profile
-
-    try:
-        profile = load_profile(model_uri)
-        if not profile.target or profile.target not in profile.sample.columns:
-            return None, None
-        model = load_model(model_uri).get_raw_model()
-        if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
-            return None, None
-        sample = profile.sample.dropna(subset=[profile.target])
-        features = sample[[c for c in profile.feature_names if c in sample.columns]]
-        estimator = ConfidenceBasedEstimator(classes=list(model.classes_)).fit(
-            model.predict_proba(features), sample[profile.target])
-        return estimator, model
-    except (WorkbenchError, AttributeError, ValueError, TypeError):
-        return None, None  # no estimate: the badge shows drift only
+        verdict = monitor.verdict(report)
+        return verdict.state, verdict.message
 
 
 def where_deployed(model_name: str, deployments: Sequence[Deployment] | None = None) -> dict[str, tuple[str, ...]]:

@@ -165,3 +165,24 @@ def test_categorical_histograms_pool_rare_and_unseen_categories() -> None:
     assert len(labels) == 16  # 15 most frequent + the pool
     assert ref[0] == pytest.approx(0.5) and cur[-1] == pytest.approx(0.5)
     assert np.isclose(sum(ref), 1.0) and np.isclose(sum(cur), 1.0)
+
+
+def test_the_status_line_gives_the_verdict_the_sidebar_badges_give(deployment, numeric_data) -> None:
+    """Measured accuracy fell while no feature drifted: the Drift page's status line says
+    "performance", with the same sentence as the Lab sidebar's and the Deployments tab's badge
+    (one verdict, from the same kind of monitor), not "0 features drifted" in green."""
+    import html
+
+    X, _ = numeric_data
+    monitor = DriftMonitor(deployment=deployment.name, live=False)
+    assert monitor.wait(60)
+    answers = deployment.predict(X.head(200), request_id="wrong")
+    deployment.log_feedback("wrong", 1 - np.asarray(answers))  # every answer was wrong
+    monitor.refresh()
+    assert monitor.wait(60)
+    (glance,) = wb.Glances().of([deployment])
+    assert glance.alerts == "performance", glance.alerts_detail
+    assert glance.alerts_detail.startswith("measured accuracy 0.000 on 200 labelled rows (reference ")
+    text = shown_text(monitor)
+    assert ">performance</span>" in text and html.escape(glance.alerts_detail) in text
+    assert "no drift or performance alert" not in text

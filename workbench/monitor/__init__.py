@@ -36,10 +36,13 @@ from workbench.monitor.history import DriftHistory, drift_history, summaries_his
 from workbench.monitor.live import (
     Alert,
     AlertCallback,
+    AlertState,
     LiveMonitor,
     MonitorReport,
     NotebookAlerts,
+    Verdict,
     WebhookAlerts,
+    accuracy_estimator,
 )
 from workbench.monitor.multivariate import DomainClassifierTest, MultivariateDrift
 from workbench.monitor.outliers import OutlierDetector, OutlierReport
@@ -72,6 +75,7 @@ __all__ = [
     "DRIFT_TESTS",
     "Alert",
     "AlertCallback",
+    "AlertState",
     "BinnedSample",
     "ChiSquared",
     "ColumnSample",
@@ -100,8 +104,10 @@ __all__ = [
     "QualityReport",
     "SummaryGrid",
     "SummaryStore",
+    "Verdict",
     "VersionComparison",
     "Wasserstein",
+    "accuracy_estimator",
     "WebhookAlerts",
     "Window",
     "WindowPerformance",

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from workbench._repeat import Repeater
-from workbench.errors import InvalidInputError, MonitoringError
+from workbench.errors import InvalidInputError, MonitoringError, WorkbenchError
 from workbench.monitor._report import Report
 from workbench.monitor.drift import DriftDetector, DriftReport, DriftSettings, as_profile
 from workbench.monitor.outliers import OutlierDetector
@@ -79,7 +79,8 @@ from workbench.serialize import jsonable
 if TYPE_CHECKING:
     from workbench.deployment import Deployment
 
-__all__ = ["Alert", "AlertCallback", "LiveMonitor", "MonitorReport", "NotebookAlerts", "WebhookAlerts"]
+__all__ = ["Alert", "AlertCallback", "AlertState", "LiveMonitor", "MonitorReport", "NotebookAlerts", "Verdict",
+           "WebhookAlerts", "accuracy_estimator"]
 
 _log = logging.getLogger(__name__)
 
@@ -221,6 +222,25 @@ class MonitorReport(Report):
         return metrics
 
 
+#: A deployment's alert state: what every surface (the Lab sidebar, the Deployments widget, the Drift
+#: page's status line) shows, from one :meth:`LiveMonitor.verdict`.
+AlertState = Literal["ok", "drift", "performance", "drift and performance", "no data", "unknown"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A window's alert state and the sentence behind it (``"1 feature(s) drifted: x0; measured
+    accuracy 0.490 on 200 labelled rows (reference 0.930) over the last 1000 predictions"``)."""
+
+    state: AlertState
+    message: str
+
+    @property
+    def alerting(self) -> bool:
+        """Drift or performance (or both): a red badge."""
+        return self.state in ("drift", "performance", "drift and performance")
+
+
 class LiveMonitor:
     """Follows one or more prediction-log sources and tests the latest window against a reference.
 
@@ -298,13 +318,60 @@ class LiveMonitor:
         self._repeater = Repeater(self.update, name="workbench-monitor", what="monitor update")
 
     @classmethod
-    def for_deployment(cls, deployment: Deployment | str, **options: Any) -> LiveMonitor:
+    def for_deployment(cls, deployment: Deployment | str, *, estimate_accuracy: bool = False,
+                       **options: Any) -> LiveMonitor:
         """A monitor of every log of a deployment (each replica's, and the challenger's) against the
-        reference profile of the version it serves; ``options`` as for the constructor."""
+        reference profile of the version it serves; ``options`` as for the constructor.
+
+        ``estimate_accuracy=True``: a classifier whose profile holds labelled reference rows gets a
+        label-free accuracy estimate (:class:`ConfidenceBasedEstimator`, calibrated on those rows),
+        and measured accuracy is compared with the reference's, as the sidebars do."""
         from workbench.deployment import get_deployment
 
         dep = get_deployment(deployment) if isinstance(deployment, str) else deployment
+        if estimate_accuracy and "estimator" not in options:
+            options["estimator"], options["model"] = accuracy_estimator(dep.model_uri)
         return cls(dep.model_uri, dep.log_sources, **options)
+
+    def verdict(self, report: MonitorReport | None = None) -> Verdict:
+        """The alert state of ``report`` (default: the latest) and why: drift (features or the
+        dataset), performance (measured accuracy below the reference's by ``accuracy_alert_drop``
+        once ``min_labels`` rows are labelled, else the estimate's; a measured metric past its
+        threshold), both, or ``no data``. Every surface shows this one verdict."""
+        report = report if report is not None else self.latest
+        if report is None:
+            return Verdict("no data", "no predictions yet")
+        found: list[str] = []
+        estimate, measured = report.estimate, report.performance
+        reference = self.estimator.reference_accuracy_ if self.estimator is not None else None
+        labelled = measured is not None and measured.n >= self.min_labels
+        if labelled and reference is not None and "accuracy" in measured.metrics:  # type: ignore[union-attr]
+            # Ground truth has arrived for enough of the window: what was measured outranks the estimate.
+            accuracy = measured.metrics["accuracy"]  # type: ignore[union-attr]
+            if accuracy < reference - self.accuracy_alert_drop:
+                found.append(f"measured accuracy {accuracy:.3f} on {measured.n} labelled rows "  # type: ignore[union-attr]
+                             f"(reference {reference:.3f})")
+        elif estimate is not None and estimate.expected_accuracy < estimate.reference_accuracy - self.accuracy_alert_drop:
+            found.append(f"estimated accuracy {estimate.expected_accuracy:.3f} (reference "
+                         f"{estimate.reference_accuracy:.3f})")
+        if labelled and not found:
+            for metric, limit in self.performance_thresholds.items():
+                value = measured.metrics.get(metric)  # type: ignore[union-attr]
+                if value is not None and not np.isnan(value) and (
+                        value > limit if metric in LOWER_IS_BETTER else value < limit):
+                    found.append(f"measured {metric} {value:.3f} on {measured.n} labelled rows "  # type: ignore[union-attr]
+                                 f"(threshold {limit})")
+                    break
+        drifted = [f.feature for f in report.drift.features if f.drifted]
+        if drifted or report.drift.dataset_drifted:
+            found.insert(0, f"{len(drifted)} feature(s) drifted: " + ", ".join(drifted[:5])
+                         + ("..." if len(drifted) > 5 else ""))
+        span = f"over the last {report.n_rows} predictions"
+        if not found:
+            return Verdict("ok", f"no drift {span}")
+        state: AlertState = ("drift and performance" if len(found) == 2
+                             else "performance" if "drifted" not in found[0] else "drift")
+        return Verdict(state, "; ".join(found) + f" {span}")
 
     def __repr__(self) -> str:
         return (f"LiveMonitor({len(self.profile.feature_names)} features, {len(self.sources)} sources, "
@@ -686,3 +753,25 @@ def _with_multivariate(drift: DriftReport, previous: DriftReport, every: int) ->
     ran = previous.created.isoformat(timespec="seconds") if not previous.multivariate_note else None
     note = previous.multivariate_note or (f"result from the window of {ran} (it runs every {every} updates)")
     return dataclasses.replace(drift, multivariate=previous.multivariate, multivariate_note=note)
+
+
+def accuracy_estimator(model_uri: str) -> tuple[ConfidenceBasedEstimator | None, Any]:
+    """A label-free accuracy estimator for a classifier, calibrated on its reference sample (whose
+    labels were logged with it), and the model that gives the window's probabilities; ``(None,
+    None)`` for a regressor, a model without ``predict_proba`` or a profile without labels."""
+    from workbench.registry import load_model, load_profile
+
+    try:
+        profile = load_profile(model_uri)
+        if not profile.target or profile.target not in profile.sample.columns:
+            return None, None
+        model = load_model(model_uri).get_raw_model()
+        if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+            return None, None
+        sample = profile.sample.dropna(subset=[profile.target])
+        features = sample[[c for c in profile.feature_names if c in sample.columns]]
+        estimator = ConfidenceBasedEstimator(classes=list(model.classes_)).fit(
+            model.predict_proba(features), sample[profile.target])
+        return estimator, model
+    except (WorkbenchError, AttributeError, ValueError, TypeError):
+        return None, None  # no estimate: drift only
