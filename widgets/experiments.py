@@ -20,6 +20,7 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.models import BasicTicker
+from bokeh.models.widgets.tables import NumberFormatter
 
 import workbench as wb
 from workbench.tracking import iter_runs
@@ -80,10 +81,11 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
         self._frames: list[pd.DataFrame] = []
         self._syncing = False
 
-        links = ({"name": {"type": "link", "urlPrefix": self.run_url, "urlField": "run_id", "target": "_self"}}
-                 if self.run_url else {})
+        self._links: dict[str, Any] = (
+            {"name": {"type": "link", "urlPrefix": self.run_url, "urlField": "run_id", "target": "_self"}}
+            if self.run_url else {})
         self._table = ui.table(page_size=20, selectable="checkbox", header_filters=True,
-                               hidden_columns=["run_id"], label="runs", formatters=links)
+                               hidden_columns=["run_id"], label="runs", formatters=dict(self._links))
         self._table.param.watch(self._on_ticked, "selection")
         reload = ui.button("Reload", self.load, color="default")
         self._summary = ui.status_line()
@@ -195,6 +197,9 @@ class ExperimentBrowser(ui.NotebookView, pn.viewable.Viewer):
                                                           if c.startswith(("metrics.", "params.")) and c not in shown)]
         # Headers as MLflow's runs table has them: the key under its group (Metrics, Parameters).
         self._table.titles = {c: c.split(".", 1)[1] for c in frame.columns if c.startswith(("metrics.", "params."))}
+        # Metrics as numbers are read: thousands grouped, at most four decimals (0.948333 shows as 0.9483).
+        self._table.formatters = {**self._links, **{c: NumberFormatter(format="0,0.[0000]") for c in frame.columns
+                                                    if c.startswith("metrics.")}}
         self._table.groups = {group: [c for c in frame.columns if c.startswith(prefix)]
                               for group, prefix in (("Metrics", "metrics."), ("Parameters", "params."))
                               if any(c.startswith(prefix) for c in frame.columns)}

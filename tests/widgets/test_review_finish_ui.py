@@ -85,6 +85,9 @@ def test_the_experiments_tab_opens_on_a_users_experiment_with_empty_states_and_a
     _visible(page, "Metric curves appear here")  # nothing ticked: no empty plot, a sentence
     _visible(page, "Picked runs side by side")
     assert page.get_by_text("loaded 2 runs").count() == 0
+    accuracy = wb.get_run(demo_model.run_id).metrics["accuracy"]
+    _visible(page, f"{accuracy:.4f}".rstrip("0"))  # a metric as a number is read: four decimals at most
+    assert len(repr(accuracy)) <= 6 or page.get_by_text(repr(accuracy), exact=True).count() == 0
     _shoot(page, "home-experiments")
     watched.assert_clean()
 
