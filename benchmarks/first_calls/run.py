@@ -10,7 +10,8 @@ answers (timed). Scenarios, alternating over repeats, medians:
 - ``workbench``: the defaults, with the notebook head start (:mod:`workbench.warmup`);
 - ``workbench, no head start``: ``WORKBENCH_WARMUP=0``;
 - ``mlflow``: ``mlflow.<flavor>.log_model`` with a signature and an input example (what MLflow
-  needs for a served model), no deployment (MLflow's serve is in the loop benchmark).
+  needs for a served model; a forest in cloudpickle, as MLflow's default skops format refuses its
+  trees unless trusted), no deployment (MLflow's serve is in the loop benchmark).
 
 Models: the breast-cancer forest (50 trees) and a CatBoost classifier (30 iterations).
 
@@ -53,7 +54,8 @@ def _cells(scenario: str, kind: str, think: float) -> list[str]:
                "mlflow.set_tracking_uri('sqlite:///' + __import__('os').environ['WORKBENCH_HOME'] + '/mlflow.db')\n"
                "t = time.perf_counter()\nwith mlflow.start_run():\n"
                f"    info = mlflow.{flavor}.log_model(model, name='model', input_example=X.head(5),\n"
-               "                                   signature=infer_signature(X, model.predict(X)))\n"
+               "                                   signature=infer_signature(X, model.predict(X))"
+               + (", serialization_format='cloudpickle'" if flavor == "sklearn" else "") + ")\n"
                "log_seconds = time.perf_counter() - t\ndeploy_seconds = None")
     else:
         first = "import workbench as wb"
