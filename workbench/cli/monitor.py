@@ -77,13 +77,7 @@ def drift(reference: str, current: Path | None, current_url: str | None, deploym
                                       ("--deployment", deployment), ("--log-dir", log_dir)) if value is not None]
     if len(given) != 1:
         raise click.UsageError("give exactly one of --current, --deployment, --current-url and --log-dir")
-    limits: dict[str, float] = {}
-    for item in thresholds:
-        name, _, value = item.partition("=")
-        try:
-            limits[name.strip()] = float(value)
-        except ValueError:
-            raise click.BadParameter(f"{item!r} is not TEST=VALUE, e.g. psi=0.2", param_hint="--threshold") from None
+    limits = _thresholds(thresholds, "TEST=VALUE, e.g. psi=0.2")
     settings = DriftSettings(numeric_test=numeric_test, categorical_test=categorical_test, thresholds=limits,
                              correction=correction, drift_share=drift_share,  # type: ignore[arg-type]
                              multivariate=multivariate)
@@ -138,14 +132,7 @@ def history(deployment: str, since: str, until: str | None, every: str, threshol
     beside its logs, with the deploys, promotions and rollbacks of the period and the alerts."""
     from workbench.monitor import drift_history
 
-    limits: dict[str, float] = {}
-    for item in thresholds:
-        name, _, value = item.partition("=")
-        try:
-            limits[name.strip()] = float(value)
-        except ValueError:
-            raise click.BadParameter(f"{item!r} is not METRIC=VALUE, e.g. accuracy=0.85",
-                                     param_hint="--threshold") from None
+    limits = _thresholds(thresholds, "METRIC=VALUE, e.g. accuracy=0.85")
     found = drift_history(deployment, since=since, until=until, every=every, thresholds=limits)
     if as_json:
         emit(found.to_dict(), True)
@@ -202,3 +189,15 @@ def profile(model_uri: str, data: Path, target: str | None, as_json: bool) -> No
 
 
 COMMANDS = [drift, history, profile]
+
+
+def _thresholds(items: tuple[str, ...], form: str) -> dict[str, float]:
+    """``--threshold NAME=VALUE`` options as a mapping; one that is not ``form`` is a usage error."""
+    limits: dict[str, float] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            limits[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not {form}", param_hint="--threshold") from None
+    return limits
