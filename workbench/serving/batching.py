@@ -261,8 +261,8 @@ class Batcher:
                 f"the prediction log could not record this request ({error}), so the prediction is not "
                 f"returned: nothing is answered unlogged. Check {self.log.where}"
             )
-            for item, prediction in answered:
-                loop.call_soon_threadsafe(_settle, item.future, prediction, failure)
+            # One wake-up of the event loop for the whole group, not one per request.
+            loop.call_soon_threadsafe(_settle_all, answered, failure)
 
         self.log.submit(records, committed)
 
@@ -274,6 +274,11 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def _settle_all(answered: Sequence[tuple[_Item, Prediction]], error: BaseException | None) -> None:
+    for item, prediction in answered:
+        _settle(item.future, prediction, error)
 
 
 def _to_list(raw: Any) -> Any:
