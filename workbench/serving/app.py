@@ -179,6 +179,10 @@ class _Routes:
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.model = state.model
+        # Each request counts into these: looked up by their labels once, not per request.
+        labels = (self.model.name, self.model.version or "")
+        self._infer_success = state.metrics.infer_success.labels(*labels)
+        self._infer_duration = state.metrics.infer_duration.labels(*labels)
         # Built on the first explain request (on the model's thread) by the server's explainer factory.
         self._explainer: RowExplainer | None = None
 
@@ -250,8 +254,8 @@ class _Routes:
     def _observe(self, info: RequestInfo, status: int) -> None:
         labels = (self.model.name, self.model.version or "")
         if status < 400:
-            self.state.metrics.infer_success.labels(*labels).inc()
-            self.state.metrics.infer_duration.labels(*labels).observe(time.perf_counter() - info.started)
+            self._infer_success.inc()
+            self._infer_duration.observe(time.perf_counter() - info.started)
         else:
             self.state.metrics.infer_failure.labels(*labels, str(status)).inc()
 
@@ -768,6 +772,8 @@ class _ServerApp(Starlette):
         self._handlers = handlers
         self._guard = guard
         self._metrics = handlers.state.metrics
+        #: (template, status) -> its request counter and duration histogram, looked up once each.
+        self._counters: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
@@ -793,8 +799,13 @@ class _ServerApp(Starlette):
             status = response.status_code
             await _send_response(send, response)
         finally:
-            self._metrics.requests.labels("POST", template, str(status)).inc()
-            self._metrics.request_duration.labels("POST", template).observe(time.perf_counter() - started)
+            counters = self._counters.get((template, status))
+            if counters is None:
+                counters = self._counters[template, status] = (
+                    self._metrics.requests.labels("POST", template, str(status)),
+                    self._metrics.request_duration.labels("POST", template))
+            counters[0].inc()
+            counters[1].observe(time.perf_counter() - started)
 
 
 _V2_PREFIX = "/v2/models/"

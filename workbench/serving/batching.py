@@ -99,6 +99,10 @@ class Batcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         self._task: asyncio.Task[None] | None = None
         self._labels = (model.name, model.version or "")
+        self._queue_depth = metrics.queue_depth.labels(*self._labels)
+        self._batch_size = metrics.batch_size.labels(*self._labels)
+        self._batch_rows = metrics.batch_rows.labels(*self._labels)
+        self._log_records = metrics.log_records.labels(*self._labels)
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -135,7 +139,7 @@ class Batcher:
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
         key = (tuple(outputs), repr(sorted((params or {}).items())))
         self._pending.append(_Item(batch, key, tuple(outputs), params, info, future))
-        self.metrics.queue_depth.labels(*self._labels).set(len(self._pending))
+        self._queue_depth.set(len(self._pending))
         self._wakeup.set()
         return await future
 
@@ -179,7 +183,7 @@ class Batcher:
             group = self._take_group()
             if not self._pending:
                 self._wakeup.clear()
-            self.metrics.queue_depth.labels(*self._labels).set(len(self._pending))
+            self._queue_depth.set(len(self._pending))
             if not group:
                 continue
             await loop.run_in_executor(self._executor, self._predict_and_log, group, loop)
@@ -226,8 +230,8 @@ class Batcher:
                     except Exception as single:
                         predictions.append(_model_failed(single))
         now, wall = time.perf_counter(), time.time()
-        self.metrics.batch_size.labels(*self._labels).observe(len(group))
-        self.metrics.batch_rows.labels(*self._labels).observe(sum(i.batch.n_rows for i in group))
+        self._batch_size.observe(len(group))
+        self._batch_rows.observe(sum(i.batch.n_rows for i in group))
 
         records, answered = [], []
         for item, prediction in zip(group, predictions):
@@ -253,7 +257,7 @@ class Batcher:
 
         def committed(error: BaseException | None) -> None:
             if error is None:
-                self.metrics.log_records.labels(*self._labels).inc(len(answered))
+                self._log_records.inc(len(answered))
             else:
                 self.metrics.log_failures.labels(*self._labels).inc(len(answered))
             self.log_failed_at = None if error is None else time.monotonic()

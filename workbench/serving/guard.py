@@ -30,6 +30,7 @@ instead of holding whatever a client sends.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -201,7 +202,9 @@ class CrossSiteGuard:
         self.app = app
         self.allowed_origins = tuple(allowed_origins)
         self.error_body = error_body or (lambda error: {"error": str(error)})
-        self.allows_host = allows_host
+        # Remembered per Host value (a client sends the same one with every request; parsing it as an
+        # address costs microseconds), for a bounded number of values.
+        self.allows_host = functools.lru_cache(maxsize=256)(allows_host) if allows_host is not None else None
 
     def refusal(self, scope: dict[str, Any]) -> CrossSiteRequestError | None:
         """Why the HTTP request in ``scope`` is refused (403), or ``None`` when it may go on."""
