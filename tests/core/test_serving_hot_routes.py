@@ -137,3 +137,58 @@ def test_request_metrics_count_the_inference_routes_by_template(hot_server, nume
                              ("/v2/models/{model_name}/infer", 404)):
         assert f'rest_server_requests_total{{method="POST",path="{template}",status_code="{status}"}}' in text
         assert f'rest_server_request_duration_seconds_count{{method="POST",path="{template}"}}' in text
+
+
+# -- batching: a batch that had company waits briefly for it ---------------------------------------
+
+
+def test_a_batch_that_had_company_waits_for_it_and_a_lone_client_never_waits(registered_model, numeric_data,
+                                                                             tmp_path) -> None:
+    import asyncio
+
+    from workbench.predlog import PredictionLog, read_predictions
+    from workbench.serving.batching import Batcher, RequestInfo
+    from workbench.serving.metrics import ServerMetrics
+    from workbench.serving.model import ServedModel
+
+    X, _ = numeric_data
+    served = ServedModel.load(registered_model.uri)
+    model = wb.load_model(registered_model.uri)
+    metrics = ServerMetrics.create()
+    log = PredictionLog(tmp_path / "log")
+    batches = metrics.batch_size.labels(served.name, served.version or "")
+
+    def batch_count() -> int:
+        return int(next(s.value for s in batches.collect()[0].samples if s.name.endswith("_count")))
+
+    async def scenario() -> list[tuple[pd.DataFrame, object]]:
+        batcher = Batcher(served, log, metrics)
+        batcher.start()
+        rows = [X.iloc[[i]] for i in range(8)]
+
+        def ask(frame: pd.DataFrame):
+            columns = {c: frame[c].to_numpy() for c in frame}
+            return asyncio.ensure_future(batcher.infer(served.to_batch(columns), RequestInfo(protocol="test")))
+
+        try:
+            first = await asyncio.gather(*(ask(r) for r in rows[:4]))  # four clients at once: one batch
+            assert batch_count() == 1
+            # The four come back one after the other: the first is not predicted alone while the
+            # others are on their way, but waits (briefly) for them.
+            lone = ask(rows[4])
+            await asyncio.sleep(0)  # the batcher wakes up with one request queued
+            rest = [ask(r) for r in rows[5:8]]
+            second = await asyncio.gather(lone, *rest)
+            assert batch_count() == 2
+            # One client alone, request after request: each predicted at once, alone.
+            alone = [await ask(rows[0]), await ask(rows[1])]
+            assert batch_count() == 4
+        finally:
+            await batcher.stop()
+        return list(zip(rows + rows[:2], [*first, *second, *alone]))
+
+    answered = asyncio.run(scenario())
+    log.close()
+    for rows, prediction in answered:
+        assert np.array_equal(prediction.raw, model.predict(rows))  # each its own answer, bit for bit
+    assert len(read_predictions(tmp_path / "log", limit=None)) == 10
