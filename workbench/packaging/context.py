@@ -261,10 +261,11 @@ EXPOSE {SERVER_PORT}
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \\
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ['WORKBENCH_PORT'], timeout=2)"]
 ENTRYPOINT {json.dumps([*PROGRAM, *serve_args(MODEL_DIR, log_dir=LOG_DIR, snapshot=SERVING_DIR)])}
-CMD {json.dumps(serve_options(name=ctx.model_name, model_version=ctx.model_version))}
 COPY --from=startup {SERVING_DIR}/pycache/opt/ /opt/
+# Everything from here on belongs to this model version.
 COPY model {MODEL_DIR}
-{copy_snapshot}LABEL {labels.lstrip()}
+{copy_snapshot}CMD {json.dumps(serve_options(name=ctx.model_name, model_version=ctx.model_version))}
+LABEL {labels.lstrip()}
 """
 
 
