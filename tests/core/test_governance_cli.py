@@ -178,7 +178,8 @@ def test_a_plain_mlflow_model_folder_packages_on_the_defaults_and_the_advice_is_
 
     home = tmp_path / "ws"
     tag = f"workbench-test/plain-diabetes:{uuid.uuid4().hex[:8]}"
-    built = run_cli("package", str(diabetes_folder), "--tag", tag, "--json", home=home)
+    # a first build of these requirements installs them: minutes on a busy machine
+    built = run_cli("package", str(diabetes_folder), "--tag", tag, "--json", home=home, timeout=900)
     try:
         assert built.returncode == 0, built.stderr[-3000:]
         assert json.loads(built.stdout)["tag"] == tag
