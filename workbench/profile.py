@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import InvalidInputError
+from workbench.parquet import parquet_source, sample_positions
 from workbench.tables import ColumnType, TableSchema, refuse_duplicate_columns
 
 __all__ = [
@@ -97,6 +98,35 @@ def data_hash(data: pd.DataFrame) -> str:
     if len(data):
         digest.update(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+class _RowHashes:
+    """:func:`data_hash` of a table given a column at a time: pandas' row hashes
+    (``hash_pandas_object``: each column's hashes folded in as CPython folds a tuple's), kept as a
+    running fold, so a table read in column groups hashes as the whole DataFrame does."""
+
+    def __init__(self, n_rows: int, n_columns: int) -> None:
+        self.n_columns = n_columns
+        self.rows = np.full(n_rows, 0x345678, dtype=np.uint64)
+        self.mult = np.uint64(1000003)
+        self.dtypes: list[list[str]] = []
+
+    def add(self, series: pd.Series) -> None:
+        """Fold in the next column."""
+        inverse = self.n_columns - len(self.dtypes)
+        self.dtypes.append([str(series.name), str(series.dtype)])
+        if len(self.rows):
+            self.rows ^= pd.util.hash_pandas_object(series, index=False).to_numpy()
+            self.rows *= self.mult
+        self.mult += np.uint64(82520 + inverse + inverse)
+
+    def hexdigest(self) -> str:
+        """The hash, once every column was added."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self.dtypes).encode())
+        if len(self.rows):
+            digest.update((self.rows + np.uint64(97531)).tobytes())
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -312,7 +342,7 @@ class ReferenceProfile:
     @classmethod
     def from_data(
         cls,
-        data: pd.DataFrame,
+        data: pd.DataFrame | str | Path | Any,
         *,
         target: pd.Series | None = None,
         sensitive: pd.DataFrame | None = None,
@@ -323,10 +353,27 @@ class ReferenceProfile:
         seed: int = 0,
     ) -> ReferenceProfile:
         """Profile a DataFrame of features, and optionally the target and sensitive attributes (each
-        profiled as more columns, kept apart from the model's inputs)."""
+        profiled as more columns, kept apart from the model's inputs).
+
+        ``data`` may also be Parquet (a ``Path``, a ``.parquet`` path, a folder of Parquet files or a
+        ``pyarrow.dataset.Dataset``): it is read a group of columns at a time, so memory holds a few
+        columns, never the table, and the profile is the one ``pd.read_parquet`` of it would give.
+        """
+        table = parquet_source(data) if not isinstance(data, pd.DataFrame) else None
+        if table is not None:
+            if target is not None or sensitive is not None:
+                raise InvalidInputError(
+                    f"a target or sensitive attributes go with a DataFrame of features, not with Parquet "
+                    f"({table.where}): read the file with pd.read_parquet to profile them too"
+                )
+            if not table.columns:
+                raise InvalidInputError(f"{table.where} has no columns to profile")
+            return cls._profile(table.n_rows, list(table.columns),
+                                lambda names: table.column_groups(names), None, (),
+                                sample_size, n_quantiles, n_bins, max_categories, seed)
         if not isinstance(data, pd.DataFrame):
             raise InvalidInputError(
-                f"a reference profile needs a pandas DataFrame of features, got {type(data).__name__}; "
+                f"a reference profile needs a pandas DataFrame of features (or Parquet), got {type(data).__name__}; "
                 "wrap arrays with pd.DataFrame(X, columns=[...])"
             )
         if data.shape[1] == 0:
@@ -356,23 +403,42 @@ class ReferenceProfile:
                                         "a sensitive attribute must not be a model input")
             sensitive_names = tuple(sensitive.columns)
             full = full.assign(**{c: sensitive[c].to_numpy() for c in sensitive_names})
+        return cls._profile(len(full), list(full.columns), lambda names: iter([full]), target_name,
+                            sensitive_names, sample_size, n_quantiles, n_bins, max_categories, seed,
+                            hashed=data_hash(data))
+
+    @classmethod
+    def _profile(
+        cls, n_rows: int, names: list[str], groups: Callable[[list[str]], Iterator[pd.DataFrame]],
+        target: str | None, sensitive: tuple[str, ...], sample_size: int, n_quantiles: int, n_bins: int,
+        max_categories: int, seed: int, hashed: str | None = None,
+    ) -> ReferenceProfile:
+        """The profile of a table given as consecutive column groups (a DataFrame is one group): each
+        column summarised, the sample's rows taken and the hash folded in as its group passes."""
         features: dict[str, FeatureProfile] = {}
         rng = np.random.default_rng(seed)
-        for name in full.columns:
-            series = full[name]
-            if feature_kind(series) == "numeric":
-                features[name] = _numeric_profile(name, series, n_quantiles, n_bins, rng)
-            else:
-                features[name] = _categorical_profile(name, series, max_categories)
-        sample = full.sample(n=min(sample_size, len(full)), random_state=seed) if len(full) else full
+        positions = sample_positions(n_rows, sample_size, seed)
+        sampled: list[pd.DataFrame] = []
+        hashes = _RowHashes(n_rows, len(names)) if hashed is None else None
+        for frame in groups(names):
+            for name in frame.columns:
+                series = frame[name]
+                if feature_kind(series) == "numeric":
+                    features[name] = _numeric_profile(name, series, n_quantiles, n_bins, rng)
+                else:
+                    features[name] = _categorical_profile(name, series, max_categories)
+                if hashes is not None:
+                    hashes.add(series)
+            sampled.append(frame.take(positions).reset_index(drop=True))
+        sample = pd.concat(sampled, axis=1) if len(sampled) > 1 else sampled[0]
         return cls(
-            n_rows=int(len(full)),
+            n_rows=int(n_rows),
             features=MappingProxyType(features),
-            sample=sample.reset_index(drop=True),
-            data_hash=data_hash(data),
+            sample=sample,
+            data_hash=hashed if hashed is not None else hashes.hexdigest() if hashes is not None else "",
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            target=target_name,
-            sensitive=sensitive_names,
+            target=target,
+            sensitive=sensitive,
         )
 
     def summary_rows(self, rows: int = 100, *, seed: int = 0, schema: TableSchema | None = None) -> pd.DataFrame:

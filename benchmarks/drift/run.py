@@ -121,6 +121,19 @@ def worker_evidently(rows: int) -> dict[str, Any]:
     )
     result = snapshot.dict()
     done = time.perf_counter()
+    drifted, tests, dataset_drifted = _evidently_flags(result, NUMERIC + CATEGORICAL)
+    return {
+        "seconds": done - loaded,
+        "load_seconds": loaded - start,
+        "peak_mb": peak_mb(),
+        "drifted": drifted,
+        "tests": tests,
+        "dataset_drifted": dataset_drifted,
+    }
+
+
+def _evidently_flags(result: dict[str, Any], order: list[str]) -> tuple[list[str], list[str], bool]:
+    """The columns an Evidently snapshot flags (in ``order``), the tests it used, and its dataset verdict."""
     drifted, tests = [], set()
     for metric in result["metrics"]:
         config = metric["config"]
@@ -132,14 +145,7 @@ def worker_evidently(rows: int) -> dict[str, Any]:
         if (value < threshold) if is_p_value else (value >= threshold):
             drifted.append(config["column"])
     share = next(m["value"]["share"] for m in result["metrics"] if "DriftedColumnsCount" in m["metric_name"])
-    return {
-        "seconds": done - loaded,
-        "load_seconds": loaded - start,
-        "peak_mb": peak_mb(),
-        "drifted": sorted(drifted, key=(NUMERIC + CATEGORICAL).index),
-        "tests": sorted(tests),
-        "dataset_drifted": share >= 0.5,
-    }
+    return sorted(drifted, key=order.index), sorted(tests), share >= 0.5
 
 
 def worker_live(rows: int) -> dict[str, Any]:
@@ -212,8 +218,164 @@ def worker_live(rows: int) -> dict[str, Any]:
     return out
 
 
+
+# -- the pain scale: wide (1M x 300) and long (10M x 100) tables, both sides from Parquet ------------
+
+#: name -> (rows, numeric columns, categorical columns, shifted numeric, shifted categorical)
+PAIN = {"wide": (1_000_000, 200, 100, 20, 10), "long": (10_000_000, 70, 30, 7, 3)}
+PAIN_CHUNK = 250_000  # rows per generated row group: generation never holds a whole table
+PAIN_MISSING = 0.05
+
+
+def pain_columns(case: str) -> tuple[list[str], list[str], list[str]]:
+    """Numeric and categorical column names of a pain-scale case, and the shifted ones."""
+    _, n_num, n_cat, n_num_shift, n_cat_shift = PAIN[case]
+    numeric = [f"n{i:03d}" for i in range(n_num)]
+    categorical = [f"c{i:03d}" for i in range(n_cat)]
+    return numeric, categorical, numeric[:n_num_shift] + categorical[:n_cat_shift]
+
+
+def pain_dir(case: str) -> Path:
+    return BENCH / "results" / "drift-data" / f"pain-{case}"
+
+
+def _pain_levels(i: int, n_cat: int) -> int:
+    """10 to 1,000 levels, spread geometrically over the categorical columns."""
+    return int(round(10 * 100 ** (i / max(n_cat - 1, 1))))
+
+
+def worker_prepare_pain(case: str) -> dict[str, Any]:
+    """Write reference.parquet and current.parquet of a pain-scale case, a row group at a time.
+
+    Numeric columns: normal, log-normal or uniform, 5 % missing; the shifted ones move by 0.3 of
+    their sd in the current. Categorical columns (pandas categories, so both tools hold them as codes
+    and not as a million Python strings): 10 to 1,000 levels with Zipf-like frequencies, 5 % missing;
+    in the shifted ones the current draws 40 % of its rows from the reversed frequencies.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows, n_num, n_cat, n_num_shift, n_cat_shift = PAIN[case]
+    numeric, categorical, _ = pain_columns(case)
+    folder = pain_dir(case)
+    if (folder / "current.parquet").exists():
+        return {"prepared": False}
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    shape_rng = np.random.default_rng(123)
+    kinds = shape_rng.integers(0, 3, n_num)
+    centres = shape_rng.normal(0, 10, n_num)
+    scales = shape_rng.uniform(0.5, 5, n_num)
+    levels = [np.array([f"L{k:04d}" for k in range(_pain_levels(i, n_cat))]) for i in range(n_cat)]
+    weights = []
+    for lv in levels:
+        w = 1.0 / (np.arange(len(lv)) + 1.0) ** 0.8
+        weights.append(w / w.sum())
+    for name, seed, shifted in (("reference", 1, False), ("current", 2, True)):
+        rng = np.random.default_rng(seed)
+        writer = None
+        path = folder / f"{name}.parquet"
+        for offset in range(0, rows, PAIN_CHUNK):
+            n = min(PAIN_CHUNK, rows - offset)
+            columns: dict[str, Any] = {}
+            for i, col in enumerate(numeric):
+                if kinds[i] == 0:
+                    values = rng.normal(centres[i], scales[i], n)
+                    sd = scales[i]
+                elif kinds[i] == 1:
+                    values = rng.lognormal(0.0, 0.5, n) * scales[i]
+                    sd = scales[i] * np.sqrt((np.exp(0.25) - 1) * np.exp(0.25))
+                else:
+                    values = rng.uniform(centres[i], centres[i] + scales[i], n)
+                    sd = scales[i] / np.sqrt(12)
+                if shifted and i < n_num_shift:
+                    values += 0.3 * sd
+                values[rng.random(n) < PAIN_MISSING] = np.nan
+                columns[col] = values
+            for i, col in enumerate(categorical):
+                p = weights[i]
+                codes = rng.choice(len(p), n, p=p)
+                if shifted and i < n_cat_shift:
+                    swap = rng.random(n) < 0.4
+                    codes[swap] = rng.choice(len(p), int(swap.sum()), p=p[::-1])
+                codes[rng.random(n) < PAIN_MISSING] = -1
+                columns[col] = pd.Categorical.from_codes(codes, categories=levels[i])
+            table = pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table, row_group_size=PAIN_CHUNK)
+        assert writer is not None
+        writer.close()
+    return {"prepared": True, "seconds": time.perf_counter() - start,
+            "bytes": {p.name: p.stat().st_size for p in folder.glob("*.parquet")}}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _read_rows(path: Path, limit: int | None) -> Any:
+    """A Parquet file as a DataFrame, or its first ``limit`` rows (whole row groups, then cut)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if limit is None:
+        return pd.read_parquet(path)
+    source = pq.ParquetFile(path)
+    groups, total = [], 0
+    for k in range(source.num_row_groups):
+        if total >= limit:
+            break
+        groups.append(k)
+        total += source.metadata.row_group(k).num_rows
+    return source.read_row_groups(groups).slice(0, limit).to_pandas()
+
+
+def worker_evidently_pain(case: str, limit: int | None) -> dict[str, Any]:
+    """Evidently's DataDriftPreset on a pain-scale case, both sides read from Parquet. A failure
+    (e.g. out of memory under the address-space cap the orchestrator sets) is reported with the
+    step where it happened instead of raised."""
+    import gc
+
+    phase = "import"
+    out: dict[str, Any] = {"rows": limit or PAIN[case][0]}
+    try:
+        import pandas as pd
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset
+
+        numeric, categorical, _ = pain_columns(case)
+        folder = pain_dir(case)
+        phase = "read reference"
+        reference = _read_rows(folder / "reference.parquet", limit)
+        phase = "read current"
+        current = _read_rows(folder / "current.parquet", limit)
+        out["current_mb"] = float(current.memory_usage(deep=True).sum()) / 2**20
+        out["load_cpu_seconds"] = _cpu_seconds()
+        phase = "build datasets"
+        definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+        cur = Dataset.from_pandas(current, data_definition=definition)
+        ref = Dataset.from_pandas(reference, data_definition=definition)
+        phase = "Report.run"
+        snapshot = Report([DataDriftPreset()]).run(cur, ref)
+        phase = "snapshot.dict"
+        result = snapshot.dict()
+        drifted, tests, dataset_drifted = _evidently_flags(result, numeric + categorical)
+        out.update(ok=True, drifted=drifted, tests=tests, dataset_drifted=dataset_drifted)
+    except MemoryError:
+        gc.collect()
+        out.update(ok=False, failed_at=phase, error="MemoryError")
+    out.update(peak_mb=peak_mb(), cpu_seconds=_cpu_seconds())
+    return out
+
+
 WORKERS = {"prepare": worker_prepare, "workbench": worker_workbench, "evidently": worker_evidently,
            "live": worker_live}
+PAIN_WORKERS = {"prepare-pain": worker_prepare_pain, "evidently-pain": worker_evidently_pain}
 
 
 # -- orchestration ---------------------------------------------------------------------------------
@@ -234,8 +396,15 @@ def main() -> None:
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--multivariate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=sorted(PAIN), help=argparse.SUPPRESS)
+    parser.add_argument("--limit-rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pain-worker", choices=sorted(PAIN_WORKERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.pain_worker:
+        pain = PAIN_WORKERS[args.pain_worker]
+        print(json.dumps(pain(args.case) if args.pain_worker == "prepare-pain" else pain(args.case, args.limit_rows)))
+        return
     if args.worker:
         worker = WORKERS[args.worker]
         result = worker(args.rows, args.multivariate) if args.worker == "workbench" else worker(args.rows)
