@@ -373,9 +373,61 @@ def worker_evidently_pain(case: str, limit: int | None) -> dict[str, Any]:
     return out
 
 
+def pain_files(case: str, limit: int | None) -> tuple[Path, Path]:
+    """Reference and current Parquet files of a case, or of its first ``limit`` rows (written once,
+    a row group at a time, for the sizes Evidently completes)."""
+    import pyarrow.parquet as pq
+
+    folder = pain_dir(case)
+    if limit is None:
+        return folder / "reference.parquet", folder / "current.parquet"
+    sub = folder / f"first-{limit}"
+    if not (sub / "current.parquet").exists():
+        sub.mkdir(exist_ok=True)
+        for name in ("reference", "current"):
+            source = pq.ParquetFile(folder / f"{name}.parquet")
+            with pq.ParquetWriter(sub / f"{name}.parquet", source.schema_arrow) as writer:
+                left = limit
+                for k in range(source.num_row_groups):
+                    if left <= 0:
+                        break
+                    group = source.read_row_group(k).slice(0, left)
+                    writer.write_table(group)
+                    left -= group.num_rows
+    return sub / "reference.parquet", sub / "current.parquet"
+
+
+def worker_workbench_pain(case: str, limit: int | None, multivariate: bool = True) -> dict[str, Any]:
+    """The workbench on a pain-scale case: ``detect_drift`` on the two Parquet files, the reference
+    profiled from its file in this process (nothing precomputed)."""
+    start = time.perf_counter()
+    from workbench.monitor import detect_drift
+
+    numeric, categorical, _ = pain_columns(case)
+    reference, current = pain_files(case, limit)
+    report = detect_drift(reference, current, multivariate=multivariate)
+    return {
+        "rows": report.n_current, "seconds_in_process": time.perf_counter() - start, "ok": True,
+        "drifted": report.drifted_features, "tests": list(report.tests), "dataset_drifted": report.drifted,
+        "multivariate_auc": report.multivariate.statistic if report.multivariate else None,
+        "peak_mb": peak_mb(), "cpu_seconds": _cpu_seconds(),
+    }
+
+
+def worker_window_size(case: str, limit: int | None) -> dict[str, Any]:
+    """The current window's in-memory size, ``DataFrame.memory_usage(deep=True)`` of what
+    ``pd.read_parquet`` makes of it, summed over column groups (the same total, without holding it)."""
+    from workbench.parquet import ParquetTable
+
+    table = ParquetTable.open(pain_files(case, limit)[1])
+    total = sum(float(frame.memory_usage(deep=True, index=False).sum()) for frame in table.column_groups(table.columns))
+    return {"current_mb": total / 2**20, "rows": table.n_rows, "columns": len(table.columns)}
+
+
 WORKERS = {"prepare": worker_prepare, "workbench": worker_workbench, "evidently": worker_evidently,
            "live": worker_live}
-PAIN_WORKERS = {"prepare-pain": worker_prepare_pain, "evidently-pain": worker_evidently_pain}
+PAIN_WORKERS = {"prepare-pain": worker_prepare_pain, "evidently-pain": worker_evidently_pain,
+                "workbench-pain": worker_workbench_pain, "window-size": worker_window_size}
 
 
 # -- orchestration ---------------------------------------------------------------------------------
@@ -403,7 +455,12 @@ def main() -> None:
 
     if args.pain_worker:
         pain = PAIN_WORKERS[args.pain_worker]
-        print(json.dumps(pain(args.case) if args.pain_worker == "prepare-pain" else pain(args.case, args.limit_rows)))
+        if args.pain_worker == "prepare-pain":
+            print(json.dumps(pain(args.case)))
+        elif args.pain_worker == "workbench-pain":
+            print(json.dumps(worker_workbench_pain(args.case, args.limit_rows, args.multivariate)))
+        else:
+            print(json.dumps(pain(args.case, args.limit_rows)))
         return
     if args.worker:
         worker = WORKERS[args.worker]
