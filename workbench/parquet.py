@@ -105,9 +105,10 @@ class ParquetTable:
                 "must give each column the same type"
             ) from exc
 
-    def column_groups(self, columns: Sequence[str], budget: int = GROUP_BYTES) -> Iterator[pd.DataFrame]:
-        """DataFrames of consecutive ``columns``, about ``budget`` bytes of 8-byte values each."""
-        per_group = max(1, budget // max(8 * self.n_rows, 1))
+    def column_groups(self, columns: Sequence[str], budget: int | None = None) -> Iterator[pd.DataFrame]:
+        """DataFrames of consecutive ``columns``, about ``budget`` (default :data:`GROUP_BYTES`) bytes
+        of 8-byte values each."""
+        per_group = max(1, (budget or GROUP_BYTES) // max(8 * self.n_rows, 1))
         names = list(columns)
         for start in range(0, len(names), per_group):
             yield self.read(names[start:start + per_group])

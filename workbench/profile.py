@@ -385,7 +385,7 @@ class ReferenceProfile:
             if not table.columns:
                 raise InvalidInputError(f"{table.where} has no columns to profile")
             return cls._profile(table.n_rows, list(table.columns),
-                                lambda names: table.column_groups(names), None, (),
+                                table.column_groups, None, (),
                                 sample_size, n_quantiles, n_bins, max_categories, seed)
         if not isinstance(data, pd.DataFrame):
             raise InvalidInputError(
