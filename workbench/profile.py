@@ -82,7 +82,10 @@ def numeric_values(series: pd.Series) -> np.ndarray:
         if getattr(present.dtype, "tz", None) is not None:
             present = present.dt.tz_convert("UTC").dt.tz_localize(None)
         return present.to_numpy().astype("datetime64[us]").astype(np.int64).astype(np.float64) / 1e6
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if series.dtype == np.float64:  # already numbers: no coercion, and no copy before the filter
+        values = series.to_numpy()
+    else:
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return values[np.isfinite(values)]
 
 

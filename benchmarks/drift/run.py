@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -441,9 +442,104 @@ def spawn(python: str, worker: str, rows: int, *extra: str) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+#: Evidently's address-space cap: the machine has 24 GiB and others need about 6.
+EVIDENTLY_CAP = 15 * 2**30
+
+
+def timed(cmd: list[str]) -> dict[str, Any]:
+    """Run one worker process: its JSON answer, wall seconds from start to exit, the CPU seconds
+    (user + sys) the kernel charged it, and the load average before and after."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = os.getloadavg()
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = proc.stdout.strip().splitlines()
+    if not lines or not lines[-1].startswith("{"):
+        # Killed (e.g. by the memory cap) before it could answer.
+        answer: dict[str, Any] = {"ok": False, "failed_at": "killed", "error": proc.stderr[-500:]}
+    else:
+        answer = json.loads(lines[-1])
+    answer.update(
+        wall_seconds=wall,
+        process_cpu_seconds=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        load_before=load[0], load_after=os.getloadavg()[0],
+    )
+    return answer
+
+
+def warm(case: str, limit: int | None) -> None:
+    """Read both files once, so each tool starts with them in the page cache alike."""
+    for path in pain_files(case, limit):
+        with open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
+def run_pain(cases: list[str], evidently_python: str, reuse: bool, evidently_rows: dict[str, int | None]) -> None:
+    """The pain-scale cases: both sides from Parquet, whole processes timed."""
+    from _common import RESULTS, save, table
+
+    previous = json.loads((RESULTS / "drift-pain.json").read_text()) if (RESULTS / "drift-pain.json").exists() else {}
+    results: dict[str, Any] = dict(previous)
+    rows_out = []
+    for case in cases:
+        print(timed([sys.executable, __file__, "--pain-worker", "prepare-pain", "--case", case]), flush=True)
+        _, _, shifted = pain_columns(case)
+        limit = evidently_rows.get(case)
+        entry: dict[str, Any] = dict(previous.get(case, {}))
+        entry["shifted"] = shifted
+        # Evidently at full size (expected to fail from memory), then at the size it completes.
+        for key, rows in (("evidently_full", None), ("evidently", limit)):
+            if reuse and key in entry:
+                continue
+            if key == "evidently" and rows is None:
+                continue
+            warm(case, rows)
+            extra = [] if rows is None else ["--limit-rows", str(rows)]
+            entry[key] = timed(["prlimit", f"--as={EVIDENTLY_CAP}", evidently_python, __file__,
+                                "--pain-worker", "evidently-pain", "--case", case, *extra])
+            print(key, entry[key], flush=True)
+        for rows in sorted({None, limit}, key=lambda r: r or 0):
+            tag = "full" if rows is None else str(rows)
+            entry[f"window_{tag}"] = timed([sys.executable, __file__, "--pain-worker", "window-size", "--case", case,
+                                            *([] if rows is None else ["--limit-rows", str(rows)])])
+            for mv in (False, True):
+                warm(case, rows)
+                key = f"workbench{'_multivariate' if mv else ''}_{tag}"
+                entry[key] = timed([sys.executable, __file__, "--pain-worker", "workbench-pain", "--case", case,
+                                    *([] if rows is None else ["--limit-rows", str(rows)]),
+                                    *(["--multivariate"] if mv else [])])
+                print(key, entry[key], flush=True)
+        results[case] = entry
+        save("drift-pain", results)
+        for rows in sorted({None, limit}, key=lambda r: r or 0):
+            tag = "full" if rows is None else str(rows)
+            ev = entry["evidently_full"] if rows is None else entry.get("evidently", {})
+            window = entry[f"window_{tag}"]
+            for name, r in (("Evidently DataDriftPreset", ev), ("workbench (per feature)", entry[f"workbench_{tag}"]),
+                            ("workbench (+ multivariate)", entry[f"workbench_multivariate_{tag}"])):
+                ok = r.get("ok", False)
+                ev_ok = ev.get("ok", False)
+                rows_out.append({
+                    "case": case, "rows": f"{r.get('rows', rows or PAIN[case][0]):,}", "tool": name,
+                    "wall s": r["wall_seconds"] if ok else None, "CPU s": r["process_cpu_seconds"],
+                    "peak MB": r.get("peak_mb"), "window MB": window["current_mb"],
+                    "x Evidently (wall)": ev["wall_seconds"] / r["wall_seconds"] if ok and ev_ok else None,
+                    "x Evidently (CPU)": ev["process_cpu_seconds"] / r["process_cpu_seconds"] if ok and ev_ok else None,
+                    "flags = shifted": (r["drifted"] == shifted) if ok else f"failed at {r.get('failed_at')}",
+                    "load": f"{r['load_before']:.1f}-{r['load_after']:.1f}",
+                })
+    print(table(rows_out, list(rows_out[0])))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--pain", default="", help="pain-scale cases to run instead: wide (1M x 300), long (10M x 100)")
+    parser.add_argument("--evidently-rows", default="wide=500000",
+                        help="per case, the rows Evidently is also run on when the full size fails (case=rows,...)")
     parser.add_argument("--reuse-evidently", action="store_true")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
@@ -469,6 +565,12 @@ def main() -> None:
         return
 
     from _common import RESULTS, save, side_env, table
+
+    if args.pain:
+        limits: dict[str, int | None] = {k: int(v) for k, v in (i.split("=") for i in args.evidently_rows.split(",") if i)}
+        run_pain(args.pain.split(","), str(side_env("evidently", EVIDENTLY) / "bin" / "python"), args.reuse_evidently,
+                 limits)
+        return
 
     sizes = [int(s) for s in args.sizes.split(",")]
     previous: dict[str, Any] = {}
