@@ -31,9 +31,9 @@ __all__ = ["GROUP_BYTES", "PARQUET_SUFFIXES", "ParquetTable", "parquet_source", 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 #: Columns are read in groups of about this many bytes of 8-byte values (at least one column a
-#: group): large enough for pyarrow to decode several columns at once, small enough that a group of
-#: a 10-million-row table is a few columns.
-GROUP_BYTES = 256 * 2**20
+#: group): large enough for pyarrow to decode several columns at once (8 of a million rows), small
+#: enough that a group of a 10-million-row table is one column.
+GROUP_BYTES = 64 * 2**20
 
 
 def sample_positions(n_rows: int, size: int, seed: int) -> np.ndarray:
@@ -98,7 +98,8 @@ class ParquetTable:
             raise InvalidInputError(f"{self.where} has no column(s) {unknown[:10]}; it has {list(self.columns[:10])}")
         try:
             table = self.dataset.to_table(columns=list(columns))
-            return table.to_pandas()
+            # Each Arrow buffer is freed as soon as its column is converted: a group is never held twice.
+            return table.to_pandas(split_blocks=True, self_destruct=True)
         except (pa.ArrowException, OSError) as exc:
             raise InvalidInputError(
                 f"cannot read columns {list(columns)[:10]} of {self.where} ({exc}): if it is a folder, its files "

@@ -18,6 +18,17 @@ Also measured: one incremental update of a live monitor (:class:`workbench.monit
 Run: .venv/bin/python benchmarks/drift/run.py [--sizes 10000,100000,1000000] [--reuse-evidently]
 The 1M-row Evidently run takes about 3 minutes and 2 GB: ``--reuse-evidently`` keeps earlier
 Evidently figures from benchmarks/results/drift.json instead of running it again.
+
+The pain scale (``--pain wide,long [--reuse-evidently] [--evidently-rows wide=500000]``): ``wide`` is
+1M rows x 300 columns (200 numeric, 100 categorical with 10 to 1,000 levels, 5 % missing; 20 numeric
+and 10 categorical columns shifted), ``long`` 10M rows x 100 columns (70 + 30; 7 + 3 shifted). Both
+sides start from the two Parquet files (generated a row group at a time); each tool is one whole
+process, timed from its start to its exit, with the CPU seconds the kernel charged it (the machine is
+shared) and the load average. The workbench runs ``detect_drift(Path(ref), Path(cur))``: the reference
+is profiled from its file in the same process. Evidently runs under an address-space cap of 15 GiB
+(``prlimit --as``) so it cannot take the machine down; where it fails, the step is recorded, and it is
+also run on the first ``--evidently-rows`` rows, the size it completes, for the ratio. Results in
+benchmarks/results/drift-pain.json.
 """
 
 from __future__ import annotations
