@@ -39,9 +39,9 @@ def test_build_context_is_readable_and_ordered_for_caching(registered_model, tmp
     runtime = max(i for i, line in enumerate(lines) if line.startswith("FROM "))  # the final stage
     order = [next(i for i, line in enumerate(lines) if line.startswith(prefix) and (i > runtime) == final)
              for prefix, final in (("COPY requirements.txt", False), ("RUN python -m venv", False),
-                                   ("COPY --from=deps", True), ("COPY workbench", True), ("COPY model", True),
-                                   ("COPY --from=startup", True))]
-    assert order == sorted(order)  # dependencies before the server before the model and its start-up files
+                                   ("COPY --from=deps", True), ("COPY workbench", True),
+                                   ("COPY --from=startup", True), ("COPY model", True))]
+    assert order == sorted(order)  # dependencies, the server and its bytecode, then the model
     assert dockerfile.count("FROM ${BASE_IMAGE}") == 2  # multi-stage: wheels never reach the final image
     assert "USER 10001" in dockerfile
     assert "HEALTHCHECK" in dockerfile and "/v2/health/ready" in dockerfile
@@ -124,8 +124,27 @@ def test_a_retrained_model_rebuilds_from_the_dependency_cache(packaged, numeric_
     record = wb.package(version.uri, tag=f"workbench-test/fixture-rf:{version.version}",
                         context_dir=tmp_path / "ctx")
     assert any("pip install" in instruction for instruction in record.cached_instructions)
+    # the server's start-up run (a model of the same kind) and its bytecode come from the cache too
+    assert any("warmup.py startup" in instruction for instruction in record.cached_instructions)
+    assert any(instruction.startswith("COPY --from=startup") for instruction in record.cached_instructions)
     assert not any(instruction.startswith("COPY model") for instruction in record.cached_instructions)
     assert record.labels["io.workbench.model.version"] == version.version
+    # ... and the image serves the retrained model, from its own snapshot
+    container = docker.from_env().containers.run(record.tag, detach=True, init=True,
+                                                 ports={"8080/tcp": ("127.0.0.1", None)})
+    try:
+        container.reload()
+        url = f"http://127.0.0.1:{container.attrs['NetworkSettings']['Ports']['8080/tcp'][0]['HostPort']}"
+        from workbench.deployment.base import wait_until_ready
+
+        wait_until_ready(url, 90)
+        answer = httpx.post(f"{url}/invocations", json={"dataframe_split": X.to_dict("split")}).json()
+        expected = wb.load_model(version.uri).predict(X)
+        assert (expected != wb.load_model(packaged.model_uri).predict(X)).any()  # two different models
+        assert answer == {"predictions": expected.tolist()}
+        assert "snapshot" not in container.logs().decode()  # loaded from its snapshot, not from skops
+    finally:
+        container.remove(force=True)
 
 
 @pytest.mark.slow

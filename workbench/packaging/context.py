@@ -6,11 +6,15 @@ multi-stage ``Dockerfile``:
 
 - stage ``deps`` installs the requirements into a virtual environment (from a host-side wheelhouse
   with no network when ``offline``), so the wheels never reach the final image;
-- stage ``startup`` starts the server once as the image will (see :mod:`workbench.packaging.warmup`):
-  the bytecode of exactly the modules serving imports, and a snapshot of a skops model, are kept in
-  ``/opt/serving``, so a container starts from bytecode without MLflow or skops in its way;
-- the final stage copies that environment, then the server, then the model and its start-up files:
-  a retrained model with unchanged requirements rebuilds without installing anything;
+- stage ``startup`` starts the server once as the image will (see :mod:`workbench.packaging.warmup`),
+  on a model of the same kind (``startup-model``, see :mod:`workbench.packaging.exemplar`): the
+  bytecode of exactly the modules serving imports is kept, so a container starts from bytecode
+  without MLflow in its way, and a retrained model finds this stage in the build cache;
+- a skops model's *snapshot* (the loaded estimator pickled once, so the server starts without
+  skops) is written on this machine when it has the image's Python, scikit-learn and NumPy
+  (``snapshot/``), else by a ``snapshot`` stage;
+- the final stage copies that environment, then the server and its bytecode, then the model and
+  its snapshot: a retrained model with unchanged requirements rebuilds by copying the model;
 - it runs as a non-root user, checks ``/v2/health/ready`` as its HEALTHCHECK and carries OCI labels
   (model name, version, run id, git commit, created, and how many training rows it holds: none by
   default, see :mod:`workbench.packaging.training_rows`).
@@ -27,7 +31,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import yaml
 
@@ -36,7 +40,8 @@ from workbench.capture import CODE_DIR
 from workbench.integrity import MANIFEST, file_hashes, manifest_bytes
 from workbench.packaging.training_rows import TRAINING_ROWS_LABEL, TrainingRows, limit_training_rows
 from workbench.serving.command import PROGRAM, serve_args, serve_options
-from workbench.serving.flavors import loads_without_mlflow
+from workbench.packaging.exemplar import model_kind, startup_exemplar
+from workbench.serving.flavors import loads_without_mlflow, needs_snapshot, snapshot_versions, write_snapshot
 
 __all__ = ["BuildContext", "prepare_context", "serving_requirements"]
 
@@ -45,6 +50,7 @@ MODEL_DIR = "/opt/model"
 #: The model's start-up files made by the build: its snapshot and the bytecode serving imports.
 SERVING_DIR = "/opt/serving"
 _BUILD_PYCACHE = "/opt/build-pycache"
+_STARTUP_MODEL_DIR = "/opt/startup-model"
 LOG_DIR = "/var/lib/workbench/predictions"
 SERVER_PORT = 8080
 USER_ID = 10001
@@ -79,6 +85,11 @@ class BuildContext:
     labels: Mapping[str, str] = field(default_factory=dict)
     #: What of the training data the image carries (none by default).
     training_rows: TrainingRows = TrainingRows(sample_rows=0, summary_rows=0)
+    #: The model's kind (see :mod:`workbench.packaging.exemplar`), ``None`` when it is its own.
+    kind: str | None = None
+    #: Where a skops model's snapshot is made: ``context`` (already in ``snapshot/``), ``build``
+    #: (a stage of the Dockerfile), or ``None`` when the model needs none.
+    snapshot: Literal["context", "build"] | None = None
 
     @property
     def dockerfile(self) -> Path:
@@ -139,6 +150,26 @@ def _seal_model_folder(model: Path) -> None:
     manifest.write_bytes(manifest_bytes(file_hashes(model)))
 
 
+def _snapshot_here(model: Path, mlmodel: Mapping[str, Any], requirements: list[str], python_version: str,
+                   dest: Path) -> Literal["context", "build"] | None:
+    """Where the model's snapshot is made: here, into ``dest``, when this machine has the Python
+    (major.minor), scikit-learn and NumPy the requirements pin for the image; else by the build."""
+    if not needs_snapshot(mlmodel):
+        return None
+    pins = {_requirement_name(line): line.split("==", 1)[1].split(";")[0].strip()
+            for line in requirements if "==" in line}
+    here = snapshot_versions()
+    image = {"python": ".".join(python_version.split(".")[:2]), "scikit-learn": pins.get("scikit-learn"),
+             "numpy": pins.get("numpy")}
+    if image != here:
+        return "build"
+    try:
+        return "context" if write_snapshot(model, dest) else None
+    except Exception:  # noqa: BLE001 - the build's stage tries again, and reports what it finds
+        shutil.rmtree(dest, ignore_errors=True)
+        return "build"
+
+
 def _copy_server(dest: Path) -> None:
     """The workbench core (the inference server's code), without the UI packages."""
     source = Path(__file__).resolve().parents[1]  # workbench/, this file being workbench/packaging/context.py
@@ -164,6 +195,17 @@ def _dockerfile(ctx: BuildContext, offline: bool) -> str:
     not_at_runtime = " ".join(sorted(_INSTALLED_NOT_IMPORTED))
     copy_wheels = "COPY wheels/ /tmp/wheels/\n" if offline else ""
     labels = "\n".join(f'      {k}="{_escape(v)}" \\' for k, v in ctx.labels.items()).rstrip(" \\")
+    snapshot_stage = "" if ctx.snapshot != "build" else f"""
+# Stage 3: the model's snapshot (the skops model loaded once and pickled, so the server starts
+# without skops), made here because the machine that wrote this context has other versions of
+# Python, scikit-learn or NumPy than the image.
+FROM deps AS snapshot
+COPY workbench /opt/workbench/workbench
+COPY model {MODEL_DIR}
+RUN PYTHONPATH=/opt/workbench /opt/venv-model/bin/python /tmp/warmup.py snapshot {MODEL_DIR} {SERVING_DIR}
+"""
+    copy_snapshot = {"context": f"COPY snapshot/ {SERVING_DIR}/\n",
+                     "build": f"COPY --from=snapshot {SERVING_DIR}/ {SERVING_DIR}/\n"}.get(ctx.snapshot or "", "")
     return f"""\
 # Model image for {ctx.model_name} (version {ctx.model_version or '-'}), made by `workbench package`.
 # Build it by hand with:  docker build -t IMAGE .   (add --network host if the base needs a proxy)
@@ -186,17 +228,18 @@ RUN python -m venv /opt/venv-model \\
  && find /opt/venv-model -type d -name __pycache__ -prune -exec rm -rf {{}} + \\
  && /opt/venv-model/bin/python /tmp/warmup.py deps
 
-# Stage 2: start-up work done once. The server starts here as the image will start it; what it
-# imported is kept as bytecode ({SERVING_DIR}/pycache), with a snapshot of a skops model that loads
-# without skops ({SERVING_DIR}/snapshot). Only those reach the image, the bytecode laid over the
+# Stage 2: start-up work done once per kind of model. The server starts here as the image will start
+# it, on startup-model: the first model of this kind (same requirements, flavor, classes, signature)
+# packaged on this machine, so a retrained model finds this stage in the build cache. What the server
+# imported is kept as bytecode ({SERVING_DIR}/pycache): only that reaches the image, laid over the
 # environment's own folders.
 FROM deps AS startup
 COPY workbench /opt/workbench/workbench
-COPY model {MODEL_DIR}
+COPY startup-model {_STARTUP_MODEL_DIR}
 RUN PYTHONPATH=/opt/workbench MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false \\
-    /opt/venv-model/bin/python /tmp/warmup.py startup {MODEL_DIR} {SERVING_DIR}
-
-# Stage 3: the runtime. Dependencies, then the server, then the model and its start-up files: a
+    /opt/venv-model/bin/python /tmp/warmup.py startup {_STARTUP_MODEL_DIR} {SERVING_DIR}
+{snapshot_stage}
+# The runtime. Dependencies, then the server and its bytecode, then the model and its snapshot: a
 # retrained model with the same requirements rebuilds only the last layers.
 FROM ${{BASE_IMAGE}}
 RUN useradd --uid {USER_ID} --create-home --shell /usr/sbin/nologin workbench \\
@@ -218,10 +261,10 @@ EXPOSE {SERVER_PORT}
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \\
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/v2/health/ready' % os.environ['WORKBENCH_PORT'], timeout=2)"]
 ENTRYPOINT {json.dumps([*PROGRAM, *serve_args(MODEL_DIR, log_dir=LOG_DIR, snapshot=SERVING_DIR)])}
-CMD {json.dumps(serve_options(name=ctx.model_name, model_version=ctx.model_version))}
-COPY model {MODEL_DIR}
 COPY --from=startup {SERVING_DIR}/pycache/opt/ /opt/
-COPY --from=startup {SERVING_DIR}/snapshot/ {SERVING_DIR}/
+# Everything from here on belongs to this model version.
+COPY model {MODEL_DIR}
+{copy_snapshot}CMD {json.dumps(serve_options(name=ctx.model_name, model_version=ctx.model_version))}
 LABEL {labels.lstrip()}
 """
 
@@ -315,6 +358,10 @@ def prepare_context(
 
         requirements.append(f"shap=={installed_version('shap')}")
     (dest / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    settings = get_settings()
+    kind = model_kind(dest / "model", (dest / "requirements.txt").read_text())
+    startup_exemplar(dest / "model", kind, dest / "startup-model", settings.home / "packaging" / "exemplars")
+    snapshot = _snapshot_here(dest / "model", mlmodel, requirements, python_version, dest / "snapshot")
     _copy_server(dest)
     shutil.copy(Path(__file__).with_name("warmup.py"), dest / "warmup.py")
     (dest / ".dockerignore").write_text(_DOCKERIGNORE)
@@ -322,7 +369,6 @@ def prepare_context(
         _download_wheelhouse(dest / "requirements.txt", dest / "wheels", python_version)
 
     major_minor = ".".join(python_version.split(".")[:2])
-    settings = get_settings()
     base = base_image or settings.base_image or f"python:{major_minor}-slim"
     name = version.name if version else Path(model_uri.rstrip("/")).name or "model"
     created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -356,6 +402,8 @@ def prepare_context(
         offline=offline,
         labels=MappingProxyType({k: str(v) for k, v in labels.items()}),
         training_rows=training_rows,
+        kind=kind,
+        snapshot=snapshot,
     )
     ctx.dockerfile.write_text(_dockerfile(ctx, offline))
     return ctx

@@ -6,13 +6,16 @@ Run twice by the Dockerfile, with the image's Python:
   bytecode: imports every requirement's top-level packages (and skops' loader) so that their
   bytecode lands in the build-only cache ``PYTHONPYCACHEPREFIX`` points at. It never reaches the
   image; it only makes the next step quick when a retrained model is rebuilt.
-- ``python warmup.py startup MODEL_DIR DEST`` in the start-up stage, with the workbench and the
-  model in place: writes the model's snapshot (a skops model pickled once, see
-  :mod:`workbench.serving.flavors`) into ``DEST/snapshot``, then starts the server exactly as the image's
-  entrypoint does, sends it the model's input example, stops it, and writes the bytecode of every
-  module it imported from the image's environment and the workbench into ``DEST/pycache`` (a tree
-  of ``__pycache__`` folders the image lays over its own): exactly what serving imports is
-  precompiled, nothing else, which keeps the image small while the server starts from bytecode.
+- ``python warmup.py startup MODEL_DIR DEST`` in the start-up stage, with the workbench and a model
+  of the image's kind in place (see :mod:`workbench.packaging.exemplar`): starts the server exactly
+  as the image's entrypoint does (from a snapshot of the model, when it needs one), sends it the
+  model's input example, stops it, and writes the bytecode of every module it imported from the
+  image's environment and the workbench into ``DEST/pycache`` (a tree of ``__pycache__`` folders the
+  image lays over its own): exactly what serving imports is precompiled, nothing else, which keeps
+  the image small while the server starts from bytecode.
+- ``python warmup.py snapshot MODEL_DIR DEST`` in the snapshot stage, when the machine that wrote the
+  build context could not: the model's snapshot (a skops model pickled once, see
+  :mod:`workbench.serving.flavors`) into ``DEST``.
 
 Every step only saves start-up time: a failure is reported and the build goes on (the server then
 loads the model and compiles its modules as it starts). The ``deps`` step runs before the
@@ -125,22 +128,17 @@ def _example_request(model_dir: Path) -> bytes | None:
 
 
 def startup(model_dir: str, dest: str, timeout: float = 300.0) -> None:
-    """Snapshot the model, start the server once, and keep the bytecode of what it imported."""
+    """Start the server once on the model (from its snapshot, as the image will) and keep the
+    bytecode of what it imported in ``DEST/pycache``."""
     from workbench.serving.command import serve_args
-    from workbench.serving.flavors import write_snapshot
 
     model, out = Path(model_dir), Path(dest)
-    snapshot = out / "snapshot"
-    snapshot.mkdir(parents=True, exist_ok=True)
-    try:
-        wrote = write_snapshot(model, snapshot)
-        print(f"warmup: {'wrote a snapshot of the model' if wrote else 'the model loads fast as it is'}")
-    except Exception as exc:  # noqa: BLE001 - the server then loads the model the usual way
-        print(f"warmup: no snapshot ({type(exc).__name__}: {exc})")
     with tempfile.TemporaryDirectory() as tmp:
+        snapshot_dir = Path(tmp) / "snapshot"
+        snapshot(model_dir, str(snapshot_dir))
         port_file, modules_file = Path(tmp) / "port", Path(tmp) / "modules.json"
         env = {**os.environ, "WORKBENCH_WARMUP_MODULES": str(modules_file), "WORKBENCH_HOME": tmp}
-        cmd = [sys.executable, "-c", _SERVER, *serve_args(model, snapshot=snapshot, port=0,
+        cmd = [sys.executable, "-c", _SERVER, *serve_args(model, snapshot=snapshot_dir, port=0,
                                                           log_dir=Path(tmp) / "log", port_file=port_file)]
         server = subprocess.Popen(cmd, env=env)
         started = time.monotonic()
@@ -175,13 +173,28 @@ def startup(model_dir: str, dest: str, timeout: float = 300.0) -> None:
         print(f"warmup: kept the bytecode of the {kept} modules the server imported")
 
 
+def snapshot(model_dir: str, dest: str) -> None:
+    """Write the model's snapshot into ``DEST`` (see :mod:`workbench.serving.flavors`)."""
+    from workbench.serving.flavors import write_snapshot
+
+    try:
+        wrote = write_snapshot(Path(model_dir), Path(dest))
+        print(f"warmup: {'wrote a snapshot of the model' if wrote else 'the model loads fast as it is'}")
+    except Exception as exc:  # noqa: BLE001 - the server then loads the model the usual way
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        print(f"warmup: no snapshot ({type(exc).__name__}: {exc})")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["deps"]:
         deps(*sys.argv[2:3])
+    elif sys.argv[1:2] == ["snapshot"] and len(sys.argv) == 4:
+        snapshot(sys.argv[2], sys.argv[3])
     elif sys.argv[1:2] == ["startup"] and len(sys.argv) == 4:
         startup(sys.argv[2], sys.argv[3])
     else:
-        raise SystemExit("usage: warmup.py deps [REQUIREMENTS] | warmup.py startup MODEL_DIR DEST")
+        raise SystemExit("usage: warmup.py deps [REQUIREMENTS] | warmup.py startup MODEL_DIR DEST | "
+                         "warmup.py snapshot MODEL_DIR DEST")
 
 
 if __name__ == "__main__":

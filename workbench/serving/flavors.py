@@ -14,11 +14,11 @@ would do, with the same files and the same answers:
 Anything else (other flavors, code paths, tensor signatures, parameters in the signature) returns
 ``None`` and the server loads the model through ``mlflow.pyfunc`` as before.
 
-A *snapshot* makes a skops model start fast too: ``python -m workbench.serving.flavors MODEL_DIR
-DEST`` (run by a model image's build) loads the model once, the skops way, and pickles the loaded
-estimator into ``DEST`` together with the versions it was made with. ``workbench serve --snapshot
-DEST`` loads that pickle instead when the model, Python and scikit-learn still match. The snapshot
-is made by the build from the model it serves; a server never reads one unless told to.
+A *snapshot* makes a skops model start fast too: :func:`write_snapshot` (called by a model image's
+build) loads the model once, the skops way, and pickles the loaded estimator into a folder together
+with the versions it was made with. ``workbench serve --snapshot DEST`` loads that pickle instead
+when the model, Python, scikit-learn and NumPy still match. The snapshot is made by the build from
+the model it serves; a server never reads one unless told to.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from typing import Any
 
 import yaml
 
-__all__ = ["DirectModel", "load_direct", "loads_without_mlflow", "read_mlmodel", "write_snapshot"]
+__all__ = ["DirectModel", "load_direct", "loads_without_mlflow", "needs_snapshot", "read_mlmodel", "snapshot_versions",
+           "write_snapshot"]
 
 SNAPSHOT_MODEL = "model.pkl"
 SNAPSHOT_INFO = "snapshot.json"
@@ -115,15 +116,22 @@ def loads_without_mlflow(mlmodel: Mapping[str, Any]) -> bool:
     return _directly_loadable(mlmodel) is not None
 
 
-def _snapshot_info(model_dir: Path, mlmodel: Mapping[str, Any]) -> dict[str, str]:
+def snapshot_versions() -> dict[str, str]:
+    """What a snapshot must be loaded with: Python (pickles do not change between its patch
+    releases), scikit-learn and NumPy, as installed here."""
+    import numpy
     import sklearn
 
+    return {"python": ".".join(map(str, sys.version_info[:2])), "scikit-learn": str(sklearn.__version__),
+            "numpy": str(numpy.__version__)}
+
+
+def _snapshot_info(model_dir: Path, mlmodel: Mapping[str, Any]) -> dict[str, str]:
     source = model_dir / str(((mlmodel.get("flavors") or {}).get("python_function") or {}).get("model_path", ""))
     return {
         "model_uuid": str(mlmodel.get("model_uuid") or ""),
         "source_size": str(source.stat().st_size if source.is_file() else -1),
-        "python": ".".join(map(str, sys.version_info[:3])),
-        "scikit-learn": str(sklearn.__version__),
+        **snapshot_versions(),
     }
 
 
@@ -187,16 +195,23 @@ def load_direct(model_dir: str | Path, mlmodel: Mapping[str, Any], *, snapshot: 
     return DirectModel(flavor, raw, predict_fn, output_name(mlmodel), from_snapshot)
 
 
+def needs_snapshot(mlmodel: Mapping[str, Any]) -> bool:
+    """Whether a model (its parsed MLmodel) starts faster from a snapshot: a skops-saved
+    scikit-learn model the server loads without MLflow (pickle and cloudpickle files load fast as
+    they are, and other flavors load without skops)."""
+    conf = (mlmodel.get("flavors") or {}).get("sklearn") or {}
+    return _directly_loadable(mlmodel) == "sklearn" and conf.get("serialization_format") == "skops"
+
+
 def write_snapshot(model_dir: str | Path, dest: str | Path) -> bool:
     """Load a skops-saved scikit-learn model once and pickle it into ``dest`` for fast starts.
 
-    Returns whether a snapshot was written: only skops models need one (pickle and cloudpickle
-    files load fast as they are, and other flavors load without skops).
+    Returns whether a snapshot was written (see :func:`needs_snapshot`). It loads where Python
+    (major.minor), scikit-learn and NumPy are those it was written with (:func:`snapshot_versions`).
     """
     model_dir, dest = Path(model_dir), Path(dest)
     mlmodel = read_mlmodel(model_dir)
-    conf = (mlmodel.get("flavors") or {}).get("sklearn") or {}
-    if _directly_loadable(mlmodel) != "sklearn" or conf.get("serialization_format") != "skops":
+    if not needs_snapshot(mlmodel):
         return False
     raw = _load_sklearn(model_dir, mlmodel)
     dest.mkdir(parents=True, exist_ok=True)
