@@ -370,9 +370,13 @@ class ReferenceProfile:
         n_bins: int = 10,
         max_categories: int = 1000,
         seed: int = 0,
+        hash_data: bool = True,
     ) -> ReferenceProfile:
         """Profile a DataFrame of features, and optionally the target and sensitive attributes (each
         profiled as more columns, kept apart from the model's inputs).
+
+        ``hash_data=False`` leaves :attr:`data_hash` empty: a profile made only to test drift
+        against (never logged for lineage) skips hashing every value.
 
         ``data`` may also be Parquet (a ``Path``, a ``.parquet`` path, a folder of Parquet files or a
         ``pyarrow.dataset.Dataset``): it is read a group of columns at a time, so memory holds a few
@@ -389,7 +393,8 @@ class ReferenceProfile:
                 raise InvalidInputError(f"{table.where} has no columns to profile")
             return cls._profile(table.n_rows, list(table.columns),
                                 table.column_groups, None, (),
-                                sample_size, n_quantiles, n_bins, max_categories, seed)
+                                sample_size, n_quantiles, n_bins, max_categories, seed,
+                                hashed=None if hash_data else "")
         if not isinstance(data, pd.DataFrame):
             raise InvalidInputError(
                 f"a reference profile needs a pandas DataFrame of features (or Parquet), got {type(data).__name__}; "
@@ -424,7 +429,7 @@ class ReferenceProfile:
             full = full.assign(**{c: sensitive[c].to_numpy() for c in sensitive_names})
         return cls._profile(len(full), list(full.columns), lambda names: iter([full]), target_name,
                             sensitive_names, sample_size, n_quantiles, n_bins, max_categories, seed,
-                            hashed=data_hash(data))
+                            hashed=data_hash(data) if hash_data else "")
 
     @classmethod
     def _profile(
@@ -454,7 +459,7 @@ class ReferenceProfile:
             n_rows=int(n_rows),
             features=MappingProxyType(features),
             sample=sample,
-            data_hash=hashed if hashed is not None else hashes.hexdigest() if hashes is not None else "",
+            data_hash=hashes.hexdigest() if hashes is not None else hashed or "",
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             target=target,
             sensitive=sensitive,

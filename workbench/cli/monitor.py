@@ -23,7 +23,8 @@ def _reference(spec: str) -> Any:
         if not path.exists():
             raise InvalidInputError(f"no reference file {spec}: give a CSV or Parquet file, or a model URI")
         # Parquet is profiled a column group at a time, never read whole.
-        return ReferenceProfile.from_data(path if path.suffix.lower() in PARQUET_SUFFIXES else read_table(path))
+        return ReferenceProfile.from_data(path if path.suffix.lower() in PARQUET_SUFFIXES else read_table(path),
+                                          hash_data=False)
     if path.is_dir():
         from workbench.registry import load_profile
 

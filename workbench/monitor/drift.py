@@ -303,14 +303,15 @@ def adjust_p_values(p_values: Sequence[float], method: Correction) -> np.ndarray
 
 def as_profile(reference: ReferenceProfile | pd.DataFrame | str | Any) -> ReferenceProfile:
     """A reference profile from a profile, a DataFrame or Parquet (profiled now, see
-    :meth:`ReferenceProfile.from_data`) or a model URI (its logged one)."""
+    :meth:`ReferenceProfile.from_data`; without the data hash, which only lineage reads) or a model
+    URI (its logged one)."""
     if isinstance(reference, ReferenceProfile):
         return reference
     if isinstance(reference, pd.DataFrame):
-        return ReferenceProfile.from_data(reference)
+        return ReferenceProfile.from_data(reference, hash_data=False)
     table = parquet_source(reference)
     if table is not None:
-        return ReferenceProfile.from_data(table)
+        return ReferenceProfile.from_data(table, hash_data=False)
     if isinstance(reference, str):
         from workbench.registry import load_profile
 
