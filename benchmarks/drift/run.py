@@ -578,7 +578,8 @@ def main() -> None:
     from _common import RESULTS, save, side_env, table
 
     if args.pain:
-        limits: dict[str, int | None] = {k: int(v) for k, v in (i.split("=") for i in args.evidently_rows.split(",") if i)}
+        pairs = (item.split("=") for item in args.evidently_rows.split(",") if item)
+        limits: dict[str, int | None] = {case: int(rows) for case, rows in pairs}
         run_pain(args.pain.split(","), str(side_env("evidently", EVIDENTLY) / "bin" / "python"), args.reuse_evidently,
                  limits)
         return

@@ -122,17 +122,18 @@ def test_paths_and_files_that_cannot_be_read_fail_with_advice(files, tmp_path) -
 
 def test_the_drift_command_reads_a_folder_of_parquet_files(files) -> None:
     env = {**os.environ, "WORKBENCH_HOME": str(files / "home")}
-    result = subprocess.run(
-        [str(BIN), "drift", "--reference", str(files / "reference.parquet"), "--current", str(files / "reference-parts"),
-         "--no-multivariate", "--json"], capture_output=True, text=True, env=env, timeout=180)
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+
+    def drift(current: Path) -> dict[str, Any]:
+        result = subprocess.run([str(BIN), "drift", "--reference", str(files / "reference.parquet"),
+                                 "--current", str(current), "--no-multivariate", "--json"],
+                                capture_output=True, text=True, env=env, timeout=180)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
     # The folder holds the reference's own rows: nothing drifted, every row counted.
+    data = drift(files / "reference-parts")
     assert data["dataset"]["n_current"] == 5000 and data["dataset"]["n_drifted"] == 0
-    shifted = subprocess.run(
-        [str(BIN), "drift", "--reference", str(files / "reference.parquet"), "--current", str(files / "current.parquet"),
-         "--no-multivariate", "--json"], capture_output=True, text=True, env=env, timeout=180)
-    assert shifted.returncode == 0, shifted.stderr
     expected = detect_drift(pd.read_parquet(files / "reference.parquet"), pd.read_parquet(files / "current.parquet"),
                             multivariate=False)
-    assert [f["feature"] for f in json.loads(shifted.stdout)["features"] if f["drifted"]] == expected.drifted_features
+    shifted = drift(files / "current.parquet")
+    assert [f["feature"] for f in shifted["features"] if f["drifted"]] == expected.drifted_features

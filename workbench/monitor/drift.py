@@ -436,9 +436,9 @@ class DriftDetector:
                     taken.append(part)
             if positions is not None:
                 rows_for_mv = pd.concat(taken, axis=1) if len(taken) > 1 else taken[0]
-        report = self._report(
-            [partial[name] if name in partial else self._base(name) | _untested(n_rows, "column missing from the current data")
-             for name in self.columns_], n_rows)
+        missing = "column missing from the current data"
+        report = self._report([partial[name] if name in partial else self._base(name) | _untested(n_rows, missing)
+                               for name in self.columns_], n_rows)
         mv = None
         if not note and self.multivariate_ is not None and rows_for_mv is not None:
             mv = self.multivariate_.score(rows_for_mv)
