@@ -97,7 +97,8 @@ def wrk_script(url: str, script: Path, connections: int, seconds: int) -> dict[s
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50_ms": ms("50%"), "p99_ms": ms("99%")}
+    answered = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50_ms": ms("50%"), "p99_ms": ms("99%"), "requests": answered}
 
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -173,6 +174,32 @@ class Postgres:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "stop")
         shutil.rmtree(self.data, ignore_errors=True)
+
+
+def start_workbench(uri: str, log_dir: Path, *args: str, log_file: Path | None = None) -> tuple[subprocess.Popen[Any], str, float]:
+    """``workbench serve URI`` on a free port, logging into ``log_dir`` (``args``: more options, e.g.
+    ``--log-url``); the process, its base URL and the seconds it took to be ready."""
+    port = free_port()
+    output = open(log_file, "w") if log_file else subprocess.DEVNULL
+    proc = subprocess.Popen([str(Path(PYTHON).parent / "workbench"), "serve", uri, "--port", str(port),
+                             "--log-dir", str(log_dir), *args],
+                            env=env_with_venv_path(), stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    return proc, url, wait_for(f"{url}/v2/health/ready", proc=proc)
+
+
+def logged_records(where: str | Path) -> int:
+    """How many records a prediction log holds (a log folder, or ``postgresql://...?deployment=NAME``)."""
+    from workbench.predlog import as_source
+
+    source = as_source(where)
+    count, since = 0, 0
+    while True:
+        page = source.fetch(since, 10_000)
+        count += len(page)
+        if not len(page):
+            return count
+        since = page.next_since
 
 
 def forest_model(experiment: str) -> str:

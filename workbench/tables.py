@@ -196,7 +196,8 @@ class ColumnType:
         """
         if isinstance(values, pd.Series):
             values = values.array
-        if str(getattr(values, "dtype", "")) == self.dtype and self.kind not in ("category", "object"):
+        dtype = getattr(values, "dtype", None)
+        if dtype is not None and dtype_text(dtype) == self.dtype and self.kind not in ("category", "object"):
             return values if not isinstance(values, pd.arrays.NumpyExtensionArray) else values.to_numpy()
         kind = self.kind
         if kind == "category":

@@ -31,16 +31,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import PYTHON, Postgres, forest_model, free_port, median_of, save, table, wait_for, wrk  # noqa: E402
+from _common import Postgres, forest_model, median_of, save, start_workbench, table, wrk  # noqa: E402
 
 
 def _serve(uri: str, work: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([str(Path(PYTHON).parent / "workbench"), "serve", uri, "--port", str(port),
-                             "--log-dir", str(work / f"log-{uuid.uuid4().hex[:6]}"), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/v2/health/ready", proc=proc)
+    proc, url, _ = start_workbench(uri, work / f"log-{uuid.uuid4().hex[:6]}", *args)
     return proc, url
 
 

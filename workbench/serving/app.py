@@ -45,7 +45,7 @@ from workbench.errors import (
 )
 from workbench.serving import binary, codecs
 from workbench.serving.batching import LOG_RETRY_SECONDS, Batcher, RequestInfo, _settle
-from workbench.serving.guard import RequestLimits, add_guard, check_feedback_token, is_json, read_body
+from workbench.serving.guard import CrossSiteGuard, RequestLimits, add_guard, check_feedback_token, is_json, read_body
 from workbench.serving.memory import RELEASE_AFTER_BYTES, release_memory
 from workbench.serving.metrics import ServerMetrics
 from workbench.predlog import LogWriter, open_log
@@ -179,6 +179,10 @@ class _Routes:
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.model = state.model
+        # Each request counts into these: looked up by their labels once, not per request.
+        labels = (self.model.name, self.model.version or "")
+        self._infer_success = state.metrics.infer_success.labels(*labels)
+        self._infer_duration = state.metrics.infer_duration.labels(*labels)
         # Built on the first explain request (on the model's thread) by the server's explainer factory.
         self._explainer: RowExplainer | None = None
 
@@ -250,8 +254,8 @@ class _Routes:
     def _observe(self, info: RequestInfo, status: int) -> None:
         labels = (self.model.name, self.model.version or "")
         if status < 400:
-            self.state.metrics.infer_success.labels(*labels).inc()
-            self.state.metrics.infer_duration.labels(*labels).observe(time.perf_counter() - info.started)
+            self._infer_success.inc()
+            self._infer_duration.observe(time.perf_counter() - info.started)
         else:
             self.state.metrics.infer_failure.labels(*labels, str(status)).inc()
 
@@ -719,7 +723,9 @@ def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | 
 
     model_path = "/v2/models/{model_name}"
     versioned = "/v2/models/{model_name}/versions/{model_version}"
-    app = Starlette(
+    app = _ServerApp(
+        routes,
+        CrossSiteGuard(None, allowed_origins=settings.allowed_origins, allows_host=settings.allows_host),
         routes=[
             Route("/v2/health/live", routes.live),
             Route("/v2/health/ready", routes.ready),
@@ -749,6 +755,90 @@ def create_app(model: ServedModel, *, log_dir: str | Path, settings: Settings | 
     add_guard(app, settings.allowed_origins, allows_host=settings.allows_host)  # before any route: a refused request is never read
     app.add_middleware(_RequestMetrics, metrics=metrics)
     return app
+
+
+class _ServerApp(Starlette):
+    """The server's Starlette application, with the two inference routes (``POST /invocations``
+    and ``POST /v2/models/{name}[/versions/{v}]/infer``) dispatched before Starlette's middleware
+    and router: per request those cost more than the rest of the route (profile in
+    ``benchmarks/README.md``). The short way keeps what the long way does for these routes: the
+    Host and cross-site checks of :class:`~workbench.serving.guard.CrossSiteGuard` (a request the
+    guard refuses, or one with an ``Origin`` header, which may need CORS answers, takes the long
+    way), the body limits (the handlers read the body as always), the route's request metrics and
+    the 500 answer to a bug. Everything else takes the long way."""
+
+    def __init__(self, handlers: _Routes, guard: CrossSiteGuard, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._handlers = handlers
+        self._guard = guard
+        self._metrics = handlers.state.metrics
+        #: (template, status) -> its request counter and duration histogram, looked up once each.
+        self._counters: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            hot = _hot_route(scope["path"])
+            if hot is not None and self._guard.refusal(scope) is None and not _has_origin(scope):
+                await self._hot(scope, receive, send, *hot)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _hot(self, scope: Any, receive: Any, send: Any, template: str, params: dict[str, str]) -> None:
+        started = time.perf_counter()
+        scope["app"] = self
+        scope["path_params"] = params
+        request = Request(scope, receive)
+        status = 500
+        try:
+            handler = self._handlers.invocations if template == "/invocations" else self._handlers.infer
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                await _send_response(send, await _internal_error(request, exc))
+                raise
+            status = response.status_code
+            await _send_response(send, response)
+        finally:
+            counters = self._counters.get((template, status))
+            if counters is None:
+                counters = self._counters[template, status] = (
+                    self._metrics.requests.labels("POST", template, str(status)),
+                    self._metrics.request_duration.labels("POST", template))
+            counters[0].inc()
+            counters[1].observe(time.perf_counter() - started)
+
+
+_V2_PREFIX = "/v2/models/"
+_V2_INFER = "/infer"
+
+
+def _hot_route(path: str) -> tuple[str, dict[str, str]] | None:
+    """The template and path parameters of an inference route, or ``None`` for any other path
+    (names match as Starlette's ``{param}`` does: one path segment, not empty)."""
+    if path == "/invocations":
+        return "/invocations", {}
+    if not (path.startswith(_V2_PREFIX) and path.endswith(_V2_INFER)):
+        return None
+    parts = path[len(_V2_PREFIX):-len(_V2_INFER)].split("/")
+    if len(parts) == 1 and parts[0]:
+        return "/v2/models/{model_name}/infer", {"model_name": parts[0]}
+    if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
+        return ("/v2/models/{model_name}/versions/{model_version}/infer",
+                {"model_name": parts[0], "model_version": parts[2]})
+    return None
+
+
+def _has_origin(scope: Any) -> bool:
+    return any(key == b"origin" for key, _ in scope["headers"])
+
+
+async def _send_response(send: Any, response: Response) -> None:
+    """Send a complete (not streamed) response, then run its background task (what
+    ``Response.__call__`` does for HTTP)."""
+    await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+    if response.background is not None:
+        await response.background()
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -30,6 +30,7 @@ instead of holding whatever a client sends.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -201,23 +202,29 @@ class CrossSiteGuard:
         self.app = app
         self.allowed_origins = tuple(allowed_origins)
         self.error_body = error_body or (lambda error: {"error": str(error)})
-        self.allows_host = allows_host
+        # Remembered per Host value (a client sends the same one with every request; parsing it as an
+        # address costs microseconds), for a bounded number of values.
+        self.allows_host = functools.lru_cache(maxsize=256)(allows_host) if allows_host is not None else None
+
+    def refusal(self, scope: dict[str, Any]) -> CrossSiteRequestError | None:
+        """Why the HTTP request in ``scope`` is refused (403), or ``None`` when it may go on."""
+        host = _header(scope.get("headers") or [], b"host")
+        if self.allows_host is not None and not self.allows_host(host):
+            return CrossSiteRequestError(
+                f"request for host {host!r} refused: this server answers to IP addresses, localhost "
+                "and the names in WORKBENCH_ALLOWED_HOSTS only (a page on another name may have had "
+                "it pointed here: DNS rebinding). Use the address, or add the name to "
+                "WORKBENCH_ALLOWED_HOSTS (e.g. models.example.com)")
+        if (reason := cross_site_reason(scope, self.allowed_origins)) is not None:
+            return CrossSiteRequestError(
+                f"cross-site request refused: {reason}. Pages on other origins may not call this "
+                "server; to allow one, add its origin to WORKBENCH_ALLOWED_ORIGINS (e.g. "
+                "https://app.example.com)")
+        return None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            error: CrossSiteRequestError | None = None
-            host = _header(scope.get("headers") or [], b"host")
-            if self.allows_host is not None and not self.allows_host(host):
-                error = CrossSiteRequestError(
-                    f"request for host {host!r} refused: this server answers to IP addresses, localhost "
-                    "and the names in WORKBENCH_ALLOWED_HOSTS only (a page on another name may have had "
-                    "it pointed here: DNS rebinding). Use the address, or add the name to "
-                    "WORKBENCH_ALLOWED_HOSTS (e.g. models.example.com)")
-            elif (reason := cross_site_reason(scope, self.allowed_origins)) is not None:
-                error = CrossSiteRequestError(
-                    f"cross-site request refused: {reason}. Pages on other origins may not call this "
-                    "server; to allow one, add its origin to WORKBENCH_ALLOWED_ORIGINS (e.g. "
-                    "https://app.example.com)")
+            error = self.refusal(scope)
             if error is not None:
                 body = orjson.dumps(self.error_body(error))
                 await send({"type": "http.response.start", "status": error.http_status,

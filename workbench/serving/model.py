@@ -478,6 +478,9 @@ class ServedModel:
     def frame(self, batches: Sequence[InputBatch]) -> pd.DataFrame:
         """The batches stacked into one DataFrame with the signature's column order."""
         assert self.columns is not None
+        block = _numeric_block(batches, [c.name for c in self.columns])
+        if block is not None:
+            return block
         if len(batches) == 1:
             return pd.DataFrame(dict(batches[0].columns), copy=False)
         return pd.DataFrame({c.name: _concat([b.columns[c.name] for b in batches]) for c in self.columns},
@@ -545,6 +548,31 @@ def _profile_features(model_dir: Path) -> tuple[str, ...] | None:
         return tuple(str(f["name"]) for f in data["features"] if f["name"] not in excluded)
     except (ValueError, KeyError, TypeError):  # a damaged profile is refused where it is read
         return None
+
+
+def _numeric_block(batches: Sequence[InputBatch], names: list[str]) -> pd.DataFrame | None:
+    """The batches as one frame, when every column is a numpy array of one numeric dtype (a model
+    of float features): the values are copied once into the single 2-D block pandas would
+    consolidate them into anyway, instead of column by column and then again. ``None`` otherwise."""
+    first = batches[0].columns
+    dtype = getattr(first.get(names[0]) if names else None, "dtype", None)
+    if dtype is None or not isinstance(dtype, np.dtype) or dtype.kind not in "biuf":
+        return None
+    for batch in batches:
+        columns = batch.columns
+        for name in names:
+            values = columns[name]
+            if type(values) is not np.ndarray or values.dtype != dtype:
+                return None
+    n_rows = sum(b.n_rows for b in batches)
+    # pandas keeps a frame's values as (columns, rows): filled in that shape, the frame takes it as is.
+    block = np.empty((len(names), n_rows), dtype=dtype)
+    for row, name in zip(block, names):
+        if len(batches) == 1:
+            row[:] = first[name]
+        else:
+            np.concatenate([b.columns[name] for b in batches], out=row)
+    return pd.DataFrame(block.T, columns=names, copy=False)
 
 
 def _concat(parts: Sequence[Any]) -> Any:
