@@ -118,6 +118,24 @@ def test_the_multivariate_test_catches_a_correlation_no_single_column_shows() ->
     assert 0.45 < calm.multivariate.statistic < 0.55
 
 
+
+def test_the_multivariate_culprits_name_category_and_number_columns_alike() -> None:
+    # The classifier keeps category columns first internally, and only the columns its trees use are
+    # ranked; the culprits are still named by the table's own columns (a category column listed after
+    # the numbers and after columns no tree can use, and a number).
+    rng = np.random.default_rng(7)
+
+    def frame(n: int, shifted: bool) -> pd.DataFrame:
+        data = {f"n{i}": rng.normal(0.0, 1.0, n) + (1.0 if shifted and i == 3 else 0.0) for i in range(4)}
+        data |= {f"k{i}": np.full(n, float(i)) for i in range(6)}
+        data["c0"] = rng.choice(["a", "b", "c"], n)
+        data["c1"] = rng.choice(["a", "b", "c"], n, p=[0.1, 0.2, 0.7] if shifted else [0.7, 0.2, 0.1])
+        return pd.DataFrame(data)
+
+    report = detect_drift(ReferenceProfile.from_data(frame(4000, False)), frame(3000, True))
+    assert report.multivariate is not None and report.multivariate.drifted
+    assert set(report.multivariate.top_features[:2]) == {"c1", "n3"}
+
 def test_reports_render_as_frames_json_and_notebook_tables(reference) -> None:
     report = detect_drift(reference, table(2000, np.random.default_rng(7), shift=0.5))
     assert isinstance(report, DriftReport)

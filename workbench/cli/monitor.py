@@ -15,13 +15,16 @@ from workbench.cli._output import emit, json_option
 
 def _reference(spec: str) -> Any:
     from workbench.errors import InvalidInputError
+    from workbench.parquet import PARQUET_SUFFIXES
     from workbench.profile import ReferenceProfile
 
     path = Path(spec)
     if path.suffix.lower() in TABLE_SUFFIXES:
         if not path.exists():
             raise InvalidInputError(f"no reference file {spec}: give a CSV or Parquet file, or a model URI")
-        return ReferenceProfile.from_data(read_table(path))
+        # Parquet is profiled a column group at a time, never read whole.
+        return ReferenceProfile.from_data(path if path.suffix.lower() in PARQUET_SUFFIXES else read_table(path),
+                                          hash_data=False)
     if path.is_dir():
         from workbench.registry import load_profile
 
@@ -39,7 +42,8 @@ def _reference(spec: str) -> Any:
 @click.option("--reference", "reference", required=True, metavar="REF",
               help="Reference: a CSV/Parquet file, or a model URI (models:/name@alias) whose logged profile is used.")
 @click.option("--current", "current", type=click.Path(path_type=Path), metavar="CUR",
-              help="Current data: a CSV or Parquet file.")
+              help="Current data: a CSV or Parquet file, or a folder of Parquet files (Parquet is read a few "
+                   "columns at a time, so it may be larger than memory).")
 @click.option("--current-url", "current_url", metavar="URL",
               help="Current data: the recent window of a running server (its base URL).")
 @click.option("--deployment", "deployment", metavar="NAME",
@@ -72,6 +76,7 @@ def drift(reference: str, current: Path | None, current_url: str | None, deploym
     """
     from workbench.errors import InvalidInputError
     from workbench.monitor.drift import DriftSettings, detect_drift
+    from workbench.parquet import PARQUET_SUFFIXES
 
     given = [name for name, value in (("--current", current), ("--current-url", current_url),
                                       ("--deployment", deployment), ("--log-dir", log_dir)) if value is not None]
@@ -82,10 +87,12 @@ def drift(reference: str, current: Path | None, current_url: str | None, deploym
                              correction=correction, drift_share=drift_share,  # type: ignore[arg-type]
                              multivariate=multivariate)
     profile = _reference(reference)
+    frame: Any
     if current is not None:
         if not current.exists():
             raise InvalidInputError(f"no current data file {current}")
-        frame = read_table(current)
+        parquet = current.is_dir() or current.suffix.lower() in PARQUET_SUFFIXES
+        frame = current if parquet else read_table(current)  # detect_drift streams Parquet
         where = str(current)
     else:
         if deployment is not None:

@@ -39,6 +39,7 @@ from workbench.monitor.stattests import (
     drift_test,
     unseen_categories,
 )
+from workbench.parquet import parquet_source, sample_positions
 from workbench.profile import CategoricalProfile, ReferenceProfile
 
 __all__ = [
@@ -300,18 +301,24 @@ def adjust_p_values(p_values: Sequence[float], method: Correction) -> np.ndarray
     return adjusted
 
 
-def as_profile(reference: ReferenceProfile | pd.DataFrame | str) -> ReferenceProfile:
-    """A reference profile from a profile, a DataFrame (profiled now) or a model URI (its logged one)."""
+def as_profile(reference: ReferenceProfile | pd.DataFrame | str | Any) -> ReferenceProfile:
+    """A reference profile from a profile, a DataFrame or Parquet (profiled now, see
+    :meth:`ReferenceProfile.from_data`; without the data hash, which only lineage reads) or a model
+    URI (its logged one)."""
     if isinstance(reference, ReferenceProfile):
         return reference
     if isinstance(reference, pd.DataFrame):
-        return ReferenceProfile.from_data(reference)
+        return ReferenceProfile.from_data(reference, hash_data=False)
+    table = parquet_source(reference)
+    if table is not None:
+        return ReferenceProfile.from_data(table, hash_data=False)
     if isinstance(reference, str):
         from workbench.registry import load_profile
 
         return load_profile(reference)
     raise InvalidInputError(
-        f"the reference must be a ReferenceProfile, a DataFrame or a model URI, not {type(reference).__name__}"
+        f"the reference must be a ReferenceProfile, a DataFrame, Parquet (a Path, a .parquet file or a pyarrow "
+        f"dataset) or a model URI, not {type(reference).__name__}"
     )
 
 
@@ -362,42 +369,79 @@ class DriftDetector:
         return self
 
     def score(
-        self, current: pd.DataFrame, *, multivariate: bool | None = None,
+        self, current: pd.DataFrame | Any, *, multivariate: bool | None = None,
         samples: Mapping[str, ColumnSample] | None = None,
     ) -> DriftReport:
-        """Test ``current`` (a DataFrame with the reference's feature columns) for drift.
+        """Test ``current`` (a DataFrame with the reference's feature columns, or Parquet: a ``Path``,
+        a ``.parquet`` path, a folder of Parquet files or a ``pyarrow.dataset.Dataset``) for drift.
 
-        ``multivariate=False`` skips the domain classifier for this call (it costs about a second;
-        the per-feature tests cost milliseconds). ``samples`` are column summaries made already
-        (:meth:`ColumnSample.from_values`), reused instead of summarising the columns again.
+        Parquet is read a group of columns at a time and each column summarised and tested as it
+        passes, so memory holds a few columns, never the table; the report is the one the DataFrame
+        ``pd.read_parquet`` makes would get. ``multivariate=False`` skips the domain classifier for
+        this call (it costs about a second; the per-feature tests cost milliseconds). ``samples``
+        are column summaries made already (:meth:`ColumnSample.from_values`), reused instead of
+        summarising the columns again.
         """
         if not hasattr(self, "profile_"):
             raise MonitoringError("DriftDetector is not fitted: call .fit(reference_profile) first")
-        if not isinstance(current, pd.DataFrame):
-            raise InvalidInputError(f"current data must be a pandas DataFrame, not {type(current).__name__}")
-        absent = [c for c in self.columns_ if c not in current.columns]
+        table = parquet_source(current) if not isinstance(current, pd.DataFrame) else None
+        if table is None and not isinstance(current, pd.DataFrame):
+            raise InvalidInputError(
+                f"current data must be a pandas DataFrame or Parquet (a Path, a .parquet file, a folder of Parquet "
+                f"files or a pyarrow dataset), not {type(current).__name__}"
+            )
+        columns = list(table.columns) if table is not None else list(current.columns)
+        n_rows = table.n_rows if table is not None else len(current)
+        absent = [c for c in self.columns_ if c not in columns]
         if len(absent) == len(self.columns_):
             raise MonitoringError(
                 f"the current data has none of the reference features {self.columns_[:10]}; "
-                f"it has columns {list(current.columns)[:10]}"
+                f"it has columns {columns[:10]}"
             )
-        profile = self.profile_
-        given = samples or {}
-        made = {name: given.get(name) or ColumnSample.from_values(current[name], profile.features[name].kind)
-                for name in self.columns_ if name not in absent}
-        report = self.score_samples(made, len(current))
-        mv = None
         settings = self.settings_
         run_mv = settings.multivariate if multivariate is None else multivariate
         if not run_mv:
             note = "off"
         elif self.multivariate_ is None:
             note = "not run: the reference profile keeps no sample of rows"
-        elif len(current) < MIN_ROWS:
-            note = f"not run: {len(current)} current rows, it needs {MIN_ROWS}"
+        elif n_rows < MIN_ROWS:
+            note = f"not run: {n_rows} current rows, it needs {MIN_ROWS}"
         else:
             note = ""
-            mv = self.multivariate_.score(current)
+        present = [name for name in self.columns_ if name not in absent]
+        given = samples or {}
+        partial: dict[str, dict[str, Any]] = {}
+        rows_for_mv: pd.DataFrame | None = None
+        if table is None:
+            for name in present:
+                sample = given.get(name) or ColumnSample.from_values(current[name], self.profile_.features[name].kind)
+                partial[name] = self._feature(name, sample, n_rows)
+            rows_for_mv = current
+        else:
+            # The multivariate test's rows are the ones DataFrame.sample would pick, taken from
+            # each column group as it passes.
+            positions = None
+            if not note and self.multivariate_ is not None:
+                limit, seed = self.multivariate_.max_rows, self.multivariate_.seed
+                positions = sample_positions(n_rows, limit, seed) if n_rows > limit else np.arange(n_rows)
+            taken: list[pd.DataFrame] = []
+            for frame in table.column_groups(present):
+                for name in frame.columns:
+                    sample = given.get(name) or ColumnSample.from_values(frame[name],
+                                                                         self.profile_.features[name].kind)
+                    partial[name] = self._feature(name, sample, n_rows)
+                if positions is not None:
+                    part = frame.take(positions)
+                    part.index = positions
+                    taken.append(part)
+            if positions is not None:
+                rows_for_mv = pd.concat(taken, axis=1) if len(taken) > 1 else taken[0]
+        missing = "column missing from the current data"
+        report = self._report([partial[name] if name in partial else self._base(name) | _untested(n_rows, missing)
+                               for name in self.columns_], n_rows)
+        mv = None
+        if not note and self.multivariate_ is not None and rows_for_mv is not None:
+            mv = self.multivariate_.score(rows_for_mv)
         return dataclasses.replace(report, multivariate=mv, multivariate_note=note)
 
     def score_samples(self, samples: Mapping[str, ColumnSample], n_rows: int) -> DriftReport:
@@ -407,43 +451,46 @@ class DriftDetector:
         without a sample counts as missing from the current data."""
         if not hasattr(self, "profile_"):
             raise MonitoringError("DriftDetector is not fitted: call .fit(reference_profile) first")
+        partial = [self._feature(name, samples[name], n_rows) if name in samples
+                   else self._base(name) | _untested(n_rows, "column missing from the current data")
+                   for name in self.columns_]
+        return dataclasses.replace(self._report(partial, n_rows),
+                                   multivariate_note="not run: it needs rows, and summaries keep none")
+
+    def _base(self, name: str) -> dict[str, Any]:
+        feature = self.profile_.features[name]
+        return {"feature": name, "kind": feature.kind, "reference_count": feature.count,
+                "reference_missing_rate": feature.missing_rate}
+
+    def _feature(self, name: str, sample: ColumnSample, n_rows: int) -> dict[str, Any]:
+        """One feature's test outcome (before the multiple-testing correction) on its current summary."""
         settings = self.settings_
-        profile = self.profile_
-        absent = [c for c in self.columns_ if c not in samples]
-        partial: list[dict[str, Any]] = []
-        for name in self.columns_:
-            feature = profile.features[name]
-            base: dict[str, Any] = {
-                "feature": name, "kind": feature.kind, "reference_count": feature.count,
-                "reference_missing_rate": feature.missing_rate,
-            }
-            if name in absent:
-                partial.append(base | _untested(n_rows, "column missing from the current data"))
-                continue
-            sample = samples[name]
-            base.update(current_count=sample.count, current_missing_rate=sample.missing_rate,
-                        missing_rate_jump=sample.missing_rate - feature.missing_rate > settings.missing_rate_tolerance)
-            if isinstance(feature, CategoricalProfile):
-                unseen, unseen_rows = unseen_categories(feature, sample)
-                base.update(unseen_categories=tuple(unseen[:20]),
-                            unseen_share=unseen_rows / sample.count if sample.count else 0.0)
-            tests = self.tests_[name]
-            if not tests or sample.count == 0:
-                where = "reference profile" if not tests else "current data"
-                partial.append(base | _untested(n_rows, f"no non-missing values in the {where}",
-                                                keep_counts=True))
-                continue
-            test_name = settings.test_for(name, feature.kind, feature.count, sample.count)
-            result = tests[test_name].score(sample)
-            partial.append(base | {"test": result.test, "statistic": result.statistic,
-                                   "p_value": result.p_value, "threshold": result.threshold,
-                                   "drifted": result.drifted, "error": result.error})
+        feature = self.profile_.features[name]
+        base = self._base(name)
+        base.update(current_count=sample.count, current_missing_rate=sample.missing_rate,
+                    missing_rate_jump=sample.missing_rate - feature.missing_rate > settings.missing_rate_tolerance)
+        if isinstance(feature, CategoricalProfile):
+            unseen, unseen_rows = unseen_categories(feature, sample)
+            base.update(unseen_categories=tuple(unseen[:20]),
+                        unseen_share=unseen_rows / sample.count if sample.count else 0.0)
+        tests = self.tests_[name]
+        if not tests or sample.count == 0:
+            where = "reference profile" if not tests else "current data"
+            return base | _untested(n_rows, f"no non-missing values in the {where}", keep_counts=True)
+        test_name = settings.test_for(name, feature.kind, feature.count, sample.count)
+        result = tests[test_name].score(sample)
+        return base | {"test": result.test, "statistic": result.statistic, "p_value": result.p_value,
+                       "threshold": result.threshold, "drifted": result.drifted, "error": result.error}
+
+    def _report(self, partial: list[dict[str, Any]], n_rows: int) -> DriftReport:
+        """The report of every feature's outcome: p-values corrected, the dataset-level verdict."""
+        settings = self.settings_
         features = _corrected(partial, settings.correction)
         tested = [f for f in features if f.test is not None]
         share = sum(f.drifted for f in tested) / len(tested) if tested else 0.0
         return DriftReport(
             features=tuple(features),
-            n_reference=profile.n_rows,
+            n_reference=self.profile_.n_rows,
             n_current=n_rows,
             share_drifted=share,
             drift_share=settings.drift_share,
@@ -451,7 +498,6 @@ class DriftDetector:
             correction=settings.correction,
             multivariate=None,
             created=pd.Timestamp(_dt.datetime.now(_dt.UTC)),
-            multivariate_note="not run: it needs rows, and summaries keep none",
         )
 
 
@@ -474,15 +520,20 @@ def _corrected(partial: list[dict[str, Any]], correction: Correction) -> list[Fe
 
 
 def detect_drift(
-    reference: ReferenceProfile | pd.DataFrame | str,
-    current: pd.DataFrame,
+    reference: ReferenceProfile | pd.DataFrame | str | Any,
+    current: pd.DataFrame | Any,
     settings: DriftSettings | None = None,
     **overrides: Any,
 ) -> DriftReport:
-    """Drift of ``current`` against ``reference`` (a profile, a DataFrame, or a model URI whose
-    logged profile is used); keyword arguments override :class:`DriftSettings` fields::
+    """Drift of ``current`` against ``reference`` (a profile, a DataFrame, Parquet, or a model URI
+    whose logged profile is used); keyword arguments override :class:`DriftSettings` fields::
 
         detect_drift("models:/churn@champion", window, correction="bonferroni", multivariate=False)
+        detect_drift(Path("reference.parquet"), Path("current.parquet"))
+
+    Parquet (a ``Path``, a ``.parquet`` path, a folder of Parquet files or a ``pyarrow.dataset``
+    Dataset) is read a group of columns at a time on both sides, so a table larger than memory can
+    be tested; the report is the one its DataFrame would get.
     """
     if overrides:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(DriftSettings)}
