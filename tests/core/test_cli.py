@@ -11,12 +11,11 @@ from pathlib import Path
 BIN = Path(sys.executable).parent / "workbench"
 
 
-def run_cli(*args: str, home: Path | None = None, check: bool = True,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, home: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     if home is not None:
         env["WORKBENCH_HOME"] = str(home)
-    result = subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, timeout=timeout)
+    result = subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, timeout=120)
     if check:
         assert result.returncode == 0, result.stderr
     return result

@@ -22,9 +22,9 @@ from workbench.governance import CHECK_NAMES, POLICY_TEMPLATE, policy_path
 BIN = Path(sys.executable).parent / "workbench"
 
 
-def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "WORKBENCH_HOME": str(home)}
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
