@@ -252,12 +252,11 @@ class _Routes:
     # -- inference ------------------------------------------------------------------------------
 
     def _observe(self, info: RequestInfo, status: int) -> None:
-        labels = (self.model.name, self.model.version or "")
         if status < 400:
             self._infer_success.inc()
             self._infer_duration.observe(time.perf_counter() - info.started)
         else:
-            self.state.metrics.infer_failure.labels(*labels, str(status)).inc()
+            self.state.metrics.infer_failure.labels(self.model.name, self.model.version or "", str(status)).inc()
 
     async def infer(self, request: Request) -> Response:
         info = RequestInfo(protocol="v2")
@@ -772,8 +771,6 @@ class _ServerApp(Starlette):
         self._handlers = handlers
         self._guard = guard
         self._metrics = handlers.state.metrics
-        #: (template, status) -> its request counter and duration histogram, looked up once each.
-        self._counters: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
@@ -799,13 +796,7 @@ class _ServerApp(Starlette):
             status = response.status_code
             await _send_response(send, response)
         finally:
-            counters = self._counters.get((template, status))
-            if counters is None:
-                counters = self._counters[template, status] = (
-                    self._metrics.requests.labels("POST", template, str(status)),
-                    self._metrics.request_duration.labels("POST", template))
-            counters[0].inc()
-            counters[1].observe(time.perf_counter() - started)
+            self._metrics.observe_request("POST", template, status, time.perf_counter() - started)
 
 
 _V2_PREFIX = "/v2/models/"
@@ -879,8 +870,5 @@ class _RequestMetrics:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, path, str(status[0])).inc()
-            self.metrics.request_duration.labels(method, path).observe(time.perf_counter() - started)
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe_request(scope.get("method", ""), path, status[0], time.perf_counter() - started)

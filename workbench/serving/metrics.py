@@ -5,7 +5,8 @@ Each server gets its own registry, so several servers in one process (tests) nev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -30,6 +31,8 @@ class ServerMetrics:
     queue_depth: Gauge
     log_records: Counter
     log_failures: Counter
+    #: (method, route template, status) -> its request counter and duration histogram, looked up once.
+    _request_series: dict[tuple[str, str, int], tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls) -> ServerMetrics:
@@ -75,6 +78,15 @@ class ServerMetrics:
                 "prediction_log_failures", "Requests whose record could not be committed", model, registry=r,
             ),
         )
+
+    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
+        """Count and time one HTTP request by its route template (never a raw path: bounded labels)."""
+        series = self._request_series.get((method, path, status))
+        if series is None:  # labels() costs microseconds a call: each series is looked up once
+            series = self._request_series[method, path, status] = (
+                self.requests.labels(method, path, str(status)), self.request_duration.labels(method, path))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
