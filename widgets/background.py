@@ -59,19 +59,28 @@ _PAGE_LOCK = threading.RLock()
 
 
 def _whole_patches() -> None:
-    """Make Panel send each notebook patch as one uninterrupted run of comm messages.
+    """Make Panel compute and send each notebook patch under :data:`_PAGE_LOCK`, in one go.
 
-    In a notebook Panel sends a change as several comm messages (header, metadata, content, then
-    each buffer) from whichever thread made it, and the output's BokehJS receiver puts them back
-    together in order. Two threads sending at once (a task's result and the kernel's periodic
-    callback, say) interleave them: the page then reads a metadata message as the patch and drops
-    it (``TypeError: s is not iterable`` in the browser console). Panel 1.9 has no lock there; this
-    wraps its ``send`` in :data:`_PAGE_LOCK` once per process.
+    In a notebook Panel turns a change into a patch (``diff``: serialise the held events, then mark
+    the models it carried as known to the page) and sends it as several comm messages (header,
+    metadata, content, then each buffer) from whichever thread made the change. Panel 1.9 has no
+    lock there, and two threads at once (a task's result and the kernel's periodic callback, or a
+    message from the browser) go wrong in two ways:
+
+    - their messages interleave: the page reads a metadata message as the patch and drops it
+      (``TypeError: s is not iterable`` in the browser console);
+    - one thread's patch carries a new model and marks it known, the other's then refers to it by id
+      only but is sent first: the page fails with ``reference ... isn't known`` and drops that patch.
+
+    So ``push`` (diff then send) runs under the lock as a whole, as does a bare ``send``. Panel's
+    modules bind ``push`` by name at import; each binding is replaced once per process.
     """
+    import sys
+
     from panel.io import notebook
 
-    send = notebook.send
-    if getattr(send, "__wrapped__", None) is not None:
+    send, push = notebook.send, notebook.push
+    if getattr(push, "__wrapped__", None) is not None:
         return
 
     @functools.wraps(send)
@@ -79,7 +88,15 @@ def _whole_patches() -> None:
         with _PAGE_LOCK:
             send(comm, msg)
 
+    @functools.wraps(push)
+    def push_whole(*args: Any, **kwargs: Any) -> None:
+        with _PAGE_LOCK:
+            push(*args, **kwargs)
+
     notebook.send = send_whole
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("panel") and getattr(module, "push", None) is push:
+            module.push = push_whole
 
 
 _whole_patches()

@@ -162,6 +162,53 @@ def test_changes_made_from_two_threads_reach_the_notebook_as_whole_patches() -> 
     assert sorted(shown["value"]) == list(range(1, 20))  # 0 was the value already
 
 
+def test_a_model_a_patch_brings_is_known_to_the_page_before_another_patch_refers_to_it(monkeypatch) -> None:
+    """A background update adds a pane to an output and then changes it, while the kernel's thread
+    changes another pane of that output: the patch that brings the new pane must reach the page
+    before any patch that refers to it by id (else the page fails with "reference ... isn't known" and
+    drops the change). The background thread is held just before it makes its patch, the moment the
+    kernel's thread used to make it instead and send it late."""
+    from panel.io import notebook
+
+    wire = _SlowWire()
+    other = pn.pane.Markdown("start")
+    column = pn.Column(other)
+    doc = Document()
+    add_to_doc(column.get_root(doc, comm=wire), doc, hold=True)  # as a notebook output
+    page = Document.from_json(doc.to_json())  # what the browser holds once the output is drawn
+    added = pn.pane.Markdown("added")
+    diffing, kernel_done = threading.Event(), threading.Event()
+    diff = notebook.diff
+
+    def held_diff(*args, **kwargs):  # noqa: ANN002, ANN003 - Panel's signature
+        if threading.current_thread() is not threading.main_thread() and not diffing.is_set():
+            diffing.set()
+            kernel_done.wait(1)  # with the fix the kernel's thread waits for this patch: give up soon
+        return diff(*args, **kwargs)
+
+    def work(job) -> None:  # noqa: ANN001
+        def show() -> None:
+            column.append(added)
+            added.object = "changed in the background"
+        job.ui(show)
+
+    monkeypatch.setattr(notebook, "diff", held_diff)
+    task = BackgroundTask()
+    task.start(work)
+    assert diffing.wait(10)
+    other.object = "changed by the kernel"  # the kernel's thread, e.g. a periodic callback or a click
+    kernel_done.set()
+    assert task.wait(10)
+
+    receiver = Receiver(Protocol())
+    for fragment in wire.fragments:
+        message = asyncio.run(receiver.consume(fragment))
+        if message is not None:
+            page.apply_json_patch(message.content)  # fails on a reference the page does not know
+    shown = [m.text for m in page.models if type(m).__name__ == "HTML"]
+    assert sorted(shown) == ["&lt;p&gt;changed by the kernel&lt;/p&gt;\n", "&lt;p&gt;changed in the background&lt;/p&gt;\n"]
+
+
 def test_a_result_reaches_a_served_page_whose_browser_never_reports_it_drawn() -> None:
     """A served page's update waits for the browser's "document ready"; when that never comes (here,
     no browser ever connects to the session the page request created), it is shown anyway."""
