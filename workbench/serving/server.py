@@ -12,6 +12,7 @@ import socket
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ def serve(
     folder = Path(log_dir) if log_dir else default_log_dir(model.name, settings)
     app = create_app(model, log_dir=folder, settings=settings, explainer=explainer, deployment=deployment)
     bound_port = sock.getsockname()[1]
+    server_warning_filters()
     # Everything loaded so far lives as long as the server: keep it out of the garbage collector's
     # full collections, which otherwise pause every request for tens of milliseconds now and then.
     gc.collect()
@@ -149,6 +151,26 @@ def _resolve_in_background(model_uri: str) -> Callable[[], tuple[Path, str | Non
         return Path(answer["folder"]), answer["name"], answer["version"]
 
     return result
+
+
+def server_warning_filters() -> None:
+    """Give a server process Python's own default warning filters, unless its operator chose some
+    (``-W``, ``PYTHONWARNINGS``, ``-X dev``): then they are left as they are.
+
+    Libraries add filters as they are imported (numpy, scipy, urllib3, requests: 16 in a server of
+    a scikit-learn forest), and scikit-learn's ensembles replay the caller's whole filter list around
+    each estimator's call, to carry it to joblib's workers. With 16 filters that replay took about
+    0.9 ms of a 50-tree forest's 2.2 ms prediction, on every batch; with Python's 5 it takes about
+    0.2 ms. What the dropped filters did: hide import-time notes (numpy's "size changed") and show a
+    few categories every time rather than once per place. A warning raised while serving is now
+    written to the server's log once per place it comes from, deprecations aside, as Python does.
+    """
+    if sys.warnoptions or sys.flags.dev_mode:
+        return
+    warnings.resetwarnings()
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__", append=True)
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category, append=True)
 
 
 def _import_model_libraries() -> None:
