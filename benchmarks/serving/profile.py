@@ -8,7 +8,7 @@ and the DataFrame are per batch, shown per request at the batch sizes the load p
 
 Needs py-spy (`.venv/bin/pip install py-spy`; not a project dependency) and permission to read the
 server's memory (root, or ptrace allowed). Run:
-`.venv/bin/python benchmarks/serving/profile.py [--protocol invocations|v2] [--seconds 10]`.
+`.venv/bin/python benchmarks/serving/profile.py [--protocol invocations|v2] [--seconds 10] [--postgres]`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import forest_model, start_workbench, wrk  # noqa: E402
+from _common import Postgres, forest_model, start_workbench, wrk  # noqa: E402
 
 #: (a frame's text contains, phase): the first match from the innermost frame outwards wins.
 PHASES = [
@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--protocol", choices=("invocations", "v2"), default="invocations")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--postgres", action="store_true",
+                        help="log to a throwaway PostgreSQL log store (--log-url) instead of the embedded SQLite log")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     work = Path(tempfile.mkdtemp(prefix="bench-serving-profile-"))
@@ -93,7 +95,9 @@ def main() -> None:
     else:
         path = "/v2/models/bench-profile/infer"
         body.write_text(json.dumps({"inputs": [{"name": "input-0", "shape": [1, 20], "datatype": "FP64", "data": row}]}))
-    proc, url, _ = start_workbench(uri, work / "log")
+    pg = Postgres() if args.postgres else None
+    store = ("--log-url", pg.url, "--deployment", "bench-profile") if pg else ()
+    proc, url, _ = start_workbench(uri, work / "log", *store)
     try:
         wrk(url + path, body, 4, 2)  # warm up
         result: dict[str, float] = {}
@@ -106,6 +110,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+        if pg is not None:
+            pg.remove()
     counts, total = phases(raw)
     ticks = args.rate * args.seconds
     per_sample = 1e6 / ticks / result["rps"]  # one sample's share of a request, in microseconds

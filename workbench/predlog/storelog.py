@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from workbench._ids import new_id
 from workbench.errors import InvalidInputError, MonitoringError, StoreUnavailableError
 from workbench.predlog.feedback import FeedbackPage, FeedbackResult, classify_feedback, parse_feedback
 from workbench.predlog.log import QueuedLog, WriteJob
@@ -183,11 +184,11 @@ class StoreLog(QueuedLog):
         now = time.time()
         # Keys first: a group whose commit's answer was lost goes to the spool with the same keys.
         predictions = [
-            (self.deployment, self.replica, uuid.uuid4().hex, r.request_id, r.ts, r.model_name, r.model_version,
+            (self.deployment, self.replica, new_id(), r.request_id, r.ts, r.model_name, r.model_version,
              r.protocol, r.n_rows, r.latency_ms, _dumps(r.inputs), _dumps(r.outputs))
             for job in group for r in job.records
         ]
-        feedback = [(job, [(uuid.uuid4().hex, item) for item in job.feedback]) for job in group if job.feedback]
+        feedback = [(job, [(new_id(), item) for item in job.feedback]) for job in group if job.feedback]
         error: BaseException | None = None
         if not self._spooling:
             try:

@@ -33,7 +33,6 @@ import os
 import random
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from workbench._ids import new_id
 from workbench._private import write_private
 from workbench.errors import InvalidInputError
 from workbench.predlog.feedback import MAX_FEEDBACK_BYTES
@@ -305,7 +305,7 @@ class _Router:
             # One id per request, given to every server that sees it: a shadow challenger logs its
             # answer under the champion's id, so feedback on that id labels both answers.
             if not hasattr(request.state, "request_id"):
-                request.state.request_id = uuid.uuid4().hex
+                request.state.request_id = new_id()
             headers["x-request-id"] = request.state.request_id
         return headers
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench._ids import new_id
 from workbench.errors import InvalidInputError, SchemaError, StoreUnavailableError, WorkbenchError
 from workbench.serving.codecs import InputBatch
 from workbench.serving.metrics import ServerMetrics
@@ -44,7 +44,7 @@ class RequestInfo:
     """Who asked, how, and when: what the prediction log records besides the data."""
 
     protocol: str
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=new_id)
     started: float = field(default_factory=time.perf_counter)
 
 
