@@ -96,7 +96,7 @@ def _whole_patches() -> None:
     notebook.send = send_whole
     for module in list(sys.modules.values()):
         if getattr(module, "__name__", "").startswith("panel") and getattr(module, "push", None) is push:
-            module.push = push_whole
+            setattr(module, "push", push_whole)  # noqa: B010 - modules bound the name at import
 
 
 _whole_patches()
