@@ -52,6 +52,9 @@ _MIN_INTERVAL = 0.2
 #: Seconds an update waits for a served page to be reported drawn before it is shown anyway.
 _ONLOAD_FALLBACK = 5.0
 
+#: Seconds a change to a notebook output waits for the page to open the output's comm (to draw it).
+_COMM_OPEN_WAIT = 600.0
+
 #: Held while a notebook page changes from Python, on any thread: by :meth:`BackgroundTask.dispatch`
 #: around everything a task shows, by :meth:`BackgroundTask.start` and :meth:`BackgroundTask.cancel`,
 #: and around each patch Panel sends over a notebook comm (see :func:`_whole_patches`).
@@ -72,8 +75,16 @@ def _whole_patches() -> None:
     - one thread's patch carries a new model and marks it known, the other's then refers to it by id
       only but is sent first: the page fails with ``reference ... isn't known`` and drops that patch.
 
-    So ``push`` (diff then send) runs under the lock as a whole, as does a bare ``send``. Panel's
-    modules bind ``push`` by name at import; each binding is replaced once per process.
+    So ``push`` (diff then send) runs under the lock as a whole, as does a bare ``send``.
+
+    A change made before the page has opened the output's comm (the output is still being drawn) is
+    a third way: Panel makes the patch at once, marking its new models known, and hands it to
+    ``IOLoop.current().call_later`` to retry; on a task's thread that is a new loop nobody runs, so
+    the patch is lost and the page later fails on ``reference ... isn't known``. Such a change now
+    stays in the document's held events, and one timer (per output) pushes everything held once the
+    comm is open, in order.
+
+    Panel's modules bind ``push`` by name at import; each binding is replaced once per process.
     """
     import sys
 
@@ -88,10 +99,33 @@ def _whole_patches() -> None:
         with _PAGE_LOCK:
             send(comm, msg)
 
+    waiting: set[tuple[int, int]] = set()  # (document, comm) pairs a timer will push: one timer each
+
     @functools.wraps(push)
-    def push_whole(*args: Any, **kwargs: Any) -> None:
+    def push_whole(doc: Any, comm: Any, binary: bool = True, msg: Any = None) -> None:
         with _PAGE_LOCK:
-            push(*args, **kwargs)
+            if msg is None and comm is not None and not getattr(comm, "_comm", True):
+                _push_once_open(doc, comm, binary, time.monotonic() + _COMM_OPEN_WAIT)
+                return
+            push(doc, comm, binary, msg)
+
+    def _push_once_open(doc: Any, comm: Any, binary: bool, give_up: float) -> None:
+        key = (id(doc), id(comm))
+        if key in waiting:
+            return
+        waiting.add(key)
+
+        def retry() -> None:
+            with _PAGE_LOCK:
+                waiting.discard(key)
+                if getattr(comm, "_comm", True):
+                    push(doc, comm, binary)
+                elif time.monotonic() < give_up:  # never drawn (a closed notebook): stop asking
+                    _push_once_open(doc, comm, binary, give_up)
+
+        timer = threading.Timer(0.1, retry)
+        timer.daemon = True
+        timer.start()
 
     notebook.send = send_whole
     for module in list(sys.modules.values()):

@@ -209,6 +209,38 @@ def test_a_model_a_patch_brings_is_known_to_the_page_before_another_patch_refers
     assert sorted(shown) == ["&lt;p&gt;changed by the kernel&lt;/p&gt;\n", "&lt;p&gt;changed in the background&lt;/p&gt;\n"]
 
 
+def test_a_change_made_before_the_page_opened_the_output_reaches_it_once_open() -> None:
+    """A background result lands while the output is still being drawn (the page has not opened its
+    comm yet): nothing is sent then, and once the comm is open the page gets the change whole, so a
+    later patch that refers to the new pane by id finds it."""
+    wire = _SlowWire()
+    wire._comm = None  # the page has not drawn the output yet
+    column = pn.Column(pn.pane.Markdown("start"))
+    doc = Document()
+    add_to_doc(column.get_root(doc, comm=wire), doc, hold=True)  # as a notebook output
+    page = Document.from_json(doc.to_json())  # what the browser draws
+    added = pn.pane.Markdown("added")
+    task = BackgroundTask()
+    task.start(lambda job: job.ui(lambda: column.append(added)))
+    assert task.wait(10)
+    time.sleep(0.3)
+    assert wire.fragments == []  # a comm that is not open is not written to
+    wire._comm = True  # the page drew the output and opened its comm
+    deadline = time.monotonic() + 10
+    while not wire.fragments and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the rest of the patch's fragments
+    added.object = "changed later"  # by id only: the page must know the pane by now
+
+    receiver = Receiver(Protocol())
+    for fragment in wire.fragments:
+        message = asyncio.run(receiver.consume(fragment))
+        if message is not None:
+            page.apply_json_patch(message.content)  # fails on a reference the page does not know
+    shown = [m.text for m in page.models if type(m).__name__ == "HTML"]
+    assert sorted(shown) == ["&lt;p&gt;changed later&lt;/p&gt;\n", "&lt;p&gt;start&lt;/p&gt;\n"]
+
+
 def test_a_result_reaches_a_served_page_whose_browser_never_reports_it_drawn() -> None:
     """A served page's update waits for the browser's "document ready"; when that never comes (here,
     no browser ever connects to the session the page request created), it is shown anyway."""
