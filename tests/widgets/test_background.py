@@ -162,6 +162,17 @@ def test_changes_made_from_two_threads_reach_the_notebook_as_whole_patches() -> 
     assert sorted(shown["value"]) == list(range(1, 20))  # 0 was the value already
 
 
+def _texts_after_replay(page: Document, wire: _SlowWire) -> list[str]:
+    """Apply what went over the wire to the browser's copy of the document, in order (a patch naming
+    a model the page does not hold fails here, as in the browser); the texts it then shows, sorted."""
+    receiver = Receiver(Protocol())
+    for fragment in wire.fragments:
+        message = asyncio.run(receiver.consume(fragment))
+        if message is not None:
+            page.apply_json_patch(message.content)
+    return sorted(m.text for m in page.models if type(m).__name__ == "HTML")
+
+
 def test_a_model_a_patch_brings_is_known_to_the_page_before_another_patch_refers_to_it(monkeypatch) -> None:
     """A background update adds a pane to an output and then changes it, while the kernel's thread
     changes another pane of that output: the patch that brings the new pane must reach the page
@@ -200,13 +211,7 @@ def test_a_model_a_patch_brings_is_known_to_the_page_before_another_patch_refers
     kernel_done.set()
     assert task.wait(10)
 
-    receiver = Receiver(Protocol())
-    for fragment in wire.fragments:
-        message = asyncio.run(receiver.consume(fragment))
-        if message is not None:
-            page.apply_json_patch(message.content)  # fails on a reference the page does not know
-    shown = [m.text for m in page.models if type(m).__name__ == "HTML"]
-    assert sorted(shown) == ["&lt;p&gt;changed by the kernel&lt;/p&gt;\n", "&lt;p&gt;changed in the background&lt;/p&gt;\n"]
+    assert _texts_after_replay(page, wire) == ["&lt;p&gt;changed by the kernel&lt;/p&gt;\n", "&lt;p&gt;changed in the background&lt;/p&gt;\n"]
 
 
 def test_a_change_made_before_the_page_opened_the_output_reaches_it_once_open() -> None:
@@ -232,13 +237,7 @@ def test_a_change_made_before_the_page_opened_the_output_reaches_it_once_open() 
     time.sleep(0.2)  # the rest of the patch's fragments
     added.object = "changed later"  # by id only: the page must know the pane by now
 
-    receiver = Receiver(Protocol())
-    for fragment in wire.fragments:
-        message = asyncio.run(receiver.consume(fragment))
-        if message is not None:
-            page.apply_json_patch(message.content)  # fails on a reference the page does not know
-    shown = [m.text for m in page.models if type(m).__name__ == "HTML"]
-    assert sorted(shown) == ["&lt;p&gt;changed later&lt;/p&gt;\n", "&lt;p&gt;start&lt;/p&gt;\n"]
+    assert _texts_after_replay(page, wire) == ["&lt;p&gt;changed later&lt;/p&gt;\n", "&lt;p&gt;start&lt;/p&gt;\n"]
 
 
 def test_a_result_reaches_a_served_page_whose_browser_never_reports_it_drawn() -> None:
