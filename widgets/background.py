@@ -57,32 +57,41 @@ _COMM_OPEN_WAIT = 600.0
 
 #: Held while a notebook page changes from Python, on any thread: by :meth:`BackgroundTask.dispatch`
 #: around everything a task shows, by :meth:`BackgroundTask.start` and :meth:`BackgroundTask.cancel`,
-#: and around each patch Panel sends over a notebook comm (see :func:`_whole_patches`).
+#: and around each patch Panel sends over a notebook comm (see :func:`_lock_notebook_pages`).
 _PAGE_LOCK = threading.RLock()
 
 
-def _whole_patches() -> None:
-    """Make Panel compute and send each notebook patch under :data:`_PAGE_LOCK`, in one go.
+def _lock_notebook_pages() -> None:
+    """Make Panel draw, patch and update notebook outputs under :data:`_PAGE_LOCK`, each in one go.
 
-    In a notebook Panel turns a change into a patch (``diff``: serialise the held events, then mark
-    the models it carried as known to the page) and sends it as several comm messages (header,
-    metadata, content, then each buffer) from whichever thread made the change. Panel 1.9 has no
-    lock there, and two threads at once (a task's result and the kernel's periodic callback, or a
-    message from the browser) go wrong in two ways:
+    In a notebook Panel changes an output's document from whichever thread made the change, and
+    Panel 1.9 has no lock there. A task's result, the kernel's periodic callback and a message from
+    the browser can come at once; what went wrong, and what each needs:
 
-    - their messages interleave: the page reads a metadata message as the patch and drops it
-      (``TypeError: s is not iterable`` in the browser console);
-    - one thread's patch carries a new model and marks it known, the other's then refers to it by id
-      only but is sent first: the page fails with ``reference ... isn't known`` and drops that patch.
-
-    So ``push`` (diff then send) runs under the lock as a whole, as does a bare ``send``.
-
-    A change made before the page has opened the output's comm (the output is still being drawn) is
-    a third way: Panel makes the patch at once, marking its new models known, and hands it to
-    ``IOLoop.current().call_later`` to retry; on a task's thread that is a new loop nobody runs, so
-    the patch is lost and the page later fails on ``reference ... isn't known``. Such a change now
-    stays in the document's held events, and one timer (per output) pushes everything held once the
-    comm is open, in order.
+    - **Sending a patch.** Panel turns a change into a patch (``diff``: serialise the held events,
+      then mark the models it carried as known to the page) and sends it as several comm messages
+      (header, metadata, content, then each buffer). Two threads at once interleave their messages
+      (the page reads a metadata message as the patch and drops it: ``TypeError: s is not
+      iterable`` in the browser console), or one thread's patch carries a new model and marks it
+      known while the other's refers to it by id only but is sent first (the page fails with
+      ``reference ... isn't known`` and drops that patch). So ``push`` (diff then send) runs under
+      the lock as a whole, as does a bare ``send``.
+    - **A change before the page opened the output's comm** (the output is still being drawn).
+      Panel makes the patch at once, marking its new models known, and hands it to
+      ``IOLoop.current().call_later`` to retry; on a task's thread that is a new loop nobody runs,
+      so the patch is lost and the page later fails on ``reference ... isn't known``. Such a change
+      now stays in the document's held events, and one timer (per output) pushes everything held
+      once the comm is open, in order.
+    - **Drawing an output** (``_repr_mimebundle_``). Bokeh serialises the new document, then marks
+      every model in it known to the page. A change made in between (a new stylesheet of a pane
+      the task updates) is marked known without having been serialised, and its patch later names
+      it by id only: ``reference ... isn't known`` again. So an output is drawn under the lock.
+    - **A message from the browser** (``_on_msg``, on the kernel's comm thread). Bokeh applies it
+      as it does on a server, where nothing is ever left unsent: it marks every model of the
+      document known to the page, and Panel's release of the document afterwards throws away the
+      held changes. Changes other threads made and had not sent yet (those waiting for the comm to
+      open) were lost, and their new models marked known. So it runs under the lock, and what waits
+      is sent first, or, while the comm is still closed, kept with its models still unknown.
 
     Panel's modules bind ``push`` by name at import; each binding is replaced once per process.
     """
@@ -127,13 +136,45 @@ def _whole_patches() -> None:
         timer.daemon = True
         timer.start()
 
+    from panel.io.state import state
+    from panel.viewable import MimeRenderMixin, Viewable
+
+    draw = Viewable._repr_mimebundle_
+
+    @functools.wraps(draw)
+    def draw_whole(self: Any, include: Any = None, exclude: Any = None) -> Any:
+        with _PAGE_LOCK:
+            return draw(self, include, exclude)
+
+    on_msg = MimeRenderMixin._on_msg
+
+    @functools.wraps(on_msg)
+    def on_msg_whole(self: Any, ref: str, manager: Any, msg: Any) -> None:
+        with _PAGE_LOCK:
+            view = state._views.get(ref)
+            if view is None:
+                return on_msg(self, ref, manager, msg)
+            doc, comm = view[2], view[3]
+            if comm is not None and getattr(comm, "_comm", True):
+                push(doc, comm)  # what other threads changed first, in order
+            # The comm is still closed: keep the changes, and their models unknown to the page.
+            waiting, unsent = doc.callbacks._held_events, set(doc.models._new_models)
+            doc.callbacks._held_events = []
+            try:
+                on_msg(self, ref, manager, msg)
+            finally:
+                doc.callbacks._held_events[:0] = waiting
+                doc.models._new_models |= unsent
+
+    Viewable._repr_mimebundle_ = draw_whole  # type: ignore[method-assign]
+    MimeRenderMixin._on_msg = on_msg_whole  # type: ignore[method-assign]
     notebook.send = send_whole
     for module in list(sys.modules.values()):
         if getattr(module, "__name__", "").startswith("panel") and getattr(module, "push", None) is push:
             setattr(module, "push", push_whole)  # noqa: B010 - modules bound the name at import
 
 
-_whole_patches()
+_lock_notebook_pages()
 
 
 class Job(Generic[T]):

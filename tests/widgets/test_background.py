@@ -11,7 +11,7 @@ from bokeh.document import Document
 from bokeh.protocol import Protocol
 from bokeh.protocol.receiver import Receiver
 from panel.io.model import add_to_doc
-from pyviz_comms import Comm
+from pyviz_comms import Comm, CommManager
 
 from workbench.errors import ModelNotFoundError
 from workbench.widgets import BackgroundTask
@@ -238,6 +238,118 @@ def test_a_change_made_before_the_page_opened_the_output_reaches_it_once_open() 
     added.object = "changed later"  # by id only: the page must know the pane by now
 
     assert _texts_after_replay(page, wire) == ["&lt;p&gt;changed later&lt;/p&gt;\n", "&lt;p&gt;start&lt;/p&gt;\n"]
+
+
+class _ClosedWire(_SlowWire):
+    """An output's comm as Panel makes it while drawing the output: closed until the page opens it."""
+
+    made: list[_ClosedWire] = []
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - pyviz_comms' signature
+        super().__init__()
+        self._comm = None
+        _ClosedWire.made.append(self)
+
+
+class _Kernel(CommManager):
+    server_comm = _ClosedWire
+    client_comm = Comm
+
+
+def _draw_in_a_notebook(monkeypatch, viewable: pn.viewable.Viewable) -> tuple[Document, _ClosedWire]:  # noqa: ANN001
+    """Draw ``viewable`` as a notebook cell's output (``_repr_mimebundle_``): the document the page
+    builds from it, and the output's comm."""
+    from panel.config import panel_extension
+    from panel.io import notebook
+    from panel.io.state import state
+
+    monkeypatch.setattr(panel_extension, "_loaded", True)
+    monkeypatch.setattr(pn.config, "console_output", "disable")
+    monkeypatch.setattr(state, "_comm_manager", _Kernel)
+    drawn = []
+    render = notebook.standalone_docs_json_and_render_items
+
+    def kept(*args, **kwargs):  # noqa: ANN002, ANN003 - Bokeh's signature
+        docs_json, items = render(*args, **kwargs)
+        drawn.append(docs_json)
+        return docs_json, items
+
+    monkeypatch.setattr(notebook, "standalone_docs_json_and_render_items", kept)
+    _ClosedWire.made.clear()
+    viewable._repr_mimebundle_()
+    (docs_json,), (wire,) = drawn, _ClosedWire.made
+    return Document.from_json(next(iter(docs_json.values()))), wire
+
+
+def _open(wire: _ClosedWire) -> None:
+    """The page opens the output's comm; wait for what was held for it to be sent."""
+    wire._comm = True
+    deadline = time.monotonic() + 10
+    while not wire.fragments and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the rest of the patch's fragments
+
+
+def test_a_change_made_while_the_kernel_draws_the_output_reaches_the_page(monkeypatch) -> None:
+    """A background update lands while the kernel's thread draws the output: Bokeh serialises the
+    document and then marks every model in it known to the page, so a pane added in between must
+    wait for the drawing (else it is marked known unsent, and the patch that adds it names it by id
+    only: "reference ... isn't known" in the browser, the monitor's update lost). The kernel's thread
+    is held between the two steps."""
+    from bokeh.document.models import DocumentModelManager
+
+    column = pn.Column(pn.pane.Markdown("start"))
+    added = pn.pane.Markdown("added")
+    drawing, changed = threading.Event(), threading.Event()
+    flush = DocumentModelManager.flush_synced
+
+    def held_flush(self, is_still_new=None):  # noqa: ANN001 - Bokeh's signature
+        if is_still_new is None and threading.current_thread() is threading.main_thread() and not drawing.is_set():
+            drawing.set()
+            changed.wait(1)  # with the fix the task waits for the drawing: give up soon
+        return flush(self, is_still_new)
+
+    def work(job) -> None:  # noqa: ANN001
+        assert drawing.wait(10)
+        job.ui(lambda: column.append(added))
+        changed.set()
+
+    monkeypatch.setattr(DocumentModelManager, "flush_synced", held_flush)
+    task = BackgroundTask()
+    task.start(work)
+    page, wire = _draw_in_a_notebook(monkeypatch, column)
+    assert task.wait(10)
+    _open(wire)
+    added.object = "changed later"  # by id only: the page must know the pane by now
+
+    assert _texts_after_replay(page, wire) == ["&lt;p&gt;changed later&lt;/p&gt;\n", "&lt;p&gt;start&lt;/p&gt;\n"]
+
+
+def test_a_message_from_the_browser_keeps_the_changes_waiting_for_the_comm(monkeypatch) -> None:
+    """The browser sends a message (a widget's new value) while a background change waits for the
+    output's comm to open: Panel's handling of the message releases the document's held events, and
+    the waiting change must still reach the page, whole, once the comm is open."""
+    from panel.io.state import state
+
+    status = pn.pane.Markdown("start")
+    toggle = pn.widgets.Checkbox(value=False)
+    column = pn.Column(status, toggle)
+    page, wire = _draw_in_a_notebook(monkeypatch, column)
+    task = BackgroundTask()
+    task.start(lambda job: job.ui(lambda: column.append(pn.pane.Markdown("added in the background"))))
+    assert task.wait(10)
+
+    (ref,) = [ref for ref, view in state._views.items() if view[3] is wire]
+    checkbox = next(m for m in page.models if type(m).__name__ == "Checkbox")
+    content = {"events": [{"kind": "ModelChanged", "model": {"id": checkbox.id}, "attr": "active", "new": True}]}
+    message = {"header": {"msgid": "1", "msgtype": "PATCH-DOC"}, "metadata": {}, "content": content, "_buffers": {}}
+    comm, client = column._comms[ref]
+    client._on_msg(message)  # as the kernel's comm thread hands it over
+    assert toggle.value is True
+
+    _open(wire)
+    assert _texts_after_replay(page, wire) == ["&lt;p&gt;added in the background&lt;/p&gt;\n",
+                                               "&lt;p&gt;start&lt;/p&gt;\n"]
 
 
 def test_a_result_reaches_a_served_page_whose_browser_never_reports_it_drawn() -> None:
