@@ -168,7 +168,8 @@ def test_a_batch_that_had_company_waits_for_it_and_a_lone_client_never_waits(reg
 
         def ask(frame: pd.DataFrame):
             columns = {c: frame[c].to_numpy() for c in frame}
-            return asyncio.ensure_future(batcher.infer(served.to_batch(columns), RequestInfo(protocol="test")))
+            return asyncio.ensure_future(batcher.infer(served.to_batch(columns), RequestInfo(protocol="test"),
+                                                       lambda prediction: prediction))
 
         try:
             first = await asyncio.gather(*(ask(r) for r in rows[:4]))  # four clients at once: one batch
@@ -192,3 +193,56 @@ def test_a_batch_that_had_company_waits_for_it_and_a_lone_client_never_waits(reg
     for rows, prediction in answered:
         assert np.array_equal(prediction.raw, model.predict(rows))  # each its own answer, bit for bit
     assert len(read_predictions(tmp_path / "log", limit=None)) == 10
+
+
+def test_an_answer_is_encoded_while_its_record_commits_and_returned_only_once_committed(
+        registered_model, numeric_data, tmp_path, monkeypatch) -> None:
+    """The log's writer has taken a batch's records but not written them yet: the answers are
+    encoded by then (that work overlaps the commit), and none is returned before the commit."""
+    import asyncio
+    import threading
+
+    from workbench.predlog import PredictionLog, read_predictions
+    from workbench.predlog import log as log_module
+    from workbench.serving.batching import Batcher, RequestInfo
+    from workbench.serving.metrics import ServerMetrics
+    from workbench.serving.model import ServedModel
+
+    X, _ = numeric_data
+    served = ServedModel.load(registered_model.uri)
+    model = wb.load_model(registered_model.uri)
+    release = threading.Event()
+    tell_taken = log_module.tell_taken
+
+    def held(group) -> None:  # noqa: ANN001 - the writer thread, after telling, waits before it writes
+        tell_taken(group)
+        assert release.wait(10)
+
+    monkeypatch.setattr(log_module, "tell_taken", held)
+    log = PredictionLog(tmp_path / "log")
+    encoded: list[str] = []
+
+    async def scenario() -> list[str]:
+        batcher = Batcher(served, log, ServerMetrics.create())
+        batcher.start()
+        try:
+            asks = [asyncio.ensure_future(batcher.infer(
+                served.to_batch({c: X.iloc[[i]][c].to_numpy() for c in X}), RequestInfo(protocol="test"),
+                lambda prediction, i=i: encoded.append(i) or f"answer {i}: {prediction.raw.tolist()}"))
+                for i in range(3)]
+            deadline = asyncio.get_running_loop().time() + 10
+            while len(encoded) < 3 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            assert sorted(encoded) == [0, 1, 2]  # encoded while the records wait to be written
+            await asyncio.sleep(0.2)
+            assert not any(a.done() for a in asks)  # and nothing returned before the commit
+            assert len(read_predictions(tmp_path / "log", limit=None)) == 0
+            release.set()
+            return list(await asyncio.gather(*asks))
+        finally:
+            await batcher.stop()
+
+    answers = asyncio.run(scenario())
+    log.close()
+    assert answers == [f"answer {i}: {model.predict(X.iloc[[i]]).tolist()}" for i in range(3)]
+    assert len(read_predictions(tmp_path / "log", limit=None)) == 3

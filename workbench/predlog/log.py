@@ -61,15 +61,25 @@ def _connect(path: Path) -> sqlite3.Connection:
 class WriteJob:
     """One call's worth of writing: prediction records or feedback items, and who to tell."""
 
-    __slots__ = ("done", "feedback", "records", "results", "version")
+    __slots__ = ("done", "feedback", "records", "results", "taken", "version")
 
     def __init__(self, records: Sequence[LogRecord], feedback: Sequence[FeedbackItem],
-                 done: Callable[[BaseException | None], None], version: str | None = None) -> None:
+                 done: Callable[[BaseException | None], None], version: str | None = None,
+                 taken: Callable[[], None] | None = None) -> None:
         self.records = list(records)
         self.feedback = list(feedback)
         self.done = done
         self.version = version
+        self.taken = taken
         self.results: list[FeedbackResult] = []
+
+
+def tell_taken(group: Sequence[WriteJob]) -> None:
+    """Tell each job's submitter that the writer thread took it (see :meth:`QueuedLog.submit`)."""
+    for job in group:
+        if job.taken is not None:
+            with contextlib.suppress(Exception):
+                job.taken()
 
 
 class QueuedLog:
@@ -80,10 +90,13 @@ class QueuedLog:
     _queue: queue.SimpleQueue[WriteJob | None]
     _closed: bool
 
-    def submit(self, records: Sequence[LogRecord], done: Callable[[BaseException | None], None]) -> None:
+    def submit(self, records: Sequence[LogRecord], done: Callable[[BaseException | None], None], *,
+               taken: Callable[[], None] | None = None) -> None:
         """Queue records; ``done(None)`` is called from the writer thread once they are committed
-        (``done(error)`` if they could not be)."""
-        self._put(WriteJob(records, (), done))
+        (``done(error)`` if they could not be). ``taken()``, when given, is called from the writer
+        thread as it starts writing them, before it waits for the disk or the store: what the
+        submitter does then runs while they commit (a server encodes its answers)."""
+        self._put(WriteJob(records, (), done, taken=taken))
 
     def submit_feedback(self, items: Sequence[FeedbackItem],
                         done: Callable[[list[FeedbackResult], BaseException | None], None], *,
@@ -196,6 +209,7 @@ class PredictionLog(QueuedLog):
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, group: list[WriteJob]) -> None:
+        tell_taken(group)
         rows = [
             (r.request_id, r.ts, r.model_name, r.model_version, r.protocol, r.n_rows, r.latency_ms,
              _dumps(r.inputs), _dumps(r.outputs), self.replica)

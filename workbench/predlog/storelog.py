@@ -32,7 +32,7 @@ import orjson
 from workbench._ids import new_id
 from workbench.errors import InvalidInputError, MonitoringError, StoreUnavailableError
 from workbench.predlog.feedback import FeedbackPage, FeedbackResult, classify_feedback, parse_feedback
-from workbench.predlog.log import QueuedLog, WriteJob
+from workbench.predlog.log import QueuedLog, WriteJob, tell_taken
 from workbench.predlog.reader import PredictionPage
 from workbench.predlog.schema import LogHealth
 from workbench.predlog.spool import SPOOL_FILE, Spool
@@ -181,6 +181,7 @@ class StoreLog(QueuedLog):
             self._reader.close()
 
     def _write(self, group: list[WriteJob]) -> None:
+        tell_taken(group)
         now = time.time()
         # Keys first: a group whose commit's answer was lost goes to the spool with the same keys.
         predictions = [

@@ -33,8 +33,10 @@ class LogWriter(Protocol):
         """Where records go, for messages."""
         ...
 
-    def submit(self, records: Sequence[LogRecord], done: Callable[[BaseException | None], None]) -> None:
-        """Queue records; ``done`` is called once they are committed (or could not be)."""
+    def submit(self, records: Sequence[LogRecord], done: Callable[[BaseException | None], None], *,
+               taken: Callable[[], None] | None = None) -> None:
+        """Queue records; ``done`` is called once they are committed (or could not be), ``taken``
+        (when given) as the writer starts on them."""
         ...
 
     def submit_feedback(self, items: Sequence[FeedbackItem],

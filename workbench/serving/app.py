@@ -57,7 +57,7 @@ from workbench.predlog.feedback import (
     FeedbackResult,
     parse_feedback,
 )
-from workbench.serving.model import ServedModel
+from workbench.serving.model import Prediction, ServedModel
 
 __all__ = ["ExplainerFactory", "RowExplainer", "ServerState", "create_app"]
 
@@ -269,13 +269,7 @@ class _Routes:
             self._observe(info, exc.http_status)
             return _v2_error(exc)
         self._observe(info, 200)
-        headers = {"x-request-id": response["id"]}
-        packed = binary.encode_response(response, *binary.binary_outputs(body))
-        if packed is not None:
-            content, header_length = packed
-            headers[binary.HEADER_LENGTH] = str(header_length)
-            return _released(request, Response(content, media_type="application/octet-stream", headers=headers))
-        return _released(request, _JSON(response, headers=headers))
+        return _released(request, response)
 
     async def _v2_body(self, request: Request) -> Any:
         """A V2 request body: JSON, or JSON followed by binary tensors (the binary tensor data
@@ -300,14 +294,31 @@ class _Routes:
             raise InvalidInputError("binary data was sent, but the JSON part has no 'inputs' list to say whose")
         return body
 
-    async def _infer_v2(self, body: Any, info: RequestInfo) -> dict[str, Any]:
+    async def _infer_v2(self, body: Any, info: RequestInfo) -> Response:
         request = self._read_v2(body, info)
         info, output_names, params, tensors = request.info, request.output_names, request.params, request.tensors
 
+        def respond(outputs: list[dict[str, Any]]) -> Response:
+            answer: dict[str, Any] = {
+                "model_name": self.model.name,
+                "model_version": self.model.version,
+                "id": info.request_id,
+                "parameters": {},
+                "outputs": outputs,
+            }
+            headers = {"x-request-id": info.request_id}
+            packed = binary.encode_response(answer, *binary.binary_outputs(body))
+            if packed is not None:
+                content, header_length = packed
+                headers[binary.HEADER_LENGTH] = str(header_length)
+                return Response(content, media_type="application/octet-stream", headers=headers)
+            return _JSON(answer, headers=headers)
+
         if self.model.batchable:
             batch = self.model.batch_from_tensors(tensors)
-            prediction = await self.state.batcher.infer(batch, info, output_names, params)
-            outputs = [codecs.encode_tensor(n, v) for n, v in prediction.outputs.items()]
+            return await self.state.batcher.infer(
+                batch, info, lambda p: respond([codecs.encode_tensor(n, v) for n, v in p.outputs.items()]),
+                output_names, params)
         else:
             data: Any
             if len(tensors) == 1:
@@ -321,13 +332,7 @@ class _Routes:
                 if unknown:
                     raise InvalidInputError(f"unknown output(s) {unknown}")
                 outputs = [o for o in outputs if o["name"] in output_names]
-        return {
-            "model_name": self.model.name,
-            "model_version": self.model.version,
-            "id": info.request_id,
-            "parameters": {},
-            "outputs": outputs,
-        }
+            return respond(outputs)
 
     def _read_v2(self, body: Any, info: RequestInfo) -> _V2Request:
         """Check and decode a V2 request body; infer and explain answer bad bodies alike."""
@@ -469,20 +474,9 @@ class _Routes:
             if columns is None:
                 columns = _json_columns(payload)
             batch = self.model.to_batch(columns)
-            prediction = await self.state.batcher.infer(batch, info, (), params)
-            raw = prediction.raw
-        else:
-            data = _mlflow_parse(payload, self.model.input_schema) if columns is None else _frame(columns)
-            raw = await self.state.batcher.run_unbatched(data, info, params)
-        if isinstance(raw, np.ndarray):
-            return _JSON({"predictions": raw if raw.dtype.kind in "biuf" else raw.tolist()},
-                         headers={"x-request-id": info.request_id})
-        from mlflow.pyfunc.scoring_server import predictions_to_json
-
-        out = io.StringIO()
-        predictions_to_json(raw, out)
-        return Response(out.getvalue(), media_type="application/json",
-                        headers={"x-request-id": info.request_id})
+            return await self.state.batcher.infer(batch, info, lambda p: _invocations_answer(p.raw, info), (), params)
+        data = _mlflow_parse(payload, self.model.input_schema) if columns is None else _frame(columns)
+        return _invocations_answer(await self.state.batcher.run_unbatched(data, info, params), info)
 
     async def _invocations_method(self, payload: Mapping[str, Any], method: Any, info: RequestInfo) -> Response:
         """``params: {"predict_method": "predict_proba"}``: the answer of another method of the
@@ -496,10 +490,13 @@ class _Routes:
         self._check_rows(_payload_rows(payload))
         batch = self.model.to_batch(_json_columns(payload))
         params = self._model_params({k: v for k, v in (payload.get("params") or {}).items() if k != PREDICT_METHOD})
-        prediction = await self.state.batcher.infer(batch, info, (method,), params)
-        values = prediction.outputs[method]
-        answer = np.ascontiguousarray(values) if values.dtype.kind in "biuf" else values.tolist()
-        return _JSON({"predictions": answer}, headers={"x-request-id": info.request_id})
+
+        def respond(prediction: Prediction) -> Response:
+            values = prediction.outputs[method]
+            answer = np.ascontiguousarray(values) if values.dtype.kind in "biuf" else values.tolist()
+            return _JSON({"predictions": answer}, headers={"x-request-id": info.request_id})
+
+        return await self.state.batcher.infer(batch, info, respond, (method,), params)
 
     # -- feedback -------------------------------------------------------------------------------
 
@@ -562,6 +559,18 @@ class _Routes:
 
     async def ping(self, request: Request) -> Response:
         return Response("\n", media_type="application/json", status_code=200 if self._ready() else 503)
+
+
+def _invocations_answer(raw: Any, info: RequestInfo) -> Response:
+    """The MLflow protocol's answer: ``predictions``, as MLflow's scoring server writes them."""
+    if isinstance(raw, np.ndarray):
+        return _JSON({"predictions": raw if raw.dtype.kind in "biuf" else raw.tolist()},
+                     headers={"x-request-id": info.request_id})
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    out = io.StringIO()
+    predictions_to_json(raw, out)
+    return Response(out.getvalue(), media_type="application/json", headers={"x-request-id": info.request_id})
 
 
 def _released(request: Request, response: Response) -> Response:

@@ -14,7 +14,9 @@ request at a time, so its answers never depend on who else was asking.
 
 Each request's answer is released only after its prediction-log record is committed (see
 :mod:`workbench.predlog`); committing happens on the log's own thread while the next batch
-is predicted.
+is predicted. The answer is encoded meanwhile: once the log's thread has taken the records, each
+request's ``answer`` function turns its prediction into what will be sent, and that is sent once
+the commit is done (or an error, if it failed).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -48,6 +50,9 @@ class RequestInfo:
     started: float = field(default_factory=time.perf_counter)
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class _Item:
     batch: InputBatch
@@ -55,7 +60,10 @@ class _Item:
     outputs: tuple[str, ...]
     params: Mapping[str, Any] | None
     info: RequestInfo
+    #: Set once predicted (or failed), while the log may still be committing the record.
     future: asyncio.Future[Prediction]
+    #: Set once the log committed the record (or could not).
+    logged: asyncio.Future[None]
 
 
 def _model_failed(exc: Exception) -> WorkbenchError:
@@ -139,21 +147,33 @@ class Batcher:
         self,
         batch: InputBatch,
         info: RequestInfo,
+        answer: Callable[[Prediction], T],
         outputs: Sequence[str] = (),
         params: Mapping[str, Any] | None = None,
-    ) -> Prediction:
-        """Queue one request's rows; returns once they are predicted and logged."""
+    ) -> T:
+        """Queue one request's rows; returns ``answer(prediction)`` once they are predicted and
+        logged. ``answer`` runs (on the event loop) while the log commits them: encode the response
+        there, and nothing of it is sent before the record is committed."""
         for name in outputs:
             if name not in self.model.output_names:
                 raise InvalidInputError(f"unknown output {name!r}; this model offers {self.model.output_names}")
-        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        predicted: asyncio.Future[Prediction] = loop.create_future()
+        logged: asyncio.Future[None] = loop.create_future()
         key = (tuple(outputs), repr(sorted((params or {}).items())))
-        self._pending.append(_Item(batch, key, tuple(outputs), params, info, future))
+        self._pending.append(_Item(batch, key, tuple(outputs), params, info, predicted, logged))
         self._queue_depth.set(len(self._pending))
         self._wakeup.set()
         if self._arrival is not None and not self._arrival.done():
             self._arrival.set_result(None)
-        return await future
+        prediction = await predicted
+        try:
+            result = answer(prediction)
+        except Exception:
+            await logged  # as before the answer was encoded early: nothing is refused unlogged
+            raise
+        await logged
+        return result
 
     async def run_unbatched(self, data: Any, info: RequestInfo, params: Mapping[str, Any] | None) -> Any:
         """Predict data that cannot be batched (tensor or no signature) on the worker thread, log it."""
@@ -302,9 +322,12 @@ class Batcher:
                 f"returned: nothing is answered unlogged. Check {self.log.where}"
             )
             # One wake-up of the event loop for the whole group, not one per request.
-            loop.call_soon_threadsafe(_settle_all, answered, failure)
+            loop.call_soon_threadsafe(_settle_logged, answered, failure)
 
-        self.log.submit(records, committed)
+        def taken() -> None:  # the answers are encoded while the log commits
+            loop.call_soon_threadsafe(_settle_predicted, answered)
+
+        self.log.submit(records, committed, taken=taken)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -316,9 +339,17 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-def _settle_all(answered: Sequence[tuple[_Item, Prediction]], error: BaseException | None) -> None:
+def _settle_predicted(answered: Sequence[tuple[_Item, Prediction]]) -> None:
     for item, prediction in answered:
-        _settle(item.future, prediction, error)
+        _settle(item.future, prediction, None)
+
+
+def _settle_logged(answered: Sequence[tuple[_Item, Prediction]], error: BaseException | None) -> None:
+    for item, prediction in answered:
+        if item.future.cancelled():  # the client went away before its answer was encoded
+            continue
+        _settle(item.future, prediction, None)  # when the log failed without taking them first
+        _settle(item.logged, None, error)
 
 
 def _to_list(raw: Any) -> Any:
