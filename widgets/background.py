@@ -158,12 +158,12 @@ def _lock_notebook_pages() -> None:
             if comm is not None and getattr(comm, "_comm", True):
                 push(doc, comm)  # what other threads changed first, in order
             # The comm is still closed: keep the changes, and their models unknown to the page.
-            waiting, unsent = doc.callbacks._held_events, set(doc.models._new_models)
+            held, unsent = doc.callbacks._held_events, set(doc.models._new_models)
             doc.callbacks._held_events = []
             try:
                 on_msg(self, ref, manager, msg)
             finally:
-                doc.callbacks._held_events[:0] = waiting
+                doc.callbacks._held_events[:0] = held
                 doc.models._new_models |= unsent
 
     Viewable._repr_mimebundle_ = draw_whole  # type: ignore[method-assign]

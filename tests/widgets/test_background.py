@@ -173,6 +173,15 @@ def _texts_after_replay(page: Document, wire: _SlowWire) -> list[str]:
     return sorted(m.text for m in page.models if type(m).__name__ == "HTML")
 
 
+def _open(wire: _SlowWire) -> None:
+    """The page opens the output's comm; wait for what was held for it to be sent."""
+    wire._comm = True
+    deadline = time.monotonic() + 10
+    while not wire.fragments and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the rest of the patch's fragments
+
+
 def test_a_model_a_patch_brings_is_known_to_the_page_before_another_patch_refers_to_it(monkeypatch) -> None:
     """A background update adds a pane to an output and then changes it, while the kernel's thread
     changes another pane of that output: the patch that brings the new pane must reach the page
@@ -230,11 +239,7 @@ def test_a_change_made_before_the_page_opened_the_output_reaches_it_once_open() 
     assert task.wait(10)
     time.sleep(0.3)
     assert wire.fragments == []  # a comm that is not open is not written to
-    wire._comm = True  # the page drew the output and opened its comm
-    deadline = time.monotonic() + 10
-    while not wire.fragments and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)  # the rest of the patch's fragments
+    _open(wire)  # the page drew the output and opened its comm
     added.object = "changed later"  # by id only: the page must know the pane by now
 
     assert _texts_after_replay(page, wire) == ["&lt;p&gt;changed later&lt;/p&gt;\n", "&lt;p&gt;start&lt;/p&gt;\n"]
@@ -279,15 +284,6 @@ def _draw_in_a_notebook(monkeypatch, viewable: pn.viewable.Viewable) -> tuple[Do
     viewable._repr_mimebundle_()
     (docs_json,), (wire,) = drawn, _ClosedWire.made
     return Document.from_json(next(iter(docs_json.values()))), wire
-
-
-def _open(wire: _ClosedWire) -> None:
-    """The page opens the output's comm; wait for what was held for it to be sent."""
-    wire._comm = True
-    deadline = time.monotonic() + 10
-    while not wire.fragments and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)  # the rest of the patch's fragments
 
 
 def test_a_change_made_while_the_kernel_draws_the_output_reaches_the_page(monkeypatch) -> None:
@@ -343,7 +339,7 @@ def test_a_message_from_the_browser_keeps_the_changes_waiting_for_the_comm(monke
     checkbox = next(m for m in page.models if type(m).__name__ == "Checkbox")
     content = {"events": [{"kind": "ModelChanged", "model": {"id": checkbox.id}, "attr": "active", "new": True}]}
     message = {"header": {"msgid": "1", "msgtype": "PATCH-DOC"}, "metadata": {}, "content": content, "_buffers": {}}
-    comm, client = column._comms[ref]
+    _, client = column._comms[ref]
     client._on_msg(message)  # as the kernel's comm thread hands it over
     assert toggle.value is True
 
