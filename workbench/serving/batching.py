@@ -61,7 +61,7 @@ class _Item:
     params: Mapping[str, Any] | None
     info: RequestInfo
     #: Set once predicted (or failed), while the log may still be committing the record.
-    future: asyncio.Future[Prediction]
+    predicted: asyncio.Future[Prediction]
     #: Set once the log committed the record (or could not).
     logged: asyncio.Future[None]
 
@@ -292,7 +292,7 @@ class Batcher:
         records, answered = [], []
         for item, prediction in zip(group, predictions):
             if isinstance(prediction, WorkbenchError):
-                loop.call_soon_threadsafe(_settle, item.future, None, prediction)
+                loop.call_soon_threadsafe(_settle, item.predicted, None, prediction)
                 continue
             records.append(
                 LogRecord(
@@ -341,14 +341,14 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 def _settle_predicted(answered: Sequence[tuple[_Item, Prediction]]) -> None:
     for item, prediction in answered:
-        _settle(item.future, prediction, None)
+        _settle(item.predicted, prediction, None)
 
 
 def _settle_logged(answered: Sequence[tuple[_Item, Prediction]], error: BaseException | None) -> None:
     for item, prediction in answered:
-        if item.future.cancelled():  # the client went away before its answer was encoded
+        if item.predicted.cancelled():  # the client went away before its answer was encoded
             continue
-        _settle(item.future, prediction, None)  # when the log failed without taking them first
+        _settle(item.predicted, prediction, None)  # when the log failed without taking them first
         _settle(item.logged, None, error)
 
 
