@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from workbench.composition import predicted_per_request
 from workbench.errors import InvalidInputError, MissingDependencyError, SchemaError
 from workbench.predlog.schema import SKLEARN_EXTRA_OUTPUTS
 from workbench.serving.codecs import InputBatch, Tensor, v2_datatype
+from workbench.serving.ensembles import exact_methods
 from workbench.serving.flavors import DirectModel, load_direct, read_mlmodel
 from workbench.tables import TableSchema
 
@@ -180,6 +181,9 @@ class ServedModel:
     per_request: bool = False
     #: The reference profile's feature names: the names rows of a tensor model are logged under.
     feature_names: tuple[str, ...] | None = None
+    #: Faster stand-ins for the estimator's methods, by name, checked at load to give its answers
+    #: bit for bit on the input example (see :mod:`workbench.serving.ensembles`).
+    exact: dict[str, Callable[[Any], Any]] = field(default_factory=dict, repr=False)
     _pyfunc: Any = field(default=None, repr=False)
 
     @property
@@ -343,12 +347,32 @@ class ServedModel:
         except Exception:  # a model whose example no longer predicts still serves; errors show per request
             return
         self.output_spec = {k: v.dtype for k, v in prediction.outputs.items()}
+        self.exact = self._checked_stand_ins(self.frame([batch]))
         for method in self.methods:
             try:
                 (extra,) = self.predict([batch], (method,))
             except Exception:  # offered all the same; a request that asks for it gets the model's error
                 continue
             self.method_shapes[method] = (extra.outputs[method].dtype, extra.outputs[method].shape[1:])
+
+    def _checked_stand_ins(self, frame: pd.DataFrame) -> dict[str, Callable[[Any], Any]]:
+        """The stand-ins of :func:`exact_methods` that give the estimator's own answer on ``frame``,
+        bit for bit (a scikit-learn model loaded without MLflow only)."""
+        if self.sklearn_model is None:
+            return {}
+        checked = {}
+        for name, method in exact_methods(self.sklearn_model).items():
+            try:
+                same = _identical(method(frame), getattr(self.sklearn_model, name)(frame))
+            except Exception:  # the estimator's own method decides what a request gets
+                same = False
+            if same:
+                checked[name] = method
+        return checked
+
+    def _method(self, name: str) -> Callable[[Any], Any]:
+        """The estimator's method ``name``, or its checked stand-in."""
+        return self.exact.get(name) or getattr(self.estimator, name)
 
     def _input_example(self) -> pd.DataFrame | None:
         assert self.model_dir is not None
@@ -512,7 +536,7 @@ class ServedModel:
             if name in named:
                 continue
             if name in self.methods:
-                named[name] = np.asarray(getattr(self.estimator, name)(frame))
+                named[name] = np.asarray(self._method(name)(frame))
             else:
                 raise InvalidInputError(f"unknown output {name!r}; this model offers {self.output_names}")
         if outputs:
@@ -522,7 +546,7 @@ class ServedModel:
     def predict_frame(self, frame: pd.DataFrame, params: Mapping[str, Any] | None = None) -> Any:
         """The model's own answer for a frame of checked inputs (see :meth:`to_batch`)."""
         if self.sklearn_model is not None and not params:
-            return getattr(self.sklearn_model, self.predict_fn)(frame)
+            return self._method(self.predict_fn)(frame)
         if self.direct is not None and not params:
             return self.direct.predict(frame)
         if self.table is not None and not params:
@@ -534,6 +558,16 @@ class ServedModel:
     def predict_unbatched(self, data: Any, params: Mapping[str, Any] | None = None) -> Any:
         """Predict data the model takes as is (tensor signatures, no signature); MLflow checks it."""
         return self.pyfunc.predict(data, params=dict(params) if params else None)
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Whether two answers are the same arrays: shape, dtype and every value's bits."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype == object:
+        return bool(a.tolist() == b.tolist())
+    return a.tobytes() == b.tobytes()
 
 
 def _profile_features(model_dir: Path) -> tuple[str, ...] | None:
