@@ -109,9 +109,10 @@ def test_when_the_truth_arrives_the_badge_says_what_was_measured(running, numeri
     assert told.alerts_detail.startswith("measured accuracy 0.000 on 200 labelled rows (reference ")
 
 
-def test_promoting_a_deployment_made_from_an_alias_moves_that_alias_and_audits_it(register_versions,
-                                                                                     numeric_data) -> None:
-    """Notebook 07's story: after the loop promotes v2, ``models:/NAME@champion`` loads v2, not v1."""
+def test_promoting_a_deployment_made_from_an_alias_moves_that_alias_and_rolling_back_moves_it_back(
+        register_versions, numeric_data) -> None:
+    """Notebook 07's story: after the loop promotes v2, ``models:/NAME@champion`` loads v2, not v1;
+    after a rollback, v1 again, and the deployment still follows the alias."""
     from sklearn.tree import DecisionTreeClassifier
 
     first, second = register_versions([LogisticRegression(max_iter=300), DecisionTreeClassifier(max_depth=3)],
@@ -130,6 +131,14 @@ def test_promoting_a_deployment_made_from_an_alias_moves_that_alias_and_audits_i
         moved = wb.audit_log(first.name, action="set_alias")
         assert list(moved["to_version"])[-1] == second.version
         assert wb.where_deployed(first.name) == {second.version: (f"{name} (local, serving)",)}
+
+        rolled = wb.rollback(name)
+        assert (rolled.model_version, rolled.alias) == (first.version, "champion")
+        assert wb.get_version(first.name, alias="champion").version == first.version
+        assert (wb.load_model(f"models:/{first.name}@champion").predict(X.head(20))
+                == np.asarray(rolled.predict(X.head(20)))).all()
+        assert list(wb.audit_log(first.name, action="set_alias")["to_version"])[-2:] == [second.version,
+                                                                                        first.version]
     finally:
         wb.stop(name)
 
@@ -143,6 +152,8 @@ def test_promoting_a_deployment_made_from_a_version_leaves_the_aliases_alone(reg
     try:
         wb.start_challenger(name, second.uri, shadow=True)
         assert wb.promote(name).model_version == second.version
+        assert wb.get_version(first.name, alias="champion").version == first.version
+        assert wb.rollback(name).model_version == first.version
         assert wb.get_version(first.name, alias="champion").version == first.version
     finally:
         wb.stop(name)

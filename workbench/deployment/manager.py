@@ -595,7 +595,10 @@ def logs(name: str, tail: int = 100) -> str:
 
 
 def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any],
-             on_event: OnEvent | None = None) -> Deployment:
+             on_event: OnEvent | None = None, *, move_alias: bool = False) -> Deployment:
+    """Serve ``model_uri`` under ``name``. With ``move_alias``, a deployment made from
+    ``models:/NAME@ALIAS`` keeps following that alias, which moves to the version now served (when
+    it is a version of the same model)."""
     store = _store()
     record = store.get(name)
     target = load_target(record.target)
@@ -604,6 +607,8 @@ def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any],
 
     exact, model_name, version = resolve_model(model_uri)
     enforce(exact, "deploy")
+    same_model = model_name == record.model_name and version is not None
+    alias = _alias_of(record.requested_uri, record.model_name) if move_alias and same_model else None
     # An image given when deploying holds that model: never reuse it for another one.
     merged = {k: v for k, v in record.options.items() if k != "image"}
     merged.update({k: v for k, v in options.items() if v is not None})
@@ -612,10 +617,14 @@ def _replace(name: str, model_uri: str, action: str, options: Mapping[str, Any],
                           revision=record.revision + 1, workdir=_workdir(name), options=merged)
     _collect_share_moves(record)  # an update ends any challenger: its bandit's last moves first
     placement = target.update(current, spec, on_event=on_event)
-    store.replace(name, requested_uri=model_uri, model_uri=exact, model_name=model_name,
-                  model_version=version, placement=placement.to_dict(), action=action,
+    store.replace(name, requested_uri=record.requested_uri if alias else model_uri, model_uri=exact,
+                  model_name=model_name, model_version=version, placement=placement.to_dict(), action=action,
                   user=get_settings().user)
     _audit(action, name, record.target, model_name, record.model_version, version, exact)
+    if alias and version is not None:
+        from workbench.registry import set_alias
+
+        set_alias(model_name, alias, version)  # writes its own audit record
     return dataclasses.replace(get_deployment(name),
                                change=f"{action}: version {record.model_version} to version {version}")
 
@@ -641,14 +650,19 @@ def update(name: str, model_uri: str, *, on_event: OnEvent | None = None, **opti
 
 
 def rollback(name: str) -> Deployment:
-    """Serve again the model version that ``name`` served before its last update or rollback."""
+    """Serve again the model version that ``name`` served before its last update, promotion or rollback.
+
+    A deployment made from ``models:/NAME@ALIAS`` keeps following that alias, and the alias moves
+    back with it to the version served again, as :func:`promote` moved it forward: the registry's
+    ``@champion`` and what the deployment serves stay the same version.
+    """
     record = _store().get(name)
     served = [h for h in _store().history(name) if h.action != "stop"]
     current = record.model_uri
     previous = next((h for h in reversed(served) if h.model_uri != current), None)
     if previous is None:
         raise DeploymentError(f"deployment {name!r} has served only {current}: there is nothing to roll back to")
-    return _replace(name, previous.model_uri, "rollback", {})
+    return _replace(name, previous.model_uri, "rollback", {}, move_alias=True)
 
 
 def stop(name: str) -> None:
