@@ -95,12 +95,13 @@ def category_values(series: pd.Series) -> pd.Series:
 
 
 def data_hash(data: pd.DataFrame) -> str:
-    """A SHA-256 of a DataFrame's content, column names and dtypes (row order matters, index not)."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([[str(c), str(t)] for c, t in data.dtypes.items()]).encode())
-    if len(data):
-        digest.update(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
+    """A SHA-256 of a DataFrame's content, column names and dtypes (row order matters, index not):
+    of the names and dtypes as JSON, then of pandas' row hashes (``hash_pandas_object(data,
+    index=False)``)."""
+    hashes = _RowHashes(len(data), data.shape[1])
+    for _, series in data.items():
+        hashes.add(series)
+    return hashes.hexdigest()
 
 
 class _RowHashes:

@@ -81,6 +81,25 @@ def test_data_hash_changes_with_content(frame: pd.DataFrame) -> None:
     assert data_hash(frame) != data_hash(changed)
 
 
+def test_data_hash_is_the_hash_recorded_by_earlier_versions() -> None:
+    """Hashes recorded before stay valid: SHA-256 of the names and dtypes, then of pandas' row
+    hashes of the whole frame, for every kind of column and for no rows or no columns."""
+    import hashlib
+    import json
+
+    from support import real_table
+
+    def recorded(data: pd.DataFrame) -> str:
+        digest = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in data.dtypes.items()]).encode())
+        if len(data):
+            digest.update(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
+        return digest.hexdigest()
+
+    table, _, _ = real_table(300)
+    for data in (table, table.head(0), table[[]], table.iloc[::-1]):
+        assert data_hash(data) == recorded(data)
+
+
 def test_bad_input_is_refused_with_a_reason(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="pandas DataFrame"):
         ReferenceProfile.from_data(np.zeros((3, 2)))  # type: ignore[arg-type]
