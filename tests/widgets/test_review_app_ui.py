@@ -364,8 +364,12 @@ def test_team_mode_signs_in_three_browsers_and_keeps_their_selections_apart(
             page.get_by_text("window: 260 rows").first.wait_for(timeout=30_000)
             # ...and each keeps its own selection: its select and its highlighted table row
             assert _select(page, "Feature").input_value() == feature
-            highlighted = page.locator("tr[style*='#ddf4ff']").first.inner_text()
-            assert highlighted.split()[0] == feature, f"{user} sees {highlighted!r} highlighted"
+            # A refresh drawn before the session's change of feature was handled is drawn again
+            # once it is: wait for the highlight to follow the select, then check it is the only one.
+            shaded = page.locator("tr[style*='#ddf4ff']")
+            shaded.locator("td:first-child").get_by_text(feature, exact=True).wait_for(timeout=15_000)
+            highlighted = [row.split()[0] for row in shaded.all_inner_texts()]
+            assert highlighted == [feature], f"{user} sees {highlighted!r} highlighted"
             _settle(page)
             page.screenshot(path=str(SHOTS / f"review-team-{user}.png"), full_page=True)
             watched.assert_clean()
