@@ -161,9 +161,12 @@ def server_warning_filters() -> None:
     a scikit-learn forest), and scikit-learn's ensembles replay the caller's whole filter list around
     each estimator's call, to carry it to joblib's workers. With 16 filters that replay took about
     0.9 ms of a 50-tree forest's 2.2 ms prediction, on every batch; with Python's 5 it takes about
-    0.2 ms. What the dropped filters did: hide import-time notes (numpy's "size changed") and show a
-    few categories every time rather than once per place. A warning raised while serving is now
-    written to the server's log once per place it comes from, deprecations aside, as Python does.
+    0.2 ms. One-job random forests and extra trees no longer go through joblib at all
+    (:mod:`workbench.serving.ensembles`); the replay still costs the ensembles that module does not
+    take (bagging, isolation forests, forests with several jobs). What the dropped filters did:
+    hide import-time notes (numpy's "size changed") and show a few categories every time rather
+    than once per place. A warning raised while serving is now written to the server's log once
+    per place it comes from, deprecations aside, as Python does.
     """
     if sys.warnoptions or sys.flags.dev_mode:
         return
