@@ -16,7 +16,7 @@ import workbench as wb
 from support import TREE_COLUMNS, real_table, real_table_pipeline
 from workbench.serving import model as served_module
 from workbench.serving.ensembles import exact_methods
-from workbench.serving.model import ServedModel
+from workbench.serving.model import ServedModel, _identical as _same
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +44,6 @@ def _forests(table) -> dict[str, tuple[object, pd.DataFrame]]:
         "scaled pipeline": (make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=10, random_state=0))
                             .fit(numbers, cheated), numbers),
     }
-
-
-def _same(a, b) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and a.dtype == b.dtype and (
-        a.tolist() == b.tolist() if a.dtype == object else a.tobytes() == b.tobytes())
 
 
 def test_forests_answer_bit_for_bit_as_scikit_learn_with_one_job(table) -> None:
